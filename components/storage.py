@@ -1,0 +1,62 @@
+"""Storage: the customer-managed key, the data/WAL/backup volumes, and the offsite backup bucket
+with its lifecycle (seed §4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.base import Component
+
+
+@dataclass(frozen=True)
+class VolumePlan:
+    """One block volume, created in its node's zone and mounted at `mount_point` there."""
+
+    node: str
+    purpose: str
+    zone: str
+    size_gb: int
+    iops: int
+    throughput_mbps: int
+    mount_point: str
+
+    @property
+    def name(self) -> str:
+        """`worker-1-data`."""
+        return f"{self.node}-{self.purpose}"
+
+
+@dataclass(frozen=True)
+class BucketLifecycle:
+    """Seed §4.1 and §4.3: infrequent access, then archive, then expiry."""
+
+    infrequent_access_after_days: int
+    archive_after_days: int
+    expire_after_days: int
+
+
+@dataclass(frozen=True)
+class StoragePlan:
+    """The stack's encrypted storage."""
+
+    volumes: tuple[VolumePlan, ...]
+    lifecycle: BucketLifecycle
+
+
+@dataclass(frozen=True)
+class StorageResult:
+    """The key every other encrypted resource uses, the volumes by name, the backup bucket."""
+
+    key_arn: pulumi.Output[str]
+    volume_ids: dict[str, pulumi.Output[str]]
+    backup_bucket_name: pulumi.Output[str]
+    backup_bucket_arn: pulumi.Output[str]
+
+
+class Storage(Component[StoragePlan, StorageResult]):
+    """The cluster's storage."""
+
+    type_token = "dpc:storage:Storage"

@@ -1,0 +1,1 @@
+"""Per-cloud builders, and the one composition that wires them together for every cloud."""

@@ -1,0 +1,37 @@
+"""AWS budget: a monthly cost budget for the stack's resources, by their Stack tag, with e-mail
+alerts on actual and forecast spend (seed §10.3).
+"""
+
+from __future__ import annotations
+
+import pulumi_aws as aws
+
+from components.base import Scope
+from components.budget import BudgetPlan, BudgetResult
+
+NOTIFICATION_TYPE = {"actual": "ACTUAL", "forecast": "FORECASTED"}
+
+
+def build_budget(scope: Scope, plan: BudgetPlan) -> BudgetResult:
+    """Creates the budget and its notifications."""
+    budget = aws.budgets.Budget(
+        scope.child("monthly"),
+        budget_type="COST",
+        limit_amount=f"{plan.monthly_usd:.2f}",
+        limit_unit="USD",
+        time_unit="MONTHLY",
+        cost_filters=[{"name": "TagKeyValue", "values": [f"user:Stack${plan.stack}"]}],
+        notifications=[
+            {
+                "comparison_operator": "GREATER_THAN",
+                "notification_type": NOTIFICATION_TYPE[alert.kind],
+                "threshold": alert.percent,
+                "threshold_type": "PERCENTAGE",
+                "subscriber_email_addresses": list(plan.emails),
+            }
+            for alert in plan.alerts
+        ],
+        tags=scope.tags_with(Name=scope.child("monthly")),
+        opts=scope.opts(),
+    )
+    return BudgetResult(name=budget.name)

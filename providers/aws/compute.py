@@ -1,0 +1,166 @@
+"""AWS compute: one EC2 instance per node in its zone's private subnet, IMDSv2 only, encrypted
+root volumes, no public address; a least-privilege instance profile per role; the bastion in a
+public subnet; the AMI looked up by its exact, pinned name.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+from components.base import Scope
+from components.compute import ComputePlan, ComputeResult
+from components.swarm import MANAGER_ADDRESS, MANAGER_TOKEN, WORKER_TOKEN
+from dpc.model import CAPABILITIES, SWARM_ROLES, Capability, Node, Role
+
+DEVICE_NAMES = ("/dev/sdf", "/dev/sdg", "/dev/sdh", "/dev/sdi")
+"""Attachment slots; on Nitro machines the volume shows up by its id, whatever the slot."""
+
+
+def _statements(capability: Capability, key_arn: str, secrets: dict[str, str], bucket_arn: str) -> list[dict[str, object]]:
+    via_ssm = {"StringLike": {"kms:ViaService": "ssm.*.amazonaws.com"}}
+    via_s3 = {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}}
+    readable = {
+        Capability.READ_MANAGER_JOIN: [secrets[MANAGER_TOKEN], secrets[MANAGER_ADDRESS]],
+        Capability.READ_WORKER_JOIN: [secrets[WORKER_TOKEN], secrets[MANAGER_ADDRESS]],
+    }
+    if capability in readable:
+        return [
+            {"Effect": "Allow", "Action": ["ssm:GetParameter"], "Resource": readable[capability]},
+            {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": key_arn, "Condition": via_ssm},
+        ]
+    if capability is Capability.PUBLISH_JOIN:
+        return [
+            {"Effect": "Allow", "Action": ["ssm:PutParameter"], "Resource": sorted(secrets.values())},
+            {"Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey"], "Resource": key_arn, "Condition": via_ssm},
+        ]
+    return [
+        {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket_arn},
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": f"{bucket_arn}/*"},
+        {"Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": key_arn, "Condition": via_s3},
+    ]
+
+
+def _instance_profile(scope: Scope, plan: ComputePlan, role: Role) -> aws.iam.InstanceProfile:
+    name = scope.child(f"{role.value}-identity")
+    iam_role = aws.iam.Role(
+        name,
+        assume_role_policy=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+        }),
+        description=f"dpc {role.value} machines: only what their role needs",
+        tags=scope.tags_with(Name=name, Role=role.value),
+        opts=scope.opts(),
+    )
+    capabilities = CAPABILITIES[role]
+    if capabilities:
+        secrets = pulumi.Output.all(**plan.bootstrap_secret_ids)
+        policy = pulumi.Output.all(plan.key_arn, secrets, plan.backup_bucket_arn).apply(
+            lambda args: json.dumps({
+                "Version": "2012-10-17",
+                "Statement": [s for capability in capabilities for s in _statements(capability, args[0], args[1], args[2])],
+            }, sort_keys=True)
+        )
+        aws.iam.RolePolicy(name, role=iam_role.id, policy=policy, opts=scope.opts())
+    return aws.iam.InstanceProfile(name, role=iam_role.name, tags=scope.tags_with(Name=name, Role=role.value), opts=scope.opts())
+
+
+def _image(scope: Scope, plan: ComputePlan) -> pulumi.Output[str]:
+    image = aws.ec2.get_ami_output(
+        owners=[plan.image.owner],
+        filters=[{"name": "name", "values": [plan.image.name]}, {"name": "architecture", "values": ["x86_64"]}],
+        most_recent=False,
+        opts=pulumi.InvokeOutputOptions(parent=scope.component),
+    )
+    return image.id
+
+
+def _instance(
+    scope: Scope,
+    plan: ComputePlan,
+    node: Node,
+    *,
+    ami: pulumi.Output[str],
+    subnet_id: pulumi.Input[str],
+    group_ids: Sequence[pulumi.Input[str]],
+    user_data: pulumi.Input[str],
+    profile: aws.iam.InstanceProfile | None,
+    public: bool,
+) -> aws.ec2.Instance:
+    name = scope.child(node.name)
+    return aws.ec2.Instance(
+        name,
+        ami=ami,
+        instance_type=node.machine_type,
+        subnet_id=subnet_id,
+        vpc_security_group_ids=list(group_ids),
+        associate_public_ip_address=public,
+        iam_instance_profile=profile.name if profile else None,
+        user_data=user_data,
+        user_data_replace_on_change=False,
+        metadata_options={
+            "http_endpoint": "enabled",
+            "http_tokens": "required",
+            "http_put_response_hop_limit": 1 if public else 2,
+            "instance_metadata_tags": "disabled",
+        },
+        root_block_device={
+            "volume_type": "gp3",
+            "volume_size": node.root_volume_gb,
+            "encrypted": True,
+            "kms_key_id": plan.key_arn,
+            "delete_on_termination": True,
+            "tags": scope.tags_with(Name=f"{name}-root", Node=node.name),
+        },
+        disable_api_termination=scope.protect_state,
+        monitoring=True,
+        tags=scope.tags_with(Name=name, Role=node.role.value, Node=node.name),
+        opts=scope.opts(ignore_changes=["ami"]),
+    )
+
+
+def build_compute(scope: Scope, plan: ComputePlan) -> ComputeResult:
+    """Creates the instance profiles, the nodes with their volumes attached, and the bastion."""
+    ami = _image(scope, plan)
+    profiles = {role: _instance_profile(scope, plan, role) for role in SWARM_ROLES}
+    instance_ids: dict[str, pulumi.Output[str]] = {}
+    private_ips: dict[str, pulumi.Output[str]] = {}
+    for node in plan.nodes:
+        instance = _instance(
+            scope,
+            plan,
+            node,
+            ami=ami,
+            subnet_id=plan.private_subnet_ids[node.zone],
+            group_ids=[plan.firewall_group_ids[node.role.value]],
+            user_data=plan.user_data[node.name],
+            profile=profiles[node.role],
+            public=False,
+        )
+        for attachment in plan.attachments.get(node.name, ()):
+            aws.ec2.VolumeAttachment(
+                scope.child(f"{node.name}-disk{attachment.slot}"),
+                instance_id=instance.id,
+                volume_id=attachment.volume_id,
+                device_name=DEVICE_NAMES[attachment.slot],
+                stop_instance_before_detaching=True,
+                opts=scope.opts(),
+            )
+        instance_ids[node.name] = instance.id
+        private_ips[node.name] = instance.private_ip
+    bastion = _instance(
+        scope,
+        plan,
+        plan.bastion,
+        ami=ami,
+        subnet_id=plan.public_subnet_ids[plan.bastion.zone],
+        group_ids=[plan.firewall_group_ids[Role.BASTION.value]],
+        user_data=plan.bastion_user_data,
+        profile=None,
+        public=True,
+    )
+    return ComputeResult(instance_ids=instance_ids, private_ips=private_ips, bastion_public_ip=bastion.public_ip)

@@ -1,0 +1,194 @@
+"""AWS network: VPC, subnets, internet and NAT gateways, routes, one security group per role
+generated from the model's firewall matrix, the default security group closed, VPC flow logs.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+
+from components.base import Scope
+from components.network import LOAD_BALANCER_GROUP, NetworkPlan, NetworkResult
+from dpc.model import FromCidrs, FromLoadBalancer, Role, Rule
+
+ALL_TRAFFIC = "-1"
+ESP = "50"
+
+
+def _ingress(scope: Scope, group: str, group_id: pulumi.Input[str], rule: Rule, *, peer: dict[str, pulumi.Input[str]], source: str) -> None:
+    esp = rule.protocol == "esp"
+    ports = rule.protocol if esp else f"{rule.protocol}{rule.port}" + (f"-{rule.to_port}" if rule.to_port != rule.port else "")
+    name = scope.child(f"{group}-in-{ports}-from-{source}")
+    aws.vpc.SecurityGroupIngressRule(
+        name,
+        security_group_id=group_id,
+        ip_protocol=ESP if esp else rule.protocol,
+        from_port=None if esp else rule.port,
+        to_port=None if esp else rule.to_port,
+        description=rule.purpose,
+        tags=scope.tags_with(Name=name),
+        opts=scope.opts(),
+        **peer,
+    )
+
+
+def _security_groups(scope: Scope, plan: NetworkPlan, vpc: aws.ec2.Vpc) -> dict[str, aws.ec2.SecurityGroup]:
+    groups: dict[str, aws.ec2.SecurityGroup] = {}
+    for group in [*(role.value for role in Role), LOAD_BALANCER_GROUP]:
+        groups[group] = aws.ec2.SecurityGroup(
+            scope.child(f"{group}-sg"),
+            vpc_id=vpc.id,
+            description=f"dpc {group} machines: inbound only as the firewall matrix allows",
+            tags=scope.tags_with(Name=scope.child(f"{group}-sg"), Role=group),
+            opts=scope.opts(),
+        )
+        aws.vpc.SecurityGroupEgressRule(
+            scope.child(f"{group}-out-all"),
+            security_group_id=groups[group].id,
+            ip_protocol=ALL_TRAFFIC,
+            cidr_ipv4="0.0.0.0/0",
+            description="All outbound traffic (seed §2.5)",
+            tags=scope.tags_with(Name=scope.child(f"{group}-out-all")),
+            opts=scope.opts(),
+        )
+    cidrs = {"admin": plan.admin_cidrs, "clients": plan.client_cidrs or (plan.cidr,)}
+    for rule in plan.rules:
+        group = LOAD_BALANCER_GROUP if rule.to is None else rule.to.value
+        source = rule.source
+        if isinstance(source, FromCidrs):
+            for index, cidr in enumerate(cidrs[source.kind]):
+                _ingress(scope, group, groups[group].id, rule, peer={"cidr_ipv4": cidr}, source=f"{source.kind}{index}")
+        else:
+            peer = LOAD_BALANCER_GROUP if isinstance(source, FromLoadBalancer) else source.role.value
+            _ingress(scope, group, groups[group].id, rule, peer={"referenced_security_group_id": groups[peer].id}, source=peer)
+    return groups
+
+
+def _flow_logs(scope: Scope, plan: NetworkPlan, vpc: aws.ec2.Vpc) -> None:
+    log_group = aws.cloudwatch.LogGroup(
+        scope.child("flow-logs"),
+        retention_in_days=plan.flow_log_retention_days,
+        kms_key_id=plan.key_arn,
+        tags=scope.tags_with(Name=scope.child("flow-logs")),
+        opts=scope.opts(),
+    )
+    role = aws.iam.Role(
+        scope.child("flow-logs-role"),
+        assume_role_policy=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": "vpc-flow-logs.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+        }),
+        tags=scope.tags_with(Name=scope.child("flow-logs-role")),
+        opts=scope.opts(),
+    )
+    aws.iam.RolePolicy(
+        scope.child("flow-logs-write"),
+        role=role.id,
+        policy=log_group.arn.apply(lambda arn: json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                "Resource": [arn, f"{arn}:*"],
+            }],
+        })),
+        opts=scope.opts(),
+    )
+    aws.ec2.FlowLog(
+        scope.child("flow-log"),
+        vpc_id=vpc.id,
+        traffic_type="ALL",
+        log_destination_type="cloud-watch-logs",
+        log_destination=log_group.arn,
+        iam_role_arn=role.arn,
+        max_aggregation_interval=60,
+        tags=scope.tags_with(Name=scope.child("flow-log")),
+        opts=scope.opts(),
+    )
+
+
+def build_network(scope: Scope, plan: NetworkPlan) -> NetworkResult:
+    """Creates the VPC and everything in it."""
+    vpc = aws.ec2.Vpc(
+        scope.child("vpc"),
+        cidr_block=plan.cidr,
+        enable_dns_hostnames=True,
+        enable_dns_support=True,
+        tags=scope.tags_with(Name=scope.child("vpc")),
+        opts=scope.opts(),
+    )
+    aws.ec2.DefaultSecurityGroup(
+        scope.child("default-sg-closed"),
+        vpc_id=vpc.id,
+        ingress=[],
+        egress=[],
+        tags=scope.tags_with(Name=scope.child("default-sg-closed")),
+        opts=scope.opts(),
+    )
+    gateway = aws.ec2.InternetGateway(scope.child("igw"), vpc_id=vpc.id, tags=scope.tags_with(Name=scope.child("igw")), opts=scope.opts())
+    public_routes = aws.ec2.RouteTable(
+        scope.child("public-rt"), vpc_id=vpc.id, tags=scope.tags_with(Name=scope.child("public-rt")), opts=scope.opts()
+    )
+    aws.ec2.Route(
+        scope.child("public-default"), route_table_id=public_routes.id, destination_cidr_block="0.0.0.0/0", gateway_id=gateway.id, opts=scope.opts()
+    )
+
+    public: dict[str, pulumi.Output[str]] = {}
+    private: dict[str, pulumi.Output[str]] = {}
+    nat: aws.ec2.NatGateway | None = None
+    for index, zone in enumerate(plan.zones):
+        public_subnet = aws.ec2.Subnet(
+            scope.child(f"public-{zone.zone}"),
+            vpc_id=vpc.id,
+            cidr_block=zone.public_cidr,
+            availability_zone=zone.zone,
+            map_public_ip_on_launch=False,
+            tags=scope.tags_with(Name=scope.child(f"public-{zone.zone}"), Tier="public"),
+            opts=scope.opts(),
+        )
+        aws.ec2.RouteTableAssociation(
+            scope.child(f"public-{zone.zone}-rt"), subnet_id=public_subnet.id, route_table_id=public_routes.id, opts=scope.opts()
+        )
+        if plan.nat_per_zone or index == 0:
+            address = aws.ec2.Eip(
+                scope.child(f"nat-{zone.zone}-ip"), domain="vpc", tags=scope.tags_with(Name=scope.child(f"nat-{zone.zone}-ip")), opts=scope.opts()
+            )
+            nat = aws.ec2.NatGateway(
+                scope.child(f"nat-{zone.zone}"),
+                allocation_id=address.id,
+                subnet_id=public_subnet.id,
+                tags=scope.tags_with(Name=scope.child(f"nat-{zone.zone}")),
+                opts=scope.opts(depends_on=[gateway]),
+            )
+        assert nat is not None  # the first zone always creates one
+        private_subnet = aws.ec2.Subnet(
+            scope.child(f"private-{zone.zone}"),
+            vpc_id=vpc.id,
+            cidr_block=zone.private_cidr,
+            availability_zone=zone.zone,
+            map_public_ip_on_launch=False,
+            tags=scope.tags_with(Name=scope.child(f"private-{zone.zone}"), Tier="private"),
+            opts=scope.opts(),
+        )
+        routes = aws.ec2.RouteTable(
+            scope.child(f"private-{zone.zone}-rt"), vpc_id=vpc.id, tags=scope.tags_with(Name=scope.child(f"private-{zone.zone}-rt")), opts=scope.opts()
+        )
+        aws.ec2.Route(
+            scope.child(f"private-{zone.zone}-default"), route_table_id=routes.id, destination_cidr_block="0.0.0.0/0", nat_gateway_id=nat.id, opts=scope.opts()
+        )
+        aws.ec2.RouteTableAssociation(
+            scope.child(f"private-{zone.zone}-rt-assoc"), subnet_id=private_subnet.id, route_table_id=routes.id, opts=scope.opts()
+        )
+        public[zone.zone] = public_subnet.id
+        private[zone.zone] = private_subnet.id
+
+    groups = _security_groups(scope, plan, vpc)
+    _flow_logs(scope, plan, vpc)
+    return NetworkResult(
+        network_id=vpc.id,
+        public_subnet_ids=public,
+        private_subnet_ids=private,
+        firewall_group_ids={name: group.id for name, group in groups.items()},
+    )

@@ -1,0 +1,156 @@
+"""The composition every cloud shares: settings → cloud-neutral plans → components, in dependency
+order (storage, network, swarm, compute, load balancer, budget). A cloud contributes only its
+builders and its provider.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pulumi
+
+from components.base import Scope, StackContext
+from components.budget import BUDGET_ALERTS, Budget, BudgetPlan, BudgetResult
+from components.compute import Attachment, Compute, ComputePlan, ComputeResult
+from components.load_balancer import LoadBalancer, LoadBalancerPlan, LoadBalancerResult
+from components.network import LOAD_BALANCER_GROUP, Network, NetworkPlan, NetworkResult, ZoneSubnets
+from components.storage import BucketLifecycle, Storage, StoragePlan, StorageResult, VolumePlan
+from components.swarm import Mount, Swarm, SwarmPlan, SwarmResult, hostname, render_bastion_cloud_init
+from dpc.model import (
+    FIREWALL_MATRIX,
+    LOAD_BALANCER_HEALTH_CHECK,
+    LOAD_BALANCER_PORT,
+    LOAD_BALANCER_TARGET_ROLE,
+    Node,
+    Role,
+    bastion_node,
+    plan_nodes,
+    stack_tags,
+)
+from dpc.settings import Settings, VolumeSettings
+
+FLOW_LOG_RETENTION_DAYS = {"prod": 365, "staging": 90, "dev": 30}
+
+
+@dataclass(frozen=True)
+class CloudBuilders:
+    """What one cloud contributes: a builder per component and the provider its resources use."""
+
+    provider: Callable[[Settings, str], pulumi.ProviderResource]
+    network: Callable[[Scope, NetworkPlan], NetworkResult]
+    storage: Callable[[Scope, StoragePlan], StorageResult]
+    swarm: Callable[[Scope, SwarmPlan], SwarmResult]
+    compute: Callable[[Scope, ComputePlan], ComputeResult]
+    load_balancer: Callable[[Scope, LoadBalancerPlan], LoadBalancerResult]
+    budget: Callable[[Scope, BudgetPlan], BudgetResult]
+
+
+def network_plan(settings: Settings, key_arn: pulumi.Output[str]) -> NetworkPlan:
+    """Subnets per zone and the firewall matrix, for the stack's CIDRs."""
+    net = settings.network
+    zones = tuple(
+        ZoneSubnets(zone, public, private)
+        for zone, public, private in zip(settings.zones, net.public_subnet_cidrs, net.private_subnet_cidrs, strict=True)
+    )
+    return NetworkPlan(
+        cidr=str(ipaddress.ip_network(net.vpc_cidr)),
+        zones=zones,
+        nat_per_zone=net.nat_gateway_per_zone,
+        rules=FIREWALL_MATRIX,
+        admin_cidrs=tuple(settings.access.admin_cidrs),
+        client_cidrs=tuple(settings.access.client_cidrs),
+        flow_log_retention_days=FLOW_LOG_RETENTION_DAYS[settings.environment],
+        key_arn=key_arn,
+    )
+
+
+def _volume(node: Node, purpose: str, spec: VolumeSettings, mount_point: str) -> VolumePlan:
+    return VolumePlan(node.name, purpose, node.zone, spec.size_gb, spec.iops, spec.throughput_mbps, mount_point)
+
+
+def volume_plans(settings: Settings, nodes: list[Node]) -> tuple[VolumePlan, ...]:
+    """Seed §4.1–4.2: per worker a data and a WAL volume; the backup node's backup volume."""
+    storage = settings.storage
+    volumes: list[VolumePlan] = []
+    for node in nodes:
+        if node.role is Role.WORKER:
+            base = f"/mnt/postgres-cluster/patroni-{node.index}"
+            volumes += [_volume(node, "data", storage.data, base), _volume(node, "wal", storage.wal, f"{base}-wal")]
+        elif node.role is Role.BACKUP:
+            volumes.append(_volume(node, "backups", storage.backup, "/mnt/postgres-cluster/backups"))
+    return tuple(volumes)
+
+
+def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pulumi.Output[str]]:
+    """Creates the whole platform of one stack; returns the stack outputs."""
+    tags = stack_tags(settings, stack)
+    provider = cloud.provider(settings, stack)
+    opts = pulumi.ResourceOptions(provider=provider)
+    context = StackContext(tags, settings.is_prod, opts)
+    prefix = f"dpc-{stack}"
+    nodes = plan_nodes(settings)
+    bastion = bastion_node(settings)
+
+    volumes = volume_plans(settings, nodes)
+    lifecycle = BucketLifecycle(
+        settings.backup.offsite_infrequent_access_after_days,
+        settings.backup.offsite_archive_after_days,
+        settings.backup.offsite_expire_after_days,
+    )
+    storage = Storage(f"{stack}-storage", StoragePlan(volumes, lifecycle), cloud.storage, context).result
+    network = Network(f"{stack}-network", network_plan(settings, storage.key_arn), cloud.network, context).result
+    by_node: dict[str, list[VolumePlan]] = {}
+    for volume in volumes:
+        by_node.setdefault(volume.node, []).append(volume)
+    mounts = {
+        node: tuple(Mount(storage.volume_ids[v.name], v.mount_point) for v in node_volumes)
+        for node, node_volumes in by_node.items()
+    }
+    swarm_plan = SwarmPlan(tuple(nodes), prefix, mounts, tuple(settings.access.ssh_public_keys), storage.key_arn)
+    swarm = Swarm(f"{stack}-swarm", swarm_plan, cloud.swarm, context).result
+    attachments = {
+        node: tuple(Attachment(storage.volume_ids[v.name], slot) for slot, v in enumerate(node_volumes))
+        for node, node_volumes in by_node.items()
+    }
+    compute_plan = ComputePlan(
+        nodes=tuple(nodes),
+        bastion=bastion,
+        hostname_prefix=prefix,
+        image=settings.image,
+        private_subnet_ids=network.private_subnet_ids,
+        public_subnet_ids=network.public_subnet_ids,
+        firewall_group_ids=network.firewall_group_ids,
+        user_data=swarm.user_data,
+        bastion_user_data=render_bastion_cloud_init(
+            host=hostname(prefix, bastion), ssh_public_keys=settings.access.ssh_public_keys
+        ),
+        attachments=attachments,
+        key_arn=storage.key_arn,
+        bootstrap_secret_ids=swarm.bootstrap_secret_ids,
+        backup_bucket_arn=storage.backup_bucket_arn,
+    )
+    compute = Compute(f"{stack}-compute", compute_plan, cloud.compute, context).result
+    internal = not settings.access.client_cidrs
+    subnets = network.private_subnet_ids if internal else network.public_subnet_ids
+    lb_plan = LoadBalancerPlan(
+        internal=internal,
+        port=LOAD_BALANCER_PORT,
+        health_check=LOAD_BALANCER_HEALTH_CHECK,
+        subnet_ids=tuple(subnets[zone] for zone in settings.zones),
+        firewall_group_id=network.firewall_group_ids[LOAD_BALANCER_GROUP],
+        network_id=network.network_id,
+        target_ids={n.name: compute.instance_ids[n.name] for n in nodes if n.role is LOAD_BALANCER_TARGET_ROLE},
+        deletion_protection=settings.is_prod,
+    )
+    endpoint = LoadBalancer(f"{stack}-endpoint", lb_plan, cloud.load_balancer, context).result
+    budget_plan = BudgetPlan(settings.budget.monthly_usd, tuple(settings.budget.alert_emails), BUDGET_ALERTS, stack)
+    budget = Budget(f"{stack}-budget", budget_plan, cloud.budget, context).result
+    return {
+        "databaseEndpoint": endpoint.dns_name,
+        "bastionPublicIp": compute.bastion_public_ip,
+        "backupBucket": storage.backup_bucket_name,
+        "budget": budget.name,
+        "managerPrivateIps": pulumi.Output.all(*(compute.private_ips[n.name] for n in nodes if n.role is Role.MANAGER)).apply(",".join),
+    }

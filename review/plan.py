@@ -1,0 +1,142 @@
+"""The offline plan: runs the real `__main__.py` under Pulumi mocks with a stack's config file and
+records every registration in the shape of `pulumi preview --json`.
+
+Nothing here talks to a cloud. The mocks answer with realistic ids and ARNs so that dependent
+values (user data, policies, attachments) resolve to what they would be; the record keeps the
+inputs as the engine sees them (camelCase), secrets shown as "[secret]".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import runpy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import pulumi
+from google.protobuf import json_format
+from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.stack import run_pulumi_func
+
+from dpc.config import SECRET_SHOWN, stack_file_config
+from review.mocks import AwsMocks
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+SECRET_MARK = "1b47061264138c4ac30d75fd1eb44270"
+RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+
+def _plain_mapping(mapping: dict[str, Any]) -> Any:
+    if mapping.get(SECRET_SIG) == SECRET_MARK:
+        return SECRET_SHOWN
+    if RESOURCE_SIG in mapping:
+        return mapping.get("urn")
+    return {key: _plain(item) for key, item in sorted(mapping.items())}
+
+
+def _plain(value: Any) -> Any:
+    """A serialized property value as `pulumi preview --json` shows it: secrets masked, resource
+    references as URNs, whole numbers as integers (the wire format carries every number as a double).
+    """
+    if isinstance(value, dict):
+        return _plain_mapping(cast(dict[str, Any], value))
+    if isinstance(value, list):
+        return [_plain(item) for item in cast(list[Any], value)]
+    if value == UNKNOWN:
+        return "[unknown]"
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+@dataclass
+class RecordingMonitor(MockMonitor):
+    """The mock monitor, also keeping what the engine would see of each registration."""
+
+    steps: list[dict[str, Any]] = field(default_factory=list[dict[str, Any]])
+
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.steps = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802  (the gRPC method's name)
+        """Records the registration, then answers as the mock monitor does."""
+        urn = self.make_urn(request.parent, request.type, request.name)
+        inputs: dict[str, Any] = _plain(json_format.MessageToDict(request.object)) if request.object else {}
+        self.steps.append({
+            "op": "create",
+            "urn": urn,
+            "provider": request.provider,
+            "newState": {
+                "urn": urn,
+                "type": request.type,
+                "custom": bool(request.custom),
+                "parent": request.parent,
+                "inputs": inputs,
+                "protect": bool(request.protect),
+                "dependencies": sorted(set(request.dependencies)),
+                "provider": request.provider,
+            },
+        })
+        return super().RegisterResource(request)  # pyright: ignore[reportUnknownMemberType]  # the mock monitor is untyped
+
+
+def stack_config(stack: str, root: Path = PROJECT_ROOT) -> tuple[dict[str, str], list[str]]:
+    """The config of `root/Pulumi.<stack>.yaml` as the engine passes it, and its secret keys."""
+    return stack_file_config(root / f"Pulumi.{stack}.yaml")
+
+
+def _region(config: Mapping[str, str]) -> str:
+    return config.get("dpc:region", "us-east-1")
+
+
+def _run_program() -> None:
+    runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__")
+
+
+def build_plan(stack: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """Run the program for the stack file `root/Pulumi.<stack>.yaml` under mocks; return the plan."""
+    config, secret_keys = stack_config(stack, root)
+    monitor = RecordingMonitor(AwsMocks(_region(config)))
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        pulumi.runtime.set_all_config(config, secret_keys)
+        pulumi.runtime.set_mocks(monitor.mocks, project="dpc", stack=stack, preview=False, monitor=monitor)
+        loop.run_until_complete(run_pulumi_func(_run_program))
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+    stack_urn = f"urn:pulumi:{stack}::dpc::pulumi:pulumi:Stack::dpc-{stack}"
+    root_step: dict[str, Any] = {
+        "op": "create",
+        "urn": stack_urn,
+        "newState": {
+            "urn": stack_urn, "type": "pulumi:pulumi:Stack", "custom": False, "parent": "",
+            "inputs": {}, "protect": False, "dependencies": [], "provider": "",
+        },
+    }
+    steps = [root_step, *monitor.steps]
+    return {"steps": steps, "changeSummary": {"create": len(steps)}}
+
+
+def summary(plan: Mapping[str, Any]) -> str:
+    """Resources per component and type, as a reviewer reads a preview."""
+    steps: list[dict[str, Any]] = plan["steps"]
+    components = {s["urn"]: s["urn"].split("::")[-1] for s in steps if not s["newState"]["custom"]}
+    counts: dict[tuple[str, str], int] = {}
+    for step in steps:
+        state = step["newState"]
+        if state["custom"]:
+            owner = components.get(state["parent"], "(stack)")
+            counts[(owner, state["type"])] = counts.get((owner, state["type"]), 0) + 1
+    lines = [f"{plan['changeSummary']['create']} resources to create"]
+    for owner in sorted({owner for owner, _ in counts}):
+        total = sum(n for (o, _), n in counts.items() if o == owner)
+        lines.append(f"  {owner}: {total}")
+        lines.extend(f"    {n:4d}  {t}" for (o, t), n in sorted(counts.items()) if o == owner)
+    return "\n".join(lines)

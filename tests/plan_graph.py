@@ -1,0 +1,67 @@
+"""Reading a plan document as a graph: resources by type and name, ids resolved back to resources."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from review.mocks import mock_id
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One planned resource: its URN, type, name, inputs and options."""
+
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str
+    inputs: dict[str, Any]
+    protect: bool
+    provider: str
+
+    @property
+    def id(self) -> str:
+        return mock_id(self.type, self.name)
+
+
+class PlanGraph:
+    """Queries over the steps of one plan."""
+
+    def __init__(self, plan: dict[str, Any]) -> None:
+        self.plan = plan
+        self.resources = [
+            Resource(s["urn"], s["newState"]["type"], s["urn"].split("::")[-1], s["newState"]["custom"], s["newState"]["parent"],
+                     s["newState"]["inputs"], s["newState"]["protect"], s["newState"]["provider"])
+            for s in plan["steps"]
+        ]
+        self.by_urn = {r.urn: r for r in self.resources}
+        self.by_id = {r.id: r for r in self.resources if r.custom}
+
+    def of_type(self, typ: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == typ]
+
+    def named(self, suffix: str, typ: str | None = None) -> Resource:
+        found = [r for r in self.resources if r.name.endswith(suffix) and (typ is None or r.type == typ)]
+        assert len(found) == 1, f"expected one resource named *{suffix}, found {[r.name for r in found]}"
+        return found[0]
+
+
+@cache
+def sdk_class(token: str) -> type | None:
+    """The pulumi_aws class of a type token such as `aws:ec2/instance:Instance`."""
+    package, module_path, class_name = token.split(":")
+    if package != "aws":
+        return None
+    module = importlib.import_module(f"pulumi_aws.{module_path.split('/')[0]}")
+    return getattr(module, class_name, None)
+
+
+def is_taggable(token: str) -> bool:
+    """Whether the SDK's resource takes a `tags` input: decided by the SDK, not by a list of ours."""
+    cls = sdk_class(token)
+    return cls is not None and "tags" in inspect.signature(cls._internal_init).parameters  # type: ignore[attr-defined]

@@ -1,0 +1,312 @@
+"""The seed's rules, asserted on the recorded resource graph of every shipped stack."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dpc.model import CAPABILITIES, FIREWALL_MATRIX, LOAD_BALANCER_TARGET_ROLE, SWARM_ROLES, FromCidrs, FromLoadBalancer, FromRole, Role, plan_nodes
+from dpc.settings import REQUIRED_TAG_KEYS, Settings
+from tests.plan_graph import PlanGraph, is_taggable
+from tests.unit.conftest import plan_of
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+INSTANCE = "aws:ec2/instance:Instance"
+VOLUME = "aws:ebs/volume:Volume"
+SUBNET = "aws:ec2/subnet:Subnet"
+SG = "aws:ec2/securityGroup:SecurityGroup"
+
+
+def _group_name(graph: PlanGraph, group_id: str) -> str:
+    group = graph.by_id[group_id]
+    assert group.type == SG
+    return group.inputs["tags"]["Role"]
+
+
+def _ingress_set(graph: PlanGraph) -> Counter[tuple[str, str, int, int, str]]:
+    found: Counter[tuple[str, str, int, int, str]] = Counter()
+    for rule in graph.of_type(INGRESS):
+        inputs = rule.inputs
+        source = _group_name(graph, inputs["referencedSecurityGroupId"]) if "referencedSecurityGroupId" in inputs else inputs["cidrIpv4"]
+        protocol = {"50": "esp"}.get(inputs["ipProtocol"], inputs["ipProtocol"])
+        found[(_group_name(graph, inputs["securityGroupId"]), protocol, inputs.get("fromPort", 0), inputs.get("toPort", 0), source)] += 1
+    return found
+
+
+def _expected_ingress(settings: Settings) -> Counter[tuple[str, str, int, int, str]]:
+    cidrs = {"admin": settings.access.admin_cidrs, "clients": settings.access.client_cidrs or [settings.network.vpc_cidr]}
+    expected: Counter[tuple[str, str, int, int, str]] = Counter()
+    for rule in FIREWALL_MATRIX:
+        target = "load-balancer" if rule.to is None else rule.to.value
+        if isinstance(rule.source, FromCidrs):
+            sources = list(cidrs[rule.source.kind])
+        elif isinstance(rule.source, FromLoadBalancer):
+            sources = ["load-balancer"]
+        else:
+            assert isinstance(rule.source, FromRole)
+            sources = [rule.source.role.value]
+        for source in sources:
+            expected[(target, rule.protocol, rule.port, rule.to_port, source)] += 1
+    return expected
+
+
+def test_firewall_matrix_is_realised_exactly_as_security_group_rules(graph: PlanGraph, settings: Settings) -> None:
+    assert _ingress_set(graph) == _expected_ingress(settings)
+
+
+def test_seed_host_ports_are_open_only_from_their_sources(graph: PlanGraph, settings: Settings) -> None:
+    rules = _ingress_set(graph)
+    def sources(group: str, port: int, protocol: str = "tcp") -> set[str]:
+        return {s for (g, p, lo, hi, s) in rules if g == group and p == protocol and lo <= port <= hi}
+    swarm = {role.value for role in SWARM_ROLES}
+    assert sources("manager", 2377) == swarm
+    for role in SWARM_ROLES:
+        assert sources(role.value, 7946) == swarm
+        assert sources(role.value, 7946, "udp") == swarm
+        assert sources(role.value, 4789, "udp") == swarm
+        assert sources(role.value, 0, "esp") == swarm
+        assert sources(role.value, 22) == {"bastion"}, "SSH only from the bastion"
+    assert sources("manager", 2379) == {"manager", "worker"}
+    assert sources("manager", 2380) == {"manager"}
+    assert sources("worker", 8008) == {"manager"}, "Patroni API from monitoring (Prometheus and HAProxy on the managers) only"
+    assert sources("worker", 5432) == {"manager", "app", "backup"}
+    assert sources("bastion", 22) == set(settings.access.admin_cidrs)
+    assert sources("manager", 5432) == {"load-balancer", "app", *(settings.access.client_cidrs or [settings.network.vpc_cidr])}
+
+
+def test_nothing_is_open_to_the_internet(graph: PlanGraph) -> None:
+    for rule in graph.of_type(INGRESS):
+        cidr = rule.inputs.get("cidrIpv4")
+        if cidr is not None:
+            network = ipaddress.ip_network(cidr)
+            assert network.prefixlen >= 8 and str(network) not in ("0.0.0.0/0",), rule.name
+        assert "cidrIpv6" not in rule.inputs
+
+
+def test_default_security_group_is_closed_and_flow_logs_record_all_traffic(graph: PlanGraph) -> None:
+    default = graph.of_type("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup")
+    assert len(default) == 1
+    assert default[0].inputs["ingress"] == [] and default[0].inputs["egress"] == []
+    vpc = graph.of_type("aws:ec2/vpc:Vpc")[0]
+    (flow_log,) = graph.of_type("aws:ec2/flowLog:FlowLog")
+    assert flow_log.inputs["vpcId"] == vpc.id and flow_log.inputs["trafficType"] == "ALL"
+
+
+def test_every_volume_and_store_is_encrypted_with_the_customer_managed_key(graph: PlanGraph) -> None:
+    (key,) = graph.of_type("aws:kms/key:Key")
+    assert key.inputs["enableKeyRotation"] is True
+    key_arns = {v.inputs["kmsKeyId"] for v in graph.of_type(VOLUME)}
+    assert len(key_arns) == 1
+    key_arn = key_arns.pop()
+    assert re.fullmatch(r"arn:aws:kms:us-east-1:\d{12}:key/[0-9a-f-]{36}", key_arn)
+    for volume in graph.of_type(VOLUME):
+        assert volume.inputs["encrypted"] is True and volume.inputs["kmsKeyId"] == key_arn, volume.name
+        assert volume.inputs["type"] == "gp3"
+    for instance in graph.of_type(INSTANCE):
+        root = instance.inputs["rootBlockDevice"]
+        assert root["encrypted"] is True and root["kmsKeyId"] == key_arn, instance.name
+    (sse,) = graph.of_type("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
+    default = sse.inputs["rules"][0]["applyServerSideEncryptionByDefault"]
+    assert default == {"kmsMasterKeyId": key_arn, "sseAlgorithm": "aws:kms"}
+    for group in graph.of_type("aws:cloudwatch/logGroup:LogGroup"):
+        assert group.inputs["kmsKeyId"] == key_arn
+    for parameter in graph.of_type("aws:ssm/parameter:Parameter"):
+        assert parameter.inputs["type"] == "SecureString" and parameter.inputs["keyId"] == key_arn
+
+
+def test_each_worker_has_its_data_and_wal_volume_attached_in_its_zone(graph: PlanGraph, settings: Settings) -> None:
+    volumes = graph.of_type(VOLUME)
+    attachments = graph.of_type("aws:ec2/volumeAttachment:VolumeAttachment")
+    instances = {i.inputs["tags"]["Node"]: i for i in graph.of_type(INSTANCE)}
+    for node in plan_nodes(settings):
+        if node.role is not Role.WORKER:
+            continue
+        mine = [v for v in volumes if v.inputs["tags"]["Node"] == node.name]
+        assert sorted(v.inputs["tags"]["Purpose"] for v in mine) == ["data", "wal"]
+        for volume in mine:
+            assert volume.inputs["availabilityZone"] == node.zone
+            size = settings.storage.data if volume.inputs["tags"]["Purpose"] == "data" else settings.storage.wal
+            assert (volume.inputs["size"], volume.inputs["iops"], volume.inputs["throughput"]) == (size.size_gb, size.iops, size.throughput_mbps)
+            attached = [a for a in attachments if a.inputs["volumeId"] == volume.id]
+            assert len(attached) == 1 and attached[0].inputs["instanceId"] == instances[node.name].id
+        subnet = graph.by_id[instances[node.name].inputs["subnetId"]]
+        assert subnet.inputs["availabilityZone"] == node.zone
+
+
+def test_each_etcd_and_patroni_member_sits_in_its_own_zone(graph: PlanGraph) -> None:
+    for role in (Role.MANAGER, Role.WORKER):
+        instances = [i for i in graph.of_type(INSTANCE) if i.inputs["tags"]["Role"] == role.value]
+        zones = [graph.by_id[i.inputs["subnetId"]].inputs["availabilityZone"] for i in instances]
+        assert len(instances) == 3 and len(set(zones)) == 3, (role, zones)
+
+
+def test_instances_require_imdsv2_and_only_the_bastion_has_a_public_address(graph: PlanGraph) -> None:
+    public_subnets = {s.id for s in graph.of_type(SUBNET) if s.inputs["tags"]["Tier"] == "public"}
+    for subnet in graph.of_type(SUBNET):
+        assert subnet.inputs["mapPublicIpOnLaunch"] is False
+    for instance in graph.of_type(INSTANCE):
+        assert instance.inputs["metadataOptions"]["httpTokens"] == "required", instance.name
+        is_bastion = instance.inputs["tags"]["Role"] == Role.BASTION.value
+        assert instance.inputs["associatePublicIpAddress"] is is_bastion, instance.name
+        assert (instance.inputs["subnetId"] in public_subnets) is is_bastion, instance.name
+        assert ("iamInstanceProfile" in instance.inputs) is not is_bastion
+
+
+def test_the_image_is_looked_up_by_its_pinned_name(graph: PlanGraph, settings: Settings) -> None:
+    amis = {i.inputs["ami"] for i in graph.of_type(INSTANCE)}
+    assert len(amis) == 1 and next(iter(amis)).startswith("ami-")
+    assert re.fullmatch(r"debian-12-amd64-\d{8}-\d{4}", settings.image.name)
+
+
+def test_every_taggable_resource_carries_the_required_tags_in_its_own_inputs(graph: PlanGraph, settings: Settings, stack: str) -> None:
+    checked = 0
+    for resource in graph.resources:
+        if resource.custom and is_taggable(resource.type):
+            tags = resource.inputs.get("tags", {})
+            for key in REQUIRED_TAG_KEYS:
+                assert tags.get(key) == settings.tags[key], (resource.name, key)
+            assert tags.get("ManagedBy") == "pulumi" and tags.get("Stack") == stack, resource.name
+            checked += 1
+    assert checked > 100
+
+
+def test_stateful_resources_are_protected_in_prod_only(graph: PlanGraph, settings: Settings) -> None:
+    stateful = [*graph.of_type(VOLUME), *graph.of_type("aws:kms/key:Key"), *graph.of_type("aws:s3/bucket:Bucket")]
+    assert len(stateful) >= 8
+    for resource in stateful:
+        assert resource.protect is settings.is_prod, resource.name
+    protected = {r.type for r in graph.resources if r.protect}
+    assert protected <= {VOLUME, "aws:kms/key:Key", "aws:s3/bucket:Bucket"}
+
+
+def test_the_load_balancer_forwards_postgres_to_the_haproxy_nodes(graph: PlanGraph, settings: Settings) -> None:
+    (nlb,) = graph.of_type("aws:lb/loadBalancer:LoadBalancer")
+    assert nlb.inputs["loadBalancerType"] == "network"
+    assert nlb.inputs["enableCrossZoneLoadBalancing"] is True
+    assert nlb.inputs["enableDeletionProtection"] is settings.is_prod
+    assert nlb.inputs["internal"] is (not settings.access.client_cidrs)
+    assert [_group_name(graph, g) for g in nlb.inputs["securityGroups"]] == ["load-balancer"]
+    (targets,) = graph.of_type("aws:lb/targetGroup:TargetGroup")
+    assert (targets.inputs["port"], targets.inputs["protocol"]) == (5432, "TCP")
+    check = targets.inputs["healthCheck"]
+    assert (check["protocol"], check["port"], check["interval"], check["healthyThreshold"], check["unhealthyThreshold"]) == ("TCP", "5432", 10, 3, 3)
+    (listener,) = graph.of_type("aws:lb/listener:Listener")
+    assert (listener.inputs["port"], listener.inputs["protocol"]) == (5432, "TCP")
+    assert listener.inputs["defaultActions"][0]["type"] == "forward"
+    managers = {i.id for i in graph.of_type(INSTANCE) if i.inputs["tags"]["Role"] == LOAD_BALANCER_TARGET_ROLE.value}
+    attached = {a.inputs["targetId"] for a in graph.of_type("aws:lb/targetGroupAttachment:TargetGroupAttachment")}
+    assert attached == managers and len(managers) == 3
+
+
+def test_backup_bucket_is_versioned_private_tls_only_with_the_seed_lifecycle(graph: PlanGraph, settings: Settings) -> None:
+    (versioning,) = graph.of_type("aws:s3/bucketVersioning:BucketVersioning")
+    assert versioning.inputs["versioningConfiguration"]["status"] == "Enabled"
+    (block,) = graph.of_type("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+    assert all(block.inputs[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
+    (policy,) = graph.of_type("aws:s3/bucketPolicy:BucketPolicy")
+    statements = json.loads(policy.inputs["policy"])["Statement"]
+    assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements)
+    (lifecycle,) = graph.of_type("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+    rule = lifecycle.inputs["rules"][0]
+    assert rule["status"] == "Enabled"
+    assert [(t["storageClass"], t["days"]) for t in rule["transitions"]] == [("STANDARD_IA", 30), ("GLACIER", 90)]
+    assert rule["expiration"]["days"] == settings.backup.offsite_expire_after_days == 2555
+
+
+def _policies(graph: PlanGraph) -> dict[str, list[dict[str, Any]]]:
+    return {p.name.split("-compute-")[1].removesuffix("-identity"): json.loads(p.inputs["policy"])["Statement"]
+            for p in graph.of_type("aws:iam/rolePolicy:RolePolicy") if "-compute-" in p.name}
+
+
+def test_instance_identities_hold_only_their_roles_capabilities(graph: PlanGraph) -> None:
+    policies = _policies(graph)
+    assert set(policies) == {role.value for role, caps in CAPABILITIES.items() if caps}
+    for role, statements in policies.items():
+        actions = {a for s in statements for a in s["Action"]}
+        for statement in statements:
+            assert statement["Effect"] == "Allow"
+            assert "*" not in json.dumps(statement["Action"])
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            assert all(r.startswith("arn:aws:") and not r.endswith(":*") for r in resources), (role, statement)
+        assert ("s3:PutObject" in actions) is (role in ("worker", "backup")), role
+        assert ("ssm:PutParameter" in actions) is (role == "manager"), role
+        readable = {r for s in statements if s["Action"] == ["ssm:GetParameter"] for r in s["Resource"]}
+        assert any(r.endswith("manager-token") for r in readable) is (role == "manager"), role
+
+
+def test_no_secret_appears_in_plain_text_in_the_plan(graph: PlanGraph) -> None:
+    text = json.dumps(graph.plan)
+    assert "SWMTKN-" not in text
+    assert "PRIVATE KEY" not in text
+    for parameter in graph.of_type("aws:ssm/parameter:Parameter"):
+        assert parameter.inputs["value"] == "[secret]"
+    for instance in graph.of_type(INSTANCE):
+        user_data = instance.inputs["userData"]
+        assert user_data.startswith("#cloud-config\n")
+        assert not re.search(r"(?i)(token|password|secret)\s*[=:]\s*['\"]?[A-Za-z0-9+/]{20,}", user_data), instance.name
+
+
+def test_budget_alerts_the_stacks_addresses(graph: PlanGraph, settings: Settings, stack: str) -> None:
+    (budget,) = graph.of_type("aws:budgets/budget:Budget")
+    assert budget.inputs["limitAmount"] == f"{settings.budget.monthly_usd:.2f}" and budget.inputs["timeUnit"] == "MONTHLY"
+    assert budget.inputs["costFilters"] == [{"name": "TagKeyValue", "values": [f"user:Stack${stack}"]}]
+    alerts = {(n["notificationType"], n["threshold"]) for n in budget.inputs["notifications"]}
+    assert alerts == {("ACTUAL", 80), ("ACTUAL", 100), ("FORECASTED", 100)}
+    assert all(n["subscriberEmailAddresses"] == settings.budget.alert_emails for n in budget.inputs["notifications"])
+
+
+def test_components_own_their_children_under_derived_names(graph: PlanGraph) -> None:
+    components = {r.urn: r for r in graph.resources if not r.custom and r.type != "pulumi:pulumi:Stack"}
+    assert {c.type for c in components.values()} == {
+        "dpc:network:Network", "dpc:storage:Storage", "dpc:swarm:Swarm", "dpc:compute:Compute",
+        "dpc:loadbalancer:LoadBalancer", "dpc:budget:Budget",
+    }
+    provider = graph.of_type("pulumi:providers:aws")
+    assert len(provider) == 1
+    for resource in graph.resources:
+        if resource.custom and not resource.type.startswith("pulumi:providers:"):
+            parent = components[resource.parent]
+            assert resource.name.startswith(f"{parent.name}-"), resource.name
+            assert resource.provider.startswith(provider[0].urn), resource.name
+
+
+def test_plan_has_the_shape_of_pulumi_preview_json(graph: PlanGraph) -> None:
+    plan = graph.plan
+    assert plan["changeSummary"] == {"create": len(plan["steps"])}
+    for step in plan["steps"]:
+        assert step["op"] == "create" and step["urn"] == step["newState"]["urn"]
+        assert set(step["newState"]) == {"urn", "type", "custom", "parent", "inputs", "protect", "dependencies", "provider"}
+        assert all(not re.search(r"_[a-z]", key) for key in step["newState"]["inputs"]), "inputs are camelCase"
+
+
+@pytest.mark.parametrize("stack", ["prod"])
+def test_prod_has_a_nat_gateway_per_zone_and_a_backup_node(graph: PlanGraph) -> None:
+    assert len(graph.of_type("aws:ec2/natGateway:NatGateway")) == 3
+    assert [i.inputs["tags"]["Node"] for i in graph.of_type(INSTANCE) if i.inputs["tags"]["Role"] == "backup"] == ["backup-1"]
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging"])
+def test_smaller_environments_share_one_nat_gateway(graph: PlanGraph) -> None:
+    assert len(graph.of_type("aws:ec2/natGateway:NatGateway")) == 1
+
+
+def test_listing_client_cidrs_makes_the_endpoint_public_for_those_networks_only(tmp_path: Path) -> None:
+    prod = (PROJECT_ROOT / "Pulumi.prod.yaml").read_text()
+    (tmp_path / "Pulumi.prod.yaml").write_text(prod.replace("clientCidrs: []", "clientCidrs: [198.51.100.0/24, 192.0.2.0/25]"))
+    graph = PlanGraph(plan_of("prod", tmp_path))
+    (nlb,) = graph.of_type("aws:lb/loadBalancer:LoadBalancer")
+    assert nlb.inputs["internal"] is False
+    public_subnets = {s.id for s in graph.of_type(SUBNET) if s.inputs["tags"]["Tier"] == "public"}
+    assert set(nlb.inputs["subnets"]) == public_subnets
+    rules = _ingress_set(graph)
+    assert {s for (g, _, lo, _, s) in rules if g == "load-balancer" and lo == 5432} == {"198.51.100.0/24", "192.0.2.0/25"}
+    assert {s for (g, _, lo, _, s) in rules if g == "app" and lo in (6432, 6379)} == {"198.51.100.0/24", "192.0.2.0/25"}
+    assert "10.20.0.0/16" not in {s for (*_, s) in rules}
