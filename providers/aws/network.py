@@ -109,6 +109,19 @@ def _flow_logs(scope: Scope, plan: NetworkPlan, vpc: aws.ec2.Vpc) -> None:
     )
 
 
+def _subnet(scope: Scope, vpc: aws.ec2.Vpc, zone: str, cidr: str, tier: str) -> aws.ec2.Subnet:
+    """A subnet of one zone; no machine gets a public address by default, even in a public subnet."""
+    return aws.ec2.Subnet(
+        scope.child(f"{tier}-{zone}"),
+        vpc_id=vpc.id,
+        cidr_block=cidr,
+        availability_zone=zone,
+        map_public_ip_on_launch=False,
+        tags=scope.tags_with(Name=scope.child(f"{tier}-{zone}"), Tier=tier),
+        opts=scope.opts(),
+    )
+
+
 def build_network(scope: Scope, plan: NetworkPlan) -> NetworkResult:
     """Creates the VPC and everything in it."""
     vpc = aws.ec2.Vpc(
@@ -139,15 +152,7 @@ def build_network(scope: Scope, plan: NetworkPlan) -> NetworkResult:
     private: dict[str, pulumi.Output[str]] = {}
     nat: aws.ec2.NatGateway | None = None
     for index, zone in enumerate(plan.zones):
-        public_subnet = aws.ec2.Subnet(
-            scope.child(f"public-{zone.zone}"),
-            vpc_id=vpc.id,
-            cidr_block=zone.public_cidr,
-            availability_zone=zone.zone,
-            map_public_ip_on_launch=False,
-            tags=scope.tags_with(Name=scope.child(f"public-{zone.zone}"), Tier="public"),
-            opts=scope.opts(),
-        )
+        public_subnet = _subnet(scope, vpc, zone.zone, zone.public_cidr, "public")
         aws.ec2.RouteTableAssociation(
             scope.child(f"public-{zone.zone}-rt"), subnet_id=public_subnet.id, route_table_id=public_routes.id, opts=scope.opts()
         )
@@ -163,15 +168,7 @@ def build_network(scope: Scope, plan: NetworkPlan) -> NetworkResult:
                 opts=scope.opts(depends_on=[gateway]),
             )
         assert nat is not None  # the first zone always creates one
-        private_subnet = aws.ec2.Subnet(
-            scope.child(f"private-{zone.zone}"),
-            vpc_id=vpc.id,
-            cidr_block=zone.private_cidr,
-            availability_zone=zone.zone,
-            map_public_ip_on_launch=False,
-            tags=scope.tags_with(Name=scope.child(f"private-{zone.zone}"), Tier="private"),
-            opts=scope.opts(),
-        )
+        private_subnet = _subnet(scope, vpc, zone.zone, zone.private_cidr, "private")
         routes = aws.ec2.RouteTable(
             scope.child(f"private-{zone.zone}-rt"), vpc_id=vpc.id, tags=scope.tags_with(Name=scope.child(f"private-{zone.zone}-rt")), opts=scope.opts()
         )

@@ -1,0 +1,28 @@
+"""`python -m review plan`: writes the plan file and a readable summary, and refuses a missing stack."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from review.__main__ import main
+
+
+def test_plan_command_writes_the_plan_and_prints_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "plan.json"
+    assert main(["plan", "--stack", "dev", "--out", str(out)]) == 0
+    plan = json.loads(out.read_text())
+    printed = capsys.readouterr().out
+    assert f"{plan['changeSummary']['create']} resources to create" in printed
+    for component in ("dev-network", "dev-storage", "dev-swarm", "dev-compute", "dev-endpoint", "dev-budget"):
+        assert f"  {component}: " in printed
+    assert "aws:ec2/instance:Instance" in printed
+    assert f"written to {out}" in printed
+
+
+def test_plan_command_names_the_stack_files_when_the_stack_is_unknown(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "--stack", "nonexistent"]) == 2
+    error = capsys.readouterr().err
+    assert "no stack file Pulumi.nonexistent.yaml" in error and "Pulumi.prod.yaml" in error
