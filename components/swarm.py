@@ -81,7 +81,7 @@ _CloudConfigDumper.add_representer(str, _represent_text)
 
 
 def _cloud_config(document: dict[str, object]) -> str:
-    return "#cloud-config\n" + yaml.dump(document, Dumper=_CloudConfigDumper, sort_keys=True, width=1000)
+    return "#cloud-config\n" + yaml.dump(document, Dumper=_CloudConfigDumper, sort_keys=True, width=1000, allow_unicode=True)
 
 
 def hostname(prefix: str, node: Node) -> str:
