@@ -214,7 +214,8 @@ class Node:
 
 def _labels(role: Role, index: int) -> dict[str, str]:
     """Seed §5.2 step 2, plus placement labels the seed leaves implicit: `dpc.role` on every node,
-    `postgres.pgbouncer` on the app nodes and `postgres.backup` on the backup node."""
+    `postgres.pgbouncer` on the app nodes and `postgres.backup` on the backup node.
+    """
     labels = {"dpc.role": role.value}
     if role is Role.MANAGER:
         labels["postgres.etcd"] = f"etcd-{index}"

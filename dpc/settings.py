@@ -18,14 +18,14 @@ import ipaddress
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Literal, cast
+from typing import Annotated, Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 
 from dpc.catalog import MACHINE_TYPES, Cloud
-from dpc.sizing import cores_needed
 from dpc.environments import ENVIRONMENT_DEFAULTS, Environment
+from dpc.sizing import cores_needed
 
 CONFIG_NAMESPACE = "dpc"
 REQUIRED_TAG_KEYS = ("Environment", "Service", "Owner", "CostCenter")
@@ -40,9 +40,7 @@ GP3_MIN_THROUGHPUT, GP3_MAX_THROUGHPUT, GP3_THROUGHPUT_PER_IOPS = 125, 2000, 0.2
 class Section(BaseModel):
     """Base of every settings section: camelCase keys as in YAML, unknown keys rejected."""
 
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True)
 
 
 Cidr = Annotated[str, Field(pattern=r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")]
@@ -248,7 +246,11 @@ def _check_network(s: Settings) -> Iterator[Problem]:
     if not vpc.is_private:
         yield Problem("network.vpcCidr", f"{vpc} is not a private range", "use a range inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16")
     if vpc.overlaps(OVERLAY_SUPERNET):
-        yield Problem("network.vpcCidr", f"{vpc} overlaps the Swarm overlay networks {OVERLAY_SUPERNET} of seed §2.2", "choose a range outside 10.10.0.0/22, for example 10.20.0.0/16")
+        yield Problem(
+            "network.vpcCidr",
+            f"{vpc} overlaps the Swarm overlay networks {OVERLAY_SUPERNET} of seed §2.2",
+            "choose a range outside 10.10.0.0/22, for example 10.20.0.0/16",
+        )
     if not 16 <= vpc.prefixlen <= 24:
         yield Problem("network.vpcCidr", f"/{vpc.prefixlen} is outside the /16–/24 a VPC may have", "use a prefix between /16 and /24")
     seen: list[tuple[str, ipaddress.IPv4Network]] = []
@@ -277,10 +279,16 @@ def _check_zones(s: Settings) -> Iterator[Problem]:
     if len(set(s.zones)) != len(s.zones):
         yield Problem("zones", "a zone is listed twice", "list each zone once")
     if s.is_prod and len(set(s.zones)) < 3:
-        yield Problem("zones", f"prod needs 3 zones so that each etcd and Patroni member sits in its own zone; {len(set(s.zones))} given", "list three zones of the region")
+        yield Problem(
+            "zones",
+            f"prod needs 3 zones so that each etcd and Patroni member sits in its own zone; {len(set(s.zones))} given",
+            "list three zones of the region",
+        )
     for index, zone in enumerate(s.zones):
         if zone == s.region or not zone.startswith(s.region):
-            yield Problem(f"zones[{index}]", f"{zone!r} is not a zone of region {s.region!r}", f"use zones named {s.region}<letter>, or the region's zone names")
+            yield Problem(
+                f"zones[{index}]", f"{zone!r} is not a zone of region {s.region!r}", f"use zones named {s.region}<letter>, or the region's zone names"
+            )
 
 
 @_check("nodes", "cloud", "zones", "environment")
@@ -303,16 +311,28 @@ def _check_nodes(s: Settings) -> Iterator[Problem]:
         yield Problem("nodes.backup.count", "at most one dedicated backup node is supported", "use 0 or 1")
     for name, group in (("managers", s.nodes.managers), ("workers", s.nodes.workers)):
         if group.count > len(set(s.zones)) and s.is_prod:
-            yield Problem(f"nodes.{name}.count", f"{group.count} members over {len(set(s.zones))} zones puts two in one zone", "list as many zones as members, or use 3 members")
+            yield Problem(
+                f"nodes.{name}.count",
+                f"{group.count} members over {len(set(s.zones))} zones puts two in one zone",
+                "list as many zones as members, or use 3 members",
+            )
 
 
 def _gp3_problems(path: str, volume: VolumeSettings) -> Iterator[Problem]:
     max_iops = min(GP3_MAX_IOPS, max(GP3_MIN_IOPS, volume.size_gb * GP3_IOPS_PER_GIB))
     if not GP3_MIN_IOPS <= volume.iops <= max_iops:
-        yield Problem(f"{path}.iops", f"{volume.iops} IOPS is outside what gp3 allows for {volume.size_gb} GiB ({GP3_MIN_IOPS}–{max_iops})", f"set iops between {GP3_MIN_IOPS} and {max_iops}, or grow sizeGb")
+        yield Problem(
+            f"{path}.iops",
+            f"{volume.iops} IOPS is outside what gp3 allows for {volume.size_gb} GiB ({GP3_MIN_IOPS}–{max_iops})",
+            f"set iops between {GP3_MIN_IOPS} and {max_iops}, or grow sizeGb",
+        )
     max_throughput = min(GP3_MAX_THROUGHPUT, max(GP3_MIN_THROUGHPUT, int(volume.iops * GP3_THROUGHPUT_PER_IOPS)))
     if not GP3_MIN_THROUGHPUT <= volume.throughput_mbps <= max_throughput:
-        yield Problem(f"{path}.throughputMbps", f"{volume.throughput_mbps} MiB/s is outside what gp3 allows at {volume.iops} IOPS ({GP3_MIN_THROUGHPUT}–{max_throughput})", f"set throughputMbps between {GP3_MIN_THROUGHPUT} and {max_throughput}, or raise iops")
+        yield Problem(
+            f"{path}.throughputMbps",
+            f"{volume.throughput_mbps} MiB/s is outside what gp3 allows at {volume.iops} IOPS ({GP3_MIN_THROUGHPUT}–{max_throughput})",
+            f"set throughputMbps between {GP3_MIN_THROUGHPUT} and {max_throughput}, or raise iops",
+        )
 
 
 @_check("storage", "cloud")
@@ -326,11 +346,23 @@ def _check_storage(s: Settings) -> Iterator[Problem]:
 def _check_backup(s: Settings) -> Iterator[Problem]:
     b = s.backup
     if b.offsite_archive_after_days <= b.offsite_infrequent_access_after_days:
-        yield Problem("backup.offsiteArchiveAfterDays", "archiving must come after the move to infrequent access", f"use more than {b.offsite_infrequent_access_after_days}")
+        yield Problem(
+            "backup.offsiteArchiveAfterDays",
+            "archiving must come after the move to infrequent access",
+            f"use more than {b.offsite_infrequent_access_after_days}",
+        )
     if b.offsite_expire_after_days < b.offsite_archive_after_days + 90:
-        yield Problem("backup.offsiteExpireAfterDays", "archive storage bills at least 90 days, so expiry must come 90 days after archiving", f"use at least {b.offsite_archive_after_days + 90}")
+        yield Problem(
+            "backup.offsiteExpireAfterDays",
+            "archive storage bills at least 90 days, so expiry must come 90 days after archiving",
+            f"use at least {b.offsite_archive_after_days + 90}",
+        )
     if b.daily_retention_days > b.wal_retention_days:
-        yield Problem("backup.walRetentionDays", "point-in-time recovery from the oldest daily backup needs WAL kept at least as long", f"use at least {b.daily_retention_days}")
+        yield Problem(
+            "backup.walRetentionDays",
+            "point-in-time recovery from the oldest daily backup needs WAL kept at least as long",
+            f"use at least {b.daily_retention_days}",
+        )
 
 
 @_check("access")
@@ -372,7 +404,11 @@ def _check_database(s: Settings) -> Iterator[Problem]:
     worker = MACHINE_TYPES[s.cloud].get(s.nodes.workers.machine_type)
     cores = cores_needed(s.database.expected_tps)
     if worker is not None and worker.vcpus < cores:
-        yield Problem("nodes.workers.machineType", f"{worker.name} has {worker.vcpus} vCPUs; {s.database.expected_tps} TPS needs {cores} (seed §6.3: max(4, tps/500))", "choose a larger machine type or lower database.expectedTps")
+        yield Problem(
+            "nodes.workers.machineType",
+            f"{worker.name} has {worker.vcpus} vCPUs; {s.database.expected_tps} TPS needs {cores} (seed §6.3: max(4, tps/500))",
+            "choose a larger machine type or lower database.expectedTps",
+        )
 
 
 def _config_key_path(key: str) -> str:
@@ -387,10 +423,12 @@ def settings_from_config(values: Mapping[str, object]) -> Settings:
     """
     environment = values.get("environment")
     if not isinstance(environment, str) or environment not in ENVIRONMENT_DEFAULTS:
-        raise SettingsError([Problem("environment", f"{environment!r} is not an environment", "set dpc:environment to one of: " + ", ".join(ENVIRONMENT_DEFAULTS))])
-    merged = _deep_merge(ENVIRONMENT_DEFAULTS[cast(Environment, environment)], {_config_key_path(k): v for k, v in values.items()})
+        raise SettingsError(
+            [Problem("environment", f"{environment!r} is not an environment", "set dpc:environment to one of: " + ", ".join(ENVIRONMENT_DEFAULTS))]
+        )
+    merged = _deep_merge(ENVIRONMENT_DEFAULTS[environment], {_config_key_path(k): v for k, v in values.items()})
     problems: list[Problem] = []
-    valid: dict[str, object] = {}
+    valid: dict[str, Any] = {}
     try:
         settings = Settings.model_validate(merged)
         valid = dict(settings)
@@ -399,9 +437,9 @@ def settings_from_config(values: Mapping[str, object]) -> Settings:
         broken = {str(detail["loc"][0]) for detail in error.errors() if detail["loc"]}
         for name, field in Settings.model_fields.items():
             alias = field.alias or name
-            if alias not in broken and alias in merged:
+            if alias not in broken and alias in merged and field.annotation is not None:
                 valid[name] = TypeAdapter(field.annotation).validate_python(merged[alias])
-    partial = Settings.model_construct(**valid)
+    partial = Settings.model_construct(set(valid), **valid)
     for needs, check in _CHECKS:
         if needs <= valid.keys():
             problems.extend(check(partial))

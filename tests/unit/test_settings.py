@@ -1,0 +1,839 @@
+"""Stack settings validation (dpc/settings.py): the shipped stacks, one test per rule, every problem
+at once, and a bad stack file run end to end through the offline plan."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import review.__main__ as review_cli
+import review.plan
+from dpc.catalog import MACHINE_TYPES
+from dpc.settings import Problem, Settings, SettingsError, settings_from_config
+from review.plan import PROJECT_ROOT, build_plan, stack_config
+
+STACKS_DIR = Path(__file__).parent / "stacks"
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def config_values(stack: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """The `dpc:*` values of a stack file as dpc/config.py hands them to settings_from_config: the
+    namespace stripped, JSON text decoded (pulumi.Config.get_object), plain strings kept as they are."""
+    config, _ = stack_config(stack, root)
+    values: dict[str, Any] = {}
+    for key, text in config.items():
+        assert key.startswith("dpc:"), key
+        try:
+            values[key.removeprefix("dpc:")] = json.loads(text)
+        except json.JSONDecodeError:
+            values[key.removeprefix("dpc:")] = text
+    return values
+
+
+def stack(name: str = "prod", **overrides: Any) -> dict[str, Any]:
+    """A deep copy of a shipped stack's values with top-level keys replaced."""
+    values = copy.deepcopy(config_values(name))
+    values.update(overrides)
+    return values
+
+
+def problems_of(values: dict[str, Any]) -> list[Problem]:
+    with pytest.raises(SettingsError) as caught:
+        settings_from_config(values)
+    problems = caught.value.problems
+    assert problems, "a SettingsError must carry at least one problem"
+    return problems
+
+
+def only_problem(values: dict[str, Any]) -> Problem:
+    problems = problems_of(values)
+    assert len(problems) == 1, [str(p) for p in problems]
+    return problems[0]
+
+
+def at(problems: list[Problem], path: str) -> list[Problem]:
+    found = [p for p in problems if p.path == path]
+    assert found, f"no problem at {path}; got {[str(p) for p in problems]}"
+    return found
+
+
+def network(values: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    return {**values["network"], **changes}
+
+
+# --- the shipped stacks -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["prod", "staging", "dev"])
+def test_shipped_stack_validates_and_keeps_its_own_values(name: str) -> None:
+    values = config_values(name)
+    settings = settings_from_config(values)
+
+    assert isinstance(settings, Settings)
+    assert settings.environment == name
+    assert settings.cloud == "aws"
+    assert settings.region == values["region"] == "us-east-1"
+    assert settings.zones == values["zones"]
+    assert len(settings.zones) == 3
+    assert settings.network.vpc_cidr == values["network"]["vpcCidr"]
+    assert settings.network.private_subnet_cidrs == values["network"]["privateSubnetCidrs"]
+    assert settings.tags == values["tags"]
+    assert settings.budget.monthly_usd == values["budget"]["monthlyUsd"]
+    assert settings.is_prod is (name == "prod")
+
+
+def test_prod_stack_gets_the_seed_defaults() -> None:
+    settings = settings_from_config(config_values("prod"))
+    nodes, storage = settings.nodes, settings.storage
+
+    assert (nodes.managers.count, nodes.managers.machine_type) == (3, "t3.xlarge")
+    assert (nodes.workers.count, nodes.workers.machine_type) == (3, "r6i.2xlarge")
+    assert (nodes.app.count, nodes.app.machine_type) == (2, "t3.large")
+    assert nodes.backup.count == 1
+    assert (storage.data.size_gb, storage.data.iops, storage.data.throughput_mbps) == (2048, 16000, 1000)
+    assert storage.wal.size_gb == 500
+    assert settings.database.expected_tps == 1000
+
+
+@pytest.mark.parametrize("name", ["staging", "dev"])
+def test_staging_and_dev_are_smaller_but_fail_over_like_prod(name: str) -> None:
+    prod = settings_from_config(config_values("prod"))
+    settings = settings_from_config(config_values(name))
+    catalog = MACHINE_TYPES["aws"]
+
+    assert settings.nodes.managers.count == 3
+    assert settings.nodes.workers.count == 3
+    assert settings.nodes.app.count == 2
+    assert settings.nodes.backup.count == 0
+    worker, prod_worker = catalog[settings.nodes.workers.machine_type], catalog[prod.nodes.workers.machine_type]
+    assert worker.memory_gib < prod_worker.memory_gib
+    assert worker.vcpus < prod_worker.vcpus
+    assert catalog[settings.nodes.managers.machine_type].vcpus < catalog[prod.nodes.managers.machine_type].vcpus
+    assert settings.storage.data.size_gb < prod.storage.data.size_gb
+    assert settings.storage.wal.size_gb < prod.storage.wal.size_gb
+    assert settings.storage.data.iops < prod.storage.data.iops
+
+
+def test_dev_is_smaller_than_staging() -> None:
+    staging = settings_from_config(config_values("staging"))
+    dev = settings_from_config(config_values("dev"))
+
+    assert dev.storage.data.size_gb < staging.storage.data.size_gb
+    assert MACHINE_TYPES["aws"][dev.nodes.workers.machine_type].memory_gib < MACHINE_TYPES["aws"][staging.nodes.workers.machine_type].memory_gib
+
+
+def test_stack_file_overrides_a_default_key_by_key() -> None:
+    settings = settings_from_config(stack(nodes={"workers": {"machineType": "r6i.4xlarge"}}))
+
+    assert settings.nodes.workers.machine_type == "r6i.4xlarge"
+    assert settings.nodes.workers.count == 3
+    assert settings.nodes.workers.root_volume_gb == 100
+    assert settings.nodes.managers.machine_type == "t3.xlarge"
+
+
+def test_problem_and_error_name_the_key_as_written_in_the_stack_file() -> None:
+    error = SettingsError([Problem("storage.data.iops", "too many", "use fewer"), Problem("zones", "too few", "add one")])
+
+    assert str(error.problems[0]) == "dpc:storage.data.iops: too many — use fewer"
+    assert str(error).startswith("2 problem(s) in the stack settings:")
+    assert "  - dpc:zones: too few — add one" in str(error)
+
+
+# --- network ----------------------------------------------------------------------------------------
+
+
+def test_overlapping_private_subnets() -> None:
+    values = stack()
+    values["network"]["privateSubnetCidrs"][1] = "10.20.8.0/21"
+
+    problem = only_problem(values)
+
+    assert problem.path == "network.privateSubnetCidrs[1]"
+    assert "10.20.8.0/21" in problem.message
+    assert "10.20.0.0/20" in problem.message
+    assert "network.privateSubnetCidrs[0]" in problem.message
+    assert "own range" in problem.fix
+
+
+def test_public_subnet_overlapping_a_private_one() -> None:
+    values = stack()
+    values["network"]["publicSubnetCidrs"][0] = "10.20.0.0/24"
+
+    problem = only_problem(values)
+
+    assert problem.path == "network.publicSubnetCidrs[0]"
+    assert "10.20.0.0/24" in problem.message
+    assert "network.privateSubnetCidrs[0]" in problem.message
+
+
+def test_adjacent_subnets_do_not_overlap() -> None:
+    values = stack()
+    values["network"]["privateSubnetCidrs"] = ["10.20.0.0/20", "10.20.16.0/20", "10.20.32.0/19"]
+
+    assert settings_from_config(values).network.private_subnet_cidrs[2] == "10.20.32.0/19"
+
+
+def test_subnet_outside_the_vpc() -> None:
+    values = stack()
+    values["network"]["privateSubnetCidrs"][2] = "10.21.32.0/20"
+
+    problem = only_problem(values)
+
+    assert problem.path == "network.privateSubnetCidrs[2]"
+    assert "10.21.32.0/20" in problem.message
+    assert "10.20.0.0/16" in problem.message
+    assert "10.20.0.0/16" in problem.fix
+
+
+def test_vpc_overlapping_the_swarm_overlay_supernet() -> None:
+    values = stack(
+        network={
+            "vpcCidr": "10.10.0.0/16",
+            "privateSubnetCidrs": ["10.10.16.0/20", "10.10.32.0/20", "10.10.48.0/20"],
+            "publicSubnetCidrs": ["10.10.128.0/24", "10.10.129.0/24", "10.10.130.0/24"],
+            "natGatewayPerZone": True,
+        }
+    )
+
+    problem = only_problem(values)
+
+    assert problem.path == "network.vpcCidr"
+    assert "10.10.0.0/16" in problem.message
+    assert "10.10.0.0/22" in problem.message
+    assert "outside 10.10.0.0/22" in problem.fix
+
+
+def test_vpc_next_to_the_overlay_supernet_is_allowed() -> None:
+    values = stack(
+        network={
+            "vpcCidr": "10.10.4.0/22",
+            "privateSubnetCidrs": ["10.10.4.0/25", "10.10.4.128/25", "10.10.5.0/25"],
+            "publicSubnetCidrs": ["10.10.6.0/26", "10.10.6.64/26", "10.10.6.128/26"],
+            "natGatewayPerZone": False,
+        }
+    )
+
+    assert settings_from_config(values).network.vpc_cidr == "10.10.4.0/22"
+
+
+@pytest.mark.parametrize("key", ["privateSubnetCidrs", "publicSubnetCidrs"])
+def test_subnet_count_must_match_zone_count(key: str) -> None:
+    values = stack()
+    values["network"][key] = values["network"][key][:2]
+
+    problem = only_problem(values)
+
+    assert problem.path == f"network.{key}"
+    assert "2 subnet(s) for 3 zone(s)" in problem.message
+    assert "one subnet per zone" in problem.fix
+
+
+def test_cidr_with_host_bits_is_not_a_network_address() -> None:
+    values = stack()
+    values["network"]["vpcCidr"] = "10.20.0.1/16"
+
+    problem = only_problem(values)
+
+    assert problem.path == "network.vpcCidr"
+    assert "10.20.0.1/16" in problem.message
+    assert "10.20.0.0/16" in problem.fix
+
+
+# --- zones ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [2, 4])
+def test_even_etcd_count_is_rejected(count: int) -> None:
+    values = stack("dev", nodes={"managers": {"count": count}})
+
+    problem = only_problem(values)
+
+    assert problem.path == "nodes.managers.count"
+    assert f"{count} etcd members" in problem.message
+    assert "odd" in problem.fix
+
+
+@pytest.mark.parametrize("count", [0, 1])
+def test_etcd_count_below_three_is_rejected(count: int) -> None:
+    values = stack("dev", nodes={"managers": {"count": count}})
+
+    problem = only_problem(values)
+
+    assert problem.path == "nodes.managers.count"
+    assert f"{count} etcd members" in problem.message
+    assert "at least 3" in problem.fix
+
+
+def test_five_etcd_members_are_fine_in_dev_but_not_over_three_prod_zones() -> None:
+    assert settings_from_config(stack("dev", nodes={"managers": {"count": 5}})).nodes.managers.count == 5
+
+    problem = only_problem(stack("prod", nodes={"managers": {"count": 5}}))
+    assert problem.path == "nodes.managers.count"
+    assert "5 members over 3 zones" in problem.message
+
+
+def _two_zones(name: str) -> dict[str, Any]:
+    values = stack(name, zones=["us-east-1a", "us-east-1b"])
+    values["network"]["privateSubnetCidrs"] = values["network"]["privateSubnetCidrs"][:2]
+    values["network"]["publicSubnetCidrs"] = values["network"]["publicSubnetCidrs"][:2]
+    return values
+
+
+def test_prod_needs_three_zones() -> None:
+    problems = problems_of(_two_zones("prod"))
+
+    (problem,) = at(problems, "zones")
+    assert "3 zones" in problem.message
+    assert "2 given" in problem.message
+    assert "three zones" in problem.fix
+    assert {p.path for p in problems} == {"zones", "nodes.managers.count", "nodes.workers.count"}
+
+
+def test_dev_may_use_fewer_than_three_zones() -> None:
+    settings = settings_from_config(_two_zones("dev"))
+
+    assert settings.zones == ["us-east-1a", "us-east-1b"]
+    assert settings.nodes.managers.count == 3
+
+
+def test_zone_listed_twice() -> None:
+    problems = problems_of(stack("dev", zones=["us-east-1a", "us-east-1a", "us-east-1b"]))
+
+    (problem,) = at(problems, "zones")
+    assert "twice" in problem.message
+
+
+@pytest.mark.parametrize("zone", ["us-west-2b", "eu-west-1a", "us-east-1"])
+def test_zone_not_in_region(zone: str) -> None:
+    values = stack(zones=["us-east-1a", zone, "us-east-1c"])
+
+    problem = only_problem(values)
+
+    assert problem.path == "zones[1]"
+    assert repr(zone) in problem.message
+    assert "'us-east-1'" in problem.message
+    assert "us-east-1<letter>" in problem.fix
+
+
+# --- machine types ----------------------------------------------------------------------------------
+
+
+def test_unknown_machine_type() -> None:
+    problem = only_problem(stack(nodes={"workers": {"machineType": "r6i.huge"}}))
+
+    assert problem.path == "nodes.workers.machineType"
+    assert "'r6i.huge'" in problem.message
+    assert "aws" in problem.message
+    assert "r6i.2xlarge" in problem.fix
+
+
+def test_bastion_machine_type_is_checked_too() -> None:
+    problem = only_problem(stack(nodes={"bastion": {"machineType": "t2.nano"}}))
+
+    assert problem.path == "nodes.bastion.machineType"
+    assert "'t2.nano'" in problem.message
+
+
+def test_machine_types_are_checked_against_the_stacks_cloud() -> None:
+    problems = problems_of(stack(cloud="gcp"))
+
+    paths = {p.path for p in problems}
+    assert paths == {f"nodes.{group}.machineType" for group in ("managers", "workers", "app", "backup", "bastion")}
+    assert all("gcp" in p.message for p in problems)
+    assert "n2-highmem-8" in problems[0].fix
+
+    gcp = settings_from_config(
+        stack(
+            cloud="gcp",
+            nodes={
+                "managers": {"machineType": "e2-standard-4"},
+                "workers": {"machineType": "n2-highmem-8"},
+                "app": {"machineType": "e2-standard-2"},
+                "backup": {"machineType": "e2-standard-2"},
+                "bastion": {"machineType": "e2-small"},
+            },
+        )
+    )
+    assert gcp.cloud == "gcp"
+
+
+# --- gp3 volumes ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("size", "iops", "max_iops"),
+    [
+        (20, 16000, 10000),  # above 500 IOPS per GiB
+        (2048, 2999, 80000),  # below the gp3 floor
+        (200, 80001, 80000),  # above the gp3 ceiling
+        (4, 3001, 3000),  # small volumes keep 3000 and no more
+    ],
+)
+def test_gp3_iops_out_of_range(size: int, iops: int, max_iops: int) -> None:
+    problem = only_problem(stack(storage={"data": {"sizeGb": size, "iops": iops, "throughputMbps": 125}}))
+
+    assert problem.path == "storage.data.iops"
+    assert f"{iops} IOPS" in problem.message
+    assert f"{size} GiB" in problem.message
+    assert f"between 3000 and {max_iops}" in problem.fix
+
+
+@pytest.mark.parametrize(("size", "iops"), [(20, 10000), (160, 80000), (2048, 3000), (4, 3000), (1, 3000)])
+def test_gp3_iops_at_the_limits_is_accepted(size: int, iops: int) -> None:
+    settings = settings_from_config(stack(storage={"wal": {"sizeGb": size, "iops": iops, "throughputMbps": 125}}))
+
+    assert (settings.storage.wal.size_gb, settings.storage.wal.iops) == (size, iops)
+
+
+@pytest.mark.parametrize(
+    ("iops", "throughput", "max_throughput"),
+    [
+        (3000, 751, 750),  # above IOPS × 0.25
+        (3000, 124, 750),  # below the gp3 floor
+        (16000, 2001, 2000),  # above the gp3 ceiling
+        (6003, 1501, 1500),  # IOPS × 0.25 rounds down
+    ],
+)
+def test_gp3_throughput_out_of_range(iops: int, throughput: int, max_throughput: int) -> None:
+    problem = only_problem(stack(storage={"data": {"iops": iops, "throughputMbps": throughput}}))
+
+    assert problem.path == "storage.data.throughputMbps"
+    assert f"{throughput} MiB/s" in problem.message
+    assert f"{iops} IOPS" in problem.message
+    assert f"between 125 and {max_throughput}" in problem.fix
+
+
+@pytest.mark.parametrize(("iops", "throughput"), [(3000, 750), (3000, 125), (16000, 2000), (6003, 1500)])
+def test_gp3_throughput_at_the_limits_is_accepted(iops: int, throughput: int) -> None:
+    settings = settings_from_config(stack(storage={"backup": {"iops": iops, "throughputMbps": throughput}}))
+
+    assert settings.storage.backup.throughput_mbps == throughput
+
+
+def test_gp3_iops_and_throughput_are_both_reported() -> None:
+    problems = problems_of(stack(storage={"wal": {"sizeGb": 10, "iops": 6000, "throughputMbps": 1600}}))
+
+    assert [p.path for p in problems] == ["storage.wal.iops", "storage.wal.throughputMbps"]
+
+
+# --- tags -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["Environment", "Service", "Owner", "CostCenter"])
+@pytest.mark.parametrize("value", [None, "", "   "])
+def test_required_tag_missing_or_empty(key: str, value: str | None) -> None:
+    values = stack()
+    if value is None:
+        del values["tags"][key]
+    else:
+        values["tags"][key] = value
+
+    problem = only_problem(values)
+
+    assert problem.path == f"tags.{key}"
+    assert "missing or empty" in problem.message
+    assert f"`{key}: <value>`" in problem.fix
+
+
+@pytest.mark.parametrize("key", ["ManagedBy", "Stack"])
+def test_program_reserved_tag_set_by_user(key: str) -> None:
+    values = stack()
+    values["tags"][key] = "me"
+
+    problem = only_problem(values)
+
+    assert problem.path == f"tags.{key}"
+    assert "set by the program" in problem.message
+    assert "remove" in problem.fix
+
+
+def test_extra_user_tags_are_allowed() -> None:
+    values = stack()
+    values["tags"]["Team"] = "dba"
+
+    assert settings_from_config(values).tags["Team"] == "dba"
+
+
+def test_tag_key_with_aws_prefix() -> None:
+    values = stack()
+    values["tags"]["aws:createdBy"] = "me"
+
+    assert only_problem(values).path == "tags.aws:createdBy"
+
+
+# --- budget -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("amount", [0, -100, float("nan"), float("inf")])
+def test_budget_must_be_a_positive_amount(amount: float) -> None:
+    values = stack()
+    values["budget"]["monthlyUsd"] = amount
+
+    problem = only_problem(values)
+
+    assert problem.path == "budget.monthlyUsd"
+    assert f"{float(amount)} is not a budget" in problem.message
+    assert "positive" in problem.fix
+
+
+@pytest.mark.parametrize("email", ["platform-team", "platform team@example.com", "ops@localhost", "@example.com"])
+def test_bad_alert_email(email: str) -> None:
+    values = stack()
+    values["budget"]["alertEmails"] = ["platform-team@example.com", email]
+
+    problem = only_problem(values)
+
+    assert problem.path == "budget.alertEmails[1]"
+    assert "pattern" in problem.message
+    assert "@" in problem.message
+    assert "expected form" in problem.fix
+
+
+def test_budget_needs_an_alert_email() -> None:
+    values = stack()
+    values["budget"]["alertEmails"] = []
+
+    problem = only_problem(values)
+
+    assert problem.path == "budget.alertEmails"
+    assert "at least 1" in problem.message
+
+
+# --- unknown keys and wrong types -------------------------------------------------------------------
+
+
+REMOVE_FIX = "remove this key; it is not a setting of this program (check its spelling)"
+
+
+def test_unknown_top_level_key() -> None:
+    problem = only_problem(stack(regoin="us-east-2"))
+
+    assert problem.path == "regoin"
+    assert problem.fix == REMOVE_FIX
+
+
+@pytest.mark.parametrize(
+    ("overrides", "path"),
+    [
+        ({"storage": {"data": {"iopps": 3000}}}, "storage.data.iopps"),
+        ({"nodes": {"managers": {"machinetype": "t3.large"}}}, "nodes.managers.machinetype"),
+        ({"backup": {"retentionDays": 7}}, "backup.retentionDays"),
+        ({"database": {"maxConnections": 100}}, "database.maxConnections"),
+    ],
+)
+def test_unknown_nested_key(overrides: dict[str, Any], path: str) -> None:
+    problem = only_problem(stack(**overrides))
+
+    assert problem.path == path
+    assert problem.fix == REMOVE_FIX
+
+
+def test_unknown_key_in_a_section_the_stack_file_writes() -> None:
+    values = stack()
+    values["network"]["natGateway"] = True
+
+    problem = only_problem(values)
+
+    assert problem.path == "network.natGateway"
+    assert problem.fix == REMOVE_FIX
+
+
+@pytest.mark.parametrize(
+    ("overrides", "path", "expected"),
+    [
+        ({"nodes": {"managers": {"count": "three"}}}, "nodes.managers.count", "integer"),
+        ({"storage": {"data": {"sizeGb": 2048.5}}}, "storage.data.sizeGb", "integer"),
+        ({"zones": "us-east-1a"}, "zones", "list"),
+        ({"tags": ["Owner=me"]}, "tags", "dictionary"),
+        ({"database": {"expectedTps": [1000]}}, "database.expectedTps", "integer"),
+    ],
+)
+def test_wrong_type(overrides: dict[str, Any], path: str, expected: str) -> None:
+    problem = only_problem(stack(**overrides))
+
+    assert problem.path == path
+    assert f"valid {expected}" in problem.message
+    assert problem.fix == "correct the value"
+
+
+def test_wrong_type_inside_a_section_the_stack_file_writes() -> None:
+    values = stack()
+    values["network"]["natGatewayPerZone"] = "maybe"
+    values["budget"]["monthlyUsd"] = "lots"
+
+    problems = problems_of(values)
+
+    assert {p.path for p in problems} == {"network.natGatewayPerZone", "budget.monthlyUsd"}
+    assert "boolean" in at(problems, "network.natGatewayPerZone")[0].message
+    assert "number" in at(problems, "budget.monthlyUsd")[0].message
+
+
+def test_value_out_of_the_allowed_range() -> None:
+    problem = only_problem(stack(nodes={"workers": {"rootVolumeGb": 10}}))
+
+    assert problem.path == "nodes.workers.rootVolumeGb"
+    assert "20" in problem.message
+
+
+def test_unknown_cloud() -> None:
+    problem = only_problem(stack(cloud="oracle"))
+
+    assert problem.path == "cloud"
+    assert "'aws'" in problem.message
+    assert problem.fix == "use one of the values listed"
+
+
+# --- access -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["adminCidrs", "clientCidrs"])
+def test_cidr_open_to_the_internet(key: str) -> None:
+    values = stack()
+    values["access"][key] = ["198.51.100.0/24", "0.0.0.0/0"]
+
+    problem = only_problem(values)
+
+    assert problem.path == f"access.{key}[1]"
+    assert "0.0.0.0/0" in problem.message
+    assert "/8 or narrower" in problem.fix
+
+
+def test_malformed_admin_cidr() -> None:
+    values = stack()
+    values["access"]["adminCidrs"] = ["203.0.113.0"]
+
+    problem = only_problem(values)
+
+    assert problem.path == "access.adminCidrs[0]"
+    assert problem.fix == "write it in the expected form"
+
+
+# --- workload sizing (seed §6.3) --------------------------------------------------------------------
+
+
+def test_prod_worker_too_small_for_expected_tps() -> None:
+    problem = only_problem(stack(database={"expectedTps": 4001}))
+
+    assert problem.path == "nodes.workers.machineType"
+    assert "r6i.2xlarge has 8 vCPUs" in problem.message
+    assert "4001 TPS needs 9" in problem.message
+    assert "larger machine type" in problem.fix
+
+
+def test_prod_worker_exactly_big_enough_for_expected_tps() -> None:
+    assert settings_from_config(stack(database={"expectedTps": 4000})).database.expected_tps == 4000
+
+
+def test_prod_worker_needs_at_least_four_vcpus_even_for_a_light_load() -> None:
+    problem = only_problem(stack(nodes={"workers": {"machineType": "r6i.large"}}, database={"expectedTps": 10}))
+
+    assert problem.path == "nodes.workers.machineType"
+    assert "r6i.large has 2 vCPUs" in problem.message
+    assert "needs 4" in problem.message
+
+
+def test_staging_may_be_undersized_for_its_tps() -> None:
+    settings = settings_from_config(stack("staging", database={"expectedTps": 50000}))
+
+    assert settings.nodes.workers.machine_type == "r6i.large"
+
+
+# --- backup retention -------------------------------------------------------------------------------
+
+
+def test_archive_must_come_after_infrequent_access() -> None:
+    problem = only_problem(stack(backup={"offsiteInfrequentAccessAfterDays": 90, "offsiteArchiveAfterDays": 90, "offsiteExpireAfterDays": 365}))
+
+    assert problem.path == "backup.offsiteArchiveAfterDays"
+    assert "after the move to infrequent access" in problem.message
+    assert "more than 90" in problem.fix
+
+
+def test_expiry_must_come_ninety_days_after_archiving() -> None:
+    problem = only_problem(stack(backup={"offsiteArchiveAfterDays": 90, "offsiteExpireAfterDays": 179}))
+
+    assert problem.path == "backup.offsiteExpireAfterDays"
+    assert "90 days" in problem.message
+    assert "at least 180" in problem.fix
+
+    assert settings_from_config(stack(backup={"offsiteArchiveAfterDays": 90, "offsiteExpireAfterDays": 180})).backup.offsite_expire_after_days == 180
+
+
+def test_wal_must_be_kept_as_long_as_the_oldest_daily_backup() -> None:
+    problem = only_problem(stack(backup={"dailyRetentionDays": 31, "walRetentionDays": 30}))
+
+    assert problem.path == "backup.walRetentionDays"
+    assert "at least 31" in problem.fix
+
+    assert settings_from_config(stack(backup={"dailyRetentionDays": 30, "walRetentionDays": 30})).backup.wal_retention_days == 30
+
+
+def test_infrequent_access_needs_thirty_days() -> None:
+    problem = only_problem(stack(backup={"offsiteInfrequentAccessAfterDays": 29}))
+
+    assert problem.path == "backup.offsiteInfrequentAccessAfterDays"
+    assert "30" in problem.message
+
+
+# --- environment ------------------------------------------------------------------------------------
+
+
+def test_environment_missing() -> None:
+    values = stack()
+    del values["environment"]
+
+    problem = only_problem(values)
+
+    assert problem.path == "environment"
+    assert "None is not an environment" in problem.message
+    assert "prod, staging, dev" in problem.fix
+
+
+@pytest.mark.parametrize("environment", ["production", "Prod", ["prod"], {"name": "prod"}, 3])
+def test_environment_unknown_or_of_the_wrong_type(environment: object) -> None:
+    problem = only_problem(stack(environment=environment))
+
+    assert problem.path == "environment"
+    assert repr(environment) in problem.message
+    assert "prod, staging, dev" in problem.fix
+
+
+# --- every problem at once --------------------------------------------------------------------------
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    values = stack()
+    values["nodes"] = {"managers": {"count": "three"}}  # shape error in nodes
+    values["network"]["privateSubnetCidrs"][1] = "10.20.0.0/24"  # overlap
+    values["network"]["publicSubnetCidrs"][2] = "10.99.0.0/24"  # outside the VPC
+    del values["tags"]["Owner"]  # missing required tag
+    values["tags"]["ManagedBy"] = "me"  # reserved tag
+    values["budget"]["monthlyUsd"] = 0  # no budget
+    values["storage"] = {"data": {"iops": 90000}}  # above gp3 ceiling
+    values["access"]["adminCidrs"] = ["0.0.0.0/0"]  # open to all
+    values["backup"] = {"dailyRetentionDays": 60}  # longer than WAL
+    values["zones"] = ["us-east-1a", "us-east-1b", "us-west-2c"]  # zone outside region
+    values["colour"] = "blue"  # unknown key
+
+    problems = problems_of(values)
+
+    assert sorted(p.path for p in problems) == sorted(
+        [
+            "nodes.managers.count",
+            "network.privateSubnetCidrs[1]",
+            "network.publicSubnetCidrs[2]",
+            "tags.Owner",
+            "tags.ManagedBy",
+            "budget.monthlyUsd",
+            "storage.data.iops",
+            "access.adminCidrs[0]",
+            "backup.walRetentionDays",
+            "zones[2]",
+            "colour",
+        ]
+    )
+    assert "valid integer" in at(problems, "nodes.managers.count")[0].message
+
+
+def test_a_broken_section_does_not_hide_problems_in_other_sections_but_skips_its_own_rules() -> None:
+    values = stack()
+    values["nodes"] = {"workers": {"count": 3.5, "machineType": "r6i.large"}}  # shape error, and undersized for prod
+    values["network"]["vpcCidr"] = "10.10.0.0/16"
+
+    problems = problems_of(values)
+
+    # the §6.3 rule needs `nodes` to have a valid shape; the network rules run regardless
+    assert {p.path for p in problems} >= {"nodes.workers.count", "network.vpcCidr"}
+    assert "nodes.workers.machineType" not in {p.path for p in problems}
+
+
+# --- a bad stack file end to end --------------------------------------------------------------------
+
+
+def _program_steps(monitor: review.plan.RecordingMonitor) -> list[dict[str, Any]]:
+    """Registrations of the program, without the engine's root `pulumi:pulumi:Stack` (which
+    `pulumi.runtime.set_mocks` registers itself the first time a process sets mocks)."""
+    return [step for step in monitor.steps if step["newState"]["type"] != "pulumi:pulumi:Stack"]
+
+
+class _CountingMonitor(review.plan.RecordingMonitor):
+    created: list[_CountingMonitor] = []  # noqa: RUF012  (a test-only registry of monitors)
+
+    def __init__(self, mocks: Any) -> None:
+        super().__init__(mocks)
+        _CountingMonitor.created.append(self)
+
+
+BAD_STACK_PATHS = {
+    "nodes.managers.count",
+    "network.privateSubnetCidrs[1]",
+    "tags.Owner",
+    "budget.monthlyUsd",
+    "storage.data.iops",
+    "database.expectedTps",
+    "colour",
+}
+
+
+@pytest.fixture
+def bad_stack_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project root holding the real `__main__.py` and `tests/unit/stacks/Pulumi.bad.yaml`."""
+    shutil.copy(PROJECT_ROOT / "__main__.py", tmp_path / "__main__.py")
+    shutil.copy(STACKS_DIR / "Pulumi.bad.yaml", tmp_path / "Pulumi.bad.yaml")
+    _CountingMonitor.created = []
+    monkeypatch.setattr(review.plan, "RecordingMonitor", _CountingMonitor)
+    return tmp_path
+
+
+def test_bad_stack_fixture_reads_like_a_stack_file(bad_stack_root: Path) -> None:
+    values = config_values("bad", bad_stack_root)
+
+    assert values["environment"] == "prod"
+    assert {p.path for p in problems_of(values)} == BAD_STACK_PATHS
+
+
+def test_build_plan_of_a_bad_stack_raises_before_registering_anything(bad_stack_root: Path) -> None:
+    with pytest.raises(SettingsError) as caught:
+        build_plan("bad", root=bad_stack_root)
+
+    assert {p.path for p in caught.value.problems} == BAD_STACK_PATHS
+    (monitor,) = _CountingMonitor.created
+    assert _program_steps(monitor) == []
+
+
+def test_cli_exits_2_and_prints_every_problem(bad_stack_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(review_cli, "build_plan", functools.partial(build_plan, root=bad_stack_root))
+    out = bad_stack_root / "plan.json"
+
+    code = review_cli.main(["plan", "--stack", "bad", "--out", str(out)])
+
+    assert code == 2
+    assert not out.exists()
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"stack bad: {len(BAD_STACK_PATHS)} problem(s) in the stack settings:" in captured.err
+    for path in BAD_STACK_PATHS:
+        assert f"  - dpc:{path}: " in captured.err
+    (monitor,) = _CountingMonitor.created
+    assert _program_steps(monitor) == []
+
+
+def test_the_monitor_does_see_registrations_of_a_good_stack(bad_stack_root: Path) -> None:
+    """Guards the two tests above: the same root and monitor record resources when the stack is valid."""
+    shutil.copy(PROJECT_ROOT / "Pulumi.dev.yaml", bad_stack_root / "Pulumi.good.yaml")
+
+    plan = build_plan("good", root=bad_stack_root)
+
+    (monitor,) = _CountingMonitor.created
+    steps = _program_steps(monitor)
+    assert len(steps) > 50
+    assert any(step["newState"]["type"] == "aws:ec2/vpc:Vpc" for step in steps)
+    assert plan["changeSummary"]["create"] >= len(steps)
