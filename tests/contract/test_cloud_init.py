@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import hashlib
 import json
@@ -27,7 +26,6 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import pulumi
 import pytest
 import yaml
 
@@ -46,6 +44,7 @@ from dpc.model import Node, bastion_node, plan_nodes
 from dpc.settings import Settings
 from providers.aws.swarm import aws_hooks, ebs_device
 from providers.composition import volume_plans
+from tests.outputs import resolved_output
 
 pytestmark = pytest.mark.contract
 
@@ -89,24 +88,6 @@ def prod_settings() -> Settings:
 
 def prod_nodes() -> dict[str, Node]:
     return {node.name: node for node in plan_nodes(prod_settings())}
-
-
-def resolved_output(value: str) -> pulumi.Output[str]:
-    """An Output of a known value, created and resolved in an event loop of its own.
-
-    Pulumi registers every Output's task in a process-wide set that the next program run (such as
-    review.plan.build_plan) awaits; a task left on a closed loop would make that run fail with
-    "Event loop is closed", so the task is run to completion before the loop is closed."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        output = pulumi.Output.from_input(value)
-        loop.run_until_complete(output.future())
-        loop.run_until_complete(asyncio.sleep(0))
-        return output
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
 
 
 @cache

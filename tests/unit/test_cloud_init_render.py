@@ -5,7 +5,6 @@ running the scripts) are in tests/contract/test_cloud_init.py."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 import shlex
@@ -14,7 +13,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import pulumi
 import pytest
 import yaml
 
@@ -34,6 +32,7 @@ from dpc.model import Node, Role, bastion_node, plan_nodes
 from dpc.settings import Settings
 from providers.aws.swarm import aws_hooks, ebs_device
 from providers.composition import volume_plans
+from tests.outputs import resolved_output
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "dpc-prod"
@@ -81,24 +80,6 @@ def settings() -> Settings:
 @pytest.fixture(scope="module")
 def nodes(settings: Settings) -> dict[str, Node]:
     return {node.name: node for node in plan_nodes(settings)}
-
-
-def resolved_output(value: str) -> pulumi.Output[str]:
-    """An Output of a known value, created and resolved in an event loop of its own.
-
-    Pulumi registers every Output's task in a process-wide set that the next program run (such as
-    review.plan.build_plan in other tests) awaits; a task left on a closed loop would make that run
-    fail with "Event loop is closed", so the task is run to completion before the loop is closed."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        output = pulumi.Output.from_input(value)
-        loop.run_until_complete(output.future())
-        loop.run_until_complete(asyncio.sleep(0))
-        return output
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
 
 
 @pytest.fixture(scope="module")
