@@ -18,6 +18,7 @@ from typing import Any, cast
 import pulumi
 from google.protobuf import json_format
 from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.settings import reset_options
 from pulumi.runtime.stack import run_pulumi_func
 
 from dpc.config import SECRET_SHOWN, stack_file_config
@@ -105,22 +106,14 @@ def build_plan(stack: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
+        reset_options(project="dpc", stack=stack, preview=False)
         pulumi.runtime.set_all_config(config, secret_keys)
         pulumi.runtime.set_mocks(monitor.mocks, project="dpc", stack=stack, preview=False, monitor=monitor)
         loop.run_until_complete(run_pulumi_func(_run_program))
     finally:
         asyncio.set_event_loop(None)
         loop.close()
-    stack_urn = f"urn:pulumi:{stack}::dpc::pulumi:pulumi:Stack::dpc-{stack}"
-    root_step: dict[str, Any] = {
-        "op": "create",
-        "urn": stack_urn,
-        "newState": {
-            "urn": stack_urn, "type": "pulumi:pulumi:Stack", "custom": False, "parent": "",
-            "inputs": {}, "protect": False, "dependencies": [], "provider": "",
-        },
-    }
-    steps = [root_step, *monitor.steps]
+    steps = monitor.steps
     return {"steps": steps, "changeSummary": {"create": len(steps)}}
 
 

@@ -310,3 +310,11 @@ def test_listing_client_cidrs_makes_the_endpoint_public_for_those_networks_only(
     assert {s for (g, _, lo, _, s) in rules if g == "load-balancer" and lo == 5432} == {"198.51.100.0/24", "192.0.2.0/25"}
     assert {s for (g, _, lo, _, s) in rules if g == "app" and lo in (6432, 6379)} == {"198.51.100.0/24", "192.0.2.0/25"}
     assert "10.20.0.0/16" not in {s for (*_, s) in rules}
+
+
+def test_every_resource_belongs_to_this_stack_under_one_root(graph: PlanGraph, stack: str) -> None:
+    roots = graph.of_type("pulumi:pulumi:Stack")
+    assert [r.urn for r in roots] == [f"urn:pulumi:{stack}::dpc::pulumi:pulumi:Stack::dpc-{stack}"]
+    for resource in graph.resources:
+        assert resource.urn.startswith(f"urn:pulumi:{stack}::dpc::"), resource.urn
+        assert resource.parent in ("", *(r.urn for r in graph.resources if not r.custom)), resource.urn
