@@ -34,13 +34,22 @@ class Mount:
 
 
 @dataclass(frozen=True)
-class SwarmPlan:
-    """The nodes to bring into one Swarm."""
+class SwarmLayout:
+    """Who is in the Swarm and how they are named: all that a node's cloud-init reads of the plan,
+    as plain values, so rendering stays a pure function.
+    """
 
     nodes: tuple[Node, ...]
     hostname_prefix: str
-    mounts: Mapping[str, tuple[Mount, ...]]
     ssh_public_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SwarmPlan:
+    """The nodes to bring into one Swarm, the volumes they mount, the key of their secrets."""
+
+    layout: SwarmLayout
+    mounts: Mapping[str, tuple[Mount, ...]]
     secrets_key_arn: pulumi.Output[str]
     """The customer-managed key that encrypts the bootstrap secrets."""
 
@@ -125,7 +134,7 @@ def labels_table(prefix: str, nodes: Sequence[Node]) -> str:
 def render_node_cloud_init(
     *,
     node: Node,
-    plan: SwarmPlan,
+    layout: SwarmLayout,
     hooks: CloudHooks,
     secret_names: Mapping[str, str],
     devices: Sequence[tuple[str, str]],
@@ -140,9 +149,9 @@ def render_node_cloud_init(
     ]
     if node.swarm_init:
         files.append(_file("/usr/local/sbin/dpc-swarm-labels", (SCRIPTS / "dpc-swarm-labels").read_text(), "0755"))
-        files.append(_file("/etc/dpc/swarm-labels.tsv", labels_table(plan.hostname_prefix, plan.nodes), "0644"))
+        files.append(_file("/etc/dpc/swarm-labels.tsv", labels_table(layout.hostname_prefix, layout.nodes), "0644"))
     document: dict[str, object] = {
-        "hostname": hostname(plan.hostname_prefix, node),
+        "hostname": hostname(layout.hostname_prefix, node),
         "preserve_hostname": False,
         "package_update": True,
         "package_upgrade": True,
@@ -150,8 +159,8 @@ def render_node_cloud_init(
         "write_files": files,
         "runcmd": [["/usr/local/sbin/dpc-mount-volumes"], ["/usr/local/sbin/dpc-swarm-bootstrap"]],
     }
-    if plan.ssh_public_keys:
-        document["ssh_authorized_keys"] = list(plan.ssh_public_keys)
+    if layout.ssh_public_keys:
+        document["ssh_authorized_keys"] = list(layout.ssh_public_keys)
     return _cloud_config(document)
 
 

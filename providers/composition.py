@@ -17,7 +17,7 @@ from components.compute import Attachment, Compute, ComputePlan, ComputeResult
 from components.load_balancer import LoadBalancer, LoadBalancerPlan, LoadBalancerResult
 from components.network import LOAD_BALANCER_GROUP, Network, NetworkPlan, NetworkResult, ZoneSubnets
 from components.storage import BucketLifecycle, Storage, StoragePlan, StorageResult, VolumePlan
-from components.swarm import Mount, Swarm, SwarmPlan, SwarmResult, hostname, render_bastion_cloud_init
+from components.swarm import Mount, Swarm, SwarmLayout, SwarmPlan, SwarmResult, hostname, render_bastion_cloud_init
 from dpc.model import (
     FIREWALL_MATRIX,
     LOAD_BALANCER_HEALTH_CHECK,
@@ -108,7 +108,7 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
         node: tuple(Mount(storage.volume_ids[v.name], v.mount_point) for v in node_volumes)
         for node, node_volumes in by_node.items()
     }
-    swarm_plan = SwarmPlan(tuple(nodes), prefix, mounts, tuple(settings.access.ssh_public_keys), storage.key_arn)
+    swarm_plan = SwarmPlan(SwarmLayout(tuple(nodes), prefix, tuple(settings.access.ssh_public_keys)), mounts, storage.key_arn)
     swarm = Swarm(f"{stack}-swarm", swarm_plan, cloud.swarm, context).result
     attachments = {
         node: tuple(Attachment(storage.volume_ids[v.name], slot) for slot, v in enumerate(node_volumes))

@@ -48,13 +48,13 @@ def build_swarm(scope: Scope, plan: SwarmPlan) -> SwarmResult:
     region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=scope.component)).region
     secret_names = pulumi.Output.all(**names)
     user_data: dict[str, pulumi.Output[str]] = {}
-    for node in plan.nodes:
+    for node in plan.layout.nodes:
         mounts = plan.mounts.get(node.name, ())
         volume_ids = pulumi.Output.all(*(mount.volume_id for mount in mounts))
         user_data[node.name] = pulumi.Output.all(region, plan.secrets_key_arn, secret_names, volume_ids).apply(
             lambda args, node=node, mounts=mounts: render_node_cloud_init(
                 node=node,
-                plan=plan,
+                layout=plan.layout,
                 hooks=aws_hooks(args[0], args[1]),
                 secret_names=args[2],
                 devices=[(ebs_device(volume_id), mount.mount_point) for volume_id, mount in zip(args[3], mounts, strict=True)],

@@ -35,7 +35,7 @@ from components.swarm import (
     MANAGER_TOKEN,
     PLACEHOLDER,
     WORKER_TOKEN,
-    SwarmPlan,
+    SwarmLayout,
     render_bastion_cloud_init,
     render_node_cloud_init,
 )
@@ -44,7 +44,6 @@ from dpc.model import Node, bastion_node, plan_nodes
 from dpc.settings import Settings
 from providers.aws.swarm import aws_hooks, ebs_device
 from providers.composition import volume_plans
-from tests.outputs import resolved_output
 
 pytestmark = pytest.mark.contract
 
@@ -91,10 +90,9 @@ def prod_nodes() -> dict[str, Node]:
 
 
 @cache
-def swarm_plan(ssh_public_keys: tuple[str, ...]) -> SwarmPlan:
-    """The prod SwarmPlan. The renderer reads only its nodes, prefix and keys; the key ARN Output and
-    the mounts (Outputs too) are what the program's builder reads, so they are left out or stand-ins."""
-    return SwarmPlan(tuple(plan_nodes(prod_settings())), PREFIX, {}, ssh_public_keys, resolved_output(KEY_ARN))
+def swarm_layout(ssh_public_keys: tuple[str, ...]) -> SwarmLayout:
+    """The prod Swarm's layout, as the composition builds it."""
+    return SwarmLayout(tuple(plan_nodes(prod_settings())), PREFIX, ssh_public_keys)
 
 
 def render_node(name: str, *, ssh_public_keys: Sequence[str] = (), key_arn: str = KEY_ARN, volume_id_of: Callable[[str], str] = volume_id) -> str:
@@ -108,7 +106,7 @@ def render_node(name: str, *, ssh_public_keys: Sequence[str] = (), key_arn: str 
     ]
     return render_node_cloud_init(
         node=node,
-        plan=swarm_plan(tuple(ssh_public_keys)),
+        layout=swarm_layout(tuple(ssh_public_keys)),
         hooks=aws_hooks(settings.region, key_arn),
         secret_names=SECRET_NAMES,
         devices=devices,

@@ -22,7 +22,7 @@ from components.swarm import (
     MANAGER_TOKEN,
     PLACEHOLDER,
     WORKER_TOKEN,
-    SwarmPlan,
+    SwarmLayout,
     _env_file,  # pyright: ignore[reportPrivateUsage]  # the quoting of node.env is checked through bash
     render_bastion_cloud_init,
     render_node_cloud_init,
@@ -32,7 +32,6 @@ from dpc.model import Node, Role, bastion_node, plan_nodes
 from dpc.settings import Settings
 from providers.aws.swarm import aws_hooks, ebs_device
 from providers.composition import volume_plans
-from tests.outputs import resolved_output
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "dpc-prod"
@@ -83,16 +82,9 @@ def nodes(settings: Settings) -> dict[str, Node]:
 
 
 @pytest.fixture(scope="module")
-def plan(settings: Settings, nodes: dict[str, Node]) -> SwarmPlan:
-    """The prod SwarmPlan. The renderer reads only its nodes, prefix and keys; the key ARN and the
-    mounts (Outputs) are what the program's builder reads, so they are a stand-in and left empty."""
-    return SwarmPlan(
-        nodes=tuple(nodes.values()),
-        hostname_prefix=PREFIX,
-        mounts={},
-        ssh_public_keys=tuple(settings.access.ssh_public_keys),
-        secrets_key_arn=resolved_output(KEY_ARN),
-    )
+def plan(settings: Settings, nodes: dict[str, Node]) -> SwarmLayout:
+    """The prod Swarm's layout, as the composition builds it."""
+    return SwarmLayout(nodes=tuple(nodes.values()), hostname_prefix=PREFIX, ssh_public_keys=tuple(settings.access.ssh_public_keys))
 
 
 def devices_of(settings: Settings, node: Node) -> list[tuple[str, str]]:
@@ -104,10 +96,10 @@ def devices_of(settings: Settings, node: Node) -> list[tuple[str, str]]:
     ]
 
 
-def render(settings: Settings, plan: SwarmPlan, node: Node) -> str:
+def render(settings: Settings, plan: SwarmLayout, node: Node) -> str:
     return render_node_cloud_init(
         node=node,
-        plan=plan,
+        layout=plan,
         hooks=aws_hooks(settings.region, KEY_ARN),
         secret_names=SECRET_NAMES,
         devices=devices_of(settings, node),
@@ -141,7 +133,7 @@ def test_prod_stack_has_every_node_the_tests_name(nodes: dict[str, Node]) -> Non
     )
 
 
-def test_only_manager_1_initialises_the_swarm_and_applies_the_labels(settings: Settings, plan: SwarmPlan, nodes: dict[str, Node]) -> None:
+def test_only_manager_1_initialises_the_swarm_and_applies_the_labels(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node]) -> None:
     for name, node in nodes.items():
         document = load(render(settings, plan, node))
         files = files_of(document)
@@ -152,7 +144,7 @@ def test_only_manager_1_initialises_the_swarm_and_applies_the_labels(settings: S
         assert "dpc-swarm-labels" not in str(document["runcmd"]), "the labels run in the background, started by the bootstrap"
 
 
-def test_labels_table_holds_exactly_the_seed_labels_and_the_placement_labels(settings: Settings, plan: SwarmPlan, nodes: dict[str, Node]) -> None:
+def test_labels_table_holds_exactly_the_seed_labels_and_the_placement_labels(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node]) -> None:
     table = files_of(load(render(settings, plan, nodes["manager-1"])))["/etc/dpc/swarm-labels.tsv"]["content"]
     assert table.endswith("\n")
     found: dict[str, dict[str, str]] = {}
@@ -168,7 +160,7 @@ def test_labels_table_holds_exactly_the_seed_labels_and_the_placement_labels(set
     assert set(found) == {f"{PREFIX}-{name}" for name in nodes}
 
 
-def test_labels_table_is_the_same_whichever_node_is_rendered_first(settings: Settings, plan: SwarmPlan, nodes: dict[str, Node]) -> None:
+def test_labels_table_is_the_same_whichever_node_is_rendered_first(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node]) -> None:
     first = render(settings, plan, nodes["manager-1"])
     for node in nodes.values():
         render(settings, plan, node)
@@ -180,7 +172,7 @@ def test_labels_table_is_the_same_whichever_node_is_rendered_first(settings: Set
     [("manager-1", MANAGER_TOKEN), ("manager-2", MANAGER_TOKEN), ("manager-3", MANAGER_TOKEN), ("worker-1", WORKER_TOKEN),
      ("worker-3", WORKER_TOKEN), ("app-1", WORKER_TOKEN), ("app-2", WORKER_TOKEN), ("backup-1", WORKER_TOKEN)],
 )
-def test_node_joins_with_its_roles_token(settings: Settings, plan: SwarmPlan, nodes: dict[str, Node], name: str, join: str) -> None:
+def test_node_joins_with_its_roles_token(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node], name: str, join: str) -> None:
     env = node_env(load(render(settings, plan, nodes[name])))
     assert env == {
         "DPC_NODE": name,
@@ -196,7 +188,7 @@ def test_node_joins_with_its_roles_token(settings: Settings, plan: SwarmPlan, no
 
 
 @pytest.mark.parametrize("index", [1, 2, 3])
-def test_worker_mounts_its_data_and_wal_volumes(settings: Settings, plan: SwarmPlan, nodes: dict[str, Node], index: int) -> None:
+def test_worker_mounts_its_data_and_wal_volumes(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node], index: int) -> None:
     mounts = files_of(load(render(settings, plan, nodes[f"worker-{index}"])))["/etc/dpc/mounts.tsv"]["content"]
     assert mounts == (
         f"/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_{volume_id(f'worker-{index}-data').replace('-', '')}\t/mnt/postgres-cluster/patroni-{index}\n"
@@ -204,7 +196,7 @@ def test_worker_mounts_its_data_and_wal_volumes(settings: Settings, plan: SwarmP
     )
 
 
-def test_backup_node_mounts_its_backup_volume_and_the_others_mount_nothing(settings: Settings, plan: SwarmPlan, nodes: dict[str, Node]) -> None:
+def test_backup_node_mounts_its_backup_volume_and_the_others_mount_nothing(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node]) -> None:
     for name, node in nodes.items():
         mounts = files_of(load(render(settings, plan, node)))["/etc/dpc/mounts.tsv"]["content"]
         if name == "backup-1":
@@ -217,7 +209,7 @@ def test_ebs_device_is_the_nitro_nvme_by_id_link() -> None:
     assert ebs_device("vol-0123456789abcdef0") == "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0"
 
 
-def test_docker_engine_comes_from_the_os_packages(settings: Settings, plan: SwarmPlan, nodes: dict[str, Node]) -> None:
+def test_docker_engine_comes_from_the_os_packages(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node]) -> None:
     for node in nodes.values():
         user_data = render(settings, plan, node)
         document = load(user_data)
@@ -237,7 +229,7 @@ def test_no_script_in_the_repository_pipes_a_download_into_a_shell() -> None:
         assert not re.search(r"(curl|wget)[^\n|;]*\|\s*(sudo\s+)?(ba|da|z)?sh\b", text), script
 
 
-def test_user_data_runs_the_mount_then_the_bootstrap_from_files_it_writes(settings: Settings, plan: SwarmPlan, nodes: dict[str, Node]) -> None:
+def test_user_data_runs_the_mount_then_the_bootstrap_from_files_it_writes(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node]) -> None:
     for node in nodes.values():
         document = load(render(settings, plan, node))
         files = files_of(document)
@@ -248,7 +240,7 @@ def test_user_data_runs_the_mount_then_the_bootstrap_from_files_it_writes(settin
         assert files["/usr/local/lib/dpc/secret-store.sh"]["permissions"] == "0644"
 
 
-def test_scripts_are_shipped_byte_for_byte(settings: Settings, plan: SwarmPlan, nodes: dict[str, Node]) -> None:
+def test_scripts_are_shipped_byte_for_byte(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node]) -> None:
     files = files_of(load(render(settings, plan, nodes["manager-1"])))
     for path, source in [
         ("/usr/local/sbin/dpc-swarm-bootstrap", "components/scripts/dpc-swarm-bootstrap"),
@@ -259,14 +251,14 @@ def test_scripts_are_shipped_byte_for_byte(settings: Settings, plan: SwarmPlan, 
         assert files[path]["content"] == (PROJECT_ROOT / source).read_text(), path
 
 
-def test_hostname_is_the_swarm_node_name(settings: Settings, plan: SwarmPlan, nodes: dict[str, Node]) -> None:
+def test_hostname_is_the_swarm_node_name(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node]) -> None:
     for name, node in nodes.items():
         document = load(render(settings, plan, node))
         assert document["hostname"] == f"dpc-prod-{name}"
         assert document["preserve_hostname"] is False
 
 
-def test_no_join_token_appears_in_any_user_data(settings: Settings, plan: SwarmPlan, nodes: dict[str, Node]) -> None:
+def test_no_join_token_appears_in_any_user_data(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node]) -> None:
     rendered = [render(settings, plan, node) for node in nodes.values()]
     rendered.append(render_bastion_cloud_init(host="dpc-prod-bastion-1", ssh_public_keys=[SSH_KEY]))
     for user_data in rendered:
@@ -274,17 +266,17 @@ def test_no_join_token_appears_in_any_user_data(settings: Settings, plan: SwarmP
         assert not re.search(r"--token\s+[^\s\"$]", user_data), "a join token is only ever read from the secret store"
 
 
-def test_user_data_fits_the_ec2_limit(settings: Settings, plan: SwarmPlan, nodes: dict[str, Node]) -> None:
+def test_user_data_fits_the_ec2_limit(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node]) -> None:
     for node in nodes.values():
         assert len(render(settings, plan, node).encode()) <= EC2_USER_DATA_LIMIT, node.name
 
 
-def test_rendering_is_deterministic(settings: Settings, plan: SwarmPlan, nodes: dict[str, Node]) -> None:
+def test_rendering_is_deterministic(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node]) -> None:
     for node in nodes.values():
         assert render(settings, plan, node) == render(settings, plan, node)
 
 
-def test_authorized_keys_only_when_keys_are_configured(settings: Settings, plan: SwarmPlan, nodes: dict[str, Node]) -> None:
+def test_authorized_keys_only_when_keys_are_configured(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node]) -> None:
     assert settings.access.ssh_public_keys == [], "the prod stack file configures no keys"
     without = load(render(settings, plan, nodes["worker-1"]))
     with_keys = load(render(settings, replace(plan, ssh_public_keys=(SSH_KEY,)), nodes["worker-1"]))
