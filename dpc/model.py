@@ -1,4 +1,5 @@
-"""The cloud-neutral model: node roles, Swarm labels, tiers and the firewall matrix, as data.
+"""The cloud-neutral model: node roles, Swarm labels and the host firewall matrix, as data (the
+tiers, the overlay networks of seed §2.2, are in `dpc.tiers`).
 
 Every provider translates this model into its own resources and the tests and the policy pack
 check the result against it, so each fact (which role runs what, which port is open from where)
@@ -46,34 +47,6 @@ SERVICES_BY_ROLE: dict[Role, tuple[str, ...]] = {
 }
 """Seed §1.1; node-exporter and cAdvisor run on every Swarm node besides these."""
 
-
-class Tier(StrEnum):
-    """The four segmented networks of seed §2.2."""
-
-    COORDINATOR = "coordinator"
-    DATA = "data"
-    APP = "app"
-    MONITORING = "monitoring"
-
-
-@dataclass(frozen=True)
-class TierSpec:
-    """One Swarm overlay network: its subnet, whether IPsec is mandatory, the ports it carries."""
-
-    tier: Tier
-    network_name: str
-    subnet: str
-    encrypted: bool
-    ports: tuple[int, ...]
-    members: tuple[str, ...]
-
-
-TIERS: tuple[TierSpec, ...] = (
-    TierSpec(Tier.COORDINATOR, "coordinator-net", "10.10.0.0/24", True, (2379, 2380, 8008), ("etcd", "patroni")),
-    TierSpec(Tier.DATA, "data-net", "10.10.1.0/24", True, (5432, 6379), ("patroni", "haproxy", "pgbouncer")),
-    TierSpec(Tier.APP, "app-net", "10.10.2.0/24", False, (5432, 6432, 6379), ("haproxy", "pgbouncer", "redis")),
-    TierSpec(Tier.MONITORING, "monitoring-net", "10.10.3.0/24", False, (9090, 3000, 9187), ("prometheus", "grafana", "exporters")),
-)
 
 Protocol = Literal["tcp", "udp", "esp"]
 
@@ -185,9 +158,6 @@ class HealthCheck:
 
 LOAD_BALANCER_HEALTH_CHECK = HealthCheck("TCP", 5432, interval_seconds=10, healthy_threshold=3, unhealthy_threshold=3)
 """Seed §2.4: TCP on the traffic port, every 10 s, 3 checks to turn healthy or unhealthy."""
-
-LISTENER_PORTS_OPEN_TO_CLIENTS: tuple[int, ...] = (5432, 6432, 6379)
-"""The only ports that may be reached from outside the cluster's own machines."""
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,11 @@ from pydantic.alias_generators import to_camel
 from dpc.catalog import MACHINE_TYPES, Cloud
 from dpc.environments import ENVIRONMENT_DEFAULTS, Environment
 from dpc.sizing import cores_needed
+from dpc.tiers import OVERLAY_RANGES
 
 CONFIG_NAMESPACE = "dpc"
 REQUIRED_TAG_KEYS = ("Environment", "Service", "Owner", "CostCenter")
 PROGRAM_TAG_KEYS = ("ManagedBy", "Stack")
-OVERLAY_SUPERNET = ipaddress.ip_network("10.10.0.0/22")
-"""The seed's Swarm overlay subnets (§2.2); host networks must not overlap them."""
 
 GP3_MIN_IOPS, GP3_MAX_IOPS, GP3_IOPS_PER_GIB = 3000, 80000, 500
 GP3_MIN_THROUGHPUT, GP3_MAX_THROUGHPUT, GP3_THROUGHPUT_PER_IOPS = 125, 2000, 0.25
@@ -245,11 +244,12 @@ def _check_network(s: Settings) -> Iterator[Problem]:
         return
     if not vpc.is_private:
         yield Problem("network.vpcCidr", f"{vpc} is not a private range", "use a range inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16")
-    if vpc.overlaps(OVERLAY_SUPERNET):
+    if any(vpc.overlaps(overlay) for overlay in OVERLAY_RANGES):
+        overlays = ", ".join(map(str, OVERLAY_RANGES))
         yield Problem(
             "network.vpcCidr",
-            f"{vpc} overlaps the Swarm overlay networks {OVERLAY_SUPERNET} of seed §2.2",
-            "choose a range outside 10.10.0.0/22, for example 10.20.0.0/16",
+            f"{vpc} overlaps the Swarm overlay networks {overlays} of seed §2.2",
+            f"choose a range outside {overlays}, for example 10.20.0.0/16",
         )
     if not 16 <= vpc.prefixlen <= 24:
         yield Problem("network.vpcCidr", f"/{vpc.prefixlen} is outside the /16–/24 a VPC may have", "use a prefix between /16 and /24")
