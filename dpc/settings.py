@@ -338,8 +338,9 @@ def _gp3_problems(path: str, volume: VolumeSettings) -> Iterator[Problem]:
 @_check("storage", "cloud")
 def _check_storage(s: Settings) -> Iterator[Problem]:
     if s.cloud == "aws":
-        for name in ("data", "wal", "backup"):
-            yield from _gp3_problems(f"storage.{name}", cast(VolumeSettings, getattr(s.storage, name)))
+        volumes = {"data": s.storage.data, "wal": s.storage.wal, "backup": s.storage.backup}
+        for name, volume in volumes.items():
+            yield from _gp3_problems(f"storage.{name}", volume)
 
 
 @_check("backup")

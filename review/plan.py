@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import runpy
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -54,15 +53,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
-@dataclass
 class RecordingMonitor(MockMonitor):
     """The mock monitor, also keeping what the engine would see of each registration."""
 
-    steps: list[dict[str, Any]] = field(default_factory=list[dict[str, Any]])
-
     def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         super().__init__(mocks)
-        self.steps = []
+        self.steps: list[dict[str, Any]] = []
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802  (the gRPC method's name)
         """Records the registration, then answers as the mock monitor does."""

@@ -149,8 +149,7 @@ def build_network(scope: Scope, plan: NetworkPlan) -> NetworkResult:
     )
 
     public: dict[str, pulumi.Output[str]] = {}
-    private: dict[str, pulumi.Output[str]] = {}
-    nat: aws.ec2.NatGateway | None = None
+    nats: dict[str, aws.ec2.NatGateway] = {}
     for index, zone in enumerate(plan.zones):
         public_subnet = _subnet(scope, vpc, zone.zone, zone.public_cidr, "public")
         aws.ec2.RouteTableAssociation(
@@ -160,14 +159,19 @@ def build_network(scope: Scope, plan: NetworkPlan) -> NetworkResult:
             address = aws.ec2.Eip(
                 scope.child(f"nat-{zone.zone}-ip"), domain="vpc", tags=scope.tags_with(Name=scope.child(f"nat-{zone.zone}-ip")), opts=scope.opts()
             )
-            nat = aws.ec2.NatGateway(
+            nats[zone.zone] = aws.ec2.NatGateway(
                 scope.child(f"nat-{zone.zone}"),
                 allocation_id=address.id,
                 subnet_id=public_subnet.id,
                 tags=scope.tags_with(Name=scope.child(f"nat-{zone.zone}")),
                 opts=scope.opts(depends_on=[gateway]),
             )
-        assert nat is not None  # the first zone always creates one
+        public[zone.zone] = public_subnet.id
+
+    shared_nat = nats[plan.zones[0].zone]
+    private: dict[str, pulumi.Output[str]] = {}
+    for zone in plan.zones:
+        nat = nats.get(zone.zone, shared_nat)
         private_subnet = _subnet(scope, vpc, zone.zone, zone.private_cidr, "private")
         routes = aws.ec2.RouteTable(
             scope.child(f"private-{zone.zone}-rt"), vpc_id=vpc.id, tags=scope.tags_with(Name=scope.child(f"private-{zone.zone}-rt")), opts=scope.opts()
@@ -178,7 +182,6 @@ def build_network(scope: Scope, plan: NetworkPlan) -> NetworkResult:
         aws.ec2.RouteTableAssociation(
             scope.child(f"private-{zone.zone}-rt-assoc"), subnet_id=private_subnet.id, route_table_id=routes.id, opts=scope.opts()
         )
-        public[zone.zone] = public_subnet.id
         private[zone.zone] = private_subnet.id
 
     groups = _security_groups(scope, plan, vpc)

@@ -287,15 +287,23 @@ def test_plan_has_the_shape_of_pulumi_preview_json(graph: PlanGraph) -> None:
         assert all(not re.search(r"_[a-z]", key) for key in step["newState"]["inputs"]), "inputs are camelCase"
 
 
+def _private_route_nats(graph: PlanGraph) -> dict[str, str]:
+    """Zone of each private subnet's default route → the zone of the NAT gateway it goes through."""
+    routes = [r for r in graph.of_type("aws:ec2/route:Route") if "natGatewayId" in r.inputs]
+    return {r.name.split("private-")[1].removesuffix("-default"): graph.by_id[r.inputs["natGatewayId"]].name.split("nat-")[1] for r in routes}
+
+
 @pytest.mark.parametrize("stack", ["prod"])
 def test_prod_has_a_nat_gateway_per_zone_and_a_backup_node(graph: PlanGraph) -> None:
     assert len(graph.of_type("aws:ec2/natGateway:NatGateway")) == 3
+    assert _private_route_nats(graph) == {zone: zone for zone in ("us-east-1a", "us-east-1b", "us-east-1c")}
     assert [i.inputs["tags"]["Node"] for i in graph.of_type(INSTANCE) if i.inputs["tags"]["Role"] == "backup"] == ["backup-1"]
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging"])
 def test_smaller_environments_share_one_nat_gateway(graph: PlanGraph) -> None:
     assert len(graph.of_type("aws:ec2/natGateway:NatGateway")) == 1
+    assert _private_route_nats(graph) == dict.fromkeys(("us-east-1a", "us-east-1b", "us-east-1c"), "us-east-1a")
 
 
 def test_listing_client_cidrs_makes_the_endpoint_public_for_those_networks_only(tmp_path: Path) -> None:
