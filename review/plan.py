@@ -9,6 +9,7 @@ inputs as the engine sees them (camelCase), secrets shown as "[secret]".
 from __future__ import annotations
 
 import asyncio
+import heapq
 import runpy
 from collections.abc import Mapping
 from pathlib import Path
@@ -91,6 +92,36 @@ def _region(config: Mapping[str, str]) -> str:
     return config.get("dpc:region", "us-east-1")
 
 
+def _in_dependency_order(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The steps with every parent, provider and dependency before the resources that need it, ties
+    broken by URN: the engine registers resources in whatever order their inputs resolve, and a plan
+    that reorders itself from run to run cannot be diffed.
+    """
+    by_urn = {step["urn"]: step for step in steps}
+    needs: dict[str, set[str]] = {}
+    for urn, step in by_urn.items():
+        state = step["newState"]
+        provider = state["provider"].rsplit("::", 1)[0] if state["provider"] else ""
+        needs[urn] = {u for u in (state["parent"], provider, *state["dependencies"]) if u in by_urn and u != urn}
+    needed_by: dict[str, list[str]] = {urn: [] for urn in by_urn}
+    for urn, required in needs.items():
+        for other in required:
+            needed_by[other].append(urn)
+    ready = [urn for urn, required in needs.items() if not required]
+    heapq.heapify(ready)
+    ordered: list[dict[str, Any]] = []
+    while ready:
+        urn = heapq.heappop(ready)
+        ordered.append(by_urn[urn])
+        for dependent in needed_by[urn]:
+            needs[dependent].discard(urn)
+            if not needs[dependent]:
+                heapq.heappush(ready, dependent)
+    if len(ordered) != len(steps):
+        raise RuntimeError("the recorded resources depend on each other in a cycle")
+    return ordered
+
+
 def _run_program() -> None:
     runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__")
 
@@ -109,7 +140,7 @@ def build_plan(stack: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:
     finally:
         asyncio.set_event_loop(None)
         loop.close()
-    steps = monitor.steps
+    steps = _in_dependency_order(monitor.steps)
     return {"steps": steps, "changeSummary": {"create": len(steps)}}
 
 

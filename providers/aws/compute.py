@@ -21,27 +21,31 @@ DEVICE_NAMES = ("/dev/sdf", "/dev/sdg", "/dev/sdh", "/dev/sdi")
 
 
 def _statements(capability: Capability, key_arn: str, secrets: dict[str, str], bucket_arn: str) -> list[dict[str, object]]:
+    """The IAM statements that grant one capability, on this stack's parameters, key and bucket only."""
     via_ssm = {"StringLike": {"kms:ViaService": "ssm.*.amazonaws.com"}}
-    via_s3 = {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}}
-    readable = {
-        Capability.READ_MANAGER_JOIN: [secrets[MANAGER_TOKEN], secrets[MANAGER_ADDRESS]],
-        Capability.READ_WORKER_JOIN: [secrets[WORKER_TOKEN], secrets[MANAGER_ADDRESS]],
-    }
-    if capability in readable:
-        return [
-            {"Effect": "Allow", "Action": ["ssm:GetParameter"], "Resource": readable[capability]},
-            {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": key_arn, "Condition": via_ssm},
-        ]
-    if capability is Capability.PUBLISH_JOIN:
-        return [
-            {"Effect": "Allow", "Action": ["ssm:PutParameter"], "Resource": sorted(secrets.values())},
-            {"Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey"], "Resource": key_arn, "Condition": via_ssm},
-        ]
-    return [
-        {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket_arn},
-        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": f"{bucket_arn}/*"},
-        {"Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": key_arn, "Condition": via_s3},
-    ]
+    match capability:
+        case Capability.READ_MANAGER_JOIN | Capability.READ_WORKER_JOIN:
+            token = MANAGER_TOKEN if capability is Capability.READ_MANAGER_JOIN else WORKER_TOKEN
+            return [
+                {"Effect": "Allow", "Action": ["ssm:GetParameter"], "Resource": [secrets[token], secrets[MANAGER_ADDRESS]]},
+                {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": key_arn, "Condition": via_ssm},
+            ]
+        case Capability.PUBLISH_JOIN:
+            return [
+                {"Effect": "Allow", "Action": ["ssm:PutParameter"], "Resource": sorted(secrets.values())},
+                {"Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey"], "Resource": key_arn, "Condition": via_ssm},
+            ]
+        case Capability.WRITE_BACKUPS:
+            return [
+                {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket_arn},
+                {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": f"{bucket_arn}/*"},
+                {
+                    "Effect": "Allow",
+                    "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                    "Resource": key_arn,
+                    "Condition": {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}},
+                },
+            ]
 
 
 def _instance_profile(scope: Scope, plan: ComputePlan, role: Role) -> aws.iam.InstanceProfile:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from review.__main__ import main
+from review.plan import build_plan
 
 
 def test_plan_command_writes_the_plan_and_prints_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -26,3 +27,15 @@ def test_plan_command_names_the_stack_files_when_the_stack_is_unknown(capsys: py
     assert main(["plan", "--stack", "nonexistent"]) == 2
     error = capsys.readouterr().err
     assert "no stack file Pulumi.nonexistent.yaml" in error and "Pulumi.prod.yaml" in error
+
+
+def test_a_plan_is_the_same_from_run_to_run_and_lists_what_is_needed_first() -> None:
+    first, second = build_plan("dev"), build_plan("dev")
+    assert json.dumps(first) == json.dumps(second)
+    seen: set[str] = set()
+    for step in first["steps"]:
+        state = step["newState"]
+        provider = state["provider"].rsplit("::", 1)[0]
+        for needed in (state["parent"], provider, *state["dependencies"]):
+            assert not needed or needed in seen, f"{step['urn']} comes before {needed}"
+        seen.add(step["urn"])
