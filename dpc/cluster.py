@@ -1,0 +1,217 @@
+"""The database cluster as the rendered configuration files see it: who the members are, where
+they listen, where secrets and data live, and which secrets and certificates exist.
+
+Every renderer (`dpc.render`) is a pure function of a `ClusterLayout`. The Swarm deployment builds
+the layout from the settings (`swarm_layout`): members are found by their Swarm service names and
+secrets are files under /run/secrets. The real-cluster smoke run builds the same layout with the
+addresses of its network namespaces and directories of its own, so the files it starts are the
+files the program deploys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+from dpc.environments import Environment
+from dpc.model import Role, plan_nodes, worker_sizing
+from dpc.settings import Settings
+from dpc.sizing import PostgresSizing
+
+CLUSTER_SCOPE = "postgres-cluster-main"
+"""Patroni's cluster name (seed §7.2)."""
+
+DATABASE_NAME = "distributed_postgres_cluster"
+"""The application database (seed §3.4)."""
+
+MIN_POOLED_CLIENTS = 5000
+"""Seed: PgBouncer connection pooling for 5000+ connections, across all PgBouncer replicas."""
+
+
+class Port:
+    """Every port a service of the database stack listens on (seed §2.2, §5.2, §8.2)."""
+
+    POSTGRES = 5432
+    PATRONI_API = 8008
+    ETCD_CLIENT = 2379
+    ETCD_PEER = 2380
+    ETCD_METRICS = 2381
+    HAPROXY_PRIMARY = 5432
+    HAPROXY_REPLICAS = 5433
+    HAPROXY_STATS = 7000
+    HAPROXY_METRICS = 9101
+    PGBOUNCER = 6432
+    REDIS = 6379
+    PROMETHEUS = 9090
+    ALERTMANAGER = 9093
+    GRAFANA = 3000
+    POSTGRES_EXPORTER = 9187
+    REDIS_EXPORTER = 9121
+    NODE_EXPORTER = 9100
+    CADVISOR = 8080
+    PGBACKREST = 8432
+
+
+class User(StrEnum):
+    """PostgreSQL roles the cluster creates (seed §3.4), and the superuser Patroni manages."""
+
+    SUPERUSER = "postgres"
+    REPLICATION = "replicator"
+    REWIND = "rewind_user"
+    APP = "app_user"
+    READONLY = "readonly_user"
+    EXPORTER = "postgres_exporter"
+    PGBOUNCER_AUTH = "pgbouncer_auth"
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A Docker secret: a file under the secrets directory, never an environment variable."""
+
+    name: str
+    kind: Literal["password", "encryption-key", "tls-ca", "tls-cert", "tls-key", "rendered"]
+    purpose: str
+
+
+PASSWORD_SECRETS: dict[str, str] = {
+    "postgres_superuser_password": "the `postgres` superuser (Patroni, the backup agent)",
+    "replication_password": "the `replicator` role (streaming replication)",
+    "rewind_password": "the `rewind_user` role (pg_rewind after a failover)",
+    "app_user_password": "the `app_user` role (applications, through PgBouncer)",
+    "readonly_user_password": "the `readonly_user` role (read-only applications)",
+    "postgres_exporter_password": "the `postgres_exporter` role (monitoring)",
+    "pgbouncer_auth_password": "the `pgbouncer_auth` role PgBouncer looks users up with",
+    "patroni_api_password": "Patroni's REST API (changes only; reads are open to health checks)",
+    "redis_password": "Redis clients",
+    "haproxy_stats_password": "HAProxy's statistics page",
+    "grafana_admin_password": "Grafana's admin user",
+}
+"""Every generated password, by secret name (seed §3.3)."""
+
+BACKUP_ENCRYPTION_SECRET = "backup_encryption_key"
+"""The AES-256 passphrase of the backup repository (seed §4.3)."""
+
+CA_SECRET = "tls_ca_cert"
+"""The cluster CA's certificate; every TLS client and server trusts only it."""
+
+
+@dataclass(frozen=True)
+class Member:
+    """One member of a replicated service.
+
+    `host` is how the others reach it (a Swarm service name, or an address in the smoke run);
+    `listen` is the address it binds (all interfaces in a container, its own address elsewhere).
+    """
+
+    name: str
+    host: str
+    listen: str = "0.0.0.0"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where files live inside the containers (defaults) or in a smoke-run host's directory."""
+
+    secrets: str = "/run/secrets"
+    config: str = "/etc/dpc"
+    data: str = "/var/lib/postgresql/data/pgdata"
+    wal: str = "/var/lib/postgresql/wal/pg_wal"
+    sockets: str = "/var/run/postgresql"
+    logs: str = "/var/log/postgresql"
+    postgres_bin: str = "/usr/lib/postgresql/15/bin"
+    etcd_data: str = "/var/lib/etcd"
+    backup_repository: str = "/mnt/postgres-cluster/backups"
+
+    def secret(self, name: str) -> str:
+        """The path of a secret's file."""
+        return f"{self.secrets}/{name}"
+
+
+@dataclass(frozen=True)
+class ClusterLayout:
+    """Everything the rendered configuration files depend on."""
+
+    environment: Environment
+    etcd: tuple[Member, ...]
+    patroni: tuple[Member, ...]
+    haproxy: Member
+    """How clients and PgBouncer reach HAProxy: the service's virtual IP, or one instance."""
+    pgbouncer_replicas: int
+    sizing: PostgresSizing
+    paths: Paths = Paths()
+
+    @property
+    def synchronous_mode_strict(self) -> bool:
+        """Prod never acknowledges a commit that only one node holds (RPO 0, seed §4.4); other
+        environments keep accepting writes when both replicas are down.
+        """
+        return self.environment == "prod"
+
+    @property
+    def pgbouncer_max_client_connections(self) -> int:
+        """Client connections per PgBouncer, so that all replicas together take at least 5000."""
+        return -(-MIN_POOLED_CLIENTS // self.pgbouncer_replicas)
+
+
+@dataclass(frozen=True)
+class CertificateRequest:
+    """One certificate the cluster CA signs: its secret names, subject and names it answers to."""
+
+    name: str
+    common_name: str
+    dns_names: tuple[str, ...]
+    ip_addresses: tuple[str, ...]
+    usage: Literal["server", "client", "server-and-client"]
+
+    @property
+    def cert_secret(self) -> str:
+        """The secret holding the certificate."""
+        return f"{self.name}_tls_cert"
+
+    @property
+    def key_secret(self) -> str:
+        """The secret holding the private key."""
+        return f"{self.name}_tls_key"
+
+
+def _names(*hosts: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Hosts split into DNS names and IP addresses, each once, for a certificate's SANs."""
+    ips = tuple(dict.fromkeys(h for h in hosts if h.replace(".", "").isdigit()))
+    dns = tuple(dict.fromkeys(h for h in hosts if h not in ips))
+    return dns, ips
+
+
+def certificate_requests(layout: ClusterLayout) -> tuple[CertificateRequest, ...]:
+    """Every certificate of the cluster: a server certificate per member (peers verify each other
+    by name), client certificates for the callers that authenticate by certificate.
+    """
+    requests: list[CertificateRequest] = []
+    for member in layout.etcd:
+        dns, ips = _names(member.name, member.host, "localhost", "127.0.0.1")
+        requests.append(CertificateRequest(member.name, member.name, dns, ips, "server-and-client"))
+    for member in layout.patroni:
+        dns, ips = _names(member.name, member.host, "localhost", "127.0.0.1")
+        requests.append(CertificateRequest(member.name, member.name, dns, ips, "server-and-client"))
+    for service in ("haproxy", "pgbouncer", "redis"):
+        host = layout.haproxy.host if service == "haproxy" else service
+        dns, ips = _names(service, host, f"tasks.{service}")
+        requests.append(CertificateRequest(service, service, dns, ips, "server"))
+    requests.append(CertificateRequest("backup", User.SUPERUSER.value, ("backup",), (), "server-and-client"))
+    return tuple(requests)
+
+
+def swarm_layout(settings: Settings) -> ClusterLayout:
+    """The layout inside the Swarm: members reached by their service names, one service per member."""
+    nodes = plan_nodes(settings)
+    managers = [n for n in nodes if n.role is Role.MANAGER]
+    workers = [n for n in nodes if n.role is Role.WORKER]
+    app_nodes = [n for n in nodes if n.role is Role.APP]
+    return ClusterLayout(
+        environment=settings.environment,
+        etcd=tuple(Member(f"etcd-{n.index}", f"etcd-{n.index}") for n in managers),
+        patroni=tuple(Member(f"patroni-{n.index}", f"patroni-{n.index}") for n in workers),
+        haproxy=Member("haproxy", "haproxy"),
+        pgbouncer_replicas=max(1, len(app_nodes)),
+        sizing=worker_sizing(settings),
+    )
