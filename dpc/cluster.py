@@ -25,6 +25,15 @@ CLUSTER_SCOPE = "postgres-cluster-main"
 DATABASE_NAME = "distributed_postgres_cluster"
 """The application database (seed §3.4)."""
 
+BACKUP_STANZA = "main"
+"""pgBackRest's name for this cluster in its repositories; archive_command and the backup agent agree on it."""
+
+BACKUP_METRICS_FILE = "dpc_backup.prom"
+"""The backup agent's metrics, written for node-exporter's textfile collector on the backup node:
+`dpc_backup_last_success_timestamp_seconds{type="full"|"diff"}` and
+`dpc_backup_last_run_success{type=...}` (1 or 0).
+"""
+
 MIN_POOLED_CLIENTS = 5000
 """Seed: PgBouncer connection pooling for 5000+ connections, across all PgBouncer replicas."""
 
@@ -122,6 +131,7 @@ class Paths:
     postgres_bin: str = "/usr/lib/postgresql/15/bin"
     etcd_data: str = "/var/lib/etcd"
     backup_repository: str = "/mnt/postgres-cluster/backups"
+    node_exporter_textfiles: str = "/var/lib/node-exporter/textfile"
 
     def secret(self, name: str) -> str:
         """The path of a secret's file."""
