@@ -1,0 +1,185 @@
+"""Linux network namespaces as stand-in hosts: one private /24 behind a bridge that lives in a
+namespace of its own, so nothing is added to, or routed through, the machine's own network.
+
+Every host namespace gets a loopback and one veth whose other end is on the bridge. Processes are
+started inside a namespace as an unprivileged user with an empty environment (no inherited `PG*`
+or proxy variables). Teardown stops what was started, kills whatever is still inside the
+namespaces, and deletes them, which also deletes their veths and the bridge.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import secrets
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+COMMAND_TIMEOUT = 10.0
+"""Seconds any single `ip` command may take."""
+
+STOP_GRACE = 15.0
+"""Seconds started processes get to shut down cleanly (Patroni stops PostgreSQL) before SIGKILL."""
+
+CLEAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _ip(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
+
+
+def require_namespaces() -> None:
+    """Fail (never skip) when this machine cannot run the smoke run: it is only run where it must."""
+    problems: list[str] = []
+    if os.geteuid() != 0:
+        problems.append("it must run as root (network namespaces, and running each service as its own user)")
+    try:
+        _ip("netns", "list")
+    except (OSError, subprocess.SubprocessError) as error:
+        problems.append(f"`ip netns` is unavailable ({error}); install iproute2")
+    if problems:
+        raise RuntimeError("The cluster smoke run cannot start: " + "; ".join(problems))
+
+
+def unused_subnet(candidates: Sequence[str]) -> ipaddress.IPv4Network:
+    """The first candidate /24 that no address or route of the machine overlaps, so that a reader
+    of any log never confuses a namespace address with a real one.
+    """
+    used: list[ipaddress.IPv4Network] = []
+    for line in json.loads(_ip("-j", "-4", "addr").stdout):
+        used += [ipaddress.IPv4Network(f"{a['local']}/{a['prefixlen']}", strict=False) for a in line["addr_info"]]
+    for route in json.loads(_ip("-j", "-4", "route", "show", "table", "all").stdout):
+        if route["dst"] not in ("default", "0.0.0.0/0"):
+            used.append(ipaddress.IPv4Network(route["dst"], strict=False))
+    for candidate in map(ipaddress.IPv4Network, candidates):
+        if not any(candidate.overlaps(network) for network in used):
+            return candidate
+    raise RuntimeError(f"every candidate subnet {list(candidates)} overlaps an address or route of this machine: {used}")
+
+
+@dataclass
+class Started:
+    """A process started in a namespace, with the log file its output goes to."""
+
+    name: str
+    namespace: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+@dataclass
+class Network:
+    """A bridge namespace and host namespaces, named with a per-run tag so runs never collide."""
+
+    subnet: ipaddress.IPv4Network
+    tag: str = field(default_factory=lambda: secrets.token_hex(3))
+    hosts: dict[str, str] = field(default_factory=dict[str, str])
+    """Host name → its IPv4 address."""
+    started: list[Started] = field(default_factory=list[Started])
+    _namespaces: list[str] = field(default_factory=list[str])
+
+    @property
+    def switch(self) -> str:
+        return f"dpcsmoke-{self.tag}-switch"
+
+    def namespace(self, host: str) -> str:
+        return f"dpcsmoke-{self.tag}-{host}"
+
+    def _add_namespace(self, name: str) -> None:
+        _ip("netns", "add", name)
+        self._namespaces.append(name)
+        _ip("-n", name, "link", "set", "lo", "up")
+
+    def create(self, hosts: Sequence[str]) -> None:
+        """The bridge and one namespace per host, with addresses .11, .12, ... in host order."""
+        self._add_namespace(self.switch)
+        _ip("-n", self.switch, "link", "add", "br0", "type", "bridge")
+        _ip("-n", self.switch, "link", "set", "br0", "up")
+        for index, host in enumerate(hosts):
+            namespace = self.namespace(host)
+            self._add_namespace(namespace)
+            port = f"port{index}"
+            _ip("-n", self.switch, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", namespace)
+            _ip("-n", self.switch, "link", "set", port, "master", "br0", "up")
+            address = str(self.subnet.network_address + 11 + index)
+            _ip("-n", namespace, "addr", "add", f"{address}/{self.subnet.prefixlen}", "dev", "eth0")
+            _ip("-n", namespace, "link", "set", "eth0", "up")
+            self.hosts[host] = address
+
+    def command(self, host: str, user: str, argv: Sequence[str], *, home: Path) -> list[str]:
+        """argv run in the host's namespace as `user`, with nothing of the caller's environment."""
+        return [
+            "ip", "netns", "exec", self.namespace(host),
+            "runuser", "-u", user, "--",
+            "env", "-i", f"PATH={CLEAN_PATH}", f"HOME={home}", "LANG=C.UTF-8",
+            *argv,
+        ]  # fmt: skip
+
+    def run(self, host: str, user: str, argv: Sequence[str], *, home: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+        """A command to completion in the host's namespace (used for one-off probes)."""
+        return subprocess.run(self.command(host, user, argv, home=home), capture_output=True, text=True, timeout=timeout, check=False)
+
+    def start(self, name: str, host: str, user: str, argv: Sequence[str], *, home: Path, log: Path) -> Started:
+        """A long-running service in the host's namespace, its output to `log`, in its own session."""
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                self.command(host, user, argv, home=home), stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        started = Started(name, self.namespace(host), process, log)
+        self.started.append(started)
+        return started
+
+    def _pids(self, namespace: str) -> list[int]:
+        try:
+            listed = _ip("netns", "pids", namespace).stdout.split()
+        except subprocess.CalledProcessError:
+            return []
+        return [int(pid) for pid in listed]
+
+    def _signal_all(self, sig: signal.Signals) -> int:
+        """Signal every process left inside the namespaces; how many there were."""
+        count = 0
+        for namespace in self._namespaces:
+            for pid in self._pids(namespace):
+                try:
+                    os.kill(pid, sig)
+                    count += 1
+                except ProcessLookupError:
+                    pass
+        return count
+
+    def teardown(self) -> list[str]:
+        """Stop everything and delete every namespace; the problems met, so a failing teardown is
+        reported instead of hiding the test's own failure.
+        """
+        problems: list[str] = []
+        for started in reversed(self.started):
+            if started.process.poll() is None:
+                started.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE
+        while time.monotonic() < deadline and any(self._pids(n) for n in self._namespaces):
+            time.sleep(0.2)
+        if killed := self._signal_all(signal.SIGKILL):
+            problems.append(f"{killed} process(es) did not stop within {STOP_GRACE:.0f}s and were killed")
+        for started in self.started:
+            try:
+                started.process.wait(timeout=COMMAND_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                problems.append(f"{started.name} (pid {started.process.pid}) did not exit")
+        for namespace in reversed(self._namespaces):
+            try:
+                _ip("netns", "del", namespace)
+            except subprocess.CalledProcessError as error:
+                problems.append(f"deleting namespace {namespace}: {error.stderr.strip()}")
+        self._namespaces.clear()
+        return problems
+
+    def leftovers(self) -> list[str]:
+        """Namespaces of this run that still exist (empty after a clean teardown)."""
+        listed = _ip("netns", "list").stdout.split("\n")
+        return [line.split()[0] for line in listed if line.startswith(f"dpcsmoke-{self.tag}-")]
