@@ -34,6 +34,12 @@ BACKUP_METRICS_FILE = "dpc_backup.prom"
 `dpc_backup_last_run_success{type=...}` (1 or 0).
 """
 
+BACKUP_LAST_SUCCESS_METRIC = "dpc_backup_last_success_timestamp_seconds"
+"""Unix time of the last successful backup, labelled `type` ("full" or "diff"); alerts read its age."""
+
+BACKUP_LAST_RUN_METRIC = "dpc_backup_last_run_success"
+"""1 if the last backup run of a `type` succeeded, 0 if it failed."""
+
 MIN_POOLED_CLIENTS = 5000
 """Seed: PgBouncer connection pooling for 5000+ connections, across all PgBouncer replicas."""
 
