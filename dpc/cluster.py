@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
+from dpc.catalog import machine_type
 from dpc.environments import Environment
 from dpc.model import Role, plan_nodes, worker_sizing
 from dpc.settings import Settings
@@ -156,6 +157,8 @@ class ClusterLayout:
     pgbouncer_replicas: int
     sizing: PostgresSizing
     paths: Paths = Paths()
+    cache_memory_mb: int = 1024
+    """Redis's maxmemory: what the cache holds before it evicts the least recently used keys."""
 
     @property
     def synchronous_mode_strict(self) -> bool:
@@ -217,6 +220,14 @@ def certificate_requests(layout: ClusterLayout) -> tuple[CertificateRequest, ...
     return tuple(requests)
 
 
+def cache_memory_mb(settings: Settings) -> int:
+    """A quarter of an app node's memory: Redis shares the node with PgBouncer, and a snapshot or a
+    rewrite never has to fork a large heap.
+    """
+    app = machine_type(settings.cloud, settings.nodes.app.machine_type)
+    return int(app.memory_gib * 1024) // 4
+
+
 def swarm_layout(settings: Settings) -> ClusterLayout:
     """The layout inside the Swarm: members reached by their service names, one service per member."""
     nodes = plan_nodes(settings)
@@ -230,4 +241,5 @@ def swarm_layout(settings: Settings) -> ClusterLayout:
         haproxy=Member("haproxy", "haproxy"),
         pgbouncer_replicas=max(1, len(app_nodes)),
         sizing=worker_sizing(settings),
+        cache_memory_mb=cache_memory_mb(settings),
     )

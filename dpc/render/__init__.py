@@ -1,0 +1,35 @@
+"""Renderers of the database stack's configuration files, each a pure function of a `ClusterLayout`.
+
+Each module renders the files of one program. A program's main file is a plain Docker config; the
+parts that carry secret values are rendered separately, from the secret values passed in, and are
+delivered as Docker secrets.
+
+Only what several renderers share lives here: where a service finds its TLS files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dpc.cluster import CA_SECRET, ClusterLayout
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """The files a TLS endpoint reads: its certificate and key, and the cluster CA it trusts."""
+
+    cert: str
+    key: str
+    ca: str
+
+
+def tls_files(layout: ClusterLayout, certificate: str) -> TlsFiles:
+    """The secret files of the certificate named `certificate` (a `CertificateRequest.name`).
+
+    Every service trusts the cluster CA alone, so peers and clients are verified against it.
+    """
+    return TlsFiles(
+        cert=layout.paths.secret(f"{certificate}_tls_cert"),
+        key=layout.paths.secret(f"{certificate}_tls_key"),
+        ca=layout.paths.secret(CA_SECRET),
+    )

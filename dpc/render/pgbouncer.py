@@ -1,0 +1,105 @@
+"""PgBouncer: transaction pooling in front of HAProxy, TLS on both sides, SCRAM for clients.
+
+Clients authenticate with SCRAM against the verifiers PostgreSQL holds: PgBouncer looks them up
+as `pgbouncer_auth` through a function the post-bootstrap script creates, so no application
+password is copied into PgBouncer. The auth file (`render_pgbouncer_userlist`, a Docker secret)
+holds only pgbouncer_auth's own password.
+
+Towards PostgreSQL it verifies the server certificate against the cluster CA (`verify-ca`):
+HAProxy passes TLS through, so the certificate presented is the current primary's, whose names
+are the Patroni member's, not HAProxy's; `verify-full` against the HAProxy address would fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from dpc.cluster import DATABASE_NAME, ClusterLayout, Port, User
+from dpc.render import tls_files
+from dpc.render.postgres import PGBOUNCER_AUTH_QUERY
+
+USERLIST_SECRET = "pgbouncer_userlist"
+"""The Docker secret holding the auth file."""
+
+READONLY_DATABASE = f"{DATABASE_NAME}_readonly"
+"""The pooled name of the read-only route (HAProxy's replica port)."""
+
+DIRECT_CONNECTIONS = 20
+"""PostgreSQL connections kept out of the pools: superuser_reserved_connections (3), Patroni, the
+exporter, the backup agent and administrators."""
+
+
+def server_connections_per_pgbouncer(layout: ClusterLayout) -> int:
+    """The most server connections one PgBouncer opens to a database, so that all replicas
+    together never exceed PostgreSQL's max_connections less the direct connections.
+    """
+    budget = (layout.sizing.max_connections - DIRECT_CONNECTIONS) // layout.pgbouncer_replicas
+    if budget < 1:
+        raise ValueError(f"max_connections {layout.sizing.max_connections} leaves no server connections for {layout.pgbouncer_replicas} PgBouncers")
+    return budget
+
+
+def render_pgbouncer(layout: ClusterLayout) -> str:
+    """pgbouncer.ini (a plain Docker config)."""
+    pool = server_connections_per_pgbouncer(layout)
+    tls = tls_files(layout, "pgbouncer")
+    haproxy = layout.haproxy.host
+    settings = {
+        "listen_addr": "0.0.0.0",
+        "listen_port": str(Port.PGBOUNCER),
+        "unix_socket_dir": "",
+        "pool_mode": "transaction",
+        "max_client_conn": str(layout.pgbouncer_max_client_connections),
+        "default_pool_size": str(pool),
+        "min_pool_size": "0",
+        "reserve_pool_size": "0",
+        "max_db_connections": str(pool),
+        "auth_type": "scram-sha-256",
+        "auth_file": layout.paths.secret(USERLIST_SECRET),
+        "auth_user": User.PGBOUNCER_AUTH.value,
+        "auth_query": PGBOUNCER_AUTH_QUERY,
+        "admin_users": User.PGBOUNCER_AUTH.value,
+        "stats_users": User.PGBOUNCER_AUTH.value,
+        "client_tls_sslmode": "require",
+        "client_tls_cert_file": tls.cert,
+        "client_tls_key_file": tls.key,
+        "client_tls_ca_file": tls.ca,
+        "client_tls_protocols": "tlsv1.3",
+        "server_tls_sslmode": "verify-ca",
+        "server_tls_ca_file": tls.ca,
+        "server_tls_protocols": "tlsv1.3",
+        "server_check_query": "select 1",
+        "server_lifetime": "3600",
+        "server_idle_timeout": "600",
+        "query_wait_timeout": "120",
+        "dns_max_ttl": "5",
+        "ignore_startup_parameters": "extra_float_digits",
+        "log_connections": "1",
+        "log_disconnections": "1",
+        "log_pooler_errors": "1",
+    }
+    databases = {
+        DATABASE_NAME: f"host={haproxy} port={Port.HAPROXY_PRIMARY} dbname={DATABASE_NAME}",
+        READONLY_DATABASE: f"host={haproxy} port={Port.HAPROXY_REPLICAS} dbname={DATABASE_NAME}",
+    }
+    return "\n".join(
+        [
+            "; Rendered by dpc.render.pgbouncer.",
+            "[databases]",
+            *(f"{name} = {value}" for name, value in sorted(databases.items())),
+            "",
+            "[pgbouncer]",
+            *(f"{name} = {value}" for name, value in sorted(settings.items())),
+            "",
+        ]
+    )
+
+
+def _userlist_word(value: str) -> str:
+    """A double-quoted word of PgBouncer's auth file, quotes doubled."""
+    return '"' + value.replace('"', '""') + '"'
+
+
+def render_pgbouncer_userlist(secrets: Mapping[str, str]) -> str:
+    """The auth file: pgbouncer_auth's password, with which PgBouncer logs in to look users up."""
+    return f"{_userlist_word(User.PGBOUNCER_AUTH.value)} {_userlist_word(secrets['pgbouncer_auth_password'])}\n"
