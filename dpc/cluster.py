@@ -139,6 +139,8 @@ class Paths:
     etcd_data: str = "/var/lib/etcd"
     backup_repository: str = "/mnt/postgres-cluster/backups"
     node_exporter_textfiles: str = "/var/lib/node-exporter/textfile"
+    pgbackrest_spool: str = "/var/spool/pgbackrest"
+    """pgBackRest's working directory: the asynchronous archive queue and its lock files."""
 
     def secret(self, name: str) -> str:
         """The path of a secret's file."""
@@ -157,6 +159,8 @@ class ClusterLayout:
     pgbouncer_replicas: int
     sizing: PostgresSizing
     paths: Paths = Paths()
+    backup: Member = Member("backup", "backup")
+    """The backup node's pgBackRest repository host, which the database hosts archive WAL to over TLS."""
     cache_memory_mb: int = 1024
     """Redis's maxmemory: what the cache holds before it evicts the least recently used keys."""
 
@@ -216,7 +220,8 @@ def certificate_requests(layout: ClusterLayout) -> tuple[CertificateRequest, ...
         host = layout.haproxy.host if service == "haproxy" else service
         dns, ips = _names(service, host, f"tasks.{service}")
         requests.append(CertificateRequest(service, service, dns, ips, "server"))
-    requests.append(CertificateRequest("backup", User.SUPERUSER.value, ("backup",), (), "server-and-client"))
+    dns, ips = _names(layout.backup.name, layout.backup.host)
+    requests.append(CertificateRequest(layout.backup.name, User.SUPERUSER.value, dns, ips, "server-and-client"))
     return tuple(requests)
 
 
