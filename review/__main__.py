@@ -1,4 +1,6 @@
-"""`python -m review plan --stack prod --out plan.json`: the offline plan of a stack."""
+"""`python -m review plan --stack prod --out plan.json`: the offline plan of a stack, checked by the
+policy pack as `pulumi preview --policy-pack policies` would check it.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +10,31 @@ import sys
 import time
 from pathlib import Path
 
+from pulumi_policy import EnforcementLevel
+
 from dpc.config import StackFileError
 from dpc.settings import SettingsError
-from review.plan import build_plan, summary
+from review.plan import build_plan, stack_config, summary
+from review.policy import PolicyConfigError, load_pack_config, pack_config_for, plan_resources, report, run_policies
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Writes the plan and prints its summary; exits 2 on a bad stack, listing every problem."""
+    """Writes the plan, prints its summary and the policy violations; exits 1 on a mandatory
+    violation, 2 on a bad stack (listing every problem) or a bad pack config.
+    """
     parser = argparse.ArgumentParser(prog="python -m review", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     plan_command = commands.add_parser("plan", help="plan a stack offline, in the shape of `pulumi preview --json`")
     plan_command.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
     plan_command.add_argument("--out", type=Path, help="where to write the plan JSON (default: plan-<stack>.json)")
+    plan_command.add_argument("--policy-pack-config", type=Path,
+                              help="the policy pack's config (default: policies/config/<dpc:environment>.json)")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
     try:
         plan = build_plan(args.stack)
+        config, _ = stack_config(args.stack)
     except (SettingsError, StackFileError) as error:
         print(f"stack {args.stack}: {error}", file=sys.stderr)
         return 2
@@ -32,7 +42,15 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(plan, indent=2, sort_keys=True) + "\n")
     print(summary(plan))
     print(f"plan of stack {args.stack} written to {out} in {time.perf_counter() - started:.2f}s")
-    return 0
+    pack_config: Path = args.policy_pack_config or pack_config_for(config)
+    try:
+        violations = run_policies(plan_resources(plan), load_pack_config(pack_config), config)
+    except (PolicyConfigError, OSError, ValueError) as error:
+        print(f"policy pack config {pack_config}: {error}", file=sys.stderr)
+        return 2
+    print(f"policy pack with {pack_config}:")
+    print(report(violations))
+    return 1 if any(v.level is EnforcementLevel.MANDATORY for v in violations) else 0
 
 
 if __name__ == "__main__":

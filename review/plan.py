@@ -77,6 +77,7 @@ class RecordingMonitor(MockMonitor):
                 "inputs": inputs,
                 "protect": bool(request.protect),
                 "dependencies": sorted(set(request.dependencies)),
+                "propertyDependencies": {key: sorted(set(deps.urns)) for key, deps in sorted(request.propertyDependencies.items()) if deps.urns},
                 "provider": request.provider,
             },
         })

@@ -1,0 +1,1 @@
+"""The dpc CrossGuard policy pack: one module per concern; `pack` gathers their policies."""
