@@ -1,0 +1,274 @@
+"""pgBackRest: the repository host's configuration (the backup node), each database host's, and the
+secret fragment with the repositories' cipher passphrase (seed §4.3, §7.3).
+
+Topology. The backup node is pgBackRest's repository host: it owns repo1 (a posix repository on
+the backup volume) and, in the clouds, repo2 (the offsite bucket, reached with the instance's IAM
+role). Its backup agent runs `pgbackrest server`, the TLS endpoint the database hosts archive WAL
+to, and takes the scheduled backups, reading the files from a replica's `pgbackrest server`.
+Nothing uses SSH: both directions are pgBackRest's TLS protocol with the cluster's certificates,
+each side allowing only the other's certificate (`tls-server-auth`).
+
+Schedule and retention. pgBackRest knows full, differential and incremental backups, and a
+retention per repository; it has no daily/weekly/monthly tiers inside one repository. The seed's
+tiers map onto it as follows (the backup agent, images/postgres/backup_agent.py, runs the schedule):
+
+- daily at 02:00 UTC: a differential backup to repo1 (everything changed since the last full);
+  on Sundays and on the 1st of the month a full backup instead. A differential restores like a
+  full (full + one differential), so the seed's "daily full" keeps its meaning at a fraction of
+  the time and space.
+- repo1 keeps full backups by age (`repo1-retention-full-type=time`) for the longest of the WAL,
+  daily and weekly retentions (30 days by default). pgBackRest then keeps at least one full
+  older than that, with all WAL since: point-in-time recovery over the whole WAL retention.
+  Differentials are kept by count, one a day: `daily_retention_days` of them.
+- weekly (Sunday) and monthly (1st) full backups are also taken to repo2, the offsite bucket,
+  which keeps them by age for `monthly_retention_months` (months counted as 31 days). With no
+  tiers inside a repository, the weekly fulls stay as long as the monthly ones: more than the
+  seed's four weeks, never less; the bucket's lifecycle moves them to colder storage.
+- WAL is archived continuously to every repository (`archive-async`, so one unreachable
+  repository does not hold back the others).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from dpc.cluster import BACKUP_ENCRYPTION_SECRET, BACKUP_STANZA, ClusterLayout, Member, Port, certificate_requests
+from dpc.render import tls_files
+from dpc.settings import BackupSettings
+
+PGBACKREST_CONFIG = "/etc/pgbackrest/pgbackrest.conf"
+"""Where pgBackRest reads its configuration by default: the rendered file is mounted here, so the
+archive and restore commands Patroni runs need no `--config`."""
+
+PGBACKREST_INCLUDE_DIR = "/etc/pgbackrest/conf.d"
+"""pgBackRest's default `config-include-path`: it merges every *.conf file in it. The secret
+fragment (`render_pgbackrest_secrets`) is mounted here as a Docker secret."""
+
+CIPHER_TYPE = "aes-256-cbc"
+"""Seed §4.3: backups encrypted with AES-256; pgBackRest encrypts every file of the repository."""
+
+COMPRESSION = {"compress-type": "zst", "compress-level": "3"}
+"""Seed §4.3: zstd at level 3."""
+
+PROCESS_MAX = 2
+"""Parallel processes for a backup (compression and encryption run in them) and for the
+asynchronous WAL archive. Two keep a 500 GB full near the seed's 30 minutes without taking more
+than a share of the replica's CPU, which also serves reads."""
+
+DAYS_PER_MONTH = 31
+"""Months of retention counted as 31 days, so that a month's retention never falls short."""
+
+OFFSITE_KEY_PREFIX = "/pgbackrest"
+"""Where in the offsite bucket the repository lives."""
+
+
+@dataclass(frozen=True)
+class OffsiteRepository:
+    """The offsite copy: an S3 bucket reached with the backup node's IAM role (no keys anywhere)."""
+
+    bucket: str
+    region: str
+    endpoint: str | None = None
+    """The S3 endpoint; None for AWS's regional endpoint."""
+    key_prefix: str = OFFSITE_KEY_PREFIX
+
+    def __post_init__(self) -> None:
+        if not self.key_prefix.startswith("/"):
+            raise ValueError(f"the offsite key prefix must start with '/': {self.key_prefix!r}")
+
+    @property
+    def s3_endpoint(self) -> str:
+        """PgBackRest needs the endpoint spelled out: AWS's regional one unless another is given."""
+        return self.endpoint or f"s3.{self.region}.amazonaws.com"
+
+
+ARCHIVE_COMMAND = f"pgbackrest --stanza={BACKUP_STANZA} archive-push %p"
+"""PostgreSQL's archive_command on every Patroni member: push the segment to the repository host."""
+
+RESTORE_COMMAND = f'pgbackrest --stanza={BACKUP_STANZA} archive-get %f "%p"'
+"""PostgreSQL's restore_command: fetch a segment from the repository host (replicas catching up,
+a rewound node rejoining, point-in-time recovery)."""
+
+_BACKUP_CERTIFICATE_KIND = "backup certificate"
+
+
+def _render(sections: Mapping[str, Mapping[str, str | tuple[str, ...]]], header: str) -> str:
+    """An INI file in pgBackRest's format, sections and keys sorted so the output is stable.
+
+    A tuple value is a list option (e.g. `tls-server-auth`): pgBackRest takes it as repeated keys.
+    """
+    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+    for section in sorted(sections):
+        lines += ["", f"[{section}]"]
+        for key, value in sorted(sections[section].items()):
+            values = value if isinstance(value, tuple) else (value,)
+            lines += [f"{key}={item}" for item in values]
+    return "\n".join(lines) + "\n"
+
+
+def _common(layout: ClusterLayout) -> dict[str, str]:
+    """What every pgBackRest process of the cluster shares: compression, parallelism, and logging
+    to the console only, which the container runtime collects (no log files in the image).
+    """
+    return {
+        **COMPRESSION,
+        "process-max": str(PROCESS_MAX),
+        "lock-path": f"{layout.paths.pgbackrest_spool}/lock",
+        "log-level-file": "off",
+    }
+
+
+def _tls_server(layout: ClusterLayout, member: Member, certificate: str, clients: tuple[str, ...]) -> dict[str, str | tuple[str, ...]]:
+    """`pgbackrest server`'s TLS endpoint: the member's certificate, the cluster CA, and only the
+    given client certificates (by common name) allowed, for this cluster's stanza only.
+    """
+    files = tls_files(layout, certificate)
+    return {
+        "tls-server-address": member.listen,
+        "tls-server-port": str(Port.PGBACKREST),
+        "tls-server-cert-file": files.cert,
+        "tls-server-key-file": files.key,
+        "tls-server-ca-file": files.ca,
+        "tls-server-auth": tuple(f"{client}={BACKUP_STANZA}" for client in clients),
+    }
+
+
+def _backup_client_name(layout: ClusterLayout) -> str:
+    """The common name of the repository host's certificate, which the database hosts allow."""
+    for request in certificate_requests(layout):
+        if request.name == layout.backup.name:
+            return request.common_name
+    raise LookupError(f"no {_BACKUP_CERTIFICATE_KIND} named {layout.backup.name!r} in the cluster's certificate requests")
+
+
+def _repository_retention(index: int, full_days: int, diff_count: int | None) -> dict[str, str]:
+    """Retention of one repository: full backups by age (with their WAL), differentials by count."""
+    retention = {f"repo{index}-retention-full-type": "time", f"repo{index}-retention-full": str(full_days)}
+    if diff_count is not None:
+        retention[f"repo{index}-retention-diff"] = str(diff_count)
+    return retention
+
+
+def local_full_retention_days(backup: BackupSettings) -> int:
+    """How long repo1 keeps full backups: the longest of the WAL (point-in-time recovery), daily
+    and weekly retentions, so each of them is honoured by the one repository.
+    """
+    return max(backup.wal_retention_days, backup.daily_retention_days, backup.weekly_retention_weeks * 7)
+
+
+def offsite_full_retention_days(backup: BackupSettings) -> int:
+    """How long the offsite repository keeps its weekly and monthly full backups."""
+    return backup.monthly_retention_months * DAYS_PER_MONTH
+
+
+def render_pgbackrest_repository(layout: ClusterLayout, backup: BackupSettings, offsite: OffsiteRepository | None) -> str:
+    """pgbackrest.conf of the repository host (the backup node's backup agent).
+
+    repo1 is the backup volume, repo2 the offsite bucket when there is one; both encrypted with
+    the passphrase of the secret fragment. The Patroni members are pg1…pgN, reached over TLS with
+    the backup certificate; backups read from a standby (`backup-standby`) so the primary only
+    does the checkpoint (`start-fast`, so a backup starts at once rather than at the next one).
+    """
+    files = tls_files(layout, layout.backup.name)
+    repositories: dict[str, str] = {
+        "repo1-type": "posix",
+        "repo1-path": layout.paths.backup_repository,
+        "repo1-cipher-type": CIPHER_TYPE,
+        **_repository_retention(1, local_full_retention_days(backup), backup.daily_retention_days),
+    }
+    if offsite is not None:
+        repositories |= {
+            "repo2-type": "s3",
+            "repo2-path": offsite.key_prefix,
+            "repo2-s3-bucket": offsite.bucket,
+            "repo2-s3-region": offsite.region,
+            "repo2-s3-endpoint": offsite.s3_endpoint,
+            "repo2-s3-key-type": "auto",
+            "repo2-cipher-type": CIPHER_TYPE,
+            **_repository_retention(2, offsite_full_retention_days(backup), None),
+        }
+    database_hosts: dict[str, str] = {}
+    for index, member in enumerate(layout.patroni, start=1):
+        database_hosts |= {
+            f"pg{index}-host": member.host,
+            f"pg{index}-host-type": "tls",
+            f"pg{index}-host-port": str(Port.PGBACKREST),
+            f"pg{index}-host-cert-file": files.cert,
+            f"pg{index}-host-key-file": files.key,
+            f"pg{index}-host-ca-file": files.ca,
+            f"pg{index}-path": layout.paths.data,
+            f"pg{index}-socket-path": layout.paths.sockets,
+            f"pg{index}-port": str(Port.POSTGRES),
+        }
+    client_names = tuple(member.name for member in layout.patroni)
+    return _render(
+        {
+            "global": {
+                **_common(layout),
+                **repositories,
+                "start-fast": "y",
+                "backup-standby": "y",
+                **_tls_server(layout, layout.backup, layout.backup.name, client_names),
+            },
+            BACKUP_STANZA: database_hosts,
+        },
+        "pgBackRest on the backup node: the repository host (rendered by dpc; the cipher passphrase\n"
+        f"is in {PGBACKREST_INCLUDE_DIR}, a Docker secret).",
+    )
+
+
+def render_pgbackrest_database_host(layout: ClusterLayout, member: Member, *, offsite: bool) -> str:
+    """pgbackrest.conf of one Patroni member, read by the archive and restore commands Patroni runs
+    (`ARCHIVE_COMMAND`, `RESTORE_COMMAND`) and by the member's `pgbackrest server`.
+
+    Every repository lives on the repository host: repo1, and repo2 when there is an `offsite`
+    copy, are reached through it over TLS with the member's certificate, so the database hosts
+    need neither the cipher passphrase nor access to the bucket. Archiving is asynchronous, so
+    PostgreSQL hands over segments at once and one slow repository does not hold back the other.
+    The member's TLS server lets in only the repository host's certificate.
+    """
+    files = tls_files(layout, member.name)
+    repositories: dict[str, str] = {}
+    for index in (1, 2) if offsite else (1,):
+        repositories |= {
+            f"repo{index}-host": layout.backup.host,
+            f"repo{index}-host-type": "tls",
+            f"repo{index}-host-port": str(Port.PGBACKREST),
+            f"repo{index}-host-cert-file": files.cert,
+            f"repo{index}-host-key-file": files.key,
+            f"repo{index}-host-ca-file": files.ca,
+        }
+    return _render(
+        {
+            "global": {
+                **_common(layout),
+                **repositories,
+                "archive-async": "y",
+                "spool-path": layout.paths.pgbackrest_spool,
+                **_tls_server(layout, member, member.name, (_backup_client_name(layout),)),
+            },
+            BACKUP_STANZA: {
+                "pg1-path": layout.paths.data,
+                "pg1-socket-path": layout.paths.sockets,
+                "pg1-port": str(Port.POSTGRES),
+            },
+        },
+        f"pgBackRest on {member.name}: a database host of the repository host {layout.backup.host} (rendered by dpc).",
+    )
+
+
+def render_pgbackrest_secrets(secrets: Mapping[str, str]) -> str:
+    """The fragment with the repositories' cipher passphrase, for `PGBACKREST_INCLUDE_DIR`.
+
+    pgBackRest reads its passphrase from its configuration or its environment; the environment is
+    not for secrets, so it is this file, delivered as a Docker secret. Both repositories share the
+    passphrase. A database host, whose repositories are remote, ignores the fragment.
+    """
+    passphrase = secrets[BACKUP_ENCRYPTION_SECRET]
+    if not passphrase or "\n" in passphrase:
+        raise ValueError(f"the {BACKUP_ENCRYPTION_SECRET} secret must be one non-empty line")
+    return _render(
+        {"global": {"repo1-cipher-pass": passphrase, "repo2-cipher-pass": passphrase}},
+        "pgBackRest's repository cipher passphrase (a Docker secret; rendered by dpc).",
+    )
