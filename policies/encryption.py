@@ -186,7 +186,7 @@ def _seconds(duration: str) -> float:
 
 
 def _aws_key_rotation(args: ResourceValidationArgs) -> Iterator[str]:
-    symmetric = get(args.props, "customerMasterKeySpec") in (None, "SYMMETRIC_DEFAULT") and get(args.props, "keySpec") in (None, "SYMMETRIC_DEFAULT")
+    symmetric = get(args.props, "customerMasterKeySpec") in (None, "SYMMETRIC_DEFAULT")
     if symmetric and get(args.props, "enableKeyRotation") is not True:
         yield "automatic rotation is off: set enableKeyRotation to true"
 
