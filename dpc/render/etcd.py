@@ -2,6 +2,9 @@
 
 Clients (Patroni) and peers talk TLS and must present a certificate of the cluster CA; only the
 metrics listener is plain HTTP, on its own port, for Prometheus.
+
+Patroni's etcd3 client speaks the v3 API's JSON gateway. etcd's flag defaults it to on, but a key
+missing from a config file counts as false, so the file names it.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ def etcd_config(layout: ClusterLayout, member: Member) -> dict[str, Any]:
         **AUTO_COMPACTION,
         "quota-backend-bytes": QUOTA_BACKEND_BYTES,
         "enable-v2": False,
+        "enable-grpc-gateway": True,
         "logger": "zap",
         "log-outputs": ["stderr"],
     }

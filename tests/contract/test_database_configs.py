@@ -2,6 +2,7 @@
 
 - `patroni --validate-config` accepts each prod member's patroni.yml (names resolved through a
   private /etc/hosts, etcd reachable because the rendered etcd runs in the same namespace).
+- shellcheck finds nothing in the post-bootstrap script.
 - `haproxy -c` accepts haproxy.cfg with the statistics fragment, for the Swarm layout (names,
   Docker DNS) and for an addressed layout like the smoke run's.
 - PostgreSQL 15 starts with the rendered postgresql.conf and pg_hba.conf; the post-bootstrap script
@@ -245,6 +246,13 @@ def test_etcd_serves_tls_clients_with_a_certificate_only(namespace: Namespace, h
     assert etcdctl(namespace, layout, "get", "--print-value-only", "/dpc/contract").stdout.strip() == "ok"
     assert etcdctl(namespace, layout, "get", "/dpc/contract", client_certificate=False).returncode != 0
 
+    secrets = layout.paths.secrets
+    gateway = namespace.run(
+        ["curl", "-sf", "--max-time", "3", "--cacert", f"{secrets}/tls_ca_cert", "--cert", f"{secrets}/etcd-1_tls_cert", "--key", f"{secrets}/etcd-1_tls_key",
+         "-d", '{"key": "L2RwYy9jb250cmFjdA=="}', f"https://{LOOPBACK}:{Port.ETCD_CLIENT}/v3/kv/range"]
+    )
+    assert '"value":"b2s="' in gateway.stdout, "the JSON gateway Patroni's etcd3 client uses must answer"
+
     metrics = namespace.run(["curl", "-sf", "--max-time", "3", f"http://{LOOPBACK}:{Port.ETCD_METRICS}/metrics"])
     assert "etcd_server_has_leader 1" in metrics.stdout
 
@@ -262,6 +270,12 @@ def test_patroni_validates_every_prod_member(namespace: Namespace, host_root: Pa
         script = f"mount --bind {hosts} /etc/hosts && exec {VENV_BIN / 'patroni'} --validate-config {config}"
         result = namespace.run(["unshare", "--mount", "sh", "-c", script], check=False)
         assert result.returncode == 0, f"{member.name}: {result.stdout}{result.stderr}"
+
+
+def test_post_bootstrap_script_passes_shellcheck(host_root: Path) -> None:
+    script = write_file(host_root / POST_BOOTSTRAP_FILE, render_post_bootstrap(prod_layout()))
+    result = run([str(VENV_BIN / "shellcheck"), "--shell=sh", "--severity=style", str(script)], check=False)
+    assert result.returncode == 0, result.stdout
 
 
 # --- HAProxy -------------------------------------------------------------------------------------
