@@ -62,11 +62,15 @@ def _resolvers_section() -> list[str]:
 
 
 def _route(layout: ClusterLayout, name: str, port: int, health_path: str) -> list[str]:
-    """A TCP route to the members whose Patroni answers 200 to `health_path`."""
+    """A TCP route to the members whose Patroni answers 200 to `health_path`.
+
+    The check verifies the member's certificate by the member's name, which its certificate always
+    carries as a DNS name: HAProxy matches DNS names only, so an address would never match.
+    """
     ca = tls_files(layout, "haproxy").ca
     resolvers = " resolvers docker resolve-prefer ipv4" if _needs_dns(layout) else ""
     servers = [
-        f"    server {member.name} {member.host}:{Port.POSTGRES} check port {Port.PATRONI_API} check-ssl verify required ca-file {ca} verifyhost {member.host}"
+        f"    server {member.name} {member.host}:{Port.POSTGRES} check port {Port.PATRONI_API} check-ssl verify required ca-file {ca} verifyhost {member.name}"
         f"{resolvers}"
         for member in layout.patroni
     ]
