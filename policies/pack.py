@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pulumi_policy import EnforcementLevel, Policy
 
-from policies import encryption, hardening, lifecycle, secrets, segmentation, tagging
+from policies import encryption, hardening, lifecycle, secret_leaks, segmentation, tagging
 
 PACK_NAME = "dpc-policies"
 DEFAULT_ENFORCEMENT = EnforcementLevel.MANDATORY
@@ -17,7 +17,7 @@ DEFAULT_ENFORCEMENT = EnforcementLevel.MANDATORY
 POLICIES: list[Policy] = [
     *encryption.POLICIES,
     *segmentation.POLICIES,
-    *secrets.POLICIES,
+    *secret_leaks.POLICIES,
     *tagging.POLICIES,
     *lifecycle.POLICIES,
     *hardening.POLICIES,

@@ -21,8 +21,14 @@ TAGS = {"Environment": "prod", "Service": "postgres", "Owner": "platform-team", 
 
 def res(typ: str, name: str, inputs: dict[str, Any], *, protect: bool = False, deps: dict[str, list[PlannedResource]] | None = None) -> PlannedResource:
     """A planned resource; `deps` names, per property, the resources it was computed from."""
-    return PlannedResource(f"urn:pulumi:test::dpc::{typ}::{name}", typ, name, inputs, protect=protect,
-                           property_dependencies={key: [d.urn for d in found] for key, found in (deps or {}).items()})
+    return PlannedResource(
+        f"urn:pulumi:test::dpc::{typ}::{name}",
+        typ,
+        name,
+        inputs,
+        protect=protect,
+        property_dependencies={key: [d.urn for d in found] for key, found in (deps or {}).items()},
+    )
 
 
 def violations_of(policy: str, resources: list[PlannedResource], properties: dict[str, Any] | None = None) -> list[Violation]:
@@ -57,8 +63,9 @@ VPC = res("aws:ec2/vpc:Vpc", "vpc", {"cidrBlock": "10.20.0.0/16"})
 GROUPS = [MANAGER, WORKER, APP, BASTION, BALANCER, UNTAGGED, VPC]
 
 
-def ingress(name: str, target: PlannedResource, port: int, *, cidr: str | None = None, source: PlannedResource | None = None,
-            protocol: str = "tcp") -> PlannedResource:
+def ingress(
+    name: str, target: PlannedResource, port: int, *, cidr: str | None = None, source: PlannedResource | None = None, protocol: str = "tcp"
+) -> PlannedResource:
     """An AWS ingress rule into `target`'s group from a network or another group."""
     inputs: dict[str, Any] = {"ipProtocol": protocol, "fromPort": port, "toPort": port}
     deps = {"securityGroupId": [target]}
@@ -120,134 +127,390 @@ _NO_PASSWORD = {"linuxConfiguration": {"disablePasswordAuthentication": True}}
 _USER_DATA = "#cloud-config\nruncmd:\n  - DPC_JOIN_TOKEN='/dpc/prod-swarm/worker-token'\n  - token=$(secret_get \"$DPC_JOIN_TOKEN\")\n"
 
 CASES = [
-    Case("disks-encrypted-with-customer-key", "aws volume", [res("aws:ebs/volume:Volume", "v", {"encrypted": True, "kmsKeyId": KEY})],
-         [res("aws:ebs/volume:Volume", "v", {"encrypted": True})]),
-    Case("disks-encrypted-with-customer-key", "aws instance", [_instance(rootBlockDevice={"encrypted": True, "kmsKeyId": KEY})],
-         [_instance(rootBlockDevice={"encrypted": True, "kmsKeyId": KEY}, ebsBlockDevices=[{"deviceName": "/dev/sdf", "encrypted": False}])]),
-    Case("disks-encrypted-with-customer-key", "gcp disk", [res("gcp:compute/disk:Disk", "d", {"diskEncryptionKey": {"kmsKeySelfLink": GCP_KEY}})],
-         [res("gcp:compute/regionDisk:RegionDisk", "d", {"size": 10})]),
-    Case("disks-encrypted-with-customer-key", "gcp instance",
-         [_gcp_instance(bootDisk={"kmsKeySelfLink": GCP_KEY}, attachedDisks=[{"source": "d", "kmsKeySelfLink": GCP_KEY}])],
-         [_gcp_instance(bootDisk={"kmsKeySelfLink": GCP_KEY}, attachedDisks=[{"source": "d"}])]),
-    Case("disks-encrypted-with-customer-key", "azure disk",
-         [res("azure-native:compute:Disk", "d", {"encryption": {"type": "EncryptionAtRestWithCustomerKey", "diskEncryptionSetId": AZURE_DES}})],
-         [res("azure-native:compute:Disk", "d", {"encryption": {"type": "EncryptionAtRestWithPlatformKey"}})]),
-    Case("disks-encrypted-with-customer-key", "azure vm",
-         [_azure_vm(storageProfile={"osDisk": {"managedDisk": {"diskEncryptionSet": {"id": AZURE_DES}}}})],
-         [_azure_vm(storageProfile={"osDisk": {"managedDisk": {"diskEncryptionSet": {"id": AZURE_DES}}}, "dataDisks": [{"lun": 0, "managedDisk": {}}]})]),
-    Case("buckets-encrypted-with-customer-key", "aws", _bucket_with("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", _sse("aws:kms")),
-         _bucket_with("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", _sse("AES256"))),
-    Case("buckets-encrypted-with-customer-key", "gcp", [res("gcp:storage/bucket:Bucket", "b", {"encryption": {"defaultKmsKeyName": GCP_KEY}})],
-         [res("gcp:storage/bucket:Bucket", "b", {"location": "US"})]),
-    Case("buckets-encrypted-with-customer-key", "azure",
-         [res("azure-native:storage:StorageAccount", "s", {"encryption": {"keySource": "Microsoft.Keyvault", "keyVaultProperties": {"keyName": "k"}}})],
-         [res("azure-native:storage:StorageAccount", "s", {"encryption": {"keySource": "Microsoft.Storage"}})]),
-    Case("buckets-tls-only", "aws", _bucket_with("aws:s3/bucketPolicy:BucketPolicy", _tls_policy("Deny")),
-         _bucket_with("aws:s3/bucketPolicy:BucketPolicy", _tls_policy("Allow"))),
-    Case("buckets-tls-only", "azure", [res("azure-native:storage:StorageAccount", "s", {"enableHttpsTrafficOnly": True, "minimumTlsVersion": "TLS1_2"})],
-         [res("azure-native:storage:StorageAccount", "s", {"enableHttpsTrafficOnly": True, "minimumTlsVersion": "TLS1_0"})]),
-    Case("buckets-public-access-blocked", "aws", _bucket_with("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", _public_access(4)),
-         _bucket_with("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", _public_access(3))),
-    Case("buckets-public-access-blocked", "gcp",
-         [res("gcp:storage/bucket:Bucket", "b", {"publicAccessPrevention": "enforced", "uniformBucketLevelAccess": True})],
-         [res("gcp:storage/bucket:Bucket", "b", {"publicAccessPrevention": "inherited", "uniformBucketLevelAccess": True})]),
-    Case("buckets-public-access-blocked", "azure", [res("azure-native:storage:StorageAccount", "s", {"allowBlobPublicAccess": False})],
-         [res("azure-native:storage:StorageAccount", "s", {"kind": "StorageV2"})]),
-    Case("keys-rotated", "aws", [res("aws:kms/key:Key", "k", {"enableKeyRotation": True}), res("aws:kms/key:Key", "sign", {"customerMasterKeySpec": "ECC_NIST_P256"})],
-         [res("aws:kms/key:Key", "k", {"enableKeyRotation": False})]),
-    Case("keys-rotated", "gcp", [res("gcp:kms/cryptoKey:CryptoKey", "k", {"rotationPeriod": "7776000s"})],
-         [res("gcp:kms/cryptoKey:CryptoKey", "k", {"rotationPeriod": "63072000s"})]),
-    Case("keys-rotated", "azure",
-         [res("azure-native:keyvault:Key", "k", {"properties": {"rotationPolicy": {"lifetimeActions": [{"action": {"type": "Rotate"}}]}}})],
-         [res("azure-native:keyvault:Key", "k", {"properties": {"kty": "RSA"}})]),
-    Case("overlay-networks-encrypted", "docker",
-         [res("docker:index/network:Network", "n", {"name": "prod-coordinator-net", "driver": "overlay", "options": {"encrypted": ""}}),
-          res("docker:index/network:Network", "app", {"name": "app-net", "driver": "overlay"})],
-         [res("docker:index/network:Network", "n", {"name": "data-net", "driver": "overlay", "attachable": True})]),
+    Case(
+        "disks-encrypted-with-customer-key",
+        "aws volume",
+        [res("aws:ebs/volume:Volume", "v", {"encrypted": True, "kmsKeyId": KEY})],
+        [res("aws:ebs/volume:Volume", "v", {"encrypted": True})],
+    ),
+    Case(
+        "disks-encrypted-with-customer-key",
+        "aws instance",
+        [_instance(rootBlockDevice={"encrypted": True, "kmsKeyId": KEY})],
+        [_instance(rootBlockDevice={"encrypted": True, "kmsKeyId": KEY}, ebsBlockDevices=[{"deviceName": "/dev/sdf", "encrypted": False}])],
+    ),
+    Case(
+        "disks-encrypted-with-customer-key",
+        "gcp disk",
+        [res("gcp:compute/disk:Disk", "d", {"diskEncryptionKey": {"kmsKeySelfLink": GCP_KEY}})],
+        [res("gcp:compute/regionDisk:RegionDisk", "d", {"size": 10})],
+    ),
+    Case(
+        "disks-encrypted-with-customer-key",
+        "gcp instance",
+        [_gcp_instance(bootDisk={"kmsKeySelfLink": GCP_KEY}, attachedDisks=[{"source": "d", "kmsKeySelfLink": GCP_KEY}])],
+        [_gcp_instance(bootDisk={"kmsKeySelfLink": GCP_KEY}, attachedDisks=[{"source": "d"}])],
+    ),
+    Case(
+        "disks-encrypted-with-customer-key",
+        "azure disk",
+        [res("azure-native:compute:Disk", "d", {"encryption": {"type": "EncryptionAtRestWithCustomerKey", "diskEncryptionSetId": AZURE_DES}})],
+        [res("azure-native:compute:Disk", "d", {"encryption": {"type": "EncryptionAtRestWithPlatformKey"}})],
+    ),
+    Case(
+        "disks-encrypted-with-customer-key",
+        "azure vm",
+        [_azure_vm(storageProfile={"osDisk": {"managedDisk": {"diskEncryptionSet": {"id": AZURE_DES}}}})],
+        [_azure_vm(storageProfile={"osDisk": {"managedDisk": {"diskEncryptionSet": {"id": AZURE_DES}}}, "dataDisks": [{"lun": 0, "managedDisk": {}}]})],
+    ),
+    Case(
+        "buckets-encrypted-with-customer-key",
+        "aws",
+        _bucket_with("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", _sse("aws:kms")),
+        _bucket_with("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", _sse("AES256")),
+    ),
+    Case(
+        "buckets-encrypted-with-customer-key",
+        "gcp",
+        [res("gcp:storage/bucket:Bucket", "b", {"encryption": {"defaultKmsKeyName": GCP_KEY}})],
+        [res("gcp:storage/bucket:Bucket", "b", {"location": "US"})],
+    ),
+    Case(
+        "buckets-encrypted-with-customer-key",
+        "azure",
+        [res("azure-native:storage:StorageAccount", "s", {"encryption": {"keySource": "Microsoft.Keyvault", "keyVaultProperties": {"keyName": "k"}}})],
+        [res("azure-native:storage:StorageAccount", "s", {"encryption": {"keySource": "Microsoft.Storage"}})],
+    ),
+    Case(
+        "buckets-tls-only",
+        "aws",
+        _bucket_with("aws:s3/bucketPolicy:BucketPolicy", _tls_policy("Deny")),
+        _bucket_with("aws:s3/bucketPolicy:BucketPolicy", _tls_policy("Allow")),
+    ),
+    Case(
+        "buckets-tls-only",
+        "azure",
+        [res("azure-native:storage:StorageAccount", "s", {"enableHttpsTrafficOnly": True, "minimumTlsVersion": "TLS1_2"})],
+        [res("azure-native:storage:StorageAccount", "s", {"enableHttpsTrafficOnly": True, "minimumTlsVersion": "TLS1_0"})],
+    ),
+    Case(
+        "buckets-public-access-blocked",
+        "aws",
+        _bucket_with("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", _public_access(4)),
+        _bucket_with("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", _public_access(3)),
+    ),
+    Case(
+        "buckets-public-access-blocked",
+        "gcp",
+        [res("gcp:storage/bucket:Bucket", "b", {"publicAccessPrevention": "enforced", "uniformBucketLevelAccess": True})],
+        [res("gcp:storage/bucket:Bucket", "b", {"publicAccessPrevention": "inherited", "uniformBucketLevelAccess": True})],
+    ),
+    Case(
+        "buckets-public-access-blocked",
+        "azure",
+        [res("azure-native:storage:StorageAccount", "s", {"allowBlobPublicAccess": False})],
+        [res("azure-native:storage:StorageAccount", "s", {"kind": "StorageV2"})],
+    ),
+    Case(
+        "keys-rotated",
+        "aws",
+        [res("aws:kms/key:Key", "k", {"enableKeyRotation": True}), res("aws:kms/key:Key", "sign", {"customerMasterKeySpec": "ECC_NIST_P256"})],
+        [res("aws:kms/key:Key", "k", {"enableKeyRotation": False})],
+    ),
+    Case(
+        "keys-rotated",
+        "gcp",
+        [res("gcp:kms/cryptoKey:CryptoKey", "k", {"rotationPeriod": "7776000s"})],
+        [res("gcp:kms/cryptoKey:CryptoKey", "k", {"rotationPeriod": "63072000s"})],
+    ),
+    Case(
+        "keys-rotated",
+        "azure",
+        [res("azure-native:keyvault:Key", "k", {"properties": {"rotationPolicy": {"lifetimeActions": [{"action": {"type": "Rotate"}}]}}})],
+        [res("azure-native:keyvault:Key", "k", {"properties": {"kty": "RSA"}})],
+    ),
+    Case(
+        "overlay-networks-encrypted",
+        "docker",
+        [
+            res("docker:index/network:Network", "n", {"name": "prod-coordinator-net", "driver": "overlay", "options": {"encrypted": ""}}),
+            res("docker:index/network:Network", "app", {"name": "app-net", "driver": "overlay"}),
+        ],
+        [res("docker:index/network:Network", "n", {"name": "data-net", "driver": "overlay", "attachable": True})],
+    ),
     Case("no-ingress-from-anywhere", "aws rule", [ingress("r", MANAGER, 5432, cidr="10.20.0.0/16")], [ingress("r", MANAGER, 5432, cidr="0.0.0.0/0")]),
-    Case("no-ingress-from-anywhere", "aws rule on an allowed listener port", [ingress("r", BALANCER, 443, cidr="0.0.0.0/0")],
-         [ingress("r", BALANCER, 5432, cidr="0.0.0.0/0")], {"allowedPorts": [443]}),
-    Case("no-ingress-from-anywhere", "aws legacy rule",
-         [res("aws:ec2/securityGroupRule:SecurityGroupRule", "r", {"type": "egress", "protocol": "-1", "fromPort": 0, "toPort": 0, "cidrBlocks": ["0.0.0.0/0"]})],
-         [res("aws:ec2/securityGroupRule:SecurityGroupRule", "r", {"type": "ingress", "protocol": "tcp", "fromPort": 22, "toPort": 22, "ipv6CidrBlocks": ["::/0"]})]),
-    Case("no-ingress-from-anywhere", "aws inline", [res("aws:ec2/securityGroup:SecurityGroup", "g", {"ingress": []})],
-         [res("aws:ec2/securityGroup:SecurityGroup", "g", {"ingress": [{"protocol": "-1", "fromPort": 0, "toPort": 0, "cidrBlocks": ["0.0.0.0/0"]}]})]),
-    Case("no-ingress-from-anywhere", "gcp",
-         [res("gcp:compute/firewall:Firewall", "f", {"sourceRanges": ["10.0.0.0/8"], "allows": [{"protocol": "tcp", "ports": ["5432"]}]})],
-         [res("gcp:compute/firewall:Firewall", "f", {"sourceRanges": ["0.0.0.0/0"], "allows": [{"protocol": "tcp", "ports": ["5000-6000"]}]})]),
-    Case("no-ingress-from-anywhere", "azure nsg",
-         [res("azure-native:network:NetworkSecurityGroup", "n", {"securityRules": [
-             {"name": "pg", "direction": "Inbound", "access": "Allow", "protocol": "Tcp", "sourceAddressPrefix": "VirtualNetwork", "destinationPortRange": "5432"}]})],
-         [res("azure-native:network:NetworkSecurityGroup", "n", {"securityRules": [
-             {"name": "pg", "direction": "Inbound", "access": "Allow", "protocol": "Tcp", "sourceAddressPrefix": "*", "destinationPortRange": "5432"}]})]),
-    Case("no-ingress-from-anywhere", "azure rule",
-         [res("azure-native:network:SecurityRule", "r", {"direction": "Inbound", "access": "Deny", "protocol": "*", "sourceAddressPrefix": "Internet",
-                                                          "destinationPortRange": "*"})],
-         [res("azure-native:network:SecurityRule", "r", {"direction": "Inbound", "access": "Allow", "protocol": "Tcp", "sourceAddressPrefixes": ["Internet"],
-                                                          "destinationPortRanges": ["22"]})]),
-    Case("ports-only-from-firewall-matrix", "aws",
-         [*GROUPS, ingress("pg", WORKER, 5432, source=APP), ingress("lb", MANAGER, 5432, source=BALANCER), ingress("ssh", BASTION, 22, cidr=ADMIN),
-          ingress("pool", APP, 6432, cidr="10.20.0.0/16"), ingress("esp", WORKER, 0, source=MANAGER, protocol="50")],
-         [*GROUPS, ingress("pg", WORKER, 5432, source=BASTION), ingress("etcd", MANAGER, 2379, cidr="10.20.0.0/16"), ingress("x", UNTAGGED, 5432, source=APP),
-          ingress("all", WORKER, 0, source=MANAGER, protocol="-1")], offenders=4),
-    Case("ssh-only-from-admins-to-bastion", "aws", [*GROUPS, ingress("in", BASTION, 22, cidr=ADMIN), ingress("hop", WORKER, 22, source=BASTION)],
-         [*GROUPS, ingress("in", WORKER, 22, cidr=ADMIN), ingress("wide", BASTION, 22, cidr="198.51.100.0/24"), ingress("hop", MANAGER, 22, source=APP)], offenders=3),
-    Case("ssh-only-from-admins-to-bastion", "gcp",
-         [res("gcp:compute/firewall:Firewall", "f", {"sourceRanges": [ADMIN], "targetTags": ["bastion"], "allows": [{"protocol": "tcp", "ports": ["22"]}]})],
-         [res("gcp:compute/firewall:Firewall", "f", {"sourceTags": ["app"], "targetTags": ["worker"], "allows": [{"protocol": "tcp"}]})]),
-    Case("no-public-ip-on-nodes", "aws instance", [_instance(associatePublicIpAddress=True, tags={"Role": "bastion"})],
-         [_instance(associatePublicIpAddress=True, tags={"Role": "worker"})]),
-    Case("no-public-ip-on-nodes", "aws subnet", [res("aws:ec2/subnet:Subnet", "s", {"mapPublicIpOnLaunch": False})],
-         [res("aws:ec2/subnet:Subnet", "s", {"mapPublicIpOnLaunch": True})]),
-    Case("no-public-ip-on-nodes", "gcp", [_gcp_instance(labels={"role": "worker"}, networkInterfaces=[{"subnetwork": "s"}])],
-         [_gcp_instance(labels={"role": "worker"}, networkInterfaces=[{"subnetwork": "s", "accessConfigs": [{}]}])]),
-    Case("no-public-ip-on-nodes", "azure", [res("azure-native:network:NetworkInterface", "n", {"tags": {"Role": "app"}, "ipConfigurations": [{"name": "ip"}]})],
-         [res("azure-native:network:NetworkInterface", "n", {"tags": {"Role": "app"}, "ipConfigurations": [{"name": "ip", "publicIPAddress": {"id": "/pip"}}]})]),
-    Case("default-security-group-closed", "aws", _with_vpc("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", {"ingress": [], "egress": []}),
-         [VPC, res("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", "d", {"ingress": [{"protocol": "-1", "self": True}]})], offenders=2),
-    Case("default-security-group-closed", "gcp", [res("gcp:compute/network:Network", "n", {"autoCreateSubnetworks": False})],
-         [res("gcp:compute/network:Network", "n", {"name": "dpc"})]),
+    Case(
+        "no-ingress-from-anywhere",
+        "aws rule on an allowed listener port",
+        [ingress("r", BALANCER, 443, cidr="0.0.0.0/0")],
+        [ingress("r", BALANCER, 5432, cidr="0.0.0.0/0")],
+        {"allowedPorts": [443]},
+    ),
+    Case(
+        "no-ingress-from-anywhere",
+        "aws legacy rule",
+        [
+            res(
+                "aws:ec2/securityGroupRule:SecurityGroupRule",
+                "r",
+                {"type": "egress", "protocol": "-1", "fromPort": 0, "toPort": 0, "cidrBlocks": ["0.0.0.0/0"]},
+            )
+        ],
+        [
+            res(
+                "aws:ec2/securityGroupRule:SecurityGroupRule",
+                "r",
+                {"type": "ingress", "protocol": "tcp", "fromPort": 22, "toPort": 22, "ipv6CidrBlocks": ["::/0"]},
+            )
+        ],
+    ),
+    Case(
+        "no-ingress-from-anywhere",
+        "aws inline",
+        [res("aws:ec2/securityGroup:SecurityGroup", "g", {"ingress": []})],
+        [res("aws:ec2/securityGroup:SecurityGroup", "g", {"ingress": [{"protocol": "-1", "fromPort": 0, "toPort": 0, "cidrBlocks": ["0.0.0.0/0"]}]})],
+    ),
+    Case(
+        "no-ingress-from-anywhere",
+        "gcp",
+        [res("gcp:compute/firewall:Firewall", "f", {"sourceRanges": ["10.0.0.0/8"], "allows": [{"protocol": "tcp", "ports": ["5432"]}]})],
+        [res("gcp:compute/firewall:Firewall", "f", {"sourceRanges": ["0.0.0.0/0"], "allows": [{"protocol": "tcp", "ports": ["5000-6000"]}]})],
+    ),
+    Case(
+        "no-ingress-from-anywhere",
+        "azure nsg",
+        [
+            res(
+                "azure-native:network:NetworkSecurityGroup",
+                "n",
+                {
+                    "securityRules": [
+                        {
+                            "name": "pg",
+                            "direction": "Inbound",
+                            "access": "Allow",
+                            "protocol": "Tcp",
+                            "sourceAddressPrefix": "VirtualNetwork",
+                            "destinationPortRange": "5432",
+                        }
+                    ]
+                },
+            )
+        ],
+        [
+            res(
+                "azure-native:network:NetworkSecurityGroup",
+                "n",
+                {
+                    "securityRules": [
+                        {"name": "pg", "direction": "Inbound", "access": "Allow", "protocol": "Tcp", "sourceAddressPrefix": "*", "destinationPortRange": "5432"}
+                    ]
+                },
+            )
+        ],
+    ),
+    Case(
+        "no-ingress-from-anywhere",
+        "azure rule",
+        [
+            res(
+                "azure-native:network:SecurityRule",
+                "r",
+                {"direction": "Inbound", "access": "Deny", "protocol": "*", "sourceAddressPrefix": "Internet", "destinationPortRange": "*"},
+            )
+        ],
+        [
+            res(
+                "azure-native:network:SecurityRule",
+                "r",
+                {"direction": "Inbound", "access": "Allow", "protocol": "Tcp", "sourceAddressPrefixes": ["Internet"], "destinationPortRanges": ["22"]},
+            )
+        ],
+    ),
+    Case(
+        "ports-only-from-firewall-matrix",
+        "aws",
+        [
+            *GROUPS,
+            ingress("pg", WORKER, 5432, source=APP),
+            ingress("lb", MANAGER, 5432, source=BALANCER),
+            ingress("ssh", BASTION, 22, cidr=ADMIN),
+            ingress("pool", APP, 6432, cidr="10.20.0.0/16"),
+            ingress("esp", WORKER, 0, source=MANAGER, protocol="50"),
+        ],
+        [
+            *GROUPS,
+            ingress("pg", WORKER, 5432, source=BASTION),
+            ingress("etcd", MANAGER, 2379, cidr="10.20.0.0/16"),
+            ingress("x", UNTAGGED, 5432, source=APP),
+            ingress("all", WORKER, 0, source=MANAGER, protocol="-1"),
+        ],
+        offenders=4,
+    ),
+    Case(
+        "ssh-only-from-admins-to-bastion",
+        "aws",
+        [*GROUPS, ingress("in", BASTION, 22, cidr=ADMIN), ingress("hop", WORKER, 22, source=BASTION)],
+        [*GROUPS, ingress("in", WORKER, 22, cidr=ADMIN), ingress("wide", BASTION, 22, cidr="198.51.100.0/24"), ingress("hop", MANAGER, 22, source=APP)],
+        offenders=3,
+    ),
+    Case(
+        "ssh-only-from-admins-to-bastion",
+        "gcp",
+        [res("gcp:compute/firewall:Firewall", "f", {"sourceRanges": [ADMIN], "targetTags": ["bastion"], "allows": [{"protocol": "tcp", "ports": ["22"]}]})],
+        [res("gcp:compute/firewall:Firewall", "f", {"sourceTags": ["app"], "targetTags": ["worker"], "allows": [{"protocol": "tcp"}]})],
+    ),
+    Case(
+        "no-public-ip-on-nodes",
+        "aws instance",
+        [_instance(associatePublicIpAddress=True, tags={"Role": "bastion"})],
+        [_instance(associatePublicIpAddress=True, tags={"Role": "worker"})],
+    ),
+    Case(
+        "no-public-ip-on-nodes",
+        "aws subnet",
+        [res("aws:ec2/subnet:Subnet", "s", {"mapPublicIpOnLaunch": False})],
+        [res("aws:ec2/subnet:Subnet", "s", {"mapPublicIpOnLaunch": True})],
+    ),
+    Case(
+        "no-public-ip-on-nodes",
+        "gcp",
+        [_gcp_instance(labels={"role": "worker"}, networkInterfaces=[{"subnetwork": "s"}])],
+        [_gcp_instance(labels={"role": "worker"}, networkInterfaces=[{"subnetwork": "s", "accessConfigs": [{}]}])],
+    ),
+    Case(
+        "no-public-ip-on-nodes",
+        "azure",
+        [res("azure-native:network:NetworkInterface", "n", {"tags": {"Role": "app"}, "ipConfigurations": [{"name": "ip"}]})],
+        [res("azure-native:network:NetworkInterface", "n", {"tags": {"Role": "app"}, "ipConfigurations": [{"name": "ip", "publicIPAddress": {"id": "/pip"}}]})],
+    ),
+    Case(
+        "default-security-group-closed",
+        "aws",
+        _with_vpc("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", {"ingress": [], "egress": []}),
+        [VPC, res("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", "d", {"ingress": [{"protocol": "-1", "self": True}]})],
+        offenders=2,
+    ),
+    Case(
+        "default-security-group-closed",
+        "gcp",
+        [res("gcp:compute/network:Network", "n", {"autoCreateSubnetworks": False})],
+        [res("gcp:compute/network:Network", "n", {"name": "dpc"})],
+    ),
     Case("flow-logs-on", "aws", _with_vpc("aws:ec2/flowLog:FlowLog", {"trafficType": "ALL"}), _with_vpc("aws:ec2/flowLog:FlowLog", {"trafficType": "REJECT"})),
-    Case("flow-logs-on", "gcp", [res("gcp:compute/subnetwork:Subnetwork", "s", {"logConfig": {"aggregationInterval": "INTERVAL_5_SEC"}})],
-         [res("gcp:compute/subnetwork:Subnetwork", "s", {"ipCidrRange": "10.0.0.0/20"})]),
+    Case(
+        "flow-logs-on",
+        "gcp",
+        [res("gcp:compute/subnetwork:Subnetwork", "s", {"logConfig": {"aggregationInterval": "INTERVAL_5_SEC"}})],
+        [res("gcp:compute/subnetwork:Subnetwork", "s", {"ipCidrRange": "10.0.0.0/20"})],
+    ),
     Case("flow-logs-on", "azure", _azure_vnet(with_log=True), _azure_vnet(with_log=False)),
-    Case("no-secret-in-service-environment", "docker",
-         [_service({"POSTGRES_PASSWORD_FILE": "/run/secrets/pg", "PATRONI_POSTGRESQL_PGPASS": "/tmp/pgpass", "ETCD_INITIAL_CLUSTER_TOKEN": "dpc", "PGPORT": "5432"})],
-         [_service({"POSTGRES_PASSWORD": "hunter2"}), _service({"DATABASE_URL": "postgres://app:hunter2@db/app"}, "app"),
-          _service({"PGBOUNCER_AUTH": "[secret]"}, "pgbouncer")], offenders=3),
-    Case("no-secret-in-rendered-config", "docker config",
-         [res("docker:index/serviceConfig:ServiceConfig", "c", {"data": _b64("[pgbouncer]\nauth_file = /run/secrets/userlist\nlisten_port = 6432\n")})],
-         [res("docker:index/serviceConfig:ServiceConfig", "c", {"data": _b64("postgresql:\n  authentication:\n    superuser:\n      password: hunter2\n")}),
-          res("docker:index/serviceConfig:ServiceConfig", "raw", {"dataRaw": "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n"})], offenders=2),
+    Case(
+        "no-secret-in-service-environment",
+        "docker",
+        [
+            _service(
+                {"POSTGRES_PASSWORD_FILE": "/run/secrets/pg", "PATRONI_POSTGRESQL_PGPASS": "/tmp/pgpass", "ETCD_INITIAL_CLUSTER_TOKEN": "dpc", "PGPORT": "5432"}
+            )
+        ],
+        [
+            _service({"POSTGRES_PASSWORD": "hunter2"}),
+            _service({"DATABASE_URL": "postgres://app:hunter2@db/app"}, "app"),
+            _service({"PGBOUNCER_AUTH": "[secret]"}, "pgbouncer"),
+        ],
+        offenders=3,
+    ),
+    Case(
+        "no-secret-in-rendered-config",
+        "docker config",
+        [res("docker:index/serviceConfig:ServiceConfig", "c", {"data": _b64("[pgbouncer]\nauth_file = /run/secrets/userlist\nlisten_port = 6432\n")})],
+        [
+            res("docker:index/serviceConfig:ServiceConfig", "c", {"data": _b64("postgresql:\n  authentication:\n    superuser:\n      password: hunter2\n")}),
+            res("docker:index/serviceConfig:ServiceConfig", "raw", {"dataRaw": "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n"}),
+        ],
+        offenders=2,
+    ),
     Case("no-secret-in-rendered-config", "aws user data", [_instance(userData=_USER_DATA)], [_instance(userData=_USER_DATA + "JOIN_TOKEN=SWMTKN-1-abc\n")]),
-    Case("no-secret-in-rendered-config", "aws launch template", [res("aws:ec2/launchTemplate:LaunchTemplate", "t", {"userData": _b64(_USER_DATA)})],
-         [res("aws:ec2/launchTemplate:LaunchTemplate", "t", {"userData": _b64("export AWS_ACCESS_KEY_ID=AKIAABCDEFGHIJKLMNOP\n")})]),
-    Case("no-secret-in-rendered-config", "gcp metadata", [_gcp_instance(metadata={"startup-script": _USER_DATA})],
-         [_gcp_instance(metadataStartupScript="export DB_PASSWORD=hunter2\n")]),
-    Case("no-secret-in-rendered-config", "azure custom data", [_azure_vm(osProfile={"customData": _b64(_USER_DATA)})],
-         [_azure_vm(osProfile={"customData": _b64("redis_password: hunter2\n")})]),
-    Case("required-tags", "aws", [res("aws:ebs/volume:Volume", "v", {"tags": TAGS}), res("aws:ec2/route:Route", "r", {"routeTableId": "rtb-1"}),
-                                  res("docker:index/network:Network", "n", {"name": "app-net"})],
-         [res("aws:ebs/volume:Volume", "v", {"tags": {**TAGS, "Owner": ""}}), res("aws:kms/key:Key", "k", {"description": "no tags"})], offenders=2),
-    Case("required-tags", "gcp", [res("gcp:compute/disk:Disk", "d", {"labels": {"environment": "prod", "service": "pg", "owner": "p", "cost_center": "db"}})],
-         [res("gcp:compute/disk:Disk", "d", {"labels": TAGS})]),
+    Case(
+        "no-secret-in-rendered-config",
+        "aws launch template",
+        [res("aws:ec2/launchTemplate:LaunchTemplate", "t", {"userData": _b64(_USER_DATA)})],
+        [res("aws:ec2/launchTemplate:LaunchTemplate", "t", {"userData": _b64("export AWS_ACCESS_KEY_ID=AKIAABCDEFGHIJKLMNOP\n")})],
+    ),
+    Case(
+        "no-secret-in-rendered-config",
+        "gcp metadata",
+        [_gcp_instance(metadata={"startup-script": _USER_DATA})],
+        [_gcp_instance(metadataStartupScript="export DB_PASSWORD=hunter2\n")],
+    ),
+    Case(
+        "no-secret-in-rendered-config",
+        "azure custom data",
+        [_azure_vm(osProfile={"customData": _b64(_USER_DATA)})],
+        [_azure_vm(osProfile={"customData": _b64("redis_password: hunter2\n")})],
+    ),
+    Case(
+        "required-tags",
+        "aws",
+        [
+            res("aws:ebs/volume:Volume", "v", {"tags": TAGS}),
+            res("aws:ec2/route:Route", "r", {"routeTableId": "rtb-1"}),
+            res("docker:index/network:Network", "n", {"name": "app-net"}),
+        ],
+        [res("aws:ebs/volume:Volume", "v", {"tags": {**TAGS, "Owner": ""}}), res("aws:kms/key:Key", "k", {"description": "no tags"})],
+        offenders=2,
+    ),
+    Case(
+        "required-tags",
+        "gcp",
+        [res("gcp:compute/disk:Disk", "d", {"labels": {"environment": "prod", "service": "pg", "owner": "p", "cost_center": "db"}})],
+        [res("gcp:compute/disk:Disk", "d", {"labels": TAGS})],
+    ),
     Case("required-tags", "azure", [res("azure-native:compute:Disk", "d", {"tags": TAGS})], [res("azure-native:compute:Disk", "d", {"diskSizeGB": 10})]),
-    Case("required-tags", "configured keys", [res("aws:ebs/volume:Volume", "v", {"tags": {"Team": "db"}})], [res("aws:ebs/volume:Volume", "v", {"tags": TAGS})],
-         {"requiredKeys": ["Team"]}),
-    Case("stateful-resources-protected", "aws", [res("aws:ebs/volume:Volume", "v", {}, protect=True), res("aws:ec2/vpc:Vpc", "n", {})],
-         [res("aws:s3/bucket:Bucket", "b", {})]),
+    Case(
+        "required-tags",
+        "configured keys",
+        [res("aws:ebs/volume:Volume", "v", {"tags": {"Team": "db"}})],
+        [res("aws:ebs/volume:Volume", "v", {"tags": TAGS})],
+        {"requiredKeys": ["Team"]},
+    ),
+    Case(
+        "stateful-resources-protected",
+        "aws",
+        [res("aws:ebs/volume:Volume", "v", {}, protect=True), res("aws:ec2/vpc:Vpc", "n", {})],
+        [res("aws:s3/bucket:Bucket", "b", {})],
+    ),
     Case("stateful-resources-protected", "gcp", [res("gcp:storage/bucket:Bucket", "b", {}, protect=True)], [res("gcp:kms/cryptoKey:CryptoKey", "k", {})]),
     Case("stateful-resources-protected", "azure", [res("azure-native:keyvault:Vault", "v", {}, protect=True)], [res("azure-native:compute:Disk", "d", {})]),
     Case("aws-imdsv2-required", "instance", [_instance(metadataOptions={"httpTokens": "required"})], [_instance(metadataOptions={"httpTokens": "optional"})]),
-    Case("aws-imdsv2-required", "launch template", [res("aws:ec2/launchTemplate:LaunchTemplate", "t", {"metadataOptions": {"httpTokens": "required"}})],
-         [res("aws:ec2/launchTemplate:LaunchTemplate", "t", {"imageId": "ami-1"})]),
-    Case("gcp-shielded-vm", "gcp", [_gcp_instance(shieldedInstanceConfig=_SHIELDED)],
-         [_gcp_instance(shieldedInstanceConfig={**_SHIELDED, "enableSecureBoot": False})]),
+    Case(
+        "aws-imdsv2-required",
+        "launch template",
+        [res("aws:ec2/launchTemplate:LaunchTemplate", "t", {"metadataOptions": {"httpTokens": "required"}})],
+        [res("aws:ec2/launchTemplate:LaunchTemplate", "t", {"imageId": "ami-1"})],
+    ),
+    Case(
+        "gcp-shielded-vm",
+        "gcp",
+        [_gcp_instance(shieldedInstanceConfig=_SHIELDED)],
+        [_gcp_instance(shieldedInstanceConfig={**_SHIELDED, "enableSecureBoot": False})],
+    ),
     Case("gcp-os-login", "gcp", [_gcp_instance(metadata={"enable-oslogin": "TRUE"})], [_gcp_instance(metadata={"ssh-keys": "admin:ssh-ed25519 AAAA"})]),
-    Case("gcp-no-default-service-account", "gcp", [_gcp_instance(serviceAccount={"email": "worker@p.iam.gserviceaccount.com"})],
-         [_gcp_instance(serviceAccount={"email": "123-compute@developer.gserviceaccount.com"}), _gcp_instance("other", serviceAccount={"email": "default"})],
-         offenders=2),
-    Case("azure-no-password-authentication", "azure", [_azure_vm(osProfile=_NO_PASSWORD)],
-         [_azure_vm(osProfile={"linuxConfiguration": {"disablePasswordAuthentication": False}}), _azure_vm("other", osProfile={**_NO_PASSWORD, "adminPassword": "x"})],
-         offenders=2),
+    Case(
+        "gcp-no-default-service-account",
+        "gcp",
+        [_gcp_instance(serviceAccount={"email": "worker@p.iam.gserviceaccount.com"})],
+        [_gcp_instance(serviceAccount={"email": "123-compute@developer.gserviceaccount.com"}), _gcp_instance("other", serviceAccount={"email": "default"})],
+        offenders=2,
+    ),
+    Case(
+        "azure-no-password-authentication",
+        "azure",
+        [_azure_vm(osProfile=_NO_PASSWORD)],
+        [
+            _azure_vm(osProfile={"linuxConfiguration": {"disablePasswordAuthentication": False}}),
+            _azure_vm("other", osProfile={**_NO_PASSWORD, "adminPassword": "x"}),
+        ],
+        offenders=2,
+    ),
 ]

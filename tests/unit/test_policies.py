@@ -9,6 +9,7 @@ import importlib
 import inspect
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +109,11 @@ def test_a_disabled_policy_reports_nothing_and_an_advisory_one_does_not_block() 
     untagged = [res("aws:ebs/volume:Volume", "v", {"encrypted": True, "kmsKeyId": "k"}, protect=True)]
     assert run_policies(untagged, {"required-tags": "disabled"}, STACK_CONFIG) == []
     assert [v.level for v in run_policies(untagged, {"required-tags": "advisory"}, STACK_CONFIG)] == [EnforcementLevel.ADVISORY]
+
+
+def test_no_pack_module_shadows_the_standard_library() -> None:
+    """The engine's host puts the pack's directory first on the path: a `secrets.py` there would
+    replace the standard library's for every import, pydantic's included.
+    """
+    modules = {path.stem for path in PACK_DIR.glob("*.py")} - {"__init__", "__main__"}
+    assert modules and not modules & sys.stdlib_module_names

@@ -39,7 +39,9 @@ def _step(plan: dict[str, Any], suffix: str, typ: str) -> Step:
 
 
 def _open_postgres_to_the_world(plan: dict[str, Any]) -> None:
-    _step(plan, "prod-network-manager-in-tcp5432-from-clients0", "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")["newState"]["inputs"]["cidrIpv4"] = "0.0.0.0/0"
+    _step(plan, "prod-network-manager-in-tcp5432-from-clients0", "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")["newState"]["inputs"][
+        "cidrIpv4"
+    ] = "0.0.0.0/0"
 
 
 def _unencrypted_volume(plan: dict[str, Any]) -> None:
@@ -57,10 +59,23 @@ def _unprotected_volume(plan: dict[str, Any]) -> None:
 def _password_in_service_environment(plan: dict[str, Any]) -> None:
     env = {"PATRONI_SUPERUSER_PASSWORD": "correct horse battery staple", "PGDATA": "/var/lib/postgresql/data"}
     urn = "urn:pulumi:prod::dpc::docker:index/service:Service::prod-patroni-1"
-    plan["steps"].append({"op": "create", "urn": urn, "newState": {
-        "urn": urn, "type": "docker:index/service:Service", "custom": True, "parent": "", "protect": False, "dependencies": [], "provider": "",
-        "propertyDependencies": {}, "inputs": {"name": "patroni-1", "taskSpec": {"containerSpec": {"image": "patroni:4.1.5", "env": env}}},
-    }})
+    plan["steps"].append(
+        {
+            "op": "create",
+            "urn": urn,
+            "newState": {
+                "urn": urn,
+                "type": "docker:index/service:Service",
+                "custom": True,
+                "parent": "",
+                "protect": False,
+                "dependencies": [],
+                "provider": "",
+                "propertyDependencies": {},
+                "inputs": {"name": "patroni-1", "taskSpec": {"containerSpec": {"image": "patroni:4.1.5", "env": env}}},
+            },
+        }
+    )
 
 
 def _node_with_public_ip(plan: dict[str, Any]) -> None:
@@ -68,10 +83,13 @@ def _node_with_public_ip(plan: dict[str, Any]) -> None:
 
 
 MUTATIONS: dict[str, tuple[Callable[[dict[str, Any]], None], set[tuple[str, str]]]] = {
-    "postgres open to 0.0.0.0/0": (_open_postgres_to_the_world, {
-        ("no-ingress-from-anywhere", "prod-network-manager-in-tcp5432-from-clients0"),
-        ("ports-only-from-firewall-matrix", "prod-network-manager-in-tcp5432-from-clients0"),
-    }),
+    "postgres open to 0.0.0.0/0": (
+        _open_postgres_to_the_world,
+        {
+            ("no-ingress-from-anywhere", "prod-network-manager-in-tcp5432-from-clients0"),
+            ("ports-only-from-firewall-matrix", "prod-network-manager-in-tcp5432-from-clients0"),
+        },
+    ),
     "unencrypted volume": (_unencrypted_volume, {("disks-encrypted-with-customer-key", "prod-storage-worker-1-data")}),
     "missing tag": (_missing_tag, {("required-tags", "prod-network-vpc")}),
     "unprotected prod volume": (_unprotected_volume, {("stateful-resources-protected", "prod-storage-worker-1-data")}),
