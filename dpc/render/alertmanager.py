@@ -1,0 +1,69 @@
+"""Alertmanager: alerts routed by severity, grouped per alert and instance, warnings held back
+while a critical alert of the same instance fires.
+
+The settings have no mail server or chat service, so receivers deliver to a webhook whose URL is a
+parameter. Without one (the default), the receivers have no integration: alerts are still grouped,
+inhibited and shown by Alertmanager's UI and API (`amtool alert query`), until a URL is given.
+A webhook URL that carries a token is a secret and would make this file one: pass only URLs
+without credentials, so that the file stays a plain Docker config.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from dpc.cluster import ClusterLayout
+
+ALERTMANAGER_CONFIG_FILE = "alertmanager.yml"
+
+REPEAT_INTERVAL = {"critical": "1h", "warning": "4h"}
+"""How often a firing alert is sent again: hourly while critical, twice a working day as a warning.
+Its keys are the severities the alert rules use (dpc/render/prometheus.py)."""
+
+GROUP_WAIT = {"critical": "10s", "warning": "1m"}
+"""How long a new group waits for more alerts before its first notification: critical ones go out
+at once; warnings wait for their siblings (e.g. every target of a failed node)."""
+
+
+def receiver_name(layout: ClusterLayout, severity: str) -> str:
+    """Receivers are named by cluster and severity, so that a shared webhook tells clusters apart."""
+    return f"postgres-{layout.environment}-{severity}"
+
+
+def _receiver(name: str, webhook_url: str | None) -> dict[str, Any]:
+    if webhook_url is None:
+        return {"name": name}
+    return {"name": name, "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}
+
+
+def alertmanager_config(layout: ClusterLayout, webhook_url: str | None = None) -> dict[str, Any]:
+    """alertmanager.yml as data: one receiver per severity, each posting to `webhook_url` if given."""
+    return {
+        "route": {
+            "receiver": receiver_name(layout, "warning"),
+            "group_by": ["alertname", "cluster", "instance"],
+            "group_wait": GROUP_WAIT["warning"],
+            "group_interval": "5m",
+            "repeat_interval": REPEAT_INTERVAL["warning"],
+            "routes": [
+                {
+                    "receiver": receiver_name(layout, severity),
+                    "matchers": [f'severity="{severity}"'],
+                    "group_wait": GROUP_WAIT[severity],
+                    "repeat_interval": interval,
+                }
+                for severity, interval in REPEAT_INTERVAL.items()
+            ],
+        },
+        "inhibit_rules": [
+            {"source_matchers": ['severity="critical"'], "target_matchers": ['severity="warning"'], "equal": ["cluster", "instance"]},
+        ],
+        "receivers": [_receiver(receiver_name(layout, severity), webhook_url) for severity in REPEAT_INTERVAL],
+    }
+
+
+def render_alertmanager(layout: ClusterLayout, webhook_url: str | None = None) -> str:
+    """alertmanager.yml, a plain Docker config (see the module's note on webhook URLs)."""
+    return yaml.safe_dump(alertmanager_config(layout, webhook_url), sort_keys=True, default_flow_style=False, width=1000)
