@@ -18,7 +18,7 @@ from typing import Any
 from pulumi_policy import PolicyConfigSchema, PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
 from dpc.model import FIREWALL_MATRIX, FromCidrs, FromLoadBalancer, FromRole, Role, Rule
-from policies.common import admin_cidrs, client_cidrs, depends_through, get, items, mapping, of_type, resource_policy, stack_policy, within
+from policies.common import admin_cidrs, attached_to, client_cidrs, depends_through, get, items, mapping, of_type, resource_policy, stack_policy, within
 
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
@@ -337,12 +337,12 @@ NO_PUBLIC_IP_ON_NODES = resource_policy(
 
 
 def _default_group_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
-    defaults = of_type(args, "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup")
-    for group in defaults:
+    default_group = "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"
+    for group in of_type(args, default_group):
         if items(get(group.props, "ingress")) or items(get(group.props, "egress")):
             yield (f"default security group {group.name} still has rules", group.urn)
     for vpc in of_type(args, "aws:ec2/vpc:Vpc"):
-        if not any(d.urn == vpc.urn for g in defaults for d in depends_through(g, "vpcId", vpc.resource_type)):
+        if not attached_to(args, vpc, "vpcId", default_group):
             yield (f"VPC {vpc.name}'s default security group is not adopted and emptied (aws.ec2.DefaultSecurityGroup)", vpc.urn)
     for network in of_type(args, "gcp:compute/network:Network"):
         if get(network.props, "autoCreateSubnetworks") is not False:
@@ -360,17 +360,14 @@ DEFAULT_GROUP_CLOSED = stack_policy(
 
 
 def _flow_log_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
-    flow_logs = of_type(args, "aws:ec2/flowLog:FlowLog")
     for vpc in of_type(args, "aws:ec2/vpc:Vpc"):
-        logs = [f for f in flow_logs if any(d.urn == vpc.urn for d in depends_through(f, "vpcId", vpc.resource_type))]
-        if not any(get(f.props, "trafficType") == "ALL" for f in logs):
+        if not any(get(f.props, "trafficType") == "ALL" for f in attached_to(args, vpc, "vpcId", "aws:ec2/flowLog:FlowLog")):
             yield (f"VPC {vpc.name} has no flow log of ALL traffic", vpc.urn)
     for subnet in of_type(args, "gcp:compute/subnetwork:Subnetwork"):
         if get(subnet.props, "logConfig") is None:
             yield (f"subnetwork {subnet.name} has no flow logs (logConfig)", subnet.urn)
-    azure_logs = of_type(args, "azure-native:network:FlowLog")
     for network in of_type(args, "azure-native:network:VirtualNetwork"):
-        if not any(d.urn == network.urn for f in azure_logs for d in depends_through(f, "targetResourceId", network.resource_type)):
+        if not attached_to(args, network, "targetResourceId", "azure-native:network:FlowLog"):
             yield (f"virtual network {network.name} has no flow log", network.urn)
 
 
