@@ -382,7 +382,9 @@ def _running_database(namespace: Namespace, host_root: Path) -> Iterator[Databas
         namespace.run(["sh", script, f"host={paths.sockets} dbname=postgres"], user=SERVICE_USER)
         yield Database(namespace, layout, host_root)
     finally:
-        namespace.run([*pg_ctl, "-m", "fast", "stop"], user=SERVICE_USER, check=False)
+        # Immediate: no shutdown checkpoint whose WAL the archiver would try to push to a backup
+        # repository that this test has not got.
+        namespace.run([*pg_ctl, "-m", "immediate", "stop"], user=SERVICE_USER, check=False)
 
 
 def test_postgresql_runs_the_rendered_parameters(database: Database) -> None:
