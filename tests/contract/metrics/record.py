@@ -241,6 +241,16 @@ def record_etcd(work: Path) -> tuple[str, set[str]]:
     return version_of(["etcd", "--version"]), names
 
 
+def stored_names(prometheus: str) -> str:
+    """The metric names in Prometheus's storage, once its first scrape of itself (`up`) is stored."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        values = fetch(f"{prometheus}/api/v1/label/__name__/values")
+        if '"up"' in values or time.monotonic() > deadline:
+            return values
+        time.sleep(1)
+
+
 def record_prometheus(work: Path) -> tuple[str, set[str]]:
     port = free_port()
     config = work / "prometheus.yml"
@@ -250,9 +260,8 @@ def record_prometheus(work: Path) -> tuple[str, set[str]]:
     command = ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={work / 'tsdb'}", f"--web.listen-address={LOOPBACK}:{port}"]
     with running(command):
         fetch(f"http://{LOOPBACK}:{port}/-/ready")
-        time.sleep(3)
         names = exposed_names(fetch(f"http://{LOOPBACK}:{port}/metrics"))
-        values = fetch(f"http://{LOOPBACK}:{port}/api/v1/label/__name__/values")
+        values = stored_names(f"http://{LOOPBACK}:{port}")
     names |= set(re.findall(r'"([a-zA-Z_:][a-zA-Z0-9_:]*)"', values)) - {"status", "success", "data"}
     return version_of(["prometheus", "--version"]), names
 
