@@ -9,6 +9,7 @@ namespaces, and deletes them, which also deletes their veths and the bridge.
 
 from __future__ import annotations
 
+import ctypes
 import ipaddress
 import json
 import os
@@ -16,9 +17,11 @@ import secrets
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 COMMAND_TIMEOUT = 10.0
 """Seconds any single `ip` command may take."""
@@ -27,6 +30,10 @@ STOP_GRACE = 15.0
 """Seconds started processes get to shut down cleanly (Patroni stops PostgreSQL) before SIGKILL."""
 
 CLEAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+_CLONE_NEWNET = 0x40000000
+
+T = TypeVar("T")
 
 
 def _ip(*args: str) -> subprocess.CompletedProcess[str]:
@@ -183,3 +190,29 @@ class Network:
         """Namespaces of this run that still exist (empty after a clean teardown)."""
         listed = _ip("netns", "list").stdout.split("\n")
         return [line.split()[0] for line in listed if line.startswith(f"dpcsmoke-{self.tag}-")]
+
+
+class NamespaceClient:
+    """Runs callables on one thread that has joined a namespace's network stack.
+
+    A network namespace belongs to a thread, not a process: every socket this thread opens (libpq's,
+    urllib's) is in the namespace, while the test process itself stays in the machine's own, so
+    the test can speak to the hosts as a client on their network would, without a subprocess per call.
+    """
+
+    def __init__(self, namespace: str) -> None:
+        self._namespace = namespace
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"netns-{namespace}", initializer=self._enter)
+
+    def _enter(self) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        with open(f"/run/netns/{self._namespace}", "rb") as handle:
+            if libc.setns(handle.fileno(), _CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), f"setns into {self._namespace}")
+
+    def call(self, function: Callable[..., T], *args: object, timeout: float) -> T:
+        """function(*args) inside the namespace, waited for at most `timeout` seconds."""
+        return self._executor.submit(function, *args).result(timeout=timeout)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,19 +1,18 @@
 """A throwaway CA and the cluster's certificates, from the same requests the program's pulumi-tls
-resources are made from (`dpc.cluster.certificate_requests`), and random passwords for one run.
+resources are made from (`dpc.cluster.certificate_requests`).
 """
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
-import secrets
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from dpc.cluster import BACKUP_ENCRYPTION_SECRET, CA_SECRET, PASSWORD_SECRETS, CertificateRequest
+from dpc.cluster import CA_SECRET, CertificateRequest
 
 VALIDITY = datetime.timedelta(days=1)
 
@@ -84,8 +83,3 @@ def issue(requests: tuple[CertificateRequest, ...]) -> dict[str, str]:
         issued[request.cert_secret] = _pem_certificate(certificate)
         issued[request.key_secret] = _pem_key(key)
     return issued
-
-
-def passwords() -> dict[str, str]:
-    """Every generated password and the backup passphrase, fresh for this run."""
-    return {name: secrets.token_urlsafe(24) for name in (*PASSWORD_SECRETS, BACKUP_ENCRYPTION_SECRET)}

@@ -1,0 +1,258 @@
+"""The smoke run's cluster: the program's own rendered files, secrets and certificates, placed on
+stand-in hosts (network namespaces) the way the Swarm services mount them, and started with
+Debian's etcd, PostgreSQL 15, HAProxy and PgBouncer and Patroni from PyPI.
+
+Hosts mirror the seed: three managers run etcd (manager-1 also HAProxy), three workers run
+Patroni/PostgreSQL, an app node runs PgBouncer, and a client host is where the test connects from.
+Each host has its own directories, described by a per-host copy of the layout's `Paths`; nothing
+else of the layout differs between hosts, so every rendered file is the one the program deploys
+for that member, with addresses in place of service names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pwd
+import secrets as random
+import shutil
+import string
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dpc.cluster import CA_SECRET, PASSWORD_SECRETS, ClusterLayout, Member, Paths, certificate_requests
+from dpc.render.etcd import render_etcd
+from dpc.render.haproxy import render_haproxy, render_haproxy_stats_auth
+from dpc.render.pgbouncer import USERLIST_SECRET, render_pgbouncer, render_pgbouncer_userlist
+from dpc.render.postgres import POST_BOOTSTRAP_FILE, render_patroni, render_post_bootstrap
+from dpc.sizing import postgres_sizing
+from tests.cluster.netns import Network
+from tests.cluster.pki import issue
+
+MANAGERS = ("manager-1", "manager-2", "manager-3")
+WORKERS = ("worker-1", "worker-2", "worker-3")
+APP = "app-1"
+CLIENT = "client"
+HOSTS = (*MANAGERS, *WORKERS, APP, CLIENT)
+HAPROXY_HOST = MANAGERS[0]
+
+SUBNET_CANDIDATES = ("10.231.0.0/24", "10.232.0.0/24", "172.31.231.0/24")
+
+SMOKE_SIZING = postgres_sizing(memory_gib=1, expected_concurrent_users=20)
+"""Three PostgreSQL servers on one machine: a 1 GiB worker's §6.3 sizing, not prod's 64 GiB."""
+
+PATRONI_PASSWORDS = (
+    "postgres_superuser_password", "replication_password", "rewind_password", "app_user_password",
+    "readonly_user_password", "postgres_exporter_password", "pgbouncer_auth_password",
+)  # fmt: skip
+"""The password secrets the Swarm mounts into a Patroni task (dpc/services.py)."""
+
+CONFIG_MODE = 0o444
+SECRET_MODE = 0o600
+
+
+def random_passwords() -> dict[str, str]:
+    """Every password, fresh for this run, of letters and digits as the program generates them."""
+    alphabet = string.ascii_letters + string.digits
+    return {name: "".join(random.choice(alphabet) for _ in range(32)) for name in PASSWORD_SECRETS}
+
+
+def host_paths(root: Path) -> Paths:
+    """A host's own directories, in place of the container paths."""
+    return Paths(
+        secrets=f"{root}/run/secrets",
+        config=f"{root}/etc/dpc",
+        data=f"{root}/data/pgdata",
+        wal=f"{root}/wal/pg_wal",
+        sockets=f"{root}/run/postgresql",
+        logs=f"{root}/log/postgresql",
+        etcd_data=f"{root}/etcd",
+        backup_repository=f"{root}/backups",
+        node_exporter_textfiles=f"{root}/textfile",
+    )
+
+
+def smoke_layout(addresses: Mapping[str, str]) -> ClusterLayout:
+    """The prod layout with the namespaces' addresses as hosts, each member binding its own address."""
+
+    def member(name: str, host: str) -> Member:
+        return Member(name, addresses[host], addresses[host])
+
+    return ClusterLayout(
+        environment="prod",
+        etcd=tuple(member(f"etcd-{index}", host) for index, host in enumerate(MANAGERS, start=1)),
+        patroni=tuple(member(f"patroni-{index}", host) for index, host in enumerate(WORKERS, start=1)),
+        haproxy=member("haproxy", HAPROXY_HOST),
+        pgbouncer_replicas=2,
+        sizing=SMOKE_SIZING,
+    )
+
+
+@dataclass
+class Host:
+    """One stand-in host: its directory tree and the layout with its paths."""
+
+    name: str
+    root: Path
+    layout: ClusterLayout
+
+    @property
+    def paths(self) -> Paths:
+        return self.layout.paths
+
+    def directory(self, path: str, owner: str, mode: int = 0o755) -> Path:
+        directory = Path(path)
+        directory.mkdir(parents=True, exist_ok=True)
+        _chown(directory, owner)
+        directory.chmod(mode)
+        return directory
+
+    def write(self, path: str, content: str, owner: str, mode: int) -> Path:
+        """A file as the Swarm mounts it: owned by the user that reads it, with the mount's mode."""
+        file = Path(path)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(content)
+        _chown(file, owner)
+        file.chmod(mode)
+        return file
+
+
+def _chown(path: Path, user: str) -> None:
+    entry = pwd.getpwnam(user)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+@dataclass
+class Phases:
+    """Wall-clock time of each phase of the run, for the report."""
+
+    timings: list[tuple[str, float]] = field(default_factory=list[tuple[str, float]])
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.timings.append((name, time.monotonic() - start))
+
+    def summary(self) -> str:
+        total = sum(seconds for _, seconds in self.timings)
+        return ", ".join(f"{name} {seconds:.1f}s" for name, seconds in self.timings) + f"; total {total:.1f}s"
+
+
+@dataclass
+class SmokeCluster:
+    """The files and processes of one run."""
+
+    network: Network
+    root: Path
+    layout: ClusterLayout
+    values: dict[str, str]
+    """Every secret value by secret name: passwords, the CA certificate, certificates and keys."""
+    hosts: dict[str, Host]
+    venv: Path
+
+    @property
+    def ca_file(self) -> Path:
+        return Path(self.hosts[CLIENT].paths.secret(CA_SECRET))
+
+    def address(self, host: str) -> str:
+        return self.network.hosts[host]
+
+    def log(self, host: str, service: str) -> Path:
+        return self.hosts[host].root / "log" / f"{service}.log"
+
+    def _secret_file(self, host: Host, name: str, owner: str) -> None:
+        mode = CONFIG_MODE if name == CA_SECRET or name.endswith("_tls_cert") else SECRET_MODE
+        host.write(host.paths.secret(name), self.values[name], owner, mode)
+
+    def write_files(self) -> None:
+        """Every host's files, where and as whom the Swarm mounts them (dpc/services.py)."""
+        for name, member in zip(MANAGERS, self.layout.etcd, strict=True):
+            host = self.hosts[name]
+            host.directory(host.paths.etcd_data, "etcd", 0o700)
+            host.write(f"{host.paths.config}/etcd.yml", render_etcd(host.layout, member), "etcd", CONFIG_MODE)
+            for secret in (CA_SECRET, f"{member.name}_tls_cert", f"{member.name}_tls_key"):
+                self._secret_file(host, secret, "etcd")
+        haproxy = self.hosts[HAPROXY_HOST]
+        haproxy.write(f"{haproxy.paths.config}/haproxy.cfg", render_haproxy(haproxy.layout), "haproxy", CONFIG_MODE)
+        haproxy.write(haproxy.paths.secret("haproxy-stats.cfg"), render_haproxy_stats_auth(self.values), "haproxy", SECRET_MODE)
+        for name, member in zip(WORKERS, self.layout.patroni, strict=True):
+            host = self.hosts[name]
+            for directory in (host.paths.data, host.paths.wal):
+                host.directory(str(Path(directory).parent), "postgres", 0o700)
+            host.directory(host.paths.sockets, "postgres", 0o700)
+            host.directory(host.paths.logs, "postgres", 0o700)
+            host.write(host.paths.secret(f"{member.name}.yml"), render_patroni(host.layout, member, self.values), "postgres", SECRET_MODE)
+            host.write(f"{host.paths.config}/{POST_BOOTSTRAP_FILE}", render_post_bootstrap(host.layout), "postgres", CONFIG_MODE)
+            for secret in (CA_SECRET, f"{member.name}_tls_cert", f"{member.name}_tls_key", *PATRONI_PASSWORDS):
+                self._secret_file(host, secret, "postgres")
+        app = self.hosts[APP]
+        app.write(f"{app.paths.config}/pgbouncer.ini", render_pgbouncer(app.layout), "postgres", CONFIG_MODE)
+        app.write(app.paths.secret(USERLIST_SECRET), render_pgbouncer_userlist(self.values), "postgres", SECRET_MODE)
+        for secret in (CA_SECRET, "pgbouncer_tls_cert", "pgbouncer_tls_key"):
+            self._secret_file(app, secret, "postgres")
+        self._secret_file(self.hosts[CLIENT], CA_SECRET, "root")
+
+    def start_etcd(self) -> None:
+        for name in MANAGERS:
+            host = self.hosts[name]
+            self.network.start("etcd", name, "etcd", ["etcd", "--config-file", f"{host.paths.config}/etcd.yml"], home=host.root, log=self.log(name, "etcd"))
+
+    def start_patroni(self) -> None:
+        for name, member in zip(WORKERS, self.layout.patroni, strict=True):
+            host = self.hosts[name]
+            argv = [str(self.venv / "bin/patroni"), host.paths.secret(f"{member.name}.yml")]
+            self.network.start("patroni", name, "postgres", argv, home=host.root, log=self.log(name, "patroni"))
+
+    def start_proxies(self) -> None:
+        haproxy = self.hosts[HAPROXY_HOST]
+        argv = ["haproxy", "-W", "-db", "-f", f"{haproxy.paths.config}/haproxy.cfg", "-f", haproxy.paths.secret("haproxy-stats.cfg")]
+        self.network.start("haproxy", HAPROXY_HOST, "haproxy", argv, home=haproxy.root, log=self.log(HAPROXY_HOST, "haproxy"))
+        app = self.hosts[APP]
+        argv = ["pgbouncer", f"{app.paths.config}/pgbouncer.ini"]
+        self.network.start("pgbouncer", APP, "postgres", argv, home=app.root, log=self.log(APP, "pgbouncer"))
+
+    def _logs(self) -> Iterator[tuple[Host, Path]]:
+        for host in self.hosts.values():
+            for log in sorted((host.root / "log").glob("*.log")) + sorted(Path(host.paths.logs).glob("*.log")):
+                yield host, log
+
+    def keep_logs(self) -> Path:
+        """Every service's log and PostgreSQL's own, copied out of the run's directory (which
+        teardown deletes) to explain a failure; CI can keep the directory as an artifact."""
+        kept = Path(tempfile.gettempdir()) / f"dpc-smoke-logs-{self.network.tag}"
+        for host, log in self._logs():
+            (kept / host.name).mkdir(parents=True, exist_ok=True)
+            shutil.copy(log, kept / host.name / log.name)
+        return kept
+
+    def service_logs_tail(self, lines: int = 15) -> str:
+        """The end of each service's own output (not PostgreSQL's verbose server log)."""
+        sections: list[str] = []
+        for host, log in self._logs():
+            if log.parent.name == "log":
+                tail = log.read_text(errors="replace").splitlines()[-lines:]
+                sections.append(f"--- {host.name}: {log.name}\n" + "\n".join(tail))
+        return "\n".join(sections)
+
+
+def build(network: Network, root: Path, venv: Path) -> SmokeCluster:
+    """Addresses, layout, certificates, passwords and every host's files under `root`; nothing started yet."""
+    network.create(HOSTS)
+    layout = smoke_layout(network.hosts)
+    root.chmod(0o755)
+    hosts: dict[str, Host] = {}
+    for name in HOSTS:
+        host_root = root / name
+        (host_root / "log").mkdir(parents=True)
+        hosts[name] = Host(name, host_root, dataclasses.replace(layout, paths=host_paths(host_root)))
+    values = random_passwords() | issue(certificate_requests(layout))
+    cluster = SmokeCluster(network, root, layout, values, hosts, venv)
+    cluster.write_files()
+    return cluster
