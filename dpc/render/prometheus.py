@@ -44,7 +44,7 @@ Annotations use only `$labels`, so that the rule tests can check them exactly.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -153,7 +153,10 @@ class RuleCase:
 
 @dataclass(frozen=True)
 class Alert:
-    """An alert rule with a case where it fires and one where it does not."""
+    """An alert rule and its two test cases: `series` gives each input series' values in the firing
+    case and in the quiet case (promtool notation: `v` a constant, `start+step` a counter);
+    `fired` the label sets of the alerts the firing case raises.
+    """
 
     name: str
     expr: str
@@ -161,9 +164,18 @@ class Alert:
     severity: str
     summary: str
     description: str
-    fires: RuleCase
-    quiet: RuleCase
-    labels: Mapping[str, str] = field(default_factory=dict[str, str])
+    series: Mapping[str, tuple[str, str]]
+    fired: tuple[Mapping[str, str], ...]
+
+    @property
+    def fires(self) -> RuleCase:
+        """The case where the alert fires."""
+        return RuleCase({selector: _series(values[0]) for selector, values in self.series.items()}, self.fired)
+
+    @property
+    def quiet(self) -> RuleCase:
+        """The case where it stays quiet."""
+        return RuleCase({selector: _series(values[1]) for selector, values in self.series.items()})
 
 
 @dataclass(frozen=True)
@@ -175,266 +187,182 @@ class AlertGroup:
 
 
 def _series(value: str) -> str:
-    """TEST_SERIES_LENGTH samples in promtool's notation: `v` a constant, `start+step` a counter."""
+    """TEST_SERIES_LENGTH samples in promtool's notation."""
     return f"{value}x{TEST_SERIES_LENGTH}"
 
 
+def _selector(metric: str, labels: Mapping[str, str]) -> str:
+    return metric + "{" + ",".join(f'{name}="{value}"' for name, value in sorted(labels.items())) + "}"
+
+
+P1 = {"instance": "patroni-1", "job": "postgres"}
+P2_PATRONI = {"instance": "patroni-2", "job": "patroni"}
+NODE = {"instance": "10.0.2.11:9100", "job": "node"}
+BACKUP_NODE = {"instance": "10.0.4.10:9100", "job": "node"}
+HAPROXY = {"instance": "10.0.1.5:9101", "job": "haproxy"}
+DAY = 86400
+VOLUMES = f'mountpoint=~"{HOST_VOLUMES_ROOT}/.+"'
+
+
 def _postgres_alerts() -> AlertGroup:
-    p1 = {"instance": "patroni-1", "job": "postgres"}
-    node = {"instance": "10.0.2.11:9100", "job": "node"}
-    data_volume = f'{{instance="10.0.2.11:9100",job="node",mountpoint="{HOST_VOLUMES_ROOT}/patroni-1/data"}}'
-    disk_labels = {**node, "mountpoint": f"{HOST_VOLUMES_ROOT}/patroni-1/data"}
-    size = f"node_filesystem_size_bytes{data_volume}"
+    data_volume = {**NODE, "mountpoint": f"{HOST_VOLUMES_ROOT}/patroni-1/data"}
+    app_db, postgres_db = {**P1, "datname": "distributed_postgres_cluster"}, {**P1, "datname": "postgres"}
     return AlertGroup("postgres", (
         Alert(
-            name="PostgreSQLDown",
-            expr='pg_up == 0 or up{job="postgres"} == 0',
-            wait="1m", severity="critical",
-            summary="PostgreSQL is down",
-            description="PostgreSQL on {{ $labels.instance }} is down, or its exporter cannot be scraped",
-            fires=RuleCase({'pg_up{instance="patroni-1",job="postgres"}': _series("0"), 'up{instance="patroni-1",job="postgres"}': _series("1")}, (p1,)),
-            quiet=RuleCase({'pg_up{instance="patroni-1",job="postgres"}': _series("1"), 'up{instance="patroni-1",job="postgres"}': _series("1")}),
+            "PostgreSQLDown", 'pg_up == 0 or up{job="postgres"} == 0', "1m", "critical",
+            "PostgreSQL is down", "PostgreSQL on {{ $labels.instance }} is down, or its exporter cannot be scraped",
+            {_selector("pg_up", P1): ("0", "1"), _selector("up", P1): ("1", "1")}, (P1,),
         ),
         Alert(
-            name="PostgreSQLHighConnections",
-            expr="sum by (instance) (pg_stat_database_numbackends) / on (instance) max by (instance) (pg_settings_max_connections) > 0.8",
-            wait="5m", severity="warning",
-            summary="High connection usage",
-            description="More than 80% of max_connections are in use on {{ $labels.instance }}",
-            fires=RuleCase({
-                'pg_stat_database_numbackends{datname="distributed_postgres_cluster",instance="patroni-1",job="postgres"}': _series("70"),
-                'pg_stat_database_numbackends{datname="postgres",instance="patroni-1",job="postgres"}': _series("15"),
-                'pg_settings_max_connections{instance="patroni-1",job="postgres"}': _series("100"),
-            }, ({"instance": "patroni-1"},)),
-            quiet=RuleCase({
-                'pg_stat_database_numbackends{datname="distributed_postgres_cluster",instance="patroni-1",job="postgres"}': _series("60"),
-                'pg_stat_database_numbackends{datname="postgres",instance="patroni-1",job="postgres"}': _series("15"),
-                'pg_settings_max_connections{instance="patroni-1",job="postgres"}': _series("100"),
-            }),
+            "PostgreSQLHighConnections",
+            "sum by (instance) (pg_stat_database_numbackends) / on (instance) max by (instance) (pg_settings_max_connections) > 0.8", "5m", "warning",
+            "High connection usage", "More than 80% of max_connections are in use on {{ $labels.instance }}",
+            {
+                _selector("pg_stat_database_numbackends", app_db): ("70", "60"),
+                _selector("pg_stat_database_numbackends", postgres_db): ("15", "15"),
+                _selector("pg_settings_max_connections", P1): ("100", "100"),
+            },
+            ({"instance": "patroni-1"},),
         ),
         Alert(
-            name="PostgreSQLReplicationLag",
-            expr=(
-                "(scalar(max(patroni_xlog_location)) - patroni_xlog_replayed_location > 0)"
-                " and on (instance) (time() - patroni_xlog_replayed_timestamp > 30)"
-                " and on (instance) (patroni_replica == 1)"
-            ),
-            wait="5m", severity="warning",
-            summary="High replication lag",
-            description="Replica {{ $labels.instance }} has WAL to replay and has replayed no transaction for more than 30 seconds",
-            fires=RuleCase({
-                'patroni_xlog_location{instance="patroni-1",job="patroni"}': _series("0+1000"),
-                'patroni_xlog_replayed_location{instance="patroni-2",job="patroni"}': _series("5000"),
-                'patroni_xlog_replayed_timestamp{instance="patroni-2",job="patroni"}': _series("300"),
-                'patroni_replica{instance="patroni-2",job="patroni"}': _series("1"),
-            }, ({"instance": "patroni-2", "job": "patroni"},)),
-            quiet=RuleCase({
-                'patroni_xlog_location{instance="patroni-1",job="patroni"}': _series("0+1000"),
-                'patroni_xlog_replayed_location{instance="patroni-2",job="patroni"}': _series("0+1000"),
-                'patroni_xlog_replayed_timestamp{instance="patroni-2",job="patroni"}': _series("0+60"),
-                'patroni_replica{instance="patroni-2",job="patroni"}': _series("1"),
-            }),
+            "PostgreSQLReplicationLag",
+            "(scalar(max(patroni_xlog_location)) - patroni_xlog_replayed_location > 0)"
+            " and on (instance) (time() - patroni_xlog_replayed_timestamp > 30)"
+            " and on (instance) (patroni_replica == 1)",
+            "5m", "warning",
+            "High replication lag", "Replica {{ $labels.instance }} has WAL to replay and has replayed no transaction for more than 30 seconds",
+            {
+                _selector("patroni_xlog_location", {"instance": "patroni-1", "job": "patroni"}): ("0+1000", "0+1000"),
+                _selector("patroni_xlog_replayed_location", P2_PATRONI): ("5000", "0+1000"),
+                _selector("patroni_xlog_replayed_timestamp", P2_PATRONI): ("300", "0+60"),
+                _selector("patroni_replica", P2_PATRONI): ("1", "1"),
+            },
+            (P2_PATRONI,),
         ),
         Alert(
-            name="PostgreSQLDiskSpaceLow",
-            expr=(
-                f'1 - node_filesystem_avail_bytes{{mountpoint=~"{HOST_VOLUMES_ROOT}/.+"}}'
-                f' / node_filesystem_size_bytes{{mountpoint=~"{HOST_VOLUMES_ROOT}/.+"}} > 0.85'
-            ),
-            wait="10m", severity="warning",
-            summary="Low disk space",
-            description="More than 85% of {{ $labels.mountpoint }} is used on {{ $labels.instance }}",
-            fires=RuleCase({f"node_filesystem_avail_bytes{data_volume}": _series("10"), size: _series("100")}, (disk_labels,)),
-            quiet=RuleCase({f"node_filesystem_avail_bytes{data_volume}": _series("50"), size: _series("100")}),
+            "PostgreSQLDiskSpaceLow",
+            f"1 - node_filesystem_avail_bytes{{{VOLUMES}}} / node_filesystem_size_bytes{{{VOLUMES}}} > 0.85",
+            "10m", "warning",
+            "Low disk space", "More than 85% of {{ $labels.mountpoint }} is used on {{ $labels.instance }}",
+            {_selector("node_filesystem_avail_bytes", data_volume): ("10", "50"), _selector("node_filesystem_size_bytes", data_volume): ("100", "100")},
+            (data_volume,),
         ),
         Alert(
-            name="PostgreSQLLowCacheHitRatio",
-            expr=(
-                "sum by (instance) (rate(pg_stat_database_blks_hit[15m])) / (sum by (instance) (rate(pg_stat_database_blks_hit[15m]))"
-                " + sum by (instance) (rate(pg_stat_database_blks_read[15m]))) < 0.95"
-            ),
-            wait="15m", severity="warning",
-            summary="Low cache hit ratio",
-            description="Less than 95% of block reads on {{ $labels.instance }} were served from shared buffers in the last 15 minutes",
-            fires=RuleCase({
-                'pg_stat_database_blks_hit{datname="postgres",instance="patroni-1",job="postgres"}': _series("0+900"),
-                'pg_stat_database_blks_read{datname="postgres",instance="patroni-1",job="postgres"}': _series("0+100"),
-            }, ({"instance": "patroni-1"},)),
-            quiet=RuleCase({
-                'pg_stat_database_blks_hit{datname="postgres",instance="patroni-1",job="postgres"}': _series("0+990"),
-                'pg_stat_database_blks_read{datname="postgres",instance="patroni-1",job="postgres"}': _series("0+10"),
-            }),
+            "PostgreSQLLowCacheHitRatio",
+            "sum by (instance) (rate(pg_stat_database_blks_hit[15m])) / (sum by (instance) (rate(pg_stat_database_blks_hit[15m]))"
+            " + sum by (instance) (rate(pg_stat_database_blks_read[15m]))) < 0.95",
+            "15m", "warning",
+            "Low cache hit ratio", "Less than 95% of block reads on {{ $labels.instance }} were served from shared buffers in the last 15 minutes",
+            {_selector("pg_stat_database_blks_hit", postgres_db): ("0+900", "0+990"), _selector("pg_stat_database_blks_read", postgres_db): ("0+100", "0+10")},
+            ({"instance": "patroni-1"},),
         ),
         Alert(
-            name="PostgreSQLWALArchivingFailing",
-            expr="increase(pg_stat_archiver_failed_count[10m]) > 0 and on (instance) increase(pg_stat_archiver_archived_count[10m]) == 0",
-            wait="5m", severity="critical",
-            summary="WAL archiving is failing",
-            description="{{ $labels.instance }} failed to archive WAL and archived none for 10 minutes: point-in-time recovery is at risk, pg_wal fills up",
-            fires=RuleCase({
-                'pg_stat_archiver_failed_count{instance="patroni-1",job="postgres"}': _series("0+1"),
-                'pg_stat_archiver_archived_count{instance="patroni-1",job="postgres"}': _series("100"),
-            }, (p1,)),
-            quiet=RuleCase({
-                'pg_stat_archiver_failed_count{instance="patroni-1",job="postgres"}': _series("0+1"),
-                'pg_stat_archiver_archived_count{instance="patroni-1",job="postgres"}': _series("0+2"),
-            }),
+            "PostgreSQLWALArchivingFailing",
+            "increase(pg_stat_archiver_failed_count[10m]) > 0 and on (instance) increase(pg_stat_archiver_archived_count[10m]) == 0", "5m", "critical",
+            "WAL archiving is failing",
+            "{{ $labels.instance }} failed to archive WAL and archived none for 10 minutes: point-in-time recovery is at risk, pg_wal fills up",
+            {_selector("pg_stat_archiver_failed_count", P1): ("0+1", "0+1"), _selector("pg_stat_archiver_archived_count", P1): ("100", "0+2")},
+            (P1,),
         ),
     ))
 
 
+def _per_member(metric: str, members: tuple[Member, ...], job: str, firing: str, quiet: str) -> dict[str, tuple[str, str]]:
+    """One series per member; member i's value is character i of `firing` and of `quiet`."""
+    return {_selector(metric, {"instance": m.name, "job": job}): (f, q) for m, f, q in zip(members, firing, quiet, strict=False)}
+
+
 def _patroni_alerts(layout: ClusterLayout) -> AlertGroup:
-    def primaries(*values: str) -> dict[str, str]:
-        return {f'patroni_primary{{instance="{m.name}",job="patroni"}}': _series(v) for m, v in zip(layout.patroni, values, strict=False)}
-
-    def sync_standbys(*values: str) -> dict[str, str]:
-        return {f'patroni_sync_standby{{instance="{m.name}",job="patroni"}}': _series(v) for m, v in zip(layout.patroni, values, strict=False)}
-
     alerts = [
         Alert(
-            name="PatroniNoPrimary",
-            expr="(sum(patroni_primary) or vector(0)) == 0",
-            wait="1m", severity="critical",
-            summary="No Patroni primary",
-            description="No Patroni member is the primary: the cluster takes no writes",
-            fires=RuleCase(primaries("0", "0", "0"), ({},)),
-            quiet=RuleCase(primaries("1", "0", "0")),
+            "PatroniNoPrimary", "(sum(patroni_primary) or vector(0)) == 0", "1m", "critical",
+            "No Patroni primary", "No Patroni member is the primary: the cluster takes no writes",
+            _per_member("patroni_primary", layout.patroni, "patroni", "000", "100"), ({},),
         ),
         Alert(
-            name="PatroniMultiplePrimaries",
-            expr="sum(patroni_primary) > 1",
-            wait="1m", severity="critical",
-            summary="Multiple Patroni primaries detected",
-            description="More than one Patroni member reports itself primary: split brain",
-            fires=RuleCase(primaries("1", "1", "0"), ({},)),
-            quiet=RuleCase(primaries("1", "0", "0")),
+            "PatroniMultiplePrimaries", "sum(patroni_primary) > 1", "1m", "critical",
+            "Multiple Patroni primaries detected", "More than one Patroni member reports itself primary: split brain",
+            _per_member("patroni_primary", layout.patroni, "patroni", "110", "100"), ({},),
         ),
     ]
     if layout.synchronous_mode_strict:
         alerts.append(Alert(
-            name="PatroniNoSynchronousStandby",
-            expr="(sum(patroni_sync_standby) or vector(0)) == 0",
-            wait="2m", severity="critical",
-            summary="No synchronous standby",
-            description="No replica is synchronous: with strict synchronous mode the primary accepts no commits (RPO 0 needs one)",
-            fires=RuleCase(sync_standbys("0", "0", "0"), ({},)),
-            quiet=RuleCase(sync_standbys("0", "1", "0")),
+            "PatroniNoSynchronousStandby", "(sum(patroni_sync_standby) or vector(0)) == 0", "2m", "critical",
+            "No synchronous standby", "No replica is synchronous: with strict synchronous mode the primary accepts no commits (RPO 0 needs one)",
+            _per_member("patroni_sync_standby", layout.patroni, "patroni", "000", "010"), ({},),
         ))
     return AlertGroup("patroni", tuple(alerts))
 
 
 def _etcd_alerts(layout: ClusterLayout) -> AlertGroup:
-    quorum = len(layout.etcd) // 2 + 1
-
-    def members_up(*values: str) -> dict[str, str]:
-        return {f'up{{instance="{m.name}",job="etcd"}}': _series(v) for m, v in zip(layout.etcd, values, strict=False)}
-
+    members, quorum = len(layout.etcd), len(layout.etcd) // 2 + 1
     first = {"instance": layout.etcd[0].name, "job": "etcd"}
-    first_member = f'{{instance="{layout.etcd[0].name}",job="etcd"}}'
-    below_quorum = ["1"] * (quorum - 1) + ["0"] * (len(layout.etcd) - quorum + 1)
-    at_quorum = ["1"] * quorum + ["0"] * (len(layout.etcd) - quorum)
+    below_quorum, at_quorum = "1" * (quorum - 1) + "0" * (members - quorum + 1), "1" * quorum + "0" * (members - quorum)
     return AlertGroup("etcd", (
         Alert(
-            name="EtcdDown",
-            expr='up{job="etcd"} == 0',
-            wait="1m", severity="critical",
-            summary="etcd node down",
-            description="etcd member {{ $labels.instance }} is down",
-            fires=RuleCase({f"up{first_member}": _series("0")}, (first,)),
-            quiet=RuleCase({f"up{first_member}": _series("1")}),
+            "EtcdDown", 'up{job="etcd"} == 0', "1m", "critical",
+            "etcd node down", "etcd member {{ $labels.instance }} is down",
+            {_selector("up", first): ("0", "1")}, (first,),
         ),
         Alert(
-            name="EtcdNoLeader",
-            expr="etcd_server_has_leader == 0",
-            wait="1m", severity="critical",
-            summary="etcd has no leader",
-            description="etcd member {{ $labels.instance }} sees no leader",
-            fires=RuleCase({f"etcd_server_has_leader{first_member}": _series("0")}, (first,)),
-            quiet=RuleCase({f"etcd_server_has_leader{first_member}": _series("1")}),
+            "EtcdNoLeader", "etcd_server_has_leader == 0", "1m", "critical",
+            "etcd has no leader", "etcd member {{ $labels.instance }} sees no leader",
+            {_selector("etcd_server_has_leader", first): ("0", "1")}, (first,),
         ),
         Alert(
-            name="EtcdInsufficientMembers",
-            expr=f'(sum(up{{job="etcd"}}) or vector(0)) < {quorum}',
-            wait="1m", severity="critical",
-            summary="etcd has lost its quorum",
-            description=f"Fewer than {quorum} of {len(layout.etcd)} etcd members are up: Patroni cannot keep or elect a leader",
-            fires=RuleCase(members_up(*below_quorum), ({},)),
-            quiet=RuleCase(members_up(*at_quorum)),
+            "EtcdInsufficientMembers", f'(sum(up{{job="etcd"}}) or vector(0)) < {quorum}', "1m", "critical",
+            "etcd has lost its quorum", f"Fewer than {quorum} of {members} etcd members are up: Patroni cannot keep or elect a leader",
+            _per_member("up", layout.etcd, "etcd", below_quorum, at_quorum), ({},),
         ),
     ))
 
 
 def _haproxy_alerts() -> AlertGroup:
-    target = '{instance="10.0.1.5:9101",job="haproxy",proxy="postgres-primary"}'
-    server = '{instance="10.0.1.5:9101",job="haproxy",proxy="postgres-primary",server="patroni-1",state="DOWN"}'
-    stats = '{instance="10.0.1.5:9101",job="haproxy",proxy="stats"}'
+    primary, stats = {**HAPROXY, "proxy": "postgres-primary"}, {**HAPROXY, "proxy": "stats"}
     return AlertGroup("haproxy", (
         Alert(
-            name="HAProxyBackendDown",
-            expr="haproxy_backend_active_servers == 0 and on (instance, proxy) count by (instance, proxy) (haproxy_server_status) > 0",
-            wait="1m", severity="critical",
-            summary="HAProxy backend down",
-            description="HAProxy backend {{ $labels.proxy }} on {{ $labels.instance }} has no server up",
-            fires=RuleCase({
-                f"haproxy_backend_active_servers{target}": _series("0"),
-                f"haproxy_server_status{server}": _series("1"),
-                f"haproxy_backend_active_servers{stats}": _series("0"),
-            }, ({"instance": "10.0.1.5:9101", "job": "haproxy", "proxy": "postgres-primary"},)),
-            quiet=RuleCase({
-                f"haproxy_backend_active_servers{target}": _series("1"),
-                f"haproxy_server_status{server}": _series("0"),
-                f"haproxy_backend_active_servers{stats}": _series("0"),
-            }),
+            "HAProxyBackendDown", "haproxy_backend_active_servers == 0 and on (instance, proxy) count by (instance, proxy) (haproxy_server_status) > 0",
+            "1m", "critical",
+            "HAProxy backend down", "HAProxy backend {{ $labels.proxy }} on {{ $labels.instance }} has no server up",
+            {
+                _selector("haproxy_backend_active_servers", primary): ("0", "1"),
+                _selector("haproxy_server_status", {**primary, "server": "patroni-1", "state": "DOWN"}): ("1", "0"),
+                _selector("haproxy_backend_active_servers", stats): ("0", "0"),
+            },
+            (primary,),
         ),
     ))
 
 
 def _backup_alerts() -> AlertGroup:
-    node = 'instance="10.0.4.10:9100",job="node"'
-    full, diff = f'{BACKUP_LAST_SUCCESS_METRIC}{{{node},type="full"}}', f'{BACKUP_LAST_SUCCESS_METRIC}{{{node},type="diff"}}'
-    day = 86400
+    full, diff = _selector(BACKUP_LAST_SUCCESS_METRIC, {**BACKUP_NODE, "type": "full"}), _selector(BACKUP_LAST_SUCCESS_METRIC, {**BACKUP_NODE, "type": "diff"})
+    failed_diff = {**BACKUP_NODE, "type": "diff"}
     return AlertGroup("backup", (
         Alert(
-            name="PostgreSQLFullBackupTooOld",
-            expr=f'time() - max({BACKUP_LAST_SUCCESS_METRIC}{{type="full"}}) > {FULL_BACKUP_MAX_AGE_SECONDS}',
-            wait="10m", severity="critical",
-            summary="No recent full backup",
-            description="The last successful full backup is more than 8 days old (one is due every Sunday)",
-            fires=RuleCase({full: _series(str(-9 * day)), diff: _series("0")}, ({},)),
-            quiet=RuleCase({full: _series(str(-6 * day)), diff: _series("0")}),
+            "PostgreSQLFullBackupTooOld", f'time() - max({BACKUP_LAST_SUCCESS_METRIC}{{type="full"}}) > {FULL_BACKUP_MAX_AGE_SECONDS}', "10m", "critical",
+            "No recent full backup", "The last successful full backup is more than 8 days old (one is due every Sunday)",
+            {full: (str(-9 * DAY), str(-6 * DAY)), diff: ("0", "0")}, ({},),
         ),
         Alert(
-            name="PostgreSQLBackupTooOld",
-            expr=f"time() - max({BACKUP_LAST_SUCCESS_METRIC}) > {ANY_BACKUP_MAX_AGE_SECONDS} or absent({BACKUP_LAST_SUCCESS_METRIC})",
-            wait="10m", severity="warning",
-            summary="No backup in the last day",
-            description="No full or differential backup succeeded in the last 26 hours, or the backup agent reports nothing",
-            fires=RuleCase({full: _series(str(-3 * day)), diff: _series(str(-2 * day))}, ({},)),
-            quiet=RuleCase({full: _series(str(-3 * day)), diff: _series("0")}),
+            "PostgreSQLBackupTooOld",
+            f"time() - max({BACKUP_LAST_SUCCESS_METRIC}) > {ANY_BACKUP_MAX_AGE_SECONDS} or absent({BACKUP_LAST_SUCCESS_METRIC})", "10m", "warning",
+            "No backup in the last day", "No full or differential backup succeeded in the last 26 hours, or the backup agent reports nothing",
+            {full: (str(-3 * DAY), str(-3 * DAY)), diff: (str(-2 * DAY), "0")}, ({},),
         ),
         Alert(
-            name="PostgreSQLBackupFailed",
-            expr=f"{BACKUP_LAST_RUN_METRIC} == 0",
-            wait="1m", severity="warning",
-            summary="Backup failed",
-            description="The last {{ $labels.type }} backup run failed",
-            fires=RuleCase({f'{BACKUP_LAST_RUN_METRIC}{{{node},type="diff"}}': _series("0")}, ({"instance": "10.0.4.10:9100", "job": "node", "type": "diff"},)),
-            quiet=RuleCase({f'{BACKUP_LAST_RUN_METRIC}{{{node},type="diff"}}': _series("1")}),
+            "PostgreSQLBackupFailed", f"{BACKUP_LAST_RUN_METRIC} == 0", "1m", "warning",
+            "Backup failed", "The last {{ $labels.type }} backup run failed",
+            {_selector(BACKUP_LAST_RUN_METRIC, failed_diff): ("0", "1")}, (failed_diff,),
         ),
     ))
 
 
 def _monitoring_alerts() -> AlertGroup:
-    node = '{instance="10.0.2.11:9100",job="node"}'
     return AlertGroup("monitoring", (
         Alert(
-            name="MonitoringTargetDown",
-            expr='up{job!~"postgres|etcd"} == 0',
-            wait="5m", severity="warning",
-            summary="Scrape target down",
-            description="Prometheus cannot scrape {{ $labels.job }} on {{ $labels.instance }}",
-            fires=RuleCase({f"up{node}": _series("0")}, ({"instance": "10.0.2.11:9100", "job": "node"},)),
-            quiet=RuleCase({f"up{node}": _series("1"), 'up{instance="etcd-1",job="etcd"}': _series("0")}),
+            "MonitoringTargetDown", 'up{job!~"postgres|etcd"} == 0', "5m", "warning",
+            "Scrape target down", "Prometheus cannot scrape {{ $labels.job }} on {{ $labels.instance }}",
+            {_selector("up", NODE): ("0", "1"), _selector("up", {"instance": "etcd-1", "job": "etcd"}): ("0", "0")}, (NODE,),
         ),
     ))
 
@@ -449,7 +377,7 @@ def _rule(alert: Alert) -> dict[str, Any]:
         "alert": alert.name,
         "expr": alert.expr,
         "for": alert.wait,
-        "labels": {"severity": alert.severity, **alert.labels},
+        "labels": {"severity": alert.severity},
         "annotations": {"summary": alert.summary, "description": alert.description},
     }
 
@@ -469,7 +397,7 @@ def _expected_text(template: str, labels: Mapping[str, str]) -> str:
 def _test(alert: Alert, case: RuleCase) -> dict[str, Any]:
     expected = [
         {
-            "exp_labels": {**labels, "severity": alert.severity, **alert.labels},
+            "exp_labels": {**labels, "severity": alert.severity},
             "exp_annotations": {"summary": _expected_text(alert.summary, labels), "description": _expected_text(alert.description, labels)},
         }
         for labels in case.alerts
