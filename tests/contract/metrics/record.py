@@ -131,9 +131,9 @@ def exposed_names(exposition: str) -> set[str]:
 
 
 @contextmanager
-def running(command: list[str], **kwargs: object) -> Iterator[subprocess.Popen[bytes]]:
+def running(command: list[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """A process for the duration of the block, terminated (then killed) afterwards."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs)  # type: ignore[call-overload]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         yield process
     finally:
