@@ -224,14 +224,21 @@ def render_pgbackrest_database_host(layout: ClusterLayout, member: Member, *, of
 
     Every repository lives on the repository host: repo1, and repo2 when there is an `offsite`
     copy, are reached through it over TLS with the member's certificate, so the database hosts
-    need neither the cipher passphrase nor access to the bucket. Archiving is asynchronous, so
-    PostgreSQL hands over segments at once and one slow repository does not hold back the other.
-    The member's TLS server lets in only the repository host's certificate.
+    need no access to the bucket. A `pgbackrest server` serves a client's session with the
+    client's repository options, not its own, and encryption happens in the client: so each
+    repository's path and cipher type are repeated here, and the database hosts read the cipher
+    passphrase from the same secret fragment as the repository host (the contract test found
+    both the hard way). Archiving is asynchronous, so PostgreSQL hands over segments at once and
+    one slow repository does not hold back the other. The member's TLS server lets in only the
+    repository host's certificate.
     """
     files = tls_files(layout, member.name)
     repositories: dict[str, str] = {}
+    paths = {1: layout.paths.backup_repository, 2: OFFSITE_KEY_PREFIX}
     for index in (1, 2) if offsite else (1,):
         repositories |= {
+            f"repo{index}-path": paths[index],
+            f"repo{index}-cipher-type": CIPHER_TYPE,
             f"repo{index}-host": layout.backup.host,
             f"repo{index}-host-type": "tls",
             f"repo{index}-host-port": str(Port.PGBACKREST),
@@ -262,8 +269,9 @@ def render_pgbackrest_secrets(secrets: Mapping[str, str]) -> str:
     """The fragment with the repositories' cipher passphrase, for `PGBACKREST_INCLUDE_DIR`.
 
     pgBackRest reads its passphrase from its configuration or its environment; the environment is
-    not for secrets, so it is this file, delivered as a Docker secret. Both repositories share the
-    passphrase. A database host, whose repositories are remote, ignores the fragment.
+    not for secrets, so it is this file, delivered as a Docker secret, to the repository host and
+    to every database host (which encrypt and decrypt what they archive and fetch). Both
+    repositories share the passphrase.
     """
     passphrase = secrets[BACKUP_ENCRYPTION_SECRET]
     if not passphrase or "\n" in passphrase:

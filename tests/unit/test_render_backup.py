@@ -1,0 +1,104 @@
+"""pgBackRest's rendered configuration as data: the seed's retention mapped onto pgBackRest's, the
+TLS wiring between the repository host and the database hosts, and the secret kept to its fragment."""
+
+from __future__ import annotations
+
+import configparser
+from pathlib import Path
+
+import pytest
+
+from dpc.cluster import BACKUP_ENCRYPTION_SECRET, Port, certificate_requests, swarm_layout
+from dpc.config import settings_from_stack_file
+from dpc.render.backup import (
+    OffsiteRepository,
+    local_full_retention_days,
+    offsite_full_retention_days,
+    render_pgbackrest_database_host,
+    render_pgbackrest_repository,
+    render_pgbackrest_secrets,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SETTINGS = settings_from_stack_file(PROJECT_ROOT / "Pulumi.prod.yaml")
+LAYOUT = swarm_layout(SETTINGS)
+OFFSITE = OffsiteRepository(bucket="example-bucket", region="eu-west-1")
+FAKE = "fake-passphrase"
+
+
+def parsed(text: str) -> configparser.ConfigParser:
+    """pgBackRest's INI, with repeated keys (list options) joined."""
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    parser.read_string(text)
+    return parser
+
+
+def test_retention_covers_every_tier_of_the_seed() -> None:
+    backup = SETTINGS.backup
+    assert (backup.wal_retention_days, backup.daily_retention_days, backup.weekly_retention_weeks, backup.monthly_retention_months) == (30, 7, 4, 12)
+    assert local_full_retention_days(backup) == 30
+    assert offsite_full_retention_days(backup) == 372
+    longer_weeks = backup.model_copy(update={"weekly_retention_weeks": 6})
+    assert local_full_retention_days(longer_weeks) == 42
+
+
+def test_repository_host_config() -> None:
+    conf = parsed(render_pgbackrest_repository(LAYOUT, SETTINGS.backup, OFFSITE))["global"]
+    assert conf["repo1-path"] == LAYOUT.paths.backup_repository
+    assert conf["repo1-retention-full-type"] == "time" and conf["repo1-retention-full"] == "30"
+    assert conf["repo1-retention-diff"] == "7"
+    assert conf["repo1-cipher-type"] == conf["repo2-cipher-type"] == "aes-256-cbc"
+    assert (conf["compress-type"], conf["compress-level"]) == ("zst", "3")
+    assert (conf["repo2-type"], conf["repo2-s3-bucket"], conf["repo2-s3-region"]) == ("s3", "example-bucket", "eu-west-1")
+    assert conf["repo2-s3-endpoint"] == "s3.eu-west-1.amazonaws.com"
+    assert conf["repo2-s3-key-type"] == "auto"
+    assert (conf["backup-standby"], conf["start-fast"]) == ("y", "y")
+    assert "cipher-pass" not in render_pgbackrest_repository(LAYOUT, SETTINGS.backup, OFFSITE)
+
+
+def test_repository_host_reaches_every_member_over_tls_with_the_backup_certificate() -> None:
+    text = render_pgbackrest_repository(LAYOUT, SETTINGS.backup, None)
+    stanza = parsed(text)["main"]
+    for index, member in enumerate(LAYOUT.patroni, start=1):
+        assert stanza[f"pg{index}-host"] == member.host
+        assert stanza[f"pg{index}-host-type"] == "tls"
+        assert stanza[f"pg{index}-host-port"] == str(Port.PGBACKREST)
+        assert stanza[f"pg{index}-host-cert-file"].endswith("/backup_tls_cert")
+    assert [line for line in text.splitlines() if line.startswith("tls-server-auth=")] == [f"tls-server-auth={m.name}=main" for m in LAYOUT.patroni]
+    assert "repo2" not in text
+
+
+def test_database_host_trusts_only_the_backup_certificate_and_mirrors_the_repositories() -> None:
+    member = LAYOUT.patroni[1]
+    conf = parsed(render_pgbackrest_database_host(LAYOUT, member, offsite=True))["global"]
+    backup_cn = next(r.common_name for r in certificate_requests(LAYOUT) if r.name == LAYOUT.backup.name)
+    assert conf["tls-server-auth"] == f"{backup_cn}=main"
+    assert conf["tls-server-cert-file"].endswith(f"/{member.name}_tls_cert")
+    for index in (1, 2):
+        assert conf[f"repo{index}-host"] == LAYOUT.backup.host
+        assert conf[f"repo{index}-host-type"] == "tls"
+        assert conf[f"repo{index}-cipher-type"] == "aes-256-cbc"
+    assert conf["repo1-path"] == LAYOUT.paths.backup_repository
+    assert conf["archive-async"] == "y"
+    assert "repo2-host" not in render_pgbackrest_database_host(LAYOUT, member, offsite=False)
+
+
+def test_secrets_fragment_holds_the_passphrase_and_nothing_else() -> None:
+    conf = parsed(render_pgbackrest_secrets({BACKUP_ENCRYPTION_SECRET: FAKE}))["global"]
+    assert dict(conf) == {"repo1-cipher-pass": FAKE, "repo2-cipher-pass": FAKE}
+
+
+@pytest.mark.parametrize("passphrase", ["", "two\nlines"])
+def test_a_passphrase_that_would_break_the_file_is_refused(passphrase: str) -> None:
+    with pytest.raises(ValueError, match=BACKUP_ENCRYPTION_SECRET):
+        render_pgbackrest_secrets({BACKUP_ENCRYPTION_SECRET: passphrase})
+
+
+def test_offsite_endpoint_and_prefix() -> None:
+    assert OffsiteRepository("b", "us-east-1", endpoint="minio.example:9000").s3_endpoint == "minio.example:9000"
+    with pytest.raises(ValueError, match="must start with '/'"):
+        OffsiteRepository("b", "us-east-1", key_prefix="pgbackrest")
+
+
+def test_rendering_is_deterministic() -> None:
+    assert render_pgbackrest_repository(LAYOUT, SETTINGS.backup, OFFSITE) == render_pgbackrest_repository(LAYOUT, SETTINGS.backup, OFFSITE)
