@@ -5,9 +5,8 @@ compose the platform. Everything else lives in `dpc/`, `components/` and `provid
 import pulumi
 
 from dpc.config import load_settings
-from providers.clouds import builders_for
-from providers.composition import deploy
+from providers.clouds import deploy_stack
 
 settings = load_settings()
-for key, value in deploy(settings, pulumi.get_stack(), builders_for(settings.cloud)).items():
+for key, value in deploy_stack(settings, pulumi.get_stack()).items():
     pulumi.export(key, value)

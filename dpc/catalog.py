@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Cloud = Literal["aws", "gcp", "azure"]
+Cloud = Literal["aws", "gcp", "azure", "local"]
+"""`local`: the database stack alone, on the Docker engine the program runs next to."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,11 @@ MACHINE_TYPES: dict[Cloud, dict[str, MachineType]] = {
         ("Standard_E8s_v5", 8, 64),
         ("Standard_E16s_v5", 16, 128),
     ),
+    "local": _table(
+        ("local", 2, 2),
+    ),
 }
+"""`local` has one "machine type": the share of the developer's engine each role's services may use."""
 
 
 def machine_type(cloud: Cloud, name: str) -> MachineType:

@@ -79,3 +79,28 @@ ENVIRONMENT_DEFAULTS: dict[Environment, dict[str, object]] = {
         "image": _IMAGE,
     },
 }
+
+
+LOCAL_DEFAULTS: dict[str, object] = {
+    "region": "local",
+    "zones": ["local-1"],
+    "tags": {"Environment": "local", "Service": "postgres", "Owner": "local", "CostCenter": "local"},
+    "network": {
+        "vpcCidr": "10.99.0.0/16",
+        "privateSubnetCidrs": ["10.99.0.0/20"],
+        "publicSubnetCidrs": ["10.99.128.0/24"],
+        "natGatewayPerZone": False,
+    },
+    "nodes": {
+        "managers": {"count": 3, "machineType": "local", "rootVolumeGb": 20},
+        "workers": {"count": 3, "machineType": "local", "rootVolumeGb": 20},
+        "app": {"count": 2, "machineType": "local", "rootVolumeGb": 20},
+        "backup": {"count": 0, "machineType": "local", "rootVolumeGb": 20},
+        "bastion": {"machineType": "local", "rootVolumeGb": 8},
+    },
+    "budget": {"monthlyUsd": 1, "alertEmails": ["nobody@example.com"]},
+}
+"""What a `local` stack needs not say: it creates no cloud resources, so its network, zones,
+machines and budget are placeholders that only keep the shared validation meaningful. The counts
+are the seed's members, all on the one engine.
+"""

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 
 from dpc.catalog import MACHINE_TYPES, Cloud
-from dpc.environments import ENVIRONMENT_DEFAULTS, Environment
+from dpc.environments import ENVIRONMENT_DEFAULTS, LOCAL_DEFAULTS, Environment
 from dpc.sizing import cores_needed
 from dpc.tiers import OVERLAY_RANGES
 
@@ -427,7 +427,11 @@ def settings_from_config(values: Mapping[str, object]) -> Settings:
         raise SettingsError(
             [Problem("environment", f"{environment!r} is not an environment", "set dpc:environment to one of: " + ", ".join(ENVIRONMENT_DEFAULTS))]
         )
-    merged = _deep_merge(ENVIRONMENT_DEFAULTS[environment], {_config_key_path(k): v for k, v in values.items()})
+    given = {_config_key_path(k): v for k, v in values.items()}
+    defaults = ENVIRONMENT_DEFAULTS[environment]
+    if given.get("cloud") == "local":
+        defaults = _deep_merge(defaults, LOCAL_DEFAULTS)
+    merged = _deep_merge(defaults, given)
     problems: list[Problem] = []
     valid: dict[str, Any] = {}
     try:

@@ -78,8 +78,8 @@ _CONFIG_SCHEMA = PolicyConfigSchema({
     "allowedNames": {
         "type": "array",
         "items": {"type": "string"},
-        "description": "Names that look like secrets but are not (etcd's cluster token only tells clusters apart).",
-        "default": ["ETCD_INITIAL_CLUSTER_TOKEN"],
+        "description": "Names that look like secrets but are not: etcd's cluster token, as variable or config key, only tells clusters apart.",
+        "default": ["ETCD_INITIAL_CLUSTER_TOKEN", "initial-cluster-token"],
     },
 })
 

@@ -1,16 +1,23 @@
-"""Which builders serve which cloud. Only AWS is built so far; the others fail clearly."""
+"""Which composition serves which cloud. AWS and the local engine are built so far; the others
+fail clearly before anything is created.
+"""
 
 from __future__ import annotations
 
-from dpc.catalog import Cloud
-from dpc.settings import Problem, SettingsError
-from providers.composition import CloudBuilders
+import pulumi
+
+from dpc.settings import Problem, Settings, SettingsError
+from providers.composition import deploy
 
 
-def builders_for(cloud: Cloud) -> CloudBuilders:
-    """The builders of `cloud`, imported only when used (each cloud's SDK is large)."""
-    if cloud == "aws":
-        from providers.aws import AWS  # noqa: PLC0415  (import the large SDK only for the cloud in use)
+def deploy_stack(settings: Settings, stack: str) -> dict[str, pulumi.Output[str]]:
+    """Creates the stack on its cloud; each cloud's SDK is imported only when it is used (they are large)."""
+    if settings.cloud == "aws":
+        from providers.aws import AWS  # noqa: PLC0415
 
-        return AWS
-    raise SettingsError([Problem("cloud", f"{cloud!r} is not deployable yet; only aws is", "set dpc:cloud to aws")])
+        return deploy(settings, stack, AWS)
+    if settings.cloud == "local":
+        from providers.local import deploy_local  # noqa: PLC0415
+
+        return deploy_local(settings, stack)
+    raise SettingsError([Problem("cloud", f"{settings.cloud!r} is not deployable yet; only aws and local are", "set dpc:cloud to aws or local")])

@@ -14,8 +14,10 @@ import pulumi
 from components.base import Scope, StackContext
 from components.budget import BUDGET_ALERTS, Budget, BudgetPlan, BudgetResult
 from components.compute import Attachment, Compute, ComputePlan, ComputeResult
+from components.database import Registry
 from components.load_balancer import LoadBalancer, LoadBalancerPlan, LoadBalancerResult
 from components.network import LOAD_BALANCER_GROUP, Network, NetworkPlan, NetworkResult, ZoneSubnets
+from components.registry import ImageRegistry, RegistryPlan, RegistryResult
 from components.storage import BucketLifecycle, Storage, StoragePlan, StorageResult, VolumePlan
 from components.swarm import Mount, Swarm, SwarmLayout, SwarmPlan, SwarmResult, hostname, render_bastion_cloud_init
 from dpc.model import (
@@ -29,7 +31,10 @@ from dpc.model import (
     plan_nodes,
     stack_tags,
 )
+from dpc.render.backup import OffsiteRepository
+from dpc.services import BUILT_IMAGES
 from dpc.settings import Settings, VolumeSettings
+from providers.database import deploy_database, swarm_provider
 
 FLOW_LOG_RETENTION_DAYS = {"prod": 365, "staging": 90, "dev": 30}
 
@@ -45,6 +50,7 @@ class CloudBuilders:
     compute: Callable[[Scope, ComputePlan], ComputeResult]
     load_balancer: Callable[[Scope, LoadBalancerPlan], LoadBalancerResult]
     budget: Callable[[Scope, BudgetPlan], BudgetResult]
+    registry: Callable[[Scope, RegistryPlan], RegistryResult]
 
 
 def network_plan(settings: Settings, key_arn: pulumi.Output[str]) -> NetworkPlan:
@@ -147,8 +153,23 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
     endpoint = LoadBalancer(f"{stack}-endpoint", lb_plan, cloud.load_balancer, context).result
     budget_plan = BudgetPlan(settings.budget.monthly_usd, tuple(settings.budget.alert_emails), BUDGET_ALERTS, stack)
     budget = Budget(f"{stack}-budget", budget_plan, cloud.budget, context).result
+    images = ImageRegistry(f"{stack}-registry", RegistryPlan(tuple(sorted(BUILT_IMAGES)), storage.key_arn), cloud.registry, context).result
+    manager_1 = next(n for n in nodes if n.swarm_init)
+    database = deploy_database(
+        settings,
+        stack,
+        context,
+        engine=swarm_provider(stack, compute.private_ips[manager_1.name], compute.bastion_public_ip),
+        registry=Registry(images.server, images.username, images.password, images.repository_urls),
+        offsite=storage.backup_bucket_name.apply(lambda bucket: OffsiteRepository(bucket=bucket, region=settings.region)),
+        placement="cluster",
+    )
     return {
         "databaseEndpoint": endpoint.dns_name,
+        "superuserPassword": database.superuser_password,
+        "appUserPassword": database.app_user_password,
+        "grafanaAdminPassword": database.grafana_admin_password,
+        "caCertificate": database.ca_certificate,
         "bastionPublicIp": compute.bastion_public_ip,
         "backupBucket": storage.backup_bucket_name,
         "budget": budget.name,

@@ -52,6 +52,41 @@ def mock_id(typ: str, name: str) -> str:
     return f"{prefix}{_digest(name, 17)}" if prefix else f"{name}-{_digest(name, 8)}"
 
 
+SECRET_SIG, SECRET_MARK = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
+"""How the engine's wire format marks a value secret."""
+
+
+def _secret(value: str) -> dict[str, str]:
+    """An output the provider's schema declares secret, marked secret as the engine would mark it."""
+    return {SECRET_SIG: SECRET_MARK, "value": value}
+
+
+def generated_password(name: str, length: int) -> str:
+    """The value the mocks give a generated password: tests look for it where it must not be."""
+    return _digest(name, length)
+
+
+def _pem(kind: str, name: str) -> str:
+    """A PEM-shaped stand-in: the plan shows where a key or certificate goes, never a real one."""
+    return f"-----BEGIN {kind}-----\nmock-{_digest(name, 32)}\n-----END {kind}-----\n"
+
+
+def _generated(typ: str, name: str, state: dict[str, Any]) -> dict[str, Any]:
+    """What the random, TLS and Docker providers compute: stand-ins of the same shape."""
+    if typ == "random:index/randomPassword:RandomPassword":
+        return {"result": _secret(generated_password(name, int(state.get("length", 32))))}
+    if typ == "tls:index/privateKey:PrivateKey":
+        return {"privateKeyPem": _secret(_pem("PRIVATE KEY", name)), "publicKeyPem": _pem("PUBLIC KEY", name)}
+    if typ in {"tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"}:
+        return {"certPem": _pem("CERTIFICATE", name)}
+    if typ == "tls:index/certRequest:CertRequest":
+        return {"certRequestPem": _pem("CERTIFICATE REQUEST", name)}
+    if typ == "docker:index/image:Image":
+        repository = str(state["imageName"]).rsplit(":", 1)[0]
+        return {"repoDigest": f"{repository}@sha256:{hashlib.sha256(str(state['imageName']).encode()).hexdigest()}"}
+    return {}
+
+
 class AwsMocks(pulumi.runtime.Mocks):
     """Realistic answers for the resources and data sources the program uses."""
 
@@ -88,6 +123,10 @@ class AwsMocks(pulumi.runtime.Mocks):
             state["dnsName"] = f"{resource_id}.elb.{self.region}.amazonaws.com"
         if args.typ == "aws:budgets/budget:Budget":
             state.setdefault("name", resource_id)
+        if args.typ == "aws:ecr/repository:Repository":
+            state["registryId"] = ACCOUNT
+            state["repositoryUrl"] = f"{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com/{state['name']}"
+        state |= _generated(args.typ, args.name, state)
         return resource_id, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
@@ -101,6 +140,15 @@ class AwsMocks(pulumi.runtime.Mocks):
             return {"partition": PARTITION, "dnsSuffix": "amazonaws.com", "id": PARTITION}
         if token == "aws:index/getRegion:getRegion":
             return {"region": self.region, "name": self.region, "id": self.region}
+        if token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            return {
+                "proxyEndpoint": f"https://{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com",
+                "userName": "AWS",
+                "password": "mock-registry-token",
+                "authorizationToken": "mock-registry-token",
+                "expiresAt": "2026-01-01T00:00:00Z",
+                "id": self.region,
+            }
         if token == "aws:ec2/getAmi:getAmi":
             name = str(arguments["filters"][0]["values"][0])
             return {"id": f"ami-{_digest(name, 17)}", "name": name, "architecture": "x86_64"}

@@ -29,7 +29,7 @@ DATASOURCE_UID = "dpc-prometheus"
 
 DATASOURCES_FILE = "/etc/grafana/provisioning/datasources/dpc.yml"
 DASHBOARD_PROVIDER_FILE = "/etc/grafana/provisioning/dashboards/dpc.yml"
-DASHBOARDS_DIR = "/var/lib/grafana/dashboards"
+DASHBOARDS_DIR = "/etc/grafana/dashboards"
 ADMIN_PASSWORD_SECRET = "grafana_admin_password"
 
 PANEL_WIDTH = 12

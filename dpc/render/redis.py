@@ -13,6 +13,7 @@ certificate of the cluster CA (`tls-auth-clients optional`), but application cli
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 
 from dpc.cluster import ClusterLayout, Port
@@ -56,3 +57,15 @@ def render_redis_acl(secrets: Mapping[str, str]) -> str:
     """
     digest = hashlib.sha256(secrets["redis_password"].encode()).hexdigest()
     return f"user default on #{digest} ~* &* +@all\n"
+
+
+def render_redis_exporter_passwords(secrets: Mapping[str, str]) -> str:
+    """The redis exporter's password file (its `--redis.password-file`): JSON mapping the cache's
+    TLS address to the password, so the password is neither an argument nor an environment value.
+    """
+    return json.dumps({redis_exporter_address(): secrets["redis_password"]}, sort_keys=True) + "\n"
+
+
+def redis_exporter_address() -> str:
+    """The address the exporter scrapes: the cache's service over TLS."""
+    return f"rediss://redis:{Port.REDIS}"

@@ -1,14 +1,14 @@
 #!/bin/sh
 # The entrypoint of the project's PostgreSQL image: one image, three services, chosen by the first
 # argument (the service's command):
-#   patroni [CONFIG]     a Patroni member; CONFIG is its patroni.yml, a Docker secret
+#   patroni [CONFIG]     a Patroni member (and its pgBackRest server); CONFIG is its patroni.yml, a Docker secret
 #   backup-agent         the backup node's scheduler and pgBackRest repository server
 #   pgbackrest-server    a database host's `pgbackrest server`, which the backup node reads from
 #   healthcheck          the image's HEALTHCHECK, for whichever of the above the container runs
 # Secrets stay in their files under the secrets directory: nothing here reads one into a variable,
 # and the services refuse to start with a secret in their environment.
 # Paths are the container's unless overridden (only the tests do): DPC_SECRETS_DIR, DPC_PGDATA,
-# DPC_PGWAL, DPC_BACKUP_AGENT, DPC_HEALTHCHECK.
+# DPC_PGWAL, DPC_BACKUP_AGENT, DPC_HEALTHCHECK; and the backup server's restart delay, DPC_BACKUP_SERVER_RESTART_SECONDS.
 set -eu
 
 readonly EX_USAGE=64
@@ -58,7 +58,27 @@ run_patroni() {
     fail "$EX_CONFIG" "the Patroni configuration $config is not readable by $(id -un) (uid $(id -u)): give the secret that uid"
   private_directory "$pgdata"
   private_directory "$pgwal"
+  serve_backups_while_running &
   exec patroni "$config"
+}
+
+# Whether this (sub)shell's parent is still `pid`: once the main process exits, the shell is
+# re-parented, even while the dead process waits, unreaped, as a zombie.
+still_child_of() {
+  read -r _ _ _ parent _ </proc/self/stat
+  [ "$parent" = "$1" ]
+}
+
+# The member's `pgbackrest server`, which the backup node reads backups from, runs beside Patroni in
+# the same container (it needs the data directory and PostgreSQL's socket) and is restarted if it
+# stops, for as long as this container's main process (Patroni, after the exec) lives. It is not
+# part of the health check: a stopped backup server must not make Swarm restart a database.
+serve_backups_while_running() {
+  main_process=$$
+  while still_child_of "$main_process"; do
+    pgbackrest server || printf 'dpc-entrypoint: pgbackrest server stopped (exit %s); restarting\n' "$?" >&2
+    sleep "${DPC_BACKUP_SERVER_RESTART_SECONDS:-5}"
+  done
 }
 
 umask 0077

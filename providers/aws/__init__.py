@@ -5,6 +5,7 @@ from providers.aws.compute import build_compute
 from providers.aws.load_balancer import build_load_balancer
 from providers.aws.network import build_network
 from providers.aws.provider import aws_provider
+from providers.aws.registry import build_registry
 from providers.aws.storage import build_storage
 from providers.aws.swarm import build_swarm
 from providers.composition import CloudBuilders
@@ -17,4 +18,5 @@ AWS = CloudBuilders(
     compute=build_compute,
     load_balancer=build_load_balancer,
     budget=build_budget,
+    registry=build_registry,
 )

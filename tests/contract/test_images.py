@@ -90,6 +90,7 @@ class Sandbox:
             "DPC_SECRETS_DIR": str(self.secrets),
             "DPC_PGDATA": str(self.pgdata),
             "DPC_PGWAL": str(self.pgwal),
+            "DPC_BACKUP_SERVER_RESTART_SECONDS": "0.1",
             "DPC_BACKUP_AGENT": str(self.bin / "dpc-backup-agent"),
             **extra,
         }
@@ -124,6 +125,13 @@ def sandbox(tmp_path: Path) -> Sandbox:
 
 def assert_no_secret_in(text: str) -> None:
     assert FAKE_SECRET not in text
+
+
+def test_patroni_runs_beside_its_backup_server(sandbox: Sandbox) -> None:
+    assert sandbox.run("patroni").returncode == 0
+    arguments, environment = sandbox.recorded("pgbackrest")
+    assert arguments == ["server"]
+    assert_no_secret_in(environment)
 
 
 def test_patroni_runs_with_the_config_the_service_names(sandbox: Sandbox) -> None:

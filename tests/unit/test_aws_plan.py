@@ -184,7 +184,10 @@ def test_stateful_resources_are_protected_in_prod_only(graph: PlanGraph, setting
     for resource in stateful:
         assert resource.protect is settings.is_prod, resource.name
     protected = {r.type for r in graph.resources if r.protect}
-    assert protected <= {VOLUME, "aws:kms/key:Key", "aws:s3/bucket:Bucket"}
+    assert protected <= {
+        VOLUME, "aws:kms/key:Key", "aws:s3/bucket:Bucket", "aws:ecr/repository:Repository",
+        "random:index/randomPassword:RandomPassword", "tls:index/privateKey:PrivateKey", "tls:index/selfSignedCert:SelfSignedCert",
+    }
 
 
 def test_the_load_balancer_forwards_postgres_to_the_haproxy_nodes(graph: PlanGraph, settings: Settings) -> None:
@@ -267,15 +270,15 @@ def test_components_own_their_children_under_derived_names(graph: PlanGraph) -> 
     components = {r.urn: r for r in graph.resources if not r.custom and r.type != "pulumi:pulumi:Stack"}
     assert {c.type for c in components.values()} == {
         "dpc:network:Network", "dpc:storage:Storage", "dpc:swarm:Swarm", "dpc:compute:Compute",
-        "dpc:loadbalancer:LoadBalancer", "dpc:budget:Budget",
+        "dpc:loadbalancer:LoadBalancer", "dpc:budget:Budget", "dpc:registry:ImageRegistry", "dpc:database:DatabaseStack",
     }
-    provider = graph.of_type("pulumi:providers:aws")
-    assert len(provider) == 1
+    providers = {r.type.removeprefix("pulumi:providers:"): r.urn for r in graph.resources if r.type.startswith("pulumi:providers:")}
+    assert set(providers) == {"aws", "docker", "random", "tls"}
     for resource in graph.resources:
         if resource.custom and not resource.type.startswith("pulumi:providers:"):
             parent = components[resource.parent]
             assert resource.name.startswith(f"{parent.name}-"), resource.name
-            assert resource.provider.startswith(provider[0].urn), resource.name
+            assert resource.provider.startswith(providers[resource.type.split(":")[0]]), resource.name
 
 
 def test_plan_has_the_shape_of_pulumi_preview_json(graph: PlanGraph) -> None:

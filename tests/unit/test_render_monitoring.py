@@ -202,7 +202,7 @@ def test_datasource_has_the_uid_the_dashboards_use() -> None:
     assert datasource["uid"] == DATASOURCE_UID
     assert datasource["url"] == "http://prometheus:9090"
     provider = yaml.safe_load(render_grafana_dashboard_provider())["providers"][0]
-    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+    assert provider["options"]["path"] == "/etc/grafana/dashboards", "outside the grafana-data volume, where the dashboard configs are mounted"
     assert admin_password_file(layout_of("prod")) == "/run/secrets/grafana_admin_password"
 
 

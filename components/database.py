@@ -1,0 +1,322 @@
+"""The database stack on Docker Swarm: the four overlay networks, generated passwords and
+certificates delivered as Docker secrets, rendered configuration files as Docker configs, the
+project's images, and every service of the seed.
+
+Cloud-agnostic: every cloud composition (and the local stack) uses this component through a
+docker provider connected to its Swarm's first manager; a cloud only supplies the registry that
+the project's images are pushed to.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_random as random
+import pulumi_tls as tls
+
+from components.base import StackContext
+from dpc.cluster import BACKUP_ENCRYPTION_SECRET, CA_SECRET, PASSWORD_SECRETS, CertificateRequest
+from dpc.services import BUILT_IMAGES, ServiceSpec, VolumeMount
+from dpc.tiers import Tier, TierSpec
+
+SecretRenderer = Callable[[Mapping[str, str]], str]
+"""Renders a file that carries secret values, from the generated secrets by name."""
+
+CA_VALIDITY_HOURS = 10 * 365 * 24
+CERT_VALIDITY_HOURS = 365 * 24
+CERT_EARLY_RENEWAL_HOURS = 30 * 24
+"""Certificates are renewed by `pulumi up` in their last 30 days (seed §3.2: one year, CA ten)."""
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Where the project's images are pushed and the Swarm pulls them from (None: build locally)."""
+
+    server: pulumi.Input[str]
+    username: pulumi.Input[str]
+    password: pulumi.Input[str]
+    repositories: Mapping[str, pulumi.Input[str]]
+    """Repository URL per built image."""
+
+
+@dataclass(frozen=True)
+class DatabasePlan:
+    """Everything the stack deploys, cloud-neutral."""
+
+    networks: tuple[TierSpec, ...]
+    services: tuple[ServiceSpec, ...]
+    certificates: tuple[CertificateRequest, ...]
+    configs: Mapping[str, pulumi.Input[str]]
+    """Plain rendered files by name: no secret in any of them (some wait on a cloud value, such as
+    the offsite bucket's name)."""
+    secret_files: Mapping[str, SecretRenderer]
+    """Rendered files that carry secret values."""
+    image_tag: str
+    """Tag of the project's images: a digest of their build contexts, so a change rolls the services."""
+    registry: Registry | None
+
+
+@dataclass(frozen=True)
+class DatabaseResult:
+    """What callers need: the generated secrets that operators use, marked secret."""
+
+    superuser_password: pulumi.Output[str]
+    app_user_password: pulumi.Output[str]
+    grafana_admin_password: pulumi.Output[str]
+    ca_certificate: pulumi.Output[str]
+
+
+def content_name(base: str, content: str) -> str:
+    """A Docker config's name: configs are immutable, so a changed file gets a new name and the
+    services roll over to it instead of failing to update it in place.
+    """
+    return f"{base}-{hashlib.sha256(content.encode()).hexdigest()[:12]}"
+
+
+@dataclass(frozen=True)
+class DockerObject:
+    """A Docker secret or config as a service references it: by id, and by name."""
+
+    id: pulumi.Output[str]
+    name: pulumi.Output[str]
+
+
+def _slug(name: str) -> str:
+    """A file's name as part of a resource name."""
+    return name.replace("_", "-").replace(".", "-")
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+class DatabaseStack(pulumi.ComponentResource):
+    """The seed's services on the Swarm, with their networks, secrets and configs."""
+
+    def __init__(self, name: str, plan: DatabasePlan, context: StackContext) -> None:
+        super().__init__("dpc:database:DatabaseStack", name, None, context.opts)
+        self._base_name = name
+        self._stack_plan = plan
+        self._protect_state = context.protect_state
+        networks = {spec.tier: self._network(spec) for spec in plan.networks}
+        secrets = self._passwords() | self._certificates()
+        objects = self._secret_objects(secrets) | self._config_objects()
+        images = self._images()
+        services: dict[str, docker.Service] = {}
+        for spec in plan.services:
+            after = services.get(spec.after) if spec.after else None
+            services[spec.name] = self._service(spec, networks, objects, images, after)
+        self.result = DatabaseResult(
+            superuser_password=pulumi.Output.secret(secrets["postgres_superuser_password"]),
+            app_user_password=pulumi.Output.secret(secrets["app_user_password"]),
+            grafana_admin_password=pulumi.Output.secret(secrets["grafana_admin_password"]),
+            ca_certificate=secrets[CA_SECRET],
+        )
+        self.register_outputs({"superuserPassword": self.result.superuser_password, "caCertificate": self.result.ca_certificate})
+
+    def _opts(
+        self, *, protect: bool = False, depends_on: list[pulumi.Resource] | None = None, replace_on_changes: list[str] | None = None
+    ) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, protect=protect, depends_on=depends_on, replace_on_changes=replace_on_changes)
+
+    def _child(self, suffix: str) -> str:
+        return f"{self._base_name}-{suffix}"
+
+    def _network(self, spec: TierSpec) -> docker.Network:
+        """An overlay network with the seed's subnet; IPsec on the tiers that mandate it."""
+        return docker.Network(
+            self._child(spec.network_name),
+            name=spec.network_name,
+            driver="overlay",
+            attachable=False,
+            options={"encrypted": ""} if spec.encrypted else {},
+            ipam_configs=[docker.NetworkIpamConfigArgs(subnet=spec.subnet)],
+            labels=[docker.NetworkLabelArgs(label="dpc.tier", value=spec.tier.value)],
+            opts=self._opts(),
+        )
+
+    def _passwords(self) -> dict[str, pulumi.Output[str]]:
+        """Generated passwords (seed §3.3); only letters and digits, so that no config format needs quoting."""
+        lengths = dict.fromkeys(PASSWORD_SECRETS, 32) | {BACKUP_ENCRYPTION_SECRET: 64}
+        return {
+            name: random.RandomPassword(
+                self._child(name.replace("_", "-")), length=length, special=False, opts=self._opts(protect=self._protect_state)
+            ).result
+            for name, length in sorted(lengths.items())
+        }
+
+    def _certificates(self) -> dict[str, pulumi.Output[str]]:
+        """The cluster CA, and a certificate signed by it for every member and service."""
+        ca_key = tls.PrivateKey(self._child("ca-key"), algorithm="ECDSA", ecdsa_curve="P384", opts=self._opts(protect=self._protect_state))
+        ca = tls.SelfSignedCert(
+            self._child("ca"),
+            private_key_pem=ca_key.private_key_pem,
+            subject=tls.SelfSignedCertSubjectArgs(common_name="PostgreSQL-CA", organization="dpc"),
+            is_ca_certificate=True,
+            validity_period_hours=CA_VALIDITY_HOURS,
+            allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
+            opts=self._opts(protect=self._protect_state),
+        )
+        secrets: dict[str, pulumi.Output[str]] = {CA_SECRET: ca.cert_pem}
+        for request in self._stack_plan.certificates:
+            key = tls.PrivateKey(self._child(f"{request.name}-key"), algorithm="ECDSA", ecdsa_curve="P256", opts=self._opts())
+            csr = tls.CertRequest(
+                self._child(f"{request.name}-csr"),
+                private_key_pem=key.private_key_pem,
+                subject=tls.CertRequestSubjectArgs(common_name=request.common_name, organization="dpc"),
+                dns_names=list(request.dns_names),
+                ip_addresses=list(request.ip_addresses),
+                opts=self._opts(),
+            )
+            uses = {"server": ["server_auth"], "client": ["client_auth"], "server-and-client": ["server_auth", "client_auth"]}[request.usage]
+            cert = tls.LocallySignedCert(
+                self._child(f"{request.name}-cert"),
+                cert_request_pem=csr.cert_request_pem,
+                ca_private_key_pem=ca_key.private_key_pem,
+                ca_cert_pem=ca.cert_pem,
+                validity_period_hours=CERT_VALIDITY_HOURS,
+                early_renewal_hours=CERT_EARLY_RENEWAL_HOURS,
+                allowed_uses=["digital_signature", "key_encipherment", *uses],
+                opts=self._opts(),
+            )
+            secrets[request.cert_secret] = cert.cert_pem
+            secrets[request.key_secret] = key.private_key_pem
+        return secrets
+
+    def _secret_objects(self, values: dict[str, pulumi.Output[str]]) -> dict[str, DockerObject]:
+        """Docker secrets: every generated value, and every rendered file that carries one."""
+        contents: dict[str, pulumi.Output[str]] = dict(values)
+        everything = pulumi.Output.all(**values)
+        for name, render in sorted(self._stack_plan.secret_files.items()):
+            contents[name] = everything.apply(lambda resolved, render=render: render(resolved))
+        objects: dict[str, DockerObject] = {}
+        for name, content in sorted(contents.items()):
+            secret = pulumi.Output.secret(content)
+            created = docker.Secret(
+                self._child(f"secret-{_slug(name)}"),
+                name=pulumi.Output.unsecret(secret.apply(lambda text, name=name: content_name(name, text))),
+                data=secret.apply(_b64),
+                opts=self._opts(replace_on_changes=["data"]),
+            )
+            objects[name] = DockerObject(created.id, created.name)
+        return objects
+
+    def _config_objects(self) -> dict[str, DockerObject]:
+        """Docker configs: the rendered plain files."""
+        objects: dict[str, DockerObject] = {}
+        for name, content in sorted(self._stack_plan.configs.items()):
+            text = pulumi.Output.from_input(content)
+            created = docker.ServiceConfig(
+                self._child(f"config-{_slug(name)}"),
+                name=text.apply(lambda rendered, name=name: content_name(name, rendered)),
+                data=text.apply(_b64),
+                opts=self._opts(replace_on_changes=["data"]),
+            )
+            objects[name] = DockerObject(created.id, created.name)
+        return objects
+
+    def _images(self) -> dict[str, pulumi.Output[str]]:
+        """The project's images, built from images/ and pushed to the registry when there is one."""
+        registry = self._stack_plan.registry
+        images: dict[str, pulumi.Output[str]] = {}
+        for key, context in sorted(BUILT_IMAGES.items()):
+            repository = registry.repositories[key] if registry else f"dpc-{key}"
+            image = docker.Image(
+                self._child(f"image-{key}"),
+                image_name=pulumi.Output.concat(repository, ":", self._stack_plan.image_tag),
+                build=docker.DockerBuildArgs(context=context, platform="linux/amd64"),
+                registry=docker.RegistryArgs(server=registry.server, username=registry.username, password=registry.password) if registry else None,
+                skip_push=registry is None,
+                opts=self._opts(),
+            )
+            images[key] = image.repo_digest if registry else image.image_name
+        return images
+
+    def _service(
+        self,
+        spec: ServiceSpec,
+        networks: Mapping[Tier, docker.Network],
+        objects: Mapping[str, DockerObject],
+        images: Mapping[str, pulumi.Output[str]],
+        after: docker.Service | None,
+    ) -> docker.Service:
+        container = docker.ServiceTaskSpecContainerSpecArgs(
+            image=images.get(spec.image, spec.image),
+            args=list(spec.command) or None,
+            env=dict(spec.env) or None,
+            user=str(spec.uid),
+            secrets=[
+                docker.ServiceTaskSpecContainerSpecSecretArgs(
+                    secret_id=objects[f.source].id, secret_name=objects[f.source].name, file_name=f.target,
+                    file_uid=str(spec.uid), file_gid=str(spec.uid), file_mode=f.mode,
+                )
+                for f in spec.files if f.source not in self._stack_plan.configs
+            ],
+            configs=[
+                docker.ServiceTaskSpecContainerSpecConfigArgs(
+                    config_id=objects[f.source].id, config_name=objects[f.source].name, file_name=f.target,
+                    file_uid=str(spec.uid), file_gid=str(spec.uid), file_mode=f.mode,
+                )
+                for f in spec.files if f.source in self._stack_plan.configs
+            ],
+            mounts=[_mount(v) for v in spec.volumes],
+            healthcheck=docker.ServiceTaskSpecContainerSpecHealthcheckArgs(
+                tests=list(spec.healthcheck), interval="10s", timeout="5s", retries=3, start_period="60s"
+            ) if spec.healthcheck else None,
+            stop_grace_period="60s",
+        )
+        resources = spec.resources
+        update = docker.ServiceUpdateConfigArgs(
+            parallelism=1, delay=f"{spec.update.delay_seconds}s", failure_action="rollback",
+            monitor=f"{spec.update.monitor_seconds}s", max_failure_ratio="0", order=spec.update.order,
+        )
+        return docker.Service(
+            self._child(spec.name),
+            name=spec.name,
+            task_spec=docker.ServiceTaskSpecArgs(
+                container_spec=container,
+                networks_advanceds=[docker.ServiceTaskSpecNetworksAdvancedArgs(id=networks[t].id) for t in spec.networks],
+                placement=docker.ServiceTaskSpecPlacementArgs(
+                    constraints=list(spec.constraints) or None,
+                    max_replicas=1 if spec.replicas and spec.replicas > 1 and spec.constraints else None,
+                ),
+                resources=docker.ServiceTaskSpecResourcesArgs(
+                    limits=docker.ServiceTaskSpecResourcesLimitsArgs(
+                        nano_cpus=int(resources.cpu_limit * 1e9), memory_bytes=resources.memory_limit_mb * 2**20
+                    ),
+                    reservation=docker.ServiceTaskSpecResourcesReservationArgs(
+                        nano_cpus=int(resources.cpu_reservation * 1e9), memory_bytes=resources.memory_reservation_mb * 2**20
+                    ),
+                ),
+                restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(condition="any", delay="5s", window="120s"),
+            ),
+            mode=docker.ServiceModeArgs(global_=True) if spec.replicas is None else docker.ServiceModeArgs(
+                replicated=docker.ServiceModeReplicatedArgs(replicas=spec.replicas)
+            ),
+            endpoint_spec=docker.ServiceEndpointSpecArgs(
+                ports=[
+                    docker.ServiceEndpointSpecPortArgs(target_port=p.target, published_port=p.published, protocol="tcp", publish_mode="ingress")
+                    for p in spec.ports
+                ]
+            ) if spec.ports else None,
+            update_config=update,
+            rollback_config=docker.ServiceRollbackConfigArgs(
+                parallelism=1, delay="10s", failure_action="pause", monitor=f"{spec.update.monitor_seconds}s", order=spec.update.order
+            ),
+            labels=[docker.ServiceLabelArgs(label="dpc.role", value=spec.role.value)],
+            opts=self._opts(depends_on=[after] if after else None),
+        )
+
+
+def _mount(volume: VolumeMount) -> docker.ServiceTaskSpecContainerSpecMountArgs:
+    return docker.ServiceTaskSpecContainerSpecMountArgs(
+        type=volume.kind,
+        source=volume.source if volume.kind != "tmpfs" else None,
+        target=volume.target,
+        read_only=volume.read_only,
+    )

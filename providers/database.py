@@ -1,0 +1,76 @@
+"""The database stack's plan, shared by every composition: the cloud stacks deploy it to their
+Swarm through manager-1 over SSH via the bastion, the local stack to the local engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_random as random
+import pulumi_tls as tls
+
+from components.base import StackContext
+from components.database import DatabasePlan, DatabaseResult, DatabaseStack, Registry
+from dpc.cluster import certificate_requests, swarm_layout
+from dpc.render.backup import OffsiteRepository
+from dpc.services import BUILT_IMAGES, Placement, database_services
+from dpc.settings import Settings
+from dpc.stack_files import plain_configs, secret_files
+from dpc.tiers import TIERS
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SSH_USER = "admin"
+"""The Debian cloud images' login user."""
+
+
+def image_tag(root: Path = PROJECT_ROOT) -> str:
+    """A digest of the images' build contexts: the same sources give the same tag, and a change to
+    any file gives a new one, which rolls the services that run the image.
+    """
+    digest = hashlib.sha256()
+    for context in sorted(BUILT_IMAGES.values()):
+        for path in sorted(p for p in (root / context).rglob("*") if p.is_file()):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def swarm_provider(stack: str, manager_ip: pulumi.Input[str], bastion_ip: pulumi.Input[str]) -> docker.Provider:
+    """Docker on manager-1, reached over SSH through the bastion (the managers have no public address)."""
+    return docker.Provider(
+        f"{stack}-docker",
+        host=pulumi.Output.concat("ssh://", SSH_USER, "@", manager_ip),
+        ssh_opts=["-o", pulumi.Output.concat("ProxyJump=", SSH_USER, "@", bastion_ip), "-o", "StrictHostKeyChecking=accept-new"],
+    )
+
+
+def deploy_database(
+    settings: Settings,
+    stack: str,
+    context: StackContext,
+    *,
+    engine: docker.Provider,
+    registry: Registry | None,
+    offsite: pulumi.Output[OffsiteRepository] | None,
+    placement: Placement,
+) -> DatabaseResult:
+    """The DatabaseStack of one stack, on the given engine."""
+    layout = swarm_layout(settings)
+    configs: dict[str, pulumi.Input[str]] = dict(plain_configs(settings, layout, None))
+    if offsite is not None:
+        rendered = offsite.apply(lambda repository: plain_configs(settings, layout, repository))
+        configs = {name: rendered.apply(lambda files, name=name: files[name]) for name in configs}
+    plan = DatabasePlan(
+        networks=TIERS,
+        services=database_services(settings, layout, placement),
+        certificates=certificate_requests(layout),
+        configs=configs,
+        secret_files=secret_files(layout),
+        image_tag=image_tag(),
+        registry=registry,
+    )
+    providers: list[pulumi.ProviderResource] = [engine, random.Provider(f"{stack}-random"), tls.Provider(f"{stack}-tls")]
+    opts = pulumi.ResourceOptions(providers=providers)
+    return DatabaseStack(f"{stack}-database", plan, StackContext(context.tags, context.protect_state, opts)).result

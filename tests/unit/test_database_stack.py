@@ -1,0 +1,214 @@
+"""The database stack in the recorded plan of every shipped stack: networks, services, secrets,
+configs and images as the seed asks for them."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from dpc.cluster import PASSWORD_SECRETS, certificate_requests, swarm_layout
+from dpc.services import BUILT_IMAGES, Uid, database_services
+from dpc.settings import Settings
+from dpc.stack_files import plain_configs, secret_files
+from dpc.tiers import TIERS, Tier
+from review.mocks import generated_password
+from tests.plan_graph import PlanGraph, Resource
+from tests.unit.conftest import plan_of
+
+SERVICE = "docker:index/service:Service"
+NETWORK = "docker:index/network:Network"
+SECRET = "docker:index/secret:Secret"
+CONFIG = "docker:index/serviceConfig:ServiceConfig"
+
+
+def _services(graph: PlanGraph) -> dict[str, Resource]:
+    return {s.inputs["name"]: s for s in graph.of_type(SERVICE)}
+
+
+def _network_names(graph: PlanGraph) -> dict[str, str]:
+    """Network resource id → overlay name."""
+    return {n.id: n.inputs["name"] for n in graph.of_type(NETWORK)}
+
+
+def test_the_four_overlay_networks_have_the_seeds_subnets_and_encryption(graph: PlanGraph) -> None:
+    networks = {n.inputs["name"]: n.inputs for n in graph.of_type(NETWORK)}
+    assert set(networks) == {"coordinator-net", "data-net", "app-net", "monitoring-net"}
+    for tier in TIERS:
+        inputs = networks[tier.network_name]
+        assert inputs["driver"] == "overlay" and inputs["attachable"] is False
+        assert inputs["ipamConfigs"] == [{"subnet": tier.subnet}]
+        assert ("encrypted" in inputs.get("options", {})) is tier.encrypted, tier.network_name
+    assert "encrypted" in networks["coordinator-net"]["options"] and "encrypted" in networks["data-net"]["options"]
+
+
+def test_every_seed_service_is_deployed_with_its_replicas(graph: PlanGraph) -> None:
+    services = _services(graph)
+    replicas = {name: s.inputs["mode"].get("replicated", {}).get("replicas") for name, s in services.items()}
+    assert {n: replicas[n] for n in ("etcd-1", "etcd-2", "etcd-3", "patroni-1", "patroni-2", "patroni-3")} == dict.fromkeys(
+        ("etcd-1", "etcd-2", "etcd-3", "patroni-1", "patroni-2", "patroni-3"), 1
+    )
+    assert replicas["haproxy"] == 2 and replicas["pgbouncer"] == 2 and replicas["redis"] == 1
+    for name in ("prometheus", "alertmanager", "grafana", "postgres-exporter-1", "postgres-exporter-2", "postgres-exporter-3", "redis-exporter", "backup"):
+        assert replicas[name] == 1, name
+    for name in ("node-exporter", "cadvisor"):
+        assert services[name].inputs["mode"] == {"global": True}, name
+
+
+def test_members_are_pinned_by_the_seeds_labels(graph: PlanGraph) -> None:
+    services = _services(graph)
+    for index in (1, 2, 3):
+        assert services[f"etcd-{index}"].inputs["taskSpec"]["placement"]["constraints"] == [f"node.labels.postgres.etcd == etcd-{index}"]
+        assert services[f"patroni-{index}"].inputs["taskSpec"]["placement"]["constraints"] == [f"node.labels.postgres.patroni-id == {index}"]
+    assert services["redis"].inputs["taskSpec"]["placement"]["constraints"] == ["node.labels.redis.role == master"]
+    for name in ("haproxy", "pgbouncer"):
+        assert services[name].inputs["taskSpec"]["placement"]["maxReplicas"] == 1, "two replicas never share a node"
+
+
+def test_each_service_joins_only_the_overlay_networks_its_tier_allows(graph: PlanGraph) -> None:
+    """The overlay half of the firewall matrix: who shares a network with whom."""
+    names = _network_names(graph)
+    joined = {
+        name: {names[n["id"]] for n in s.inputs["taskSpec"]["networksAdvanceds"]} for name, s in _services(graph).items()
+    }
+    assert all(joined[f"etcd-{i}"] == {"coordinator-net", "monitoring-net"} for i in (1, 2, 3))
+    assert all(joined[f"patroni-{i}"] == {"coordinator-net", "data-net", "monitoring-net"} for i in (1, 2, 3))
+    members_of = {t.network_name: {n for n, nets in joined.items() if t.network_name in nets} for t in TIERS}
+    assert members_of["coordinator-net"] == {"etcd-1", "etcd-2", "etcd-3", "patroni-1", "patroni-2", "patroni-3"}, "seed §2.2: etcd and Patroni only"
+    assert members_of["app-net"] == {"haproxy", "pgbouncer", "redis", "redis-exporter"}
+    assert not members_of["data-net"] & {"prometheus", "grafana", "alertmanager", "etcd-1", "node-exporter", "cadvisor"}
+    assert members_of["monitoring-net"] >= {"prometheus", "alertmanager", "grafana", "node-exporter", "cadvisor", "postgres-exporter-1"}
+    assert not members_of["monitoring-net"] & {"pgbouncer", "redis", "backup"}
+
+
+def test_updates_roll_one_task_at_a_time_and_roll_back_on_failure(graph: PlanGraph) -> None:
+    services = _services(graph)
+    for name, service in services.items():
+        update = service.inputs["updateConfig"]
+        assert update["parallelism"] == 1 and update["failureAction"] == "rollback", name
+        assert update["delay"].endswith("s") and int(update["delay"][:-1]) >= 10, name
+    assert services["patroni-1"].inputs["updateConfig"]["delay"] == "60s"
+    dependencies = {s["urn"]: s["newState"]["dependencies"] for s in graph.plan["steps"]}
+    for first, then in (("patroni-1", "patroni-2"), ("patroni-2", "patroni-3"), ("etcd-1", "etcd-2"), ("etcd-2", "etcd-3")):
+        assert services[first].urn in dependencies[services[then].urn], f"{then} is updated only after {first}"
+
+
+def test_resources_are_limited_and_reserved_from_the_machine_sizes(graph: PlanGraph, settings: Settings) -> None:
+    from dpc.catalog import machine_type  # noqa: PLC0415
+
+    worker = machine_type(settings.cloud, settings.nodes.workers.machine_type)
+    patroni = _services(graph)["patroni-1"].inputs["taskSpec"]["resources"]
+    assert patroni["limits"]["memoryBytes"] <= worker.memory_gib * 2**30
+    assert patroni["reservation"]["memoryBytes"] >= worker.memory_gib * 2**30 // 2
+    assert patroni["limits"]["nanoCpus"] == worker.vcpus * 10**9
+    for name, service in _services(graph).items():
+        resources = service.inputs["taskSpec"]["resources"]
+        assert resources["limits"]["memoryBytes"] >= resources["reservation"]["memoryBytes"] > 0, name
+
+
+def test_secrets_reach_services_only_as_files_and_never_in_plain_text(graph: PlanGraph) -> None:
+    secret_like = re.compile(r"(?i)(password|passwd|secret|token|key)")
+    for name, service in _services(graph).items():
+        container = service.inputs["taskSpec"]["containerSpec"]
+        for variable, value in container.get("env", {}).items():
+            assert not secret_like.search(variable) or variable.endswith("_FILE"), (name, variable)
+            assert not value.startswith("-----BEGIN"), (name, variable)
+        for secret in container.get("secrets", []):
+            assert secret["fileName"].startswith(("/run/secrets/", "/etc/pgbackrest/conf.d/")), (name, secret["fileName"])
+    secrets = graph.of_type(SECRET)
+    assert len(secrets) >= len(PASSWORD_SECRETS) + 10
+    for secret in secrets:
+        assert secret.inputs["data"] == "[secret]", secret.name
+    values = [
+        generated_password(p.name, p.inputs["length"]) for p in graph.of_type("random:index/randomPassword:RandomPassword")
+    ]
+    text = json.dumps(graph.plan)
+    assert "PRIVATE KEY" not in text
+    assert not [value for value in values if value in text], "a generated password in plain text in the plan"
+    for config in graph.of_type(CONFIG):
+        content = base64.b64decode(config.inputs["data"]).decode()
+        assert "PRIVATE KEY" not in content, config.name
+        assert not [value for value in values if value in content], config.name
+
+
+def test_every_file_a_service_mounts_exists_with_its_owner(graph: PlanGraph, settings: Settings) -> None:
+    layout = swarm_layout(settings)
+    specs = {s.name: s for s in database_services(settings, layout)}
+    configs = plain_configs(settings, layout, None)
+    secrets = set(secret_files(layout)) | set(PASSWORD_SECRETS) | {"backup_encryption_key", "tls_ca_cert"}
+    secrets |= {name for r in certificate_requests(layout) for name in (r.cert_secret, r.key_secret)}
+    for name, service in _services(graph).items():
+        container = service.inputs["taskSpec"]["containerSpec"]
+        mounted = [*container.get("secrets", []), *container.get("configs", [])]
+        assert len(mounted) == len(specs[name].files), name
+        assert all(m["fileUid"] == str(specs[name].uid) for m in mounted), name
+        for file in specs[name].files:
+            assert file.source in configs or file.source in secrets, (name, file.source)
+
+
+def test_images_are_pinned_and_the_projects_own_are_built_and_pushed(graph: PlanGraph) -> None:
+    for name, service in _services(graph).items():
+        image = service.inputs["taskSpec"]["containerSpec"]["image"]
+        assert not image.endswith(":latest") and (":" in image.rsplit("/", 1)[-1] or "@sha256:" in image), (name, image)
+    built = graph.of_type("docker:index/image:Image")
+    assert {b.inputs["build"]["context"] for b in built} == set(BUILT_IMAGES.values())
+    for image in built:
+        assert image.inputs["registry"]["password"] == "[secret]"
+        assert image.inputs["imageName"].split(":")[-1] and ".dkr.ecr." in image.inputs["imageName"]
+    repositories = graph.of_type("aws:ecr/repository:Repository")
+    assert len(repositories) == len(BUILT_IMAGES)
+    for repository in repositories:
+        assert repository.inputs["imageTagMutability"] == "IMMUTABLE"
+        assert repository.inputs["encryptionConfigurations"][0]["encryptionType"] == "KMS"
+
+
+def test_certificates_are_signed_by_the_stacks_ca_for_every_member(graph: PlanGraph, settings: Settings) -> None:
+    requests = certificate_requests(swarm_layout(settings))
+    csrs = {c.inputs["subject"]["commonName"]: c.inputs for c in graph.of_type("tls:index/certRequest:CertRequest")}
+    assert len(csrs) == len({r.common_name for r in requests})
+    for request in requests:
+        assert set(request.dns_names) <= set(csrs[request.common_name].get("dnsNames", [])), request.name
+    (ca,) = graph.of_type("tls:index/selfSignedCert:SelfSignedCert")
+    assert ca.inputs["isCaCertificate"] is True
+    for cert in graph.of_type("tls:index/locallySignedCert:LocallySignedCert"):
+        assert cert.inputs["caPrivateKeyPem"] == "[secret]"
+        assert cert.inputs["validityPeriodHours"] <= 365 * 24
+
+
+def test_the_docker_provider_reaches_manager_1_through_the_bastion(graph: PlanGraph) -> None:
+    (provider,) = graph.of_type("pulumi:providers:docker")
+    assert re.fullmatch(r"ssh://admin@10\.\d+\.\d+\.\d+", provider.inputs["host"])
+    assert any(o.startswith("ProxyJump=admin@") for o in json.loads(provider.inputs["sshOpts"]))
+    for service in graph.of_type(SERVICE):
+        assert service.provider.startswith(provider.urn)
+
+
+def test_generated_secrets_are_protected_in_prod(graph: PlanGraph, settings: Settings) -> None:
+    passwords = graph.of_type("random:index/randomPassword:RandomPassword")
+    assert len(passwords) == len(PASSWORD_SECRETS) + 1
+    assert all(p.protect is settings.is_prod for p in passwords)
+
+
+@pytest.mark.parametrize("stack", ["local"])
+def test_the_local_stack_deploys_the_same_services_to_the_local_engine(graph: PlanGraph) -> None:
+    assert not [r for r in graph.resources if r.type.startswith("aws:")]
+    (provider,) = graph.of_type("pulumi:providers:docker")
+    assert provider.inputs["host"] == "unix:///var/run/docker.sock"
+    prod = PlanGraph(plan_of("prod"))
+    assert set(_services(graph)) == set(_services(prod))
+    for name, service in _services(graph).items():
+        assert not service.inputs["taskSpec"]["placement"].get("constraints"), name
+        mounts = service.inputs["taskSpec"]["containerSpec"].get("mounts", [])
+        assert all(m["source"].startswith(("/proc", "/sys", "/var/run", "/var/lib/docker")) or m["source"] == "/" for m in mounts if m["type"] == "bind"), name
+    for image in graph.of_type("docker:index/image:Image"):
+        assert image.inputs["skipPush"] is True
+
+
+def test_service_users_match_the_images(settings: Settings) -> None:
+    dockerfile = (Path(__file__).resolve().parents[2] / "images/services/Dockerfile").read_text()
+    for user, uid in (("postgres", Uid.POSTGRES), ("etcd", Uid.ETCD), ("haproxy", Uid.HAPROXY), ("redis", Uid.REDIS), ("prometheus", Uid.PROMETHEUS)):
+        assert f"--uid {uid} --gid {user} " in dockerfile, user
+    assert Tier.COORDINATOR in database_services(settings, swarm_layout(settings))[0].networks
