@@ -237,6 +237,15 @@ class DatabaseStack(pulumi.ComponentResource):
             images[key] = image.repo_digest if registry else image.image_name
         return images
 
+    def _registry_auth(self) -> docker.ServiceAuthArgs | None:
+        """The credentials the Swarm pulls the project's images with; it keeps them with the service
+        (`--with-registry-auth`), so the nodes need no registry login of their own.
+        """
+        registry = self._stack_plan.registry
+        if registry is None:
+            return None
+        return docker.ServiceAuthArgs(server_address=registry.server, username=registry.username, password=registry.password)
+
     def _service(
         self,
         spec: ServiceSpec,
@@ -309,6 +318,7 @@ class DatabaseStack(pulumi.ComponentResource):
                 parallelism=1, delay="10s", failure_action="pause", monitor=f"{spec.update.monitor_seconds}s", order=spec.update.order
             ),
             labels=[docker.ServiceLabelArgs(label="dpc.role", value=spec.role.value)],
+            auth=self._registry_auth() if spec.image in images else None,
             opts=self._opts(depends_on=[after] if after else None),
         )
 

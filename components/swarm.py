@@ -17,6 +17,7 @@ import yaml
 
 from components.base import Component
 from dpc.model import Node, Role
+from dpc.services import Uid
 
 SCRIPTS = Path(__file__).parent / "scripts"
 MANAGER_TOKEN, WORKER_TOKEN, MANAGER_ADDRESS = "manager-token", "worker-token", "manager-address"
@@ -139,13 +140,16 @@ def render_node_cloud_init(
     secret_names: Mapping[str, str],
     devices: Sequence[tuple[str, str]],
 ) -> str:
-    """The `#cloud-config` of one Swarm node. `devices` pairs each device path with its mount point."""
+    """The `#cloud-config` of one Swarm node. `devices` pairs each device path with its mount point;
+    every volume holds the database's files (data, WAL, backups), so its mount point is owned by the
+    user the PostgreSQL image runs as.
+    """
     files = [
         _file("/etc/dpc/node.env", _env_file(node_environment(node, secret_names) | dict(hooks.environment)), "0644"),
         _file("/usr/local/lib/dpc/secret-store.sh", hooks.secret_store_script, "0644"),
         _file("/usr/local/sbin/dpc-swarm-bootstrap", (SCRIPTS / "dpc-swarm-bootstrap").read_text(), "0755"),
         _file("/usr/local/sbin/dpc-mount-volumes", (SCRIPTS / "dpc-mount-volumes").read_text(), "0755"),
-        _file("/etc/dpc/mounts.tsv", "".join(f"{device}\t{mount}\n" for device, mount in devices), "0644"),
+        _file("/etc/dpc/mounts.tsv", "".join(f"{device}\t{mount}\t{Uid.POSTGRES}\n" for device, mount in devices), "0644"),
     ]
     if node.swarm_init:
         files.append(_file("/usr/local/sbin/dpc-swarm-labels", (SCRIPTS / "dpc-swarm-labels").read_text(), "0755"))

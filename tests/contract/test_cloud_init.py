@@ -41,6 +41,7 @@ from components.swarm import (
 )
 from dpc.config import settings_from_stack_file
 from dpc.model import Node, bastion_node, plan_nodes
+from dpc.services import Uid
 from dpc.settings import Settings
 from providers.aws.swarm import aws_hooks, ebs_device
 from providers.composition import volume_plans
@@ -634,7 +635,7 @@ def test_mount_volumes_formats_once_and_mounts_by_uuid(sandbox: Sandbox) -> None
             os.mknod(device, 0o600 | stat.S_IFBLK, os.makedev(7, 200))
         except PermissionError:
             pytest.skip("creating a block device node needs CAP_MKNOD (root); the other script tests still ran")
-        lines.append(f"{device}\t{sandbox.root}{mount_point}\n")
+        lines.append(f"{device}\t{sandbox.root}{mount_point}\t{Uid.POSTGRES}\n")
     (sandbox.root / "mounts.tsv").write_text("".join(lines))
     (sandbox.root / "fstab").write_text("# /etc/fstab\n")
     script = install_mount_volumes(sandbox)
@@ -645,11 +646,12 @@ def test_mount_volumes_formats_once_and_mounts_by_uuid(sandbox: Sandbox) -> None
     assert second.returncode == 0, second.stderr
     assert (sandbox.root / "fstab").read_text() == fstab, "a second boot adds no fstab line"
     assert [call[-1] for call in sandbox.calls("mkfs.ext4")] == [line.split("\t")[0] for line in lines], "formats each volume once, on the first boot"
-    assert [call[-1] for call in sandbox.calls("mount")] == [line.split("\t")[1].strip() for line in lines], "mounts each volume once"
+    assert [call[-1] for call in sandbox.calls("mount")] == [line.split("\t")[1] for line in lines], "mounts each volume once"
     entries = fstab.splitlines()[1:]
     assert len(entries) == 2
     uuid = r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}"
     for entry, line in zip(entries, lines, strict=True):
-        mount_point = line.split("\t")[1].strip()
+        mount_point = line.split("\t")[1]
         assert re.fullmatch(rf"UUID={uuid} {re.escape(mount_point)} ext4 defaults,nofail,noatime 0 2", entry), entry
         assert stat.S_IMODE(Path(mount_point).stat().st_mode) == 0o700
+        assert Path(mount_point).stat().st_uid == Uid.POSTGRES, "the database's user owns its volume"

@@ -29,6 +29,7 @@ from components.swarm import (
 )
 from dpc.config import settings_from_stack_file
 from dpc.model import Node, Role, bastion_node, plan_nodes
+from dpc.services import Uid
 from dpc.settings import Settings
 from providers.aws.swarm import aws_hooks, ebs_device
 from providers.composition import volume_plans
@@ -190,9 +191,10 @@ def test_node_joins_with_its_roles_token(settings: Settings, plan: SwarmLayout, 
 @pytest.mark.parametrize("index", [1, 2, 3])
 def test_worker_mounts_its_data_and_wal_volumes(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node], index: int) -> None:
     mounts = files_of(load(render(settings, plan, nodes[f"worker-{index}"])))["/etc/dpc/mounts.tsv"]["content"]
+    data, wal = (ebs_device(volume_id(f"worker-{index}-{purpose}")) for purpose in ("data", "wal"))
     assert mounts == (
-        f"/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_{volume_id(f'worker-{index}-data').replace('-', '')}\t/mnt/postgres-cluster/patroni-{index}\n"
-        f"/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_{volume_id(f'worker-{index}-wal').replace('-', '')}\t/mnt/postgres-cluster/patroni-{index}-wal\n"
+        f"{data}\t/mnt/postgres-cluster/patroni-{index}\t{Uid.POSTGRES}\n"
+        f"{wal}\t/mnt/postgres-cluster/patroni-{index}-wal\t{Uid.POSTGRES}\n"
     )
 
 
@@ -200,7 +202,7 @@ def test_backup_node_mounts_its_backup_volume_and_the_others_mount_nothing(setti
     for name, node in nodes.items():
         mounts = files_of(load(render(settings, plan, node)))["/etc/dpc/mounts.tsv"]["content"]
         if name == "backup-1":
-            assert mounts == f"{ebs_device(volume_id('backup-1-backups'))}\t/mnt/postgres-cluster/backups\n"
+            assert mounts == f"{ebs_device(volume_id('backup-1-backups'))}\t/mnt/postgres-cluster/backups\t{Uid.POSTGRES}\n"
         elif not name.startswith("worker-"):
             assert mounts == "", name
 
