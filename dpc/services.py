@@ -343,7 +343,6 @@ def _proxies(settings: Settings, layout: ClusterLayout, place: _Placer) -> list[
             replicas=1,
             resources=_resources(settings, Role.APP, "redis"),
             files=(_config("redis.conf", f"{config}/redis.conf"), _secret(ACL_SECRET), _ca(), *_cert("redis")),
-            volumes=(VolumeMount("volume", "redis-data", "/var/lib/redis"),),
             ports=(PublishedPort(Port.REDIS, Port.REDIS),),
         ),
     ]
