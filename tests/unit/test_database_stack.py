@@ -6,15 +6,17 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 
 from dpc.cluster import PASSWORD_SECRETS, certificate_requests, swarm_layout
+from dpc.config import settings_from_stack_file
 from dpc.services import BUILT_IMAGES, Uid, database_services
 from dpc.settings import Settings
 from dpc.stack_files import plain_configs, secret_files
-from dpc.tiers import TIERS, Tier
+from dpc.tiers import TIERS
 from review.mocks import generated_password
 from tests.plan_graph import PlanGraph, Resource
 from tests.unit.conftest import plan_of
@@ -210,8 +212,25 @@ def test_the_local_stack_deploys_the_same_services_to_the_local_engine(graph: Pl
         assert image.inputs["skipPush"] is True
 
 
-def test_service_users_match_the_images(settings: Settings) -> None:
+def test_service_users_match_the_images() -> None:
     dockerfile = (Path(__file__).resolve().parents[2] / "images/services/Dockerfile").read_text()
     for user, uid in (("postgres", Uid.POSTGRES), ("etcd", Uid.ETCD), ("haproxy", Uid.HAPROXY), ("redis", Uid.REDIS), ("prometheus", Uid.PROMETHEUS)):
         assert f"--uid {uid} --gid {user} " in dockerfile, user
-    assert Tier.COORDINATOR in database_services(settings, swarm_layout(settings))[0].networks
+
+
+def test_the_image_tag_is_a_digest_of_the_build_contexts(tmp_path: Path) -> None:
+    from providers.database import PROJECT_ROOT, image_tag  # noqa: PLC0415
+
+    for context in BUILT_IMAGES.values():
+        shutil.copytree(PROJECT_ROOT / context, tmp_path / context)
+    assert image_tag(tmp_path) == image_tag(PROJECT_ROOT) == image_tag(PROJECT_ROOT)
+    dockerfile = tmp_path / BUILT_IMAGES["postgres"] / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + "\n")
+    assert image_tag(tmp_path) != image_tag(PROJECT_ROOT), "any change to a build context gives a new tag, which rolls the services"
+
+
+def test_the_local_stack_needs_no_cloud_settings() -> None:
+    local = settings_from_stack_file(Path(__file__).resolve().parents[2] / "Pulumi.local.yaml")
+    assert (local.cloud, local.environment) == ("local", "dev")
+    assert (local.nodes.managers.count, local.nodes.workers.count, local.nodes.app.count) == (3, 3, 2)
+    assert len(database_services(local, swarm_layout(local), "single-node")) == len(database_services(local, swarm_layout(local)))
