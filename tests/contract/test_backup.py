@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import json
 import os
 import shutil
@@ -60,12 +59,12 @@ from dpc.render.backup import (
 )
 from dpc.settings import Settings
 from tests.cluster.pki import issue
+from tests.golden_files import assert_matches_golden, assert_no_stale_golden_files
 
 pytestmark = pytest.mark.contract
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 GOLDEN_DIR = PROJECT_ROOT / "tests" / "golden" / "backup"
-UPDATE_GOLDEN = os.environ.get("DPC_UPDATE_GOLDEN") == "1"
 BACKUP_AGENT = PROJECT_ROOT / "images" / "postgres" / "backup_agent.py"
 POSTGRES_BIN = Path(Paths().postgres_bin)
 FAKE_PASSPHRASE = "fake-backup-passphrase-for-tests-only"
@@ -101,27 +100,11 @@ def rendered_prod_files() -> dict[str, str]:
 
 @pytest.mark.parametrize("name", sorted(CONFIG_COMMANDS))
 def test_rendered_file_matches_its_golden_file(name: str) -> None:
-    golden = GOLDEN_DIR / name
-    actual = rendered_prod_files()[name]
-    if UPDATE_GOLDEN:
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_text(actual)
-        return
-    assert golden.is_file(), f"{golden.relative_to(PROJECT_ROOT)} is missing; run with DPC_UPDATE_GOLDEN=1 to write it"
-    expected = golden.read_text()
-    if actual != expected:
-        diff = "".join(difflib.unified_diff(expected.splitlines(True), actual.splitlines(True), f"golden/{name}", "rendered", n=2))
-        pytest.fail(f"{name} differs from its golden file (DPC_UPDATE_GOLDEN=1 rewrites it after an intended change):\n{diff}")
+    assert_matches_golden(GOLDEN_DIR / name, rendered_prod_files()[name], name)
 
 
 def test_no_stale_golden_files() -> None:
-    present = {path.name for path in GOLDEN_DIR.glob("*")} if GOLDEN_DIR.is_dir() else set()
-    stale = present - set(CONFIG_COMMANDS)
-    if UPDATE_GOLDEN:
-        for name in stale:
-            (GOLDEN_DIR / name).unlink()
-        return
-    assert not stale, f"golden files no case renders: {sorted(stale)}; DPC_UPDATE_GOLDEN=1 removes them"
+    assert_no_stale_golden_files(GOLDEN_DIR, set(CONFIG_COMMANDS))
 
 
 def as_user(user: str | None) -> dict[str, object]:

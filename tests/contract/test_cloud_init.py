@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import os
@@ -45,12 +44,12 @@ from dpc.services import Uid
 from dpc.settings import Settings
 from providers.aws.swarm import aws_hooks, ebs_device
 from providers.composition import volume_plans
+from tests.golden_files import assert_matches_golden, assert_no_stale_golden_files
 
 pytestmark = pytest.mark.contract
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 GOLDEN_DIR = PROJECT_ROOT / "tests" / "golden" / "cloud-init"
-UPDATE_GOLDEN = os.environ.get("DPC_UPDATE_GOLDEN") == "1"
 STACK = "prod"
 PREFIX = f"dpc-{STACK}"
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -144,28 +143,11 @@ def write_files(user_data: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("case", GOLDEN_CASES)
 def test_user_data_matches_its_golden_file(rendered: dict[str, str], case: str) -> None:
-    golden = GOLDEN_DIR / f"{case}.yaml"
-    actual = rendered[case]
-    if UPDATE_GOLDEN:
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_bytes(actual.encode())
-        return
-    assert golden.is_file(), f"{golden.relative_to(PROJECT_ROOT)} is missing; run with DPC_UPDATE_GOLDEN=1 to write it"
-    expected = golden.read_bytes().decode()
-    if actual != expected:
-        diff = "".join(difflib.unified_diff(expected.splitlines(True), actual.splitlines(True), f"golden/{case}.yaml", "rendered", n=2))
-        pytest.fail(f"the user data of {case} differs from its golden file (DPC_UPDATE_GOLDEN=1 rewrites it after an intended change):\n{diff}")
+    assert_matches_golden(GOLDEN_DIR / f"{case}.yaml", rendered[case], f"the user data of {case}")
 
 
 def test_no_stale_golden_files() -> None:
-    expected = {f"{case}.yaml" for case in GOLDEN_CASES}
-    present = {path.name for path in GOLDEN_DIR.glob("*")} if GOLDEN_DIR.is_dir() else set()
-    stale = present - expected
-    if UPDATE_GOLDEN:
-        for name in stale:
-            (GOLDEN_DIR / name).unlink()
-        return
-    assert not stale, f"golden files no case renders: {sorted(stale)}; DPC_UPDATE_GOLDEN=1 removes them"
+    assert_no_stale_golden_files(GOLDEN_DIR, {f"{case}.yaml" for case in GOLDEN_CASES})
 
 
 def test_rendering_is_deterministic() -> None:

@@ -15,8 +15,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import os
 import subprocess
 from collections.abc import Callable
 from functools import cache
@@ -37,12 +35,12 @@ from dpc.render.prometheus import (
     render_alert_rules,
     render_prometheus,
 )
+from tests.golden_files import assert_matches_golden, assert_no_stale_golden_files
 
 pytestmark = pytest.mark.contract
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 GOLDEN_DIR = PROJECT_ROOT / "tests" / "golden" / "monitoring"
-UPDATE_GOLDEN = os.environ.get("DPC_UPDATE_GOLDEN") == "1"
 TIMEOUT = 60
 
 
@@ -73,18 +71,11 @@ def run(*command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("name", sorted(golden_files()))
 def test_golden(name: str) -> None:
-    rendered = golden_files()[name]()
-    path = GOLDEN_DIR / name
-    if UPDATE_GOLDEN:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(rendered)
-    expected = path.read_text()
-    diff = "".join(difflib.unified_diff(expected.splitlines(True), rendered.splitlines(True), f"golden/{name}", "rendered"))
-    assert rendered == expected, diff
+    assert_matches_golden(GOLDEN_DIR / name, golden_files()[name](), name)
 
 
 def test_golden_directory_has_no_stale_files() -> None:
-    assert {path.name for path in GOLDEN_DIR.iterdir()} == set(golden_files())
+    assert_no_stale_golden_files(GOLDEN_DIR, set(golden_files()))
 
 
 def layout_in(directory: Path) -> ClusterLayout:

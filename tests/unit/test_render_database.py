@@ -7,9 +7,7 @@ intended change (review the diff).
 
 from __future__ import annotations
 
-import difflib
 import hashlib
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,10 +28,10 @@ from dpc.render.postgres import (
     render_postgresql_conf,
 )
 from dpc.render.redis import render_redis, render_redis_acl
+from tests.golden_files import assert_matches_golden, assert_no_stale_golden_files
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 GOLDEN_DIR = PROJECT_ROOT / "tests" / "golden" / "database"
-UPDATE_GOLDEN = os.environ.get("DPC_UPDATE_GOLDEN") == "1"
 STACKS = ("prod", "staging", "dev")
 SECRETS = {name: f"fake-{name.replace('_', '-')}-value" for name in PASSWORD_SECRETS}
 
@@ -230,17 +228,6 @@ def test_rendering_is_deterministic(stack: str) -> None:
 def test_files_match_their_golden_files(stack: str) -> None:
     files = rendered(stack)
     directory = GOLDEN_DIR / stack
-    if UPDATE_GOLDEN:
-        directory.mkdir(parents=True, exist_ok=True)
-        for stale in set(path.name for path in directory.iterdir()) - set(files):
-            (directory / stale).unlink()
-        for name, content in files.items():
-            (directory / name).write_text(content)
-        return
-    present = {path.name for path in directory.iterdir()} if directory.is_dir() else set[str]()
-    assert present == set(files), "golden files differ from the rendered set; DPC_UPDATE_GOLDEN=1 rewrites them"
-    for name, actual in files.items():
-        expected = (directory / name).read_text()
-        if actual != expected:
-            diff = "".join(difflib.unified_diff(expected.splitlines(True), actual.splitlines(True), f"golden/{stack}/{name}", "rendered", n=2))
-            pytest.fail(f"{stack}/{name} differs from its golden file (DPC_UPDATE_GOLDEN=1 rewrites it after an intended change):\n{diff}")
+    assert_no_stale_golden_files(directory, set(files))
+    for name, content in files.items():
+        assert_matches_golden(directory / name, content, f"{stack}/{name}")
