@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 
 from components.base import Component
-from dpc.model import Node
+from dpc.model import Capability, Node, Role
 from dpc.settings import ImageSettings
 
 
@@ -37,6 +37,8 @@ class ComputePlan:
     key_arn: pulumi.Output[str]
     bootstrap_secret_ids: Mapping[str, pulumi.Output[str]]
     backup_bucket_arn: pulumi.Output[str]
+    capabilities: Mapping[Role, tuple[Capability, ...]]
+    """What each role's machine identity may do (`dpc.model.role_capabilities`)."""
 
 
 @dataclass(frozen=True)

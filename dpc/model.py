@@ -251,13 +251,27 @@ class Capability(StrEnum):
     PUBLISH_JOIN = "publish-join"
     """Write the join tokens and the address (manager-1, or a manager that re-initialises)."""
     WRITE_BACKUPS = "write-backups"
-    """Read and write the offsite backup bucket (Patroni's WAL archiving, the backup agent)."""
+    """Read and write the offsite backup bucket (the backup agent: offsite backups and WAL)."""
 
 
-CAPABILITIES: dict[Role, tuple[Capability, ...]] = {
-    Role.MANAGER: (Capability.READ_MANAGER_JOIN, Capability.PUBLISH_JOIN),
-    Role.WORKER: (Capability.READ_WORKER_JOIN, Capability.WRITE_BACKUPS),
-    Role.APP: (Capability.READ_WORKER_JOIN,),
-    Role.BACKUP: (Capability.READ_WORKER_JOIN, Capability.WRITE_BACKUPS),
-    Role.BASTION: (),
-}
+def backup_agent_role(settings: Settings) -> Role:
+    """Where the backup agent (the pgBackRest repository host) runs: the backup node when the stack
+    has one (seed §1.2: optional), otherwise the first manager.
+    """
+    return Role.BACKUP if settings.nodes.backup.count > 0 else Role.MANAGER
+
+
+def role_capabilities(settings: Settings) -> dict[Role, tuple[Capability, ...]]:
+    """What each role's machines may do. Only the backup agent's machines reach the offsite bucket:
+    the database hosts send their WAL through the repository host, never to the bucket themselves.
+    """
+    capabilities: dict[Role, tuple[Capability, ...]] = {
+        Role.MANAGER: (Capability.READ_MANAGER_JOIN, Capability.PUBLISH_JOIN),
+        Role.WORKER: (Capability.READ_WORKER_JOIN,),
+        Role.APP: (Capability.READ_WORKER_JOIN,),
+        Role.BACKUP: (Capability.READ_WORKER_JOIN,),
+        Role.BASTION: (),
+    }
+    agent = backup_agent_role(settings)
+    capabilities[agent] = (*capabilities[agent], Capability.WRITE_BACKUPS)
+    return capabilities

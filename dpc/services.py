@@ -13,7 +13,7 @@ from typing import Literal
 
 from dpc.catalog import machine_type
 from dpc.cluster import CA_SECRET, ClusterLayout, Member, Paths, Port, User, certificate_requests
-from dpc.model import Role
+from dpc.model import Role, backup_agent_role
 from dpc.render import grafana
 from dpc.render.backup import PGBACKREST_CONFIG, PGBACKREST_INCLUDE_DIR
 from dpc.render.pgbouncer import USERLIST_SECRET
@@ -227,7 +227,7 @@ class _Placer:
     """Constraints of seed §5.2's labels on a cluster; none on a single local engine."""
 
     placement: Placement
-    has_backup_node: bool
+    backup_role: Role
 
     def on(self, *constraints: str) -> tuple[str, ...]:
         return constraints if self.placement == "cluster" else ()
@@ -240,8 +240,8 @@ class _Placer:
 
     @property
     def backup_node(self) -> tuple[str, ...]:
-        """The backup node when the stack has one (seed §1.2), otherwise the first manager."""
-        label = "node.labels.postgres.backup == true" if self.has_backup_node else "node.labels.postgres.etcd == etcd-1"
+        """Where `backup_agent_role` says the agent runs: the backup node, or the first manager."""
+        label = "node.labels.postgres.backup == true" if self.backup_role is Role.BACKUP else "node.labels.postgres.etcd == etcd-1"
         return self.on(label)
 
 
@@ -493,7 +493,7 @@ def _monitoring(settings: Settings, layout: ClusterLayout, place: _Placer) -> li
 
 
 def _backup(settings: Settings, layout: ClusterLayout, place: _Placer) -> ServiceSpec:
-    role = Role.BACKUP if place.has_backup_node else Role.MANAGER
+    role = place.backup_role
     return ServiceSpec(
         name="backup",
         image=Image.POSTGRES,
@@ -521,7 +521,7 @@ def _backup(settings: Settings, layout: ClusterLayout, place: _Placer) -> Servic
 
 def database_services(settings: Settings, layout: ClusterLayout, placement: Placement = "cluster") -> tuple[ServiceSpec, ...]:
     """Every service of the stack, in the order they are declared."""
-    place = _Placer(placement, settings.nodes.backup.count > 0)
+    place = _Placer(placement, backup_agent_role(settings))
     return (
         *_etcd(settings, layout, place),
         *_patroni(settings, layout, place),

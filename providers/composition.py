@@ -29,6 +29,7 @@ from dpc.model import (
     Role,
     bastion_node,
     plan_nodes,
+    role_capabilities,
     stack_tags,
 )
 from dpc.render.backup import OffsiteRepository
@@ -136,6 +137,7 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
         key_arn=storage.key_arn,
         bootstrap_secret_ids=swarm.bootstrap_secret_ids,
         backup_bucket_arn=storage.backup_bucket_arn,
+        capabilities=role_capabilities(settings),
     )
     compute = Compute(f"{stack}-compute", compute_plan, cloud.compute, context).result
     internal = not settings.access.client_cidrs

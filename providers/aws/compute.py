@@ -14,7 +14,7 @@ import pulumi_aws as aws
 from components.base import Scope
 from components.compute import ComputePlan, ComputeResult
 from components.swarm import MANAGER_ADDRESS, MANAGER_TOKEN, WORKER_TOKEN
-from dpc.model import CAPABILITIES, SWARM_ROLES, Capability, Node, Role
+from dpc.model import SWARM_ROLES, Capability, Node, Role
 
 DEVICE_NAMES = ("/dev/sdf", "/dev/sdg", "/dev/sdh", "/dev/sdi")
 """Attachment slots; on Nitro machines the volume shows up by its id, whatever the slot."""
@@ -60,7 +60,7 @@ def _instance_profile(scope: Scope, plan: ComputePlan, role: Role) -> aws.iam.In
         tags=scope.tags_with(Name=name, Role=role.value),
         opts=scope.opts(),
     )
-    capabilities = CAPABILITIES[role]
+    capabilities = plan.capabilities[role]
     if capabilities:
         secrets = pulumi.Output.all(**plan.bootstrap_secret_ids)
         policy = pulumi.Output.all(plan.key_arn, secrets, plan.backup_bucket_arn).apply(

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from dpc.model import CAPABILITIES, FIREWALL_MATRIX, LOAD_BALANCER_TARGET_ROLE, SWARM_ROLES, FromCidrs, FromLoadBalancer, FromRole, Role, plan_nodes
+from dpc.model import FIREWALL_MATRIX, LOAD_BALANCER_TARGET_ROLE, SWARM_ROLES, FromCidrs, FromLoadBalancer, FromRole, Role, plan_nodes, role_capabilities
 from dpc.settings import REQUIRED_TAG_KEYS, Settings
 from tests.plan_graph import PlanGraph, is_taggable
 from tests.unit.conftest import plan_of
@@ -229,9 +229,9 @@ def _policies(graph: PlanGraph) -> dict[str, list[dict[str, Any]]]:
             for p in graph.of_type("aws:iam/rolePolicy:RolePolicy") if "-compute-" in p.name}
 
 
-def test_instance_identities_hold_only_their_roles_capabilities(graph: PlanGraph) -> None:
+def test_instance_identities_hold_only_their_roles_capabilities(graph: PlanGraph, settings: Settings) -> None:
     policies = _policies(graph)
-    assert set(policies) == {role.value for role, caps in CAPABILITIES.items() if caps}
+    assert set(policies) == {role.value for role, caps in role_capabilities(settings).items() if caps}
     for role, statements in policies.items():
         actions = {a for s in statements for a in s["Action"]}
         for statement in statements:
@@ -239,7 +239,8 @@ def test_instance_identities_hold_only_their_roles_capabilities(graph: PlanGraph
             assert "*" not in json.dumps(statement["Action"])
             resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
             assert all(r.startswith("arn:aws:") and not r.endswith(":*") for r in resources), (role, statement)
-        assert ("s3:PutObject" in actions) is (role in ("worker", "backup")), role
+        agent = "backup" if settings.nodes.backup.count else "manager"
+        assert ("s3:PutObject" in actions) is (role == agent), f"only the backup agent's {agent} machines write to the bucket, not {role}"
         assert ("ssm:PutParameter" in actions) is (role == "manager"), role
         readable = {r for s in statements if s["Action"] == ["ssm:GetParameter"] for r in s["Resource"]}
         assert any(r.endswith("manager-token") for r in readable) is (role == "manager"), role
