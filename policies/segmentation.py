@@ -24,6 +24,7 @@ SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 LEGACY_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
 GCP_FIREWALL = "gcp:compute/firewall:Firewall"
+AZURE_NSG = "azure-native:network:NetworkSecurityGroup"
 LOAD_BALANCER_ROLE = "load-balancer"
 """The `Role` tag of the load balancer's own security group (the matrix's rules with no target role)."""
 
@@ -164,6 +165,15 @@ def _gcp_firewall(args: ResourceValidationArgs) -> Iterator[str]:
                 yield f"{protocol} {ports[0]}-{ports[1]} is open to {', '.join(open_ranges)}"
 
 
+def _azure_port_texts(rule: Any) -> list[Any]:
+    """A security rule's destination ports as written: one range, several, or `*`."""
+    return [r for r in (get(rule, "destinationPortRange"), *items(get(rule, "destinationPortRanges"))) if r is not None]
+
+
+def _azure_ports(text: Any) -> tuple[int, int]:
+    return _ALL_PORTS if text == "*" else _parse_range(str(text))
+
+
 def _azure_rule_problems(args: ResourceValidationArgs, rule: Any) -> Iterator[str]:
     if get(rule, "direction") != "Inbound" or get(rule, "access") != "Allow":
         return
@@ -171,10 +181,8 @@ def _azure_rule_problems(args: ResourceValidationArgs, rule: Any) -> Iterator[st
     if not any(str(p).lower() in _AZURE_ANYWHERE for p in prefixes if p is not None):
         return
     protocol = _protocol(get(rule, "protocol"))
-    ranges = [r for r in (get(rule, "destinationPortRange"), *items(get(rule, "destinationPortRanges"))) if r is not None]
-    for text in ranges:
-        ports = _ALL_PORTS if text == "*" else _parse_range(str(text))
-        if not _allowed_publicly(args, protocol, ports):
+    for text in _azure_port_texts(rule):
+        if not _allowed_publicly(args, protocol, _azure_ports(text)):
             yield f"rule {get(rule, 'name') or args.name} allows {text} from anywhere"
 
 
@@ -198,7 +206,7 @@ NO_INGRESS_FROM_ANYWHERE = resource_policy(
         LEGACY_RULE: _aws_legacy_rule,
         SECURITY_GROUP: _aws_group,
         GCP_FIREWALL: _gcp_firewall,
-        "azure-native:network:NetworkSecurityGroup": _azure_nsg,
+        AZURE_NSG: _azure_nsg,
         "azure-native:network:SecurityRule": _azure_security_rule,
     },
     config_schema=PolicyConfigSchema({"allowedPorts": {"type": "array", "items": {"type": "integer"}, "default": []}}),
@@ -277,18 +285,54 @@ def _gcp_ssh(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
             yield (f"firewall {firewall.name}: SSH between machines may only come from the bastion tag", firewall.urn)
 
 
+def _azure_ssh_rules(group: PolicyResource) -> Iterator[Any]:
+    """The inbound Allow rules of a network security group that admit TCP port 22."""
+    for rule in items(get(group.props, "securityRules")):
+        if get(rule, "direction") != "Inbound" or get(rule, "access") != "Allow" or _protocol(get(rule, "protocol")) not in ("tcp", "all", "*"):
+            continue
+        if any(low <= SSH_PORT <= high for low, high in (_azure_ports(text) for text in _azure_port_texts(rule))):
+            yield rule
+
+
+def _azure_ssh(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
+    """Azure: the bastion's group admits SSH only from the admin CIDRs; every other group only from
+    the bastion's application security group (an address prefix there, even the virtual network's,
+    would let any machine in).
+    """
+    admins = admin_cidrs()
+    for group in of_type(args, AZURE_NSG):
+        bastion = get(group.props, "tags", "Role") == Role.BASTION.value
+        for rule in _azure_ssh_rules(group):
+            prefixes = [str(p) for p in (get(rule, "sourceAddressPrefix"), *items(get(rule, "sourceAddressPrefixes"))) if p is not None]
+            name = get(rule, "name") or group.name
+            if bastion and (not prefixes or not all(_is_cidr(p) and within(p, admins) for p in prefixes)):
+                yield (f"network security group {group.name}, rule {name}: SSH to the bastion only from the admin CIDRs", group.urn)
+            if not bastion and (prefixes or not items(get(rule, "sourceApplicationSecurityGroups"))):
+                yield (f"network security group {group.name}, rule {name}: SSH to a node only from the bastion's application security group", group.urn)
+
+
+def _is_cidr(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
 def _ssh_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
     yield from _aws_ssh(args)
     yield from _gcp_ssh(args)
+    yield from _azure_ssh(args)
 
 
 SSH_ONLY_TO_BASTION = stack_policy(
     "ssh-only-from-admins-to-bastion",
     "SSH reaches the bastion only from the admin CIDRs (dpc:access.adminCidrs), and the other machines only from the bastion.",
     severity=Severity.CRITICAL,
-    remediation="Open port 22 only on the bastion's group (GCP: target tag bastion) from dpc:access.adminCidrs, and on the nodes only from the bastion.",
+    remediation="Open port 22 only on the bastion's group (GCP: target tag bastion; Azure: the NSG tagged Role bastion) from dpc:access.adminCidrs, "
+    "and on the nodes only from the bastion (Azure: its application security group).",
     check=_ssh_violations,
-    clouds=("aws", "gcp"),
+    clouds=("aws", "gcp", "azure-native"),
 )
 
 

@@ -54,6 +54,15 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
+def _ssh_rule(name: str, **source: Any) -> dict[str, Any]:
+    """An inbound Azure security rule allowing TCP 22 from `source`."""
+    return {"name": name, "direction": "Inbound", "access": "Allow", "protocol": "Tcp", "destinationPortRange": "22", **source}
+
+
+def _nsg(role: str, *rules: dict[str, Any]) -> PlannedResource:
+    return res("azure-native:network:NetworkSecurityGroup", f"{role}-nsg", {"tags": {"Role": role}, "securityRules": list(rules)})
+
+
 def _group(role: str | None) -> PlannedResource:
     return res("aws:ec2/securityGroup:SecurityGroup", f"{role}-sg", {"tags": {"Role": role}} if role else {})
 
@@ -359,6 +368,21 @@ CASES = [
         "gcp",
         [res("gcp:compute/firewall:Firewall", "f", {"sourceRanges": [ADMIN], "targetTags": ["bastion"], "allows": [{"protocol": "tcp", "ports": ["22"]}]})],
         [res("gcp:compute/firewall:Firewall", "f", {"sourceTags": ["app"], "targetTags": ["worker"], "allows": [{"protocol": "tcp"}]})],
+    ),
+    Case(
+        "ssh-only-from-admins-to-bastion",
+        "azure",
+        [
+            _nsg("bastion", _ssh_rule("in", sourceAddressPrefix=ADMIN)),
+            _nsg("worker", _ssh_rule("hop", sourceApplicationSecurityGroups=[{"id": "/subscriptions/s/applicationSecurityGroups/bastion"}])),
+            _nsg("app", {**_ssh_rule("pool", sourceAddressPrefix="VirtualNetwork"), "destinationPortRange": "6432"}),
+        ],
+        [
+            _nsg("bastion", _ssh_rule("wide", sourceAddressPrefix="198.51.100.0/24")),
+            _nsg("worker", _ssh_rule("vnet", sourceAddressPrefix="VirtualNetwork")),
+            _nsg("manager", {**_ssh_rule("all", sourceAddressPrefix=ADMIN), "destinationPortRange": "*"}),
+        ],
+        offenders=3,
     ),
     Case(
         "no-public-ip-on-nodes",
