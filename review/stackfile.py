@@ -4,7 +4,10 @@ rendered configs (written next to the stack file), the same overlay networks.
 
 Secrets are declared external: create them first with `docker secret create <name> <file>`
 (seed §3.3); `python -m review.stackfile --stack prod --out DIR` lists their names in
-DIR/secrets.txt.
+DIR/secrets.txt. The files that carry secret values (each member's patroni.yml, the auth files)
+are rendered from the generated ones with `--secrets SECRETS_DIR`, which reads a file per
+generated secret from SECRETS_DIR and writes the rendered ones next to them, readable by the
+owner only.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from dpc.cluster import certificate_requests, swarm_layout
+from dpc.cluster import BACKUP_ENCRYPTION_SECRET, PASSWORD_SECRETS, certificate_requests, swarm_layout
 from dpc.config import StackFileError, settings_from_stack_file
 from dpc.services import BUILT_IMAGES, ServiceSpec, database_services
 from dpc.settings import Settings, SettingsError
@@ -129,12 +132,34 @@ def export(settings: Settings, out: Path) -> Path:
     certificates = sorted(r.name for r in certificate_requests(layout))
     (out / "secrets.txt").write_text(
         "# Docker secrets to create before `docker stack deploy` (docker secret create NAME FILE).\n"
-        "# Generated values (passwords: openssl rand -base64 32; certificates for: " + ", ".join(certificates) + "):\n"
+        "# Generated values (passwords: openssl rand -hex 32; certificates signed by one CA for: " + ", ".join(certificates) + "):\n"
         + "".join(f"{name}\n" for name in generated)
-        + "# Files rendered from those values (python -m review.stackfile --help):\n"
+        + "# Files rendered from those values (python -m review.stackfile --stack STACK --out DIR --secrets SECRETS_DIR):\n"
         + "".join(f"{name}\n" for name in rendered)
     )
     return path
+
+
+def render_secret_files(settings: Settings, secrets_dir: Path) -> list[Path]:
+    """Renders the files that carry secret values from the generated passwords and passphrase in
+    `secrets_dir` (the certificates are used as they are).
+
+    Raises FileNotFoundError naming every generated secret that is missing, before writing anything.
+    """
+    renderers = secret_files(swarm_layout(settings))
+    needed = [*sorted(PASSWORD_SECRETS), BACKUP_ENCRYPTION_SECRET]
+    missing = [name for name in needed if not (secrets_dir / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{secrets_dir} lacks the generated secrets {', '.join(missing)}; create one file per name (see secrets.txt)")
+    values = {name: (secrets_dir / name).read_text().strip() for name in needed}
+    written: list[Path] = []
+    for name, render in sorted(renderers.items()):
+        path = secrets_dir / name
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(render(values))
+        written.append(path)
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m review.stackfile", description=__doc__)
     parser.add_argument("--stack", required=True, help="the stack whose settings to use (Pulumi.<stack>.yaml)")
     parser.add_argument("--out", required=True, type=Path, help="directory to write docker-stack.yml, configs/ and secrets.txt into")
+    parser.add_argument("--secrets", type=Path, help="directory holding a file per generated secret; the rendered secret files are written there")
     args = parser.parse_args(argv)
     try:
         settings = settings_from_stack_file(PROJECT_ROOT / f"Pulumi.{args.stack}.yaml")
@@ -149,6 +175,13 @@ def main(argv: list[str] | None = None) -> int:
         print(error, file=sys.stderr)
         return 2
     print(export(settings, args.out))
+    if args.secrets is not None:
+        try:
+            rendered = render_secret_files(settings, args.secrets)
+        except FileNotFoundError as error:
+            print(error, file=sys.stderr)
+            return 2
+        print(f"rendered {len(rendered)} secret files into {args.secrets}")
     return 0
 
 

@@ -4,13 +4,14 @@ no engine): the same services as the DatabaseStack deploys, accepted as written.
 from __future__ import annotations
 
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from dpc.cluster import swarm_layout
+from dpc.cluster import BACKUP_ENCRYPTION_SECRET, PASSWORD_SECRETS, swarm_layout
 from dpc.config import settings_from_stack_file
 from dpc.services import database_services
 from review.stackfile import export, main
@@ -52,3 +53,20 @@ def test_the_export_command_rejects_a_bad_stack(tmp_path: Path, capsys: pytest.C
     assert main(["--stack", "missing", "--out", str(tmp_path)]) == 2
     assert "Pulumi.missing.yaml" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_the_secret_bearing_files_are_rendered_from_the_generated_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    assert main(["--stack", "prod", "--out", str(tmp_path / "out"), "--secrets", str(secrets)]) == 2
+    assert "postgres_superuser_password" in capsys.readouterr().err, "names what is missing"
+    assert sorted(p.name for p in secrets.iterdir()) == [], "writes nothing when a secret is missing"
+    for name in (*PASSWORD_SECRETS, BACKUP_ENCRYPTION_SECRET):
+        (secrets / name).write_text(f"value-of-{name}\n")
+    assert main(["--stack", "prod", "--out", str(tmp_path / "out"), "--secrets", str(secrets)]) == 0
+    patroni = secrets / "patroni-1-patroni.yml"
+    assert "value-of-replication_password" in patroni.read_text()
+    assert stat.S_IMODE(patroni.stat().st_mode) == 0o600
+    listed = (tmp_path / "out" / "secrets.txt").read_text().splitlines()
+    written = {p.name for p in secrets.iterdir()} - {*PASSWORD_SECRETS, BACKUP_ENCRYPTION_SECRET}
+    assert written and written <= set(listed), "every file written is a secret the stack file expects"
