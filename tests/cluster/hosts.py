@@ -204,11 +204,25 @@ class SmokeCluster:
             host = self.hosts[name]
             self.network.start("etcd", name, "etcd", ["etcd", "--config-file", f"{host.paths.config}/etcd.yml"], home=host.root, log=self.log(name, "etcd"))
 
+    def member(self, worker: str) -> Member:
+        """The Patroni member a worker runs."""
+        return self.layout.patroni[WORKERS.index(worker)]
+
+    def worker(self, member_name: str) -> str:
+        """The worker that runs the Patroni member of this name."""
+        (worker,) = [worker for worker, member in zip(WORKERS, self.layout.patroni, strict=True) if member.name == member_name]
+        return worker
+
     def start_patroni(self) -> None:
-        for name, member in zip(WORKERS, self.layout.patroni, strict=True):
-            host = self.hosts[name]
-            argv = [str(self.venv / "bin/patroni"), host.paths.secret(f"{member.name}.yml")]
-            self.network.start("patroni", name, "postgres", argv, home=host.root, log=self.log(name, "patroni"))
+        for worker in WORKERS:
+            self.start_patroni_on(worker)
+
+    def start_patroni_on(self, worker: str) -> None:
+        """The worker's Patroni from its rendered patroni.yml: at first start, or after a crash with
+        whatever its data directory then holds."""
+        host = self.hosts[worker]
+        argv = [str(self.venv / "bin/patroni"), host.paths.secret(f"{self.member(worker).name}.yml")]
+        self.network.start("patroni", worker, "postgres", argv, home=host.root, log=self.log(worker, "patroni"))
 
     def start_proxies(self) -> None:
         haproxy = self.hosts[HAPROXY_HOST]

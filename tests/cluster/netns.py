@@ -18,7 +18,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -28,6 +28,9 @@ COMMAND_TIMEOUT = 10.0
 
 STOP_GRACE = 15.0
 """Seconds started processes get to shut down cleanly (Patroni stops PostgreSQL) before SIGKILL."""
+
+CRASH_TIMEOUT = 10.0
+"""Seconds a crashed host's processes may take to be gone after SIGKILL."""
 
 CLEAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -132,8 +135,9 @@ class Network:
         return subprocess.run(self.command(host, user, argv, home=home), capture_output=True, text=True, timeout=timeout, check=False)
 
     def start(self, name: str, host: str, user: str, argv: Sequence[str], *, home: Path, log: Path) -> Started:
-        """A long-running service in the host's namespace, its output to `log`, in its own session."""
-        with log.open("wb") as output:
+        """A long-running service in the host's namespace, its output appended to `log` (a service
+        restarted on the same host keeps its earlier output), in its own session."""
+        with log.open("ab") as output:
             process = subprocess.Popen(
                 self.command(host, user, argv, home=home), stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
             )
@@ -148,17 +152,39 @@ class Network:
             return []
         return [int(pid) for pid in listed]
 
+    def _signal_namespace(self, namespace: str, sig: signal.Signals) -> int:
+        """Signal every process inside one namespace; how many there were."""
+        count = 0
+        for pid in self._pids(namespace):
+            try:
+                os.kill(pid, sig)
+                count += 1
+            except ProcessLookupError:
+                pass
+        return count
+
     def _signal_all(self, sig: signal.Signals) -> int:
         """Signal every process left inside the namespaces; how many there were."""
-        count = 0
-        for namespace in self._namespaces:
-            for pid in self._pids(namespace):
-                try:
-                    os.kill(pid, sig)
-                    count += 1
-                except ProcessLookupError:
-                    pass
-        return count
+        return sum(self._signal_namespace(namespace, sig) for namespace in self._namespaces)
+
+    def crash(self, host: str) -> int:
+        """The host's machine crashing: SIGKILL to every process in its namespace at once, so none
+        shuts down or cleans up. Every process, not a process group: Patroni starts PostgreSQL in a
+        session of its own so that it outlives Patroni, which a machine crash does not allow.
+        Returns how many processes were killed, once none is left and the started ones are reaped.
+        """
+        namespace = self.namespace(host)
+        killed = self._signal_namespace(namespace, signal.SIGKILL)
+        deadline = time.monotonic() + CRASH_TIMEOUT
+        while self._pids(namespace):
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"processes of {host} still alive {CRASH_TIMEOUT:.0f}s after SIGKILL: {self._pids(namespace)}")
+            time.sleep(0.05)
+            killed += self._signal_namespace(namespace, signal.SIGKILL)
+        for started in self.started:
+            if started.namespace == namespace:
+                started.process.wait(timeout=COMMAND_TIMEOUT)
+        return killed
 
     def teardown(self) -> list[str]:
         """Stop everything and delete every namespace; the problems met, so a failing teardown is
@@ -212,7 +238,11 @@ class NamespaceClient:
 
     def call(self, function: Callable[..., T], *args: object, timeout: float) -> T:
         """function(*args) inside the namespace, waited for at most `timeout` seconds."""
-        return self._executor.submit(function, *args).result(timeout=timeout)
+        return self.submit(function, *args).result(timeout=timeout)
+
+    def submit(self, function: Callable[..., T], *args: object) -> Future[T]:
+        """function(*args) inside the namespace, not waited for (a long-running client)."""
+        return self._executor.submit(function, *args)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -32,9 +32,15 @@ class Smoke:
         url = f"https://{self.cluster.address(worker)}:{Port.PATRONI_API}{path}"
         return self.client.call(api_get, url, self.cluster.ca_file, timeout=CALL_TIMEOUT)
 
-    def members(self) -> list[dict[str, Any]]:
-        """Patroni's view of the members, as worker-1's API reports it."""
-        return self.api(WORKERS[0], "/cluster")["members"]
+    def members(self, worker: str = WORKERS[0]) -> list[dict[str, Any]]:
+        """Patroni's view of the members, as a worker's API reports it (worker-1's unless that
+        worker may be down)."""
+        return self.api(worker, "/cluster")["members"]
+
+    def leader(self, worker: str = WORKERS[0]) -> dict[str, Any]:
+        """The one member Patroni calls leader, as a worker's API reports it."""
+        (leader,) = [m for m in self.members(worker) if m["role"] == "leader"]
+        return leader
 
     def through_haproxy(self, port: int) -> dict[str, str | int]:
         """The superuser through an HAProxy route, over TLS verified against the cluster CA.
@@ -42,8 +48,16 @@ class Smoke:
         `verify-ca`, not `verify-full`: HAProxy passes TLS through, so the certificate is the
         Patroni member's behind the route, which does not name HAProxy's address.
         """
+        return self.superuser(self.cluster.address(HAPROXY_HOST), port)
+
+    def direct(self, worker: str) -> dict[str, str | int]:
+        """The superuser straight to a worker's PostgreSQL, bypassing HAProxy."""
+        return self.superuser(self.cluster.address(worker), Port.POSTGRES)
+
+    def superuser(self, address: str, port: int) -> dict[str, str | int]:
+        """The superuser at an address and port, over TLS verified against the cluster CA."""
         return {
-            "host": self.cluster.address(HAPROXY_HOST),
+            "host": address,
             "port": port,
             "dbname": DATABASE_NAME,
             "user": User.SUPERUSER.value,
@@ -70,9 +84,10 @@ def etcd_health(cluster: SmokeCluster) -> str:
     return result.stdout
 
 
-def formed(smoke: Smoke) -> list[dict[str, Any]] | None:
-    """The members once there are a running leader and two streaming replicas, one synchronous."""
-    members = smoke.members()
+def formed(smoke: Smoke, worker: str = WORKERS[0]) -> list[dict[str, Any]] | None:
+    """The members, as a worker's API reports them, once there are a running leader and two
+    streaming replicas, one synchronous."""
+    members = smoke.members(worker)
     leaders = [m for m in members if m["role"] == "leader" and m["state"] == "running"]
     streaming = [m for m in members if m["role"] in REPLICA_ROLES and m["state"] == "streaming"]
     synchronous = [m for m in streaming if m["role"] in SYNCHRONOUS_ROLES]

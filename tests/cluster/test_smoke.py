@@ -59,11 +59,6 @@ def _pgbouncer(smoke: Smoke, user: User, password_secret: str, database: str = D
     }
 
 
-def _leader(smoke: Smoke) -> dict[str, Any]:
-    (leader,) = [m for m in smoke.members() if m["role"] == "leader"]
-    return leader
-
-
 def test_patroni_shows_a_leader_and_two_streaming_replicas(smoke: Smoke) -> None:
     dcs = _rendered_dcs(smoke)
     for worker in WORKERS:
@@ -78,7 +73,7 @@ def test_patroni_shows_a_leader_and_two_streaming_replicas(smoke: Smoke) -> None
 
 
 def test_haproxy_routes_reach_the_leader_and_a_replica_over_tls(smoke: Smoke) -> None:
-    leader = _leader(smoke)
+    leader = smoke.leader()
     statement = "SELECT pg_is_in_recovery(), host(inet_server_addr()), s.ssl, s.version FROM pg_stat_ssl s WHERE s.pid = pg_backend_pid()"
     assert smoke.sql(smoke.through_haproxy(Port.HAPROXY_PRIMARY), statement) == [(False, leader["host"], True, "TLSv1.3")]
     ((in_recovery, address, ssl, version),) = smoke.sql(smoke.through_haproxy(Port.HAPROXY_REPLICAS), statement)
@@ -92,7 +87,7 @@ def test_leader_streams_to_both_replicas_over_tls_one_synchronously(smoke: Smoke
         smoke.through_haproxy(Port.HAPROXY_PRIMARY),
         "SELECT r.application_name, r.state, r.sync_state, s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) ORDER BY 1",
     )
-    replicas = {m.name for m in smoke.cluster.layout.patroni} - {_leader(smoke)["name"]}
+    replicas = {m.name for m in smoke.cluster.layout.patroni} - {smoke.leader()["name"]}
     assert {name for name, *_ in rows} == replicas, rows
     assert all(state == "streaming" and ssl for _, state, _, ssl in rows), rows
     sync_states = sorted(sync_state for _, _, sync_state, _ in rows)
@@ -123,7 +118,7 @@ def test_plaintext_connections_are_refused(smoke: Smoke) -> None:
     cluster = smoke.cluster
     password = cluster.values["postgres_superuser_password"]
     plaintext = {"dbname": DATABASE_NAME, "user": User.SUPERUSER.value, "password": password, "sslmode": "disable"}
-    leader_address = _leader(smoke)["host"]
+    leader_address = smoke.leader()["host"]
     direct = smoke.client.call(refusal, {**plaintext, "host": leader_address, "port": Port.POSTGRES}, timeout=CALL_TIMEOUT)
     assert "pg_hba.conf rejects connection" in direct and "no encryption" in direct, direct
     through_haproxy = smoke.client.call(refusal, {**plaintext, "host": cluster.address(HAPROXY_HOST), "port": Port.HAPROXY_PRIMARY}, timeout=CALL_TIMEOUT)
