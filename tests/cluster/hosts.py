@@ -3,7 +3,8 @@ stand-in hosts (network namespaces) the way the Swarm services mount them, and s
 Debian's etcd, PostgreSQL 15, HAProxy and PgBouncer and Patroni from PyPI.
 
 Hosts mirror the seed: three managers run etcd (manager-1 also HAProxy), three workers run
-Patroni/PostgreSQL, an app node runs PgBouncer, and a client host is where the test connects from.
+Patroni/PostgreSQL, two app nodes each run PgBouncer (the layout's two replicas, from the same
+rendered files), and a client host is where the test connects from.
 Each host has its own directories, described by a per-host copy of the layout's `Paths`; nothing
 else of the layout differs between hosts, so every rendered file is the one the program deploys
 for that member, with addresses in place of service names.
@@ -27,7 +28,7 @@ from pathlib import Path
 from dpc.cluster import CA_SECRET, PASSWORD_SECRETS, ClusterLayout, Member, Paths, certificate_requests
 from dpc.render.etcd import render_etcd
 from dpc.render.haproxy import render_haproxy, render_haproxy_stats_auth
-from dpc.render.pgbouncer import USERLIST_SECRET, render_pgbouncer, render_pgbouncer_userlist
+from dpc.render.pgbouncer import USERLIST_SECRET, render_pgbouncer, render_pgbouncer_userlist, server_connections_per_pgbouncer
 from dpc.render.postgres import POST_BOOTSTRAP_FILE, render_patroni, render_post_bootstrap
 from dpc.sizing import postgres_sizing
 from tests.cluster.netns import Network
@@ -35,9 +36,9 @@ from tests.cluster.pki import issue
 
 MANAGERS = ("manager-1", "manager-2", "manager-3")
 WORKERS = ("worker-1", "worker-2", "worker-3")
-APP = "app-1"
+APPS = ("app-1", "app-2")
 CLIENT = "client"
-HOSTS = (*MANAGERS, *WORKERS, APP, CLIENT)
+HOSTS = (*MANAGERS, *WORKERS, *APPS, CLIENT)
 HAPROXY_HOST = MANAGERS[0]
 
 SUBNET_CANDIDATES = ("10.231.0.0/24", "10.232.0.0/24", "172.31.231.0/24")
@@ -50,6 +51,11 @@ PATRONI_PASSWORDS = (
     "readonly_user_password", "postgres_exporter_password", "pgbouncer_auth_password",
 )  # fmt: skip
 """The password secrets the Swarm mounts into a Patroni task (dpc/services.py)."""
+
+POOLED_DATABASES = 2
+"""The databases pgbouncer.ini defines (read-write and read-only), each with its own server pool."""
+OPEN_FILES_HEADROOM = 256
+"""File descriptors a PgBouncer needs beyond its sockets: listeners, log, TLS files, DNS."""
 
 CONFIG_MODE = 0o444
 SECRET_MODE = 0o600
@@ -87,7 +93,7 @@ def smoke_layout(addresses: Mapping[str, str]) -> ClusterLayout:
         etcd=tuple(member(f"etcd-{index}", host) for index, host in enumerate(MANAGERS, start=1)),
         patroni=tuple(member(f"patroni-{index}", host) for index, host in enumerate(WORKERS, start=1)),
         haproxy=member("haproxy", HAPROXY_HOST),
-        pgbouncer_replicas=2,
+        pgbouncer_replicas=len(APPS),
         sizing=SMOKE_SIZING,
     )
 
@@ -119,6 +125,14 @@ class Host:
         _chown(file, owner)
         file.chmod(mode)
         return file
+
+
+def pgbouncer_open_files(layout: ClusterLayout) -> int:
+    """The file descriptor limit a PgBouncer gets: a socket for every client it admits and every
+    server connection it may open, and headroom. Docker's or a login's default (often 1024) would
+    cap it far below the 5000 clients the layout shares between its replicas."""
+    servers = POOLED_DATABASES * server_connections_per_pgbouncer(layout)
+    return layout.pgbouncer_max_client_connections + servers + OPEN_FILES_HEADROOM
 
 
 def _chown(path: Path, user: str) -> None:
@@ -192,11 +206,12 @@ class SmokeCluster:
             host.write(f"{host.paths.config}/{POST_BOOTSTRAP_FILE}", render_post_bootstrap(host.layout), "postgres", CONFIG_MODE)
             for secret in (CA_SECRET, f"{member.name}_tls_cert", f"{member.name}_tls_key", *PATRONI_PASSWORDS):
                 self._secret_file(host, secret, "postgres")
-        app = self.hosts[APP]
-        app.write(f"{app.paths.config}/pgbouncer.ini", render_pgbouncer(app.layout), "postgres", CONFIG_MODE)
-        app.write(app.paths.secret(USERLIST_SECRET), render_pgbouncer_userlist(self.values), "postgres", SECRET_MODE)
-        for secret in (CA_SECRET, "pgbouncer_tls_cert", "pgbouncer_tls_key"):
-            self._secret_file(app, secret, "postgres")
+        for name in APPS:
+            app = self.hosts[name]
+            app.write(f"{app.paths.config}/pgbouncer.ini", render_pgbouncer(app.layout), "postgres", CONFIG_MODE)
+            app.write(app.paths.secret(USERLIST_SECRET), render_pgbouncer_userlist(self.values), "postgres", SECRET_MODE)
+            for secret in (CA_SECRET, "pgbouncer_tls_cert", "pgbouncer_tls_key"):
+                self._secret_file(app, secret, "postgres")
         self._secret_file(self.hosts[CLIENT], CA_SECRET, "root")
 
     def start_etcd(self) -> None:
@@ -228,9 +243,11 @@ class SmokeCluster:
         haproxy = self.hosts[HAPROXY_HOST]
         argv = ["haproxy", "-W", "-db", "-f", f"{haproxy.paths.config}/haproxy.cfg", "-f", haproxy.paths.secret("haproxy-stats.cfg")]
         self.network.start("haproxy", HAPROXY_HOST, "haproxy", argv, home=haproxy.root, log=self.log(HAPROXY_HOST, "haproxy"))
-        app = self.hosts[APP]
-        argv = ["pgbouncer", f"{app.paths.config}/pgbouncer.ini"]
-        self.network.start("pgbouncer", APP, "postgres", argv, home=app.root, log=self.log(APP, "pgbouncer"))
+        for name in APPS:
+            app = self.hosts[name]
+            argv = ["pgbouncer", f"{app.paths.config}/pgbouncer.ini"]
+            log = self.log(name, "pgbouncer")
+            self.network.start("pgbouncer", name, "postgres", argv, home=app.root, log=log, open_files=pgbouncer_open_files(app.layout))
 
     def _logs(self) -> Iterator[tuple[Host, Path]]:
         for host in self.hosts.values():

@@ -1,5 +1,5 @@
 """One cluster's life, shared by the test fixture and the failover benchmark: build the hosts,
-start etcd, Patroni, HAProxy and PgBouncer in order, each phase waited for with a deadline, and
+start etcd, Patroni, HAProxy and the PgBouncers in order, each phase waited for with a deadline, and
 tear everything down afterwards whatever happened (a failure, the watchdog, Ctrl-C).
 """
 
@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import shutil
 import signal
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from dpc.cluster import Port
+from dpc.cluster import Port, User
 from tests.cluster.client import wait_until
-from tests.cluster.hosts import CLIENT, SUBNET_CANDIDATES, Phases, SmokeCluster, build
+from tests.cluster.hosts import APPS, CLIENT, SUBNET_CANDIDATES, Phases, SmokeCluster, build
 from tests.cluster.netns import NamespaceClient, Network, require_namespaces, unused_subnet
 from tests.cluster.patroni_venv import patroni_venv
 from tests.cluster.smoke import Smoke, etcd_health, formed
@@ -25,6 +26,11 @@ CLUSTER_TIMEOUT = 90.0
 """initdb, post-bootstrap and two base backups."""
 PROXY_TIMEOUT = 30.0
 """HAProxy marks a member up after two good checks 2 s apart."""
+
+
+def _wait_for_pgbouncer(smoke: Smoke, app: str) -> None:
+    pooled = smoke.through_pgbouncer(User.APP, "app_user_password", app=app)
+    wait_until(f"PgBouncer on {app}: app_user answers", lambda: smoke.sql(pooled, "SELECT 1") or None, timeout=PROXY_TIMEOUT)
 
 
 def _watchdog(seconds: int) -> None:
@@ -49,6 +55,8 @@ def _start(cluster: SmokeCluster, smoke: Smoke, phases: Phases) -> None:
         cluster.start_proxies()
         primary = smoke.through_haproxy(Port.HAPROXY_PRIMARY)
         wait_until("HAProxy: the primary route answers", lambda: smoke.sql(primary, "SELECT 1") or None, timeout=PROXY_TIMEOUT)
+        for app in APPS:
+            _wait_for_pgbouncer(smoke, app)
 
 
 @contextmanager
@@ -96,3 +104,24 @@ def running_cluster(phases: Phases, kept_logs: list[Path], budget: int) -> Itera
             failure.add_note(f"teardown problems: {problems}")
         elif problems:
             raise RuntimeError(f"teardown: {problems}")
+
+
+@contextmanager
+def benchmark_cluster(budget: int) -> Iterator[Smoke]:
+    """`running_cluster` for a benchmark run from a terminal: SIGTERM (e.g. from `timeout`) unwinds
+    like Ctrl-C, so that teardown runs; an interrupt then ends the process with status 130; the
+    phases of the start are printed, and so are the paths of any logs kept.
+    """
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    phases = Phases()
+    kept_logs: list[Path] = []
+    try:
+        with running_cluster(phases, kept_logs, budget) as smoke:
+            print(f"cluster started: {phases.summary()}", flush=True)
+            yield smoke
+    except KeyboardInterrupt:
+        print("interrupted; the cluster is torn down", file=sys.stderr)
+        raise SystemExit(130) from None
+    finally:
+        for kept in kept_logs:
+            print(f"logs kept in {kept}", file=sys.stderr)

@@ -121,26 +121,32 @@ class Network:
             _ip("-n", namespace, "link", "set", "eth0", "up")
             self.hosts[host] = address
 
-    def command(self, host: str, user: str, argv: Sequence[str], *, home: Path) -> list[str]:
-        """argv run in the host's namespace as `user`, with nothing of the caller's environment."""
+    def command(self, host: str, user: str, argv: Sequence[str], *, home: Path, open_files: int | None = None) -> list[str]:
+        """argv run in the host's namespace as `user`, with nothing of the caller's environment.
+
+        `open_files` sets its file descriptor limit, soft and hard, which a service such as
+        PgBouncer does not raise itself: set twice, by root before runuser (raising the hard limit,
+        which the service could not) and again after it, because runuser's PAM session
+        (pam_limits) puts the soft limit back to 1024 whatever the caller's was.
+        """
+        limit = ["prlimit", f"--nofile={open_files}:{open_files}"] if open_files is not None else []
         return [
-            "ip", "netns", "exec", self.namespace(host),
+            "ip", "netns", "exec", self.namespace(host), *limit,
             "runuser", "-u", user, "--",
             "env", "-i", f"PATH={CLEAN_PATH}", f"HOME={home}", "LANG=C.UTF-8",
-            *argv,
+            *limit, *argv,
         ]  # fmt: skip
 
     def run(self, host: str, user: str, argv: Sequence[str], *, home: Path, timeout: float) -> subprocess.CompletedProcess[str]:
         """A command to completion in the host's namespace (used for one-off probes)."""
         return subprocess.run(self.command(host, user, argv, home=home), capture_output=True, text=True, timeout=timeout, check=False)
 
-    def start(self, name: str, host: str, user: str, argv: Sequence[str], *, home: Path, log: Path) -> Started:
+    def start(self, name: str, host: str, user: str, argv: Sequence[str], *, home: Path, log: Path, open_files: int | None = None) -> Started:
         """A long-running service in the host's namespace, its output appended to `log` (a service
         restarted on the same host keeps its earlier output), in its own session."""
+        command = self.command(host, user, argv, home=home, open_files=open_files)
         with log.open("ab") as output:
-            process = subprocess.Popen(
-                self.command(host, user, argv, home=home), stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-            )
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
         started = Started(name, self.namespace(host), process, log)
         self.started.append(started)
         return started
@@ -151,6 +157,17 @@ class Network:
         except subprocess.CalledProcessError:
             return []
         return [int(pid) for pid in listed]
+
+    def processes(self, host: str, program: str) -> list[int]:
+        """The pids of the processes running `program` (by its command name) in the host's namespace."""
+        found: list[int] = []
+        for pid in self._pids(self.namespace(host)):
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip() == program:
+                    found.append(pid)
+            except FileNotFoundError:
+                pass
+        return found
 
     def _signal_namespace(self, namespace: str, sig: signal.Signals) -> int:
         """Signal every process inside one namespace; how many there were."""
@@ -216,6 +233,15 @@ class Network:
         """Namespaces of this run that still exist (empty after a clean teardown)."""
         listed = _ip("netns", "list").stdout.split("\n")
         return [line.split()[0] for line in listed if line.startswith(f"dpcsmoke-{self.tag}-")]
+
+
+def open_files_limit(pid: int) -> tuple[int, int]:
+    """A running process's file descriptor limit, soft and hard, as the kernel applies it."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return int(soft), int(hard)
+    raise RuntimeError(f"no open-files limit in /proc/{pid}/limits")
 
 
 class NamespaceClient:

@@ -6,7 +6,7 @@ from typing import Any
 
 from dpc.cluster import CA_SECRET, DATABASE_NAME, Port, User
 from tests.cluster.client import STATEMENT_TIMEOUT, api_get, query
-from tests.cluster.hosts import HAPROXY_HOST, MANAGERS, WORKERS, SmokeCluster
+from tests.cluster.hosts import APPS, HAPROXY_HOST, MANAGERS, WORKERS, SmokeCluster
 from tests.cluster.netns import NamespaceClient
 
 CALL_TIMEOUT = 30.0
@@ -53,6 +53,22 @@ class Smoke:
     def direct(self, worker: str) -> dict[str, str | int]:
         """The superuser straight to a worker's PostgreSQL, bypassing HAProxy."""
         return self.superuser(self.cluster.address(worker), Port.POSTGRES)
+
+    def through_pgbouncer(
+        self, user: User, password_secret: str, *, app: str = APPS[0], database: str = DATABASE_NAME, sslmode: str = "verify-full"
+    ) -> dict[str, str | int]:
+        """A client of an app host's PgBouncer verifying its certificate by the name it was issued
+        for (`pgbouncer`, the Swarm service's name) at the host's address."""
+        return {
+            "host": "pgbouncer",
+            "hostaddr": self.cluster.address(app),
+            "port": Port.PGBOUNCER,
+            "dbname": database,
+            "user": user.value,
+            "password": self.cluster.values[password_secret],
+            "sslmode": sslmode,
+            "sslrootcert": str(self.cluster.ca_file),
+        }
 
     def superuser(self, address: str, port: int) -> dict[str, str | int]:
         """The superuser at an address and port, over TLS verified against the cluster CA."""

@@ -10,6 +10,8 @@ network namespace, started from the very files, secrets and certificates the pro
 - the leader streams to both replicas over TLS, as many of them synchronous as configured;
 - a write by app_user through PgBouncer (TLS, certificate verified by name) is committed on the
   leader and visible on a replica through HAProxy's replica route;
+- each of the two PgBouncers (one per app host, from the same rendered files) serves app_user over
+  TLS 1.3, with the file descriptor limit its max_client_conn needs;
 - a plaintext connection to PostgreSQL, to HAProxy and to PgBouncer is refused, with the right
   password, so that it is the lack of TLS that is refused.
 """
@@ -25,7 +27,8 @@ import yaml
 from dpc.cluster import DATABASE_NAME, Port, User
 from dpc.render.pgbouncer import READONLY_DATABASE
 from tests.cluster.client import refusal, wait_until
-from tests.cluster.hosts import APP, HAPROXY_HOST, WORKERS
+from tests.cluster.hosts import APPS, HAPROXY_HOST, WORKERS, pgbouncer_open_files
+from tests.cluster.netns import open_files_limit
 from tests.cluster.smoke import CALL_TIMEOUT, REPLICA_ROLES, SYNCHRONOUS_ROLES, Smoke
 
 pytestmark = pytest.mark.cluster
@@ -41,22 +44,6 @@ def _rendered_dcs(smoke: Smoke) -> dict[str, Any]:
 def _expected_sync_state(dcs: dict[str, Any]) -> str:
     """What pg_stat_replication calls a synchronous standby under the rendered synchronous mode."""
     return "quorum" if dcs["synchronous_mode"] == "quorum" else "sync"
-
-
-def _pgbouncer(smoke: Smoke, user: User, password_secret: str, database: str = DATABASE_NAME, sslmode: str = "verify-full") -> dict[str, str | int]:
-    """A client of PgBouncer verifying its certificate by the name it was issued for (`pgbouncer`),
-    at the app host's address."""
-    cluster = smoke.cluster
-    return {
-        "host": "pgbouncer",
-        "hostaddr": cluster.address(APP),
-        "port": Port.PGBOUNCER,
-        "dbname": database,
-        "user": user.value,
-        "password": cluster.values[password_secret],
-        "sslmode": sslmode,
-        "sslrootcert": str(cluster.ca_file),
-    }
 
 
 def test_patroni_shows_a_leader_and_two_streaming_replicas(smoke: Smoke) -> None:
@@ -103,15 +90,25 @@ def test_write_through_pgbouncer_is_visible_on_a_replica(smoke: Smoke) -> None:
     primary = smoke.through_haproxy(Port.HAPROXY_PRIMARY)
     smoke.sql(primary, f"CREATE TABLE {table} (id int PRIMARY KEY, note text NOT NULL)")
     note = secrets.token_hex(8)
-    app_user = _pgbouncer(smoke, User.APP, "app_user_password")
+    app_user = smoke.through_pgbouncer(User.APP, "app_user_password")
     smoke.sql(app_user, f"INSERT INTO {table} VALUES (1, %s)", (note,))
     assert smoke.sql(app_user, f"SELECT note FROM {table}") == [(note,)]
     assert smoke.sql(primary, f"SELECT note FROM {table}") == [(note,)]
     replica = smoke.through_haproxy(Port.HAPROXY_REPLICAS)
     seen = wait_until("the row on a replica", lambda: smoke.sql(replica, f"SELECT note, pg_is_in_recovery() FROM {table}") or None, timeout=10)
     assert seen == [(note, True)]
-    readonly = _pgbouncer(smoke, User.READONLY, "readonly_user_password", READONLY_DATABASE)
+    readonly = smoke.through_pgbouncer(User.READONLY, "readonly_user_password", database=READONLY_DATABASE)
     assert smoke.sql(readonly, f"SELECT note, pg_is_in_recovery() FROM {table}") == [(note, True)]
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_each_pgbouncer_serves_app_user_over_tls_with_enough_file_descriptors(smoke: Smoke, app: str) -> None:
+    statement = "SELECT current_user, s.ssl, s.version FROM pg_stat_ssl s WHERE s.pid = pg_backend_pid()"
+    assert smoke.sql(smoke.through_pgbouncer(User.APP, "app_user_password", app=app), statement) == [(User.APP.value, True, "TLSv1.3")]
+    (pid,) = smoke.cluster.network.processes(app, "pgbouncer")
+    expected = pgbouncer_open_files(smoke.cluster.hosts[app].layout)
+    assert open_files_limit(pid) == (expected, expected)
+    assert expected > smoke.cluster.layout.pgbouncer_max_client_connections
 
 
 def test_plaintext_connections_are_refused(smoke: Smoke) -> None:
@@ -123,5 +120,5 @@ def test_plaintext_connections_are_refused(smoke: Smoke) -> None:
     assert "pg_hba.conf rejects connection" in direct and "no encryption" in direct, direct
     through_haproxy = smoke.client.call(refusal, {**plaintext, "host": cluster.address(HAPROXY_HOST), "port": Port.HAPROXY_PRIMARY}, timeout=CALL_TIMEOUT)
     assert "pg_hba.conf rejects connection" in through_haproxy and "no encryption" in through_haproxy, through_haproxy
-    pgbouncer = smoke.client.call(refusal, _pgbouncer(smoke, User.APP, "app_user_password", sslmode="disable"), timeout=CALL_TIMEOUT)
+    pgbouncer = smoke.client.call(refusal, smoke.through_pgbouncer(User.APP, "app_user_password", sslmode="disable"), timeout=CALL_TIMEOUT)
     assert "SSL required" in pgbouncer, pgbouncer
