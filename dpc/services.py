@@ -16,7 +16,7 @@ from dpc.cluster import CA_SECRET, ClusterLayout, Member, Paths, Port, User, cer
 from dpc.model import Role, backup_agent_role
 from dpc.render import grafana
 from dpc.render.backup import PGBACKREST_CONFIG, PGBACKREST_INCLUDE_DIR
-from dpc.render.pgbouncer import USERLIST_SECRET
+from dpc.render.pgbouncer import USERLIST_SECRET, open_files_needed
 from dpc.render.postgres import POST_BOOTSTRAP_FILE
 from dpc.render.prometheus import ALERT_RULES_FILE, PROMETHEUS_CONFIG_FILE, postgres_exporter_host, retention
 from dpc.render.redis import ACL_SECRET, redis_exporter_address
@@ -73,6 +73,14 @@ GRAFANA_DASHBOARD_PROVIDER = "grafana-dashboards.yml"
 
 BACKUP_REPOSITORY_CONFIG = "backup-pgbackrest.conf"
 """The backup agent's pgBackRest config: it names the offsite bucket, known once the cloud made it."""
+
+
+PATRONI_PASSWORDS = (
+    "postgres_superuser_password", "replication_password", "rewind_password", "app_user_password",
+    "readonly_user_password", "postgres_exporter_password", "pgbouncer_auth_password",
+)
+"""The passwords a Patroni task mounts: its own connections' (also inside its patroni.yml) and
+those the post-bootstrap script gives the application's roles."""
 
 
 def dashboard_config(name: str) -> str:
@@ -267,10 +275,6 @@ def _etcd(settings: Settings, layout: ClusterLayout, place: _Placer) -> list[Ser
 
 def _patroni(settings: Settings, layout: ClusterLayout, place: _Placer) -> list[ServiceSpec]:
     paths = Paths()
-    passwords = (
-        "postgres_superuser_password", "replication_password", "rewind_password", "app_user_password",
-        "readonly_user_password", "postgres_exporter_password", "pgbouncer_auth_password",
-    )
     services: list[ServiceSpec] = []
     for index, member in enumerate(layout.patroni, start=1):
         data_dir = paths.data.rsplit("/", 1)[0]
@@ -291,7 +295,7 @@ def _patroni(settings: Settings, layout: ClusterLayout, place: _Placer) -> list[
                 _config(POST_BOOTSTRAP_FILE, f"{paths.config}/{POST_BOOTSTRAP_FILE}"),
                 _ca(),
                 *_cert(member.name),
-                *(_secret(name) for name in passwords),
+                *(_secret(name) for name in PATRONI_PASSWORDS),
                 _config(f"{member.name}-pgbackrest.conf", PGBACKREST_CONFIG),
                 _secret(PGBACKREST_SECRETS, f"{PGBACKREST_INCLUDE_DIR}/secrets.conf"),
             ),
@@ -321,7 +325,9 @@ def _proxies(settings: Settings, layout: ClusterLayout, place: _Placer) -> list[
         ServiceSpec(
             name="pgbouncer",
             image=Image.SERVICES,
-            command=("pgbouncer", f"{config}/pgbouncer.ini"),
+            # PgBouncer keeps the descriptor limit it is given, and Docker's default soft limit (1024)
+            # would stop it near 1 000 of its clients; pulumi-docker's service arguments have no ulimits.
+            command=("sh", "-c", f"ulimit -n {open_files_needed(layout)} && exec pgbouncer {config}/pgbouncer.ini"),
             networks=(Tier.APP, Tier.DATA),
             role=Role.APP,
             uid=Uid.POSTGRES,

@@ -24,6 +24,15 @@ USERLIST_SECRET = "pgbouncer_userlist"
 READONLY_DATABASE = f"{DATABASE_NAME}_readonly"
 """The pooled name of the read-only route (HAProxy's replica port)."""
 
+AUTH_QUERY_CONNECTIONS = 4
+"""Server connections pgbouncer_auth may hold for its lookups: each takes about a millisecond, so a
+few serve a login storm, and the rest of the database's connections stay with the applications
+(uncapped, a storm of 5 000 logins took up to 60 of a PgBouncer's 110, measured by
+benchmarks/pooler_connections.py)."""
+
+OPEN_FILES_HEADROOM = 256
+"""Descriptors beyond client and server sockets: listeners, TLS files, logs, DNS."""
+
 DIRECT_CONNECTIONS = 20
 """PostgreSQL connections kept out of the pools: superuser_reserved_connections (3), Patroni, the
 exporter, the backup agent and administrators."""
@@ -39,11 +48,28 @@ def server_connections_per_pgbouncer(layout: ClusterLayout) -> int:
     return budget
 
 
+def open_files_needed(layout: ClusterLayout) -> int:
+    """The file descriptors one PgBouncer needs: a socket for every client it admits and every
+    server connection it may open (a pool per database), and headroom. PgBouncer does not raise
+    its own limit, and a default of 1024 would cap it near 1 000 clients.
+    """
+    servers = len(_databases(layout)) * server_connections_per_pgbouncer(layout)
+    return layout.pgbouncer_max_client_connections + servers + OPEN_FILES_HEADROOM
+
+
+def _databases(layout: ClusterLayout) -> dict[str, str]:
+    """The pooled databases: the read-write route (HAProxy's primary port) and the read-only one."""
+    haproxy = layout.haproxy.host
+    return {
+        DATABASE_NAME: f"host={haproxy} port={Port.HAPROXY_PRIMARY} dbname={DATABASE_NAME}",
+        READONLY_DATABASE: f"host={haproxy} port={Port.HAPROXY_REPLICAS} dbname={DATABASE_NAME}",
+    }
+
+
 def render_pgbouncer(layout: ClusterLayout) -> str:
     """pgbouncer.ini (a plain Docker config)."""
     pool = server_connections_per_pgbouncer(layout)
     tls = tls_files(layout, "pgbouncer")
-    haproxy = layout.haproxy.host
     settings = {
         "listen_addr": "0.0.0.0",
         "listen_port": str(Port.PGBOUNCER),
@@ -78,15 +104,14 @@ def render_pgbouncer(layout: ClusterLayout) -> str:
         "log_disconnections": "1",
         "log_pooler_errors": "1",
     }
-    databases = {
-        DATABASE_NAME: f"host={haproxy} port={Port.HAPROXY_PRIMARY} dbname={DATABASE_NAME}",
-        READONLY_DATABASE: f"host={haproxy} port={Port.HAPROXY_REPLICAS} dbname={DATABASE_NAME}",
-    }
     return "\n".join(
         [
             "; Rendered by dpc.render.pgbouncer.",
             "[databases]",
-            *(f"{name} = {value}" for name, value in sorted(databases.items())),
+            *(f"{name} = {value}" for name, value in sorted(_databases(layout).items())),
+            "",
+            "[users]",
+            f"{User.PGBOUNCER_AUTH.value} = max_user_connections={AUTH_QUERY_CONNECTIONS}",
             "",
             "[pgbouncer]",
             *(f"{name} = {value}" for name, value in sorted(settings.items())),

@@ -28,8 +28,9 @@ from pathlib import Path
 from dpc.cluster import CA_SECRET, PASSWORD_SECRETS, ClusterLayout, Member, Paths, certificate_requests
 from dpc.render.etcd import render_etcd
 from dpc.render.haproxy import render_haproxy, render_haproxy_stats_auth
-from dpc.render.pgbouncer import USERLIST_SECRET, render_pgbouncer, render_pgbouncer_userlist, server_connections_per_pgbouncer
+from dpc.render.pgbouncer import USERLIST_SECRET, open_files_needed, render_pgbouncer, render_pgbouncer_userlist
 from dpc.render.postgres import POST_BOOTSTRAP_FILE, render_patroni, render_post_bootstrap
+from dpc.services import PATRONI_PASSWORDS
 from dpc.sizing import postgres_sizing
 from tests.cluster.netns import Network
 from tests.cluster.pki import issue
@@ -46,16 +47,6 @@ SUBNET_CANDIDATES = ("10.231.0.0/24", "10.232.0.0/24", "172.31.231.0/24")
 SMOKE_SIZING = postgres_sizing(memory_gib=1, expected_concurrent_users=20)
 """Three PostgreSQL servers on one machine: a 1 GiB worker's §6.3 sizing, not prod's 64 GiB."""
 
-PATRONI_PASSWORDS = (
-    "postgres_superuser_password", "replication_password", "rewind_password", "app_user_password",
-    "readonly_user_password", "postgres_exporter_password", "pgbouncer_auth_password",
-)  # fmt: skip
-"""The password secrets the Swarm mounts into a Patroni task (dpc/services.py)."""
-
-POOLED_DATABASES = 2
-"""The databases pgbouncer.ini defines (read-write and read-only), each with its own server pool."""
-OPEN_FILES_HEADROOM = 256
-"""File descriptors a PgBouncer needs beyond its sockets: listeners, log, TLS files, DNS."""
 
 CONFIG_MODE = 0o444
 SECRET_MODE = 0o600
@@ -125,14 +116,6 @@ class Host:
         _chown(file, owner)
         file.chmod(mode)
         return file
-
-
-def pgbouncer_open_files(layout: ClusterLayout) -> int:
-    """The file descriptor limit a PgBouncer gets: a socket for every client it admits and every
-    server connection it may open, and headroom. Docker's or a login's default (often 1024) would
-    cap it far below the 5000 clients the layout shares between its replicas."""
-    servers = POOLED_DATABASES * server_connections_per_pgbouncer(layout)
-    return layout.pgbouncer_max_client_connections + servers + OPEN_FILES_HEADROOM
 
 
 def _chown(path: Path, user: str) -> None:
@@ -247,7 +230,7 @@ class SmokeCluster:
             app = self.hosts[name]
             argv = ["pgbouncer", f"{app.paths.config}/pgbouncer.ini"]
             log = self.log(name, "pgbouncer")
-            self.network.start("pgbouncer", name, "postgres", argv, home=app.root, log=log, open_files=pgbouncer_open_files(app.layout))
+            self.network.start("pgbouncer", name, "postgres", argv, home=app.root, log=log, open_files=open_files_needed(app.layout))
 
     def _logs(self) -> Iterator[tuple[Host, Path]]:
         for host in self.hosts.values():

@@ -25,9 +25,9 @@ import pytest
 import yaml
 
 from dpc.cluster import DATABASE_NAME, Port, User
-from dpc.render.pgbouncer import READONLY_DATABASE
+from dpc.render.pgbouncer import READONLY_DATABASE, open_files_needed
 from tests.cluster.client import refusal, wait_until
-from tests.cluster.hosts import APPS, HAPROXY_HOST, WORKERS, pgbouncer_open_files
+from tests.cluster.hosts import APPS, HAPROXY_HOST, WORKERS
 from tests.cluster.netns import open_files_limit
 from tests.cluster.smoke import CALL_TIMEOUT, REPLICA_ROLES, SYNCHRONOUS_ROLES, Smoke
 
@@ -106,7 +106,7 @@ def test_each_pgbouncer_serves_app_user_over_tls_with_enough_file_descriptors(sm
     statement = "SELECT current_user, s.ssl, s.version FROM pg_stat_ssl s WHERE s.pid = pg_backend_pid()"
     assert smoke.sql(smoke.through_pgbouncer(User.APP, "app_user_password", app=app), statement) == [(User.APP.value, True, "TLSv1.3")]
     (pid,) = smoke.cluster.network.processes(app, "pgbouncer")
-    expected = pgbouncer_open_files(smoke.cluster.hosts[app].layout)
+    expected = open_files_needed(smoke.cluster.hosts[app].layout)
     assert open_files_limit(pid) == (expected, expected)
     assert expected > smoke.cluster.layout.pgbouncer_max_client_connections
 

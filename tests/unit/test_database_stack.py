@@ -234,3 +234,12 @@ def test_the_local_stack_needs_no_cloud_settings() -> None:
     assert (local.cloud, local.environment) == ("local", "dev")
     assert (local.nodes.managers.count, local.nodes.workers.count, local.nodes.app.count) == (3, 3, 2)
     assert len(database_services(local, swarm_layout(local), "single-node")) == len(database_services(local, swarm_layout(local)))
+
+
+def test_pgbouncer_raises_its_descriptor_limit_to_what_its_clients_need(graph: PlanGraph, settings: Settings) -> None:
+    from dpc.render.pgbouncer import open_files_needed  # noqa: PLC0415
+
+    layout = swarm_layout(settings)
+    command = _services(graph)["pgbouncer"].inputs["taskSpec"]["containerSpec"]["args"]
+    assert command[:2] == ["sh", "-c"] and command[2].startswith(f"ulimit -n {open_files_needed(layout)} && exec pgbouncer ")
+    assert open_files_needed(layout) > layout.pgbouncer_max_client_connections
