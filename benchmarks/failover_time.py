@@ -17,15 +17,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
 import sys
-from pathlib import Path
-from types import FrameType
 
 from tests.cluster.drill import DrillResult, run_drill
-from tests.cluster.hosts import Phases
-from tests.cluster.lifecycle import running_cluster
+from tests.cluster.lifecycle import benchmark_cluster
 
 TARGET_RTO = 30.0
 """Seconds: the seed's §7.1 RTO for the production database."""
@@ -33,16 +29,6 @@ TARGET_RTO = 30.0
 STARTUP_BUDGET = 120
 DRILL_BUDGET = 180
 """Seconds the watchdog allows for the cluster's start and for each drill (three recovery bounds and more)."""
-
-
-def _interrupt_on_sigterm() -> None:
-    """SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so that teardown runs."""
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        del signum, frame
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _describe(run: int, result: DrillResult) -> str:
@@ -65,22 +51,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     runs: int = args.runs
-    _interrupt_on_sigterm()
-    phases = Phases()
-    kept_logs: list[Path] = []
     results: list[DrillResult] = []
-    try:
-        with running_cluster(phases, kept_logs, STARTUP_BUDGET + runs * DRILL_BUDGET) as smoke:
-            print(f"cluster started: {phases.summary()}", flush=True)
-            for run in range(1, runs + 1):
-                results.append(run_drill(smoke))
-                print(_describe(run, results[-1]), flush=True)
-    except KeyboardInterrupt:
-        print("interrupted; the cluster is torn down", file=sys.stderr)
-        return 130
-    finally:
-        for kept in kept_logs:
-            print(f"logs kept in {kept}", file=sys.stderr)
+    with benchmark_cluster(STARTUP_BUDGET + runs * DRILL_BUDGET) as smoke:
+        for run in range(1, runs + 1):
+            results.append(run_drill(smoke))
+            print(_describe(run, results[-1]), flush=True)
     print(
         f"primary failover on the smoke run's cluster: {runs} drills, each crashing the current leader's host (SIGKILL of every process in "
         f"its namespace) under continuous writes through HAProxy's primary route (TLS), Patroni timing as rendered; {os.cpu_count()} CPUs"
