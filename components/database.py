@@ -274,9 +274,6 @@ class DatabaseStack(pulumi.ComponentResource):
                 for f in spec.files if f.source in self._stack_plan.configs
             ],
             mounts=[_mount(v) for v in spec.volumes],
-            healthcheck=docker.ServiceTaskSpecContainerSpecHealthcheckArgs(
-                tests=list(spec.healthcheck), interval="10s", timeout="5s", retries=3, start_period="60s"
-            ) if spec.healthcheck else None,
             stop_grace_period="60s",
         )
         resources = spec.resources
@@ -326,7 +323,7 @@ class DatabaseStack(pulumi.ComponentResource):
 def _mount(volume: VolumeMount) -> docker.ServiceTaskSpecContainerSpecMountArgs:
     return docker.ServiceTaskSpecContainerSpecMountArgs(
         type=volume.kind,
-        source=volume.source if volume.kind != "tmpfs" else None,
+        source=volume.source,
         target=volume.target,
         read_only=volume.read_only,
     )

@@ -177,6 +177,16 @@ class ClusterLayout:
         return -(-MIN_POOLED_CLIENTS // self.pgbouncer_replicas)
 
 
+def certificate_secret(name: str) -> str:
+    """The secret holding the certificate named `name` (a `CertificateRequest.name`)."""
+    return f"{name}_tls_cert"
+
+
+def key_secret(name: str) -> str:
+    """The secret holding the private key of the certificate named `name`."""
+    return f"{name}_tls_key"
+
+
 @dataclass(frozen=True)
 class CertificateRequest:
     """One certificate the cluster CA signs: its secret names, subject and names it answers to."""
@@ -190,12 +200,12 @@ class CertificateRequest:
     @property
     def cert_secret(self) -> str:
         """The secret holding the certificate."""
-        return f"{self.name}_tls_cert"
+        return certificate_secret(self.name)
 
     @property
     def key_secret(self) -> str:
         """The secret holding the private key."""
-        return f"{self.name}_tls_key"
+        return key_secret(self.name)
 
 
 def _names(*hosts: str) -> tuple[tuple[str, ...], tuple[str, ...]]:

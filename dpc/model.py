@@ -200,7 +200,8 @@ def _labels(role: Role, index: int) -> dict[str, str]:
     return labels
 
 
-def _group(settings: Settings, role: Role) -> NodeGroup:
+def node_group(settings: Settings, role: Role) -> NodeGroup:
+    """The settings of a role's machines (the bastion has no group: it is not in the Swarm)."""
     groups = {
         Role.MANAGER: settings.nodes.managers,
         Role.WORKER: settings.nodes.workers,
@@ -217,7 +218,7 @@ def plan_nodes(settings: Settings) -> list[Node]:
     """
     nodes: list[Node] = []
     for role in SWARM_ROLES:
-        group = _group(settings, role)
+        group = node_group(settings, role)
         for index in range(1, group.count + 1):
             zone = settings.zones[(index - 1) % len(settings.zones)]
             nodes.append(Node(role, index, zone, group.machine_type, group.root_volume_gb, _labels(role, index)))

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from dpc.catalog import machine_type
-from dpc.cluster import CA_SECRET, ClusterLayout, Member, Paths, Port, User, certificate_requests
-from dpc.model import Role, backup_agent_role
+from dpc.cluster import CA_SECRET, ClusterLayout, Member, Paths, Port, User, certificate_requests, certificate_secret, key_secret
+from dpc.model import Role, backup_agent_role, node_group
 from dpc.render import grafana
 from dpc.render.backup import PGBACKREST_CONFIG, PGBACKREST_INCLUDE_DIR
 from dpc.render.pgbouncer import USERLIST_SECRET, open_files_needed
@@ -39,6 +39,7 @@ class Uid:
     NOBODY = 65534
     ROOT = 0
     """cAdvisor only: it reads every container's cgroups and the Docker state on the host."""
+
 
 Placement = Literal["cluster", "single-node"]
 """`cluster`: services pinned to nodes by the labels of seed §5.2; `single-node`: one local engine."""
@@ -108,9 +109,9 @@ class FileMount:
 
 @dataclass(frozen=True)
 class VolumeMount:
-    """Data a service keeps: a host directory (`bind`), a named local volume, or memory (`tmpfs`)."""
+    """Data a service keeps: a host directory (`bind`) or a named local volume."""
 
-    kind: Literal["bind", "volume", "tmpfs"]
+    kind: Literal["bind", "volume"]
     source: str
     target: str
     read_only: bool = False
@@ -163,7 +164,6 @@ class ServiceSpec:
     ports: tuple[PublishedPort, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     """Plain settings only; a test checks that no value is a secret."""
-    healthcheck: tuple[str, ...] = ()
     update: UpdatePolicy = field(default_factory=UpdatePolicy)
     after: str = ""
     """A service this one is updated after, so members of a quorum roll one at a time."""
@@ -194,13 +194,7 @@ _SHARES: dict[str, _Share] = {
 
 
 def _resources(settings: Settings, role: Role, share: str) -> Resources:
-    group = {
-        Role.MANAGER: settings.nodes.managers,
-        Role.WORKER: settings.nodes.workers,
-        Role.APP: settings.nodes.app,
-        Role.BACKUP: settings.nodes.backup,
-    }[role]
-    machine = machine_type(settings.cloud, group.machine_type)
+    machine = machine_type(settings.cloud, node_group(settings, role).machine_type)
     s, memory_mb = _SHARES[share], int(machine.memory_gib * 1024)
     return Resources(
         cpu_limit=round(machine.vcpus * s.cpu_limit, 2),
@@ -211,14 +205,13 @@ def _resources(settings: Settings, role: Role, share: str) -> Resources:
 
 
 def _ca() -> FileMount:
-    return FileMount(CA_SECRET, f"{Paths().secrets}/{CA_SECRET}", mode=0o444)
+    return FileMount(CA_SECRET, Paths().secret(CA_SECRET), mode=0o444)
 
 
 def _cert(name: str) -> tuple[FileMount, ...]:
-    secrets = Paths().secrets
     return (
-        FileMount(f"{name}_tls_cert", f"{secrets}/{name}_tls_cert", mode=0o444),
-        FileMount(f"{name}_tls_key", f"{secrets}/{name}_tls_key"),
+        FileMount(certificate_secret(name), Paths().secret(certificate_secret(name)), mode=0o444),
+        _secret(key_secret(name)),
     )
 
 

@@ -87,8 +87,6 @@ def _service(spec: ServiceSpec, configs: set[str], tag: str) -> dict[str, Any]:
         ]
     if spec.ports:
         service["ports"] = [{"target": p.target, "published": p.published, "protocol": "tcp", "mode": "ingress"} for p in spec.ports]
-    if spec.healthcheck:
-        service["healthcheck"] = {"test": list(spec.healthcheck), "interval": "10s", "timeout": "5s", "retries": 3, "start_period": "60s"}
     return service
 
 

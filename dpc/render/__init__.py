@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dpc.cluster import CA_SECRET, ClusterLayout
+from dpc.cluster import CA_SECRET, ClusterLayout, certificate_secret, key_secret
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ def tls_files(layout: ClusterLayout, certificate: str) -> TlsFiles:
     Every service trusts the cluster CA alone, so peers and clients are verified against it.
     """
     return TlsFiles(
-        cert=layout.paths.secret(f"{certificate}_tls_cert"),
-        key=layout.paths.secret(f"{certificate}_tls_key"),
+        cert=layout.paths.secret(certificate_secret(certificate)),
+        key=layout.paths.secret(key_secret(certificate)),
         ca=layout.paths.secret(CA_SECRET),
     )

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dpc.cluster import CA_SECRET, PASSWORD_SECRETS, ClusterLayout, Member, Paths, certificate_requests
+from dpc.cluster import CA_SECRET, PASSWORD_SECRETS, ClusterLayout, Member, Paths, certificate_requests, certificate_secret, key_secret
 from dpc.render.etcd import render_etcd
 from dpc.render.haproxy import render_haproxy, render_haproxy_stats_auth
 from dpc.render.pgbouncer import USERLIST_SECRET, open_files_needed, render_pgbouncer, render_pgbouncer_userlist
@@ -174,7 +174,7 @@ class SmokeCluster:
             host = self.hosts[name]
             host.directory(host.paths.etcd_data, "etcd", 0o700)
             host.write(f"{host.paths.config}/etcd.yml", render_etcd(host.layout, member), "etcd", CONFIG_MODE)
-            for secret in (CA_SECRET, f"{member.name}_tls_cert", f"{member.name}_tls_key"):
+            for secret in (CA_SECRET, certificate_secret(member.name), key_secret(member.name)):
                 self._secret_file(host, secret, "etcd")
         haproxy = self.hosts[HAPROXY_HOST]
         haproxy.write(f"{haproxy.paths.config}/haproxy.cfg", render_haproxy(haproxy.layout), "haproxy", CONFIG_MODE)
@@ -187,13 +187,13 @@ class SmokeCluster:
             host.directory(host.paths.logs, "postgres", 0o700)
             host.write(host.paths.secret(f"{member.name}.yml"), render_patroni(host.layout, member, self.values), "postgres", SECRET_MODE)
             host.write(f"{host.paths.config}/{POST_BOOTSTRAP_FILE}", render_post_bootstrap(host.layout), "postgres", CONFIG_MODE)
-            for secret in (CA_SECRET, f"{member.name}_tls_cert", f"{member.name}_tls_key", *PATRONI_PASSWORDS):
+            for secret in (CA_SECRET, certificate_secret(member.name), key_secret(member.name), *PATRONI_PASSWORDS):
                 self._secret_file(host, secret, "postgres")
         for name in APPS:
             app = self.hosts[name]
             app.write(f"{app.paths.config}/pgbouncer.ini", render_pgbouncer(app.layout), "postgres", CONFIG_MODE)
             app.write(app.paths.secret(USERLIST_SECRET), render_pgbouncer_userlist(self.values), "postgres", SECRET_MODE)
-            for secret in (CA_SECRET, "pgbouncer_tls_cert", "pgbouncer_tls_key"):
+            for secret in (CA_SECRET, certificate_secret("pgbouncer"), key_secret("pgbouncer")):
                 self._secret_file(app, secret, "postgres")
         self._secret_file(self.hosts[CLIENT], CA_SECRET, "root")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dpc.cluster import CA_SECRET, DATABASE_NAME, Port, User
+from dpc.cluster import CA_SECRET, DATABASE_NAME, Port, User, certificate_secret, key_secret
 from tests.cluster.client import STATEMENT_TIMEOUT, api_get, query
 from tests.cluster.hosts import APPS, HAPROXY_HOST, MANAGERS, WORKERS, SmokeCluster
 from tests.cluster.netns import NamespaceClient
@@ -91,7 +91,7 @@ def etcd_health(cluster: SmokeCluster) -> str:
     endpoints = ",".join(f"https://{m.host}:{Port.ETCD_CLIENT}" for m in cluster.layout.etcd)
     argv = [
         "etcdctl", f"--endpoints={endpoints}", f"--cacert={host.paths.secret(CA_SECRET)}",
-        f"--cert={host.paths.secret(f'{member.name}_tls_cert')}", f"--key={host.paths.secret(f'{member.name}_tls_key')}",
+        f"--cert={host.paths.secret(certificate_secret(member.name))}", f"--key={host.paths.secret(key_secret(member.name))}",
         "--command-timeout=3s", "endpoint", "health",
     ]  # fmt: skip
     result = cluster.network.run(MANAGERS[0], "etcd", argv, home=host.root, timeout=10)
