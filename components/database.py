@@ -21,7 +21,7 @@ import pulumi_tls as tls
 
 from components.base import StackContext
 from dpc.cluster import BACKUP_ENCRYPTION_SECRET, CA_SECRET, PASSWORD_SECRETS, CertificateRequest
-from dpc.services import BUILT_IMAGES, ServiceSpec, VolumeMount
+from dpc.services import BUILT_IMAGES, RESTART_POLICY, STOP_GRACE_PERIOD, ServiceSpec, VolumeMount
 from dpc.tiers import Tier, TierSpec
 
 SecretRenderer = Callable[[Mapping[str, str]], str]
@@ -274,12 +274,12 @@ class DatabaseStack(pulumi.ComponentResource):
                 for f in spec.files if f.source in self._stack_plan.configs
             ],
             mounts=[_mount(v) for v in spec.volumes],
-            stop_grace_period="60s",
+            stop_grace_period=STOP_GRACE_PERIOD,
         )
-        resources = spec.resources
-        update = docker.ServiceUpdateConfigArgs(
-            parallelism=1, delay=f"{spec.update.delay_seconds}s", failure_action="rollback",
-            monitor=f"{spec.update.monitor_seconds}s", max_failure_ratio="0", order=spec.update.order,
+        resources, update = spec.resources, spec.update
+        update_config = docker.ServiceUpdateConfigArgs(
+            parallelism=update.parallelism, delay=f"{update.delay_seconds}s", failure_action=update.failure_action,
+            monitor=f"{update.monitor_seconds}s", max_failure_ratio="0", order=update.order,
         )
         return docker.Service(
             self._child(spec.name),
@@ -299,7 +299,9 @@ class DatabaseStack(pulumi.ComponentResource):
                         nano_cpus=int(resources.cpu_reservation * 1e9), memory_bytes=resources.memory_reservation_mb * 2**20
                     ),
                 ),
-                restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(condition="any", delay="5s", window="120s"),
+                restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(
+                    condition=RESTART_POLICY.condition, delay=RESTART_POLICY.delay, window=RESTART_POLICY.window
+                ),
             ),
             mode=docker.ServiceModeArgs(global_=True) if spec.replicas is None else docker.ServiceModeArgs(
                 replicated=docker.ServiceModeReplicatedArgs(replicas=spec.replicas)
@@ -310,9 +312,10 @@ class DatabaseStack(pulumi.ComponentResource):
                     for p in spec.ports
                 ]
             ) if spec.ports else None,
-            update_config=update,
+            update_config=update_config,
             rollback_config=docker.ServiceRollbackConfigArgs(
-                parallelism=1, delay="10s", failure_action="pause", monitor=f"{spec.update.monitor_seconds}s", order=spec.update.order
+                parallelism=update.parallelism, delay=f"{update.rollback_delay_seconds}s", failure_action=update.rollback_failure_action,
+                monitor=f"{update.monitor_seconds}s", order=update.order,
             ),
             labels=[docker.ServiceLabelArgs(label="dpc.role", value=spec.role.value)],
             auth=self._registry_auth() if spec.image in images else None,

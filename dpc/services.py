@@ -137,11 +137,31 @@ class Resources:
 
 @dataclass(frozen=True)
 class UpdatePolicy:
-    """Seed §9.1: one task at a time, a delay between, roll back on failure."""
+    """Seed §9.1: one task at a time, a delay between, roll back on failure (a failed rollback
+    pauses for an operator rather than flapping between versions).
+    """
 
     delay_seconds: int = 60
     monitor_seconds: int = 30
     order: Literal["stop-first", "start-first"] = "stop-first"
+    parallelism: int = 1
+    failure_action: Literal["rollback"] = "rollback"
+    rollback_delay_seconds: int = 10
+    rollback_failure_action: Literal["pause"] = "pause"
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """A stopped task is restarted after `delay`, a restart counting as failed if it ends within `window`."""
+
+    condition: Literal["any"] = "any"
+    delay: str = "5s"
+    window: str = "120s"
+
+
+RESTART_POLICY = RestartPolicy()
+STOP_GRACE_PERIOD = "60s"
+"""Time between SIGTERM and SIGKILL: Patroni demotes and PostgreSQL checkpoints within it."""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import yaml
 
 from dpc.cluster import BACKUP_ENCRYPTION_SECRET, PASSWORD_SECRETS, certificate_requests, swarm_layout
 from dpc.config import StackFileError, settings_from_stack_file
-from dpc.services import BUILT_IMAGES, ServiceSpec, database_services
+from dpc.services import BUILT_IMAGES, RESTART_POLICY, STOP_GRACE_PERIOD, ServiceSpec, database_services
 from dpc.settings import Settings, SettingsError
 from dpc.stack_files import plain_configs, secret_files
 from dpc.tiers import TIERS
@@ -38,19 +38,22 @@ def _image(spec: ServiceSpec, tag: str) -> str:
 
 
 def _service(spec: ServiceSpec, configs: set[str], tag: str) -> dict[str, Any]:
-    resources = spec.resources
+    resources, update = spec.resources, spec.update
     deploy: dict[str, Any] = {
         "mode": "global" if spec.replicas is None else "replicated",
         "resources": {
             "limits": {"cpus": f"{resources.cpu_limit}", "memory": f"{resources.memory_limit_mb}M"},
             "reservations": {"cpus": f"{resources.cpu_reservation}", "memory": f"{resources.memory_reservation_mb}M"},
         },
-        "restart_policy": {"condition": "any", "delay": "5s", "window": "120s"},
+        "restart_policy": {"condition": RESTART_POLICY.condition, "delay": RESTART_POLICY.delay, "window": RESTART_POLICY.window},
         "update_config": {
-            "parallelism": 1, "delay": f"{spec.update.delay_seconds}s", "failure_action": "rollback",
-            "monitor": f"{spec.update.monitor_seconds}s", "max_failure_ratio": 0, "order": spec.update.order,
+            "parallelism": update.parallelism, "delay": f"{update.delay_seconds}s", "failure_action": update.failure_action,
+            "monitor": f"{update.monitor_seconds}s", "max_failure_ratio": 0, "order": update.order,
         },
-        "rollback_config": {"parallelism": 1, "delay": "10s", "failure_action": "pause", "order": spec.update.order},
+        "rollback_config": {
+            "parallelism": update.parallelism, "delay": f"{update.rollback_delay_seconds}s", "failure_action": update.rollback_failure_action,
+            "monitor": f"{update.monitor_seconds}s", "order": update.order,
+        },
         "labels": {"dpc.role": spec.role.value},
     }
     if spec.replicas is not None:
@@ -66,7 +69,7 @@ def _service(spec: ServiceSpec, configs: set[str], tag: str) -> dict[str, Any]:
         "image": _image(spec, tag),
         "networks": sorted(next(t.network_name for t in TIERS if t.tier is tier) for tier in spec.networks),
         "deploy": deploy,
-        "stop_grace_period": "60s",
+        "stop_grace_period": STOP_GRACE_PERIOD,
     }
     if spec.command:
         service["command"] = list(spec.command)
