@@ -35,7 +35,7 @@ from dpc.model import (
 from dpc.render.backup import OffsiteRepository
 from dpc.services import BUILT_IMAGES
 from dpc.settings import Settings, VolumeSettings
-from providers.database import deploy_database, swarm_provider
+from providers.database import database_outputs, deploy_database, swarm_provider
 
 FLOW_LOG_RETENTION_DAYS = {"prod": 365, "staging": 90, "dev": 30}
 
@@ -160,7 +160,6 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
     database = deploy_database(
         settings,
         stack,
-        context,
         engine=swarm_provider(stack, compute.private_ips[manager_1.name], compute.bastion_public_ip),
         registry=Registry(images.server, images.username, images.password, images.repository_urls),
         offsite=storage.backup_bucket_name.apply(lambda bucket: OffsiteRepository(bucket=bucket, region=settings.region)),
@@ -168,10 +167,7 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
     )
     return {
         "databaseEndpoint": endpoint.dns_name,
-        "superuserPassword": database.superuser_password,
-        "appUserPassword": database.app_user_password,
-        "grafanaAdminPassword": database.grafana_admin_password,
-        "caCertificate": database.ca_certificate,
+        **database_outputs(database),
         "bastionPublicIp": compute.bastion_public_ip,
         "backupBucket": storage.backup_bucket_name,
         "budget": budget.name,

@@ -15,6 +15,7 @@ import pulumi_tls as tls
 from components.base import StackContext
 from components.database import DatabasePlan, DatabaseResult, DatabaseStack, Registry
 from dpc.cluster import certificate_requests, swarm_layout
+from dpc.model import stack_tags
 from dpc.render.backup import OffsiteRepository
 from dpc.services import BUILT_IMAGES, Placement, database_services
 from dpc.settings import Settings
@@ -49,14 +50,13 @@ def swarm_provider(stack: str, manager_ip: pulumi.Input[str], bastion_ip: pulumi
 def deploy_database(
     settings: Settings,
     stack: str,
-    context: StackContext,
     *,
     engine: docker.Provider,
     registry: Registry | None,
     offsite: pulumi.Output[OffsiteRepository] | None,
     placement: Placement,
 ) -> DatabaseResult:
-    """The DatabaseStack of one stack, on the given engine."""
+    """The DatabaseStack of one stack, on the given engine; its passwords and CA protected in prod."""
     layout = swarm_layout(settings)
     configs: dict[str, pulumi.Input[str]] = dict(plain_configs(settings, layout, None))
     if offsite is not None:
@@ -73,4 +73,14 @@ def deploy_database(
     )
     providers: list[pulumi.ProviderResource] = [engine, random.Provider(f"{stack}-random"), tls.Provider(f"{stack}-tls")]
     opts = pulumi.ResourceOptions(providers=providers)
-    return DatabaseStack(f"{stack}-database", plan, StackContext(context.tags, context.protect_state, opts)).result
+    return DatabaseStack(f"{stack}-database", plan, StackContext(stack_tags(settings, stack), settings.is_prod, opts)).result
+
+
+def database_outputs(database: DatabaseResult) -> dict[str, pulumi.Output[str]]:
+    """The stack outputs of the database stack: what a client or an operator needs to connect."""
+    return {
+        "superuserPassword": database.superuser_password,
+        "appUserPassword": database.app_user_password,
+        "grafanaAdminPassword": database.grafana_admin_password,
+        "caCertificate": database.ca_certificate,
+    }

@@ -9,10 +9,9 @@ from __future__ import annotations
 import pulumi
 import pulumi_docker as docker
 
-from components.base import StackContext
-from dpc.model import stack_tags
+from dpc.model import LOAD_BALANCER_PORT
 from dpc.settings import Settings
-from providers.database import deploy_database
+from providers.database import database_outputs, deploy_database
 
 LOCAL_ENGINE = "unix:///var/run/docker.sock"
 
@@ -20,12 +19,5 @@ LOCAL_ENGINE = "unix:///var/run/docker.sock"
 def deploy_local(settings: Settings, stack: str) -> dict[str, pulumi.Output[str]]:
     """Creates the database stack on the local engine; returns the stack outputs."""
     engine = docker.Provider(f"{stack}-docker", host=LOCAL_ENGINE)
-    context = StackContext(stack_tags(settings, stack), settings.is_prod, pulumi.ResourceOptions(provider=engine))
-    database = deploy_database(settings, stack, context, engine=engine, registry=None, offsite=None, placement="single-node")
-    return {
-        "databaseEndpoint": pulumi.Output.from_input("localhost:5432"),
-        "superuserPassword": database.superuser_password,
-        "appUserPassword": database.app_user_password,
-        "grafanaAdminPassword": database.grafana_admin_password,
-        "caCertificate": database.ca_certificate,
-    }
+    database = deploy_database(settings, stack, engine=engine, registry=None, offsite=None, placement="single-node")
+    return {"databaseEndpoint": pulumi.Output.from_input(f"localhost:{LOAD_BALANCER_PORT}"), **database_outputs(database)}

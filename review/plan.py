@@ -18,8 +18,8 @@ from typing import Any, cast
 import pulumi
 from google.protobuf import json_format
 from pulumi.runtime.mocks import MockMonitor
-from pulumi.runtime.settings import reset_options
-from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.settings import get_root_resource, reset_options
+from pulumi.runtime.stack import Stack, run_pulumi_func
 
 from dpc.config import SECRET_SHOWN, stack_file_config
 from review.mocks import AwsMocks
@@ -83,6 +83,13 @@ class RecordingMonitor(MockMonitor):
         })
         return super().RegisterResource(request)  # pyright: ignore[reportUnknownMemberType]  # the mock monitor is untyped
 
+    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802  (the gRPC method's name)
+        """Keeps the stack's outputs (secrets masked) with its step, as a preview shows them."""
+        for step in self.steps:
+            if step["urn"] == request.urn and step["newState"]["type"] == "pulumi:pulumi:Stack":
+                step["newState"]["outputs"] = _plain(json_format.MessageToDict(request.outputs)) if request.outputs else {}
+        return super().RegisterResourceOutputs(request)  # pyright: ignore[reportUnknownMemberType]  # the mock monitor is untyped
+
 
 def stack_config(stack: str, root: Path = PROJECT_ROOT) -> tuple[dict[str, str], list[str]]:
     """The config of `root/Pulumi.<stack>.yaml` as the engine passes it, and its secret keys."""
@@ -124,7 +131,13 @@ def _in_dependency_order(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _run_program() -> None:
+    """Runs the program, then registers the stack's exports: under mocks the root stack registered
+    its (then empty) outputs before the program ran, where the engine registers them after it.
+    """
     runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__")
+    root = get_root_resource()
+    if isinstance(root, Stack):
+        root.register_outputs(dict(root.outputs))
 
 
 def build_plan(stack: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:

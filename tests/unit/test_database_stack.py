@@ -243,3 +243,11 @@ def test_pgbouncer_raises_its_descriptor_limit_to_what_its_clients_need(graph: P
     command = _services(graph)["pgbouncer"].inputs["taskSpec"]["containerSpec"]["args"]
     assert command[:2] == ["sh", "-c"] and command[2].startswith(f"ulimit -n {open_files_needed(layout)} && exec pgbouncer ")
     assert open_files_needed(layout) > layout.pgbouncer_max_client_connections
+
+
+def test_stack_outputs_keep_the_passwords_secret(graph: PlanGraph) -> None:
+    (stack,) = [s["newState"] for s in graph.plan["steps"] if s["newState"]["type"] == "pulumi:pulumi:Stack"]
+    outputs = stack["outputs"]
+    for name in ("superuserPassword", "appUserPassword", "grafanaAdminPassword"):
+        assert outputs[name] == "[secret]", name
+    assert outputs["caCertificate"].startswith("-----BEGIN CERTIFICATE-----"), "the CA certificate is public, for clients to verify with"
