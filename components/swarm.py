@@ -26,6 +26,11 @@ PLACEHOLDER = "pending"
 """Value of a bootstrap secret until manager-1 publishes it."""
 
 
+DEPLOY_USER = "admin"
+"""The Debian images' login user, whom `pulumi up` reaches manager-1's Docker as (over SSH): a member
+of the docker group, so no root login is needed."""
+
+
 @dataclass(frozen=True)
 class Mount:
     """A volume to mount on a node: its volume id (the cloud tells the device path) and where."""
@@ -161,7 +166,11 @@ def render_node_cloud_init(
         "package_upgrade": True,
         "packages": sorted({"docker.io", "curl", *hooks.packages}),
         "write_files": files,
-        "runcmd": [["/usr/local/sbin/dpc-mount-volumes"], ["/usr/local/sbin/dpc-swarm-bootstrap"]],
+        "runcmd": [
+            ["usermod", "--append", "--groups", "docker", DEPLOY_USER],
+            ["/usr/local/sbin/dpc-mount-volumes"],
+            ["/usr/local/sbin/dpc-swarm-bootstrap"],
+        ],
     }
     if layout.ssh_public_keys:
         document["ssh_authorized_keys"] = list(layout.ssh_public_keys)

@@ -14,6 +14,7 @@ import pulumi_tls as tls
 
 from components.base import StackContext
 from components.database import DatabasePlan, DatabaseResult, DatabaseStack, Registry
+from components.swarm import DEPLOY_USER
 from dpc.cluster import certificate_requests, swarm_layout
 from dpc.model import stack_tags
 from dpc.render.backup import OffsiteRepository
@@ -23,8 +24,6 @@ from dpc.stack_files import plain_configs, secret_files
 from dpc.tiers import TIERS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SSH_USER = "admin"
-"""The Debian cloud images' login user."""
 
 
 def image_tag(root: Path = PROJECT_ROOT) -> str:
@@ -42,8 +41,8 @@ def swarm_provider(stack: str, manager_ip: pulumi.Input[str], bastion_ip: pulumi
     """Docker on manager-1, reached over SSH through the bastion (the managers have no public address)."""
     return docker.Provider(
         f"{stack}-docker",
-        host=pulumi.Output.concat("ssh://", SSH_USER, "@", manager_ip),
-        ssh_opts=["-o", pulumi.Output.concat("ProxyJump=", SSH_USER, "@", bastion_ip), "-o", "StrictHostKeyChecking=accept-new"],
+        host=pulumi.Output.concat("ssh://", DEPLOY_USER, "@", manager_ip),
+        ssh_opts=["-o", pulumi.Output.concat("ProxyJump=", DEPLOY_USER, "@", bastion_ip), "-o", "StrictHostKeyChecking=accept-new"],
     )
 
 

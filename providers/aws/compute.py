@@ -109,7 +109,7 @@ def _instance(
         metadata_options={
             "http_endpoint": "enabled",
             "http_tokens": "required",
-            "http_put_response_hop_limit": 1 if public else 2,
+            "http_put_response_hop_limit": _metadata_hops(plan, node),
             "instance_metadata_tags": "disabled",
         },
         root_block_device={
@@ -125,6 +125,14 @@ def _instance(
         tags=scope.tags_with(Name=name, Role=node.role.value, Node=node.name),
         opts=scope.opts(ignore_changes=["ami"]),
     )
+
+
+def _metadata_hops(plan: ComputePlan, node: Node) -> int:
+    """How far the instance metadata (and with it the node's role) reaches: the host only (1), or
+    also its containers (2) where a container must act as the node, the backup agent writing to the
+    offsite bucket. Anywhere else a container could read the join tokens with the node's role.
+    """
+    return 2 if Capability.WRITE_BACKUPS in plan.capabilities.get(node.role, ()) else 1
 
 
 def build_compute(scope: Scope, plan: ComputePlan) -> ComputeResult:

@@ -160,6 +160,13 @@ def test_instances_require_imdsv2_and_only_the_bastion_has_a_public_address(grap
         assert ("iamInstanceProfile" in instance.inputs) is not is_bastion
 
 
+def test_only_the_backup_agents_containers_reach_the_instance_metadata(graph: PlanGraph, settings: Settings) -> None:
+    """Elsewhere a container could act with the node's role and read the Swarm's join tokens."""
+    agent = "backup" if settings.nodes.backup.count else "manager"
+    hops = {(i.inputs["tags"]["Role"], i.inputs["metadataOptions"]["httpPutResponseHopLimit"]) for i in graph.of_type(INSTANCE)}
+    assert hops == {(role, 2 if role == agent else 1) for role, _ in hops}
+
+
 def test_the_image_is_looked_up_by_its_pinned_name(graph: PlanGraph, settings: Settings) -> None:
     amis = {i.inputs["ami"] for i in graph.of_type(INSTANCE)}
     assert len(amis) == 1 and next(iter(amis)).startswith("ami-")

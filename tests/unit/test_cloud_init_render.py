@@ -18,6 +18,7 @@ import yaml
 
 from components.swarm import (
     BOOTSTRAP_SECRETS,
+    DEPLOY_USER,
     MANAGER_ADDRESS,
     MANAGER_TOKEN,
     PLACEHOLDER,
@@ -235,8 +236,12 @@ def test_user_data_runs_the_mount_then_the_bootstrap_from_files_it_writes(settin
     for node in nodes.values():
         document = load(render(settings, plan, node))
         files = files_of(document)
-        assert document["runcmd"] == [["/usr/local/sbin/dpc-mount-volumes"], ["/usr/local/sbin/dpc-swarm-bootstrap"]]
-        for [command] in document["runcmd"]:
+        assert document["runcmd"] == [
+            ["usermod", "--append", "--groups", "docker", DEPLOY_USER],
+            ["/usr/local/sbin/dpc-mount-volumes"],
+            ["/usr/local/sbin/dpc-swarm-bootstrap"],
+        ], "the deploy user reaches Docker (pulumi's docker provider logs in as it), then volumes, then the Swarm"
+        for [command] in document["runcmd"][1:]:
             assert files[command]["permissions"] == "0755"
             assert files[command]["owner"] == "root:root"
         assert files["/usr/local/lib/dpc/secret-store.sh"]["permissions"] == "0644"
