@@ -27,6 +27,7 @@ from dpc.model import (
     LOAD_BALANCER_TARGET_ROLE,
     Node,
     Role,
+    backup_agent_role,
     bastion_node,
     plan_nodes,
     role_capabilities,
@@ -78,14 +79,17 @@ def _volume(node: Node, purpose: str, spec: VolumeSettings, mount_point: str) ->
 
 
 def volume_plans(settings: Settings, nodes: list[Node]) -> tuple[VolumePlan, ...]:
-    """Seed §4.1–4.2: per worker a data and a WAL volume; the backup node's backup volume."""
+    """Seed §4.1–4.2: per worker a data and a WAL volume; the backup volume where the backup agent
+    runs (the backup node, or manager-1 in a stack without one).
+    """
     storage = settings.storage
+    agent = backup_agent_role(settings)
     volumes: list[VolumePlan] = []
     for node in nodes:
         if node.role is Role.WORKER:
             base = f"/mnt/postgres-cluster/patroni-{node.index}"
             volumes += [_volume(node, "data", storage.data, base), _volume(node, "wal", storage.wal, f"{base}-wal")]
-        elif node.role is Role.BACKUP:
+        if node.role is agent and node.index == 1:
             volumes.append(_volume(node, "backups", storage.backup, "/mnt/postgres-cluster/backups"))
     return tuple(volumes)
 

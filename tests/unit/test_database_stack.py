@@ -251,3 +251,14 @@ def test_stack_outputs_keep_the_passwords_secret(graph: PlanGraph) -> None:
     for name in ("superuserPassword", "appUserPassword", "grafanaAdminPassword"):
         assert outputs[name] == "[secret]", name
     assert outputs["caCertificate"].startswith("-----BEGIN CERTIFICATE-----"), "the CA certificate is public, for clients to verify with"
+
+
+def test_the_backup_repository_is_a_volume_on_the_node_the_agent_runs_on(graph: PlanGraph, settings: Settings) -> None:
+    agent_node = "backup-1" if settings.nodes.backup.count else "manager-1"
+    backups = [v.name for v in graph.of_type("aws:ebs/volume:Volume") if v.name.endswith("-backups")]
+    assert len(backups) == 1 and backups[0].endswith(f"-{agent_node}-backups")
+    constraints = _services(graph)["backup"].inputs["taskSpec"]["placement"]["constraints"]
+    expected = "node.labels.postgres.backup == true" if settings.nodes.backup.count else "node.labels.postgres.etcd == etcd-1"
+    assert constraints == [expected]
+    mounts = _services(graph)["backup"].inputs["taskSpec"]["containerSpec"]["mounts"]
+    assert {"type": "bind", "source": "/mnt/postgres-cluster/backups", "target": "/mnt/postgres-cluster/backups", "readOnly": False} in mounts
