@@ -33,6 +33,12 @@ CERT_EARLY_RENEWAL_HOURS = 30 * 24
 """Certificates are renewed by `pulumi up` in their last 30 days (seed §3.2: one year, CA ten)."""
 
 
+CONVERGE_TIMEOUT = "15m"
+"""How long `pulumi up` waits for a replicated service's tasks to run its new spec. Waiting is what
+makes `ServiceSpec.after` roll quorum members one at a time: without it the provider returns as
+soon as Docker accepts an update, and the next member would restart while the first is down."""
+
+
 @dataclass(frozen=True)
 class Registry:
     """Where the project's images are pushed and the Swarm pulls them from (None: build locally)."""
@@ -56,8 +62,8 @@ class DatabasePlan:
     the offsite bucket's name)."""
     secret_files: Mapping[str, SecretRenderer]
     """Rendered files that carry secret values."""
-    image_tag: str
-    """Tag of the project's images: a digest of their build contexts, so a change rolls the services."""
+    image_tags: Mapping[str, str]
+    """Tag of each project image: a digest of its build context, so a change rolls its services."""
     registry: Registry | None
 
 
@@ -228,7 +234,7 @@ class DatabaseStack(pulumi.ComponentResource):
             repository = registry.repositories[key] if registry else f"dpc-{key}"
             image = docker.Image(
                 self._child(f"image-{key}"),
-                image_name=pulumi.Output.concat(repository, ":", self._stack_plan.image_tag),
+                image_name=pulumi.Output.concat(repository, ":", self._stack_plan.image_tags[key]),
                 build=docker.DockerBuildArgs(context=context, platform="linux/amd64"),
                 registry=docker.RegistryArgs(server=registry.server, username=registry.username, password=registry.password) if registry else None,
                 skip_push=registry is None,
@@ -313,6 +319,7 @@ class DatabaseStack(pulumi.ComponentResource):
                 ]
             ) if spec.ports else None,
             update_config=update_config,
+            converge_config=docker.ServiceConvergeConfigArgs(delay="7s", timeout=CONVERGE_TIMEOUT) if spec.replicas is not None else None,
             rollback_config=docker.ServiceRollbackConfigArgs(
                 parallelism=update.parallelism, delay=f"{update.rollback_delay_seconds}s", failure_action=update.rollback_failure_action,
                 monitor=f"{update.monitor_seconds}s", order=update.order,

@@ -8,11 +8,11 @@ service only to the overlay networks it needs is the overlay half of the firewal
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from dpc.catalog import machine_type
-from dpc.cluster import CA_SECRET, ClusterLayout, Member, Paths, Port, User, certificate_requests, certificate_secret, key_secret
+from dpc.cluster import CA_SECRET, ClusterLayout, Member, Paths, Port, User, certificate_secret, key_secret
 from dpc.model import Role, backup_agent_role, node_group
 from dpc.render import grafana
 from dpc.render.backup import PGBACKREST_CONFIG, PGBACKREST_INCLUDE_DIR
@@ -349,7 +349,6 @@ def _proxies(settings: Settings, layout: ClusterLayout, place: _Placer) -> list[
             resources=_resources(settings, Role.APP, "pgbouncer"),
             files=(_config("pgbouncer.ini", f"{config}/pgbouncer.ini"), _secret(USERLIST_SECRET), _ca(), *_cert("pgbouncer")),
             ports=(PublishedPort(Port.PGBOUNCER, Port.PGBOUNCER),),
-            update=UpdatePolicy(order="start-first"),
         ),
         ServiceSpec(
             name="redis",
@@ -539,21 +538,19 @@ def _backup(settings: Settings, layout: ClusterLayout, place: _Placer) -> Servic
 
 
 def database_services(settings: Settings, layout: ClusterLayout, placement: Placement = "cluster") -> tuple[ServiceSpec, ...]:
-    """Every service of the stack, in the order they are declared."""
+    """Every service of the stack, in the order they are declared. On a single engine the services
+    reserve nothing: their reservations are shares of separate machines, and together they would
+    ask one engine for several times what a workstation has, leaving tasks pending. Limits stay.
+    """
     place = _Placer(placement, backup_agent_role(settings))
-    return (
+    services = (
         *_etcd(settings, layout, place),
         *_patroni(settings, layout, place),
         *_proxies(settings, layout, place),
         *_monitoring(settings, layout, place),
         _backup(settings, layout, place),
     )
-
-
-def certificate_secrets(layout: ClusterLayout) -> tuple[str, ...]:
-    """The secret names of every certificate and key, with the CA's."""
-    names = [CA_SECRET]
-    for request in certificate_requests(layout):
-        names += [request.cert_secret, request.key_secret]
-    return tuple(names)
+    if placement == "cluster":
+        return services
+    return tuple(replace(s, resources=replace(s.resources, cpu_reservation=0, memory_reservation_mb=0)) for s in services)
 

@@ -26,15 +26,17 @@ from dpc.tiers import TIERS
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def image_tag(root: Path = PROJECT_ROOT) -> str:
-    """A digest of the images' build contexts: the same sources give the same tag, and a change to
-    any file gives a new one, which rolls the services that run the image.
+def image_tags(root: Path = PROJECT_ROOT) -> dict[str, str]:
+    """Each project image's tag: a digest of its own build context, so the same sources give the
+    same tag and a change to one image's files rolls only the services that run that image.
     """
-    digest = hashlib.sha256()
-    for context in sorted(BUILT_IMAGES.values()):
+    tags: dict[str, str] = {}
+    for image, context in sorted(BUILT_IMAGES.items()):
+        digest = hashlib.sha256()
         for path in sorted(p for p in (root / context).rglob("*") if p.is_file()):
-            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
+            digest.update(path.relative_to(root / context).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+        tags[image] = digest.hexdigest()[:16]
+    return tags
 
 
 def swarm_provider(stack: str, manager_ip: pulumi.Input[str], bastion_ip: pulumi.Input[str]) -> docker.Provider:
@@ -67,7 +69,7 @@ def deploy_database(
         certificates=certificate_requests(layout),
         configs=configs,
         secret_files=secret_files(layout),
-        image_tag=image_tag(),
+        image_tags=image_tags(),
         registry=registry,
     )
     providers: list[pulumi.ProviderResource] = [engine, random.Provider(f"{stack}-random"), tls.Provider(f"{stack}-tls")]

@@ -25,19 +25,19 @@ from dpc.services import BUILT_IMAGES, RESTART_POLICY, STOP_GRACE_PERIOD, Servic
 from dpc.settings import Settings, SettingsError
 from dpc.stack_files import plain_configs, secret_files
 from dpc.tiers import TIERS
-from providers.database import PROJECT_ROOT, image_tag
+from providers.database import PROJECT_ROOT, image_tags
 
 REGISTRY_VARIABLE = "DPC_REGISTRY"
 """Where the project's images were pushed; `docker stack deploy` reads it from the environment."""
 
 
-def _image(spec: ServiceSpec, tag: str) -> str:
+def _image(spec: ServiceSpec, tags: dict[str, str]) -> str:
     if spec.image in BUILT_IMAGES:
-        return f"${{{REGISTRY_VARIABLE}:-dpc}}/{spec.image}:{tag}"
+        return f"${{{REGISTRY_VARIABLE}:-dpc}}/{spec.image}:{tags[spec.image]}"
     return spec.image
 
 
-def _service(spec: ServiceSpec, configs: set[str], tag: str) -> dict[str, Any]:
+def _service(spec: ServiceSpec, configs: set[str], tags: dict[str, str]) -> dict[str, Any]:
     resources, update = spec.resources, spec.update
     deploy: dict[str, Any] = {
         "mode": "global" if spec.replicas is None else "replicated",
@@ -66,7 +66,7 @@ def _service(spec: ServiceSpec, configs: set[str], tag: str) -> dict[str, Any]:
     if placement:
         deploy["placement"] = placement
     service: dict[str, Any] = {
-        "image": _image(spec, tag),
+        "image": _image(spec, tags),
         "networks": sorted(next(t.network_name for t in TIERS if t.tier is tier) for tier in spec.networks),
         "deploy": deploy,
         "stop_grace_period": STOP_GRACE_PERIOD,
@@ -97,12 +97,12 @@ def stack_file(settings: Settings, configs: dict[str, str]) -> dict[str, Any]:
     """The stack file's content; `configs` are the rendered plain files by name."""
     layout = swarm_layout(settings)
     services = database_services(settings, layout)
-    tag = image_tag(PROJECT_ROOT)
+    tags = image_tags(PROJECT_ROOT)
     secret_names = sorted({f.source for s in services for f in s.files if f.source not in configs})
     volumes = sorted({v.source for s in services for v in s.volumes if v.kind == "volume"})
     return {
         "version": "3.9",
-        "services": {spec.name: _service(spec, set(configs), tag) for spec in services},
+        "services": {spec.name: _service(spec, set(configs), tags) for spec in services},
         "networks": {
             t.network_name: {
                 "driver": "overlay",

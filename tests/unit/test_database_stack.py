@@ -218,15 +218,17 @@ def test_service_users_match_the_images() -> None:
         assert f"--uid {uid} --gid {user} " in dockerfile, user
 
 
-def test_the_image_tag_is_a_digest_of_the_build_contexts(tmp_path: Path) -> None:
-    from providers.database import PROJECT_ROOT, image_tag  # noqa: PLC0415
+def test_each_image_tag_is_a_digest_of_its_own_build_context(tmp_path: Path) -> None:
+    from providers.database import PROJECT_ROOT, image_tags  # noqa: PLC0415
 
     for context in BUILT_IMAGES.values():
         shutil.copytree(PROJECT_ROOT / context, tmp_path / context)
-    assert image_tag(tmp_path) == image_tag(PROJECT_ROOT) == image_tag(PROJECT_ROOT)
+    assert image_tags(tmp_path) == image_tags(PROJECT_ROOT) == image_tags(PROJECT_ROOT)
     dockerfile = tmp_path / BUILT_IMAGES["postgres"] / "Dockerfile"
     dockerfile.write_text(dockerfile.read_text() + "\n")
-    assert image_tag(tmp_path) != image_tag(PROJECT_ROOT), "any change to a build context gives a new tag, which rolls the services"
+    changed, unchanged = image_tags(tmp_path), image_tags(PROJECT_ROOT)
+    assert changed["postgres"] != unchanged["postgres"], "a change to a build context gives a new tag, which rolls its services"
+    assert changed["services"] == unchanged["services"], "and leaves the other image's services alone"
 
 
 def test_the_local_stack_needs_no_cloud_settings() -> None:
@@ -262,3 +264,30 @@ def test_the_backup_repository_is_a_volume_on_the_node_the_agent_runs_on(graph: 
     assert constraints == [expected]
     mounts = _services(graph)["backup"].inputs["taskSpec"]["containerSpec"]["mounts"]
     assert {"type": "bind", "source": "/mnt/postgres-cluster/backups", "target": "/mnt/postgres-cluster/backups", "readOnly": False} in mounts
+
+
+def test_start_first_updates_always_have_a_free_node_to_start_on(graph: PlanGraph, settings: Settings) -> None:
+    """A service at most once per node that starts its new task before stopping the old one needs a
+    node without a task of it; otherwise the new task stays pending and the update never ends."""
+    from dpc.model import Role, node_group  # noqa: PLC0415
+
+    for name, service in _services(graph).items():
+        inputs = service.inputs
+        if inputs["updateConfig"]["order"] == "start-first" and inputs["taskSpec"]["placement"].get("maxReplicas") == 1:
+            nodes = node_group(settings, Role(inputs["labels"][0]["value"])).count
+            assert nodes > inputs["mode"]["replicated"]["replicas"], name
+
+
+def test_replicated_services_make_pulumi_wait_until_they_converge(graph: PlanGraph) -> None:
+    """So that `patroni-2` is updated only once `patroni-1` runs its new spec."""
+    for name, service in _services(graph).items():
+        if "replicated" in service.inputs["mode"]:
+            assert service.inputs["convergeConfig"]["timeout"], name
+
+
+@pytest.mark.parametrize("stack", ["local"])
+def test_on_one_engine_services_reserve_nothing_but_keep_their_limits(graph: PlanGraph) -> None:
+    for name, service in _services(graph).items():
+        resources = service.inputs["taskSpec"]["resources"]
+        assert resources["reservation"] == {"memoryBytes": 0, "nanoCpus": 0}, name
+        assert resources["limits"]["memoryBytes"] > 0, name
