@@ -312,7 +312,11 @@ def _patroni(settings: Settings, layout: ClusterLayout, place: _Placer) -> list[
                 _config(f"{member.name}-pgbackrest.conf", PGBACKREST_CONFIG),
                 _secret(PGBACKREST_SECRETS, f"{PGBACKREST_INCLUDE_DIR}/secrets.conf"),
             ),
-            volumes=(place.host_dir(base, f"{member.name}-data", data_dir), place.host_dir(f"{base}-wal", f"{member.name}-wal", wal_dir)),
+            volumes=(
+                place.host_dir(base, f"{member.name}-data", data_dir),
+                place.host_dir(f"{base}-wal", f"{member.name}-wal", wal_dir),
+                VolumeMount("volume", f"{member.name}-logs", paths.logs),
+            ),
             after=layout.patroni[index - 2].name if index > 1 else "",
         ))
     return services

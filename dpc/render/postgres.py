@@ -49,6 +49,11 @@ WAL_KEEP_SIZE = "2GB"
 the WAL it needs on its new primary; after a longer one it fetches segments from the archive
 (`restore_command`)."""
 
+LOG_FILENAME = "postgresql-%a.log"
+"""One log file per weekday, truncated when the week comes round (`log_truncate_on_rotation`): the
+seed's §3.5 timestamped names would fill the disk, since nothing ever deletes old files. The logs
+stay on a volume of their own for a week."""
+
 SHARED_PRELOAD_LIBRARIES = "pgaudit,pg_stat_statements"
 
 EXTENSIONS = ("pg_stat_statements", "pgaudit")
@@ -78,7 +83,8 @@ def postgresql_parameters(layout: ClusterLayout) -> dict[str, str]:
         "password_encryption": "scram-sha-256",
         "shared_preload_libraries": SHARED_PRELOAD_LIBRARIES,
         "logging_collector": "on",
-        "log_filename": "postgresql-%Y-%m-%d_%H%M%S.log",
+        "log_filename": LOG_FILENAME,
+        "log_truncate_on_rotation": "on",
         "log_rotation_age": "1d",
         "log_rotation_size": "100MB",
         "log_min_duration_statement": "1000",
@@ -218,7 +224,7 @@ def patroni_config(layout: ClusterLayout, member: Member, secrets: Mapping[str, 
             "listen": f"{member.listen}:{Port.POSTGRES}",
             "connect_address": f"{member.host}:{Port.POSTGRES}",
             "data_dir": paths.data,
-            "basebackup": [{"checkpoint": "fast"}],
+            "basebackup": [{"checkpoint": "fast"}, {"waldir": paths.wal}],
             "bin_dir": paths.postgres_bin,
             "pgpass": f"{paths.sockets}/{PGPASS_FILE}",
             "use_unix_socket": True,

@@ -30,7 +30,7 @@ from dpc.render.etcd import render_etcd
 from dpc.render.haproxy import render_haproxy, render_haproxy_stats_auth
 from dpc.render.pgbouncer import USERLIST_SECRET, open_files_needed, render_pgbouncer, render_pgbouncer_userlist
 from dpc.render.postgres import POST_BOOTSTRAP_FILE, render_patroni, render_post_bootstrap
-from dpc.services import PATRONI_PASSWORDS
+from dpc.services import PATRONI_PASSWORDS, patroni_config_secret
 from dpc.sizing import postgres_sizing
 from tests.cluster.netns import Network
 from tests.cluster.pki import issue
@@ -185,7 +185,7 @@ class SmokeCluster:
                 host.directory(str(Path(directory).parent), "postgres", 0o700)
             host.directory(host.paths.sockets, "postgres", 0o700)
             host.directory(host.paths.logs, "postgres", 0o700)
-            host.write(host.paths.secret(f"{member.name}.yml"), render_patroni(host.layout, member, self.values), "postgres", SECRET_MODE)
+            host.write(host.paths.secret(patroni_config_secret(member)), render_patroni(host.layout, member, self.values), "postgres", SECRET_MODE)
             host.write(f"{host.paths.config}/{POST_BOOTSTRAP_FILE}", render_post_bootstrap(host.layout), "postgres", CONFIG_MODE)
             for secret in (CA_SECRET, certificate_secret(member.name), key_secret(member.name), *PATRONI_PASSWORDS):
                 self._secret_file(host, secret, "postgres")
@@ -219,7 +219,7 @@ class SmokeCluster:
         """The worker's Patroni from its rendered patroni.yml: at first start, or after a crash with
         whatever its data directory then holds."""
         host = self.hosts[worker]
-        argv = [str(self.venv / "bin/patroni"), host.paths.secret(f"{self.member(worker).name}.yml")]
+        argv = [str(self.venv / "bin/patroni"), host.paths.secret(patroni_config_secret(self.member(worker)))]
         self.network.start("patroni", worker, "postgres", argv, home=host.root, log=self.log(worker, "patroni"))
 
     def start_proxies(self) -> None:

@@ -19,6 +19,7 @@ network namespace, started from the very files, secrets and certificates the pro
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ import yaml
 
 from dpc.cluster import DATABASE_NAME, Port, User
 from dpc.render.pgbouncer import READONLY_DATABASE, open_files_needed
+from dpc.services import patroni_config_secret
 from tests.cluster.client import refusal, wait_until
 from tests.cluster.hosts import APPS, HAPROXY_HOST, WORKERS
 from tests.cluster.netns import open_files_limit
@@ -37,7 +39,7 @@ pytestmark = pytest.mark.cluster
 def _rendered_dcs(smoke: Smoke) -> dict[str, Any]:
     """The bootstrap DCS settings of the rendered patroni.yml that worker-1 was started with."""
     host = smoke.cluster.hosts[WORKERS[0]]
-    with open(host.paths.secret(f"{smoke.cluster.layout.patroni[0].name}.yml")) as rendered:
+    with open(host.paths.secret(patroni_config_secret(smoke.cluster.layout.patroni[0]))) as rendered:
         return yaml.safe_load(rendered)["bootstrap"]["dcs"]
 
 
@@ -57,6 +59,14 @@ def test_patroni_shows_a_leader_and_two_streaming_replicas(smoke: Smoke) -> None
         assert roles.count("leader") == 1, roles
     config: dict[str, Any] = smoke.api(WORKERS[0], "/config")
     assert (config["synchronous_mode"], config["synchronous_mode_strict"]) == (dcs["synchronous_mode"], smoke.cluster.layout.synchronous_mode_strict)
+
+
+def test_every_member_keeps_its_wal_on_the_wal_volume(smoke: Smoke) -> None:
+    """The leader from initdb, the replicas from pg_basebackup: both are told where pg_wal goes."""
+    for worker in WORKERS:
+        paths = smoke.cluster.hosts[worker].paths
+        pg_wal = Path(paths.data) / "pg_wal"
+        assert pg_wal.is_symlink() and pg_wal.resolve() == Path(paths.wal).resolve(), worker
 
 
 def test_haproxy_routes_reach_the_leader_and_a_replica_over_tls(smoke: Smoke) -> None:
