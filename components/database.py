@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -95,6 +96,14 @@ class DockerObject:
 def _slug(name: str) -> str:
     """A file's name as part of a resource name."""
     return name.replace("_", "-").replace(".", "-")
+
+
+def secret_name(base: str, content: str, key: str) -> str:
+    """A Docker secret's name, new whenever its content changes, like a config's; the digest is
+    keyed because names are shown by `docker secret ls`, the plan and the state, where an unkeyed
+    digest of a password would let anyone check a guess of it.
+    """
+    return f"{base}-{hmac.new(key.encode(), content.encode(), hashlib.sha256).hexdigest()[:12]}"
 
 
 def _b64(text: str) -> str:
@@ -200,12 +209,16 @@ class DatabaseStack(pulumi.ComponentResource):
         everything = pulumi.Output.all(**values)
         for name, render in sorted(self._stack_plan.secret_files.items()):
             contents[name] = everything.apply(lambda resolved, render=render: render(resolved))
+        naming_key = random.RandomPassword(
+            self._child("secret-naming-key"), length=32, special=False, opts=self._opts(protect=self._protect_state)
+        ).result
         objects: dict[str, DockerObject] = {}
         for name, content in sorted(contents.items()):
             secret = pulumi.Output.secret(content)
+            keyed_name = pulumi.Output.all(naming_key, secret).apply(lambda args, name=name: secret_name(name, args[1], args[0]))
             created = docker.Secret(
                 self._child(f"secret-{_slug(name)}"),
-                name=pulumi.Output.unsecret(secret.apply(lambda text, name=name: content_name(name, text))),
+                name=pulumi.Output.unsecret(keyed_name),
                 data=secret.apply(_b64),
                 opts=self._opts(replace_on_changes=["data"]),
             )

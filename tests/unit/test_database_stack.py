@@ -193,7 +193,7 @@ def test_the_docker_provider_reaches_manager_1_through_the_bastion(graph: PlanGr
 
 def test_generated_secrets_are_protected_in_prod(graph: PlanGraph, settings: Settings) -> None:
     passwords = graph.of_type("random:index/randomPassword:RandomPassword")
-    assert len(passwords) == len(PASSWORD_SECRETS) + 1
+    assert len(passwords) == len(PASSWORD_SECRETS) + 2, "every password, the backup passphrase and the key naming the secrets"
     assert all(p.protect is settings.is_prod for p in passwords)
 
 
@@ -291,3 +291,15 @@ def test_on_one_engine_services_reserve_nothing_but_keep_their_limits(graph: Pla
         resources = service.inputs["taskSpec"]["resources"]
         assert resources["reservation"] == {"memoryBytes": 0, "nanoCpus": 0}, name
         assert resources["limits"]["memoryBytes"] > 0, name
+
+
+def test_secret_names_do_not_reveal_a_digest_of_the_secret(graph: PlanGraph) -> None:
+    """A secret's name changes with its content, but through a keyed digest: a plain digest of a
+    password in `docker secret ls` or the plan would let anyone check a guess of it."""
+    import hashlib  # noqa: PLC0415
+
+    passwords = {p.name: generated_password(p.name, p.inputs["length"]) for p in graph.of_type("random:index/randomPassword:RandomPassword")}
+    names = [s.inputs["name"] for s in graph.of_type(SECRET)]
+    for value in passwords.values():
+        assert not [n for n in names if n.endswith(hashlib.sha256(value.encode()).hexdigest()[:12])]
+    assert len(set(names)) == len(names) and all(re.fullmatch(r".+-[0-9a-f]{12}", n) for n in names)
