@@ -49,8 +49,9 @@ class Image:
     """Every image the stack runs, pinned by version (never `latest`).
 
     `postgres` and `services` are the project's own (images/), built and pushed to the cloud's
-    registry by the program; the Debian packages in `services` are the versions the contract
-    tests check. Grafana and cAdvisor are not packaged by Debian and come from their vendors.
+    registry by the program; the Debian packages in `services` come from the Debian release whose
+    programs the contract tests run. Grafana and cAdvisor are not packaged by Debian and come from
+    their vendors.
     """
 
     POSTGRES = "postgres"
