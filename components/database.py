@@ -66,6 +66,9 @@ class DatabasePlan:
     image_tags: Mapping[str, str]
     """Tag of each project image: a digest of its build context, so a change rolls its services."""
     registry: Registry | None
+    given_secrets: Mapping[str, pulumi.Output[str]]
+    """Secrets the stack's settings supply rather than the program generates (the alert webhook's
+    token), by secret name."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,7 @@ class DatabaseStack(pulumi.ComponentResource):
         self._stack_plan = plan
         self._protect_state = context.protect_state
         networks = {spec.tier: self._network(spec) for spec in plan.networks}
-        secrets = self._passwords() | self._certificates()
+        secrets = self._passwords() | self._certificates() | dict(plan.given_secrets)
         objects = self._secret_objects(secrets) | self._config_objects()
         images = self._images()
         services: dict[str, docker.Service] = {}

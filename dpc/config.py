@@ -60,12 +60,28 @@ def stack_file_config(path: Path) -> tuple[dict[str, str], list[str]]:
     config: dict[str, str] = {}
     secret_keys: list[str] = []
     for key, value in cast(dict[str, Any], raw).items():
-        if isinstance(value, dict) and set(cast(dict[str, Any], value)) == {"secure"}:
-            config[key] = SECRET_SHOWN
+        shown, secret = _masked(value)
+        config[key] = shown if isinstance(shown, str) else json.dumps(shown)
+        if secret:
             secret_keys.append(key)
-        else:
-            config[key] = value if isinstance(value, str) else json.dumps(value)
     return config, secret_keys
+
+
+def _masked(value: Any) -> tuple[Any, bool]:
+    """A config value with every encrypted part (`secure:`, also nested, as `pulumi config set
+    --secret --path` writes it) shown as "[secret]", and whether it had one: the engine then treats
+    the whole key as secret.
+    """
+    if isinstance(value, dict):
+        mapping = cast(dict[str, Any], value)
+        if set(mapping) == {"secure"}:
+            return SECRET_SHOWN, True
+        items = {k: _masked(v) for k, v in mapping.items()}
+        return {k: shown for k, (shown, _) in items.items()}, any(secret for _, secret in items.values())
+    if isinstance(value, list):
+        elements = [_masked(v) for v in cast(list[Any], value)]
+        return [shown for shown, _ in elements], any(secret for _, secret in elements)
+    return value, False
 
 
 def settings_from_stack_file(path: Path) -> Settings:

@@ -70,6 +70,8 @@ PGBACKREST_SECRETS = "pgbackrest_secrets"
 """pgBackRest's included fragment with the repositories' cipher passphrase."""
 
 ALERTMANAGER_CONFIG = "alertmanager.yml"
+ALERTING_TOKEN_SECRET = "alerting_webhook_token"
+"""The bearer token of the alert webhook (dpc:alerting.webhookToken), when the stack sets one."""
 GRAFANA_DATASOURCES = "grafana-datasources.yml"
 GRAFANA_DASHBOARD_PROVIDER = "grafana-dashboards.yml"
 
@@ -412,7 +414,10 @@ def _monitoring(settings: Settings, layout: ClusterLayout, place: _Placer) -> li
             constraints=place.on("node.labels.postgres.etcd == etcd-2"),
             replicas=1,
             resources=_resources(settings, Role.MANAGER, "alertmanager"),
-            files=(_config(ALERTMANAGER_CONFIG, f"{config}/{ALERTMANAGER_CONFIG}"),),
+            files=(
+                _config(ALERTMANAGER_CONFIG, f"{config}/{ALERTMANAGER_CONFIG}"),
+                *((_secret(ALERTING_TOKEN_SECRET),) if settings.alerting.webhook_token is not None else ()),
+            ),
             volumes=(VolumeMount("volume", "alertmanager-data", "/var/lib/alertmanager"),),
             ports=(PublishedPort(Port.ALERTMANAGER, Port.ALERTMANAGER),),
         ),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import math
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, cast
@@ -130,6 +131,16 @@ class DatabaseSettings(Section):
     expected_tps: Annotated[int, Field(ge=1)]
 
 
+class AlertingSettings(Section):
+    """Where Alertmanager sends alerts: a webhook (e.g. an incident tool's endpoint). Without one,
+    alerts are grouped and shown in Alertmanager's UI and API only. A bearer token for the endpoint
+    is a secret: set it with `pulumi config set --secret`; it reaches Alertmanager as a Docker secret.
+    """
+
+    webhook_url: str | None = None
+    webhook_token: str | None = None
+
+
 class ImageSettings(Section):
     """The machine image, looked up by exact name so that it never drifts under a running stack."""
 
@@ -153,6 +164,7 @@ class Settings(Section):
     budget: BudgetSettings
     database: DatabaseSettings
     image: ImageSettings
+    alerting: AlertingSettings = AlertingSettings()
 
     @property
     def is_prod(self) -> bool:
@@ -389,6 +401,23 @@ def _check_tags(s: Settings) -> Iterator[Problem]:
     for key, value in s.tags.items():
         if not 1 <= len(key) <= 128 or len(value) > 256 or key.lower().startswith("aws:"):
             yield Problem(f"tags.{key}", "tag keys take 1–128 characters (not starting with aws:) and values at most 256", "shorten or rename the tag")
+
+
+@_check("alerting")
+def _check_alerting(s: Settings) -> Iterator[Problem]:
+    url, token = s.alerting.webhook_url, s.alerting.webhook_token
+    if url is not None:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname:
+            yield Problem("alerting.webhookUrl", "is not an https:// URL", "give the endpoint's https:// address; alerts carry the cluster's details")
+        if parts.username or parts.password or parts.query:
+            yield Problem(
+                "alerting.webhookUrl",
+                "carries credentials or a query string, which would sit in a plain config",
+                "give the bare URL and put the token in dpc:alerting.webhookToken with `pulumi config set --secret`",
+            )
+    if token is not None and url is None:
+        yield Problem("alerting.webhookToken", "is set without a webhook to send it to", "set dpc:alerting.webhookUrl too, or remove the token")
 
 
 @_check("budget")

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dpc.cluster import ClusterLayout
 from dpc.render import alertmanager, backup, etcd, grafana, haproxy, pgbouncer, postgres, prometheus, redis
 from dpc.services import (
+    ALERTING_TOKEN_SECRET,
     ALERTMANAGER_CONFIG,
     BACKUP_REPOSITORY_CONFIG,
     GRAFANA_DASHBOARD_PROVIDER,
@@ -37,7 +38,11 @@ def plain_configs(settings: Settings, layout: ClusterLayout, offsite: backup.Off
         postgres.POST_BOOTSTRAP_FILE: postgres.render_post_bootstrap(layout),
         prometheus.PROMETHEUS_CONFIG_FILE: prometheus.render_prometheus(layout),
         prometheus.ALERT_RULES_FILE: prometheus.render_alert_rules(layout),
-        ALERTMANAGER_CONFIG: alertmanager.render_alertmanager(layout),
+        ALERTMANAGER_CONFIG: alertmanager.render_alertmanager(
+            layout,
+            settings.alerting.webhook_url,
+            layout.paths.secret(ALERTING_TOKEN_SECRET) if settings.alerting.webhook_token is not None else None,
+        ),
         GRAFANA_DATASOURCES: grafana.render_grafana_datasources(layout),
         GRAFANA_DASHBOARD_PROVIDER: grafana.render_grafana_dashboard_provider(),
         BACKUP_REPOSITORY_CONFIG: backup.render_pgbackrest_repository(layout, settings.backup, offsite),

@@ -18,7 +18,7 @@ from components.swarm import DEPLOY_USER
 from dpc.cluster import certificate_requests, swarm_layout
 from dpc.model import stack_tags
 from dpc.render.backup import OffsiteRepository
-from dpc.services import BUILT_IMAGES, Placement, database_services
+from dpc.services import ALERTING_TOKEN_SECRET, BUILT_IMAGES, Placement, database_services
 from dpc.settings import Settings
 from dpc.stack_files import plain_configs, secret_files
 from dpc.tiers import TIERS
@@ -37,6 +37,14 @@ def image_tags(root: Path = PROJECT_ROOT) -> dict[str, str]:
             digest.update(path.relative_to(root / context).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
         tags[image] = digest.hexdigest()[:16]
     return tags
+
+
+def given_secrets(settings: Settings) -> dict[str, pulumi.Output[str]]:
+    """The secrets the stack's settings hold, as secret outputs: the engine decrypts the config for
+    the program, so the program marks them secret again before they go anywhere.
+    """
+    token = settings.alerting.webhook_token
+    return {} if token is None else {ALERTING_TOKEN_SECRET: pulumi.Output.secret(token)}
 
 
 def swarm_provider(stack: str, manager_ip: pulumi.Input[str], bastion_ip: pulumi.Input[str]) -> docker.Provider:
@@ -71,6 +79,7 @@ def deploy_database(
         secret_files=secret_files(layout),
         image_tags=image_tags(),
         registry=registry,
+        given_secrets=given_secrets(settings),
     )
     providers: list[pulumi.ProviderResource] = [engine, random.Provider(f"{stack}-random"), tls.Provider(f"{stack}-tls")]
     opts = pulumi.ResourceOptions(providers=providers)

@@ -1,11 +1,11 @@
 """Alertmanager: alerts routed by severity, grouped per alert and instance, warnings held back
 while a critical alert of the same instance fires.
 
-The settings have no mail server or chat service, so receivers deliver to a webhook whose URL is a
-parameter. Without one (the default), the receivers have no integration: alerts are still grouped,
-inhibited and shown by Alertmanager's UI and API (`amtool alert query`), until a URL is given.
-A webhook URL that carries a token is a secret and would make this file one: pass only URLs
-without credentials, so that the file stays a plain Docker config.
+Receivers deliver to the webhook of `dpc:alerting.webhookUrl`, with a bearer token read from a
+Docker secret file when the stack sets `dpc:alerting.webhookToken` (Alertmanager 0.25 reads no URL
+from a file, so the URL itself must carry no credentials; settings validation insists). Without a
+webhook, the receivers have no integration: alerts are still grouped, inhibited and shown by
+Alertmanager's UI and API (`amtool alert query`).
 """
 
 from __future__ import annotations
@@ -32,14 +32,19 @@ def receiver_name(layout: ClusterLayout, severity: str) -> str:
     return f"postgres-{layout.environment}-{severity}"
 
 
-def _receiver(name: str, webhook_url: str | None) -> dict[str, Any]:
+def _receiver(name: str, webhook_url: str | None, token_file: str | None) -> dict[str, Any]:
     if webhook_url is None:
         return {"name": name}
-    return {"name": name, "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}
+    webhook: dict[str, Any] = {"url": webhook_url, "send_resolved": True}
+    if token_file is not None:
+        webhook["http_config"] = {"authorization": {"type": "Bearer", "credentials_file": token_file}}
+    return {"name": name, "webhook_configs": [webhook]}
 
 
-def alertmanager_config(layout: ClusterLayout, webhook_url: str | None = None) -> dict[str, Any]:
-    """alertmanager.yml as data: one receiver per severity, each posting to `webhook_url` if given."""
+def alertmanager_config(layout: ClusterLayout, webhook_url: str | None = None, token_file: str | None = None) -> dict[str, Any]:
+    """alertmanager.yml as data: one receiver per severity, each posting to `webhook_url` if given,
+    authenticated with the bearer token in `token_file` if given.
+    """
     return {
         "route": {
             "receiver": receiver_name(layout, "warning"),
@@ -60,10 +65,10 @@ def alertmanager_config(layout: ClusterLayout, webhook_url: str | None = None) -
         "inhibit_rules": [
             {"source_matchers": ['severity="critical"'], "target_matchers": ['severity="warning"'], "equal": ["cluster", "instance"]},
         ],
-        "receivers": [_receiver(receiver_name(layout, severity), webhook_url) for severity in REPEAT_INTERVAL],
+        "receivers": [_receiver(receiver_name(layout, severity), webhook_url, token_file) for severity in REPEAT_INTERVAL],
     }
 
 
-def render_alertmanager(layout: ClusterLayout, webhook_url: str | None = None) -> str:
+def render_alertmanager(layout: ClusterLayout, webhook_url: str | None = None, token_file: str | None = None) -> str:
     """alertmanager.yml, a plain Docker config (see the module's note on webhook URLs)."""
-    return yaml.safe_dump(alertmanager_config(layout, webhook_url), sort_keys=True, default_flow_style=False, width=1000)
+    return yaml.safe_dump(alertmanager_config(layout, webhook_url, token_file), sort_keys=True, default_flow_style=False, width=1000)

@@ -126,9 +126,12 @@ def test_promtool_rule_tests_fail_when_quiet_cases_get_firing_series(tmp_path: P
     assert failed == {test["alert_rule_test"][0]["alertname"] for test in quiet}
 
 
-@pytest.mark.parametrize("webhook_url", [None, "https://hooks.example.com/dpc"])
-def test_amtool_accepts_the_alertmanager_config(tmp_path: Path, webhook_url: str | None) -> None:
-    (tmp_path / ALERTMANAGER_CONFIG_FILE).write_text(render_alertmanager(prod_layout(), webhook_url))
+@pytest.mark.parametrize(("webhook_url", "token_file"), [(None, None), ("https://hooks.example.com/dpc", None), ("https://hooks.example.com/dpc", "token")])
+def test_amtool_accepts_the_alertmanager_config(tmp_path: Path, webhook_url: str | None, token_file: str | None) -> None:
+    if token_file is not None:
+        (tmp_path / token_file).write_text("not-a-real-token\n")
+    config = render_alertmanager(prod_layout(), webhook_url, str(tmp_path / token_file) if token_file else None)
+    (tmp_path / ALERTMANAGER_CONFIG_FILE).write_text(config)
     result = run("amtool", "check-config", ALERTMANAGER_CONFIG_FILE, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
