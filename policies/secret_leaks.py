@@ -1,12 +1,13 @@
-"""Secrets: no service environment variable and no rendered config (Swarm configs, machine user
-data) carries a secret value. Secrets travel as Swarm secrets, mounted as files under
-/run/secrets/ and named by `*_FILE` variables, or through the cloud's secret store.
+"""Secrets: no service environment variable or command-line argument and no rendered config (Swarm
+configs, machine user data) carries a secret value. Secrets travel as Swarm secrets, mounted as
+files under /run/secrets/ and named by `*_FILE` variables, or through the cloud's secret store.
 
 A policy sees what the engine hands it: the plain value, or in the offline plan the mask
 "[secret]" that a Pulumi secret leaves. A value is taken for a secret when a Pulumi secret went
 into it, when it looks like one (a private key, a cloud access key, a URL with a password), or when
 its name says so (PASSWORD, TOKEN, ...) and it holds a literal rather than a reference (a file path,
-a `$` expansion).
+a `$` expansion). A command-line flag is such a name, its value written `--flag=value` or as the next
+argument; `NAME=value` arguments are assignments like any other.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import shlex
 from collections.abc import Iterator
 from typing import Any
 
 from pulumi_policy import PolicyConfigSchema, ResourceValidationArgs, Severity
 
 from dpc.config import SECRET_SHOWN
-from policies.common import get, mapping, resource_policy
+from policies.common import get, items, mapping, resource_policy
 
 SECRET_NAME = re.compile(r"pass(word|wd|phrase)?|secret|token|api[_-]?key|private[_-]?key|access[_-]?key|credential", re.IGNORECASE)
 _SECRET_LOOKS = (
@@ -30,6 +32,12 @@ _SECRET_LOOKS = (
 )
 _ASSIGNMENT = re.compile(r"""^\s*(?:export\s+|-\s+)?["']?([A-Za-z_][\w.-]*)["']?\s*(?::|=)\s*(.*?)\s*$""")
 _YAML_BLOCK = ("|", ">", "|-", ">-")
+_ARGUMENT_ASSIGNMENT = re.compile(r"^([A-Za-z_][\w.-]*)=(.*)$", re.DOTALL)
+_PASSWORD_SHORT_FLAGS = ("-a", "-p")
+"""Short flags that give common clients their password (`redis-cli -a`, `mysql -p`). A letter says
+nothing by itself, so these are named here; a number after them is a port (`redis-cli -p 6379`)."""
+_HEALTHCHECK_FORMS = ("CMD", "CMD-SHELL", "NONE")
+"""The first word of a Docker health check, which says how to run the rest; no argument itself."""
 
 
 def _reference(value: str) -> bool:
@@ -46,7 +54,7 @@ def secret_problem(name: str, value: str, allowed_names: list[str]) -> str | Non
     if any(pattern.search(value) for pattern in _SECRET_LOOKS):
         return f"{name} holds what looks like a key or a password"
     literal = value.strip("'\"")
-    if name not in allowed_names and not name.upper().endswith("_FILE") and SECRET_NAME.search(name) and not _reference(literal):
+    if name not in allowed_names and not name.upper().endswith(("_FILE", "-FILE")) and SECRET_NAME.search(name) and not _reference(literal):
         return f"{name} is named like a secret and holds a literal value"
     return None
 
@@ -66,12 +74,81 @@ def _allowed_names(args: ResourceValidationArgs) -> list[str]:
     return list(args.get_config()["allowedNames"])
 
 
-def _service_env(args: ResourceValidationArgs) -> Iterator[str]:
+def _tokens(argv: list[str]) -> list[str]:
+    """The words of a command line, with those of shell strings (`sh -c "..."`, a CMD-SHELL
+    health check) split out, so that a secret inside a script is seen like any other argument.
+    """
+    words: list[str] = []
+    for argument in argv:
+        try:
+            words.extend(shlex.split(argument) if any(c.isspace() for c in argument) else [argument])
+        except ValueError:
+            words.extend(argument.split())
+    return words
+
+
+def _flag_value(word: str, following: str | None) -> tuple[str, str, int] | None:
+    """A flag, its value and how many words they take (`--flag=value`: one, `--flag value`: two);
+    None for a word that is no flag, or a negated one (`--no-password` takes no value).
+    """
+    if not word.startswith("-") or word in ("-", "--") or word[1].isdigit() or word.lstrip("-").lower().startswith("no-"):
+        return None
+    flag, has_value, value = word.partition("=")
+    if has_value:
+        return flag, value, 1
+    if following is not None and not following.startswith("-"):
+        return flag, following, 2
+    return flag, "", 1
+
+
+def _flag_problem(flag: str, value: str, allowed_names: list[str]) -> str | None:
+    """Why the flag `flag` given `value` carries a secret: named like one (`--requirepass`), or a
+    client's password flag holding a literal that is not a port.
+    """
+    problem = secret_problem(flag.lstrip("-"), value, allowed_names)
+    literal = value.strip("'\"")
+    if problem is None and flag in _PASSWORD_SHORT_FLAGS and not _reference(literal) and not literal.isdigit():
+        problem = f"{flag} gives a password and holds a literal value"
+    return problem
+
+
+def argument_problems(argv: list[str], allowed_names: list[str]) -> Iterator[str]:
+    """The secrets on a command line: flags named like secrets with a literal value (`--flag=value`
+    or the next argument), `NAME=value` assignments, and anything that is or looks like a secret.
+    A flag's value that is no secret is checked again as an argument of its own (`-e PASSWORD=x`).
+    """
+    words = _tokens(argv)
+    index = 0
+    while index < len(words):
+        word = words[index]
+        flagged = _flag_value(word, words[index + 1] if index + 1 < len(words) else None)
+        problem = _flag_problem(flagged[0], flagged[1], allowed_names) if flagged else None
+        if flagged and problem:
+            yield problem
+            index += flagged[2]
+            continue
+        assignment = _ARGUMENT_ASSIGNMENT.match(word)
+        if assignment:
+            problem = secret_problem(assignment.group(1), assignment.group(2), allowed_names)
+        else:
+            problem = secret_problem(f"#{index + 1}", word, allowed_names)
+        if problem:
+            yield problem
+        index += 1
+
+
+def _service_container(args: ResourceValidationArgs) -> Iterator[str]:
     allowed = _allowed_names(args)
-    for name, value in mapping(get(args.props, "taskSpec", "containerSpec", "env")).items():
+    container = get(args.props, "taskSpec", "containerSpec")
+    for name, value in mapping(get(container, "env")).items():
         problem = secret_problem(name, str(value), allowed)
         if problem:
             yield f"environment variable {problem}; pass it as a Swarm secret and point {name}_FILE at /run/secrets/"
+    command = [str(word) for word in [*items(get(container, "commands")), *items(get(container, "args"))]]
+    health = [str(word) for word in items(get(container, "healthcheck", "tests")) if str(word) not in _HEALTHCHECK_FORMS]
+    for where, argv in (("command-line argument", command), ("health check argument", health)):
+        for problem in argument_problems(argv, allowed):
+            yield f"{where} {problem}; mount it as a Swarm secret and give the program its /run/secrets/ path (or a config that includes it)"
 
 
 _CONFIG_SCHEMA = PolicyConfigSchema({
@@ -85,10 +162,11 @@ _CONFIG_SCHEMA = PolicyConfigSchema({
 
 NO_SECRET_IN_SERVICE_ENV = resource_policy(
     "no-secret-in-service-environment",
-    "No Swarm service's environment variable carries a secret value.",
+    "No Swarm service's environment variable, command-line argument or health check carries a secret value.",
     severity=Severity.CRITICAL,
-    remediation="Create a docker.Secret, list it in the service's taskSpec.containerSpec.secrets, and set NAME_FILE=/run/secrets/<name> instead of NAME.",
-    checks={"docker:index/service:Service": _service_env},
+    remediation="Create a docker.Secret, list it in the service's taskSpec.containerSpec.secrets, and set NAME_FILE=/run/secrets/<name> instead of NAME; "
+    "on a command line, pass the secret's path (a --password-file flag, or a config file that includes the secret) instead of its value.",
+    checks={"docker:index/service:Service": _service_container},
     config_schema=_CONFIG_SCHEMA,
 )
 
