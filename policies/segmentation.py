@@ -1,6 +1,7 @@
 """Segmentation: nothing reachable from the internet but the listeners a stack allows, every port
 reachable only from where the firewall matrix of `dpc/model.py` says, SSH only from the admins to
-the bastion, no public address on a node, the default security group closed, flow logs on.
+the bastion, no public address on a node, the default security group closed, flow logs on; inside
+the Swarm, each service only on the overlay networks whose members (`dpc/tiers.py`) include it.
 
 The matrix is read as data, but the check works on the security-group rules actually planned:
 each rule's target and source are found through the engine's property dependencies and named by
@@ -18,6 +19,7 @@ from typing import Any
 from pulumi_policy import PolicyConfigSchema, PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
 from dpc.model import FIREWALL_MATRIX, FromCidrs, FromLoadBalancer, FromRole, Role, Rule
+from dpc.tiers import TIERS, service_kind
 from policies.common import admin_cidrs, attached_to, client_cidrs, depends_through, get, items, mapping, of_type, resource_policy, stack_policy, within
 
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
@@ -25,6 +27,8 @@ INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 LEGACY_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
 GCP_FIREWALL = "gcp:compute/firewall:Firewall"
 AZURE_NSG = "azure-native:network:NetworkSecurityGroup"
+DOCKER_SERVICE = "docker:index/service:Service"
+DOCKER_NETWORK = "docker:index/network:Network"
 LOAD_BALANCER_ROLE = "load-balancer"
 """The `Role` tag of the load balancer's own security group (the matrix's rules with no target role)."""
 
@@ -424,4 +428,48 @@ FLOW_LOGS_ON = stack_policy(
     clouds=("aws", "gcp", "azure-native"),
 )
 
-POLICIES = [NO_INGRESS_FROM_ANYWHERE, FIREWALL_MATRIX_ONLY, SSH_ONLY_TO_BASTION, NO_PUBLIC_IP_ON_NODES, DEFAULT_GROUP_CLOSED, FLOW_LOGS_ON]
+_MEMBERS = {spec.network_name: spec.members for spec in TIERS}
+"""The kinds of service each overlay network admits, by the network's name."""
+
+
+def _membership_problem(service: str, kind: str, network: str) -> str | None:
+    """Why `service`, of `kind`, may not join the network named `network`; None when it may."""
+    if network not in _MEMBERS:
+        return f"service {service} joins {network}, which is not one of the overlay networks of seed §2.2"
+    if kind not in _MEMBERS[network]:
+        return f"service {service} (kind {kind}) joins {network}, whose members are {', '.join(_MEMBERS[network])}"
+    return None
+
+
+def _overlay_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
+    """Each Swarm service against the members of every overlay network it joins.
+
+    A service names its networks by id (`taskSpec.networksAdvanceds[].id`), unknown during a
+    preview; the networks are found instead through the engine's property dependencies of
+    `taskSpec` and named by their `name` input. An attachment that no Network resource of the stack
+    accounts for (a literal id, a network made elsewhere) cannot be checked and is reported.
+    """
+    for service in of_type(args, DOCKER_SERVICE):
+        name = str(get(service.props, "name"))
+        networks = depends_through(service, "taskSpec", DOCKER_NETWORK)
+        unresolved = len(items(get(service.props, "taskSpec", "networksAdvanceds"))) - len(networks)
+        if unresolved > 0:
+            yield (f"service {name} joins {unresolved} network(s) that this stack did not make, so nothing says it may join them", service.urn)
+        problems = (_membership_problem(name, service_kind(name), str(get(network.props, "name"))) for network in networks)
+        yield from ((problem, service.urn) for problem in problems if problem)
+
+
+SERVICES_ONLY_ON_THEIR_NETWORKS = stack_policy(
+    "services-only-on-their-overlay-networks",
+    "Each Swarm service joins only the overlay networks whose members (dpc/tiers.py, seed §2.2) include its kind.",
+    severity=Severity.HIGH,
+    remediation="Take the network out of the service's networks (dpc/services.py), or, if the service really needs it, "
+    "add its kind to that network's TierSpec.members in dpc/tiers.py with the reason.",
+    check=_overlay_violations,
+    clouds=("docker",),
+)
+
+POLICIES = [
+    NO_INGRESS_FROM_ANYWHERE, FIREWALL_MATRIX_ONLY, SSH_ONLY_TO_BASTION, NO_PUBLIC_IP_ON_NODES, DEFAULT_GROUP_CLOSED, FLOW_LOGS_ON,
+    SERVICES_ONLY_ON_THEIR_NETWORKS,
+]

@@ -115,8 +115,28 @@ def _azure_vnet(with_log: bool) -> list[PlannedResource]:
     return [network, log] if with_log else [network]
 
 
+def _container(name: str, **container: Any) -> PlannedResource:
+    """A Swarm service whose container spec has `container` (env, args, commands, healthcheck)."""
+    return res("docker:index/service:Service", name, {"name": name, "taskSpec": {"containerSpec": {"image": "patroni:4", **container}}})
+
+
 def _service(env: dict[str, str], name: str = "patroni") -> PlannedResource:
-    return res("docker:index/service:Service", name, {"name": name, "taskSpec": {"containerSpec": {"image": "patroni:4", "env": env}}})
+    return _container(name, env=env)
+
+
+NETWORKS = {
+    name: res("docker:index/network:Network", name, {"name": name}) for name in ("coordinator-net", "data-net", "app-net", "monitoring-net", "shortcut-net")
+}
+"""The seed's four overlays and one network the seed does not have."""
+
+
+def _on_networks(name: str, *networks: str, literal_ids: tuple[str, ...] = ()) -> PlannedResource:
+    """A Swarm service attached to the stack's `networks` by id (unknown in a preview, so found
+    through the taskSpec's property dependencies) and to `literal_ids` no resource of the stack made.
+    """
+    attachments = [{"id": "[unknown]"} for _ in networks] + [{"id": literal} for literal in literal_ids]
+    return res("docker:index/service:Service", name, {"name": name, "taskSpec": {"containerSpec": {"image": "services:1"}, "networksAdvanceds": attachments}},
+               deps={"taskSpec": [NETWORKS[n] for n in networks]})
 
 
 def _instance(resource_name: str = "node", **inputs: Any) -> PlannedResource:
@@ -430,6 +450,27 @@ CASES = [
     ),
     Case("flow-logs-on", "azure", _azure_vnet(with_log=True), _azure_vnet(with_log=False)),
     Case(
+        "services-only-on-their-overlay-networks",
+        "docker",
+        [
+            *NETWORKS.values(),
+            _on_networks("etcd-1", "coordinator-net", "monitoring-net"),
+            _on_networks("patroni-2", "coordinator-net", "data-net", "monitoring-net"),
+            _on_networks("redis-exporter", "app-net", "monitoring-net"),
+            _on_networks("postgres-exporter-3", "data-net", "monitoring-net"),
+            _on_networks("backup", "data-net"),
+        ],
+        [
+            *NETWORKS.values(),
+            _on_networks("grafana", "monitoring-net", "data-net"),
+            _on_networks("pgbouncer", "app-net", "coordinator-net"),
+            _on_networks("node-exporter", "monitoring-net", literal_ids=("host",)),
+            _on_networks("redis-exporter", "data-net"),
+            _on_networks("etcd-2", "coordinator-net", "shortcut-net"),
+        ],
+        offenders=5,
+    ),
+    Case(
         "no-secret-in-service-environment",
         "docker",
         [
@@ -443,6 +484,26 @@ CASES = [
             _service({"PGBOUNCER_AUTH": "[secret]"}, "pgbouncer"),
         ],
         offenders=3,
+    ),
+    Case(
+        "no-secret-in-service-environment",
+        "docker arguments",
+        [
+            _container("etcd-1", args=["etcd", "--config-file", "/etc/dpc/etcd.yml", "--initial-cluster-token", "dpc"]),
+            _container("pgbouncer", args=["sh", "-c", "ulimit -n 3586 && exec pgbouncer /etc/dpc/pgbouncer.ini"]),
+            _container("postgres-exporter-1", commands=["prometheus-postgres-exporter"], args=["--web.listen-address=:9187"]),
+            _container("redis", args=["redis-server", "/etc/dpc/redis.conf", "--masterauth-file", "/run/secrets/redis"],
+                       healthcheck={"tests": ["CMD", "redis-cli", "-p", "6379", "--no-auth-warning", "ping"]}),
+        ],
+        [
+            _container("redis", args=["redis-server", "/etc/dpc/redis.conf", "--requirepass", "hunter2"]),
+            _container("app", args=["app", "--password=hunter2"]),
+            _container("backup", commands=["sh", "-c", "PGPASSWORD=hunter2 exec backup-agent"]),
+            _container("redis-check", healthcheck={"tests": ["CMD", "redis-cli", "-a", "hunter2", "ping"]}),
+            _container("mysql", args=["mysql", "-p", "hunter2"]),
+            _container("grafana", args=["grafana", "--admin-token", "[secret]"]),
+        ],
+        offenders=6,
     ),
     Case(
         "no-secret-in-rendered-config",

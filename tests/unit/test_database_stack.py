@@ -303,3 +303,15 @@ def test_secret_names_do_not_reveal_a_digest_of_the_secret(graph: PlanGraph) -> 
     for value in passwords.values():
         assert not [n for n in names if n.endswith(hashlib.sha256(value.encode()).hexdigest()[:12])]
     assert len(set(names)) == len(names) and all(re.fullmatch(r".+-[0-9a-f]{12}", n) for n in names)
+
+
+def test_each_service_spec_joins_only_networks_whose_members_include_its_kind(settings: Settings) -> None:
+    """The program's side of the invariant the policy pack's `services-only-on-their-overlay-networks`
+    checks on the plan: `TierSpec.members` says who may join each network, and says it exactly, so
+    that a kind listed but no longer joining is taken out rather than left open."""
+    from dpc.tiers import service_kind  # noqa: PLC0415
+
+    members = {spec.tier: set(spec.members) for spec in TIERS}
+    joined = {(service_kind(s.name), tier) for s in database_services(settings, swarm_layout(settings)) for tier in s.networks}
+    assert {(kind, tier) for kind, tier in joined if kind not in members[tier]} == set()
+    assert joined == {(kind, tier) for tier, kinds in members.items() for kind in kinds}

@@ -82,6 +82,21 @@ def _node_with_public_ip(plan: dict[str, Any]) -> None:
     _step(plan, "prod-compute-worker-2", "aws:ec2/instance:Instance")["newState"]["inputs"]["associatePublicIpAddress"] = True
 
 
+def _grafana_on_data_net(plan: dict[str, Any]) -> None:
+    """Grafana attached to data-net, as a Service references a network: by id, with the network in
+    the taskSpec's property dependencies."""
+    network = _step(plan, "prod-database-data-net", "docker:index/network:Network")["newState"]
+    grafana = _step(plan, "prod-database-grafana", "docker:index/service:Service")["newState"]
+    grafana["inputs"]["taskSpec"]["networksAdvanceds"].append({"id": "[unknown]"})
+    grafana["propertyDependencies"]["taskSpec"].append(network["urn"])
+    grafana["dependencies"].append(network["urn"])
+
+
+def _password_in_service_arguments(plan: dict[str, Any]) -> None:
+    container = _step(plan, "prod-database-redis", "docker:index/service:Service")["newState"]["inputs"]["taskSpec"]["containerSpec"]
+    container["args"] += ["--requirepass", "hunter2"]
+
+
 MUTATIONS: dict[str, tuple[Callable[[dict[str, Any]], None], set[tuple[str, str]]]] = {
     "postgres open to 0.0.0.0/0": (
         _open_postgres_to_the_world,
@@ -95,6 +110,8 @@ MUTATIONS: dict[str, tuple[Callable[[dict[str, Any]], None], set[tuple[str, str]
     "unprotected prod volume": (_unprotected_volume, {("stateful-resources-protected", "prod-storage-worker-1-data")}),
     "password in a service's environment": (_password_in_service_environment, {("no-secret-in-service-environment", "prod-patroni-1")}),
     "node with a public IP": (_node_with_public_ip, {("no-public-ip-on-nodes", "prod-compute-worker-2")}),
+    "grafana attached to data-net": (_grafana_on_data_net, {("services-only-on-their-overlay-networks", "prod-database-grafana")}),
+    "password in a service's arguments": (_password_in_service_arguments, {("no-secret-in-service-environment", "prod-database-redis")}),
 }
 
 
