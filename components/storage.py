@@ -44,6 +44,8 @@ class StoragePlan:
 
     volumes: tuple[VolumePlan, ...]
     lifecycle: BucketLifecycle
+    replica_region: str | None
+    """Where the offsite bucket is replicated to (seed §4.1: geo-replicated), under a key of that region."""
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,8 @@ class BackupSettings(Section):
     offsite_infrequent_access_after_days: Annotated[int, Field(ge=30)]
     offsite_archive_after_days: Annotated[int, Field(ge=1)]
     offsite_expire_after_days: Annotated[int, Field(ge=1)]
+    offsite_replica_region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")] | None = None
+    """A second region the offsite bucket is replicated to (seed §4.1: geo-replicated); required in prod."""
 
 
 class AccessSettings(Section):
@@ -355,9 +357,17 @@ def _check_storage(s: Settings) -> Iterator[Problem]:
             yield from _gp3_problems(f"storage.{name}", volume)
 
 
-@_check("backup")
+@_check("backup", "region", "environment", "cloud")
 def _check_backup(s: Settings) -> Iterator[Problem]:
     b = s.backup
+    if s.cloud != "local" and s.is_prod and b.offsite_replica_region is None:
+        yield Problem(
+            "backup.offsiteReplicaRegion",
+            "prod keeps its offsite backups in one region only; seed §4.1 asks for geo-replicated backups",
+            "name a second region for the copy, for example us-west-2",
+        )
+    if b.offsite_replica_region == s.region:
+        yield Problem("backup.offsiteReplicaRegion", "is the stack's own region", "name a different region, so one region's loss keeps the copy")
     if b.offsite_archive_after_days <= b.offsite_infrequent_access_after_days:
         yield Problem(
             "backup.offsiteArchiveAfterDays",

@@ -6,6 +6,7 @@ lifecycle (Standard-IA, then Glacier, then expiry).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -62,52 +63,64 @@ def _tls_only_policy(bucket_arn: str) -> str:
     }, sort_keys=True)
 
 
-def _backup_bucket(scope: Scope, plan: StoragePlan, key: aws.kms.Key) -> aws.s3.Bucket:
+@dataclass(frozen=True)
+class BucketParts:
+    """A bucket and its versioning, which replication must wait for on both sides."""
+
+    bucket: aws.s3.Bucket
+    versioning: aws.s3.BucketVersioning
+
+
+def _backup_bucket(scope: Scope, plan: StoragePlan, key: aws.kms.Key, *, name: str, provider: aws.Provider | None = None) -> BucketParts:
+    """A private, versioned, KMS-encrypted, TLS-only bucket with the seed's lifecycle: the offsite
+    backups, and their copy in the replica region (`provider`).
+    """
+    on = {"provider": provider} if provider else {}
     bucket = aws.s3.Bucket(
-        scope.child("backups"),
+        scope.child(name),
         force_destroy=False,
-        tags=scope.tags_with(Name=scope.child("backups"), Purpose="offsite-backups"),
-        opts=scope.stateful_opts(),
+        tags=scope.tags_with(Name=scope.child(name), Purpose="offsite-backups"),
+        opts=scope.stateful_opts(**on),
     )
     aws.s3.BucketOwnershipControls(
-        scope.child("backups-ownership"),
+        scope.child(f"{name}-ownership"),
         bucket=bucket.id,
         rule={"object_ownership": "BucketOwnerEnforced"},
-        opts=scope.opts(),
+        opts=scope.opts(**on),
     )
     block = aws.s3.BucketPublicAccessBlock(
-        scope.child("backups-public-access"),
+        scope.child(f"{name}-public-access"),
         bucket=bucket.id,
         block_public_acls=True,
         block_public_policy=True,
         ignore_public_acls=True,
         restrict_public_buckets=True,
-        opts=scope.opts(),
+        opts=scope.opts(**on),
     )
-    aws.s3.BucketVersioning(
-        scope.child("backups-versioning"),
+    versioning = aws.s3.BucketVersioning(
+        scope.child(f"{name}-versioning"),
         bucket=bucket.id,
         versioning_configuration={"status": "Enabled"},
-        opts=scope.opts(),
+        opts=scope.opts(**on),
     )
     aws.s3.BucketServerSideEncryptionConfiguration(
-        scope.child("backups-encryption"),
+        scope.child(f"{name}-encryption"),
         bucket=bucket.id,
         rules=[{
             "apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms", "kms_master_key_id": key.arn},
             "bucket_key_enabled": True,
         }],
-        opts=scope.opts(),
+        opts=scope.opts(**on),
     )
     aws.s3.BucketPolicy(
-        scope.child("backups-tls-only"),
+        scope.child(f"{name}-tls-only"),
         bucket=bucket.id,
         policy=bucket.arn.apply(_tls_only_policy),
-        opts=scope.opts(depends_on=[block]),
+        opts=scope.opts(depends_on=[block], **on),
     )
     lifecycle = plan.lifecycle
     aws.s3.BucketLifecycleConfiguration(
-        scope.child("backups-lifecycle"),
+        scope.child(f"{name}-lifecycle"),
         bucket=bucket.id,
         rules=[{
             "id": "offsite-retention",
@@ -121,26 +134,107 @@ def _backup_bucket(scope: Scope, plan: StoragePlan, key: aws.kms.Key) -> aws.s3.
             "noncurrent_version_expiration": {"noncurrent_days": lifecycle.infrequent_access_after_days},
             "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
         }],
-        opts=scope.opts(),
+        opts=scope.opts(**on),
     )
-    return bucket
+    return BucketParts(bucket, versioning)
 
 
-def build_storage(scope: Scope, plan: StoragePlan) -> StorageResult:
-    """Creates the key, the volumes and the backup bucket."""
+def _replication_policy(source_bucket: str, replica_bucket: str, source_key: str, replica_key: str, regions: tuple[str, str]) -> str:
+    """What S3 may do to copy the backups: read versions here, write them there, decrypt with this
+    region's key and encrypt with the replica region's, through S3 only.
+    """
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"], "Resource": source_bucket},
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"],
+                "Resource": f"{source_bucket}/*",
+            },
+            {"Effect": "Allow", "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"], "Resource": f"{replica_bucket}/*"},
+            {
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt"],
+                "Resource": source_key,
+                "Condition": {"StringLike": {"kms:ViaService": f"s3.{regions[0]}.amazonaws.com"}},
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["kms:Encrypt", "kms:GenerateDataKey"],
+                "Resource": replica_key,
+                "Condition": {"StringLike": {"kms:ViaService": f"s3.{regions[1]}.amazonaws.com"}},
+            },
+        ],
+    }, sort_keys=True)
+
+
+def _key(scope: Scope, name: str, region: pulumi.Input[str], *, provider: aws.Provider | None = None) -> aws.kms.Key:
+    """A customer-managed key with yearly rotation, administered through IAM by the account."""
+    on = {"provider": provider} if provider else {}
     invoke = pulumi.InvokeOutputOptions(parent=scope.component)
     identity = aws.get_caller_identity_output(opts=invoke)
     partition = aws.get_partition_output(opts=invoke)
-    region = aws.get_region_output(opts=invoke)
-    key = aws.kms.Key(
-        scope.child("key"),
+    return aws.kms.Key(
+        scope.child(name),
         description=f"Encrypts the volumes, backups, logs and bootstrap secrets of {scope.name}",
         enable_key_rotation=True,
         deletion_window_in_days=30,
-        policy=pulumi.Output.all(identity.account_id, partition.partition, region.region).apply(lambda a: _key_policy(*a)),
-        tags=scope.tags_with(Name=scope.child("key")),
-        opts=scope.stateful_opts(),
+        policy=pulumi.Output.all(identity.account_id, partition.partition, region).apply(lambda a: _key_policy(*a)),
+        tags=scope.tags_with(Name=scope.child(name)),
+        opts=scope.stateful_opts(**on),
     )
+
+
+def _replicate(scope: Scope, plan: StoragePlan, source: BucketParts, *, source_key: aws.kms.Key, region: pulumi.Output[str], replica_region: str) -> None:
+    """A copy of every backup in the replica region (seed §4.1: geo-replicated), in a bucket like the
+    first one under that region's own key, written by S3 replication with a role that can do only that.
+    """
+    provider = aws.Provider(scope.child("replica-region"), region=replica_region, opts=scope.opts())
+    replica_key = _key(scope, "replica-key", replica_region, provider=provider)
+    replica = _backup_bucket(scope, plan, replica_key, name="backups-replica", provider=provider)
+    role = aws.iam.Role(
+        scope.child("replication"),
+        assume_role_policy=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+        }),
+        description=f"S3 copies {scope.name}'s offsite backups to {replica_region}",
+        tags=scope.tags_with(Name=scope.child("replication")),
+        opts=scope.opts(),
+    )
+    aws.iam.RolePolicy(
+        scope.child("replication"),
+        role=role.id,
+        policy=pulumi.Output.all(source.bucket.arn, replica.bucket.arn, source_key.arn, replica_key.arn, region).apply(
+            lambda a: _replication_policy(a[0], a[1], a[2], a[3], (a[4], replica_region))
+        ),
+        opts=scope.opts(),
+    )
+    aws.s3.BucketReplicationConfig(
+        scope.child("backups-replication"),
+        bucket=source.bucket.id,
+        role=role.arn,
+        rules=[{
+            "id": "geo-replica",
+            "status": "Enabled",
+            "filter": {"prefix": ""},
+            "delete_marker_replication": {"status": "Enabled"},
+            "source_selection_criteria": {"sse_kms_encrypted_objects": {"status": "Enabled"}},
+            "destination": {
+                "bucket": replica.bucket.arn,
+                "storage_class": "STANDARD_IA",
+                "encryption_configuration": {"replica_kms_key_id": replica_key.arn},
+            },
+        }],
+        opts=scope.opts(depends_on=[source.versioning, replica.versioning]),
+    )
+
+
+def build_storage(scope: Scope, plan: StoragePlan) -> StorageResult:
+    """Creates the key, the volumes, the backup bucket and, where asked, its copy in another region."""
+    region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=scope.component)).region
+    key = _key(scope, "key", region)
     aws.kms.Alias(scope.child("key-alias"), name=f"alias/dpc-{scope.name}", target_key_id=key.key_id, opts=scope.opts())
     volume_ids: dict[str, pulumi.Output[str]] = {}
     for volume in plan.volumes:
@@ -158,5 +252,7 @@ def build_storage(scope: Scope, plan: StoragePlan) -> StorageResult:
             opts=scope.stateful_opts(),
         )
         volume_ids[volume.name] = created.id
-    bucket = _backup_bucket(scope, plan, key)
-    return StorageResult(key_arn=key.arn, volume_ids=volume_ids, backup_bucket_name=bucket.bucket, backup_bucket_arn=bucket.arn)
+    backups = _backup_bucket(scope, plan, key, name="backups")
+    if plan.replica_region is not None:
+        _replicate(scope, plan, backups, source_key=key, region=region, replica_region=plan.replica_region)
+    return StorageResult(key_arn=key.arn, volume_ids=volume_ids, backup_bucket_name=backups.bucket.bucket, backup_bucket_arn=backups.bucket.arn)

@@ -101,8 +101,8 @@ def test_default_security_group_is_closed_and_flow_logs_record_all_traffic(graph
 
 
 def test_every_volume_and_store_is_encrypted_with_the_customer_managed_key(graph: PlanGraph) -> None:
-    (key,) = graph.of_type("aws:kms/key:Key")
-    assert key.inputs["enableKeyRotation"] is True
+    assert graph.named("-storage-key", "aws:kms/key:Key")
+    assert all(k.inputs["enableKeyRotation"] is True for k in graph.of_type("aws:kms/key:Key"))
     key_arns = {v.inputs["kmsKeyId"] for v in graph.of_type(VOLUME)}
     assert len(key_arns) == 1
     key_arn = key_arns.pop()
@@ -113,7 +113,7 @@ def test_every_volume_and_store_is_encrypted_with_the_customer_managed_key(graph
     for instance in graph.of_type(INSTANCE):
         root = instance.inputs["rootBlockDevice"]
         assert root["encrypted"] is True and root["kmsKeyId"] == key_arn, instance.name
-    (sse,) = graph.of_type("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
+    sse = graph.named("-storage-backups-encryption", "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
     default = sse.inputs["rules"][0]["applyServerSideEncryptionByDefault"]
     assert default == {"kmsMasterKeyId": key_arn, "sseAlgorithm": "aws:kms"}
     for group in graph.of_type("aws:cloudwatch/logGroup:LogGroup"):
@@ -216,19 +216,42 @@ def test_the_load_balancer_forwards_postgres_to_the_haproxy_nodes(graph: PlanGra
     assert attached == managers and len(managers) == 3
 
 
-def test_backup_bucket_is_versioned_private_tls_only_with_the_seed_lifecycle(graph: PlanGraph, settings: Settings) -> None:
-    (versioning,) = graph.of_type("aws:s3/bucketVersioning:BucketVersioning")
-    assert versioning.inputs["versioningConfiguration"]["status"] == "Enabled"
-    (block,) = graph.of_type("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
-    assert all(block.inputs[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
-    (policy,) = graph.of_type("aws:s3/bucketPolicy:BucketPolicy")
-    statements = json.loads(policy.inputs["policy"])["Statement"]
-    assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements)
-    (lifecycle,) = graph.of_type("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
-    rule = lifecycle.inputs["rules"][0]
-    assert rule["status"] == "Enabled"
-    assert [(t["storageClass"], t["days"]) for t in rule["transitions"]] == [("STANDARD_IA", 30), ("GLACIER", 90)]
-    assert rule["expiration"]["days"] == settings.backup.offsite_expire_after_days == 2555
+def test_backup_buckets_are_versioned_private_tls_only_with_the_seed_lifecycle(graph: PlanGraph, settings: Settings) -> None:
+    buckets = ["backups", "backups-replica"] if settings.backup.offsite_replica_region else ["backups"]
+    assert len(graph.of_type("aws:s3/bucket:Bucket")) == len(buckets)
+    for bucket in buckets:
+        versioning = graph.named(f"-storage-{bucket}-versioning", "aws:s3/bucketVersioning:BucketVersioning")
+        assert versioning.inputs["versioningConfiguration"]["status"] == "Enabled"
+        block = graph.named(f"-storage-{bucket}-public-access", "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+        assert all(block.inputs[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
+        policy = graph.named(f"-storage-{bucket}-tls-only", "aws:s3/bucketPolicy:BucketPolicy")
+        statements = json.loads(policy.inputs["policy"])["Statement"]
+        assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements)
+        lifecycle = graph.named(f"-storage-{bucket}-lifecycle", "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+        rule = lifecycle.inputs["rules"][0]
+        assert rule["status"] == "Enabled"
+        assert [(t["storageClass"], t["days"]) for t in rule["transitions"]] == [("STANDARD_IA", 30), ("GLACIER", 90)]
+        assert rule["expiration"]["days"] == settings.backup.offsite_expire_after_days == 2555
+
+
+@pytest.mark.parametrize("stack", ["prod"])
+def test_prod_backups_are_copied_to_a_second_region_under_its_own_key(graph: PlanGraph, settings: Settings) -> None:
+    (replica_region,) = [p for p in graph.of_type("pulumi:providers:aws") if p.inputs.get("region") == settings.backup.offsite_replica_region]
+    replica_key = graph.named("-storage-replica-key", "aws:kms/key:Key")
+    replica = graph.named("-storage-backups-replica", "aws:s3/bucket:Bucket")
+    for resource in (replica_key, replica):
+        assert resource.provider.startswith(replica_region.urn) and resource.protect, resource.name
+    depends = {s["urn"]: s["newState"]["propertyDependencies"] for s in graph.plan["steps"]}
+    sse = graph.named("-storage-backups-replica-encryption", "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
+    assert depends[sse.urn]["rules"] == [replica_key.urn], "the copy is encrypted with the replica region's own key"
+    (replication,) = graph.of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig")
+    (rule,) = replication.inputs["rules"]
+    assert rule["status"] == "Enabled" and rule["sourceSelectionCriteria"] == {"sseKmsEncryptedObjects": {"status": "Enabled"}}
+    assert rule["destination"]["bucket"] == f"arn:aws:s3:::{replica.id}"
+    assert set(depends[replication.urn]["rules"]) == {replica.urn, replica_key.urn}
+    role_policy = json.loads(graph.named("-storage-replication", "aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    actions = {a for s in role_policy["Statement"] for a in s["Action"]}
+    assert "s3:ReplicateObject" in actions and not [a for a in actions if a.endswith("*")]
 
 
 def _policies(graph: PlanGraph) -> dict[str, list[dict[str, Any]]]:
@@ -280,13 +303,16 @@ def test_components_own_their_children_under_derived_names(graph: PlanGraph) -> 
         "dpc:network:Network", "dpc:storage:Storage", "dpc:swarm:Swarm", "dpc:compute:Compute",
         "dpc:loadbalancer:LoadBalancer", "dpc:budget:Budget", "dpc:registry:ImageRegistry", "dpc:database:DatabaseStack",
     }
-    providers = {r.type.removeprefix("pulumi:providers:"): r.urn for r in graph.resources if r.type.startswith("pulumi:providers:")}
+    providers: dict[str, list[str]] = {}
+    for r in graph.resources:
+        if r.type.startswith("pulumi:providers:"):
+            providers.setdefault(r.type.removeprefix("pulumi:providers:"), []).append(r.urn)
     assert set(providers) == {"aws", "docker", "random", "tls"}
     for resource in graph.resources:
         if resource.custom and not resource.type.startswith("pulumi:providers:"):
             parent = components[resource.parent]
             assert resource.name.startswith(f"{parent.name}-"), resource.name
-            assert resource.provider.startswith(providers[resource.type.split(":")[0]]), resource.name
+            assert any(resource.provider.startswith(urn) for urn in providers[resource.type.split(":")[0]]), resource.name
 
 
 def test_plan_has_the_shape_of_pulumi_preview_json(graph: PlanGraph) -> None:

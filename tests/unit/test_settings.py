@@ -45,6 +45,11 @@ def stack(name: str = "prod", **overrides: Any) -> dict[str, Any]:
     return values
 
 
+def prod_backup(values: dict[str, Any]) -> dict[str, Any]:
+    """A `dpc:backup` override that keeps the prod stack file's own keys (its replica region)."""
+    return {**config_values("prod")["backup"], **values}
+
+
 def problems_of(values: dict[str, Any]) -> list[Problem]:
     with pytest.raises(SettingsError) as caught:
         settings_from_config(values)
@@ -650,7 +655,7 @@ def test_staging_may_be_undersized_for_its_tps() -> None:
 
 
 def test_archive_must_come_after_infrequent_access() -> None:
-    problem = only_problem(stack(backup={"offsiteInfrequentAccessAfterDays": 90, "offsiteArchiveAfterDays": 90, "offsiteExpireAfterDays": 365}))
+    problem = only_problem(stack(backup=prod_backup({"offsiteInfrequentAccessAfterDays": 90, "offsiteArchiveAfterDays": 90, "offsiteExpireAfterDays": 365})))
 
     assert problem.path == "backup.offsiteArchiveAfterDays"
     assert "after the move to infrequent access" in problem.message
@@ -658,26 +663,27 @@ def test_archive_must_come_after_infrequent_access() -> None:
 
 
 def test_expiry_must_come_ninety_days_after_archiving() -> None:
-    problem = only_problem(stack(backup={"offsiteArchiveAfterDays": 90, "offsiteExpireAfterDays": 179}))
+    problem = only_problem(stack(backup=prod_backup({"offsiteArchiveAfterDays": 90, "offsiteExpireAfterDays": 179})))
 
     assert problem.path == "backup.offsiteExpireAfterDays"
     assert "90 days" in problem.message
     assert "at least 180" in problem.fix
 
-    assert settings_from_config(stack(backup={"offsiteArchiveAfterDays": 90, "offsiteExpireAfterDays": 180})).backup.offsite_expire_after_days == 180
+    settings = settings_from_config(stack(backup=prod_backup({"offsiteArchiveAfterDays": 90, "offsiteExpireAfterDays": 180})))
+    assert settings.backup.offsite_expire_after_days == 180
 
 
 def test_wal_must_be_kept_as_long_as_the_oldest_daily_backup() -> None:
-    problem = only_problem(stack(backup={"dailyRetentionDays": 31, "walRetentionDays": 30}))
+    problem = only_problem(stack(backup=prod_backup({"dailyRetentionDays": 31, "walRetentionDays": 30})))
 
     assert problem.path == "backup.walRetentionDays"
     assert "at least 31" in problem.fix
 
-    assert settings_from_config(stack(backup={"dailyRetentionDays": 30, "walRetentionDays": 30})).backup.wal_retention_days == 30
+    assert settings_from_config(stack(backup=prod_backup({"dailyRetentionDays": 30, "walRetentionDays": 30}))).backup.wal_retention_days == 30
 
 
 def test_infrequent_access_needs_thirty_days() -> None:
-    problem = only_problem(stack(backup={"offsiteInfrequentAccessAfterDays": 29}))
+    problem = only_problem(stack(backup=prod_backup({"offsiteInfrequentAccessAfterDays": 29})))
 
     assert problem.path == "backup.offsiteInfrequentAccessAfterDays"
     assert "30" in problem.message
@@ -719,7 +725,7 @@ def test_every_problem_is_reported_at_once() -> None:
     values["budget"]["monthlyUsd"] = 0  # no budget
     values["storage"] = {"data": {"iops": 90000}}  # above gp3 ceiling
     values["access"]["adminCidrs"] = ["0.0.0.0/0"]  # open to all
-    values["backup"] = {"dailyRetentionDays": 60}  # longer than WAL
+    values["backup"] = prod_backup({"dailyRetentionDays": 60})  # longer than WAL
     values["zones"] = ["us-east-1a", "us-east-1b", "us-west-2c"]  # zone outside region
     values["colour"] = "blue"  # unknown key
 
@@ -837,3 +843,18 @@ def test_the_monitor_does_see_registrations_of_a_good_stack(bad_stack_root: Path
     assert len(steps) > 50
     assert any(step["newState"]["type"] == "aws:ec2/vpc:Vpc" for step in steps)
     assert plan["changeSummary"]["create"] >= len(steps)
+
+
+def test_prod_backups_need_a_second_region() -> None:
+    backup = {k: v for k, v in config_values("prod")["backup"].items() if k != "offsiteReplicaRegion"}
+    problem = only_problem(stack(backup=backup))
+    assert problem.path == "backup.offsiteReplicaRegion" and "geo-replicated" in problem.message
+
+
+def test_the_replica_region_is_another_region() -> None:
+    problem = only_problem(stack(backup=prod_backup({"offsiteReplicaRegion": "us-east-1"})))
+    assert problem.path == "backup.offsiteReplicaRegion" and "own region" in problem.message
+
+
+def test_staging_may_keep_one_region() -> None:
+    assert settings_from_config(config_values("staging")).backup.offsite_replica_region is None
