@@ -87,15 +87,35 @@ def _generated(typ: str, name: str, state: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def _arn(typ: str, resource_id: str, region: str) -> str:
+    """The ARN of a resource of one of the types in _ARN_SERVICE, in its provider's region."""
+    service, kind = _ARN_SERVICE[typ]
+    if service == "s3":
+        return f"arn:{PARTITION}:s3:::{resource_id}"
+    if service == "ssm":
+        return f"arn:{PARTITION}:ssm:{region}:{ACCOUNT}:parameter{resource_id}"
+    return f"arn:{PARTITION}:{service}:{'' if service == 'iam' else region}:{ACCOUNT}:{kind}{resource_id}"
+
+
 class AwsMocks(pulumi.runtime.Mocks):
     """Realistic answers for the resources and data sources the program uses."""
 
     def __init__(self, region: str) -> None:
         self.region = region
+        self.provider_regions: dict[str, str] = {}
+        """Region of each explicit AWS provider, by name: a resource's ARN names its provider's region."""
+
+    def _region_of(self, provider: str | None) -> str:
+        """The region of the provider a resource uses (a reference `urn::id`); the stack's by default."""
+        name = provider.split("::")[-2] if provider else ""
+        return self.provider_regions.get(name, self.region)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         """An id shaped like the cloud's, and the outputs dependent resources read."""
         state: dict[str, Any] = dict(cast(dict[str, Any], args.inputs))  # pyright: ignore[reportUnknownMemberType]  # the SDK types inputs as a bare dict
+        if args.typ == "pulumi:providers:aws" and "region" in state:
+            self.provider_regions[args.name] = str(state["region"])
+        region = self._region_of(args.provider)
         resource_id = mock_id(args.typ, args.name)
         if args.typ == "aws:s3/bucket:Bucket":
             state["bucket"] = resource_id
@@ -106,26 +126,19 @@ class AwsMocks(pulumi.runtime.Mocks):
             resource_id = f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:]}"
             state["keyId"] = resource_id
         if args.typ in _ARN_SERVICE:
-            service, kind = _ARN_SERVICE[args.typ]
-            if service == "s3":
-                state["arn"] = f"arn:{PARTITION}:s3:::{resource_id}"
-            elif service == "ssm":
-                state["arn"] = f"arn:{PARTITION}:ssm:{self.region}:{ACCOUNT}:parameter{resource_id}"
-            else:
-                region = "" if service == "iam" else self.region
-                state["arn"] = f"arn:{PARTITION}:{service}:{region}:{ACCOUNT}:{kind}{resource_id}"
+            state["arn"] = _arn(args.typ, resource_id, region)
         if args.typ in {"aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile"}:
             state.setdefault("name", resource_id)
         if args.typ == "aws:ec2/instance:Instance":
             state["privateIp"] = f"10.0.{int(_digest(args.name, 2), 16) % 250}.{int(_digest(args.name + 'x', 2), 16) % 250 + 4}"
             state["publicIp"] = "198.51.100.10" if state.get("associatePublicIpAddress") else ""
         if args.typ == "aws:lb/loadBalancer:LoadBalancer":
-            state["dnsName"] = f"{resource_id}.elb.{self.region}.amazonaws.com"
+            state["dnsName"] = f"{resource_id}.elb.{region}.amazonaws.com"
         if args.typ == "aws:budgets/budget:Budget":
             state.setdefault("name", resource_id)
         if args.typ == "aws:ecr/repository:Repository":
             state["registryId"] = ACCOUNT
-            state["repositoryUrl"] = f"{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com/{state['name']}"
+            state["repositoryUrl"] = f"{ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{state['name']}"
         state |= _generated(args.typ, args.name, state)
         return resource_id, state
 

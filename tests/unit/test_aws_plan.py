@@ -249,6 +249,7 @@ def test_prod_backups_are_copied_to_a_second_region_under_its_own_key(graph: Pla
     assert rule["status"] == "Enabled" and rule["sourceSelectionCriteria"] == {"sseKmsEncryptedObjects": {"status": "Enabled"}}
     assert rule["destination"]["bucket"] == f"arn:aws:s3:::{replica.id}"
     assert set(depends[replication.urn]["rules"]) == {replica.urn, replica_key.urn}
+    assert f":kms:{settings.backup.offsite_replica_region}:" in rule["destination"]["encryptionConfiguration"]["replicaKmsKeyId"]
     role_policy = json.loads(graph.named("-storage-replication", "aws:iam/rolePolicy:RolePolicy").inputs["policy"])
     actions = {a for s in role_policy["Statement"] for a in s["Action"]}
     assert "s3:ReplicateObject" in actions and not [a for a in actions if a.endswith("*")]
