@@ -18,6 +18,20 @@ them over pgBackRest's TLS protocol.
   on the command line (`--tls-server-port`, and the clients' `--pg1-host-port`/`--repo1-host-port`);
   with a single database there is no standby, so `--no-backup-standby`; the offsite S3 repository
   is not exercised (no network), only parsed.
+- Point-in-time recovery from that backup (seed §4.3, §7.3): rows A, the named restore point
+  `RESTORE_POINT`, rows B, their WAL segment switched and archived. Then the disaster: the
+  database stops, and a new empty data directory is restored to the restore point the way a
+  database host does it, with its rendered config reaching the repository host over TLS (restore
+  runs where the data directory is). Command-line overrides, each for this one machine: the
+  repository host's free port (`--repo1-host-port`), the new directory (`--pg1-path`, also in the
+  restore_command, since archive-get writes `%p` relative to it), and `restore_command` set to the
+  rendered `RESTORE_COMMAND` with those and the rendered config's and secret fragment's paths. A second PostgreSQL on the restored directory
+  (its own port, archiving off: a throwaway copy must not archive into the live stanza) fetches
+  the WAL through pgBackRest, stops at the restore point and promotes: rows A are there, rows B
+  are not. The segment holding the restore point exists in the repository only encrypted, the
+  restored server's log shows it fetched through restore_command, and a restore without the secret
+  fragment is refused before writing anything. (A wrong passphrase is not tried: pgBackRest 2.45
+  aborts with a heap corruption when it fails to decrypt through a TLS repository host.)
 """
 
 from __future__ import annotations
@@ -31,10 +45,11 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,6 +67,7 @@ from dpc.cluster import (
 from dpc.config import settings_from_stack_file
 from dpc.render.backup import (
     ARCHIVE_COMMAND,
+    RESTORE_COMMAND,
     OffsiteRepository,
     render_pgbackrest_database_host,
     render_pgbackrest_repository,
@@ -70,6 +86,11 @@ POSTGRES_BIN = Path(Paths().postgres_bin)
 FAKE_PASSPHRASE = "fake-backup-passphrase-for-tests-only"
 PLACEHOLDER_OFFSITE = OffsiteRepository(bucket="dpc-prod-offsite-backups-placeholder", region="us-east-1")
 TIMEOUT = 120
+WAIT_SECONDS = 30
+"""Bound of every wait for a server to come up, a segment to be archived or recovery to end."""
+RESTORE_POINT = "dpc-pitr-test"
+LIVE_POSTGRES_PORT = 5432
+"""The rig's PostgreSQL, on its Unix socket only; the restored one gets a free port beside it."""
 CONFIG_COMMANDS = {
     "repository.conf": ("backup", "check", "expire", "info", "server", "stanza-create"),
     "repository-without-offsite.conf": ("backup", "check", "expire", "info", "server", "stanza-create"),
@@ -187,6 +208,16 @@ class BackupRig:
     database_port: int
 
     @property
+    def environment(self) -> dict[str, str]:
+        """A clean environment for the postgres user's programs (no inherited PG* variables)."""
+        return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(self.root)}
+
+    @property
+    def metrics_file(self) -> Path:
+        """Where the backup agent writes its results for node-exporter."""
+        return Path(self.repository_layout.paths.node_exporter_textfiles) / BACKUP_METRICS_FILE
+
+    @property
     def repository_config(self) -> Path:
         return self.root / "repository" / "pgbackrest.conf"
 
@@ -204,6 +235,17 @@ class BackupRig:
             "PGBACKREST_BACKUP_STANDBY": "n",
             "PGBACKREST_ARCHIVE_TIMEOUT": "20",
         }
+
+    def database_host_options(self, include: Path | None = None) -> tuple[str, ...]:
+        """What the database host's commands get beyond the rendered file, on their command line
+        (PostgreSQL runs archive and restore commands with its own environment): the rendered
+        config, the secret fragment's directory (`include`, default the real one) and the
+        repository host's port."""
+        return (
+            f"--config={self.database_config}",
+            f"--config-include-path={include or self.database_include}",
+            f"--repo1-host-port={self.repository_port}",
+        )
 
 
 def layouts(root: Path) -> tuple[ClusterLayout, ClusterLayout]:
@@ -246,6 +288,46 @@ def run_as(user: str, command: Sequence[str | Path], env: Mapping[str, str], tim
     return result
 
 
+def with_options(command: str, *options: str) -> str:
+    """A rendered archive or restore command with this machine's options added after `pgbackrest`."""
+    return command.replace("pgbackrest ", f"pgbackrest {' '.join(options)} ", 1)
+
+
+@contextlib.contextmanager
+def postgres_running(data: Path, log: Path, environment: Mapping[str, str], *settings: str) -> Iterator[None]:
+    """PostgreSQL 15 on `data` as the postgres user (`settings` are its -c name=value overrides),
+    stopped immediately on the way out unless it already stopped."""
+    overrides = ("-o", " ".join(f"-c {setting}" for setting in settings)) if settings else ()
+    start = [POSTGRES_BIN / "pg_ctl", "-D", data, "-l", log, "-w", "-t", str(WAIT_SECONDS), *overrides, "start"]
+    try:
+        run_as("postgres", start, environment)
+        yield
+    finally:
+        if (data / "postmaster.pid").exists():
+            stop = [POSTGRES_BIN / "pg_ctl", "-D", data, "-m", "immediate", "stop"]
+            subprocess.run(stop, env=dict(environment), capture_output=True, timeout=60, check=False, **as_user("postgres"))
+
+
+@contextlib.contextmanager
+def pgbackrest_server(config: Path, include: Path, port: int, environment: Mapping[str, str], deadline: float) -> Iterator[None]:
+    """`pgbackrest server` with a rendered config on `port`, listening before this returns and
+    terminated (killed if it lingers) on the way out."""
+    server = subprocess.Popen(
+        ["pgbackrest", f"--config={config}", f"--config-include-path={include}", f"--tls-server-port={port}", "server"],
+        user="postgres", group="postgres", extra_groups=[], env=dict(environment), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_for_port(port, server, deadline)
+        yield
+    finally:
+        server.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(timeout=10)
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
 @pytest.fixture
 def rig() -> Iterator[BackupRig]:
     """PostgreSQL 15 and the two pgBackRest servers, torn down afterwards whatever happens."""
@@ -257,8 +339,6 @@ def rig() -> Iterator[BackupRig]:
     repository_layout, database_layout = layouts(root)
     include_repository, include_database = root / "repository" / "conf.d", root / "database" / "conf.d"
     rig = BackupRig(root, repository_layout, database_layout, include_repository, include_database, free_port(), free_port())
-    processes: list[subprocess.Popen[str]] = []
-    environment = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(root)}
     data = Path(database_layout.paths.data)
     try:
         directories = (include_repository, include_database, Path(repository_layout.paths.backup_repository), data.parent)
@@ -272,60 +352,52 @@ def rig() -> Iterator[BackupRig]:
         subprocess.run(["chown", "-R", f"{user}:{user}", str(root)], check=True, timeout=TIMEOUT)
 
         initdb = [POSTGRES_BIN / "initdb", "-D", data, f"--waldir={database_layout.paths.wal}", "--auth=trust", "--no-sync", "--username=postgres"]
-        run_as(user, initdb, environment)
-        archive_command = ARCHIVE_COMMAND.replace(
-            "pgbackrest ", f"pgbackrest --config={rig.database_config} --config-include-path={include_database} --repo1-host-port={rig.repository_port} ", 1
-        )
+        run_as(user, initdb, rig.environment)
         settings = {
             "listen_addresses": "''",
             "unix_socket_directories": f"'{database_layout.paths.sockets}'",
-            "port": "5432",
+            "port": str(LIVE_POSTGRES_PORT),
             "archive_mode": "on",
-            "archive_command": f"'{archive_command}'",
+            "archive_command": f"'{with_options(ARCHIVE_COMMAND, *rig.database_host_options())}'",
             "fsync": "off",
         }
         with (data / "postgresql.conf").open("a") as conf:
             conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
-        run_as(user, [POSTGRES_BIN / "pg_ctl", "-D", data, "-l", root / "postgresql.log", "-w", "-t", "60", "start"], environment)
-
-        deadline = time.monotonic() + 30
-        for config, include, port in (
-            (rig.database_config, include_database, rig.database_port),
-            (rig.repository_config, include_repository, rig.repository_port),
-        ):
-            server = subprocess.Popen(
-                ["pgbackrest", f"--config={config}", f"--config-include-path={include}", f"--tls-server-port={port}", "server"],
-                user=user, group=user, extra_groups=[], env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            )
-            processes.append(server)
-            wait_for_port(port, server, deadline)
-        yield rig
+        with contextlib.ExitStack() as running:
+            running.enter_context(postgres_running(data, root / "postgresql.log", rig.environment))
+            deadline = time.monotonic() + WAIT_SECONDS
+            for config, include, port in (
+                (rig.database_config, include_database, rig.database_port),
+                (rig.repository_config, include_repository, rig.repository_port),
+            ):
+                running.enter_context(pgbackrest_server(config, include, port, rig.environment, deadline))
+            yield rig
     finally:
-        for process in processes:
-            process.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=10)
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-        if (data / "postmaster.pid").exists():
-            stop = [POSTGRES_BIN / "pg_ctl", "-D", data, "-m", "immediate", "stop"]
-            subprocess.run(stop, env=environment, capture_output=True, timeout=60, check=False, **as_user(user))
         shutil.rmtree(root, ignore_errors=True)
 
 
-def test_a_real_encrypted_backup_over_tls(rig: BackupRig) -> None:
-    environment = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(rig.root), **rig.repository_options()}
-    metrics = Path(rig.repository_layout.paths.node_exporter_textfiles) / BACKUP_METRICS_FILE
+def take_backup(rig: BackupRig) -> None:
+    """The backup agent's day of backups, now: stanza-create, check and (the stanza's first) a full."""
     agent = subprocess.run(
-        ["/usr/bin/python3", str(BACKUP_AGENT), "--now", "--metrics-file", str(metrics)],
-        capture_output=True, text=True, timeout=TIMEOUT, check=False, user="postgres", group="postgres", extra_groups=[], env=environment,
+        ["/usr/bin/python3", str(BACKUP_AGENT), "--now", "--metrics-file", str(rig.metrics_file)],
+        capture_output=True, text=True, timeout=TIMEOUT, check=False, user="postgres", group="postgres", extra_groups=[],
+        env={**rig.environment, **rig.repository_options()},
     )
     assert agent.returncode == 0, f"{agent.stderr}\nPostgreSQL's log:\n{(rig.root / 'postgresql.log').read_bytes()[-3000:].decode(errors='replace')}"
     assert "backup command end: completed successfully" in agent.stderr + agent.stdout
 
-    info = json.loads(run_as("postgres", ["pgbackrest", f"--stanza={BACKUP_STANZA}", "--output=json", "info"], environment).stdout)
-    (stanza,) = info
+
+def repository_info(rig: BackupRig) -> list[dict[str, Any]]:
+    """`pgbackrest info` on the repository host, as JSON: one entry per stanza."""
+    environment = {**rig.environment, **rig.repository_options()}
+    return json.loads(run_as("postgres", ["pgbackrest", f"--stanza={BACKUP_STANZA}", "--output=json", "info"], environment).stdout)
+
+
+def test_a_real_encrypted_backup_over_tls(rig: BackupRig) -> None:
+    environment = {**rig.environment, **rig.repository_options()}
+    take_backup(rig)
+
+    (stanza,) = repository_info(rig)
     assert stanza["status"]["message"] == "ok", stanza["status"]
     assert [repository["cipher"] for repository in stanza["repo"]] == ["aes-256-cbc"]
     assert [backup["type"] for backup in stanza["backup"]] == ["full"], "the first backup of a stanza is a full one"
@@ -343,7 +415,73 @@ def test_a_real_encrypted_backup_over_tls(rig: BackupRig) -> None:
     refused = pgbackrest(f"--stanza={BACKUP_STANZA}", "info", user="postgres", env=without_passphrase)
     assert refused.returncode != 0 or "error" in refused.stdout, "the repository opened without its passphrase"
 
-    text = metrics.read_text()
+    text = rig.metrics_file.read_text()
     kind = "full" if 'type="full"' in text else "diff"
     assert f'dpc_backup_last_run_success{{type="{kind}"}} 1' in text
     assert f'dpc_backup_last_success_timestamp_seconds{{type="{kind}"}}' in text
+
+
+# --- point-in-time recovery from that backup -------------------------------------------------------
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    """Poll `condition` until it holds, failing the test after `WAIT_SECONDS`."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {WAIT_SECONDS} s: {what}")
+        time.sleep(0.1)
+
+
+def sql(rig: BackupRig, port: int, query: str) -> str:
+    """One query's result, unaligned, through the Unix socket of the server on `port`."""
+    connection = ("-h", rig.database_layout.paths.sockets, "-p", str(port), "-d", "postgres")
+    psql = [POSTGRES_BIN / "psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", *connection, "-c", query]
+    return run_as("postgres", psql, rig.environment).stdout.strip()
+
+
+def archived_up_to(rig: BackupRig, segment: str) -> bool:
+    """Whether the repository's WAL archive, as `pgbackrest info` reads it, reaches `segment`."""
+    return any((archive.get("max") or "") >= segment for stanza in repository_info(rig) for archive in stanza["archive"])
+
+
+def owned_by_postgres(directory: Path) -> Path:
+    """A new directory only the postgres user can read, as PostgreSQL and pgBackRest demand."""
+    directory.mkdir(mode=0o700, parents=True)
+    shutil.chown(directory, "postgres", "postgres")
+    return directory
+
+
+def test_point_in_time_recovery_to_a_named_restore_point(rig: BackupRig) -> None:
+    take_backup(rig)
+    sql(rig, LIVE_POSTGRES_PORT, "CREATE TABLE pitr (id integer PRIMARY KEY, batch text NOT NULL)")
+    sql(rig, LIVE_POSTGRES_PORT, "INSERT INTO pitr SELECT id, 'A' FROM generate_series(1, 100) AS id")
+    sql(rig, LIVE_POSTGRES_PORT, f"SELECT pg_create_restore_point('{RESTORE_POINT}')")
+    sql(rig, LIVE_POSTGRES_PORT, "INSERT INTO pitr SELECT id, 'B' FROM generate_series(101, 200) AS id")
+    segment = sql(rig, LIVE_POSTGRES_PORT, "SELECT pg_walfile_name(pg_switch_wal())")
+    wait_until(lambda: archived_up_to(rig, segment), f"WAL segment {segment} in the repository")
+    live_data = Path(rig.database_layout.paths.data)
+    run_as("postgres", [POSTGRES_BIN / "pg_ctl", "-D", live_data, "-m", "fast", "-w", "-t", str(WAIT_SECONDS), "stop"], rig.environment)
+
+    restored = owned_by_postgres(rig.root / "restored" / "pgdata")
+    restore_command = with_options(RESTORE_COMMAND, *rig.database_host_options(), f"--pg1-path={restored}")
+    restore = (
+        f"--stanza={BACKUP_STANZA}", f"--pg1-path={restored}", "--type=name", f"--target={RESTORE_POINT}", "--target-action=promote",
+        f"--recovery-option=restore_command={restore_command}", "restore",
+    )
+    refused = pgbackrest(*rig.database_host_options(owned_by_postgres(rig.root / "no-secrets")), *restore, user="postgres", env=rig.environment)
+    assert refused.returncode != 0, f"restored without the repository's passphrase: {refused.stdout}"
+    assert "requires option: repo1-cipher-pass" in refused.stdout + refused.stderr, refused.stdout + refused.stderr
+    assert not any(restored.iterdir()), "a refused restore wrote into the data directory"
+
+    run_as("postgres", ["pgbackrest", *rig.database_host_options(), *restore], rig.environment)
+    assert (restored / "pg_wal").resolve().is_relative_to(restored), "the restore's WAL directory points at the live one"
+    restored_port, log = free_port(), rig.root / "restored.log"
+    with postgres_running(restored, log, rig.environment, f"port={restored_port}", "archive_mode=off"):
+        wait_until(lambda: sql(rig, restored_port, "SELECT pg_is_in_recovery()") == "f", "recovery to end with a promotion")
+        assert sql(rig, restored_port, "SELECT batch, count(*) FROM pitr GROUP BY batch ORDER BY batch") == "A|100", "rows A only"
+    messages = log.read_text()
+    assert f'recovery stopping at restore point "{RESTORE_POINT}"' in messages, messages
+    assert f'restored log file "{segment}" from archive' in messages, "the restore point's WAL came through restore_command"
+    (archived,) = Path(rig.repository_layout.paths.backup_repository).glob(f"archive/{BACKUP_STANZA}/*/*/{segment}-*")
+    assert archived.read_bytes().startswith(b"Salted__"), "the segment is in the repository only encrypted"
