@@ -15,28 +15,29 @@ from components.base import Scope
 from components.storage import StoragePlan, StorageResult
 
 
-def _key_policy(account: str, partition: str, region: str) -> str:
-    root = f"arn:{partition}:iam::{account}:root"
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "AccountAdministersTheKeyThroughIam",
-                "Effect": "Allow",
-                "Principal": {"AWS": root},
-                "Action": "kms:*",
-                "Resource": "*",
-            },
-            {
-                "Sid": "CloudWatchLogsEncryptsThisStacksLogs",
-                "Effect": "Allow",
-                "Principal": {"Service": f"logs.{region}.amazonaws.com"},
-                "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-                "Resource": "*",
-                "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:{partition}:logs:{region}:{account}:log-group:*"}},
-            },
-        ],
-    }, sort_keys=True)
+def _key_policy(account: str, partition: str, logs_region: str | None) -> str:
+    """The account administers the key through IAM; CloudWatch Logs of `logs_region` may use it for
+    this account's log groups (the stack's own key only: the replica key encrypts backups alone).
+    """
+    statements: list[dict[str, object]] = [
+        {
+            "Sid": "AccountAdministersTheKeyThroughIam",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:{partition}:iam::{account}:root"},
+            "Action": "kms:*",
+            "Resource": "*",
+        },
+    ]
+    if logs_region is not None:
+        statements.append({
+            "Sid": "CloudWatchLogsEncryptsThisStacksLogs",
+            "Effect": "Allow",
+            "Principal": {"Service": f"logs.{logs_region}.amazonaws.com"},
+            "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            "Resource": "*",
+            "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:{partition}:logs:{logs_region}:{account}:log-group:*"}},
+        })
+    return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
 
 
 def _tls_only_policy(bucket_arn: str) -> str:
@@ -169,29 +170,41 @@ def _replication_policy(source_bucket: str, replica_bucket: str, source_key: str
     }, sort_keys=True)
 
 
-def _key(scope: Scope, name: str, region: pulumi.Input[str], *, provider: aws.Provider | None = None) -> aws.kms.Key:
-    """A customer-managed key with yearly rotation, administered through IAM by the account."""
+def _key(scope: Scope, name: str, *, description: str, policy: pulumi.Output[str], provider: aws.Provider | None = None) -> aws.kms.Key:
+    """A customer-managed key with yearly rotation."""
     on = {"provider": provider} if provider else {}
-    invoke = pulumi.InvokeOutputOptions(parent=scope.component)
-    identity = aws.get_caller_identity_output(opts=invoke)
-    partition = aws.get_partition_output(opts=invoke)
     return aws.kms.Key(
         scope.child(name),
-        description=f"Encrypts the volumes, backups, logs and bootstrap secrets of {scope.name}",
+        description=description,
         enable_key_rotation=True,
         deletion_window_in_days=30,
-        policy=pulumi.Output.all(identity.account_id, partition.partition, region).apply(lambda a: _key_policy(*a)),
+        policy=policy,
         tags=scope.tags_with(Name=scope.child(name)),
         opts=scope.stateful_opts(**on),
     )
 
 
-def _replicate(scope: Scope, plan: StoragePlan, source: BucketParts, *, source_key: aws.kms.Key, region: pulumi.Output[str], replica_region: str) -> None:
+def _replicate(
+    scope: Scope,
+    plan: StoragePlan,
+    source: BucketParts,
+    *,
+    source_key: aws.kms.Key,
+    account: pulumi.Output[list[str]],
+    region: pulumi.Output[str],
+    replica_region: str,
+) -> None:
     """A copy of every backup in the replica region (seed §4.1: geo-replicated), in a bucket like the
     first one under that region's own key, written by S3 replication with a role that can do only that.
     """
     provider = aws.Provider(scope.child("replica-region"), region=replica_region, opts=scope.opts())
-    replica_key = _key(scope, "replica-key", replica_region, provider=provider)
+    replica_key = _key(
+        scope,
+        "replica-key",
+        description=f"Encrypts the copy of {scope.name}'s offsite backups in {replica_region}",
+        policy=account.apply(lambda a: _key_policy(a[0], a[1], None)),
+        provider=provider,
+    )
     replica = _backup_bucket(scope, plan, replica_key, name="backups-replica", provider=provider)
     role = aws.iam.Role(
         scope.child("replication"),
@@ -233,8 +246,15 @@ def _replicate(scope: Scope, plan: StoragePlan, source: BucketParts, *, source_k
 
 def build_storage(scope: Scope, plan: StoragePlan) -> StorageResult:
     """Creates the key, the volumes, the backup bucket and, where asked, its copy in another region."""
-    region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=scope.component)).region
-    key = _key(scope, "key", region)
+    invoke = pulumi.InvokeOutputOptions(parent=scope.component)
+    region = aws.get_region_output(opts=invoke).region
+    account = pulumi.Output.all(aws.get_caller_identity_output(opts=invoke).account_id, aws.get_partition_output(opts=invoke).partition)
+    key = _key(
+        scope,
+        "key",
+        description=f"Encrypts the volumes, backups, logs and bootstrap secrets of {scope.name}",
+        policy=pulumi.Output.all(account, region).apply(lambda a: _key_policy(a[0][0], a[0][1], a[1])),
+    )
     aws.kms.Alias(scope.child("key-alias"), name=f"alias/dpc-{scope.name}", target_key_id=key.key_id, opts=scope.opts())
     volume_ids: dict[str, pulumi.Output[str]] = {}
     for volume in plan.volumes:
@@ -254,5 +274,5 @@ def build_storage(scope: Scope, plan: StoragePlan) -> StorageResult:
         volume_ids[volume.name] = created.id
     backups = _backup_bucket(scope, plan, key, name="backups")
     if plan.replica_region is not None:
-        _replicate(scope, plan, backups, source_key=key, region=region, replica_region=plan.replica_region)
+        _replicate(scope, plan, backups, source_key=key, account=account, region=region, replica_region=plan.replica_region)
     return StorageResult(key_arn=key.arn, volume_ids=volume_ids, backup_bucket_name=backups.bucket.bucket, backup_bucket_arn=backups.bucket.arn)

@@ -241,6 +241,8 @@ def test_prod_backups_are_copied_to_a_second_region_under_its_own_key(graph: Pla
     replica = graph.named("-storage-backups-replica", "aws:s3/bucket:Bucket")
     for resource in (replica_key, replica):
         assert resource.provider.startswith(replica_region.urn) and resource.protect, resource.name
+    sids = [s["Sid"] for s in json.loads(replica_key.inputs["policy"])["Statement"]]
+    assert sids == ["AccountAdministersTheKeyThroughIam"], "the replica key encrypts backups only, no logs"
     depends = {s["urn"]: s["newState"]["propertyDependencies"] for s in graph.plan["steps"]}
     sse = graph.named("-storage-backups-replica-encryption", "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
     assert depends[sse.urn]["rules"] == [replica_key.urn], "the copy is encrypted with the replica region's own key"
