@@ -30,7 +30,7 @@ from dpc.render.etcd import render_etcd
 from dpc.render.haproxy import render_haproxy, render_haproxy_stats_auth
 from dpc.render.pgbouncer import USERLIST_SECRET, open_files_needed, render_pgbouncer, render_pgbouncer_userlist
 from dpc.render.postgres import POST_BOOTSTRAP_FILE, render_patroni, render_post_bootstrap
-from dpc.services import PATRONI_PASSWORDS, patroni_config_secret
+from dpc.services import HAPROXY_STATS_SECRET, PATRONI_PASSWORDS, patroni_config_secret
 from dpc.sizing import postgres_sizing
 from tests.cluster.netns import Network
 from tests.cluster.pki import issue
@@ -165,7 +165,8 @@ class SmokeCluster:
         return self.hosts[host].root / "log" / f"{service}.log"
 
     def _secret_file(self, host: Host, name: str, owner: str) -> None:
-        mode = CONFIG_MODE if name == CA_SECRET or name.endswith("_tls_cert") else SECRET_MODE
+        public = {CA_SECRET, *(certificate_secret(request.name) for request in certificate_requests(host.layout))}
+        mode = CONFIG_MODE if name in public else SECRET_MODE
         host.write(host.paths.secret(name), self.values[name], owner, mode)
 
     def write_files(self) -> None:
@@ -178,7 +179,7 @@ class SmokeCluster:
                 self._secret_file(host, secret, "etcd")
         haproxy = self.hosts[HAPROXY_HOST]
         haproxy.write(f"{haproxy.paths.config}/haproxy.cfg", render_haproxy(haproxy.layout), "haproxy", CONFIG_MODE)
-        haproxy.write(haproxy.paths.secret("haproxy-stats.cfg"), render_haproxy_stats_auth(self.values), "haproxy", SECRET_MODE)
+        haproxy.write(haproxy.paths.secret(HAPROXY_STATS_SECRET), render_haproxy_stats_auth(self.values), "haproxy", SECRET_MODE)
         for name, member in zip(WORKERS, self.layout.patroni, strict=True):
             host = self.hosts[name]
             for directory in (host.paths.data, host.paths.wal):
@@ -224,7 +225,7 @@ class SmokeCluster:
 
     def start_proxies(self) -> None:
         haproxy = self.hosts[HAPROXY_HOST]
-        argv = ["haproxy", "-W", "-db", "-f", f"{haproxy.paths.config}/haproxy.cfg", "-f", haproxy.paths.secret("haproxy-stats.cfg")]
+        argv = ["haproxy", "-W", "-db", "-f", f"{haproxy.paths.config}/haproxy.cfg", "-f", haproxy.paths.secret(HAPROXY_STATS_SECRET)]
         self.network.start("haproxy", HAPROXY_HOST, "haproxy", argv, home=haproxy.root, log=self.log(HAPROXY_HOST, "haproxy"))
         for name in APPS:
             app = self.hosts[name]
