@@ -27,12 +27,19 @@ BUDGET_ALERTS: tuple[BudgetAlert, ...] = (
 
 @dataclass(frozen=True)
 class BudgetPlan:
-    """The amount, who is told, and when."""
+    """The amount, who is told, when, and which spend counts: the account's spend in the regions
+    the stack runs in. A filter on the stack's own tag would be exact, but a cloud's billing counts
+    a tag only once someone has activated it for cost allocation, which a new account cannot do
+    until billing has seen the tag (AWS: up to 24 hours after the first tagged resource, and only
+    from the organisation's management account); until then such a budget tracks nothing. Regions
+    work from the first hour, and count exactly the stack's spend in an account of its own.
+    """
 
     monthly_usd: float
     emails: tuple[str, ...]
     alerts: tuple[BudgetAlert, ...]
-    stack: str
+    regions: tuple[str, ...]
+    """The stack's region and, where backups are copied to a second region, that one."""
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,10 @@ class ComputePlan:
     key_arn: pulumi.Output[str]
     bootstrap_secret_ids: Mapping[str, pulumi.Output[str]]
     backup_bucket_arn: pulumi.Output[str]
+    image_repository_ids: tuple[pulumi.Output[str], ...]
+    """The registry's repositories, which the nodes pull from (`Capability.PULL_IMAGES`)."""
+    image_list_id: pulumi.Output[str]
+    """The list of the images the nodes pull, which they may read."""
     capabilities: Mapping[Role, tuple[Capability, ...]]
     """What each role's machine identity may do (`dpc.model.role_capabilities`)."""
 

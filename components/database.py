@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -40,15 +40,27 @@ makes `ServiceSpec.after` roll quorum members one at a time: without it the prov
 soon as Docker accepts an update, and the next member would restart while the first is down."""
 
 
+ImageGate = Callable[[Sequence[pulumi.Output[str]]], pulumi.Resource]
+"""Given the pushed images' references by digest, records them where the nodes pull from and
+returns the resource that completes once every node holds each of them."""
+
+
 @dataclass(frozen=True)
 class Registry:
-    """Where the project's images are pushed and the Swarm pulls them from (None: build locally)."""
+    """Where the project's images are pushed and the Swarm pulls them from (None: build locally).
+
+    The credentials push the images only. The services carry none: a registry token stored with a
+    service expires (an ECR token after 12 hours, and a rescheduled task then cannot pull) and a
+    new one in every run shows a change on every service. The nodes pull with their own identity
+    instead, and `images_ready` holds every service back until they all have.
+    """
 
     server: pulumi.Input[str]
     username: pulumi.Input[str]
     password: pulumi.Input[str]
     repositories: Mapping[str, pulumi.Input[str]]
     """Repository URL per built image."""
+    images_ready: ImageGate
 
 
 @dataclass(frozen=True)
@@ -125,10 +137,12 @@ class DatabaseStack(pulumi.ComponentResource):
         secrets = self._passwords() | self._certificates() | dict(plan.given_secrets)
         objects = self._secret_objects(secrets) | self._config_objects()
         images = self._images()
+        ready = plan.registry.images_ready(list(images.values())) if plan.registry else None
         services: dict[str, docker.Service] = {}
         for spec in plan.services:
             after = services.get(spec.after) if spec.after else None
-            services[spec.name] = self._service(spec, networks, objects, images, after)
+            waits_for = [resource for resource in (after, ready) if resource is not None]
+            services[spec.name] = self._service(spec, networks, objects, images, waits_for)
         self.result = DatabaseResult(
             superuser_password=pulumi.Output.secret(secrets["postgres_superuser_password"]),
             app_user_password=pulumi.Output.secret(secrets["app_user_password"]),
@@ -259,22 +273,13 @@ class DatabaseStack(pulumi.ComponentResource):
             images[key] = image.repo_digest if registry else image.image_name
         return images
 
-    def _registry_auth(self) -> docker.ServiceAuthArgs | None:
-        """The credentials the Swarm pulls the project's images with; it keeps them with the service
-        (`--with-registry-auth`), so the nodes need no registry login of their own.
-        """
-        registry = self._stack_plan.registry
-        if registry is None:
-            return None
-        return docker.ServiceAuthArgs(server_address=registry.server, username=registry.username, password=registry.password)
-
     def _service(
         self,
         spec: ServiceSpec,
         networks: Mapping[Tier, docker.Network],
         objects: Mapping[str, DockerObject],
         images: Mapping[str, pulumi.Output[str]],
-        after: docker.Service | None,
+        waits_for: Sequence[pulumi.Resource],
     ) -> docker.Service:
         container = docker.ServiceTaskSpecContainerSpecArgs(
             image=images.get(spec.image, spec.image),
@@ -341,8 +346,7 @@ class DatabaseStack(pulumi.ComponentResource):
                 monitor=f"{update.monitor_seconds}s", order=update.order,
             ),
             labels=[docker.ServiceLabelArgs(label="dpc.role", value=spec.role.value)],
-            auth=self._registry_auth() if spec.image in images else None,
-            opts=self._opts(depends_on=[after] if after else None),
+            opts=self._opts(depends_on=list(waits_for) or None),
         )
 
 

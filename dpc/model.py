@@ -253,6 +253,9 @@ class Capability(StrEnum):
     """Write the join tokens and the address (manager-1, or a manager that re-initialises)."""
     WRITE_BACKUPS = "write-backups"
     """Read and write the offsite backup bucket (the backup agent: offsite backups and WAL)."""
+    PULL_IMAGES = "pull-images"
+    """Read the stack's image list and pull those images from the stack's registry: every Swarm
+    node, since the services carry no registry credentials (`components.registry`)."""
 
 
 def backup_agent_role(settings: Settings) -> Role:
@@ -275,4 +278,6 @@ def role_capabilities(settings: Settings) -> dict[Role, tuple[Capability, ...]]:
     }
     agent = backup_agent_role(settings)
     capabilities[agent] = (*capabilities[agent], Capability.WRITE_BACKUPS)
+    for role in SWARM_ROLES:
+        capabilities[role] = (*capabilities[role], Capability.PULL_IMAGES)
     return capabilities

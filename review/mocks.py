@@ -121,6 +121,7 @@ class AwsMocks(pulumi.runtime.Mocks):
             state["bucket"] = resource_id
         if args.typ == "aws:ssm/parameter:Parameter":
             resource_id = str(state["name"])
+            state["version"] = 1
         if args.typ == "aws:kms/key:Key":
             digest = _digest(args.name, 32)
             resource_id = f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:]}"
@@ -139,6 +140,7 @@ class AwsMocks(pulumi.runtime.Mocks):
         if args.typ == "aws:ecr/repository:Repository":
             state["registryId"] = ACCOUNT
             state["repositoryUrl"] = f"{ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{state['name']}"
+            state["arn"] = f"arn:{PARTITION}:ecr:{region}:{ACCOUNT}:repository/{state['name']}"
         state |= _generated(args.typ, args.name, state)
         return resource_id, state
 

@@ -5,7 +5,7 @@ from providers.aws.compute import build_compute
 from providers.aws.load_balancer import build_load_balancer
 from providers.aws.network import build_network
 from providers.aws.provider import aws_provider
-from providers.aws.registry import build_registry
+from providers.aws.registry import build_image_list, build_registry
 from providers.aws.storage import build_storage
 from providers.aws.swarm import build_swarm
 from providers.composition import CloudBuilders
@@ -19,4 +19,5 @@ AWS = CloudBuilders(
     load_balancer=build_load_balancer,
     budget=build_budget,
     registry=build_registry,
+    image_list=build_image_list,
 )

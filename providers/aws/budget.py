@@ -1,5 +1,8 @@
-"""AWS budget: a monthly cost budget for the stack's resources, by their Stack tag, with e-mail
-alerts on actual and forecast spend (seed §10.3).
+"""AWS budget: a monthly cost budget of the account's spend in the stack's regions, with e-mail
+alerts on actual and forecast spend (seed §10.3). Not by the `Stack` tag: AWS Budgets filters by a
+tag only once it is activated as a cost allocation tag, which a new account can do only after
+billing has seen the tag (up to 24 hours after the first tagged resource), from the organisation's
+management account; before that a tag-filtered budget silently tracks nothing (`components.budget`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ def build_budget(scope: Scope, plan: BudgetPlan) -> BudgetResult:
         limit_amount=f"{plan.monthly_usd:.2f}",
         limit_unit="USD",
         time_unit="MONTHLY",
-        cost_filters=[{"name": "TagKeyValue", "values": [f"user:Stack${plan.stack}"]}],
+        cost_filters=[{"name": "Region", "values": list(plan.regions)}],
         notifications=[
             {
                 "comparison_operator": "GREATER_THAN",

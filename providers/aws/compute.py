@@ -20,8 +20,12 @@ DEVICE_NAMES = ("/dev/sdf", "/dev/sdg", "/dev/sdh", "/dev/sdi")
 """Attachment slots; on Nitro machines the volume shows up by its id, whatever the slot."""
 
 
-def _statements(capability: Capability, key_arn: str, secrets: dict[str, str], bucket_arn: str) -> list[dict[str, object]]:
-    """The IAM statements that grant one capability, on this stack's parameters, key and bucket only."""
+def _statements(
+    capability: Capability, key_arn: str, secrets: dict[str, str], bucket_arn: str, *, repositories: list[str], image_list: str
+) -> list[dict[str, object]]:
+    """The IAM statements that grant one capability, on this stack's parameters, key, bucket and
+    repositories only.
+    """
     via_ssm = {"StringLike": {"kms:ViaService": "ssm.*.amazonaws.com"}}
     match capability:
         case Capability.READ_MANAGER_JOIN | Capability.READ_WORKER_JOIN:
@@ -46,6 +50,20 @@ def _statements(capability: Capability, key_arn: str, secrets: dict[str, str], b
                     "Condition": {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}},
                 },
             ]
+        case Capability.PULL_IMAGES:
+            # GetAuthorizationToken has no resource type in ECR's authorization reference, so "*"
+            # is the only resource it takes; the token grants nothing alone, every pull is checked
+            # against the repositories below. No KMS permission: ECR decrypts the layers of a
+            # key-encrypted repository through its own grant on the key.
+            return [
+                {"Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
+                {
+                    "Effect": "Allow",
+                    "Action": ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                    "Resource": sorted(repositories),
+                },
+                {"Effect": "Allow", "Action": ["ssm:GetParameter"], "Resource": [image_list]},
+            ]
 
 
 def _instance_profile(scope: Scope, plan: ComputePlan, role: Role) -> aws.iam.InstanceProfile:
@@ -63,10 +81,15 @@ def _instance_profile(scope: Scope, plan: ComputePlan, role: Role) -> aws.iam.In
     capabilities = plan.capabilities[role]
     if capabilities:
         secrets = pulumi.Output.all(**plan.bootstrap_secret_ids)
-        policy = pulumi.Output.all(plan.key_arn, secrets, plan.backup_bucket_arn).apply(
+        repositories = pulumi.Output.all(*plan.image_repository_ids)
+        policy = pulumi.Output.all(plan.key_arn, secrets, plan.backup_bucket_arn, repositories, plan.image_list_id).apply(
             lambda args: json.dumps({
                 "Version": "2012-10-17",
-                "Statement": [s for capability in capabilities for s in _statements(capability, args[0], args[1], args[2])],
+                "Statement": [
+                    s
+                    for capability in capabilities
+                    for s in _statements(capability, args[0], args[1], args[2], repositories=args[3], image_list=args[4])
+                ],
             }, sort_keys=True)
         )
         aws.iam.RolePolicy(name, role=iam_role.id, policy=policy, opts=scope.opts())

@@ -1,6 +1,14 @@
 """AWS registry: an ECR repository per built image, encrypted with the stack's key, tags
 immutable so a tag always means the same image, scanned on push; pushed to with a short-lived
-token from the caller's credentials.
+token from the caller's credentials. The nodes pull with their own role (`Capability.PULL_IMAGES`)
+the references listed in an SSM String parameter that the deployment writes after each push.
+
+The push token is an input of the image resources only (`docker.Image`'s `registry`), and
+pulumi-docker's image diff compares the registry's server alone, never its username or password
+(provider/provider.go `diffUpdates`: they "can change frequently and should not trigger a
+rebuild"), so a new token each run shows no change. The docker provider's own `registryAuth` is
+not used for pushes by `docker.Image`, which reads its `registry` input or the host's docker
+configuration only.
 """
 
 from __future__ import annotations
@@ -9,12 +17,18 @@ import pulumi
 import pulumi_aws as aws
 
 from components.base import Scope
-from components.registry import RegistryPlan, RegistryResult
+from components.registry import ImageListPlan, ImageListResult, RegistryPlan, RegistryResult, image_list_value
+
+
+def image_list_name(scope: Scope) -> str:
+    """The SSM parameter the nodes read the image references from, under the stack's `/dpc/` path."""
+    return f"/dpc/{scope.name}/images"
 
 
 def build_registry(scope: Scope, plan: RegistryPlan) -> RegistryResult:
     """Creates the repositories; the push token comes from the account the program runs as."""
     urls: dict[str, pulumi.Output[str]] = {}
+    arns: dict[str, pulumi.Output[str]] = {}
     registry_id: pulumi.Output[str] | None = None
     for image in plan.images:
         repository = aws.ecr.Repository(
@@ -27,11 +41,42 @@ def build_registry(scope: Scope, plan: RegistryPlan) -> RegistryResult:
             opts=scope.stateful_opts(),
         )
         urls[image] = repository.repository_url
+        arns[image] = repository.arn
         registry_id = repository.registry_id
-    token = aws.ecr.get_authorization_token_output(registry_id=registry_id, opts=pulumi.InvokeOutputOptions(parent=scope.component))
+    invoke = pulumi.InvokeOutputOptions(parent=scope.component)
+    token = aws.ecr.get_authorization_token_output(registry_id=registry_id, opts=invoke)
+    name = image_list_name(scope)
+    list_arn = pulumi.Output.format(
+        "arn:{0}:ssm:{1}:{2}:parameter{3}",
+        aws.get_partition_output(opts=invoke).partition,
+        aws.get_region_output(opts=invoke).region,
+        aws.get_caller_identity_output(opts=invoke).account_id,
+        name,
+    )
     return RegistryResult(
         server=token.proxy_endpoint,
         username=token.user_name,
         password=pulumi.Output.secret(token.password),
         repository_urls=urls,
+        repository_ids=arns,
+        image_list_name=pulumi.Output.from_input(name),
+        image_list_id=list_arn,
     )
+
+
+def build_image_list(scope: Scope, plan: ImageListPlan) -> ImageListResult:
+    """Writes the pushed images' references into the parameter the nodes read. A String, not a
+    SecureString, written as `insecure_value` (the provider masks `value` as secret): references
+    are not secret, the plan shows them, and the nodes need no key to read them.
+    """
+    parameter = aws.ssm.Parameter(
+        scope.child("references"),
+        name=plan.name,
+        type="String",
+        tier="Standard",
+        insecure_value=pulumi.Output.all(*plan.references).apply(lambda references: image_list_value([str(r) for r in references])),
+        description="The stack's images by digest, one per line: every node pulls them with its own role",
+        tags=scope.tags_with(Name=scope.child("references")),
+        opts=scope.opts(),
+    )
+    return ImageListResult(version=parameter.version.apply(str))
