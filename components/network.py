@@ -1,5 +1,6 @@
 """Network: the VPC, its public and private subnets per zone, NAT, the firewall groups generated
-from the model's matrix, the closed default group and flow logs.
+from the model's matrix, the closed default group, flow logs, and endpoints of the cloud's services
+the nodes call, which keep that traffic inside the network.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class NetworkPlan:
 
 LOAD_BALANCER_GROUP = "load-balancer"
 """Firewall group of the load balancer, beside one group per role."""
+
+ENDPOINTS_GROUP = "endpoints"
+"""Firewall group of the cloud's service endpoints in the VPC: HTTPS from the VPC only."""
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,9 @@ DOCKER_SERVICE = "docker:index/service:Service"
 DOCKER_NETWORK = "docker:index/network:Network"
 LOAD_BALANCER_ROLE = "load-balancer"
 """The `Role` tag of the load balancer's own security group (the matrix's rules with no target role)."""
+SERVICE_ENDPOINTS_ROLE = "endpoints"
+"""The `Role` tag of the group of the cloud's service endpoints (VPC interface endpoints): no
+machine of the firewall matrix; it accepts HTTPS from inside the VPC and nothing else."""
 
 SSH_PORT = 22
 _ALL_PORTS = (0, 65535)
@@ -221,8 +224,11 @@ def _client_networks(args: StackValidationArgs) -> list[ipaddress.IPv4Network | 
     """Where clients may come from: the stack's client CIDRs, or the VPC itself when it lists none
     (the model keeps the endpoint internal then).
     """
-    vpcs = [ipaddress.ip_network(str(get(v.props, "cidrBlock"))) for v in of_type(args, "aws:ec2/vpc:Vpc") if get(v.props, "cidrBlock")]
-    return client_cidrs() or vpcs
+    return client_cidrs() or _vpc_networks(args)
+
+
+def _vpc_networks(args: StackValidationArgs) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(str(get(v.props, "cidrBlock"))) for v in of_type(args, "aws:ec2/vpc:Vpc") if get(v.props, "cidrBlock")]
 
 
 def _source_matches(rule: Rule, flow: Ingress, networks: dict[str, list[ipaddress.IPv4Network | ipaddress.IPv6Network]]) -> bool:
@@ -250,6 +256,9 @@ def _matrix_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
     for flow in ingresses(args):
         if flow.target is None or role_of(flow.target) is None:
             yield (f"{flow.name}: the rule's security group is not one of the stack's role groups (no Role tag), so nothing says what it may open", flow.urn)
+        elif role_of(flow.target) == SERVICE_ENDPOINTS_ROLE:
+            if (flow.protocol, flow.ports) != ("tcp", (443, 443)) or flow.cidr is None or not within(flow.cidr, _vpc_networks(args)):
+                yield (f"{flow.describe()}: the service endpoints accept HTTPS from the VPC only", flow.urn)
         elif not _in_matrix(flow, networks):
             yield (f"{flow.describe()} is not in the firewall matrix", flow.urn)
 

@@ -1,5 +1,6 @@
 """AWS network: VPC, subnets, internet and NAT gateways, routes, one security group per role
-generated from the model's firewall matrix, the default security group closed, VPC flow logs.
+generated from the model's firewall matrix, the default security group closed, VPC flow logs, and
+the VPC endpoints that keep the nodes' AWS traffic (backups, images, bootstrap secrets) off NAT.
 """
 
 from __future__ import annotations
@@ -10,11 +11,28 @@ import pulumi
 import pulumi_aws as aws
 
 from components.base import Scope
-from components.network import LOAD_BALANCER_GROUP, NetworkPlan, NetworkResult
+from components.network import ENDPOINTS_GROUP, LOAD_BALANCER_GROUP, NetworkPlan, NetworkResult
 from dpc.model import FromCidrs, FromLoadBalancer, Role, Rule
 
 ALL_TRAFFIC = "-1"
 ESP = "50"
+HTTPS = 443
+
+GATEWAY_ENDPOINTS: dict[str, str] = {
+    "s3": "Offsite backups by pgBackRest and ECR image layers",
+}
+"""AWS services reached through a gateway endpoint in the private route tables (free of charge),
+with what uses them: tag values, so within the characters every AWS service accepts in tags."""
+
+INTERFACE_ENDPOINTS: dict[str, str] = {
+    "ecr.api": "Registry sign-in by the ECR credential helper",
+    "ecr.dkr": "Image pulls from the stack registry",
+    "ssm": "Bootstrap secrets and the image list in SSM",
+}
+"""AWS services the nodes call, reached through an interface endpoint in every private subnet,
+with private DNS so the clients' usual names resolve to it. Billed per zone-hour (README). No KMS
+and no STS endpoint: no node calls them; SSM and S3 decrypt with the key on the nodes' behalf, and
+every client takes its credentials from the instance metadata, not from STS."""
 
 
 def _ingress(scope: Scope, group: str, group_id: pulumi.Input[str], rule: Rule, *, peer: dict[str, pulumi.Input[str]], source: str) -> None:
@@ -66,7 +84,97 @@ def _security_groups(scope: Scope, plan: NetworkPlan, vpc: aws.ec2.Vpc) -> dict[
     return groups
 
 
-def _flow_logs(scope: Scope, plan: NetworkPlan, vpc: aws.ec2.Vpc) -> None:
+def _endpoints(
+    scope: Scope, plan: NetworkPlan, vpc: aws.ec2.Vpc, *, region: pulumi.Input[str], subnets: list[pulumi.Output[str]], route_tables: list[pulumi.Output[str]]
+) -> None:
+    """The gateway and interface endpoints of the AWS services the nodes use, so their traffic
+    stays inside the VPC; the interface endpoints accept HTTPS from the VPC only.
+    """
+    group = aws.ec2.SecurityGroup(
+        scope.child("endpoints-sg"),
+        vpc_id=vpc.id,
+        description="dpc VPC interface endpoints: HTTPS from the VPC only",
+        tags=scope.tags_with(Name=scope.child("endpoints-sg"), Role=ENDPOINTS_GROUP),
+        opts=scope.opts(),
+    )
+    aws.vpc.SecurityGroupIngressRule(
+        scope.child("endpoints-in-https-from-vpc"),
+        security_group_id=group.id,
+        ip_protocol="tcp",
+        from_port=HTTPS,
+        to_port=HTTPS,
+        cidr_ipv4=plan.cidr,
+        description="HTTPS to the AWS service endpoints from the VPC",
+        tags=scope.tags_with(Name=scope.child("endpoints-in-https-from-vpc")),
+        opts=scope.opts(),
+    )
+    for service, purpose in GATEWAY_ENDPOINTS.items():
+        name = scope.child(f"{service.replace('.', '-')}-endpoint")
+        aws.ec2.VpcEndpoint(
+            name,
+            vpc_id=vpc.id,
+            service_name=pulumi.Output.concat("com.amazonaws.", region, ".", service),
+            vpc_endpoint_type="Gateway",
+            route_table_ids=route_tables,
+            tags=scope.tags_with(Name=name, Purpose=purpose),
+            opts=scope.opts(),
+        )
+    for service, purpose in INTERFACE_ENDPOINTS.items():
+        name = scope.child(f"{service.replace('.', '-')}-endpoint")
+        aws.ec2.VpcEndpoint(
+            name,
+            vpc_id=vpc.id,
+            service_name=pulumi.Output.concat("com.amazonaws.", region, ".", service),
+            vpc_endpoint_type="Interface",
+            subnet_ids=subnets,
+            security_group_ids=[group.id],
+            private_dns_enabled=True,
+            tags=scope.tags_with(Name=name, Purpose=purpose),
+            opts=scope.opts(),
+        )
+
+
+def _flow_logs_trust(partition: str, region: str, account: str) -> str:
+    """The flow logs service may assume the role for this account's flow logs only: the
+    confused-deputy guard the VPC guide recommends (`aws:SourceAccount`, `aws:SourceArn`).
+    """
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": account},
+                "ArnLike": {"aws:SourceArn": f"arn:{partition}:ec2:{region}:{account}:vpc-flow-log/*"},
+            },
+        }],
+    })
+
+
+def _flow_logs_permissions(group_arn: str) -> str:
+    """What the VPC guide lists for publishing flow logs to CloudWatch Logs, on the stack's log group
+    (CreateLogGroup is called only when the group is missing, which it never is: it is created
+    here). DescribeLogGroups lists groups and takes no resource but "*" (IAM's service authorization
+    reference, which the plan's IAM linter checks).
+    """
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                "Resource": [group_arn, f"{group_arn}:*"],
+            },
+            {"Effect": "Allow", "Action": ["logs:DescribeLogGroups"], "Resource": "*"},
+        ],
+    })
+
+
+def _flow_logs(scope: Scope, plan: NetworkPlan, vpc: aws.ec2.Vpc, where: pulumi.Output[list[str]]) -> None:
+    """Every flow of the VPC into an encrypted log group, published by a role only this account's
+    flow logs may assume. `where` is the partition, the region and the account id.
+    """
     log_group = aws.cloudwatch.LogGroup(
         scope.child("flow-logs"),
         retention_in_days=plan.flow_log_retention_days,
@@ -76,24 +184,14 @@ def _flow_logs(scope: Scope, plan: NetworkPlan, vpc: aws.ec2.Vpc) -> None:
     )
     role = aws.iam.Role(
         scope.child("flow-logs-role"),
-        assume_role_policy=json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": "vpc-flow-logs.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-        }),
+        assume_role_policy=where.apply(lambda args: _flow_logs_trust(*args)),
         tags=scope.tags_with(Name=scope.child("flow-logs-role")),
         opts=scope.opts(),
     )
     aws.iam.RolePolicy(
         scope.child("flow-logs-write"),
         role=role.id,
-        policy=log_group.arn.apply(lambda arn: json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                "Resource": [arn, f"{arn}:*"],
-            }],
-        })),
+        policy=log_group.arn.apply(_flow_logs_permissions),
         opts=scope.opts(),
     )
     aws.ec2.FlowLog(
@@ -170,12 +268,14 @@ def build_network(scope: Scope, plan: NetworkPlan) -> NetworkResult:
 
     shared_nat = nats[plan.zones[0].zone]
     private: dict[str, pulumi.Output[str]] = {}
+    route_tables: list[pulumi.Output[str]] = []
     for zone in plan.zones:
         nat = nats.get(zone.zone, shared_nat)
         private_subnet = _subnet(scope, vpc, zone.zone, zone.private_cidr, "private")
         routes = aws.ec2.RouteTable(
             scope.child(f"private-{zone.zone}-rt"), vpc_id=vpc.id, tags=scope.tags_with(Name=scope.child(f"private-{zone.zone}-rt")), opts=scope.opts()
         )
+        route_tables.append(routes.id)
         aws.ec2.Route(
             scope.child(f"private-{zone.zone}-default"), route_table_id=routes.id, destination_cidr_block="0.0.0.0/0", nat_gateway_id=nat.id, opts=scope.opts()
         )
@@ -185,7 +285,11 @@ def build_network(scope: Scope, plan: NetworkPlan) -> NetworkResult:
         private[zone.zone] = private_subnet.id
 
     groups = _security_groups(scope, plan, vpc)
-    _flow_logs(scope, plan, vpc)
+    invoke = pulumi.InvokeOutputOptions(parent=scope.component)
+    region = aws.get_region_output(opts=invoke).region
+    where = pulumi.Output.all(aws.get_partition_output(opts=invoke).partition, region, aws.get_caller_identity_output(opts=invoke).account_id)
+    _endpoints(scope, plan, vpc, region=region, subnets=list(private.values()), route_tables=route_tables)
+    _flow_logs(scope, plan, vpc, where)
     return NetworkResult(
         network_id=vpc.id,
         public_subnet_ids=public,
