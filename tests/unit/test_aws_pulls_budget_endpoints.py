@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
+import review.plan
 from components.registry import image_list_value
 from dpc.model import SWARM_ROLES, Capability, role_capabilities
 from dpc.settings import Settings
 from providers.aws.network import GATEWAY_ENDPOINTS, INTERFACE_ENDPOINTS
-from review.mocks import ACCOUNT
+from review.mocks import ACCOUNT, AwsMocks
 from tests.plan_graph import PlanGraph, Resource
 
 SERVICE = "docker:index/service:Service"
@@ -124,3 +127,27 @@ def test_the_flow_logs_role_publishes_as_documented_for_this_accounts_flow_logs_
     for s in policy["Statement"]:
         if s["Resource"] == "*":
             assert s["Action"] == ["logs:DescribeLogGroups"], "only the listing takes no resource"
+
+
+class _NewTokenMocks(AwsMocks):
+    """AWS as on the next run: ECR hands out a new authorization token."""
+
+    def _answer(self, token: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        answer = super()._answer(token, arguments)
+        if token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            answer |= {"password": "next-run-registry-token", "authorizationToken": "next-run-registry-token"}
+        return answer
+
+
+def test_a_new_registry_token_changes_nothing_but_the_push_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every run gets a new ECR token: only the image builds' push credentials may differ, and
+    pulumi-docker's image diff ignores them, so a preview of an unchanged stack shows no change."""
+    _, before = review.plan.build_plan_revealed("prod")
+    monkeypatch.setattr(review.plan, "AwsMocks", _NewTokenMocks)
+    _, after = review.plan.build_plan_revealed("prod")
+    assert set(before) == set(after)
+    changed = {urn for urn in before if before[urn] != after[urn]}
+    assert changed and all(urn.split("::")[-2].endswith("docker:index/image:Image") for urn in changed), sorted(changed)
+    for urn in changed:
+        assert {k: v for k, v in before[urn].items() if k != "registry"} == {k: v for k, v in after[urn].items() if k != "registry"}
+        assert before[urn]["registry"]["server"] == after[urn]["registry"]["server"]
