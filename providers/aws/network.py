@@ -6,6 +6,7 @@ the VPC endpoints that keep the nodes' AWS traffic (backups, images, bootstrap s
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -18,21 +19,18 @@ ALL_TRAFFIC = "-1"
 ESP = "50"
 HTTPS = 443
 
-GATEWAY_ENDPOINTS: dict[str, str] = {
-    "s3": "Offsite backups by pgBackRest and ECR image layers",
+ENDPOINTS: dict[str, tuple[str, str]] = {
+    "s3": ("Gateway", "Offsite backups by pgBackRest and ECR image layers"),
+    "ecr.api": ("Interface", "Registry sign-in by the ECR credential helper"),
+    "ecr.dkr": ("Interface", "Image pulls from the stack registry"),
+    "ssm": ("Interface", "Bootstrap secrets and the image list in SSM"),
 }
-"""AWS services reached through a gateway endpoint in the private route tables (free of charge),
-with what uses them: tag values, so within the characters every AWS service accepts in tags."""
-
-INTERFACE_ENDPOINTS: dict[str, str] = {
-    "ecr.api": "Registry sign-in by the ECR credential helper",
-    "ecr.dkr": "Image pulls from the stack registry",
-    "ssm": "Bootstrap secrets and the image list in SSM",
-}
-"""AWS services the nodes call, reached through an interface endpoint in every private subnet,
-with private DNS so the clients' usual names resolve to it. Billed per zone-hour (README). No KMS
-and no STS endpoint: no node calls them; SSM and S3 decrypt with the key on the nodes' behalf, and
-every client takes its credentials from the instance metadata, not from STS."""
+"""The AWS services the nodes call, by endpoint type, with what uses them (a tag value, so within
+the characters every AWS service accepts in tags). A gateway endpoint sits in the private route
+tables and is free; an interface endpoint sits in every private subnet, with private DNS so the
+clients' usual names resolve to it, and is billed per zone-hour (README). No KMS and no STS
+endpoint: no node calls them; SSM and S3 decrypt with the key on the nodes' behalf, and every
+client takes its credentials from the instance metadata, not from STS."""
 
 
 def _ingress(scope: Scope, group: str, group_id: pulumi.Input[str], rule: Rule, *, peer: dict[str, pulumi.Input[str]], source: str) -> None:
@@ -108,29 +106,21 @@ def _endpoints(
         tags=scope.tags_with(Name=scope.child("endpoints-in-https-from-vpc")),
         opts=scope.opts(),
     )
-    for service, purpose in GATEWAY_ENDPOINTS.items():
+    for service, (kind, purpose) in ENDPOINTS.items():
         name = scope.child(f"{service.replace('.', '-')}-endpoint")
-        aws.ec2.VpcEndpoint(
-            name,
-            vpc_id=vpc.id,
-            service_name=pulumi.Output.concat("com.amazonaws.", region, ".", service),
-            vpc_endpoint_type="Gateway",
-            route_table_ids=route_tables,
-            tags=scope.tags_with(Name=name, Purpose=purpose),
-            opts=scope.opts(),
+        placement: dict[str, Any] = (
+            {"route_table_ids": route_tables}
+            if kind == "Gateway"
+            else {"subnet_ids": subnets, "security_group_ids": [group.id], "private_dns_enabled": True}
         )
-    for service, purpose in INTERFACE_ENDPOINTS.items():
-        name = scope.child(f"{service.replace('.', '-')}-endpoint")
         aws.ec2.VpcEndpoint(
             name,
             vpc_id=vpc.id,
             service_name=pulumi.Output.concat("com.amazonaws.", region, ".", service),
-            vpc_endpoint_type="Interface",
-            subnet_ids=subnets,
-            security_group_ids=[group.id],
-            private_dns_enabled=True,
+            vpc_endpoint_type=kind,
             tags=scope.tags_with(Name=name, Purpose=purpose),
             opts=scope.opts(),
+            **placement,
         )
 
 

@@ -16,7 +16,7 @@ import review.plan
 from components.registry import image_list_value
 from dpc.model import SWARM_ROLES, Capability, role_capabilities
 from dpc.settings import Settings
-from providers.aws.network import GATEWAY_ENDPOINTS, INTERFACE_ENDPOINTS
+from providers.aws.network import ENDPOINTS
 from review.mocks import ACCOUNT, AwsMocks
 from tests.plan_graph import PlanGraph, Resource
 
@@ -96,14 +96,14 @@ def test_the_budget_counts_the_stacks_regions_without_a_cost_allocation_tag(grap
 
 def test_the_nodes_aws_traffic_goes_through_vpc_endpoints(graph: PlanGraph, settings: Settings) -> None:
     endpoints = {e.inputs["serviceName"].removeprefix(f"com.amazonaws.{settings.region}."): e for e in graph.of_type(ENDPOINT)}
-    assert set(endpoints) == set(GATEWAY_ENDPOINTS) | set(INTERFACE_ENDPOINTS) == {"s3", "ecr.api", "ecr.dkr", "ssm"}
+    assert set(endpoints) == set(ENDPOINTS) == {"s3", "ecr.api", "ecr.dkr", "ssm"}
     private_tables = {r.id for r in graph.of_type("aws:ec2/routeTable:RouteTable") if "-private-" in r.name}
     private_subnets = {s.id for s in graph.of_type("aws:ec2/subnet:Subnet") if s.inputs["tags"]["Tier"] == "private"}
     assert len(private_subnets) == len(settings.zones)
     gateway = endpoints["s3"].inputs
     assert gateway["vpcEndpointType"] == "Gateway" and set(gateway["routeTableIds"]) == private_tables
     [group] = [g for g in graph.of_type("aws:ec2/securityGroup:SecurityGroup") if g.inputs["tags"]["Role"] == "endpoints"]
-    for service in INTERFACE_ENDPOINTS:
+    for service in ("ecr.api", "ecr.dkr", "ssm"):
         inputs = endpoints[service].inputs
         assert inputs["vpcEndpointType"] == "Interface" and inputs["privateDnsEnabled"] is True, service
         assert set(inputs["subnetIds"]) == private_subnets and inputs["securityGroupIds"] == [group.id], service
