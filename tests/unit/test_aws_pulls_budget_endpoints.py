@@ -7,6 +7,7 @@ is assumable by this account's flow logs only.
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -18,7 +19,10 @@ from dpc.model import SWARM_ROLES, Capability, role_capabilities
 from dpc.settings import Settings
 from providers.aws.network import ENDPOINTS
 from review.mocks import ACCOUNT, AwsMocks
+from review.plan import stack_config
+from review.policy import load_pack_config, pack_config_for, plan_resources, run_policies
 from tests.plan_graph import PlanGraph, Resource
+from tests.unit.conftest import plan_of
 
 SERVICE = "docker:index/service:Service"
 PARAMETER = "aws:ssm/parameter:Parameter"
@@ -151,3 +155,13 @@ def test_a_new_registry_token_changes_nothing_but_the_push_credentials(monkeypat
     for urn in changed:
         assert {k: v for k, v in before[urn].items() if k != "registry"} == {k: v for k, v in after[urn].items() if k != "registry"}
         assert before[urn]["registry"]["server"] == after[urn]["registry"]["server"]
+
+
+@pytest.mark.parametrize(("field", "value"), [("cidrIpv4", "0.0.0.0/0"), ("fromPort", 22), ("cidrIpv4", "192.0.2.0/24")])
+def test_the_policy_pack_holds_the_endpoints_group_to_https_from_the_vpc(field: str, value: object) -> None:
+    plan = copy.deepcopy(plan_of("prod"))
+    [rule] = [s for s in plan["steps"] if s["urn"].endswith("::prod-network-endpoints-in-https-from-vpc")]
+    rule["newState"]["inputs"][field] = value
+    config, _ = stack_config("prod")
+    found = {(v.policy, v.urn.split("::")[-1]) for v in run_policies(plan_resources(plan), load_pack_config(pack_config_for(config)), config)}
+    assert ("ports-only-from-firewall-matrix", "prod-network-endpoints-in-https-from-vpc") in found
