@@ -257,7 +257,10 @@ class DatabaseStack(pulumi.ComponentResource):
         return objects
 
     def _images(self) -> dict[str, pulumi.Output[str]]:
-        """The project's images, built from images/ and pushed to the registry when there is one."""
+        """The project's images, built from images/ and pushed to the registry when there is one;
+        services run a pushed image by digest, which a node that holds it never pulls again (the
+        readiness gate's global jobs rely on that), and a rebuilt image changes.
+        """
         registry = self._stack_plan.registry
         images: dict[str, pulumi.Output[str]] = {}
         for key, context in sorted(BUILT_IMAGES.items()):
