@@ -4,7 +4,7 @@ with its lifecycle (seed §4).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 
@@ -31,11 +31,15 @@ class VolumePlan:
 
 @dataclass(frozen=True)
 class BucketLifecycle:
-    """Seed §4.1 and §4.3: infrequent access, then archive, then expiry."""
+    """Seed §4.1 and §4.3: infrequent access, then archive, in classes the backup tool reads at once.
+    No current object expires: the backup tool's own expiry owns retention; the lifecycle removes
+    only the versions it deleted or overwrote, `noncurrent_expire_after_days` later (a window to
+    undo a mistaken delete).
+    """
 
     infrequent_access_after_days: int
     archive_after_days: int
-    expire_after_days: int
+    noncurrent_expire_after_days: int = field(default=30, kw_only=True)
 
 
 @dataclass(frozen=True)

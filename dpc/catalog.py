@@ -1,8 +1,9 @@
 """Machine types each cloud offers to this product, with the figures sizing needs.
 
 Settings are checked against this catalogue so that a typo in a machine type fails
-before anything is created, and the PostgreSQL sizing (seed §6.3) reads memory from
-here rather than from a second, hand-kept table.
+before anything is created, the PostgreSQL sizing (seed §6.3) reads memory from
+here rather than from a second, hand-kept table, and the volumes a node carries are
+checked against the block-storage bandwidth its machine type can drive.
 """
 
 from __future__ import annotations
@@ -15,35 +16,64 @@ Cloud = Literal["aws", "gcp", "azure", "local"]
 
 
 @dataclass(frozen=True)
+class BlockStorageLimits:
+    """What one machine can drive of its attached volumes, all of them together.
+
+    `baseline_*` is sustained; `maximum_*` the burst the machine reaches for at least 30 minutes
+    once every 24 hours (AWS's words) and never exceeds. Bandwidth in megabits per second as the
+    cloud publishes it (`mib_per_second` converts it to the MiB/s that volumes are provisioned in).
+    """
+
+    baseline_mbps: int
+    maximum_mbps: int
+    baseline_iops: int
+    maximum_iops: int
+
+    @staticmethod
+    def mib_per_second(mbps: int) -> int:
+        """Megabits (10^6 bits) per second in whole MiB (2^20 bytes) per second, rounded down."""
+        return mbps * 1_000_000 // 8 // 2**20
+
+
+@dataclass(frozen=True)
 class MachineType:
-    """One machine type: its vCPUs and memory in GiB."""
+    """One machine type: its vCPUs, memory in GiB and, where known, its block-storage limits."""
 
     name: str
     vcpus: int
     memory_gib: float
+    storage: BlockStorageLimits | None = None
 
 
 def _table(*rows: tuple[str, int, float]) -> dict[str, MachineType]:
     return {name: MachineType(name, vcpus, memory) for name, vcpus, memory in rows}
 
 
+def _aws_table(*rows: tuple[str, int, float, int, int, int, int]) -> dict[str, MachineType]:
+    return {
+        name: MachineType(name, vcpus, memory, BlockStorageLimits(base_mbps, max_mbps, base_iops, max_iops))
+        for name, vcpus, memory, base_mbps, max_mbps, base_iops, max_iops in rows
+    }
+
+
 MACHINE_TYPES: dict[Cloud, dict[str, MachineType]] = {
-    "aws": _table(
-        ("t3.micro", 2, 1),
-        ("t3.small", 2, 2),
-        ("t3.medium", 2, 4),
-        ("t3.large", 2, 8),
-        ("t3.xlarge", 4, 16),
-        ("t3.2xlarge", 8, 32),
-        ("m6i.large", 2, 8),
-        ("m6i.xlarge", 4, 16),
-        ("m6i.2xlarge", 8, 32),
-        ("m6i.4xlarge", 16, 64),
-        ("r6i.large", 2, 16),
-        ("r6i.xlarge", 4, 32),
-        ("r6i.2xlarge", 8, 64),
-        ("r6i.4xlarge", 16, 128),
-        ("r6i.8xlarge", 32, 256),
+    "aws": _aws_table(
+        # name, vCPUs, GiB, EBS baseline/maximum bandwidth (Mbps), baseline/maximum IOPS (16 KiB I/O)
+        ("t3.micro", 2, 1, 87, 2085, 500, 11800),
+        ("t3.small", 2, 2, 174, 2085, 1000, 11800),
+        ("t3.medium", 2, 4, 347, 2085, 2000, 11800),
+        ("t3.large", 2, 8, 695, 2780, 4000, 15700),
+        ("t3.xlarge", 4, 16, 695, 2780, 4000, 15700),
+        ("t3.2xlarge", 8, 32, 695, 2780, 4000, 15700),
+        ("m6i.large", 2, 8, 650, 10000, 3600, 40000),
+        ("m6i.xlarge", 4, 16, 1250, 10000, 6000, 40000),
+        ("m6i.2xlarge", 8, 32, 2500, 10000, 12000, 40000),
+        ("m6i.4xlarge", 16, 64, 5000, 10000, 20000, 40000),
+        ("r6i.large", 2, 16, 650, 10000, 3600, 40000),
+        ("r6i.xlarge", 4, 32, 1250, 10000, 6000, 40000),
+        ("r6i.2xlarge", 8, 64, 2500, 10000, 12000, 40000),
+        ("r6i.4xlarge", 16, 128, 5000, 10000, 20000, 40000),
+        ("r6i.8xlarge", 32, 256, 10000, 10000, 40000, 40000),
     ),
     "gcp": _table(
         ("e2-small", 2, 2),
@@ -76,7 +106,15 @@ MACHINE_TYPES: dict[Cloud, dict[str, MachineType]] = {
         ("local", 2, 2),
     ),
 }
-"""`local` has one "machine type": the share of the developer's engine each role's services may use."""
+"""`local` has one "machine type": the share of the developer's engine each role's services may use.
+
+AWS's block-storage figures are EC2's `DescribeInstanceTypes` answer (`EbsInfo.EbsOptimizedInfo`:
+baseline and maximum bandwidth in Mbps, baseline and maximum IOPS), the figures of the EC2
+documentation's table "Amazon EBS-optimized instance types"; copied on 2026-12-01 from the API's
+recording that moto 5.2.5 ships, which a unit test compares them with. The GCP and Azure rows have
+none yet: their builders add them with their own checks.
+their builders add them with their own checks.
+"""
 
 
 def machine_type(cloud: Cloud, name: str) -> MachineType:

@@ -3,6 +3,16 @@ are smaller and cheaper but keep 3 etcd and 3 Patroni members, so every environm
 the same way.
 
 A stack file overrides any of these key by key; lists are replaced whole.
+
+Prod's data volume has the seed's §4.2 size and IOPS but 690 MiB/s, not the seed's 1000: an
+r6i.2xlarge drives at most 10 Gbps (1192 MiB/s) of EBS for all its volumes together, so data and
+WAL (500 MiB/s) share that; more would be paid for and never reach the machine. Its sustained
+figures are lower still (12 000 IOPS, 298 MiB/s); the maximum holds for at least 30 minutes a day, which is
+what checkpoints and backups need.
+
+The offsite lifecycle (`_BACKUP`): infrequent access after 30 days and archive (Glacier Instant
+Retrieval) after 90, the earliest S3 allows; pgBackRest keeps the offsite fulls 7 years (2555
+days, seed §4.1) and deletes them itself.
 """
 
 from __future__ import annotations
@@ -41,7 +51,7 @@ ENVIRONMENT_DEFAULTS: dict[Environment, dict[str, object]] = {
         "environment": "prod",
         "nodes": _nodes("t3.xlarge", "r6i.2xlarge", "t3.large", backup_count=1, manager_root=500, node_root=100),
         "storage": {
-            "data": {"sizeGb": 2048, "iops": 16000, "throughputMbps": 1000},
+            "data": {"sizeGb": 2048, "iops": 16000, "throughputMbps": 690},
             "wal": {"sizeGb": 500, "iops": 6000, "throughputMbps": 500},
             "backup": {"sizeGb": 5120, "iops": 3000, "throughputMbps": 250},
         },

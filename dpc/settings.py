@@ -24,7 +24,7 @@ from typing import Annotated, Any, cast
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 
-from dpc.catalog import MACHINE_TYPES, Cloud
+from dpc.catalog import MACHINE_TYPES, BlockStorageLimits, Cloud
 from dpc.environments import ENVIRONMENT_DEFAULTS, LOCAL_DEFAULTS, Environment
 from dpc.sizing import cores_needed
 from dpc.tiers import OVERLAY_RANGES
@@ -35,6 +35,16 @@ PROGRAM_TAG_KEYS = ("ManagedBy", "Stack")
 
 GP3_MIN_IOPS, GP3_MAX_IOPS, GP3_IOPS_PER_GIB = 3000, 80000, 500
 GP3_MIN_THROUGHPUT, GP3_MAX_THROUGHPUT, GP3_THROUGHPUT_PER_IOPS = 125, 2000, 0.25
+
+S3_INFREQUENT_ACCESS_MIN_AGE_DAYS = 30
+"""S3 lifecycle rejects a transition to STANDARD_IA sooner than 30 days after an object's creation."""
+S3_INFREQUENT_ACCESS_MIN_STAY_DAYS = 30
+"""S3 lifecycle rejects a further transition of an object that has been less than 30 days in STANDARD_IA."""
+S3_ARCHIVE_MIN_STORAGE_DAYS = 90
+"""S3 Glacier Instant Retrieval, the offsite bucket's archive class, bills every object for at least
+90 days: deleting one sooner costs the remaining days anyway."""
+DAYS_PER_MONTH = 31
+"""Months of retention counted as 31 days, so that a month's retention never falls short."""
 
 
 class Section(BaseModel):
@@ -104,9 +114,15 @@ class BackupSettings(Section):
     daily_retention_days: Annotated[int, Field(ge=1, le=3650)]
     weekly_retention_weeks: Annotated[int, Field(ge=1, le=520)]
     monthly_retention_months: Annotated[int, Field(ge=1, le=120)]
-    offsite_infrequent_access_after_days: Annotated[int, Field(ge=30)]
+    offsite_infrequent_access_after_days: Annotated[int, Field(ge=1)]
+    """Days after which the bucket's lifecycle moves an object to infrequent-access storage."""
     offsite_archive_after_days: Annotated[int, Field(ge=1)]
+    """Days after which the lifecycle moves an object to archive storage, one that pgBackRest still
+    reads at once (Glacier Instant Retrieval on AWS)."""
     offsite_expire_after_days: Annotated[int, Field(ge=1)]
+    """Days the offsite repository keeps a full backup before pgBackRest's expire deletes it (seed
+    §4.1: 7 years in archive storage). The bucket's lifecycle never expires a current object; it
+    removes only the versions pgBackRest has deleted or overwritten."""
     offsite_replica_region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")] | None = None
     """A second region the offsite bucket is replicated to (seed §4.1: geo-replicated); required in prod."""
 
@@ -357,6 +373,81 @@ def _check_storage(s: Settings) -> Iterator[Problem]:
             yield from _gp3_problems(f"storage.{name}", volume)
 
 
+@_check("storage", "nodes", "cloud")
+def _check_storage_against_machines(s: Settings) -> Iterator[Problem]:
+    """The volumes of one node together against the most its machine type can drive (EBS maximum:
+    IOPS and throughput provisioned beyond it never reach the machine, and are paid for).
+
+    A worker carries the data and WAL volumes; the backup agent's node (the backup node, or
+    manager-1 without one) the backup volume. Root volumes are left out: they idle after boot.
+    """
+    agent_group = "backup" if s.nodes.backup.count > 0 else "managers"
+    carried = {
+        "workers": {"data": s.storage.data, "wal": s.storage.wal},
+        agent_group: {"backup": s.storage.backup},
+    }
+    for group, volumes in carried.items():
+        if any(next(_gp3_problems(volume_name, volume), None) for volume_name, volume in volumes.items()):
+            continue  # a volume gp3 cannot provision is reported as such; its sum says nothing more
+        name = cast(NodeGroup, getattr(s.nodes, group)).machine_type
+        machine = MACHINE_TYPES[s.cloud].get(name)
+        limits = machine.storage if machine else None
+        if limits is None:
+            continue
+        keys, first = " + ".join(f"dpc:storage.{volume}" for volume in volumes), next(iter(volumes))
+        iops = sum(volume.iops for volume in volumes.values())
+        if iops > limits.maximum_iops:
+            yield Problem(
+                f"storage.{first}.iops",
+                f"{keys} provision {iops} IOPS on one {group} node; its {name} drives at most {limits.maximum_iops} "
+                f"(sustained {limits.baseline_iops})",
+                f"provision at most {limits.maximum_iops} IOPS in total, or a dpc:nodes.{group}.machineType that drives more",
+            )
+        throughput = sum(volume.throughput_mbps for volume in volumes.values())
+        ceiling = BlockStorageLimits.mib_per_second(limits.maximum_mbps)
+        if throughput > ceiling:
+            yield Problem(
+                f"storage.{first}.throughputMbps",
+                f"{keys} provision {throughput} MiB/s on one {group} node; its {name} drives at most {ceiling} MiB/s "
+                f"({limits.maximum_mbps} Mbps; sustained {BlockStorageLimits.mib_per_second(limits.baseline_mbps)} MiB/s)",
+                f"provision at most {ceiling} MiB/s in total, or a dpc:nodes.{group}.machineType that drives more",
+            )
+
+
+def _lifecycle_problems(b: BackupSettings) -> Iterator[Problem]:
+    """S3's documented lifecycle minimums, which S3 enforces by rejecting the rule, and the archive
+    class's minimum storage duration, which the offsite retention must not undercut.
+    """
+    infrequent, archive, expire = b.offsite_infrequent_access_after_days, b.offsite_archive_after_days, b.offsite_expire_after_days
+    if infrequent < S3_INFREQUENT_ACCESS_MIN_AGE_DAYS:
+        yield Problem(
+            "backup.offsiteInfrequentAccessAfterDays",
+            f"S3 moves nothing to infrequent access sooner than {S3_INFREQUENT_ACCESS_MIN_AGE_DAYS} days after its creation "
+            "and rejects this lifecycle rule",
+            f"use at least {S3_INFREQUENT_ACCESS_MIN_AGE_DAYS}",
+        )
+    if archive < infrequent + S3_INFREQUENT_ACCESS_MIN_STAY_DAYS:
+        yield Problem(
+            "backup.offsiteArchiveAfterDays",
+            f"S3 archives an object only after {S3_INFREQUENT_ACCESS_MIN_STAY_DAYS} days in infrequent access "
+            f"(from day {infrequent}) and rejects this lifecycle rule",
+            f"use at least {infrequent + S3_INFREQUENT_ACCESS_MIN_STAY_DAYS}",
+        )
+    if expire < archive + S3_ARCHIVE_MIN_STORAGE_DAYS:
+        yield Problem(
+            "backup.offsiteExpireAfterDays",
+            f"archive storage bills at least {S3_ARCHIVE_MIN_STORAGE_DAYS} days, so a backup must be kept "
+            f"{S3_ARCHIVE_MIN_STORAGE_DAYS} days after archiving (from day {archive})",
+            f"use at least {archive + S3_ARCHIVE_MIN_STORAGE_DAYS}",
+        )
+    if expire < b.monthly_retention_months * DAYS_PER_MONTH:
+        yield Problem(
+            "backup.offsiteExpireAfterDays",
+            f"the offsite repository holds the monthly fulls, which seed §4.3 keeps {b.monthly_retention_months} months",
+            f"use at least {b.monthly_retention_months * DAYS_PER_MONTH}, or lower dpc:backup.monthlyRetentionMonths",
+        )
+
+
 @_check("backup", "region", "environment", "cloud")
 def _check_backup(s: Settings) -> Iterator[Problem]:
     b = s.backup
@@ -368,18 +459,7 @@ def _check_backup(s: Settings) -> Iterator[Problem]:
         )
     if b.offsite_replica_region == s.region:
         yield Problem("backup.offsiteReplicaRegion", "is the stack's own region", "name a different region, so one region's loss keeps the copy")
-    if b.offsite_archive_after_days <= b.offsite_infrequent_access_after_days:
-        yield Problem(
-            "backup.offsiteArchiveAfterDays",
-            "archiving must come after the move to infrequent access",
-            f"use more than {b.offsite_infrequent_access_after_days}",
-        )
-    if b.offsite_expire_after_days < b.offsite_archive_after_days + 90:
-        yield Problem(
-            "backup.offsiteExpireAfterDays",
-            "archive storage bills at least 90 days, so expiry must come 90 days after archiving",
-            f"use at least {b.offsite_archive_after_days + 90}",
-        )
+    yield from _lifecycle_problems(b)
     if b.daily_retention_days > b.wal_retention_days:
         yield Problem(
             "backup.walRetentionDays",

@@ -108,7 +108,6 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
     lifecycle = BucketLifecycle(
         settings.backup.offsite_infrequent_access_after_days,
         settings.backup.offsite_archive_after_days,
-        settings.backup.offsite_expire_after_days,
     )
     storage = Storage(f"{stack}-storage", StoragePlan(volumes, lifecycle, settings.backup.offsite_replica_region), cloud.storage, context).result
     network = Network(f"{stack}-network", network_plan(settings, storage.key_arn), cloud.network, context).result

@@ -21,9 +21,18 @@ tiers map onto it as follows (the backup agent, images/postgres/backup_agent.py,
   older than that, with all WAL since: point-in-time recovery over the whole WAL retention.
   Differentials are kept by count, one a day: `daily_retention_days` of them.
 - weekly (Sunday) and monthly (1st) full backups are also taken to repo2, the offsite bucket,
-  which keeps them by age for `monthly_retention_months` (months counted as 31 days). With no
+  which keeps them by age for `offsite_expire_after_days` (seed §4.1: 7 years; at least the
+  monthly retention, which settings check). pgBackRest's `expire` deletes them then: the
+  bucket's lifecycle only moves objects to colder classes that pgBackRest still reads at once
+  (infrequent access, then Glacier Instant Retrieval) and never expires a current object, since
+  expiring `archive.info` or `backup.info` under pgBackRest would break the repository. With no
   tiers inside a repository, the weekly fulls stay as long as the monthly ones: more than the
-  seed's four weeks, never less; the bucket's lifecycle moves them to colder storage.
+  seed's four weeks, never less.
+- WAL in repo2 is kept as its backups need, not for 7 years of point-in-time recovery (what
+  pgBackRest keeps by default with time-based retention): the segments that make each full
+  consistent, and continuous WAL from the newest full on (`repo2-retention-archive-type=full`,
+  `repo2-retention-archive=1`). Point-in-time recovery over the WAL retention is repo1's; repo2
+  is the copy that survives losing the cluster, each of its fulls restorable to its end.
 - WAL is archived continuously to every repository (`archive-async`, so one unreachable
   repository does not hold back the others).
 """
@@ -56,11 +65,12 @@ PROCESS_MAX = 2
 asynchronous WAL archive. Two keep a 500 GB full near the seed's 30 minutes without taking more
 than a share of the replica's CPU, which also serves reads."""
 
-DAYS_PER_MONTH = 31
-"""Months of retention counted as 31 days, so that a month's retention never falls short."""
-
 OFFSITE_KEY_PREFIX = "/pgbackrest"
-"""Where in the offsite bucket the repository lives."""
+"""Where in the offsite bucket the repository lives (object keys `pgbackrest/...`)."""
+
+OFFSITE_CONTINUOUS_WAL_FULLS = 1
+"""How many of repo2's newest fulls keep continuous WAL after them (point-in-time recovery);
+older fulls keep only the WAL that makes them consistent."""
 
 
 @dataclass(frozen=True)
@@ -142,11 +152,15 @@ def _backup_client_name(layout: ClusterLayout) -> str:
     raise LookupError(f"no {_BACKUP_CERTIFICATE_KIND} named {layout.backup.name!r} in the cluster's certificate requests")
 
 
-def _repository_retention(index: int, full_days: int, diff_count: int | None) -> dict[str, str]:
-    """Retention of one repository: full backups by age (with their WAL), differentials by count."""
+def _repository_retention(index: int, full_days: int, diff_count: int | None = None, wal_fulls: int | None = None) -> dict[str, str]:
+    """Retention of one repository: full backups by age (with their WAL), differentials by count,
+    and continuous WAL after only the newest `wal_fulls` fulls where given.
+    """
     retention = {f"repo{index}-retention-full-type": "time", f"repo{index}-retention-full": str(full_days)}
     if diff_count is not None:
         retention[f"repo{index}-retention-diff"] = str(diff_count)
+    if wal_fulls is not None:
+        retention |= {f"repo{index}-retention-archive-type": "full", f"repo{index}-retention-archive": str(wal_fulls)}
     return retention
 
 
@@ -158,8 +172,10 @@ def local_full_retention_days(backup: BackupSettings) -> int:
 
 
 def offsite_full_retention_days(backup: BackupSettings) -> int:
-    """How long the offsite repository keeps its weekly and monthly full backups."""
-    return backup.monthly_retention_months * DAYS_PER_MONTH
+    """How long the offsite repository keeps its weekly and monthly full backups: the offsite
+    retention, which settings hold to at least the monthly retention.
+    """
+    return backup.offsite_expire_after_days
 
 
 def render_pgbackrest_repository(layout: ClusterLayout, backup: BackupSettings, offsite: OffsiteRepository | None) -> str:
@@ -186,7 +202,7 @@ def render_pgbackrest_repository(layout: ClusterLayout, backup: BackupSettings, 
             "repo2-s3-endpoint": offsite.s3_endpoint,
             "repo2-s3-key-type": "auto",
             "repo2-cipher-type": CIPHER_TYPE,
-            **_repository_retention(2, offsite_full_retention_days(backup), None),
+            **_repository_retention(2, offsite_full_retention_days(backup), wal_fulls=OFFSITE_CONTINUOUS_WAL_FULLS),
         }
     database_hosts: dict[str, str] = {}
     for index, member in enumerate(layout.patroni, start=1):

@@ -15,6 +15,7 @@ from components.base import Scope
 from components.compute import ComputePlan, ComputeResult
 from components.swarm import MANAGER_ADDRESS, MANAGER_TOKEN, WORKER_TOKEN
 from dpc.model import SWARM_ROLES, Capability, Node, Role
+from providers.aws.storage import backup_writer_statements
 
 DEVICE_NAMES = ("/dev/sdf", "/dev/sdg", "/dev/sdh", "/dev/sdi")
 """Attachment slots; on Nitro machines the volume shows up by its id, whatever the slot."""
@@ -40,16 +41,7 @@ def _statements(
                 {"Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey"], "Resource": key_arn, "Condition": via_ssm},
             ]
         case Capability.WRITE_BACKUPS:
-            return [
-                {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket_arn},
-                {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": f"{bucket_arn}/*"},
-                {
-                    "Effect": "Allow",
-                    "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                    "Resource": key_arn,
-                    "Condition": {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}},
-                },
-            ]
+            return backup_writer_statements(bucket_arn, key_arn)
         case Capability.PULL_IMAGES:
             # GetAuthorizationToken has no resource type in ECR's authorization reference, so "*"
             # is the only resource it takes; the token grants nothing alone, every pull is checked

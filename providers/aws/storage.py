@@ -1,6 +1,6 @@
 """AWS storage: a customer-managed KMS key with rotation, gp3 volumes encrypted with it, and the
 offsite backup bucket: SSE-KMS, versioned, public access blocked, TLS only, with the seed's
-lifecycle (Standard-IA, then Glacier, then expiry).
+lifecycle (Standard-IA, then archive) in classes pgBackRest reads at once.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pulumi_aws as aws
 
 from components.base import Scope
 from components.storage import StoragePlan, StorageResult
+from dpc.render.backup import OFFSITE_KEY_PREFIX
 
 
 def _key_policy(account: str, partition: str, logs_region: str | None) -> str:
@@ -72,6 +73,46 @@ class BucketParts:
     versioning: aws.s3.BucketVersioning
 
 
+ARCHIVE_STORAGE_CLASS = "GLACIER_IR"
+"""The offsite repository's cold class: Glacier Instant Retrieval, read like any other object.
+
+Not GLACIER (Flexible Retrieval) nor DEEP_ARCHIVE, the seed's "Glacier": their objects answer a
+GET with InvalidObjectState until restored, hours later. pgBackRest reads `archive.info` and
+`backup.info` (and their copies) on every archive push and backup, and a restore reads a backup's
+every file: a repository in those classes fails every backup after the transition and every
+restore (tests/contract/test_backup_s3.py shows both with pgBackRest against an S3 emulator).
+Instant Retrieval keeps the seed's cost intent, old backups in cold storage at about a sixth of
+Standard's price, with a 90-day minimum that settings check against the retention.
+"""
+
+REPLICA_STORAGE_CLASS = "STANDARD"
+"""The class replication writes copies in: the source object's own, so the replica bucket's
+lifecycle moves them on the same days as the source's (infrequent access bills 30 days at least:
+WAL that pgBackRest expires within the week would be paid for a month there)."""
+
+
+def _lifecycle_rules(plan: StoragePlan) -> list[aws.s3.BucketLifecycleConfigurationRuleArgsDict]:
+    """The offsite repository's lifecycle: to Standard-IA and then to `ARCHIVE_STORAGE_CLASS` on the
+    settings' days; no expiry of current objects (pgBackRest's `expire` owns retention, and an
+    expired `archive.info` would break the repository); versions pgBackRest deleted or overwrote
+    removed after a grace period, then their leftover delete markers; unfinished multipart
+    uploads (a backup killed halfway) aborted after a week.
+    """
+    lifecycle = plan.lifecycle
+    return [{
+        "id": "offsite-retention",
+        "status": "Enabled",
+        "filter": {"prefix": ""},
+        "transitions": [
+            {"days": lifecycle.infrequent_access_after_days, "storage_class": "STANDARD_IA"},
+            {"days": lifecycle.archive_after_days, "storage_class": ARCHIVE_STORAGE_CLASS},
+        ],
+        "expiration": {"expired_object_delete_marker": True},
+        "noncurrent_version_expiration": {"noncurrent_days": lifecycle.noncurrent_expire_after_days},
+        "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
+    }]
+
+
 def _backup_bucket(scope: Scope, plan: StoragePlan, key: aws.kms.Key, *, name: str, provider: aws.Provider | None = None) -> BucketParts:
     """A private, versioned, KMS-encrypted, TLS-only bucket with the seed's lifecycle: the offsite
     backups, and their copy in the replica region (`provider`).
@@ -119,25 +160,45 @@ def _backup_bucket(scope: Scope, plan: StoragePlan, key: aws.kms.Key, *, name: s
         policy=bucket.arn.apply(_tls_only_policy),
         opts=scope.opts(depends_on=[block], **on),
     )
-    lifecycle = plan.lifecycle
     aws.s3.BucketLifecycleConfiguration(
         scope.child(f"{name}-lifecycle"),
         bucket=bucket.id,
-        rules=[{
-            "id": "offsite-retention",
-            "status": "Enabled",
-            "filter": {"prefix": ""},
-            "transitions": [
-                {"days": lifecycle.infrequent_access_after_days, "storage_class": "STANDARD_IA"},
-                {"days": lifecycle.archive_after_days, "storage_class": "GLACIER"},
-            ],
-            "expiration": {"days": lifecycle.expire_after_days},
-            "noncurrent_version_expiration": {"noncurrent_days": lifecycle.infrequent_access_after_days},
-            "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
-        }],
+        rules=_lifecycle_rules(plan),
         opts=scope.opts(**on),
     )
     return BucketParts(bucket, versioning)
+
+
+def backup_writer_statements(bucket_arn: str, key_arn: str) -> list[dict[str, object]]:
+    """What pgBackRest 2.45 does to an S3 repository, and nothing more: list the bucket (`info`,
+    `expire`, `archive-get`'s look-ups), read, write and delete objects under the repository's
+    prefix (`expire` deletes old backups and WAL, one DELETE or a multi-object delete; multipart
+    uploads need only PutObject), and use the bucket's key through S3 alone.
+
+    pgBackRest's user guide ("S3 Support") grants these four S3 actions; its `PutObjectTagging` and
+    `GetObjectVersion` serve options that 2.45 lacks (object tags, reading old versions). Listing is
+    not narrowed by `s3:prefix`: the bucket holds only the repository, and the emulator the
+    contract test enforces this policy with cannot evaluate conditions. SSE-KMS needs
+    `kms:GenerateDataKey` to write (and for multipart uploads) and `kms:Decrypt` to read; S3 asks
+    KMS with the bucket's ARN as encryption context when a bucket key is on (this bucket), the
+    object's otherwise, so both are allowed. tests/contract/test_backup_s3.py runs pgBackRest
+    under exactly these statements.
+    """
+    objects = f"{bucket_arn}/{OFFSITE_KEY_PREFIX.strip('/')}/*"
+    region = key_arn.split(":")[3]
+    return [
+        {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket_arn},
+        {"Effect": "Allow", "Action": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"], "Resource": objects},
+        {
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": key_arn,
+            "Condition": {
+                "StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"},
+                "StringLike": {"kms:EncryptionContext:aws:s3:arn": [bucket_arn, objects]},
+            },
+        },
+    ]
 
 
 def _replication_policy(source_bucket: str, replica_bucket: str, source_key: str, replica_key: str, regions: tuple[str, str]) -> str:
@@ -167,6 +228,21 @@ def _replication_policy(source_bucket: str, replica_bucket: str, source_key: str
                 "Condition": {"StringLike": {"kms:ViaService": f"s3.{regions[1]}.amazonaws.com"}},
             },
         ],
+    }, sort_keys=True)
+
+
+def _replication_trust_policy(account: str, source_bucket: str) -> str:
+    """S3 may assume the replication role only for this account's source bucket: the conditions
+    AWS documents against the confused deputy (another account's bucket naming this role).
+    """
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "s3.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account}, "ArnEquals": {"aws:SourceArn": source_bucket}},
+        }],
     }, sort_keys=True)
 
 
@@ -208,10 +284,7 @@ def _replicate(
     replica = _backup_bucket(scope, plan, replica_key, name="backups-replica", provider=provider)
     role = aws.iam.Role(
         scope.child("replication"),
-        assume_role_policy=json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-        }),
+        assume_role_policy=pulumi.Output.all(account, source.bucket.arn).apply(lambda a: _replication_trust_policy(a[0][0], a[1])),
         description=f"S3 copies {scope.name}'s offsite backups to {replica_region}",
         tags=scope.tags_with(Name=scope.child("replication")),
         opts=scope.opts(),
@@ -236,7 +309,7 @@ def _replicate(
             "source_selection_criteria": {"sse_kms_encrypted_objects": {"status": "Enabled"}},
             "destination": {
                 "bucket": replica.bucket.arn,
-                "storage_class": "STANDARD_IA",
+                "storage_class": REPLICA_STORAGE_CLASS,
                 "encryption_configuration": {"replica_kms_key_id": replica_key.arn},
             },
         }],

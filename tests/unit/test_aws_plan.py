@@ -233,8 +233,9 @@ def test_backup_buckets_are_versioned_private_tls_only_with_the_seed_lifecycle(g
         lifecycle = graph.named(f"-storage-{bucket}-lifecycle", "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
         rule = lifecycle.inputs["rules"][0]
         assert rule["status"] == "Enabled"
-        assert [(t["storageClass"], t["days"]) for t in rule["transitions"]] == [("STANDARD_IA", 30), ("GLACIER", 90)]
-        assert rule["expiration"]["days"] == settings.backup.offsite_expire_after_days == 2555
+        assert [(t["storageClass"], t["days"]) for t in rule["transitions"]] == [("STANDARD_IA", 30), ("GLACIER_IR", 90)]
+        assert rule["expiration"] == {"expiredObjectDeleteMarker": True}, "no current object expires under pgBackRest"
+        assert rule["noncurrentVersionExpiration"] == {"noncurrentDays": 30}
 
 
 @pytest.mark.parametrize("stack", ["prod"])
@@ -255,6 +256,10 @@ def test_prod_backups_are_copied_to_a_second_region_under_its_own_key(graph: Pla
     assert rule["destination"]["bucket"] == f"arn:aws:s3:::{replica.id}"
     assert set(depends[replication.urn]["rules"]) == {replica.urn, replica_key.urn}
     assert f":kms:{settings.backup.offsite_replica_region}:" in rule["destination"]["encryptionConfiguration"]["replicaKmsKeyId"]
+    assert rule["destination"]["storageClass"] == "STANDARD", "copies age through the replica's lifecycle like the source's"
+    trust = json.loads(graph.named("-storage-replication", "aws:iam/role:Role").inputs["assumeRolePolicy"])["Statement"]
+    source = f"arn:aws:s3:::{graph.named('-storage-backups', 'aws:s3/bucket:Bucket').id}"
+    assert [s["Condition"] for s in trust] == [{"StringEquals": {"aws:SourceAccount": "123456789012"}, "ArnEquals": {"aws:SourceArn": source}}]
     role_policy = json.loads(graph.named("-storage-replication", "aws:iam/rolePolicy:RolePolicy").inputs["policy"])
     actions = {a for s in role_policy["Statement"] for a in s["Action"]}
     assert "s3:ReplicateObject" in actions and not [a for a in actions if a.endswith("*")]

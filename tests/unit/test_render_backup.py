@@ -37,7 +37,7 @@ def test_retention_covers_every_tier_of_the_seed() -> None:
     backup = SETTINGS.backup
     assert (backup.wal_retention_days, backup.daily_retention_days, backup.weekly_retention_weeks, backup.monthly_retention_months) == (30, 7, 4, 12)
     assert local_full_retention_days(backup) == 30
-    assert offsite_full_retention_days(backup) == 372
+    assert offsite_full_retention_days(backup) == backup.offsite_expire_after_days == 2555, "seed §4.1: 7 years offsite"
     longer_weeks = backup.model_copy(update={"weekly_retention_weeks": 6})
     assert local_full_retention_days(longer_weeks) == 42
 
@@ -52,6 +52,9 @@ def test_repository_host_config() -> None:
     assert (conf["repo2-type"], conf["repo2-s3-bucket"], conf["repo2-s3-region"]) == ("s3", "example-bucket", "eu-west-1")
     assert conf["repo2-s3-endpoint"] == "s3.eu-west-1.amazonaws.com"
     assert conf["repo2-s3-key-type"] == "auto"
+    assert (conf["repo2-retention-full-type"], conf["repo2-retention-full"]) == ("time", "2555")
+    assert (conf["repo2-retention-archive-type"], conf["repo2-retention-archive"]) == ("full", "1"), "WAL only as the offsite fulls need it"
+    assert "repo1-retention-archive" not in conf, "repo1 keeps point-in-time recovery over its whole retention"
     assert (conf["backup-standby"], conf["start-fast"]) == ("y", "y")
     assert "cipher-pass" not in render_pgbackrest_repository(LAYOUT, SETTINGS.backup, OFFSITE)
 

@@ -4,12 +4,15 @@ at once, and a bad stack file run end to end through the offline plan."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
+import gzip
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
+import moto
 import pytest
 
 import review.__main__ as review_cli
@@ -103,7 +106,7 @@ def test_prod_stack_gets_the_seed_defaults() -> None:
     assert (nodes.workers.count, nodes.workers.machine_type) == (3, "r6i.2xlarge")
     assert (nodes.app.count, nodes.app.machine_type) == (2, "t3.large")
     assert nodes.backup.count == 1
-    assert (storage.data.size_gb, storage.data.iops, storage.data.throughput_mbps) == (2048, 16000, 1000)
+    assert (storage.data.size_gb, storage.data.iops, storage.data.throughput_mbps) == (2048, 16000, 690)
     assert storage.wal.size_gb == 500
     assert settings.database.expected_tps == 1000
 
@@ -373,6 +376,13 @@ def test_machine_types_are_checked_against_the_stacks_cloud() -> None:
 # --- gp3 volumes ------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def machines_without_storage_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """gp3's own limits alone: no machine caps what its volumes provision (tested further down)."""
+    for name, machine in MACHINE_TYPES["aws"].items():
+        monkeypatch.setitem(MACHINE_TYPES["aws"], name, dataclasses.replace(machine, storage=None))
+
+
 @pytest.mark.parametrize(
     ("size", "iops", "max_iops"),
     [
@@ -391,6 +401,7 @@ def test_gp3_iops_out_of_range(size: int, iops: int, max_iops: int) -> None:
     assert f"between 3000 and {max_iops}" in problem.fix
 
 
+@pytest.mark.usefixtures("machines_without_storage_limits")
 @pytest.mark.parametrize(("size", "iops"), [(20, 10000), (160, 80000), (2048, 3000), (4, 3000), (1, 3000)])
 def test_gp3_iops_at_the_limits_is_accepted(size: int, iops: int) -> None:
     settings = settings_from_config(stack(storage={"wal": {"sizeGb": size, "iops": iops, "throughputMbps": 125}}))
@@ -416,6 +427,7 @@ def test_gp3_throughput_out_of_range(iops: int, throughput: int, max_throughput:
     assert f"between 125 and {max_throughput}" in problem.fix
 
 
+@pytest.mark.usefixtures("machines_without_storage_limits")
 @pytest.mark.parametrize(("iops", "throughput"), [(3000, 750), (3000, 125), (16000, 2000), (6003, 1500)])
 def test_gp3_throughput_at_the_limits_is_accepted(iops: int, throughput: int) -> None:
     settings = settings_from_config(stack(storage={"backup": {"iops": iops, "throughputMbps": throughput}}))
@@ -427,6 +439,49 @@ def test_gp3_iops_and_throughput_are_both_reported() -> None:
     problems = problems_of(stack(storage={"wal": {"sizeGb": 10, "iops": 6000, "throughputMbps": 1600}}))
 
     assert [p.path for p in problems] == ["storage.wal.iops", "storage.wal.throughputMbps"]
+
+
+# --- volumes against the machine that drives them ---------------------------------------------------
+
+
+def test_the_seeds_prod_throughput_is_more_than_an_r6i_2xlarge_drives() -> None:
+    problem = only_problem(stack(storage={"data": {"sizeGb": 2048, "iops": 16000, "throughputMbps": 1000}}))
+
+    assert problem.path == "storage.data.throughputMbps"
+    assert "dpc:storage.data + dpc:storage.wal provision 1500 MiB/s" in problem.message
+    assert "r6i.2xlarge drives at most 1192 MiB/s (10000 Mbps; sustained 298 MiB/s)" in problem.message
+    assert "at most 1192 MiB/s in total" in problem.fix and "dpc:nodes.workers.machineType" in problem.fix
+
+
+def test_worker_iops_are_summed_over_data_and_wal() -> None:
+    problem = only_problem(stack(storage={"data": {"sizeGb": 2048, "iops": 34001, "throughputMbps": 500}}))
+
+    assert problem.path == "storage.data.iops"
+    assert "40001 IOPS" in problem.message and "at most 40000 (sustained 12000)" in problem.message
+
+    settings = settings_from_config(stack(storage={"data": {"sizeGb": 2048, "iops": 34000, "throughputMbps": 692}}))
+    assert settings.storage.data.iops + settings.storage.wal.iops == 40000
+
+
+def test_the_backup_volume_is_checked_on_the_node_the_agent_runs_on() -> None:
+    """Staging has no backup node: the agent and its volume are on manager-1, a t3.medium."""
+    problem = only_problem(stack("staging", storage={"backup": {"sizeGb": 500, "iops": 3000, "throughputMbps": 250}}))
+
+    assert problem.path == "storage.backup.throughputMbps"
+    assert "one managers node; its t3.medium drives at most 248 MiB/s" in problem.message
+    assert "dpc:nodes.managers.machineType" in problem.fix
+
+
+def test_the_storage_limits_are_the_ones_ec2_reports() -> None:
+    """The catalogue against EC2's DescribeInstanceTypes answers as moto records them."""
+    recorded = json.loads(gzip.decompress((Path(moto.__file__).parent / "ec2" / "resources" / "instance_types.json.gz").read_bytes()))
+    for name, machine in MACHINE_TYPES["aws"].items():
+        ebs = recorded[name]["EbsInfo"]["EbsOptimizedInfo"]
+        limits = machine.storage
+        assert limits is not None, name
+        reported = (ebs["BaselineBandwidthInMbps"], ebs["MaximumBandwidthInMbps"], ebs["BaselineIops"], ebs["MaximumIops"])
+        assert (limits.baseline_mbps, limits.maximum_mbps, limits.baseline_iops, limits.maximum_iops) == reported, name
+        assert (recorded[name]["VCpuInfo"]["DefaultVCpus"], recorded[name]["MemoryInfo"]["SizeInMiB"]) == (machine.vcpus, machine.memory_gib * 1024), name
 
 
 # --- tags -------------------------------------------------------------------------------------------
@@ -655,21 +710,47 @@ def test_staging_may_be_undersized_for_its_tps() -> None:
 
 
 def test_archive_must_come_after_infrequent_access() -> None:
-    problem = only_problem(stack(backup=prod_backup({"offsiteInfrequentAccessAfterDays": 90, "offsiteArchiveAfterDays": 90, "offsiteExpireAfterDays": 365})))
+    problem = only_problem(stack(backup=prod_backup({"offsiteInfrequentAccessAfterDays": 90, "offsiteArchiveAfterDays": 90, "offsiteExpireAfterDays": 400})))
 
     assert problem.path == "backup.offsiteArchiveAfterDays"
-    assert "after the move to infrequent access" in problem.message
-    assert "more than 90" in problem.fix
+    assert "30 days in infrequent access" in problem.message
+    assert "at least 120" in problem.fix
+
+
+def test_archive_needs_thirty_days_in_infrequent_access_as_s3_demands() -> None:
+    problem = only_problem(stack(backup=prod_backup({"offsiteInfrequentAccessAfterDays": 30, "offsiteArchiveAfterDays": 59})))
+
+    assert problem.path == "backup.offsiteArchiveAfterDays"
+    assert "S3 archives an object only after 30 days in infrequent access (from day 30)" in problem.message
+    assert problem.fix == "use at least 60"
+
+    assert settings_from_config(stack(backup=prod_backup({"offsiteArchiveAfterDays": 60}))).backup.offsite_archive_after_days == 60
+
+
+def test_infrequent_access_under_thirty_days_is_reported_with_s3s_rule() -> None:
+    problem = only_problem(stack(backup=prod_backup({"offsiteInfrequentAccessAfterDays": 29, "offsiteArchiveAfterDays": 90})))
+
+    assert problem.path == "backup.offsiteInfrequentAccessAfterDays"
+    assert "S3 moves nothing to infrequent access sooner than 30 days" in problem.message
+    assert problem.fix == "use at least 30"
+
+
+def test_offsite_retention_keeps_the_monthly_fulls() -> None:
+    problem = only_problem(stack(backup=prod_backup({"monthlyRetentionMonths": 12, "offsiteExpireAfterDays": 371})))
+
+    assert problem.path == "backup.offsiteExpireAfterDays"
+    assert "keeps 12 months" in problem.message
+    assert "use at least 372" in problem.fix and "dpc:backup.monthlyRetentionMonths" in problem.fix
 
 
 def test_expiry_must_come_ninety_days_after_archiving() -> None:
-    problem = only_problem(stack(backup=prod_backup({"offsiteArchiveAfterDays": 90, "offsiteExpireAfterDays": 179})))
+    problem = only_problem(stack(backup=prod_backup({"offsiteArchiveAfterDays": 90, "offsiteExpireAfterDays": 179, "monthlyRetentionMonths": 5})))
 
     assert problem.path == "backup.offsiteExpireAfterDays"
     assert "90 days" in problem.message
     assert "at least 180" in problem.fix
 
-    settings = settings_from_config(stack(backup=prod_backup({"offsiteArchiveAfterDays": 90, "offsiteExpireAfterDays": 180})))
+    settings = settings_from_config(stack(backup=prod_backup({"offsiteArchiveAfterDays": 90, "offsiteExpireAfterDays": 180, "monthlyRetentionMonths": 5})))
     assert settings.backup.offsite_expire_after_days == 180
 
 
