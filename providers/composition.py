@@ -17,7 +17,7 @@ from components.compute import Attachment, Compute, ComputePlan, ComputeResult
 from components.database import Registry
 from components.load_balancer import LoadBalancer, LoadBalancerPlan, LoadBalancerResult
 from components.network import LOAD_BALANCER_GROUP, Network, NetworkPlan, NetworkResult, ZoneSubnets
-from components.registry import ImageRegistry, RegistryPlan, RegistryResult
+from components.registry import ImageList, ImageListPlan, ImageListResult, ImageRegistry, RegistryPlan, RegistryResult
 from components.storage import BucketLifecycle, Storage, StoragePlan, StorageResult, VolumePlan
 from components.swarm import Mount, Swarm, SwarmLayout, SwarmPlan, SwarmResult, hostname, render_bastion_cloud_init
 from dpc.model import (
@@ -53,6 +53,7 @@ class CloudBuilders:
     load_balancer: Callable[[Scope, LoadBalancerPlan], LoadBalancerResult]
     budget: Callable[[Scope, BudgetPlan], BudgetResult]
     registry: Callable[[Scope, RegistryPlan], RegistryResult]
+    image_list: Callable[[Scope, ImageListPlan], ImageListResult]
 
 
 def network_plan(settings: Settings, key_arn: pulumi.Output[str]) -> NetworkPlan:
@@ -118,6 +119,7 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
         node: tuple(Mount(storage.volume_ids[v.name], v.mount_point) for v in node_volumes)
         for node, node_volumes in by_node.items()
     }
+    images = ImageRegistry(f"{stack}-registry", RegistryPlan(tuple(sorted(BUILT_IMAGES)), storage.key_arn), cloud.registry, context).result
     swarm_plan = SwarmPlan(SwarmLayout(tuple(nodes), prefix, tuple(settings.access.ssh_public_keys)), mounts, storage.key_arn)
     swarm = Swarm(f"{stack}-swarm", swarm_plan, cloud.swarm, context).result
     attachments = {
@@ -140,6 +142,8 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
         key_arn=storage.key_arn,
         bootstrap_secret_ids=swarm.bootstrap_secret_ids,
         backup_bucket_arn=storage.backup_bucket_arn,
+        image_repository_ids=tuple(images.repository_ids.values()),
+        image_list_id=images.image_list_id,
         capabilities=role_capabilities(settings),
     )
     compute = Compute(f"{stack}-compute", compute_plan, cloud.compute, context).result
@@ -156,15 +160,23 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
         deletion_protection=settings.is_prod,
     )
     endpoint = LoadBalancer(f"{stack}-endpoint", lb_plan, cloud.load_balancer, context).result
-    budget_plan = BudgetPlan(settings.budget.monthly_usd, tuple(settings.budget.alert_emails), BUDGET_ALERTS, stack)
+    regions = tuple(region for region in (settings.region, settings.backup.offsite_replica_region) if region)
+    budget_plan = BudgetPlan(settings.budget.monthly_usd, tuple(settings.budget.alert_emails), BUDGET_ALERTS, regions)
     budget = Budget(f"{stack}-budget", budget_plan, cloud.budget, context).result
-    images = ImageRegistry(f"{stack}-registry", RegistryPlan(tuple(sorted(BUILT_IMAGES)), storage.key_arn), cloud.registry, context).result
     manager_1 = next(n for n in nodes if n.swarm_init)
     database = deploy_database(
         settings,
         stack,
         engine=swarm_provider(stack, compute.private_ips[manager_1.name], compute.bastion_public_ip),
-        registry=Registry(images.server, images.username, images.password, images.repository_urls),
+        registry=Registry(
+            images.server,
+            images.username,
+            images.password,
+            images.repository_urls,
+            images_ready=lambda references: ImageList(
+                f"{stack}-image-list", ImageListPlan(images.image_list_name, tuple(references)), cloud.image_list, context
+            ),
+        ),
         offsite=storage.backup_bucket_name.apply(lambda bucket: OffsiteRepository(bucket=bucket, region=settings.region)),
         placement="cluster",
     )
