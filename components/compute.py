@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -31,8 +31,14 @@ class ComputePlan:
     private_subnet_ids: Mapping[str, pulumi.Output[str]]
     public_subnet_ids: Mapping[str, pulumi.Output[str]]
     firewall_group_ids: Mapping[str, pulumi.Output[str]]
-    user_data: Mapping[str, pulumi.Output[str]]
-    bastion_user_data: str
+    user_data_base64: Mapping[str, pulumi.Output[str]]
+    """Each node's user data, gzip-compressed and base64-encoded (`components.swarm`)."""
+    bastion_user_data: pulumi.Output[str]
+    boot_after: Mapping[str, Sequence[pulumi.Resource]]
+    """By zone, what a node of the zone's private subnet must not boot before: its way out to the
+    package archive (a node that boots first fails its first apt run)."""
+    backup_agent_node: str
+    """The one node whose containers act with its identity (`dpc.model.backup_agent_node`)."""
     attachments: Mapping[str, tuple[Attachment, ...]]
     key_arn: pulumi.Output[str]
     bootstrap_secret_ids: Mapping[str, pulumi.Output[str]]
@@ -52,6 +58,22 @@ class ComputeResult:
     instance_ids: dict[str, pulumi.Output[str]]
     private_ips: dict[str, pulumi.Output[str]]
     bastion_public_ip: pulumi.Output[str]
+    awaiting_replacement: pulumi.Output[list[str]]
+    """Nodes whose running machine is not what the settings ask (`awaiting_replacement`)."""
+
+
+def awaiting_replacement(wanted: Mapping[str, tuple[str, str]], running: Mapping[str, tuple[str | None, str | None]]) -> list[str]:
+    """The machines a plain `pulumi up` leaves as they are although the settings changed them: their
+    machine type or bootstrap (user data). Applying such a change in place restarts the machine,
+    and every node of a role at once would take the etcd quorum or the database down, so the
+    program never does; each is applied by replacing that one node (README, "Changing machines"),
+    and this list, in every preview, says which are waiting. A machine being created (its running
+    values unknown) is waiting for nothing.
+    """
+    return sorted(
+        node for node, spec in wanted.items()
+        if None not in running.get(node, (None, None)) and running[node] != spec
+    )
 
 
 class Compute(Component[ComputePlan, ComputeResult]):

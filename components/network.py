@@ -53,6 +53,9 @@ class NetworkResult:
     public_subnet_ids: dict[str, pulumi.Output[str]]
     private_subnet_ids: dict[str, pulumi.Output[str]]
     firewall_group_ids: dict[str, pulumi.Output[str]]
+    private_egress: dict[str, list[pulumi.Resource]]
+    """By zone, what gives the private subnet its way out (its route table's association and its
+    route to the NAT gateway): a machine there must not boot before them."""
 
     def group_of(self, role: Role) -> pulumi.Output[str]:
         """The firewall group of a role's machines."""

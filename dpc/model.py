@@ -265,6 +265,13 @@ def backup_agent_role(settings: Settings) -> Role:
     return Role.BACKUP if settings.nodes.backup.count > 0 else Role.MANAGER
 
 
+def backup_agent_node(settings: Settings) -> str:
+    """The one node the backup agent runs on, the first of its role: it holds the backup volume,
+    and only its containers may act with the node's identity.
+    """
+    return f"{backup_agent_role(settings).value}-1"
+
+
 def role_capabilities(settings: Settings) -> dict[Role, tuple[Capability, ...]]:
     """What each role's machines may do. Only the backup agent's machines reach the offsite bucket:
     the database hosts send their WAL through the repository host, never to the bucket themselves.

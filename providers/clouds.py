@@ -4,13 +4,15 @@ fail clearly before anything is created.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pulumi
 
 from dpc.settings import Problem, Settings, SettingsError
 from providers.composition import deploy
 
 
-def deploy_stack(settings: Settings, stack: str) -> dict[str, pulumi.Output[str]]:
+def deploy_stack(settings: Settings, stack: str) -> Mapping[str, pulumi.Output[object]]:
     """Creates the stack on its cloud; each cloud's SDK is imported only when it is used (they are large)."""
     if settings.cloud == "aws":
         from providers.aws import AWS  # noqa: PLC0415

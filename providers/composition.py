@@ -10,16 +10,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_command as command
+import pulumi_tls as tls
 
+from components.access import DeployAccess, Route, remote_connection
 from components.base import Scope, StackContext
 from components.budget import BUDGET_ALERTS, Budget, BudgetPlan, BudgetResult
 from components.compute import Attachment, Compute, ComputePlan, ComputeResult
 from components.database import Registry
 from components.load_balancer import LoadBalancer, LoadBalancerPlan, LoadBalancerResult
 from components.network import LOAD_BALANCER_GROUP, Network, NetworkPlan, NetworkResult, ZoneSubnets
+from components.readiness import ImagesReady, SwarmReady
 from components.registry import ImageList, ImageListPlan, ImageListResult, ImageRegistry, RegistryPlan, RegistryResult
 from components.storage import BucketLifecycle, Storage, StoragePlan, StorageResult, VolumePlan
-from components.swarm import Mount, Swarm, SwarmLayout, SwarmPlan, SwarmResult, hostname, render_bastion_cloud_init
+from components.swarm import BASTION_HOST_KEY, Mount, Swarm, SwarmLayout, SwarmPlan, SwarmResult
 from dpc.model import (
     FIREWALL_MATRIX,
     LOAD_BALANCER_HEALTH_CHECK,
@@ -27,7 +31,7 @@ from dpc.model import (
     LOAD_BALANCER_TARGET_ROLE,
     Node,
     Role,
-    backup_agent_role,
+    backup_agent_node,
     bastion_node,
     plan_nodes,
     role_capabilities,
@@ -84,18 +88,18 @@ def volume_plans(settings: Settings, nodes: list[Node]) -> tuple[VolumePlan, ...
     runs (the backup node, or manager-1 in a stack without one).
     """
     storage = settings.storage
-    agent = backup_agent_role(settings)
+    agent = backup_agent_node(settings)
     volumes: list[VolumePlan] = []
     for node in nodes:
         if node.role is Role.WORKER:
             base = f"/mnt/postgres-cluster/patroni-{node.index}"
             volumes += [_volume(node, "data", storage.data, base), _volume(node, "wal", storage.wal, f"{base}-wal")]
-        if node.role is agent and node.index == 1:
+        if node.name == agent:
             volumes.append(_volume(node, "backups", storage.backup, "/mnt/postgres-cluster/backups"))
     return tuple(volumes)
 
 
-def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pulumi.Output[str]]:
+def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pulumi.Output[object]]:
     """Creates the whole platform of one stack; returns the stack outputs."""
     tags = stack_tags(settings, stack)
     provider = cloud.provider(settings, stack)
@@ -120,7 +124,21 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
         for node, node_volumes in by_node.items()
     }
     images = ImageRegistry(f"{stack}-registry", RegistryPlan(tuple(sorted(BUILT_IMAGES)), storage.key_arn), cloud.registry, context).result
-    swarm_plan = SwarmPlan(SwarmLayout(tuple(nodes), prefix, tuple(settings.access.ssh_public_keys)), mounts, storage.key_arn)
+    manager_1 = next(n for n in nodes if n.swarm_init)
+    access = DeployAccess(
+        f"{stack}-access",
+        [BASTION_HOST_KEY, manager_1.name],
+        protect=settings.is_prod,
+        opts=pulumi.ResourceOptions(providers=[tls.Provider(f"{stack}-access-tls")]),
+    )
+    swarm_plan = SwarmPlan(
+        layout=SwarmLayout(tuple(nodes), prefix, tuple(settings.access.ssh_public_keys), bastion),
+        mounts=mounts,
+        secrets_key_arn=storage.key_arn,
+        deploy_public_key=access.deploy_public_key,
+        host_keys=access.host_keys,
+        images_parameter_name=images.image_list_name,
+    )
     swarm = Swarm(f"{stack}-swarm", swarm_plan, cloud.swarm, context).result
     attachments = {
         node: tuple(Attachment(storage.volume_ids[v.name], slot) for slot, v in enumerate(node_volumes))
@@ -134,10 +152,10 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
         private_subnet_ids=network.private_subnet_ids,
         public_subnet_ids=network.public_subnet_ids,
         firewall_group_ids=network.firewall_group_ids,
-        user_data=swarm.user_data,
-        bastion_user_data=render_bastion_cloud_init(
-            host=hostname(prefix, bastion), ssh_public_keys=settings.access.ssh_public_keys
-        ),
+        user_data_base64=swarm.user_data_base64,
+        bastion_user_data=swarm.bastion_user_data,
+        boot_after=network.private_egress,
+        backup_agent_node=backup_agent_node(settings),
         attachments=attachments,
         key_arn=storage.key_arn,
         bootstrap_secret_ids=swarm.bootstrap_secret_ids,
@@ -163,18 +181,25 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
     regions = tuple(region for region in (settings.region, settings.backup.offsite_replica_region) if region)
     budget_plan = BudgetPlan(settings.budget.monthly_usd, tuple(settings.budget.alert_emails), BUDGET_ALERTS, regions)
     budget = Budget(f"{stack}-budget", budget_plan, cloud.budget, context).result
-    manager_1 = next(n for n in nodes if n.swarm_init)
+    route = Route(compute.private_ips[manager_1.name], manager_1.name, compute.bastion_public_ip, BASTION_HOST_KEY)
+    on_manager_1 = remote_connection(access, route)
+    commands = pulumi.ResourceOptions(providers=[command.Provider(f"{stack}-command")])
+    swarm_ready = SwarmReady(f"{stack}-swarm-ready", on_manager_1, compute.instance_ids, commands)
     database = deploy_database(
         settings,
         stack,
-        engine=swarm_provider(stack, compute.private_ips[manager_1.name], compute.bastion_public_ip),
+        engine=swarm_provider(stack, access, route, swarm_ready),
         registry=Registry(
             images.server,
             images.username,
             images.password,
             images.repository_urls,
-            images_ready=lambda references: ImageList(
-                f"{stack}-image-list", ImageListPlan(images.image_list_name, tuple(references)), cloud.image_list, context
+            images_ready=lambda references: ImagesReady(
+                f"{stack}-images-ready",
+                on_manager_1,
+                references,
+                ImageList(f"{stack}-image-list", ImageListPlan(images.image_list_name, tuple(references)), cloud.image_list, context).result.version,
+                commands,
             ),
         ),
         offsite=storage.backup_bucket_name.apply(lambda bucket: OffsiteRepository(bucket=bucket, region=settings.region)),
@@ -186,5 +211,6 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
         "bastionPublicIp": compute.bastion_public_ip,
         "backupBucket": storage.backup_bucket_name,
         "budget": budget.name,
+        "machinesAwaitingReplacement": compute.awaiting_replacement,
         "managerPrivateIps": pulumi.Output.all(*(compute.private_ips[n.name] for n in nodes if n.role is Role.MANAGER)).apply(",".join),
     }

@@ -12,9 +12,9 @@ import pulumi_docker as docker
 import pulumi_random as random
 import pulumi_tls as tls
 
+from components.access import DeployAccess, Route, client_files, ssh_options
 from components.base import StackContext
 from components.database import DatabasePlan, DatabaseResult, DatabaseStack, Registry
-from components.swarm import DEPLOY_USER
 from dpc.cluster import certificate_requests, swarm_layout
 from dpc.model import stack_tags
 from dpc.render.backup import OffsiteRepository
@@ -47,12 +47,15 @@ def given_secrets(settings: Settings) -> dict[str, pulumi.Output[str]]:
     return {} if token is None else {ALERTING_TOKEN_SECRET: pulumi.Output.secret(token)}
 
 
-def swarm_provider(stack: str, manager_ip: pulumi.Input[str], bastion_ip: pulumi.Input[str]) -> docker.Provider:
-    """Docker on manager-1, reached over SSH through the bastion (the managers have no public address)."""
+def swarm_provider(stack: str, access: DeployAccess, route: Route, ready: pulumi.Resource) -> docker.Provider:
+    """Docker on manager-1, reached over SSH through the bastion (the managers have no public
+    address) with the stack's deploy key and known host keys, once the Swarm is whole (`ready`).
+    """
     return docker.Provider(
         f"{stack}-docker",
-        host=pulumi.Output.concat("ssh://", DEPLOY_USER, "@", manager_ip),
-        ssh_opts=["-o", pulumi.Output.concat("ProxyJump=", DEPLOY_USER, "@", bastion_ip), "-o", "StrictHostKeyChecking=accept-new"],
+        host=client_files(stack, access, route),
+        ssh_opts=pulumi.Output.from_input(route.bastion_ip).apply(lambda ip: ssh_options(stack, ip)),
+        opts=pulumi.ResourceOptions(depends_on=[ready]),
     )
 
 

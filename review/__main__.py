@@ -14,13 +14,16 @@ from pulumi_policy import EnforcementLevel
 
 from dpc.config import StackFileError
 from dpc.settings import SettingsError
-from review.plan import build_plan, stack_config, summary
+from review.limits import check_plan
+from review.limits import report as limits_report
+from review.plan import build_plan_revealed, stack_config, summary
 from review.policy import PolicyConfigError, load_pack_config, pack_config_for, plan_resources, report, run_policies
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Writes the plan, prints its summary and the policy violations; exits 1 on a mandatory
-    violation, 2 on a bad stack (listing every problem) or a bad pack config.
+    """Writes the plan, prints its summary, what the clouds' APIs would refuse and the policy
+    violations; exits 1 on a breach of a cloud's limits or a mandatory violation, 2 on a bad stack
+    (listing every problem) or a bad pack config.
     """
     parser = argparse.ArgumentParser(prog="python -m review", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -33,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     try:
-        plan = build_plan(args.stack)
+        plan, revealed = build_plan_revealed(args.stack)
         config, _ = stack_config(args.stack)
     except (SettingsError, StackFileError) as error:
         print(f"stack {args.stack}: {error}", file=sys.stderr)
@@ -42,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(plan, indent=2, sort_keys=True) + "\n")
     print(summary(plan))
     print(f"plan of stack {args.stack} written to {out} in {time.perf_counter() - started:.2f}s")
+    breaches = check_plan(plan, revealed)
+    print(limits_report(breaches))
     pack_config: Path = args.policy_pack_config or pack_config_for(config)
     try:
         violations = run_policies(plan_resources(plan), load_pack_config(pack_config), config)
@@ -50,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"policy pack with {pack_config}:")
     print(report(violations))
-    return 1 if any(v.level is EnforcementLevel.MANDATORY for v in violations) else 0
+    return 1 if breaches or any(v.level is EnforcementLevel.MANDATORY for v in violations) else 0
 
 
 if __name__ == "__main__":

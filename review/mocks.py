@@ -76,7 +76,12 @@ def _generated(typ: str, name: str, state: dict[str, Any]) -> dict[str, Any]:
     if typ == "random:index/randomPassword:RandomPassword":
         return {"result": _secret(generated_password(name, int(state.get("length", 32))))}
     if typ == "tls:index/privateKey:PrivateKey":
-        return {"privateKeyPem": _secret(_pem("PRIVATE KEY", name)), "publicKeyPem": _pem("PUBLIC KEY", name)}
+        return {
+            "privateKeyPem": _secret(_pem("PRIVATE KEY", name)),
+            "publicKeyPem": _pem("PUBLIC KEY", name),
+            "privateKeyOpenssh": _secret(_pem("OPENSSH PRIVATE KEY", name)),
+            "publicKeyOpenssh": f"ssh-ed25519 mock{_digest(name, 32)}\n",
+        }
     if typ in {"tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"}:
         return {"certPem": _pem("CERTIFICATE", name)}
     if typ == "tls:index/certRequest:CertRequest":

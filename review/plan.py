@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import os
 import runpy
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,6 +22,7 @@ from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.settings import get_root_resource, reset_options
 from pulumi.runtime.stack import Stack, run_pulumi_func
 
+from components.access import OFFLINE_PLAN_VARIABLE
 from dpc.config import SECRET_SHOWN, stack_file_config
 from review.mocks import AwsMocks
 
@@ -31,22 +33,23 @@ RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 
 
-def _plain_mapping(mapping: dict[str, Any]) -> Any:
+def _plain_mapping(mapping: dict[str, Any], reveal: bool) -> Any:
     if mapping.get(SECRET_SIG) == SECRET_MARK:
-        return SECRET_SHOWN
+        return _plain(mapping.get("value"), reveal) if reveal else SECRET_SHOWN
     if RESOURCE_SIG in mapping:
         return mapping.get("urn")
-    return {key: _plain(item) for key, item in sorted(mapping.items())}
+    return {key: _plain(item, reveal) for key, item in sorted(mapping.items())}
 
 
-def _plain(value: Any) -> Any:
-    """A serialized property value as `pulumi preview --json` shows it: secrets masked, resource
-    references as URNs, whole numbers as integers (the wire format carries every number as a double).
+def _plain(value: Any, reveal: bool = False) -> Any:
+    """A serialized property value as `pulumi preview --json` shows it: secrets masked (or, with
+    `reveal`, shown for the checks that must read them and never write them), resource references
+    as URNs, whole numbers as integers (the wire format carries every number as a double).
     """
     if isinstance(value, dict):
-        return _plain_mapping(cast(dict[str, Any], value))
+        return _plain_mapping(cast(dict[str, Any], value), reveal)
     if isinstance(value, list):
-        return [_plain(item) for item in cast(list[Any], value)]
+        return [_plain(item, reveal) for item in cast(list[Any], value)]
     if value == UNKNOWN:
         return "[unknown]"
     if isinstance(value, float) and value.is_integer():
@@ -60,11 +63,15 @@ class RecordingMonitor(MockMonitor):
     def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         super().__init__(mocks)
         self.steps: list[dict[str, Any]] = []
+        self.revealed: dict[str, dict[str, Any]] = {}
+        """Each resource's inputs with its secrets shown: for the limits checks, never written out."""
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802  (the gRPC method's name)
         """Records the registration, then answers as the mock monitor does."""
         urn = self.make_urn(request.parent, request.type, request.name)
-        inputs: dict[str, Any] = _plain(json_format.MessageToDict(request.object)) if request.object else {}
+        wire = json_format.MessageToDict(request.object) if request.object else {}
+        inputs: dict[str, Any] = _plain(wire)
+        self.revealed[urn] = _plain(wire, reveal=True)
         self.steps.append({
             "op": "create",
             "urn": urn,
@@ -142,8 +149,16 @@ def _run_program() -> None:
 
 def build_plan(stack: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:
     """Run the program for the stack file `root/Pulumi.<stack>.yaml` under mocks; return the plan."""
+    return build_plan_revealed(stack, root)[0]
+
+
+def build_plan_revealed(stack: str, root: Path = PROJECT_ROOT) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The plan, and each resource's inputs with its secrets shown, by URN (for checks that must
+    read what a preview hides, such as the size of a secret user data; never written anywhere).
+    """
     config, secret_keys = stack_config(stack, root)
     monitor = RecordingMonitor(AwsMocks(_region(config)))
+    os.environ[OFFLINE_PLAN_VARIABLE] = "1"
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
@@ -155,7 +170,7 @@ def build_plan(stack: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:
         asyncio.set_event_loop(None)
         loop.close()
     steps = _in_dependency_order(monitor.steps)
-    return {"steps": steps, "changeSummary": {"create": len(steps)}}
+    return {"steps": steps, "changeSummary": {"create": len(steps)}}, monitor.revealed
 
 
 def summary(plan: Mapping[str, Any]) -> str:

@@ -12,7 +12,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.base import Scope
-from components.compute import ComputePlan, ComputeResult
+from components.compute import ComputePlan, ComputeResult, awaiting_replacement
 from components.swarm import MANAGER_ADDRESS, MANAGER_TOKEN, WORKER_TOKEN
 from dpc.model import SWARM_ROLES, Capability, Node, Role
 from providers.aws.storage import backup_writer_statements
@@ -89,9 +89,14 @@ def _instance_profile(scope: Scope, plan: ComputePlan, role: Role) -> aws.iam.In
 
 
 def _image(scope: Scope, plan: ComputePlan) -> pulumi.Output[str]:
+    """The pinned image, by its owner and exact name. Public AMIs are deprecated two years after
+    they are made and then drop out of filtered lookups unless deprecated ones are asked for: the
+    pin keeps resolving until someone changes it on purpose (README, "The machine image").
+    """
     image = aws.ec2.get_ami_output(
         owners=[plan.image.owner],
         filters=[{"name": "name", "values": [plan.image.name]}, {"name": "architecture", "values": ["x86_64"]}],
+        include_deprecated=True,
         most_recent=False,
         opts=pulumi.InvokeOutputOptions(parent=scope.component),
     )
@@ -106,10 +111,19 @@ def _instance(
     ami: pulumi.Output[str],
     subnet_id: pulumi.Input[str],
     group_ids: Sequence[pulumi.Input[str]],
-    user_data: pulumi.Input[str],
+    user_data: pulumi.Input[str] | None = None,
+    user_data_base64: pulumi.Input[str] | None = None,
     profile: aws.iam.InstanceProfile | None,
     public: bool,
+    boot_after: Sequence[pulumi.Resource],
 ) -> aws.ec2.Instance:
+    """One machine. Its first boot installs packages, so it waits for its subnet's way out
+    (`boot_after`). Changes to its image, machine type or user data never touch a running machine:
+    EC2 applies them by stopping the instance, and every node of a role at once would take the etcd
+    quorum or the database down; they reach a machine when it is replaced, one node at a time
+    (`components.compute.awaiting_replacement` lists the machines waiting for it). A replacement deletes first: the node's volumes and host name pass to
+    its successor, which cannot attach a volume still attached to its predecessor.
+    """
     name = scope.child(node.name)
     return aws.ec2.Instance(
         name,
@@ -119,7 +133,6 @@ def _instance(
         vpc_security_group_ids=list(group_ids),
         associate_public_ip_address=public,
         iam_instance_profile=profile.name if profile else None,
-        user_data=user_data,
         user_data_replace_on_change=False,
         metadata_options={
             "http_endpoint": "enabled",
@@ -135,19 +148,21 @@ def _instance(
             "delete_on_termination": True,
             "tags": scope.tags_with(Name=f"{name}-root", Node=node.name),
         },
-        disable_api_termination=scope.protect_state,
         monitoring=True,
         tags=scope.tags_with(Name=name, Role=node.role.value, Node=node.name),
-        opts=scope.opts(ignore_changes=["ami"]),
+        user_data=user_data,
+        user_data_base64=user_data_base64,
+        opts=scope.opts(ignore_changes=["ami", "instanceType", "userData", "userDataBase64"], depends_on=list(boot_after), delete_before_replace=True),
     )
 
 
 def _metadata_hops(plan: ComputePlan, node: Node) -> int:
     """How far the instance metadata (and with it the node's role) reaches: the host only (1), or
-    also its containers (2) where a container must act as the node, the backup agent writing to the
-    offsite bucket. Anywhere else a container could read the join tokens with the node's role.
+    also its containers (2) on the one node whose backup agent must act as the node, writing to the
+    offsite bucket. Anywhere else a container could read the join tokens with the node's role,
+    other managers included when the agent runs on manager-1.
     """
-    return 2 if Capability.WRITE_BACKUPS in plan.capabilities.get(node.role, ()) else 1
+    return 2 if node.name == plan.backup_agent_node else 1
 
 
 def build_compute(scope: Scope, plan: ComputePlan) -> ComputeResult:
@@ -156,6 +171,7 @@ def build_compute(scope: Scope, plan: ComputePlan) -> ComputeResult:
     profiles = {role: _instance_profile(scope, plan, role) for role in SWARM_ROLES}
     instance_ids: dict[str, pulumi.Output[str]] = {}
     private_ips: dict[str, pulumi.Output[str]] = {}
+    running: dict[str, pulumi.Output[tuple[str | None, str | None]]] = {}
     for node in plan.nodes:
         instance = _instance(
             scope,
@@ -164,9 +180,10 @@ def build_compute(scope: Scope, plan: ComputePlan) -> ComputeResult:
             ami=ami,
             subnet_id=plan.private_subnet_ids[node.zone],
             group_ids=[plan.firewall_group_ids[node.role.value]],
-            user_data=plan.user_data[node.name],
+            user_data_base64=plan.user_data_base64[node.name],
             profile=profiles[node.role],
             public=False,
+            boot_after=plan.boot_after[node.zone],
         )
         for attachment in plan.attachments.get(node.name, ()):
             aws.ec2.VolumeAttachment(
@@ -175,10 +192,11 @@ def build_compute(scope: Scope, plan: ComputePlan) -> ComputeResult:
                 volume_id=attachment.volume_id,
                 device_name=DEVICE_NAMES[attachment.slot],
                 stop_instance_before_detaching=True,
-                opts=scope.opts(),
+                opts=scope.opts(delete_before_replace=True),
             )
         instance_ids[node.name] = instance.id
         private_ips[node.name] = instance.private_ip
+        running[node.name] = pulumi.Output.all(instance.instance_type, instance.user_data_base64).apply(lambda values: (values[0], values[1]))
     bastion = _instance(
         scope,
         plan,
@@ -189,5 +207,19 @@ def build_compute(scope: Scope, plan: ComputePlan) -> ComputeResult:
         user_data=plan.bastion_user_data,
         profile=None,
         public=True,
+        boot_after=(),
     )
-    return ComputeResult(instance_ids=instance_ids, private_ips=private_ips, bastion_public_ip=bastion.public_ip)
+    wanted = pulumi.Output.all(**{node.name: plan.user_data_base64[node.name] for node in plan.nodes}).apply(
+        lambda boots: {node.name: (node.machine_type, str(boots[node.name])) for node in plan.nodes}
+    )
+    waiting = pulumi.Output.all(wanted, pulumi.Output.all(**running)).apply(lambda args: _report(awaiting_replacement(args[0], args[1])))
+    return ComputeResult(instance_ids=instance_ids, private_ips=private_ips, bastion_public_ip=bastion.public_ip, awaiting_replacement=waiting)
+
+
+def _report(waiting: list[str]) -> list[str]:
+    if waiting:
+        pulumi.log.warn(
+            f"machines not yet as the settings ask (machine type or bootstrap): {', '.join(waiting)}. "
+            "They keep running as they are; replace them one at a time (README, \"Changing machines\")."
+        )
+    return waiting

@@ -14,6 +14,7 @@ import pulumi_aws as aws
 from components.base import Scope
 from components.network import ENDPOINTS_GROUP, LOAD_BALANCER_GROUP, NetworkPlan, NetworkResult
 from dpc.model import FromCidrs, FromLoadBalancer, Role, Rule
+from providers.aws.iam import service_trust_policy
 
 ALL_TRAFFIC = "-1"
 ESP = "50"
@@ -65,7 +66,7 @@ def _security_groups(scope: Scope, plan: NetworkPlan, vpc: aws.ec2.Vpc) -> dict[
             security_group_id=groups[group].id,
             ip_protocol=ALL_TRAFFIC,
             cidr_ipv4="0.0.0.0/0",
-            description="All outbound traffic (seed §2.5)",
+            description="All outbound traffic (packages, AWS APIs, backups)",
             tags=scope.tags_with(Name=scope.child(f"{group}-out-all")),
             opts=scope.opts(),
         )
@@ -124,24 +125,6 @@ def _endpoints(
         )
 
 
-def _flow_logs_trust(partition: str, region: str, account: str) -> str:
-    """The flow logs service may assume the role for this account's flow logs only: the
-    confused-deputy guard the VPC guide recommends (`aws:SourceAccount`, `aws:SourceArn`).
-    """
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-            "Condition": {
-                "StringEquals": {"aws:SourceAccount": account},
-                "ArnLike": {"aws:SourceArn": f"arn:{partition}:ec2:{region}:{account}:vpc-flow-log/*"},
-            },
-        }],
-    })
-
-
 def _flow_logs_permissions(group_arn: str) -> str:
     """What the VPC guide lists for publishing flow logs to CloudWatch Logs, on the stack's log group
     (CreateLogGroup is called only when the group is missing, which it never is: it is created
@@ -174,7 +157,9 @@ def _flow_logs(scope: Scope, plan: NetworkPlan, vpc: aws.ec2.Vpc, where: pulumi.
     )
     role = aws.iam.Role(
         scope.child("flow-logs-role"),
-        assume_role_policy=where.apply(lambda args: _flow_logs_trust(*args)),
+        assume_role_policy=where.apply(
+            lambda args: service_trust_policy("vpc-flow-logs.amazonaws.com", args[2], f"arn:{args[0]}:ec2:{args[1]}:{args[2]}:vpc-flow-log/*")
+        ),
         tags=scope.tags_with(Name=scope.child("flow-logs-role")),
         opts=scope.opts(),
     )
@@ -259,6 +244,7 @@ def build_network(scope: Scope, plan: NetworkPlan) -> NetworkResult:
     shared_nat = nats[plan.zones[0].zone]
     private: dict[str, pulumi.Output[str]] = {}
     route_tables: list[pulumi.Output[str]] = []
+    egress: dict[str, list[pulumi.Resource]] = {}
     for zone in plan.zones:
         nat = nats.get(zone.zone, shared_nat)
         private_subnet = _subnet(scope, vpc, zone.zone, zone.private_cidr, "private")
@@ -266,12 +252,13 @@ def build_network(scope: Scope, plan: NetworkPlan) -> NetworkResult:
             scope.child(f"private-{zone.zone}-rt"), vpc_id=vpc.id, tags=scope.tags_with(Name=scope.child(f"private-{zone.zone}-rt")), opts=scope.opts()
         )
         route_tables.append(routes.id)
-        aws.ec2.Route(
+        route = aws.ec2.Route(
             scope.child(f"private-{zone.zone}-default"), route_table_id=routes.id, destination_cidr_block="0.0.0.0/0", nat_gateway_id=nat.id, opts=scope.opts()
         )
-        aws.ec2.RouteTableAssociation(
+        association = aws.ec2.RouteTableAssociation(
             scope.child(f"private-{zone.zone}-rt-assoc"), subnet_id=private_subnet.id, route_table_id=routes.id, opts=scope.opts()
         )
+        egress[zone.zone] = [route, association]
         private[zone.zone] = private_subnet.id
 
     groups = _security_groups(scope, plan, vpc)
@@ -285,4 +272,5 @@ def build_network(scope: Scope, plan: NetworkPlan) -> NetworkResult:
         public_subnet_ids=public,
         private_subnet_ids=private,
         firewall_group_ids={name: group.id for name, group in groups.items()},
+        private_egress=egress,
     )

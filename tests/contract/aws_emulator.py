@@ -86,17 +86,16 @@ def aws_emulator(*, iam_enforced_after: int | None = None) -> Iterator[Emulator]
     shim = shim_dir / "aws"
     shim.write_text(f'#!/bin/sh\nexec {DEBIAN_AWS_CLI} --endpoint-url "{endpoint}" "$@"\n')
     shim.chmod(0o755)
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen([str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)], env=environment, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        _wait_until_serving(endpoint, process)
-        yield Emulator(endpoint, shim_dir)
-    finally:
-        process.terminate()
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen([str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)], env=environment, stdout=log, stderr=subprocess.STDOUT)
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-        shutil.rmtree(shim_dir, ignore_errors=True)
+            _wait_until_serving(endpoint, process)
+            yield Emulator(endpoint, shim_dir)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            shutil.rmtree(shim_dir, ignore_errors=True)

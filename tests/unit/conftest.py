@@ -10,20 +10,26 @@ import pytest
 
 from dpc.config import settings_from_stack_file
 from dpc.settings import Settings
-from review.plan import build_plan
+from review.plan import build_plan_revealed
 from tests.plan_graph import PlanGraph
 
 STACKS = ("prod", "staging", "dev")
-_PLANS: dict[tuple[str, str], dict[str, Any]] = {}
+_PLANS: dict[tuple[str, str], tuple[dict[str, Any], dict[str, dict[str, Any]]]] = {}
 
 
-def plan_of(stack: str, root: Path | None = None) -> dict[str, Any]:
-    """The plan of a stack file, cached by file content so that a test's own stack files are planned anew."""
+def planned(stack: str, root: Path | None = None) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The plan of a stack file and its revealed inputs, cached by file content so that a test's
+    own stack files are planned anew."""
     directory = root or Path(__file__).resolve().parents[2]
     key = (stack, (directory / f"Pulumi.{stack}.yaml").read_text())
     if key not in _PLANS:
-        _PLANS[key] = build_plan(stack, directory)
+        _PLANS[key] = build_plan_revealed(stack, directory)
     return _PLANS[key]
+
+
+def plan_of(stack: str, root: Path | None = None) -> dict[str, Any]:
+    """The plan of a stack file (`planned`)."""
+    return planned(stack, root)[0]
 
 
 @pytest.fixture(params=STACKS)
