@@ -14,6 +14,7 @@ import pulumi_aws as aws
 from components.base import Scope
 from components.storage import StoragePlan, StorageResult
 from dpc.render.backup import OFFSITE_KEY_PREFIX
+from providers.aws.iam import service_trust_policy
 
 
 def _key_policy(account: str, partition: str, logs_region: str | None) -> str:
@@ -231,21 +232,6 @@ def _replication_policy(source_bucket: str, replica_bucket: str, source_key: str
     }, sort_keys=True)
 
 
-def _replication_trust_policy(account: str, source_bucket: str) -> str:
-    """S3 may assume the replication role only for this account's source bucket: the conditions
-    AWS documents against the confused deputy (another account's bucket naming this role).
-    """
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"Service": "s3.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-            "Condition": {"StringEquals": {"aws:SourceAccount": account}, "ArnEquals": {"aws:SourceArn": source_bucket}},
-        }],
-    }, sort_keys=True)
-
-
 def _key(scope: Scope, name: str, *, description: str, policy: pulumi.Output[str], provider: aws.Provider | None = None) -> aws.kms.Key:
     """A customer-managed key with yearly rotation."""
     on = {"provider": provider} if provider else {}
@@ -284,7 +270,7 @@ def _replicate(
     replica = _backup_bucket(scope, plan, replica_key, name="backups-replica", provider=provider)
     role = aws.iam.Role(
         scope.child("replication"),
-        assume_role_policy=pulumi.Output.all(account, source.bucket.arn).apply(lambda a: _replication_trust_policy(a[0][0], a[1])),
+        assume_role_policy=pulumi.Output.all(account, source.bucket.arn).apply(lambda a: service_trust_policy("s3.amazonaws.com", a[0][0], a[1])),
         description=f"S3 copies {scope.name}'s offsite backups to {replica_region}",
         tags=scope.tags_with(Name=scope.child("replication")),
         opts=scope.opts(),
