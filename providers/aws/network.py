@@ -66,7 +66,7 @@ def _security_groups(scope: Scope, plan: NetworkPlan, vpc: aws.ec2.Vpc) -> dict[
             security_group_id=groups[group].id,
             ip_protocol=ALL_TRAFFIC,
             cidr_ipv4="0.0.0.0/0",
-            description="All outbound traffic (seed §2.5)",
+            description="All outbound traffic (packages, AWS APIs, backups)",
             tags=scope.tags_with(Name=scope.child(f"{group}-out-all")),
             opts=scope.opts(),
         )
@@ -244,6 +244,7 @@ def build_network(scope: Scope, plan: NetworkPlan) -> NetworkResult:
     shared_nat = nats[plan.zones[0].zone]
     private: dict[str, pulumi.Output[str]] = {}
     route_tables: list[pulumi.Output[str]] = []
+    egress: dict[str, list[pulumi.Resource]] = {}
     for zone in plan.zones:
         nat = nats.get(zone.zone, shared_nat)
         private_subnet = _subnet(scope, vpc, zone.zone, zone.private_cidr, "private")
@@ -251,12 +252,13 @@ def build_network(scope: Scope, plan: NetworkPlan) -> NetworkResult:
             scope.child(f"private-{zone.zone}-rt"), vpc_id=vpc.id, tags=scope.tags_with(Name=scope.child(f"private-{zone.zone}-rt")), opts=scope.opts()
         )
         route_tables.append(routes.id)
-        aws.ec2.Route(
+        route = aws.ec2.Route(
             scope.child(f"private-{zone.zone}-default"), route_table_id=routes.id, destination_cidr_block="0.0.0.0/0", nat_gateway_id=nat.id, opts=scope.opts()
         )
-        aws.ec2.RouteTableAssociation(
+        association = aws.ec2.RouteTableAssociation(
             scope.child(f"private-{zone.zone}-rt-assoc"), subnet_id=private_subnet.id, route_table_id=routes.id, opts=scope.opts()
         )
+        egress[zone.zone] = [route, association]
         private[zone.zone] = private_subnet.id
 
     groups = _security_groups(scope, plan, vpc)
@@ -270,4 +272,5 @@ def build_network(scope: Scope, plan: NetworkPlan) -> NetworkResult:
         public_subnet_ids=public,
         private_subnet_ids=private,
         firewall_group_ids={name: group.id for name, group in groups.items()},
+        private_egress=egress,
     )
