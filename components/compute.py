@@ -62,9 +62,13 @@ class ComputeResult:
     """Nodes whose running machine is not what the settings ask (`awaiting_replacement`)."""
 
 
-def awaiting_replacement(wanted: Mapping[str, tuple[str, str]], running: Mapping[str, tuple[str | None, str | None]]) -> list[str]:
+MachineSpec = tuple[str | None, ...]
+"""What a machine is made of, compared as a whole: its type, image and bootstrap (user data)."""
+
+
+def awaiting_replacement(wanted: Mapping[str, MachineSpec], running: Mapping[str, MachineSpec]) -> list[str]:
     """The machines a plain `pulumi up` leaves as they are although the settings changed them: their
-    machine type or bootstrap (user data). Applying such a change in place restarts the machine,
+    machine type, image or bootstrap (user data). Applying such a change in place restarts the machine,
     and every node of a role at once would take the etcd quorum or the database down, so the
     program never does; each is applied by replacing that one node (README, "Changing machines"),
     and this list, in every preview, says which are waiting. A machine being created (its running
@@ -72,7 +76,7 @@ def awaiting_replacement(wanted: Mapping[str, tuple[str, str]], running: Mapping
     """
     return sorted(
         node for node, spec in wanted.items()
-        if None not in running.get(node, (None, None)) and running[node] != spec
+        if node in running and None not in running[node] and running[node] != spec
     )
 
 

@@ -12,7 +12,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.base import Scope
-from components.compute import ComputePlan, ComputeResult, awaiting_replacement
+from components.compute import ComputePlan, ComputeResult, MachineSpec, awaiting_replacement
 from components.swarm import MANAGER_ADDRESS, MANAGER_TOKEN, WORKER_TOKEN
 from dpc.model import SWARM_ROLES, Capability, Node, Role
 from providers.aws.storage import backup_writer_statements
@@ -171,7 +171,7 @@ def build_compute(scope: Scope, plan: ComputePlan) -> ComputeResult:
     profiles = {role: _instance_profile(scope, plan, role) for role in SWARM_ROLES}
     instance_ids: dict[str, pulumi.Output[str]] = {}
     private_ips: dict[str, pulumi.Output[str]] = {}
-    running: dict[str, pulumi.Output[tuple[str | None, str | None]]] = {}
+    running: dict[str, pulumi.Output[MachineSpec]] = {}
     for node in plan.nodes:
         instance = _instance(
             scope,
@@ -196,7 +196,7 @@ def build_compute(scope: Scope, plan: ComputePlan) -> ComputeResult:
             )
         instance_ids[node.name] = instance.id
         private_ips[node.name] = instance.private_ip
-        running[node.name] = pulumi.Output.all(instance.instance_type, instance.user_data_base64).apply(lambda values: (values[0], values[1]))
+        running[node.name] = pulumi.Output.all(instance.instance_type, instance.ami, instance.user_data_base64).apply(tuple)
     bastion = _instance(
         scope,
         plan,
@@ -209,17 +209,19 @@ def build_compute(scope: Scope, plan: ComputePlan) -> ComputeResult:
         public=True,
         boot_after=(),
     )
-    wanted = pulumi.Output.all(**{node.name: plan.user_data_base64[node.name] for node in plan.nodes}).apply(
-        lambda boots: {node.name: (node.machine_type, str(boots[node.name])) for node in plan.nodes}
+    wanted = pulumi.Output.all(ami, pulumi.Output.all(**{node.name: plan.user_data_base64[node.name] for node in plan.nodes})).apply(
+        lambda args: {node.name: (node.machine_type, str(args[0]), str(args[1][node.name])) for node in plan.nodes}
     )
     waiting = pulumi.Output.all(wanted, pulumi.Output.all(**running)).apply(lambda args: _report(awaiting_replacement(args[0], args[1])))
+    # Node names only, whatever secret the bootstraps compared hold.
+    waiting = pulumi.Output.unsecret(waiting)
     return ComputeResult(instance_ids=instance_ids, private_ips=private_ips, bastion_public_ip=bastion.public_ip, awaiting_replacement=waiting)
 
 
 def _report(waiting: list[str]) -> list[str]:
     if waiting:
         pulumi.log.warn(
-            f"machines not yet as the settings ask (machine type or bootstrap): {', '.join(waiting)}. "
+            f"machines not yet as the settings ask (machine type, image or bootstrap): {', '.join(waiting)}. "
             "They keep running as they are; replace them one at a time (README, \"Changing machines\")."
         )
     return waiting

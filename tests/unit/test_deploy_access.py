@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from components.access import OFFLINE_PLAN_VARIABLE, _written, known_hosts, write_client_files  # pyright: ignore[reportPrivateUsage]
+from components.compute import awaiting_replacement
 from review.mocks import _generated  # pyright: ignore[reportPrivateUsage]  # the mocks' own stand-in
 from tests.plan_graph import PlanGraph
 from tests.unit.conftest import planned
@@ -89,3 +90,16 @@ def test_the_client_files_are_written_private(tmp_path: Path) -> None:
     assert (directory / "deploy_key").read_text() == "KEY\n"
     assert (directory / "known_hosts").read_text() == "10.0.0.5 ssh-ed25519 B\n198.51.100.1 ssh-ed25519 A\n"
     assert {p.stat().st_mode & 0o777 for p in directory.iterdir()} == {0o600} and directory.stat().st_mode & 0o777 == 0o700
+
+
+def test_machines_whose_type_image_or_bootstrap_changed_are_listed_not_restarted() -> None:
+    wanted = {"worker-1": ("r6i.4xlarge", "ami-1", "boot"), "worker-2": ("r6i.4xlarge", "ami-1", "boot"), "worker-3": ("r6i.4xlarge", "ami-1", "boot")}
+    running = {"worker-1": ("r6i.2xlarge", "ami-1", "boot"), "worker-2": ("r6i.4xlarge", "ami-1", "old boot"), "worker-3": ("r6i.4xlarge", "ami-1", "boot")}
+    assert awaiting_replacement(wanted, running) == ["worker-1", "worker-2"]
+    assert awaiting_replacement(wanted, {"worker-1": (None, None, None)}) == [], "a machine being created waits for nothing"
+
+
+def test_a_new_stack_has_no_machine_awaiting_replacement(graph: PlanGraph, stack: str) -> None:
+    plan, _ = planned(stack)
+    outputs = next(s for s in plan["steps"] if s["newState"]["type"] == "pulumi:pulumi:Stack")["newState"]["outputs"]
+    assert outputs["machinesAwaitingReplacement"] == []
