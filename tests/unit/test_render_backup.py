@@ -55,6 +55,7 @@ def test_repository_host_config() -> None:
     assert (conf["repo2-retention-full-type"], conf["repo2-retention-full"]) == ("time", "2555")
     assert (conf["repo2-retention-archive-type"], conf["repo2-retention-archive"]) == ("full", "1"), "WAL only as the offsite fulls need it"
     assert "repo1-retention-archive" not in conf, "repo1 keeps point-in-time recovery over its whole retention"
+    assert conf["repo2-bundle"] == "y" and "repo1-bundle" not in conf, "the bucket gets few, large objects"
     assert (conf["backup-standby"], conf["start-fast"]) == ("y", "y")
     assert "cipher-pass" not in render_pgbackrest_repository(LAYOUT, SETTINGS.backup, OFFSITE)
 
