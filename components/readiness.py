@@ -18,9 +18,20 @@ from collections.abc import Mapping, Sequence
 import pulumi
 import pulumi_command as command
 
+from components.access import DIAL_ATTEMPTS, PER_DIAL_SECONDS
+
 READY_SCRIPT = "/usr/local/sbin/dpc-swarm-ready"
 READY_TIMEOUT_SECONDS = 1800
 """The nodes' own bootstrap bound: a node not in the Swarm by then will not be without help."""
+
+
+def _beyond(seconds: int) -> pulumi.CustomTimeouts:
+    """The engine's deadline for a gate: its script's own bound plus the SSH dials of a booting
+    machine (`components.access.DIAL_ATTEMPTS`), so the script, which names what is missing, is
+    the one that gives up first.
+    """
+    minutes = seconds // 60 + DIAL_ATTEMPTS * PER_DIAL_SECONDS // 60 + 5
+    return pulumi.CustomTimeouts(create=f"{minutes}m", update=f"{minutes}m")
 
 
 class SwarmReady(pulumi.ComponentResource):
@@ -39,12 +50,14 @@ class SwarmReady(pulumi.ComponentResource):
             connection=connection,
             create=f"{READY_SCRIPT} --timeout {READY_TIMEOUT_SECONDS}",
             triggers=[machines[node] for node in sorted(machines)],
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, custom_timeouts=_beyond(READY_TIMEOUT_SECONDS)),
         )
         self.register_outputs({})
 
 
 IMAGES_SCRIPT = "/usr/local/sbin/dpc-images-ready"
+IMAGES_TIMEOUT_SECONDS = 1200
+"""How long `dpc-images-ready` waits (it is told): the nodes pull every minute, so 20 minutes is many tries."""
 
 
 class ImagesReady(pulumi.ComponentResource):
@@ -66,8 +79,10 @@ class ImagesReady(pulumi.ComponentResource):
         self.check = command.remote.Command(
             f"{name}-nodes",
             connection=connection,
-            create=pulumi.Output.all(*references).apply(lambda refs: " ".join([IMAGES_SCRIPT, *sorted(str(r) for r in refs)])),
+            create=pulumi.Output.all(*references).apply(
+                lambda refs: " ".join([f"DPC_IMAGES_READY_WAIT_SECONDS={IMAGES_TIMEOUT_SECONDS}", IMAGES_SCRIPT, *sorted(str(r) for r in refs)])
+            ),
             triggers=[list_version],
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, custom_timeouts=_beyond(IMAGES_TIMEOUT_SECONDS)),
         )
         self.register_outputs({})

@@ -62,8 +62,8 @@ def test_every_docker_resource_goes_through_the_provider_that_waits(graph: PlanG
 
 def test_services_wait_until_every_node_holds_the_images(graph: PlanGraph) -> None:
     gate = graph.named("images-ready-nodes", COMMAND)
-    assert gate.inputs["create"].startswith("/usr/local/sbin/dpc-images-ready ")
-    references = gate.inputs["create"].split()[1:]
+    assert gate.inputs["create"].startswith("DPC_IMAGES_READY_WAIT_SECONDS=1200 /usr/local/sbin/dpc-images-ready ")
+    references = gate.inputs["create"].split()[2:]
     assert references == sorted(references) and all("@sha256:" in r for r in references)
 
 
