@@ -3,10 +3,13 @@ here from the seed's figures rather than from the product's code."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
 import functools
 import ipaddress
 import json
+from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any
 
@@ -15,6 +18,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from dpc.catalog import MACHINE_TYPES
 from dpc.settings import (
     AccessSettings,
     BackupSettings,
@@ -168,9 +172,23 @@ def gp3_triples(draw: st.DrawFn) -> tuple[int, int, int]:
     return size, iops, throughput
 
 
+@contextlib.contextmanager
+def machines_without_storage_limits() -> Iterator[None]:
+    """gp3's own limits alone: no machine caps what its volumes provision (the next property)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, machine in MACHINE_TYPES["aws"].items():
+            patch.setitem(MACHINE_TYPES["aws"], name, dataclasses.replace(machine, storage=None))
+        yield
+
+
 @PROPERTY_SETTINGS
 @given(volume=st.sampled_from(["data", "wal", "backup"]), triple=gp3_triples())
 def test_gp3_volume_is_accepted_iff_within_the_aws_limits(volume: str, triple: tuple[int, int, int]) -> None:
+    with machines_without_storage_limits():
+        _gp3_volume_is_accepted_iff_within_the_aws_limits(volume, triple)
+
+
+def _gp3_volume_is_accepted_iff_within_the_aws_limits(volume: str, triple: tuple[int, int, int]) -> None:
     size, iops, throughput = triple
     values = shipped()
     values["storage"] = {volume: {"sizeGb": size, "iops": iops, "throughputMbps": throughput}}
@@ -184,6 +202,19 @@ def test_gp3_volume_is_accepted_iff_within_the_aws_limits(volume: str, triple: t
     assert set(paths) <= {f"storage.{volume}.iops", f"storage.{volume}.throughputMbps"}
     assert (f"storage.{volume}.iops" in paths) == (not iops_ok)
     assert (f"storage.{volume}.throughputMbps" in paths) == (not throughput_ok)
+
+
+@PROPERTY_SETTINGS
+@given(data=st.integers(min_value=125, max_value=1500), wal=st.integers(min_value=125, max_value=1500))
+def test_a_workers_volumes_are_accepted_iff_its_machine_drives_their_throughput(data: int, wal: int) -> None:
+    """Prod's workers are r6i.2xlarge: at most 10 000 Mbps of EBS bandwidth (AWS's EBS-optimized table)."""
+    values = shipped()
+    values["storage"] = {"data": {"sizeGb": 2048, "iops": 16000, "throughputMbps": data}, "wal": {"sizeGb": 500, "iops": 6000, "throughputMbps": wal}}
+
+    if data + wal <= 10_000 * 10**6 / 8 / 2**20:
+        assert settings_from_config(values).storage.data.throughput_mbps == data
+    else:
+        assert [p.path for p in problems_of(values)] == ["storage.data.throughputMbps"]
 
 
 # --- (c) etcd quorum ----------------------------------------------------------------------------------
