@@ -4,8 +4,9 @@ Settings are read from the `dpc` config namespace, merged over the defaults of t
 environment, and validated in two passes that together report every problem at once:
 
 1. shape: pydantic checks each section (types, ranges, unknown keys);
-2. meaning: cross-field rules (CIDRs, quorum, zones, machine types, gp3 limits, tags) run on
-   every section that passed the first pass, so one broken section does not hide the others.
+2. meaning: cross-field rules (CIDRs, quorum, zones, machine types, gp3 limits, volumes against
+   what their machine drives, S3's lifecycle minimums, tags) run on every section that passed
+   the first pass, so one broken section does not hide the others.
 
 Each problem names its key as written in the stack file (`dpc:storage.data.iops`) and says
 what to write instead.
