@@ -6,13 +6,16 @@
 - `cloud-init schema` (Debian 12's cloud-init 22.4, the version the machine image runs) accepts
   every user data, and every top-level key is handled by a module Debian's cloud.cfg enables.
 - shellcheck finds nothing in the scripts the user data writes, nor in the script files.
-- The scripts run under bash against stand-ins for docker, the AWS CLI, the metadata service and
-  the disk tools, so that the boot sequence itself is exercised without a cloud.
+- The volume mounting and the kernel preflight run under bash against stand-ins for the disk tools
+  and for ip, iptables and modprobe (a kernel with everything, and one lacking each feature); the
+  preflight also runs for real on this machine, against what its kernel configuration says. The
+  bootstrap and the convergence run in tests/contract/test_bootstrap_aws.py.
 """
 
 from __future__ import annotations
 
-import hashlib
+import base64
+import gzip
 import json
 import os
 import re
@@ -20,101 +23,60 @@ import shutil
 import stat
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from components.swarm import (
-    BOOTSTRAP_SECRETS,
-    MANAGER_ADDRESS,
-    MANAGER_TOKEN,
-    PLACEHOLDER,
-    WORKER_TOKEN,
-    SwarmLayout,
-    render_bastion_cloud_init,
-    render_node_cloud_init,
-)
-from dpc.config import settings_from_stack_file
-from dpc.model import Node, bastion_node, plan_nodes
+from components.swarm import SshAccess
+from dpc.model import bastion_node
 from dpc.services import Uid
-from dpc.settings import Settings
-from providers.aws.swarm import aws_hooks, ebs_device
-from providers.composition import volume_plans
+from providers.aws.swarm import gzip_base64
+from tests.contract.cloud_init_cases import (
+    HOST_KEY_MACHINES,
+    PREFIX,
+    PROJECT_ROOT,
+    SSH_KEY,
+    STACK,
+    prod_nodes,
+    prod_settings,
+    render_bastion,
+    render_node,
+    write_files,
+)
 from tests.golden_files import assert_matches_golden, assert_no_stale_golden_files
 
 pytestmark = pytest.mark.contract
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 GOLDEN_DIR = PROJECT_ROOT / "tests" / "golden" / "cloud-init"
-STACK = "prod"
-PREFIX = f"dpc-{STACK}"
-KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-SECRET_NAMES = {secret: f"/dpc/{STACK}-swarm/{secret}" for secret in BOOTSTRAP_SECRETS}
-"""As providers/aws/swarm.py names the SSM parameters: /dpc/<Swarm component name>/<secret>."""
-SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx6ZXN0a2V5Zm9ydGVzdGluZ29ubHkxMjM0NTY3ODkw admin@example.com"
 GOLDEN_NODES = ("manager-1", "manager-2", "worker-1", "app-1", "backup-1")
 GOLDEN_CASES = (*(f"{STACK}-{node}" for node in GOLDEN_NODES), f"{STACK}-bastion-1")
 KEYED_CASES = (f"{STACK}-worker-1-with-ssh-keys", f"{STACK}-bastion-1-with-ssh-keys")
-"""Variants with SSH keys configured (the prod stack file has none), validated but not golden."""
+"""Variants with admin SSH keys configured (the prod stack file has none), validated but not golden."""
 CLOUD_INIT_PACKAGE = "cloud-init"
 CLOUD_INIT_VERSION = "22.4"
 """Debian 12 (bookworm) ships cloud-init 22.4.2; the stacks' machine image is Debian 12."""
 
 NODE_SCRIPTS = {
+    "/usr/local/lib/dpc/common.sh": "components/scripts/dpc-common.sh",
     "/usr/local/lib/dpc/secret-store.sh": "providers/aws/scripts/secret-store.sh",
     "/usr/local/sbin/dpc-swarm-bootstrap": "components/scripts/dpc-swarm-bootstrap",
+    "/usr/local/sbin/dpc-kernel-preflight": "components/scripts/dpc-kernel-preflight",
     "/usr/local/sbin/dpc-mount-volumes": "components/scripts/dpc-mount-volumes",
+    "/usr/local/sbin/dpc-image-pull": "components/scripts/dpc-image-pull",
 }
-MANAGER_1_SCRIPTS = {**NODE_SCRIPTS, "/usr/local/sbin/dpc-swarm-labels": "components/scripts/dpc-swarm-labels"}
+MANAGER_SCRIPTS = {
+    **NODE_SCRIPTS,
+    "/usr/local/sbin/dpc-swarm-converge": "components/scripts/dpc-swarm-converge",
+    "/usr/local/sbin/dpc-swarm-ready": "components/scripts/dpc-swarm-ready",
+    "/usr/local/sbin/dpc-images-ready": "components/scripts/dpc-images-ready",
+}
 
 
 # --- rendering the prod stack ---------------------------------------------------------------------
-
-
-def volume_id(volume_name: str) -> str:
-    """A well-formed, stable EBS volume id (`vol-0` and 16 hex digits) standing in for the cloud's."""
-    return "vol-0" + hashlib.sha256(volume_name.encode()).hexdigest()[:16]
-
-
-@cache
-def prod_settings() -> Settings:
-    return settings_from_stack_file(PROJECT_ROOT / f"Pulumi.{STACK}.yaml")
-
-
-def prod_nodes() -> dict[str, Node]:
-    return {node.name: node for node in plan_nodes(prod_settings())}
-
-
-@cache
-def swarm_layout(ssh_public_keys: tuple[str, ...]) -> SwarmLayout:
-    """The prod Swarm's layout, as the composition builds it."""
-    return SwarmLayout(tuple(plan_nodes(prod_settings())), PREFIX, ssh_public_keys)
-
-
-def render_node(name: str, *, ssh_public_keys: Sequence[str] = (), key_arn: str = KEY_ARN, volume_id_of: Callable[[str], str] = volume_id) -> str:
-    """A node's user data as providers/aws/swarm.py renders it, with the composition's volumes."""
-    settings = prod_settings()
-    node = prod_nodes()[name]
-    devices = [
-        (ebs_device(volume_id_of(volume.name)), volume.mount_point)
-        for volume in volume_plans(settings, plan_nodes(settings))
-        if volume.node == name
-    ]
-    return render_node_cloud_init(
-        node=node,
-        layout=swarm_layout(tuple(ssh_public_keys)),
-        hooks=aws_hooks(settings.region, key_arn),
-        secret_names=SECRET_NAMES,
-        devices=devices,
-    )
-
-
-def render_bastion(ssh_public_keys: Sequence[str] = ()) -> str:
-    return render_bastion_cloud_init(host=f"{PREFIX}-{bastion_node(prod_settings()).name}", ssh_public_keys=ssh_public_keys)
 
 
 def render_case(case: str) -> str:
@@ -131,11 +93,6 @@ def render_case(case: str) -> str:
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, str]:
     return {case: render_case(case) for case in (*GOLDEN_CASES, *KEYED_CASES)}
-
-
-def write_files(user_data: str) -> dict[str, str]:
-    document = yaml.safe_load(user_data)
-    return {entry["path"]: entry["content"] for entry in document.get("write_files", [])}
 
 
 # --- golden files ---------------------------------------------------------------------------------
@@ -174,13 +131,14 @@ def test_rendering_does_not_depend_on_hash_order(rendered: dict[str, str]) -> No
 
 
 def test_program_renders_what_the_golden_files_hold() -> None:
-    """The whole program under the review mocks gives every instance the same user data as the golden
-    inputs here, once its mock KMS key ARN and volume ids stand in for the golden ones: so the
-    goldens' host names, secret names, region, labels and volumes are the program's."""
+    """The whole program under the review mocks gives every instance the user data rendered here,
+    once its mock KMS key ARN, volume ids, generated keys and image list name stand in for the
+    golden ones: so the goldens' host names, secret names, region, labels and volumes are the
+    program's. Node user data reaches EC2 gzip-compressed, and all of it as a secret (host keys)."""
     from review.mocks import mock_id  # noqa: PLC0415  (the review harness imports the whole program)
-    from review.plan import build_plan  # noqa: PLC0415
+    from review.plan import SECRET_SHOWN, build_plan_revealed  # noqa: PLC0415
 
-    plan = build_plan(STACK)
+    plan, revealed = build_plan_revealed(STACK)
     settings = prod_settings()
     user_data: dict[str, str] = {}
     volume_ids: dict[str, str] = {}
@@ -188,7 +146,13 @@ def test_program_renders_what_the_golden_files_hold() -> None:
         state = step["newState"]
         resource_name = step["urn"].split("::")[-1]
         if state["type"] == "aws:ec2/instance:Instance":
-            user_data[yaml.safe_load(state["inputs"]["userData"])["hostname"].removeprefix(f"{PREFIX}-")] = state["inputs"]["userData"]
+            inputs = revealed[step["urn"]]
+            shown = {key: state["inputs"].get(key) for key in ("userData", "userDataBase64") if key in state["inputs"]}
+            assert list(shown.values()) == [SECRET_SHOWN], f"{resource_name}: the user data must be secret, it holds host keys"
+            text = inputs["userData"] if "userData" in inputs else gzip.decompress(base64.b64decode(inputs["userDataBase64"])).decode()
+            if "userDataBase64" in inputs:
+                assert gzip_base64(text) == inputs["userDataBase64"]
+            user_data[yaml.safe_load(text)["hostname"].removeprefix(f"{PREFIX}-")] = text
         elif state["type"] == "aws:ebs/volume:Volume":
             volume_ids[resource_name] = mock_id(state["type"], resource_name)
 
@@ -196,15 +160,27 @@ def test_program_renders_what_the_golden_files_hold() -> None:
         [found] = [volume for resource, volume in volume_ids.items() if resource.endswith(f"-{volume_name}")]
         return found
 
-    assert sorted(user_data) == sorted([*prod_nodes(), bastion_node(settings).name])
-    assert user_data[bastion_node(settings).name] == render_bastion(settings.access.ssh_public_keys)
+    def program_access(document: dict[str, Any]) -> SshAccess:
+        keys = document["ssh_authorized_keys"]
+        host = document.get("ssh_keys")
+        return SshAccess(keys[0], tuple(keys[1:]), (host["ed25519_private"], host["ed25519_public"]) if host else None)
+
+    bastion = bastion_node(settings).name
+    assert sorted(user_data) == sorted([*prod_nodes(), bastion])
+    bastion_document = yaml.safe_load(user_data[bastion])
+    assert "ssh_keys" in bastion_document, "the bastion's host key is known in advance"
+    assert user_data[bastion] == render_bastion(bastion_access=program_access(bastion_document))
     for name in prod_nodes():
-        [key_line] = [line for line in write_files(user_data[name])["/etc/dpc/node.env"].splitlines() if line.startswith("DPC_KEY_ID=")]
+        document = yaml.safe_load(user_data[name])
+        env = dict(line.split("=", 1) for line in write_files(user_data[name])["/etc/dpc/node.env"].splitlines())
+        assert ("ssh_keys" in document) is (name in HOST_KEY_MACHINES), name
         expected = render_node(
             name,
             ssh_public_keys=settings.access.ssh_public_keys,
-            key_arn=key_line.removeprefix("DPC_KEY_ID=").strip("'"),
+            key_arn=env["DPC_KEY_ID"].strip("'"),
             volume_id_of=program_volume_id,
+            node_access=program_access(document),
+            images_parameter=env["DPC_IMAGES_PARAMETER"].strip("'"),
         )
         assert user_data[name] == expected, f"the program renders {name}'s user data from other inputs than the golden files"
 
@@ -275,10 +251,11 @@ def test_every_key_is_one_cloud_init_knows_and_runs(rendered: dict[str, str]) ->
         for key in yaml.safe_load(user_data):
             assert key in handlers, f"{case}: `{key}` is not a cloud-init {CLOUD_INIT_VERSION} key"
             assert {h.removeprefix("cc_") for h in handlers[key]} & enabled, f"{case}: no enabled module handles `{key}` ({handlers[key]})"
-    # runcmd only writes a script; scripts_user runs it, and must do so after the packages (docker.io) are installed.
-    final = stages["cloud_final_modules"]
-    assert final.index("package_update_upgrade_install") < final.index("scripts_user")
-    assert "write_files" in stages["cloud_init_modules"], "the scripts must be written before the final stage runs them"
+    # runcmd only writes a script; scripts_user runs it in the final stage, after the files, the
+    # host keys and the users are in place (the bootstrap installs the packages itself, with retries).
+    assert "scripts_user" in stages["cloud_final_modules"]
+    for module in ("write_files", "ssh", "users_groups"):
+        assert module in stages["cloud_init_modules"], f"{module} must run before the final stage runs the bootstrap"
 
 
 # --- shellcheck -----------------------------------------------------------------------------------
@@ -306,7 +283,7 @@ def is_shell_script(content: str) -> bool:
 @pytest.mark.parametrize("case", (*GOLDEN_CASES, *KEYED_CASES))
 def test_shellcheck_passes_every_script_in_the_user_data(rendered: dict[str, str], case: str, tmp_path: Path) -> None:
     scripts = {path: content for path, content in write_files(rendered[case]).items() if is_shell_script(content)}
-    expected = {} if "bastion" in case else MANAGER_1_SCRIPTS if case.startswith(f"{STACK}-manager-1") else NODE_SCRIPTS
+    expected = {} if "bastion" in case else MANAGER_SCRIPTS if case.startswith(f"{STACK}-manager-") else NODE_SCRIPTS
     assert set(scripts) == set(expected), "the shell scripts found in the user data are not the expected ones"
     if not scripts:
         return
@@ -320,21 +297,20 @@ def test_shellcheck_passes_every_script_in_the_user_data(rendered: dict[str, str
 
 def test_shellcheck_passes_the_script_files() -> None:
     scripts = sorted(p for p in [*(PROJECT_ROOT / "components" / "scripts").iterdir(), *PROJECT_ROOT.glob("providers/*/scripts/*")] if p.is_file())
-    assert {str(p.relative_to(PROJECT_ROOT)) for p in scripts} >= set(MANAGER_1_SCRIPTS.values())
+    assert {str(p.relative_to(PROJECT_ROOT)) for p in scripts} >= set(MANAGER_SCRIPTS.values())
     for script in scripts:
         assert is_shell_script(script.read_text()), f"{script} declares no shell (#! or `# shellcheck shell=`)"
     run_shellcheck(scripts)
 
 
 # --- running the scripts against stand-ins --------------------------------------------------------
-
-MANAGER_JOIN = "SWMTKN-1-0aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-mmmmmmmmmmmmmmmmmmmmmmmmm"
-WORKER_JOIN = "SWMTKN-1-0aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-wwwwwwwwwwwwwwwwwwwwwwwww"
-MANAGER_1_ADDRESS = "10.20.0.11"
+# (The bootstrap, the convergence and the readiness check run against a local AWS API and a
+# modelled Swarm in tests/contract/test_bootstrap_aws.py.)
 
 _STAND_IN = r'''
-"""One stand-in for every outside command a script calls, chosen by the name it is called by;
-each call is logged to $FAKE_ROOT/calls.jsonl."""
+"""Stand-ins for the disk tools (dpc-mount-volumes) and for ip, iptables and modprobe (the kernel
+preflight), chosen by the name they are called by; each call is logged to $FAKE_ROOT/calls.jsonl.
+$FAKE_KERNEL_MISSING names what the stand-in kernel lacks: xfrm, esp, u32 or mangle."""
 import json
 import os
 import sys
@@ -344,14 +320,9 @@ from pathlib import Path
 root = Path(os.environ["FAKE_ROOT"])
 name = Path(sys.argv[0]).name
 args = sys.argv[1:]
-log = root / "calls.jsonl"
-earlier = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-with log.open("a") as out:
+with (root / "calls.jsonl").open("a") as out:
     out.write(json.dumps([name, *args]) + "\n")
-
-
-def option(flag):
-    return args[args.index(flag) + 1]
+missing = os.environ.get("FAKE_KERNEL_MISSING", "").split()
 
 
 def flag_file(kind, key):
@@ -360,60 +331,8 @@ def flag_file(kind, key):
     return directory / key.strip("/").replace("/", "__")
 
 
-if name == "aws":
-    if args[:2] == ["ssm", "get-parameter"]:
-        stored = flag_file("ssm", option("--name"))
-        if not stored.exists():
-            sys.exit("An error occurred (ParameterNotFound) when calling the GetParameter operation")
-        print(stored.read_text())
-    elif args[:2] == ["ssm", "put-parameter"]:
-        source = option("--value")
-        if not source.startswith("file://"):
-            sys.exit("stand-in: the value must come from a file")
-        flag_file("ssm", option("--name")).write_text(Path(source.removeprefix("file://")).read_text())
-        print('{"Version": 2, "Tier": "Standard"}')
-    else:
-        sys.exit(f"stand-in aws: unexpected {args}")
-elif name == "curl":
-    url = args[-1]
-    if url == "http://169.254.169.254/latest/api/token" and ["-X", "PUT"] == args[args.index("-X"):args.index("-X") + 2]:
-        print("imds-session-token", end="")
-    elif url == "http://169.254.169.254/latest/meta-data/local-ipv4" and "X-aws-ec2-metadata-token: imds-session-token" in args:
-        print(os.environ["FAKE_ADDRESS"], end="")
-    else:
-        sys.exit(22)
-elif name == "docker":
-    if args[:1] == ["info"]:
-        print(os.environ.get("FAKE_SWARM_STATE", "inactive"))
-    elif args[:2] == ["swarm", "init"]:
-        address = option("--advertise-addr")
-        print(f"Swarm initialized: current node (bvz81updecsj6wjz393c09vti) is now a manager.\n\n"
-              f"To add a worker to this swarm, run the following command:\n\n"
-              f"    docker swarm join --token {os.environ['FAKE_WORKER_JOIN']} {address}:2377\n\n"
-              f"To add a manager to this swarm, run 'docker swarm join-token manager' and follow the instructions.\n")
-    elif args[:3] == ["swarm", "join-token", "-q"]:
-        print(os.environ["FAKE_MANAGER_JOIN" if args[3] == "manager" else "FAKE_WORKER_JOIN"])
-    elif args[:2] == ["swarm", "join"]:
-        print("This node joined a swarm as a worker.")
-    elif args[:2] == ["node", "inspect"]:
-        sleeps = sum(1 for call in earlier if call[0] == "sleep")
-        if args[2] == os.environ.get("FAKE_LATE_NODE") and sleeps < 2:
-            sys.exit(f"Error: No such node: {args[2]}")
-        print("[]")
-    elif args[:2] == ["node", "update"]:
-        print("bvz81updecsj6wjz393c09vti")
-    else:
-        sys.exit(f"stand-in docker: unexpected {args}")
-elif name == "sleep":
-    pending = root / "publish-on-sleep"
-    if pending.is_dir():
-        for item in pending.iterdir():
-            item.replace(flag_file("ssm", item.name))
-elif name == "systemd-run":
-    print("Running as unit: dpc-swarm-labels.service", file=sys.stderr)
-elif name == "blkid":
-    device = args[-1]
-    formatted = flag_file("filesystems", device)
+if name == "blkid":
+    formatted = flag_file("filesystems", args[-1])
     if not formatted.exists():
         sys.exit(2)
     if args[:4] == ["-s", "UUID", "-o", "value"]:
@@ -424,11 +343,35 @@ elif name == "mountpoint":
     sys.exit(0 if flag_file("mounted", args[-1]).exists() else 1)
 elif name == "mount":
     flag_file("mounted", args[-1]).write_text("")
-elif name != "systemctl":
+elif name == "modprobe":
+    pass
+elif name == "ip":
+    if args[:2] == ["netns", "add"]:
+        flag_file("netns", args[2]).write_text("")
+    elif args[:2] == ["netns", "delete"]:
+        flag_file("netns", args[2]).unlink()
+    elif not flag_file("netns", args[2] if args[0] == "netns" else args[1]).exists():
+        sys.exit("Cannot open network namespace: No such file or directory")
+    elif args[:2] == ["netns", "exec"]:
+        os.execvp(args[3], args[3:])
+    elif args[0] == "-n" and args[2:4] == ["xfrm", "state"]:
+        if "xfrm" in missing:
+            sys.exit("RTNETLINK answers: Protocol not supported")
+        if args[4] == "add" and "esp" in missing:
+            sys.exit("Error: Requested AEAD algorithm not found.")
+    else:
+        sys.exit(f"stand-in ip: unexpected {args}")
+elif name == "iptables":
+    table = args[args.index("-t") + 1] if "-t" in args else "filter"
+    if "u32" in missing and "u32" in args:
+        sys.exit("iptables v1.8.9 (nf_tables): Couldn't load match `u32':No such file or directory")
+    if "mangle" in missing and table == "mangle":
+        sys.exit("iptables v1.8.9 (nf_tables): can't initialize iptables table `mangle': Table does not exist")
+else:
     sys.exit(f"stand-in: unexpected command {name}")
 '''
 
-STAND_INS = ("aws", "curl", "docker", "sleep", "systemctl", "systemd-run", "blkid", "mkfs.ext4", "mountpoint", "mount")
+STAND_INS = ("blkid", "mkfs.ext4", "mountpoint", "mount", "modprobe", "ip", "iptables")
 
 
 @dataclass
@@ -439,15 +382,7 @@ class Sandbox:
 
     @property
     def env(self) -> dict[str, str]:
-        return {
-            "PATH": f"{self.root / 'bin'}:/usr/bin:/bin",
-            "HOME": str(self.root),
-            "LC_ALL": "C.UTF-8",
-            "FAKE_ROOT": str(self.root),
-            "FAKE_ADDRESS": MANAGER_1_ADDRESS,
-            "FAKE_MANAGER_JOIN": MANAGER_JOIN,
-            "FAKE_WORKER_JOIN": WORKER_JOIN,
-        }
+        return {"PATH": f"{self.root / 'bin'}:/usr/bin:/bin", "HOME": str(self.root), "LC_ALL": "C.UTF-8", "FAKE_ROOT": str(self.root)}
 
     def install(self, source: str, moves: dict[str, str]) -> Path:
         """A copy of a product script whose fixed paths (`moves`' keys) point into the sandbox."""
@@ -468,15 +403,6 @@ class Sandbox:
         calls: list[list[str]] = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
         return [call for call in calls if command is None or call[0] == command]
 
-    def parameter(self, name: str) -> str:
-        return (self.root / "ssm" / name.strip("/").replace("/", "__")).read_text()
-
-    def publish(self, values: dict[str, str], *, on_sleep: bool = False) -> None:
-        directory = self.root / ("publish-on-sleep" if on_sleep else "ssm")
-        directory.mkdir(exist_ok=True)
-        for name, value in values.items():
-            (directory / name.strip("/").replace("/", "__")).write_text(value)
-
 
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Sandbox:
@@ -490,104 +416,88 @@ def sandbox(tmp_path: Path) -> Sandbox:
     return Sandbox(tmp_path)
 
 
-def install_bootstrap(sandbox: Sandbox, node: str) -> Path:
-    """The bootstrap with the node's own node.env (from its user data) and the AWS secret store."""
-    files = write_files(render_node(node))
-    (sandbox.root / "node.env").write_text(files["/etc/dpc/node.env"])
-    (sandbox.root / "secret-store.sh").write_text(files["/usr/local/lib/dpc/secret-store.sh"])
-    return sandbox.install(
-        "components/scripts/dpc-swarm-bootstrap",
-        {"/etc/dpc/node.env": str(sandbox.root / "node.env"), "/usr/local/lib/dpc/secret-store.sh": str(sandbox.root / "secret-store.sh")},
-    )
+# --- the kernel preflight -------------------------------------------------------------------------
 
-
-PUBLISHED = {
-    SECRET_NAMES[MANAGER_TOKEN]: MANAGER_JOIN + "\n",
-    SECRET_NAMES[WORKER_TOKEN]: WORKER_JOIN + "\n",
-    SECRET_NAMES[MANAGER_ADDRESS]: MANAGER_1_ADDRESS,
+PREFLIGHT = "components/scripts/dpc-kernel-preflight"
+KERNEL_FEATURES = {
+    "xfrm": "netlink XFRM",
+    "esp": "an ESP security association with rfc4106(gcm(aes))",
+    "u32": "the iptables u32 and policy matches",
+    "mangle": "the iptables u32 match with a MARK in the mangle table",
 }
-PENDING = dict.fromkeys(SECRET_NAMES.values(), PLACEHOLDER)
-"""The parameters as Pulumi creates them, before manager-1 publishes."""
+"""What the stand-in kernel can lack, and how the preflight must name it."""
 
 
-def test_manager_1_initialises_the_swarm_and_publishes_through_the_secret_store(sandbox: Sandbox) -> None:
-    script = install_bootstrap(sandbox, "manager-1")
-    sandbox.publish(PENDING)
-    result = sandbox.run(script)
-    assert result.returncode == 0, result.stderr
-    assert sandbox.calls("systemctl") == [["systemctl", "enable", "--now", "docker"]]
-    assert [call[1:] for call in sandbox.calls("docker")] == [
-        ["info", "--format", "{{.Swarm.LocalNodeState}}"],
-        ["swarm", "init", "--advertise-addr", MANAGER_1_ADDRESS, "--listen-addr", f"{MANAGER_1_ADDRESS}:2377"],
-        ["swarm", "join-token", "-q", "manager"],
-        ["swarm", "join-token", "-q", "worker"],
-    ]
-    assert sandbox.parameter(SECRET_NAMES[MANAGER_TOKEN]).strip() == MANAGER_JOIN
-    assert sandbox.parameter(SECRET_NAMES[WORKER_TOKEN]).strip() == WORKER_JOIN
-    assert sandbox.parameter(SECRET_NAMES[MANAGER_ADDRESS]) == MANAGER_1_ADDRESS
-    puts = [call for call in sandbox.calls("aws") if call[2] == "put-parameter"]
-    assert len(puts) == 3
-    for call in puts:
-        assert call[call.index("--key-id") + 1] == KEY_ARN and call[call.index("--type") + 1] == "SecureString"
-        assert call[call.index("--region") + 1] == "us-east-1"
-        assert "SWMTKN-" not in " ".join(call), "a join token on the AWS CLI's command line"
-    assert sandbox.calls("systemd-run") == [
-        ["systemd-run", "--unit=dpc-swarm-labels", "--description=Apply the Swarm node labels", "/usr/local/sbin/dpc-swarm-labels"]
-    ]
+def test_preflight_passes_on_a_kernel_with_everything_and_does_what_dockerd_does(sandbox: Sandbox) -> None:
+    result = sandbox.run(sandbox.install(PREFLIGHT, {}))
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    [add] = [call for call in sandbox.calls("ip") if call[1:2] == ["netns"] and call[2] == "add"]
+    namespace = add[3]
+    assert namespace.startswith("dpc-preflight-")
+    [sa] = [call for call in sandbox.calls("ip") if call[3:6] == ["xfrm", "state", "add"]]
+    assert sa[:3] == ["ip", "-n", namespace], "the security association is installed in the throwaway namespace only"
+    aead = sa.index("aead")
+    # dockerd's AEAD: a 16-byte key and 4-byte salt, a 64-bit ICV.
+    assert (sa[aead + 1], len(sa[aead + 2]), sa[aead + 3]) == ("rfc4106(gcm(aes))", 2 + 2 * 20, "64")
+    assert "esp" in sa and "transport" in sa
+    filter_rule, mangle_rule = sandbox.calls("iptables")
+    assert filter_rule[filter_rule.index("-m"):filter_rule.index("-m") + 2] == ["-m", "u32"]
+    assert "policy" in filter_rule and filter_rule[-2:] == ["-j", "DROP"]
+    assert mangle_rule[mangle_rule.index("-t") + 1] == "mangle" and "MARK" in mangle_rule and "u32" in mangle_rule
+    netns_calls = [call for call in sandbox.calls("ip") if call[1] == "netns" and call[2] in {"add", "delete"}]
+    assert netns_calls == [["ip", "netns", "add", namespace], ["ip", "netns", "delete", namespace]], "the namespace is removed again"
+    assert not list((sandbox.root / "netns").iterdir())
 
 
-def test_manager_1_bootstrap_output_shows_no_join_token(sandbox: Sandbox) -> None:
-    script = install_bootstrap(sandbox, "manager-1")
-    sandbox.publish(PENDING)
-    result = sandbox.run(script)
-    assert result.returncode == 0, result.stderr
-    assert "SWMTKN-" not in result.stdout + result.stderr
+@pytest.mark.parametrize("lacking", sorted(KERNEL_FEATURES))
+def test_preflight_refuses_loudly_naming_what_the_kernel_lacks(sandbox: Sandbox, lacking: str) -> None:
+    result = sandbox.run(sandbox.install(PREFLIGHT, {}), FAKE_KERNEL_MISSING=lacking)
+    assert result.returncode == 1, result.stderr
+    reported = {feature for feature, description in KERNEL_FEATURES.items() if description in result.stderr}
+    # Without u32 the mangle table's rule (which uses it too) fails as well; without XFRM no SA is tried.
+    assert reported == ({lacking, "mangle"} if lacking == "u32" else {lacking}), result.stderr
+    assert "silently drop all traffic" in result.stderr, "says why it refuses"
+    assert "does not join the Swarm" in result.stderr
+    assert not list((sandbox.root / "netns").iterdir()), "the namespace is removed on failure too"
 
 
-@pytest.mark.parametrize(("node", "token"), [("manager-2", MANAGER_JOIN), ("worker-1", WORKER_JOIN), ("app-1", WORKER_JOIN), ("backup-1", WORKER_JOIN)])
-def test_other_nodes_join_with_their_roles_token(sandbox: Sandbox, node: str, token: str) -> None:
-    script = install_bootstrap(sandbox, node)
-    sandbox.publish(PUBLISHED)
-    result = sandbox.run(script, FAKE_ADDRESS="10.20.16.23")
-    assert result.returncode == 0, result.stderr
-    assert [call[1:] for call in sandbox.calls("docker")] == [
-        ["info", "--format", "{{.Swarm.LocalNodeState}}"],
-        ["swarm", "join", "--advertise-addr", "10.20.16.23", "--token", token, f"{MANAGER_1_ADDRESS}:2377"],
-    ]
-    assert not [call for call in sandbox.calls("aws") if call[2] == "put-parameter"]
-    assert not sandbox.calls("systemd-run")
-    assert "SWMTKN-" not in result.stdout + result.stderr
+def _kernel_config() -> dict[str, str]:
+    """This machine's kernel configuration, read independently of the preflight."""
+    config = Path("/proc/config.gz")
+    if not config.exists():
+        pytest.fail("/proc/config.gz is missing: this check needs the running kernel's configuration to know what to expect")
+    lines = gzip.decompress(config.read_bytes()).decode().splitlines()
+    return dict(line.split("=", 1) for line in lines if line.startswith("CONFIG_") and "=" in line)
 
 
-def test_a_node_waits_until_manager_1_has_published(sandbox: Sandbox) -> None:
-    script = install_bootstrap(sandbox, "worker-2")
-    sandbox.publish(PENDING)
-    sandbox.publish(PUBLISHED, on_sleep=True)
-    result = sandbox.run(script, FAKE_ADDRESS="10.20.16.24")
-    assert result.returncode == 0, result.stderr
-    assert sandbox.calls("sleep") == [["sleep", "10"]]
-    assert sandbox.calls("docker")[-1][1:] == ["swarm", "join", "--advertise-addr", "10.20.16.24", "--token", WORKER_JOIN, f"{MANAGER_1_ADDRESS}:2377"]
+def _kernel_has(config: dict[str, str], option: str) -> bool:
+    """Built in, or a module this kernel can load."""
+    value = config.get(option)
+    return value == "y" or (value == "m" and Path(f"/lib/modules/{os.uname().release}").is_dir())
 
 
-def test_a_node_already_in_the_swarm_does_nothing_more(sandbox: Sandbox) -> None:
-    script = install_bootstrap(sandbox, "manager-1")
-    sandbox.publish(PENDING)
-    result = sandbox.run(script, FAKE_SWARM_STATE="active")
-    assert result.returncode == 0, result.stderr
-    assert [call[1] for call in sandbox.calls("docker")] == ["info"]
-    assert not sandbox.calls("aws")
+def test_preflight_on_this_machine_matches_its_kernel_configuration() -> None:
+    """The real preflight with the real ip and iptables (root). This machine's kernel is expected to
+    lack rfc4106(gcm(aes)) (no CONFIG_CRYPTO_GCM, no CONFIG_INET_ESP): that is read from its
+    configuration first, and the preflight must then refuse, naming it; where the kernel has it,
+    the preflight must not name it."""
+    if os.geteuid() != 0:
+        pytest.fail("the real preflight needs root (network namespaces, iptables): run the contract tests as root")
+    if shutil.which("iptables") is None:
+        pytest.fail("iptables is missing: apt-get install iptables (docker.io depends on it on the nodes)")
+    config = _kernel_config()
+    esp = all(_kernel_has(config, option) for option in ("CONFIG_INET_ESP", "CONFIG_CRYPTO_GCM", "CONFIG_XFRM_USER"))
+    u32 = all(_kernel_has(config, option) for option in ("CONFIG_NETFILTER_XT_MATCH_U32", "CONFIG_NETFILTER_XT_MATCH_POLICY"))
+    before = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True, timeout=30).stdout
+    result = subprocess.run([str(PROJECT_ROOT / PREFLIGHT)], capture_output=True, text=True, check=False, timeout=60)
+    assert result.returncode == (0 if esp and u32 else 1), result.stderr
+    assert ("rfc4106(gcm(aes))" in result.stderr) is not esp, result.stderr
+    assert ("u32" in result.stderr) is not u32, result.stderr
+    after = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True, timeout=30).stdout
+    assert after == before, "the preflight leaves no network namespace behind"
 
 
-def test_manager_1_applies_every_label_as_the_nodes_join(sandbox: Sandbox) -> None:
-    table = write_files(render_node("manager-1"))["/etc/dpc/swarm-labels.tsv"]
-    (sandbox.root / "swarm-labels.tsv").write_text(table)
-    script = sandbox.install("components/scripts/dpc-swarm-labels", {"/etc/dpc/swarm-labels.tsv": str(sandbox.root / "swarm-labels.tsv")})
-    result = sandbox.run(script, FAKE_LATE_NODE=f"{PREFIX}-worker-3")
-    assert result.returncode == 0, result.stderr
-    expected = [["node", "update", "--label-add", label, host] for host, label in (line.split("\t") for line in table.splitlines())]
-    assert [call[1:] for call in sandbox.calls("docker") if call[1:3] == ["node", "update"]] == expected
-    assert ["node", "update", "--label-add", "postgres.patroni-id=3", f"{PREFIX}-worker-3"] in expected
-    assert len(sandbox.calls("sleep")) == 2, "waits for the node that has not joined yet"
+# --- mounting the volumes -------------------------------------------------------------------------
 
 
 def install_mount_volumes(sandbox: Sandbox) -> Path:

@@ -1,15 +1,16 @@
 """Fast checks of the rendered `#cloud-config` of the prod stack's nodes (AWS hooks): who initialises
-the Swarm, which join token each node reads, the seed §5.2 labels, the volumes, the packages and
-the absence of anything secret. The slow checks (golden files, `cloud-init schema`, shellcheck,
-running the scripts) are in tests/contract/test_cloud_init.py."""
+the Swarm, which join token each node reads, the seed §5.2 labels on every manager, the volumes,
+the packages the bootstrap installs, the timers, SSH access and host keys, the size EC2 accepts,
+and the absence of anything secret besides the host keys. The slow checks (golden files,
+`cloud-init schema`, shellcheck, running the scripts) are in tests/contract."""
 
 from __future__ import annotations
 
-import hashlib
+import base64
+import gzip
 import re
 import shlex
 import subprocess
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,31 +18,33 @@ import pytest
 import yaml
 
 from components.swarm import (
-    BOOTSTRAP_SECRETS,
     DEPLOY_USER,
     MANAGER_ADDRESS,
     MANAGER_TOKEN,
     PLACEHOLDER,
     WORKER_TOKEN,
-    SwarmLayout,
     _env_file,  # pyright: ignore[reportPrivateUsage]  # the quoting of node.env is checked through bash
-    render_bastion_cloud_init,
-    render_node_cloud_init,
 )
-from dpc.config import settings_from_stack_file
-from dpc.model import Node, Role, bastion_node, plan_nodes
+from dpc.model import Node, Role
 from dpc.services import Uid
-from dpc.settings import Settings
-from providers.aws.swarm import aws_hooks, ebs_device
-from providers.composition import volume_plans
+from providers.aws.swarm import ebs_device, gzip_base64
+from tests.contract.cloud_init_cases import (
+    DEPLOY_KEY,
+    IMAGES_PARAMETER,
+    KEY_ARN,
+    PREFIX,
+    PROJECT_ROOT,
+    SECRET_NAMES,
+    SSH_KEY,
+    host_key,
+    prod_nodes,
+    render_bastion,
+    render_node,
+    volume_id,
+)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-PREFIX = "dpc-prod"
-KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-SECRET_NAMES = {secret: f"/dpc/prod-swarm/{secret}" for secret in BOOTSTRAP_SECRETS}
-SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx6ZXN0a2V5Zm9ydGVzdGluZ29ubHkxMjM0NTY3ODkw admin@example.com"
 EC2_USER_DATA_LIMIT = 16 * 1024
-"""EC2 rejects user data over 16 KiB (before base64)."""
+"""EC2 rejects user data over 16 KiB (the bytes before base64: here, the gzip stream)."""
 
 SEED_LABELS = {
     "dpc-prod-manager-1": {"postgres.etcd": "etcd-1"},
@@ -67,45 +70,24 @@ PLACEMENT_LABELS = {
 }
 """The labels dpc/model.py adds beyond the seed, for placement; listed so that any other label fails."""
 
-
-def volume_id(volume_name: str) -> str:
-    """A well-formed, stable EBS volume id for a volume (`vol-0` and 16 hex digits)."""
-    return "vol-0" + hashlib.sha256(volume_name.encode()).hexdigest()[:16]
-
-
-@pytest.fixture(scope="module")
-def settings() -> Settings:
-    return settings_from_stack_file(PROJECT_ROOT / "Pulumi.prod.yaml")
-
-
-@pytest.fixture(scope="module")
-def nodes(settings: Settings) -> dict[str, Node]:
-    return {node.name: node for node in plan_nodes(settings)}
+MANAGER_FILES = {
+    "/usr/local/sbin/dpc-swarm-converge",
+    "/usr/local/sbin/dpc-swarm-ready",
+    "/usr/local/sbin/dpc-images-ready",
+    "/etc/dpc/swarm-labels.tsv",
+    "/etc/systemd/system/dpc-swarm-converge.service",
+    "/etc/systemd/system/dpc-swarm-converge.timer",
+}
 
 
 @pytest.fixture(scope="module")
-def plan(settings: Settings, nodes: dict[str, Node]) -> SwarmLayout:
-    """The prod Swarm's layout, as the composition builds it."""
-    return SwarmLayout(nodes=tuple(nodes.values()), hostname_prefix=PREFIX, ssh_public_keys=tuple(settings.access.ssh_public_keys))
+def nodes() -> dict[str, Node]:
+    return prod_nodes()
 
 
-def devices_of(settings: Settings, node: Node) -> list[tuple[str, str]]:
-    """The node's (device path, mount point) pairs, in the order the composition mounts them."""
-    return [
-        (ebs_device(volume_id(volume.name)), volume.mount_point)
-        for volume in volume_plans(settings, list(plan_nodes(settings)))
-        if volume.node == node.name
-    ]
-
-
-def render(settings: Settings, plan: SwarmLayout, node: Node) -> str:
-    return render_node_cloud_init(
-        node=node,
-        layout=plan,
-        hooks=aws_hooks(settings.region, KEY_ARN),
-        secret_names=SECRET_NAMES,
-        devices=devices_of(settings, node),
-    )
+@pytest.fixture(scope="module")
+def documents(nodes: dict[str, Node]) -> dict[str, dict[str, Any]]:
+    return {name: load(render_node(name)) for name in nodes}
 
 
 def load(user_data: str) -> dict[str, Any]:
@@ -135,19 +117,22 @@ def test_prod_stack_has_every_node_the_tests_name(nodes: dict[str, Node]) -> Non
     )
 
 
-def test_only_manager_1_initialises_the_swarm_and_applies_the_labels(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node]) -> None:
-    for name, node in nodes.items():
-        document = load(render(settings, plan, node))
+def test_only_manager_1_may_initialise_and_every_manager_converges_the_swarm(documents: dict[str, dict[str, Any]], nodes: dict[str, Node]) -> None:
+    table = files_of(documents["manager-1"])["/etc/dpc/swarm-labels.tsv"]["content"]
+    for name, document in documents.items():
         files = files_of(document)
-        initialises = name == "manager-1"
-        assert node_env(document)["DPC_SWARM_INIT"] == ("true" if initialises else "false"), name
-        assert ("/usr/local/sbin/dpc-swarm-labels" in files) is initialises, name
-        assert ("/etc/dpc/swarm-labels.tsv" in files) is initialises, name
-        assert "dpc-swarm-labels" not in str(document["runcmd"]), "the labels run in the background, started by the bootstrap"
+        manager = nodes[name].role is Role.MANAGER
+        assert node_env(document)["DPC_SWARM_INIT"] == ("true" if name == "manager-1" else "false"), name
+        assert node_env(document)["DPC_SWARM_ROLE"] == ("manager" if manager else "worker"), name
+        assert (files.keys() >= MANAGER_FILES) is manager, f"{name}: every manager (and only they) can converge the Swarm, whichever is replaced"
+        assert not (MANAGER_FILES & files.keys()) or manager, name
+        if manager:
+            assert files["/etc/dpc/swarm-labels.tsv"]["content"] == table, "every manager holds the same labels table"
+        assert "dpc-swarm-labels" not in str(document)
 
 
-def test_labels_table_holds_exactly_the_seed_labels_and_the_placement_labels(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node]) -> None:
-    table = files_of(load(render(settings, plan, nodes["manager-1"])))["/etc/dpc/swarm-labels.tsv"]["content"]
+def test_labels_table_holds_exactly_the_seed_labels_and_the_placement_labels(documents: dict[str, dict[str, Any]], nodes: dict[str, Node]) -> None:
+    table = files_of(documents["manager-1"])["/etc/dpc/swarm-labels.tsv"]["content"]
     assert table.endswith("\n")
     found: dict[str, dict[str, str]] = {}
     for line in table.splitlines():
@@ -162,36 +147,31 @@ def test_labels_table_holds_exactly_the_seed_labels_and_the_placement_labels(set
     assert set(found) == {f"{PREFIX}-{name}" for name in nodes}
 
 
-def test_labels_table_is_the_same_whichever_node_is_rendered_first(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node]) -> None:
-    first = render(settings, plan, nodes["manager-1"])
-    for node in nodes.values():
-        render(settings, plan, node)
-    assert render(settings, plan, nodes["manager-1"]) == first
-
-
 @pytest.mark.parametrize(
     ("name", "join"),
     [("manager-1", MANAGER_TOKEN), ("manager-2", MANAGER_TOKEN), ("manager-3", MANAGER_TOKEN), ("worker-1", WORKER_TOKEN),
      ("worker-3", WORKER_TOKEN), ("app-1", WORKER_TOKEN), ("app-2", WORKER_TOKEN), ("backup-1", WORKER_TOKEN)],
 )
-def test_node_joins_with_its_roles_token(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node], name: str, join: str) -> None:
-    env = node_env(load(render(settings, plan, nodes[name])))
-    assert env == {
+def test_node_joins_with_its_roles_token(documents: dict[str, dict[str, Any]], name: str, join: str) -> None:
+    assert node_env(documents[name]) == {
         "DPC_NODE": name,
+        "DPC_SWARM_ROLE": "manager" if join == MANAGER_TOKEN else "worker",
         "DPC_SWARM_INIT": "true" if name == "manager-1" else "false",
         "DPC_PLACEHOLDER": PLACEHOLDER,
         "DPC_JOIN_TOKEN": SECRET_NAMES[join],
         "DPC_MANAGER_TOKEN": SECRET_NAMES[MANAGER_TOKEN],
         "DPC_WORKER_TOKEN": SECRET_NAMES[WORKER_TOKEN],
         "DPC_MANAGER_ADDRESS": SECRET_NAMES[MANAGER_ADDRESS],
+        "DPC_PACKAGES": "amazon-ecr-credential-helper awscli curl docker.io jq",
+        "DPC_IMAGES_PARAMETER": IMAGES_PARAMETER,
         "DPC_REGION": "us-east-1",
         "DPC_KEY_ID": KEY_ARN,
     }
 
 
 @pytest.mark.parametrize("index", [1, 2, 3])
-def test_worker_mounts_its_data_and_wal_volumes(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node], index: int) -> None:
-    mounts = files_of(load(render(settings, plan, nodes[f"worker-{index}"])))["/etc/dpc/mounts.tsv"]["content"]
+def test_worker_mounts_its_data_and_wal_volumes(documents: dict[str, dict[str, Any]], index: int) -> None:
+    mounts = files_of(documents[f"worker-{index}"])["/etc/dpc/mounts.tsv"]["content"]
     data, wal = (ebs_device(volume_id(f"worker-{index}-{purpose}")) for purpose in ("data", "wal"))
     assert mounts == (
         f"{data}\t/mnt/postgres-cluster/patroni-{index}\t{Uid.POSTGRES}\n"
@@ -199,9 +179,9 @@ def test_worker_mounts_its_data_and_wal_volumes(settings: Settings, plan: SwarmL
     )
 
 
-def test_backup_node_mounts_its_backup_volume_and_the_others_mount_nothing(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node]) -> None:
-    for name, node in nodes.items():
-        mounts = files_of(load(render(settings, plan, node)))["/etc/dpc/mounts.tsv"]["content"]
+def test_backup_node_mounts_its_backup_volume_and_the_others_mount_nothing(documents: dict[str, dict[str, Any]]) -> None:
+    for name, document in documents.items():
+        mounts = files_of(document)["/etc/dpc/mounts.tsv"]["content"]
         if name == "backup-1":
             assert mounts == f"{ebs_device(volume_id('backup-1-backups'))}\t/mnt/postgres-cluster/backups\t{Uid.POSTGRES}\n"
         elif not name.startswith("worker-"):
@@ -212,29 +192,32 @@ def test_ebs_device_is_the_nitro_nvme_by_id_link() -> None:
     assert ebs_device("vol-0123456789abcdef0") == "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0"
 
 
-def test_docker_engine_comes_from_the_os_packages(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node]) -> None:
-    for node in nodes.values():
-        user_data = render(settings, plan, node)
-        document = load(user_data)
-        assert document["packages"] == ["awscli", "curl", "docker.io"], node.name
-        assert "apt" not in document, "no third-party APT source"
-        assert "snap" not in document
-        assert not re.search(r"docker-ce|get\.docker\.com|download\.docker\.com", user_data), node.name
-        assert not re.search(r"(curl|wget)[^\n|;]*\|\s*(sudo\s+)?(ba|da|z)?sh\b", user_data), node.name
+def test_packages_come_from_the_os_through_the_bootstrap_not_cloud_inits_one_shot_module(documents: dict[str, dict[str, Any]]) -> None:
+    """A failed apt run in cloud-init's `packages` module leaves a node without Docker for good; the
+    bootstrap installs them with bounded retries, and apt retries each download too."""
+    for name, document in documents.items():
+        assert not {"packages", "package_update", "package_upgrade", "apt", "snap"} & document.keys(), name
+        files = files_of(document)
+        assert files["/etc/apt/apt.conf.d/80dpc-retries"]["content"] == 'Acquire::Retries "5";\n'
+        assert files["/root/.docker/config.json"] == {
+            "path": "/root/.docker/config.json", "content": '{"credsStore": "ecr-login"}\n', "owner": "root:root", "permissions": "0600",
+        }, "root's docker CLI pulls from ECR with the node's own role"
+        user_data = yaml.safe_dump(document)
+        assert not re.search(r"docker-ce|get\.docker\.com|download\.docker\.com", user_data), name
+        assert not re.search(r"(curl|wget)[^\n|;]*\|\s*(sudo\s+)?(ba|da|z)?sh\b", user_data), name
 
 
 def test_no_script_in_the_repository_pipes_a_download_into_a_shell() -> None:
     scripts = [*(PROJECT_ROOT / "components" / "scripts").iterdir(), *(PROJECT_ROOT / "providers" / "aws" / "scripts").iterdir()]
-    assert len(scripts) >= 4
+    assert len(scripts) >= 8
     for script in scripts:
         text = script.read_text()
         assert "get.docker.com" not in text, script
         assert not re.search(r"(curl|wget)[^\n|;]*\|\s*(sudo\s+)?(ba|da|z)?sh\b", text), script
 
 
-def test_user_data_runs_the_mount_then_the_bootstrap_from_files_it_writes(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node]) -> None:
-    for node in nodes.values():
-        document = load(render(settings, plan, node))
+def test_user_data_runs_the_mount_then_the_bootstrap_from_files_it_writes(documents: dict[str, dict[str, Any]]) -> None:
+    for document in documents.values():
         files = files_of(document)
         assert document["runcmd"] == [
             ["usermod", "--append", "--groups", "docker", DEPLOY_USER],
@@ -247,58 +230,90 @@ def test_user_data_runs_the_mount_then_the_bootstrap_from_files_it_writes(settin
         assert files["/usr/local/lib/dpc/secret-store.sh"]["permissions"] == "0644"
 
 
-def test_scripts_are_shipped_byte_for_byte(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node]) -> None:
-    files = files_of(load(render(settings, plan, nodes["manager-1"])))
+@pytest.mark.parametrize("unit", ["dpc-image-pull", "dpc-swarm-converge"])
+def test_timers_run_their_script_every_minute_without_overlapping(documents: dict[str, dict[str, Any]], unit: str) -> None:
+    files = files_of(documents["manager-2"])
+    service = files[f"/etc/systemd/system/{unit}.service"]["content"]
+    timer = files[f"/etc/systemd/system/{unit}.timer"]["content"]
+    assert "Type=oneshot\n" in service and f"ExecStart=/usr/local/sbin/{unit}\n" in service
+    assert "Requires=docker.service\n" in service
+    assert "OnUnitInactiveSec=1min\n" in timer, "a minute after the previous run ends"
+    assert "WantedBy=timers.target\n" in timer
+    assert (f"/etc/systemd/system/{unit}.timer" in files_of(documents["worker-1"])) is (unit == "dpc-image-pull")
+
+
+def test_scripts_are_shipped_byte_for_byte(documents: dict[str, dict[str, Any]]) -> None:
+    files = files_of(documents["manager-2"])
     for path, source in [
         ("/usr/local/sbin/dpc-swarm-bootstrap", "components/scripts/dpc-swarm-bootstrap"),
+        ("/usr/local/sbin/dpc-kernel-preflight", "components/scripts/dpc-kernel-preflight"),
         ("/usr/local/sbin/dpc-mount-volumes", "components/scripts/dpc-mount-volumes"),
-        ("/usr/local/sbin/dpc-swarm-labels", "components/scripts/dpc-swarm-labels"),
+        ("/usr/local/sbin/dpc-swarm-converge", "components/scripts/dpc-swarm-converge"),
+        ("/usr/local/sbin/dpc-swarm-ready", "components/scripts/dpc-swarm-ready"),
+        ("/usr/local/sbin/dpc-image-pull", "components/scripts/dpc-image-pull"),
+        ("/usr/local/sbin/dpc-images-ready", "components/scripts/dpc-images-ready"),
+        ("/usr/local/lib/dpc/common.sh", "components/scripts/dpc-common.sh"),
         ("/usr/local/lib/dpc/secret-store.sh", "providers/aws/scripts/secret-store.sh"),
     ]:
         assert files[path]["content"] == (PROJECT_ROOT / source).read_text(), path
 
 
-def test_hostname_is_the_swarm_node_name(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node]) -> None:
-    for name, node in nodes.items():
-        document = load(render(settings, plan, node))
+def test_hostname_is_the_swarm_node_name(documents: dict[str, dict[str, Any]]) -> None:
+    for name, document in documents.items():
         assert document["hostname"] == f"dpc-prod-{name}"
         assert document["preserve_hostname"] is False
 
 
-def test_no_join_token_appears_in_any_user_data(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node]) -> None:
-    rendered = [render(settings, plan, node) for node in nodes.values()]
-    rendered.append(render_bastion_cloud_init(host="dpc-prod-bastion-1", ssh_public_keys=[SSH_KEY]))
+def test_no_join_token_appears_in_any_user_data(nodes: dict[str, Node]) -> None:
+    rendered = [render_node(name) for name in nodes]
+    rendered.append(render_bastion([SSH_KEY]))
     for user_data in rendered:
-        assert "SWMTKN-" not in user_data
-        assert not re.search(r"--token\s+[^\s\"$]", user_data), "a join token is only ever read from the secret store"
+        assert not re.search(r"SWMTKN-1-[0-9a-z]{20,}", user_data), "a join token (the scripts only name its pattern)"
+        assert not re.search(r"--token\b", user_data), "a join token is never given on a command line"
 
 
-def test_user_data_fits_the_ec2_limit(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node]) -> None:
-    for node in nodes.values():
-        assert len(render(settings, plan, node).encode()) <= EC2_USER_DATA_LIMIT, node.name
+def test_compressed_user_data_fits_the_ec2_limit_and_decompresses_to_the_document(nodes: dict[str, Node]) -> None:
+    for name in nodes:
+        user_data = render_node(name)
+        compressed = base64.b64decode(gzip_base64(user_data))
+        assert len(compressed) <= EC2_USER_DATA_LIMIT, name
+        assert gzip.decompress(compressed).decode() == user_data
+        assert gzip_base64(user_data) == gzip_base64(user_data), "no timestamp in the gzip header"
+    assert len(render_node("manager-1").encode()) > EC2_USER_DATA_LIMIT, "uncompressed, a manager's user data is over the limit: the reason for gzip"
 
 
-def test_rendering_is_deterministic(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node]) -> None:
-    for node in nodes.values():
-        assert render(settings, plan, node) == render(settings, plan, node)
+def test_deploy_key_and_admin_keys_are_authorised_and_only_reached_machines_get_a_host_key(nodes: dict[str, Node]) -> None:
+    for name in nodes:
+        document = load(render_node(name, ssh_public_keys=[SSH_KEY]))
+        assert document["ssh_authorized_keys"] == [DEPLOY_KEY, SSH_KEY], name
+        if name == "manager-1":
+            private, public = host_key("manager-1")
+            assert document["ssh_keys"] == {"ed25519_private": private, "ed25519_public": public}
+            assert document["ssh_deletekeys"] is True, "the image's own host keys are removed"
+            assert "ssh_genkeytypes" not in document, "given ssh_keys, cloud-init generates no other type"
+        else:
+            assert not {"ssh_keys", "ssh_genkeytypes"} & document.keys(), name
+    assert load(render_node("worker-1"))["ssh_authorized_keys"] == [DEPLOY_KEY], "the deploy key alone when no admin keys are configured"
 
 
-def test_authorized_keys_only_when_keys_are_configured(settings: Settings, plan: SwarmLayout, nodes: dict[str, Node]) -> None:
-    assert settings.access.ssh_public_keys == [], "the prod stack file configures no keys"
-    without = load(render(settings, plan, nodes["worker-1"]))
-    with_keys = load(render(settings, replace(plan, ssh_public_keys=(SSH_KEY,)), nodes["worker-1"]))
-    assert "ssh_authorized_keys" not in without
-    assert with_keys["ssh_authorized_keys"] == [SSH_KEY]
-    assert {k: v for k, v in with_keys.items() if k != "ssh_authorized_keys"} == without
+def test_bastion_installs_nothing_and_has_its_known_host_key() -> None:
+    private, public = host_key("bastion")
+    document = load(render_bastion([SSH_KEY]))
+    assert document == {
+        "hostname": "dpc-prod-bastion-1",
+        "preserve_hostname": False,
+        "package_update": True,
+        "package_upgrade": True,
+        "write_files": [{"path": "/etc/apt/apt.conf.d/80dpc-retries", "content": 'Acquire::Retries "5";\n', "owner": "root:root", "permissions": "0644"}],
+        "ssh_authorized_keys": [DEPLOY_KEY, SSH_KEY],
+        "ssh_keys": {"ed25519_private": private, "ed25519_public": public},
+        "ssh_deletekeys": True,
+    }
 
 
-def test_bastion_installs_nothing_and_gets_keys_only_when_configured(settings: Settings) -> None:
-    host = f"{PREFIX}-{bastion_node(settings).name}"
-    assert host == "dpc-prod-bastion-1"
-    without = load(render_bastion_cloud_init(host=host, ssh_public_keys=[]))
-    assert without == {"hostname": host, "preserve_hostname": False, "package_update": True, "package_upgrade": True}
-    with_keys = load(render_bastion_cloud_init(host=host, ssh_public_keys=[SSH_KEY]))
-    assert with_keys == without | {"ssh_authorized_keys": [SSH_KEY]}
+def test_rendering_is_deterministic(nodes: dict[str, Node]) -> None:
+    for name in nodes:
+        assert render_node(name) == render_node(name)
 
 
 def test_node_env_quoting_survives_the_shell(tmp_path: Path) -> None:
