@@ -47,6 +47,7 @@ from tests.contract.cloud_init_cases import (
     render_node,
     write_files,
 )
+from tests.contract.swarm_model import install_stand_ins
 from tests.golden_files import assert_matches_golden, assert_no_stale_golden_files
 
 pytestmark = pytest.mark.contract
@@ -406,13 +407,7 @@ class Sandbox:
 
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Sandbox:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    stand_in = tmp_path / "stand-in.py"
-    stand_in.write_text(f"#!{sys.executable}\n{_STAND_IN}")
-    stand_in.chmod(0o755)
-    for command in STAND_INS:
-        (bin_dir / command).symlink_to(stand_in)
+    install_stand_ins(tmp_path, _STAND_IN, STAND_INS)
     return Sandbox(tmp_path)
 
 
