@@ -211,7 +211,7 @@ def _ssh(document: dict[str, object], access: SshAccess) -> None:
 
 def node_environment(node: Node, secret_names: Mapping[str, str], packages: Sequence[str], images_parameter: str) -> dict[str, str]:
     """The node's bootstrap settings: its Swarm role, whether it may initialise the Swarm, where the
-    secrets are, what to install and which image list to pull.
+    secrets are, what to install, whom to let reach Docker and which image list to pull.
     """
     manager = node.role is Role.MANAGER
     return {
@@ -224,6 +224,7 @@ def node_environment(node: Node, secret_names: Mapping[str, str], packages: Sequ
         "DPC_WORKER_TOKEN": secret_names[WORKER_TOKEN],
         "DPC_MANAGER_ADDRESS": secret_names[MANAGER_ADDRESS],
         "DPC_PACKAGES": " ".join(sorted(packages)),
+        "DPC_DEPLOY_USER": DEPLOY_USER,
         "DPC_IMAGES_PARAMETER": images_parameter,
     }
 
@@ -281,7 +282,6 @@ def render_node_cloud_init(
         "preserve_hostname": False,
         "write_files": files,
         "runcmd": [
-            ["usermod", "--append", "--groups", "docker", DEPLOY_USER],
             ["/usr/local/sbin/dpc-mount-volumes"],
             ["/usr/local/sbin/dpc-swarm-bootstrap"],
         ],

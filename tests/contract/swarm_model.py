@@ -3,8 +3,8 @@
 Each machine is a directory holding the files its user data writes (paths moved under it), and
 runs the product's scripts with stand-ins first on PATH: `docker` (the CLI) and `curl` (the Engine
 API on the unix socket, and the instance metadata service) act on one Swarm state file shared by
-all machines; `sleep` sleeps a fiftieth of the time asked; `apt-get`, `systemctl`, `ip`, `iptables` and `modprobe` record their calls.
-`aws` is Debian's awscli against the local AWS API (tests/contract/aws_emulator.py); an outage of
+all machines; `sleep` sleeps a fiftieth of the time asked; `apt-get`, `usermod`, `systemctl`,
+`ip`, `iptables` and `modprobe` record their calls (apt and ip can be told to fail). `aws` is Debian's awscli against the local AWS API (tests/contract/aws_emulator.py); an outage of
 the secret store is the same client pointed at a closed port. Every call of every stand-in, and
 of `aws`, is logged with its argv, so a test can look for a token in any command line.
 
@@ -70,7 +70,7 @@ if name == "aws":
 if name == "sleep":
     time.sleep(float(args[0]) / 50)
     sys.exit(0)
-if name in ("systemctl", "modprobe", "image-pull"):
+if name in ("systemctl", "modprobe", "image-pull", "usermod"):
     sys.exit(0)
 if name == "apt-get":
     with (world / "lock").open("w") as lock:
@@ -275,7 +275,7 @@ else:
     fail(f"stand-in docker: unmodelled {args}")
 '''
 
-STAND_INS = ("docker", "curl", "aws", "apt-get", "systemctl", "sleep", "ip", "iptables", "modprobe", "image-pull")
+STAND_INS = ("docker", "curl", "aws", "apt-get", "systemctl", "sleep", "ip", "iptables", "modprobe", "image-pull", "usermod")
 MOVED_PREFIXES = ("/etc/dpc/", "/usr/local/lib/dpc/", "/usr/local/sbin/", "/var/lib/dpc")
 """Fixed paths of the node's files, moved under each machine's directory."""
 

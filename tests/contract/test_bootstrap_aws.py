@@ -155,7 +155,11 @@ def test_first_boot_forms_one_labelled_swarm_with_manager_1_booting_last(world: 
     for name, machine in machines.items():
         enabled = {c["argv"][-1] for c in world.calls() if c["machine"] == machine.directory.name and c["argv"][:3] == ["systemctl", "enable", "--now"]}
         assert enabled == {"docker", "dpc-image-pull.timer"} | ({"dpc-swarm-converge.timer"} if name.startswith("manager-") else set()), name
-        assert [c for c in world.calls() if c["machine"] == machine.directory.name and c["argv"][0] == "image-pull"], f"{name} pulls its images once at boot"
+        own = [c["argv"] for c in world.calls() if c["machine"] == machine.directory.name]
+        assert ["image-pull"] in own, f"{name} pulls its images once at boot"
+        assert own.index(["usermod", "--append", "--groups", "docker", "admin"]) > max(i for i, argv in enumerate(own) if argv[0] == "apt-get"), (
+            f"{name}: the deploy user joins the docker group once docker.io has created it"
+        )
     for call in world.calls():
         argv = call["argv"]
         if argv[0] == "aws":

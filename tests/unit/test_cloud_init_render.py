@@ -163,6 +163,7 @@ def test_node_joins_with_its_roles_token(documents: dict[str, dict[str, Any]], n
         "DPC_WORKER_TOKEN": SECRET_NAMES[WORKER_TOKEN],
         "DPC_MANAGER_ADDRESS": SECRET_NAMES[MANAGER_ADDRESS],
         "DPC_PACKAGES": "amazon-ecr-credential-helper awscli curl docker.io jq",
+        "DPC_DEPLOY_USER": DEPLOY_USER,
         "DPC_IMAGES_PARAMETER": IMAGES_PARAMETER,
         "DPC_REGION": "us-east-1",
         "DPC_KEY_ID": KEY_ARN,
@@ -220,11 +221,10 @@ def test_user_data_runs_the_mount_then_the_bootstrap_from_files_it_writes(docume
     for document in documents.values():
         files = files_of(document)
         assert document["runcmd"] == [
-            ["usermod", "--append", "--groups", "docker", DEPLOY_USER],
             ["/usr/local/sbin/dpc-mount-volumes"],
             ["/usr/local/sbin/dpc-swarm-bootstrap"],
-        ], "the deploy user reaches Docker (pulumi's docker provider logs in as it), then volumes, then the Swarm"
-        for [command] in document["runcmd"][1:]:
+        ], "volumes, then the Swarm (the bootstrap puts the deploy user in the docker group once docker.io has created it)"
+        for [command] in document["runcmd"]:
             assert files[command]["permissions"] == "0755"
             assert files[command]["owner"] == "root:root"
         assert files["/usr/local/lib/dpc/secret-store.sh"]["permissions"] == "0644"
