@@ -6,8 +6,8 @@ node pulls the stack's images with its own identity by another.
 
 The join tokens are exchanged at boot through the cloud's secret store (created by the
 per-cloud builder); the user data only names where to find them. It does carry the SSH host keys
-of the nodes `pulumi up` reaches (so their host keys are known in advance), which is why the
-builders mark it secret. Rendering is a pure function of its inputs, so it is golden-file tested
+of the machines `pulumi up` reaches (so their host keys are known in advance), which is why the
+builders mark their user data secret. Rendering is a pure function of its inputs, so it is golden-file tested
 and checked by `cloud-init schema` and shellcheck.
 """
 
@@ -101,9 +101,9 @@ class SwarmPlan:
 @dataclass(frozen=True)
 class SwarmResult:
     """The user data of every node and of the bastion, and the bootstrap secrets the nodes'
-    identities may touch. Node user data is compressed (`user_data_base64`): its scripts are more
-    than EC2's 16 KiB limit, which cloud-init lifts by reading gzip. All of it is secret, since it
-    holds host keys.
+    identities may touch. Node user data is compressed (`user_data_base64`): a manager's scripts
+    are more than EC2's 16 KiB limit, which cloud-init lifts by reading gzip. The user data of a
+    machine with a host key in the plan is secret.
     """
 
     user_data_base64: dict[str, pulumi.Output[str]]

@@ -1,7 +1,7 @@
 """AWS side of the Swarm's formation: the bootstrap secrets as SSM SecureString parameters under
 the stack's KMS key, and each node's user data rendered with the AWS CLI, the ECR credential helper
 and device paths, gzip-compressed (a manager's scripts are more than EC2's 16 KiB of user data;
-cloud-init reads gzip) and, holding SSH host keys, secret.
+cloud-init reads gzip); secret where it holds an SSH host key.
 """
 
 from __future__ import annotations
@@ -64,6 +64,13 @@ def _access(plan: SwarmPlan, machine: str) -> pulumi.Output[SshAccess]:
     )
 
 
+def _secret_if_host_key(plan: SwarmPlan, machine: str, user_data: pulumi.Output[str]) -> pulumi.Output[str]:
+    """Secret where the user data holds a host's private key; the others stay readable in previews
+    (and to the policy pack), since they hold no secret: only the names of the secrets.
+    """
+    return pulumi.Output.secret(user_data) if machine in plan.host_keys else user_data
+
+
 def build_swarm(scope: Scope, plan: SwarmPlan) -> SwarmResult:
     """Creates the bootstrap parameters and renders every node's and the bastion's user data."""
     parameters = {
@@ -99,12 +106,12 @@ def build_swarm(scope: Scope, plan: SwarmPlan) -> SwarmResult:
                 images_parameter=args[5],
             ))
         )
-        user_data[node.name] = pulumi.Output.secret(rendered)
+        user_data[node.name] = _secret_if_host_key(plan, node.name, rendered)
     bastion = _access(plan, BASTION_HOST_KEY).apply(
         lambda access: render_bastion_cloud_init(host=hostname(plan.layout.hostname_prefix, plan.layout.bastion), access=access)
     )
     return SwarmResult(
         user_data_base64=user_data,
-        bastion_user_data=pulumi.Output.secret(bastion),
+        bastion_user_data=_secret_if_host_key(plan, BASTION_HOST_KEY, bastion),
         bootstrap_secret_ids={secret: p.arn for secret, p in parameters.items()},
     )

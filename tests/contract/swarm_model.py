@@ -4,8 +4,9 @@ Each machine is a directory holding the files its user data writes (paths moved 
 runs the product's scripts with stand-ins first on PATH: `docker` (the CLI) and `curl` (the Engine
 API on the unix socket, and the instance metadata service) act on one Swarm state file shared by
 all machines; `sleep` sleeps a fiftieth of the time asked; `apt-get`, `usermod`, `systemctl`,
-`ip`, `iptables` and `modprobe` record their calls (apt and ip can be told to fail). `aws` is Debian's awscli against the local AWS API (tests/contract/aws_emulator.py); an outage of
-the secret store is the same client pointed at a closed port. Every call of every stand-in, and
+`ip`, `iptables` and `modprobe` record their calls (apt and ip can be told to fail). `aws` is
+Debian's awscli against the local AWS API (tests/contract/aws_emulator.py); an outage of the
+secret store is the same client pointed at a closed port. Every call of every stand-in, and
 of `aws`, is logged with its argv, so a test can look for a token in any command line.
 
 What the model holds: nodes (id, host name, role, Ready/Down, availability, manager address and
