@@ -20,9 +20,11 @@ import json
 import os
 import re
 import shutil
+import socket
 import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -543,3 +545,62 @@ def test_mount_volumes_formats_once_and_mounts_by_uuid(sandbox: Sandbox) -> None
         assert re.fullmatch(rf"UUID={uuid} {re.escape(mount_point)} ext4 defaults,nofail,noatime 0 2", entry), entry
         assert stat.S_IMODE(Path(mount_point).stat().st_mode) == 0o700
         assert Path(mount_point).stat().st_uid == Uid.POSTGRES, "the database's user owns its volume"
+
+
+# --- the readiness check's late docker group --------------------------------------------------------
+
+_ID = """#!/bin/sh
+# id as a session that began before its user joined the docker group: the process lacks it, the group database has it.
+case "$*" in
+-un) echo deploy ;;
+"-nG deploy") echo "deploy $DATABASE_GROUPS" ;;
+*) echo deploy ;;
+esac
+"""
+_SG = '#!/bin/sh\nprintf "%s\\n" "$@" >"$SG_ARGS"\n'
+
+
+@pytest.mark.parametrize("member", [True, False], ids=["joined-docker-group", "not-in-docker-group"])
+def test_readiness_check_continues_in_a_docker_group_joined_after_its_session_began(member: bool) -> None:
+    """The deployment's SSH session can begin before the bootstrap adds the deploy user to the docker
+    group; dpc-swarm-ready then re-executes itself under the group (`sg`) with the time it has left,
+    rather than failing on the engine's socket for its whole wait. Run as an unprivileged user
+    (root can write any socket), with stand-ins for `id` and `sg`."""
+    if os.geteuid() != 0:
+        pytest.fail("this check switches to an unprivileged user: run the contract tests as root")
+    root = Path(tempfile.mkdtemp(prefix="dpc-ready-", dir="/tmp"))
+    try:
+        root.chmod(0o755)
+        (root / "bin").mkdir(mode=0o755)
+        for name, text in (("id", _ID), ("sg", _SG)):
+            (root / "bin" / name).write_text(text)
+            (root / "bin" / name).chmod(0o755)
+        engine = socket.socket(socket.AF_UNIX)
+        engine.bind(str(root / "docker.sock"))
+        (root / "docker.sock").chmod(0o660)
+        (root / "common.sh").write_text((PROJECT_ROOT / "components/scripts/dpc-common.sh").read_text())
+        (root / "labels.tsv").write_text(f"{PREFIX}-worker-1\tdpc.role=worker\n")
+        script = Sandbox(root).install(
+            "components/scripts/dpc-swarm-ready",
+            {"/var/run/docker.sock": str(root / "docker.sock"), "/usr/local/lib/dpc/common.sh": str(root / "common.sh"),
+             "/etc/dpc/swarm-labels.tsv": str(root / "labels.tsv")},
+        )
+        args = root / "sg-args"
+        args.touch(mode=0o666)
+        args.chmod(0o666)
+        env = {"PATH": f"{root / 'bin'}:/usr/bin:/bin", "LC_ALL": "C.UTF-8", "SG_ARGS": str(args), "DATABASE_GROUPS": "docker" if member else "users"}
+        result = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(script), "--timeout", "0"],
+            env=env, capture_output=True, text=True, check=False, timeout=60,
+        )
+        engine.close()
+        if member:
+            assert result.returncode == 0, result.stderr
+            assert "continuing in the docker group" in result.stderr
+            assert args.read_text().splitlines() == ["docker", "-c", f"{script} --timeout 0 "]
+        else:
+            assert result.returncode == 1, result.stderr
+            assert args.read_text() == "", "no group to continue in"
+            assert "the Swarm's nodes cannot be listed here" in result.stderr
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
