@@ -20,6 +20,7 @@ import pwd
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_command as command
@@ -70,21 +71,21 @@ def remote_connection(access: DeployAccess, route: Route) -> command.remote.Conn
     host keys, retrying while the machines boot.
     """
     return command.remote.ConnectionArgs(
-        host=route.target_ip,
-        user=DEPLOY_USER,
-        private_key=access.deploy_private_key,
-        host_key=access.host_keys[route.target_host].public_openssh,
-        dial_error_limit=DIAL_ATTEMPTS,
-        per_dial_timeout=PER_DIAL_SECONDS,
-        proxy=command.remote.ProxyConnectionArgs(
-            host=route.bastion_ip,
-            user=DEPLOY_USER,
-            private_key=access.deploy_private_key,
-            host_key=access.host_keys[route.bastion_host].public_openssh,
-            dial_error_limit=DIAL_ATTEMPTS,
-            per_dial_timeout=PER_DIAL_SECONDS,
-        ),
+        **_hop(access, route.target_ip, route.target_host),
+        proxy=command.remote.ProxyConnectionArgs(**_hop(access, route.bastion_ip, route.bastion_host)),
     )
+
+
+def _hop(access: DeployAccess, address: pulumi.Input[str], host: str) -> dict[str, Any]:
+    """One SSH hop's settings, the same for the bastion and the target."""
+    return {
+        "host": address,
+        "user": DEPLOY_USER,
+        "private_key": access.deploy_private_key,
+        "host_key": access.host_keys[host].public_openssh,
+        "dial_error_limit": DIAL_ATTEMPTS,
+        "per_dial_timeout": PER_DIAL_SECONDS,
+    }
 
 
 def ssh_options(stack: str, bastion_ip: str, user: str = DEPLOY_USER) -> list[str]:

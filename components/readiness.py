@@ -34,6 +34,25 @@ def _beyond(seconds: int) -> pulumi.CustomTimeouts:
     return pulumi.CustomTimeouts(create=f"{minutes}m", update=f"{minutes}m")
 
 
+def _check(
+    parent: pulumi.ComponentResource,
+    name: str,
+    connection: command.remote.ConnectionArgs,
+    *,
+    create: pulumi.Input[str],
+    triggers: Sequence[pulumi.Input[str]],
+    bound_seconds: int,
+) -> command.remote.Command:
+    """A gate's command on manager-1: run once, and again when a trigger changes."""
+    return command.remote.Command(
+        f"{name}-nodes",
+        connection=connection,
+        create=create,
+        triggers=list(triggers),
+        opts=pulumi.ResourceOptions(parent=parent, custom_timeouts=_beyond(bound_seconds)),
+    )
+
+
 class SwarmReady(pulumi.ComponentResource):
     """Completes once the Swarm holds every planned node, labelled."""
 
@@ -45,13 +64,9 @@ class SwarmReady(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions,
     ) -> None:
         super().__init__("dpc:readiness:SwarmReady", name, None, opts)
-        self.check = command.remote.Command(
-            f"{name}-nodes",
-            connection=connection,
-            create=f"{READY_SCRIPT} --timeout {READY_TIMEOUT_SECONDS}",
-            triggers=[machines[node] for node in sorted(machines)],
-            opts=pulumi.ResourceOptions(parent=self, custom_timeouts=_beyond(READY_TIMEOUT_SECONDS)),
-        )
+        create = f"{READY_SCRIPT} --timeout {READY_TIMEOUT_SECONDS}"
+        triggers = [machines[node] for node in sorted(machines)]
+        self.check = _check(self, name, connection, create=create, triggers=triggers, bound_seconds=READY_TIMEOUT_SECONDS)
         self.register_outputs({})
 
 
@@ -76,13 +91,8 @@ class ImagesReady(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions,
     ) -> None:
         super().__init__("dpc:readiness:ImagesReady", name, None, opts)
-        self.check = command.remote.Command(
-            f"{name}-nodes",
-            connection=connection,
-            create=pulumi.Output.all(*references).apply(
-                lambda refs: " ".join([f"DPC_IMAGES_READY_WAIT_SECONDS={IMAGES_TIMEOUT_SECONDS}", IMAGES_SCRIPT, *sorted(str(r) for r in refs)])
-            ),
-            triggers=[list_version],
-            opts=pulumi.ResourceOptions(parent=self, custom_timeouts=_beyond(IMAGES_TIMEOUT_SECONDS)),
+        create = pulumi.Output.all(*references).apply(
+            lambda refs: " ".join([f"DPC_IMAGES_READY_WAIT_SECONDS={IMAGES_TIMEOUT_SECONDS}", IMAGES_SCRIPT, *sorted(str(r) for r in refs)])
         )
+        self.check = _check(self, name, connection, create=create, triggers=[list_version], bound_seconds=IMAGES_TIMEOUT_SECONDS)
         self.register_outputs({})
