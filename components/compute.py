@@ -47,6 +47,8 @@ class ComputePlan:
     """The registry's repositories, which the nodes pull from (`Capability.PULL_IMAGES`)."""
     image_list_id: pulumi.Output[str]
     """The list of the images the nodes pull, which they may read."""
+    host_key_ids: Mapping[Role, tuple[pulumi.Output[str], ...]]
+    """The host keys each role's identity may read: those of its machines `pulumi up` reaches."""
     capabilities: Mapping[Role, tuple[Capability, ...]]
     """What each role's machine identity may do (`dpc.model.role_capabilities`)."""
 

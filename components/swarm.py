@@ -17,6 +17,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pulumi
 import yaml
@@ -100,15 +101,17 @@ class SwarmPlan:
 
 @dataclass(frozen=True)
 class SwarmResult:
-    """The user data of every node and of the bastion, and the bootstrap secrets the nodes'
-    identities may touch. Node user data is compressed (`user_data_base64`): a manager's scripts
-    are more than EC2's 16 KiB limit, which cloud-init lifts by reading gzip. The user data of a
-    machine with a host key in the plan is secret.
+    """The user data of every node and of the bastion, the bootstrap secrets the nodes' identities
+    may touch, and the host keys each machine's identity may read (by `SwarmPlan.host_keys` entry).
+    Node user data is compressed (`user_data_base64`): a manager's scripts are more than EC2's
+    16 KiB limit, which cloud-init lifts by reading gzip. No user data holds a secret, only the
+    names of secrets, so every preview shows it and the policy pack reads it.
     """
 
     user_data_base64: dict[str, pulumi.Output[str]]
     bastion_user_data: pulumi.Output[str]
     bootstrap_secret_ids: dict[str, pulumi.Output[str]]
+    host_key_ids: dict[str, pulumi.Output[str]]
 
 
 class Swarm(Component[SwarmPlan, SwarmResult]):
@@ -123,7 +126,10 @@ class CloudHooks:
     secret-store functions, its settings, and the docker CLI's credential store for its registry.
     """
 
-    packages: tuple[str, ...]
+    secret_store_packages: tuple[str, ...]
+    """What the secret-store functions run (the cloud's CLI)."""
+    registry_packages: tuple[str, ...]
+    """What the docker CLI signs in to the registry with."""
     secret_store_script: str
     environment: Mapping[str, str]
     docker_credentials_store: str
@@ -131,14 +137,14 @@ class CloudHooks:
 
 @dataclass(frozen=True)
 class SshAccess:
-    """Who may log in to a machine as the deploy user, and the host key it presents (None: the
-    machine generates its own, for machines `pulumi up` never reaches).
+    """Who may log in to a machine as the deploy user, and where the host key it presents waits
+    in the secret store (None: the machine keeps the keys it generates, for machines `pulumi up`
+    never reaches).
     """
 
     deploy_public_key: str
     admin_public_keys: tuple[str, ...]
-    host_key: tuple[str, str] | None
-    """(private, public) ed25519 key in OpenSSH format."""
+    host_key_secret: str | None
 
 
 class _CloudConfigDumper(yaml.SafeDumper):
@@ -196,17 +202,22 @@ def _timer_units(name: str, description: str) -> list[dict[str, str]]:
     ]
 
 
-def _ssh(document: dict[str, object], access: SshAccess) -> None:
-    """Authorises the deploy key and the admins' keys for the deploy user; installs the given host
-    key as the machine's only one: cloud-init deletes the image's host keys (`ssh_deletekeys`) and,
-    given `ssh_keys`, generates none of the other types (its `ssh_genkeytypes` applies only without
-    `ssh_keys`), so sshd can offer no key a client would have to trust on first use.
+def _ssh(document: dict[str, object], access: SshAccess, hooks: CloudHooks, files: list[dict[str, str]]) -> None:
+    """Authorises the deploy key and the admins' keys for the deploy user. A machine the deployment
+    reaches installs the host key generated for it (`dpc-host-key`, first in its boot): read from
+    the secret store with the machine's own identity, since user data is readable by any process on
+    the machine through the instance metadata; cloud-init's own host keys are replaced by it.
     """
     document["ssh_authorized_keys"] = [access.deploy_public_key, *access.admin_public_keys]
-    if access.host_key is not None:
-        private, public = access.host_key
-        document["ssh_keys"] = {"ed25519_private": private, "ed25519_public": public}
-        document["ssh_deletekeys"] = True
+    if access.host_key_secret is None:
+        return
+    settings = {"DPC_HOST_KEY_SECRET": access.host_key_secret, "DPC_HOST_KEY_PACKAGES": " ".join(sorted(hooks.secret_store_packages))}
+    files += [
+        _file("/etc/dpc/host-key.env", _env_file(settings | dict(hooks.environment)), "0644"),
+        _script("dpc-host-key"),
+    ]
+    runcmd = cast(list[list[str]], document.setdefault("runcmd", []))
+    runcmd.insert(0, ["/usr/local/sbin/dpc-host-key"])
 
 
 def node_environment(node: Node, secret_names: Mapping[str, str], packages: Sequence[str], images_parameter: str) -> dict[str, str]:
@@ -253,7 +264,7 @@ def render_node_cloud_init(
     carries the labels table and the convergence timer, so the Swarm converges whichever node is
     replaced; managers also carry the readiness checks the deployment runs.
     """
-    packages = sorted({*BASE_PACKAGES, *hooks.packages})
+    packages = sorted({*BASE_PACKAGES, *hooks.secret_store_packages, *hooks.registry_packages})
     environment = node_environment(node, secret_names, packages, images_parameter) | dict(hooks.environment)
     docker_config = json.dumps({"credsStore": hooks.docker_credentials_store}) + "\n"
     files = [
@@ -286,21 +297,27 @@ def render_node_cloud_init(
             ["/usr/local/sbin/dpc-swarm-bootstrap"],
         ],
     }
-    _ssh(document, access)
+    _ssh(document, access, hooks, files)
     return _cloud_config(document)
 
 
-def render_bastion_cloud_init(*, host: str, access: SshAccess) -> str:
-    """The bastion's `#cloud-config`: patched at boot, the deploy and admins' keys, nothing else
-    installed. A failed upgrade here costs nothing (the bastion runs only sshd), so cloud-init's
-    one-shot package modules are enough.
+def render_bastion_cloud_init(*, host: str, access: SshAccess, hooks: CloudHooks) -> str:
+    """The bastion's `#cloud-config`: patched at boot, the deploy and admins' keys, its host key from
+    the secret store (and the cloud's client for that), nothing else. A failed upgrade here costs
+    nothing (the bastion runs only sshd), so cloud-init's one-shot package modules are enough;
+    the host key's client is installed with retries by `dpc-host-key` itself.
     """
+    files = [
+        _file("/etc/apt/apt.conf.d/80dpc-retries", APT_RETRIES, "0644"),
+        _file("/usr/local/lib/dpc/common.sh", (SCRIPTS / "dpc-common.sh").read_text(), "0644"),
+        _file("/usr/local/lib/dpc/secret-store.sh", hooks.secret_store_script, "0644"),
+    ]
     document: dict[str, object] = {
         "hostname": host,
         "preserve_hostname": False,
         "package_update": True,
         "package_upgrade": True,
-        "write_files": [_file("/etc/apt/apt.conf.d/80dpc-retries", APT_RETRIES, "0644")],
+        "write_files": files,
     }
-    _ssh(document, access)
+    _ssh(document, access, hooks, files)
     return _cloud_config(document)

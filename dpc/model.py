@@ -256,6 +256,9 @@ class Capability(StrEnum):
     PULL_IMAGES = "pull-images"
     """Read the stack's image list and pull those images from the stack's registry: every Swarm
     node, since the services carry no registry credentials (`components.registry`)."""
+    READ_HOST_KEY = "read-host-key"
+    """Read the SSH host key the deployment generated for the role's machine that `pulumi up`
+    reaches (manager-1, the bastion; `components.access`)."""
 
 
 def backup_agent_role(settings: Settings) -> Role:
@@ -281,8 +284,9 @@ def role_capabilities(settings: Settings) -> dict[Role, tuple[Capability, ...]]:
         Role.WORKER: (Capability.READ_WORKER_JOIN,),
         Role.APP: (Capability.READ_WORKER_JOIN,),
         Role.BACKUP: (Capability.READ_WORKER_JOIN,),
-        Role.BASTION: (),
+        Role.BASTION: (Capability.READ_HOST_KEY,),
     }
+    capabilities[Role.MANAGER] = (*capabilities[Role.MANAGER], Capability.READ_HOST_KEY)
     agent = backup_agent_role(settings)
     capabilities[agent] = (*capabilities[agent], Capability.WRITE_BACKUPS)
     for role in SWARM_ROLES:

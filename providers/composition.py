@@ -162,6 +162,7 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
         backup_bucket_arn=storage.backup_bucket_arn,
         image_repository_ids=tuple(images.repository_ids.values()),
         image_list_id=images.image_list_id,
+        host_key_ids={Role.MANAGER: (swarm.host_key_ids[manager_1.name],), Role.BASTION: (swarm.host_key_ids[BASTION_HOST_KEY],)},
         capabilities=role_capabilities(settings),
     )
     compute = Compute(f"{stack}-compute", compute_plan, cloud.compute, context).result

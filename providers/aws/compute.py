@@ -1,12 +1,14 @@
 """AWS compute: one EC2 instance per node in its zone's private subnet, IMDSv2 only, encrypted
-root volumes, no public address; a least-privilege instance profile per role; the bastion in a
-public subnet; the AMI looked up by its exact, pinned name.
+root volumes, no public address; a least-privilege instance profile per role (the bastion's may
+only read its own host key); the bastion in a public subnet; the AMI looked up by its exact,
+pinned name.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -21,13 +23,25 @@ DEVICE_NAMES = ("/dev/sdf", "/dev/sdg", "/dev/sdh", "/dev/sdi")
 """Attachment slots; on Nitro machines the volume shows up by its id, whatever the slot."""
 
 
-def _statements(
-    capability: Capability, key_arn: str, secrets: dict[str, str], bucket_arn: str, *, repositories: list[str], image_list: str
-) -> list[dict[str, object]]:
+@dataclass(frozen=True)
+class Grantable:
+    """The ARNs of what a role's statements may name, resolved: this stack's own, nothing else."""
+
+    key_arn: str
+    secrets: dict[str, str]
+    bucket_arn: str
+    repositories: list[str]
+    image_list: str
+    host_keys: list[str]
+    """The host keys of the role's machines the deployment reaches."""
+
+
+def _statements(capability: Capability, grantable: Grantable) -> list[dict[str, object]]:
     """The IAM statements that grant one capability, on this stack's parameters, key, bucket and
     repositories only.
     """
     via_ssm = {"StringLike": {"kms:ViaService": "ssm.*.amazonaws.com"}}
+    key_arn, secrets = grantable.key_arn, grantable.secrets
     match capability:
         case Capability.READ_MANAGER_JOIN | Capability.READ_WORKER_JOIN:
             token = MANAGER_TOKEN if capability is Capability.READ_MANAGER_JOIN else WORKER_TOKEN
@@ -41,7 +55,7 @@ def _statements(
                 {"Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey"], "Resource": key_arn, "Condition": via_ssm},
             ]
         case Capability.WRITE_BACKUPS:
-            return backup_writer_statements(bucket_arn, key_arn)
+            return backup_writer_statements(grantable.bucket_arn, key_arn)
         case Capability.PULL_IMAGES:
             # GetAuthorizationToken has no resource type in ECR's authorization reference, so "*"
             # is the only resource it takes; the token grants nothing alone, every pull is checked
@@ -52,9 +66,14 @@ def _statements(
                 {
                     "Effect": "Allow",
                     "Action": ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                    "Resource": sorted(repositories),
+                    "Resource": sorted(grantable.repositories),
                 },
-                {"Effect": "Allow", "Action": ["ssm:GetParameter"], "Resource": [image_list]},
+                {"Effect": "Allow", "Action": ["ssm:GetParameter"], "Resource": [grantable.image_list]},
+            ]
+        case Capability.READ_HOST_KEY:
+            return [
+                {"Effect": "Allow", "Action": ["ssm:GetParameter"], "Resource": sorted(grantable.host_keys)},
+                {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": key_arn, "Condition": via_ssm},
             ]
 
 
@@ -72,16 +91,18 @@ def _instance_profile(scope: Scope, plan: ComputePlan, role: Role) -> aws.iam.In
     )
     capabilities = plan.capabilities[role]
     if capabilities:
-        secrets = pulumi.Output.all(**plan.bootstrap_secret_ids)
-        repositories = pulumi.Output.all(*plan.image_repository_ids)
-        policy = pulumi.Output.all(plan.key_arn, secrets, plan.backup_bucket_arn, repositories, plan.image_list_id).apply(
-            lambda args: json.dumps({
+        grantable = pulumi.Output.all(
+            plan.key_arn,
+            pulumi.Output.all(**plan.bootstrap_secret_ids),
+            plan.backup_bucket_arn,
+            pulumi.Output.all(*plan.image_repository_ids),
+            plan.image_list_id,
+            pulumi.Output.all(*plan.host_key_ids.get(role, ())),
+        ).apply(lambda args: Grantable(*args))
+        policy = grantable.apply(
+            lambda granted: json.dumps({
                 "Version": "2012-10-17",
-                "Statement": [
-                    s
-                    for capability in capabilities
-                    for s in _statements(capability, args[0], args[1], args[2], repositories=args[3], image_list=args[4])
-                ],
+                "Statement": [s for capability in capabilities for s in _statements(capability, granted)],
             }, sort_keys=True)
         )
         aws.iam.RolePolicy(name, role=iam_role.id, policy=policy, opts=scope.opts())
@@ -113,7 +134,7 @@ def _instance(
     group_ids: Sequence[pulumi.Input[str]],
     user_data: pulumi.Input[str] | None = None,
     user_data_base64: pulumi.Input[str] | None = None,
-    profile: aws.iam.InstanceProfile | None,
+    profile: aws.iam.InstanceProfile,
     public: bool,
     boot_after: Sequence[pulumi.Resource],
 ) -> aws.ec2.Instance:
@@ -132,7 +153,7 @@ def _instance(
         subnet_id=subnet_id,
         vpc_security_group_ids=list(group_ids),
         associate_public_ip_address=public,
-        iam_instance_profile=profile.name if profile else None,
+        iam_instance_profile=profile.name,
         user_data_replace_on_change=False,
         metadata_options={
             "http_endpoint": "enabled",
@@ -168,7 +189,7 @@ def _metadata_hops(plan: ComputePlan, node: Node) -> int:
 def build_compute(scope: Scope, plan: ComputePlan) -> ComputeResult:
     """Creates the instance profiles, the nodes with their volumes attached, and the bastion."""
     ami = _image(scope, plan)
-    profiles = {role: _instance_profile(scope, plan, role) for role in SWARM_ROLES}
+    profiles = {role: _instance_profile(scope, plan, role) for role in (*SWARM_ROLES, Role.BASTION)}
     instance_ids: dict[str, pulumi.Output[str]] = {}
     private_ips: dict[str, pulumi.Output[str]] = {}
     running: dict[str, pulumi.Output[MachineSpec]] = {}
@@ -205,7 +226,7 @@ def build_compute(scope: Scope, plan: ComputePlan) -> ComputeResult:
         subnet_id=plan.public_subnet_ids[plan.bastion.zone],
         group_ids=[plan.firewall_group_ids[Role.BASTION.value]],
         user_data=plan.bastion_user_data,
-        profile=None,
+        profile=profiles[Role.BASTION],
         public=True,
         boot_after=(),
     )
