@@ -163,7 +163,7 @@ def test_instances_require_imdsv2_and_only_the_bastion_has_a_public_address(grap
         is_bastion = instance.inputs["tags"]["Role"] == Role.BASTION.value
         assert instance.inputs["associatePublicIpAddress"] is is_bastion, instance.name
         assert (instance.inputs["subnetId"] in public_subnets) is is_bastion, instance.name
-        assert ("iamInstanceProfile" in instance.inputs) is not is_bastion
+        assert "iamInstanceProfile" in instance.inputs, "the bastion's identity reads its host key, nothing else"
 
 
 def test_only_the_backup_agents_containers_reach_the_instance_metadata(graph: PlanGraph, settings: Settings) -> None:
@@ -292,6 +292,9 @@ def test_instance_identities_hold_only_their_roles_capabilities(graph: PlanGraph
         assert ("ssm:PutParameter" in actions) is (role == "manager"), role
         readable = {r for s in statements if s["Action"] == ["ssm:GetParameter"] for r in s["Resource"]}
         assert any(r.endswith("manager-token") for r in readable) is (role == "manager"), role
+        host_keys = sorted(r.rsplit("/", 1)[1] for r in readable if "/host-keys/" in r)
+        assert host_keys == {"manager": ["manager-1"], "bastion": ["bastion"]}.get(role, []), f"{role} reads only its reached machine's host key"
+    assert {a for s in policies["bastion"] for a in s["Action"]} == {"ssm:GetParameter", "kms:Decrypt"}
 
 
 def test_no_secret_appears_in_plain_text_in_the_plan(graph: PlanGraph) -> None:

@@ -183,7 +183,7 @@ def test_certificates_are_signed_by_the_stacks_ca_for_every_member(graph: PlanGr
 def test_the_docker_provider_reaches_manager_1_through_the_bastion(graph: PlanGraph) -> None:
     (provider,) = graph.of_type("pulumi:providers:docker")
     assert re.fullmatch(r"ssh://admin@10\.\d+\.\d+\.\d+", provider.inputs["host"])
-    assert any(o.startswith("ProxyJump=admin@") for o in json.loads(provider.inputs["sshOpts"]))
+    assert any(o.startswith("ProxyCommand=ssh ") and " admin@" in o for o in json.loads(provider.inputs["sshOpts"]))
     for service in graph.of_type(SERVICE):
         assert service.provider.startswith(provider.urn)
 
