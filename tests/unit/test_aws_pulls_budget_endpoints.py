@@ -64,7 +64,8 @@ def test_every_service_waits_for_every_node_to_hold_the_images(graph: PlanGraph)
     assert len(gates) == 1
     [gate] = gates
     command = gate.inputs["create"].split()
-    assert command[command.index("/usr/local/sbin/dpc-images-ready") + 1:] == sorted(_stack_images(graph)), "the gate checks exactly the images the services run"
+    checked = command[command.index("/usr/local/sbin/dpc-images-ready") + 1:]
+    assert checked == sorted(_stack_images(graph)), "the gate checks exactly the images the services run"
     assert parameter.urn in steps[gate.urn]["dependencies"], "the nodes can read the list before the gate waits for their pulls"
     for service in graph.of_type(SERVICE):
         assert gate.urn in steps[service.urn]["dependencies"], service.name
