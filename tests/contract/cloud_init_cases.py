@@ -1,6 +1,7 @@
 """The prod stack's user data as providers/aws/swarm.py renders it, with stable stand-ins for what
 the cloud assigns (the KMS key ARN, volume ids) and what the deployment generates (the deploy key,
-host keys, the image list's name): shared by the cloud-init checks and the bootstrap runs.
+the names of the host keys' parameters and of the image list): shared by the cloud-init checks,
+the host key's installation and the bootstrap runs.
 """
 
 from __future__ import annotations
@@ -31,14 +32,10 @@ DEPLOY_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGRlcGxveWtleWZvcnRlc3Rpbmdvbm
 """The deployment's identity (a public key; its private half is only in the Pulumi state)."""
 
 
-def host_key(machine: str) -> tuple[str, str]:
-    """A stand-in host key pair for a machine: the text cloud-init copies into place, not a usable key."""
-    private = f"-----BEGIN OPENSSH PRIVATE KEY-----\nstand-in host key of {machine}, for rendering tests only\n-----END OPENSSH PRIVATE KEY-----\n"
-    return private, f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{hashlib.sha256(machine.encode()).hexdigest()[:43]} {machine}"
-
-
 HOST_KEY_MACHINES = ("manager-1", BASTION_HOST_KEY)
 """The machines `pulumi up` reaches over SSH, whose host keys the deployment generates."""
+HOST_KEY_SECRETS = {machine: f"/dpc/{STACK}-swarm/host-keys/{machine}" for machine in HOST_KEY_MACHINES}
+"""As providers/aws/swarm.py names the host keys' SSM parameters: /dpc/<Swarm component name>/host-keys/<machine>."""
 
 
 def volume_id(volume_name: str) -> str:
@@ -65,8 +62,8 @@ def swarm_layout(ssh_public_keys: tuple[str, ...], only: tuple[str, ...] | None 
 
 
 def access(machine: str, ssh_public_keys: Sequence[str] = ()) -> SshAccess:
-    """Who logs in to a machine and its host key, as the composition plans them."""
-    return SshAccess(DEPLOY_KEY, tuple(ssh_public_keys), host_key(machine) if machine in HOST_KEY_MACHINES else None)
+    """Who logs in to a machine and where its host key waits, as the composition plans them."""
+    return SshAccess(DEPLOY_KEY, tuple(ssh_public_keys), HOST_KEY_SECRETS.get(machine))
 
 
 def render_node(
@@ -97,9 +94,13 @@ def render_node(
     )
 
 
-def render_bastion(ssh_public_keys: Sequence[str] = (), bastion_access: SshAccess | None = None) -> str:
+def render_bastion(ssh_public_keys: Sequence[str] = (), bastion_access: SshAccess | None = None, key_arn: str = KEY_ARN) -> str:
+    """The bastion's user data as providers/aws/swarm.py renders it."""
+    settings = prod_settings()
     return render_bastion_cloud_init(
-        host=f"{PREFIX}-{bastion_node(prod_settings()).name}", access=bastion_access or access(BASTION_HOST_KEY, ssh_public_keys)
+        host=f"{PREFIX}-{bastion_node(settings).name}",
+        access=bastion_access or access(BASTION_HOST_KEY, ssh_public_keys),
+        hooks=aws_hooks(settings.region, key_arn),
     )
 
 

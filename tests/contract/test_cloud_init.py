@@ -28,17 +28,16 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from components.swarm import SshAccess
+from components.swarm import BASTION_HOST_KEY, SshAccess
 from dpc.model import bastion_node
 from dpc.services import Uid
 from providers.aws.swarm import gzip_base64
 from tests.contract.cloud_init_cases import (
-    HOST_KEY_MACHINES,
+    HOST_KEY_SECRETS,
     PREFIX,
     PROJECT_ROOT,
     SSH_KEY,
@@ -71,6 +70,12 @@ NODE_SCRIPTS = {
     "/usr/local/sbin/dpc-mount-volumes": "components/scripts/dpc-mount-volumes",
     "/usr/local/sbin/dpc-image-pull": "components/scripts/dpc-image-pull",
 }
+HOST_KEY_SCRIPTS = {
+    "/usr/local/lib/dpc/common.sh": "components/scripts/dpc-common.sh",
+    "/usr/local/lib/dpc/secret-store.sh": "providers/aws/scripts/secret-store.sh",
+    "/usr/local/sbin/dpc-host-key": "components/scripts/dpc-host-key",
+}
+"""What a machine `pulumi up` reaches runs to install its host key (the bastion's only scripts)."""
 MANAGER_SCRIPTS = {
     **NODE_SCRIPTS,
     "/usr/local/sbin/dpc-swarm-converge": "components/scripts/dpc-swarm-converge",
@@ -135,9 +140,10 @@ def test_rendering_does_not_depend_on_hash_order(rendered: dict[str, str]) -> No
 
 def test_program_renders_what_the_golden_files_hold() -> None:
     """The whole program under the review mocks gives every instance the user data rendered here,
-    once its mock KMS key ARN, volume ids, generated keys and image list name stand in for the
-    golden ones: so the goldens' host names, secret names, region, labels and volumes are the
-    program's. Node user data reaches EC2 gzip-compressed, and as a secret where it holds a host key."""
+    once its mock KMS key ARN, volume ids, deploy key and image list name stand in for the golden
+    ones: so the goldens' host names, secret names (the host keys' parameters too), region, labels
+    and volumes are the program's. Node user data reaches EC2 gzip-compressed; no user data is a
+    secret, and none holds the private host keys the program stores in the secret store."""
     from review.mocks import mock_id  # noqa: PLC0415  (the review harness imports the whole program)
     from review.plan import SECRET_SHOWN, build_plan_revealed  # noqa: PLC0415
 
@@ -145,6 +151,7 @@ def test_program_renders_what_the_golden_files_hold() -> None:
     settings = prod_settings()
     user_data: dict[str, str] = {}
     volume_ids: dict[str, str] = {}
+    stored_host_keys: dict[str, str] = {}
     for step in plan["steps"]:
         state = step["newState"]
         resource_name = step["urn"].split("::")[-1]
@@ -155,38 +162,52 @@ def test_program_renders_what_the_golden_files_hold() -> None:
             if "userDataBase64" in inputs:
                 assert gzip_base64(text) == inputs["userDataBase64"]
             document = yaml.safe_load(text)
-            assert (shown == SECRET_SHOWN) is ("ssh_keys" in document), f"{resource_name}: secret exactly where it holds a host key"
+            assert shown != SECRET_SHOWN, f"{resource_name}: its user data holds no secret, so previews show it"
             user_data[document["hostname"].removeprefix(f"{PREFIX}-")] = text
         elif state["type"] == "aws:ebs/volume:Volume":
             volume_ids[resource_name] = mock_id(state["type"], resource_name)
+        elif state["type"] == "aws:ssm/parameter:Parameter" and "/host-keys/" in revealed[step["urn"]]["name"]:
+            inputs = revealed[step["urn"]]
+            assert (inputs["type"], state["inputs"]["value"]) == ("SecureString", SECRET_SHOWN), f"{resource_name}: the host key is a secret"
+            stored_host_keys[inputs["name"]] = inputs["value"]
 
     def program_volume_id(volume_name: str) -> str:
         [found] = [volume for resource, volume in volume_ids.items() if resource.endswith(f"-{volume_name}")]
         return found
 
-    def program_access(document: dict[str, Any]) -> SshAccess:
-        keys = document["ssh_authorized_keys"]
-        host = document.get("ssh_keys")
-        return SshAccess(keys[0], tuple(keys[1:]), (host["ed25519_private"], host["ed25519_public"]) if host else None)
+    def program_access(text: str, machine: str) -> SshAccess:
+        """The deploy key the program generated; the host key's parameter as the golden files name it
+        (and as the program names the parameter it stores the key in, checked below)."""
+        keys = yaml.safe_load(text)["ssh_authorized_keys"]
+        return SshAccess(keys[0], tuple(keys[1:]), HOST_KEY_SECRETS.get(machine))
 
     bastion = bastion_node(settings).name
     assert sorted(user_data) == sorted([*prod_nodes(), bastion])
-    bastion_document = yaml.safe_load(user_data[bastion])
-    assert "ssh_keys" in bastion_document, "the bastion's host key is known in advance"
-    assert user_data[bastion] == render_bastion(bastion_access=program_access(bastion_document))
+    assert sorted(stored_host_keys) == sorted(HOST_KEY_SECRETS.values()), "a parameter for each reached machine's host key, named as rendered here"
+    for key in stored_host_keys.values():
+        assert key.startswith("-----BEGIN OPENSSH PRIVATE KEY-----\n"), "the program stores an OpenSSH private key"
+        body = key.splitlines()[1]
+        for name, text in user_data.items():
+            assert body not in text, f"{name}: its user data holds a private host key"
+    bastion_key_id = env_of(user_data[bastion], "/etc/dpc/host-key.env")["DPC_KEY_ID"]
+    assert user_data[bastion] == render_bastion(bastion_access=program_access(user_data[bastion], BASTION_HOST_KEY), key_arn=bastion_key_id)
     for name in prod_nodes():
-        document = yaml.safe_load(user_data[name])
-        env = dict(line.split("=", 1) for line in write_files(user_data[name])["/etc/dpc/node.env"].splitlines())
-        assert ("ssh_keys" in document) is (name in HOST_KEY_MACHINES), name
+        env = env_of(user_data[name], "/etc/dpc/node.env")
         expected = render_node(
             name,
             ssh_public_keys=settings.access.ssh_public_keys,
-            key_arn=env["DPC_KEY_ID"].strip("'"),
+            key_arn=env["DPC_KEY_ID"],
             volume_id_of=program_volume_id,
-            node_access=program_access(document),
-            images_parameter=env["DPC_IMAGES_PARAMETER"].strip("'"),
+            node_access=program_access(user_data[name], name),
+            images_parameter=env["DPC_IMAGES_PARAMETER"],
         )
         assert user_data[name] == expected, f"the program renders {name}'s user data from other inputs than the golden files"
+
+
+def env_of(user_data: str, path: str) -> dict[str, str]:
+    """An env file the user data writes (`KEY='value'` lines, values without shell specials), or {} if it writes none."""
+    content = write_files(user_data).get(path, "")
+    return {key: value.strip("'") for key, _, value in (line.partition("=") for line in content.splitlines())}
 
 
 # --- cloud-init schema ----------------------------------------------------------------------------
@@ -255,8 +276,8 @@ def test_every_key_is_one_cloud_init_knows_and_runs(rendered: dict[str, str]) ->
         for key in yaml.safe_load(user_data):
             assert key in handlers, f"{case}: `{key}` is not a cloud-init {CLOUD_INIT_VERSION} key"
             assert {h.removeprefix("cc_") for h in handlers[key]} & enabled, f"{case}: no enabled module handles `{key}` ({handlers[key]})"
-    # runcmd only writes a script; scripts_user runs it in the final stage, after the files, the
-    # host keys and the users are in place (the bootstrap installs the packages itself, with retries).
+    # runcmd only writes a script; scripts_user runs it in the final stage, after the files and the
+    # users are in place (dpc-host-key first, then the bootstrap installs the packages itself, with retries).
     assert "scripts_user" in stages["cloud_final_modules"]
     for module in ("write_files", "ssh", "users_groups"):
         assert module in stages["cloud_init_modules"], f"{module} must run before the final stage runs the bootstrap"
@@ -287,10 +308,10 @@ def is_shell_script(content: str) -> bool:
 @pytest.mark.parametrize("case", (*GOLDEN_CASES, *KEYED_CASES))
 def test_shellcheck_passes_every_script_in_the_user_data(rendered: dict[str, str], case: str, tmp_path: Path) -> None:
     scripts = {path: content for path, content in write_files(rendered[case]).items() if is_shell_script(content)}
-    expected = {} if "bastion" in case else MANAGER_SCRIPTS if case.startswith(f"{STACK}-manager-") else NODE_SCRIPTS
+    expected = HOST_KEY_SCRIPTS if "bastion" in case else MANAGER_SCRIPTS if case.startswith(f"{STACK}-manager-") else NODE_SCRIPTS
+    if case.startswith(f"{STACK}-manager-1"):
+        expected = {**expected, **HOST_KEY_SCRIPTS}
     assert set(scripts) == set(expected), "the shell scripts found in the user data are not the expected ones"
-    if not scripts:
-        return
     paths: list[Path] = []
     for path, content in scripts.items():
         extracted = tmp_path / Path(path).name
@@ -301,7 +322,7 @@ def test_shellcheck_passes_every_script_in_the_user_data(rendered: dict[str, str
 
 def test_shellcheck_passes_the_script_files() -> None:
     scripts = sorted(p for p in [*(PROJECT_ROOT / "components" / "scripts").iterdir(), *PROJECT_ROOT.glob("providers/*/scripts/*")] if p.is_file())
-    assert {str(p.relative_to(PROJECT_ROOT)) for p in scripts} >= set(MANAGER_SCRIPTS.values())
+    assert {str(p.relative_to(PROJECT_ROOT)) for p in scripts} >= {*MANAGER_SCRIPTS.values(), *HOST_KEY_SCRIPTS.values()}
     for script in scripts:
         assert is_shell_script(script.read_text()), f"{script} declares no shell (#! or `# shellcheck shell=`)"
     run_shellcheck(scripts)

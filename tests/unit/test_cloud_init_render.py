@@ -1,8 +1,9 @@
 """Fast checks of the rendered `#cloud-config` of the prod stack's nodes (AWS hooks): who initialises
 the Swarm, which join token each node reads, the seed §5.2 labels on every manager, the volumes,
-the packages the bootstrap installs, the timers, SSH access and host keys, the size EC2 accepts,
-and the absence of anything secret besides the host keys. The slow checks (golden files,
-`cloud-init schema`, shellcheck, running the scripts) are in tests/contract."""
+the packages the bootstrap installs, the timers, SSH access, where the reached machines' host keys
+come from, the size EC2 accepts, and the absence of anything secret: user data names secrets and
+holds none. The slow checks (golden files, `cloud-init schema`, shellcheck, running the scripts)
+are in tests/contract."""
 
 from __future__ import annotations
 
@@ -30,13 +31,14 @@ from dpc.services import Uid
 from providers.aws.swarm import ebs_device, gzip_base64
 from tests.contract.cloud_init_cases import (
     DEPLOY_KEY,
+    HOST_KEY_MACHINES,
+    HOST_KEY_SECRETS,
     IMAGES_PARAMETER,
     KEY_ARN,
     PREFIX,
     PROJECT_ROOT,
     SECRET_NAMES,
     SSH_KEY,
-    host_key,
     prod_nodes,
     render_bastion,
     render_node,
@@ -70,6 +72,11 @@ PLACEMENT_LABELS = {
 }
 """The labels dpc/model.py adds beyond the seed, for placement; listed so that any other label fails."""
 
+HOST_KEY_SCRIPT = "/usr/local/sbin/dpc-host-key"
+HOST_KEY_ENV = "/etc/dpc/host-key.env"
+HOST_KEY_FILES = {HOST_KEY_SCRIPT, HOST_KEY_ENV}
+"""What a machine `pulumi up` reaches gets to install its host key from the secret store."""
+
 MANAGER_FILES = {
     "/usr/local/sbin/dpc-swarm-converge",
     "/usr/local/sbin/dpc-swarm-ready",
@@ -101,10 +108,10 @@ def files_of(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {entry["path"]: entry for entry in document.get("write_files", [])}
 
 
-def node_env(document: dict[str, Any]) -> dict[str, str]:
-    """/etc/dpc/node.env, read as the shell reads `KEY='value'` lines."""
+def node_env(document: dict[str, Any], path: str = "/etc/dpc/node.env") -> dict[str, str]:
+    """/etc/dpc/node.env (or another of its env files), read as the shell reads `KEY='value'` lines."""
     env: dict[str, str] = {}
-    for line in files_of(document)["/etc/dpc/node.env"]["content"].splitlines():
+    for line in files_of(document)[path]["content"].splitlines():
         [word] = shlex.split(line)
         key, _, value = word.partition("=")
         env[key] = value
@@ -218,12 +225,14 @@ def test_no_script_in_the_repository_pipes_a_download_into_a_shell() -> None:
 
 
 def test_user_data_runs_the_mount_then_the_bootstrap_from_files_it_writes(documents: dict[str, dict[str, Any]]) -> None:
-    for document in documents.values():
+    for name, document in documents.items():
         files = files_of(document)
+        host_key = [[HOST_KEY_SCRIPT]] if name in HOST_KEY_MACHINES else []
         assert document["runcmd"] == [
+            *host_key,
             ["/usr/local/sbin/dpc-mount-volumes"],
             ["/usr/local/sbin/dpc-swarm-bootstrap"],
-        ], "volumes, then the Swarm (the bootstrap puts the deploy user in the docker group once docker.io has created it)"
+        ], "(the host key,) volumes, then the Swarm (the bootstrap puts the deploy user in the docker group once docker.io has created it)"
         for [command] in document["runcmd"]:
             assert files[command]["permissions"] == "0755"
             assert files[command]["owner"] == "root:root"
@@ -282,33 +291,71 @@ def test_compressed_user_data_fits_the_ec2_limit_and_decompresses_to_the_documen
     assert len(render_node("manager-1").encode()) > EC2_USER_DATA_LIMIT, "uncompressed, a manager's user data is over the limit: the reason for gzip"
 
 
-def test_deploy_key_and_admin_keys_are_authorised_and_only_reached_machines_get_a_host_key(nodes: dict[str, Node]) -> None:
+def _assert_installs_its_host_key_from_the_secret_store(document: dict[str, Any], machine: str) -> None:
+    """The host key's parameter named in host-key.env with the store's settings, the script byte for
+    byte, run first: `pulumi up` can reach the machine only once its known host key is in place."""
+    files = files_of(document)
+    assert node_env(document, HOST_KEY_ENV) == {
+        "DPC_HOST_KEY_SECRET": HOST_KEY_SECRETS[machine],
+        "DPC_HOST_KEY_PACKAGES": "awscli",
+        "DPC_REGION": "us-east-1",
+        "DPC_KEY_ID": KEY_ARN,
+    }, machine
+    assert files[HOST_KEY_ENV]["owner"] == "root:root" and files[HOST_KEY_ENV]["permissions"] == "0644", "names a secret, holds none"
+    assert files[HOST_KEY_SCRIPT] == {
+        "path": HOST_KEY_SCRIPT, "content": (PROJECT_ROOT / "components/scripts/dpc-host-key").read_text(), "owner": "root:root", "permissions": "0755",
+    }, machine
+    assert files["/usr/local/lib/dpc/common.sh"]["content"] == (PROJECT_ROOT / "components/scripts/dpc-common.sh").read_text()
+    assert files["/usr/local/lib/dpc/secret-store.sh"]["content"] == (PROJECT_ROOT / "providers/aws/scripts/secret-store.sh").read_text()
+    assert document["runcmd"][0] == [HOST_KEY_SCRIPT], f"{machine}: the host key is installed before anything else runs"
+
+
+def test_deploy_key_and_admin_keys_are_authorised_and_only_reached_machines_install_a_host_key(nodes: dict[str, Node]) -> None:
     for name in nodes:
         document = load(render_node(name, ssh_public_keys=[SSH_KEY]))
         assert document["ssh_authorized_keys"] == [DEPLOY_KEY, SSH_KEY], name
-        if name == "manager-1":
-            private, public = host_key("manager-1")
-            assert document["ssh_keys"] == {"ed25519_private": private, "ed25519_public": public}
-            assert document["ssh_deletekeys"] is True, "the image's own host keys are removed"
-            assert "ssh_genkeytypes" not in document, "given ssh_keys, cloud-init generates no other type"
+        assert not {"ssh_keys", "ssh_deletekeys", "ssh_genkeytypes"} & document.keys(), f"{name}: no host key through cloud-init's user data"
+        if name in HOST_KEY_MACHINES:
+            _assert_installs_its_host_key_from_the_secret_store(document, name)
         else:
-            assert not {"ssh_keys", "ssh_genkeytypes"} & document.keys(), name
+            assert not HOST_KEY_FILES & files_of(document).keys(), f"{name}: keeps the host keys it generates"
+            assert [HOST_KEY_SCRIPT] not in document["runcmd"], name
+    assert HOST_KEY_MACHINES == ("manager-1", "bastion"), "the machines `pulumi up` reaches over SSH"
     assert load(render_node("worker-1"))["ssh_authorized_keys"] == [DEPLOY_KEY], "the deploy key alone when no admin keys are configured"
 
 
-def test_bastion_installs_nothing_and_has_its_known_host_key() -> None:
-    private, public = host_key("bastion")
+def test_bastion_installs_only_its_host_key_s_client() -> None:
+    """Patched by cloud-init's own modules, the deploy and admins' keys, and its host key from the
+    secret store (dpc-host-key installs the store's client itself, with retries): nothing else."""
     document = load(render_bastion([SSH_KEY]))
-    assert document == {
+    files = files_of(document)
+    assert {key: value for key, value in document.items() if key != "write_files"} == {
         "hostname": "dpc-prod-bastion-1",
         "preserve_hostname": False,
         "package_update": True,
         "package_upgrade": True,
-        "write_files": [{"path": "/etc/apt/apt.conf.d/80dpc-retries", "content": 'Acquire::Retries "5";\n', "owner": "root:root", "permissions": "0644"}],
         "ssh_authorized_keys": [DEPLOY_KEY, SSH_KEY],
-        "ssh_keys": {"ed25519_private": private, "ed25519_public": public},
-        "ssh_deletekeys": True,
+        "runcmd": [[HOST_KEY_SCRIPT]],
     }
+    assert list(files) == [
+        "/etc/apt/apt.conf.d/80dpc-retries", "/usr/local/lib/dpc/common.sh", "/usr/local/lib/dpc/secret-store.sh", HOST_KEY_ENV, HOST_KEY_SCRIPT,
+    ]
+    assert files["/etc/apt/apt.conf.d/80dpc-retries"] == {
+        "path": "/etc/apt/apt.conf.d/80dpc-retries", "content": 'Acquire::Retries "5";\n', "owner": "root:root", "permissions": "0644",
+    }
+    _assert_installs_its_host_key_from_the_secret_store(document, "bastion")
+
+
+def test_no_user_data_holds_a_private_key_or_any_secret_value(nodes: dict[str, Node]) -> None:
+    """User data is readable by any process on the machine (instance metadata) and shown in every
+    preview: it names the host keys' parameters and holds no key."""
+    rendered = {name: render_node(name, ssh_public_keys=[SSH_KEY]) for name in nodes} | {"bastion": render_bastion([SSH_KEY])}
+    for name, user_data in rendered.items():
+        assert "PRIVATE KEY" not in user_data, name
+        assert not re.search(r"b3BlbnNzaC1rZXktdjE|ed25519_private|ssh_keys", user_data), f"{name}: an OpenSSH private key or cloud-init's key module"
+        named = {machine for machine, secret in HOST_KEY_SECRETS.items() if secret in user_data}
+        assert named == ({name} & set(HOST_KEY_MACHINES)), f"{name} names its own host key's parameter, and no other's"
+        assert ("/host-keys/" in user_data) is (name in HOST_KEY_MACHINES), name
 
 
 def test_rendering_is_deterministic(nodes: dict[str, Node]) -> None:
