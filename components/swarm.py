@@ -204,7 +204,8 @@ def _timer_units(name: str, description: str) -> list[dict[str, str]]:
 
 def _ssh(document: dict[str, object], access: SshAccess, hooks: CloudHooks, files: list[dict[str, str]]) -> None:
     """Authorises the deploy key and the admins' keys for the deploy user. A machine the deployment
-    reaches installs the host key generated for it (`dpc-host-key`, first in its boot): read from
+    reaches installs the host key generated for it (`dpc-host-key`, last in its boot, so a slow
+    secret store never delays the Swarm's formation, which the deployment waits for first): read from
     the secret store with the machine's own identity, since user data is readable by any process on
     the machine through the instance metadata; cloud-init's own host keys are replaced by it.
     """
@@ -217,7 +218,7 @@ def _ssh(document: dict[str, object], access: SshAccess, hooks: CloudHooks, file
         _script("dpc-host-key"),
     ]
     runcmd = cast(list[list[str]], document.setdefault("runcmd", []))
-    runcmd.insert(0, ["/usr/local/sbin/dpc-host-key"])
+    runcmd.append(["/usr/local/sbin/dpc-host-key"])
 
 
 def node_environment(node: Node, secret_names: Mapping[str, str], packages: Sequence[str], images_parameter: str) -> dict[str, str]:

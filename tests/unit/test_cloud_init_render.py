@@ -229,10 +229,10 @@ def test_user_data_runs_the_mount_then_the_bootstrap_from_files_it_writes(docume
         files = files_of(document)
         host_key = [[HOST_KEY_SCRIPT]] if name in HOST_KEY_MACHINES else []
         assert document["runcmd"] == [
-            *host_key,
             ["/usr/local/sbin/dpc-mount-volumes"],
             ["/usr/local/sbin/dpc-swarm-bootstrap"],
-        ], "(the host key,) volumes, then the Swarm (the bootstrap puts the deploy user in the docker group once docker.io has created it)"
+            *host_key,
+        ], "volumes, then the Swarm (the bootstrap puts the deploy user in the docker group once docker.io has created it), then the host key"
         for [command] in document["runcmd"]:
             assert files[command]["permissions"] == "0755"
             assert files[command]["owner"] == "root:root"
@@ -307,7 +307,7 @@ def _assert_installs_its_host_key_from_the_secret_store(document: dict[str, Any]
     }, machine
     assert files["/usr/local/lib/dpc/common.sh"]["content"] == (PROJECT_ROOT / "components/scripts/dpc-common.sh").read_text()
     assert files["/usr/local/lib/dpc/secret-store.sh"]["content"] == (PROJECT_ROOT / "providers/aws/scripts/secret-store.sh").read_text()
-    assert document["runcmd"][0] == [HOST_KEY_SCRIPT], f"{machine}: the host key is installed before anything else runs"
+    assert document["runcmd"][-1] == [HOST_KEY_SCRIPT], f"{machine}: the host key is installed after the Swarm bootstrap, never delaying it"
 
 
 def test_deploy_key_and_admin_keys_are_authorised_and_only_reached_machines_install_a_host_key(nodes: dict[str, Node]) -> None:
