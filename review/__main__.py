@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     plan_command = commands.add_parser("plan", help="plan a stack offline, in the shape of `pulumi preview --json`")
     plan_command.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
     plan_command.add_argument("--out", type=Path, help="where to write the plan JSON (default: plan-<stack>.json)")
+    plan_command.add_argument("--lint-iam", action="store_true",
+                              help="also run every IAM policy through the IAM linter (parliament; the tests always do)")
     plan_command.add_argument("--policy-pack-config", type=Path,
                               help="the policy pack's config (default: policies/config/<dpc:environment>.json)")
     args = parser.parse_args(argv)
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(plan, indent=2, sort_keys=True) + "\n")
     print(summary(plan))
     print(f"plan of stack {args.stack} written to {out} in {time.perf_counter() - started:.2f}s")
-    breaches = check_plan(plan, revealed)
+    breaches = check_plan(plan, revealed, lint_iam=args.lint_iam)
     print(limits_report(breaches))
     pack_config: Path = args.policy_pack_config or pack_config_for(config)
     try:

@@ -153,12 +153,15 @@ def text_checks(limits: Iterable[TextLimit]) -> Check:
     return check
 
 
-def check_plan(plan: Mapping[str, Any], revealed: Mapping[str, Mapping[str, Any]] | None = None) -> list[Breach]:
-    """Every limit of every cloud the plan's resources belong to, in a stable order."""
+def check_plan(plan: Mapping[str, Any], revealed: Mapping[str, Mapping[str, Any]] | None = None, *, lint_iam: bool = False) -> list[Breach]:
+    """Every limit of every cloud the plan's resources belong to, in a stable order; with
+    `lint_iam`, every IAM policy through the linter too (the tests always ask for it).
+    """
     from review.limits import aws, docker  # noqa: PLC0415  (the cloud modules import this one)
 
     planned = index(plan, revealed)
-    breaches = [breach for check in (*aws.CHECKS, *docker.CHECKS) for breach in check(planned)]
+    checks = (*aws.CHECKS, *docker.CHECKS, *(aws.IAM_LINT if lint_iam else ()))
+    breaches = [breach for check in checks for breach in check(planned)]
     return sorted(breaches, key=lambda b: (b.urn, b.field, b.message))
 
 

@@ -25,13 +25,13 @@ Revealed = dict[str, dict[str, Any]]
 @pytest.mark.parametrize("stack", [*STACKS, "local"])
 def test_every_shipped_stack_is_within_the_clouds_limits(stack: str) -> None:
     plan, revealed = planned(stack)
-    assert check_plan(plan, revealed) == []
+    assert check_plan(plan, revealed, lint_iam=True) == []
 
 
 def _mutated(change: Callable[[Plan, Revealed], None]) -> list[Breach]:
     plan, revealed = copy.deepcopy(planned("prod"))
     change(plan, revealed)
-    return check_plan(plan, revealed)
+    return check_plan(plan, revealed, lint_iam=True)
 
 
 def _steps(plan: Plan, typ: str) -> list[dict[str, Any]]:
