@@ -1,9 +1,10 @@
 """The docker provider's SSH path, with the real `ssh` client and two real `sshd`s on loopback.
 
 `pulumi up` reaches manager-1's Docker as `ssh <options> admin@<manager-1>`, the options from
-`components.access.ssh_options` and the files from `write_client_files`. Here a "bastion" sshd
-listens on 127.0.0.2:22 and a "manager-1" sshd on 127.0.0.3:22 (as on the cloud, both on port
-22), each with an ed25519 host key in the OpenSSH form pulumi-tls generates, and the deploy key
+`components.access.ssh_options` and the files from `write_client_files`. Here, in a network
+namespace of the test's own (its loopback only, so the machine's own sshd, if any, is untouched),
+a "bastion" sshd listens on 127.0.0.2:22 and a "manager-1" sshd on 127.0.0.3:22 (as on the cloud,
+both on port 22), each with an ed25519 host key in the OpenSSH form pulumi-tls generates, and the deploy key
 authorised. What differs from the cloud, on purpose: the login user is root (no `admin` user on
 this machine; `ssh_options` takes the user for that), and the command is `echo` instead of
 `docker system dial-stdio`.
@@ -36,6 +37,8 @@ pytestmark = pytest.mark.contract
 
 SSHD = Path("/usr/sbin/sshd")
 BASTION, TARGET = "127.0.0.2", "127.0.0.3"
+NAMESPACE = f"dpc-ssh-{uuid.uuid4().hex[:8]}"
+IN_NAMESPACE = ["ip", "netns", "exec", NAMESPACE]
 
 
 def _key() -> tuple[str, str]:
@@ -60,10 +63,10 @@ def _sshd(address: str, host_private: str, authorized: str, directory: Path) -> 
         "StrictModes no\nPidFile none\nAllowTcpForwarding yes\n"
     )
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    process = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen([*IN_NAMESPACE, str(SSHD), "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 10
-        while subprocess.run(["ssh-keyscan", "-T", "1", address], capture_output=True, check=False).returncode != 0:
+        while subprocess.run([*IN_NAMESPACE, "ssh-keyscan", "-T", "1", address], capture_output=True, check=False).returncode != 0:
             if process.poll() is not None or time.monotonic() > deadline:
                 assert process.stderr is not None
                 raise RuntimeError(f"sshd on {address} did not start: {process.stderr.read().decode()[-500:]}")
@@ -81,10 +84,13 @@ def hosts() -> Iterator[dict[str, tuple[str, str]]]:
         pytest.fail("needs root and Debian's openssh-server (./run test installs it)")
     keys = {"deploy": _key(), "bastion": _key(), "target": _key()}
     work = Path(tempfile.mkdtemp(prefix="dpc-ssh-"))
+    subprocess.run(["ip", "netns", "add", NAMESPACE], check=True)
     try:
+        subprocess.run([*IN_NAMESPACE, "ip", "link", "set", "lo", "up"], check=True)
         with _sshd(BASTION, keys["bastion"][0], keys["deploy"][1], work / "bastion"), _sshd(TARGET, keys["target"][0], keys["deploy"][1], work / "target"):
             yield keys
     finally:
+        subprocess.run(["ip", "netns", "delete", NAMESPACE], check=False)
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -101,7 +107,7 @@ def _client(keys: dict[str, tuple[str, str]], target_key: str, bastion_key: str)
 
 
 def _ssh(options: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ssh", *options, "-o", "ConnectTimeout=10", f"root@{TARGET}", "echo", "reached"],
+    return subprocess.run([*IN_NAMESPACE, "ssh", *options, "-o", "ConnectTimeout=10", f"root@{TARGET}", "echo", "reached"],
                           capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
 
 
