@@ -4,7 +4,9 @@ deterministic ids, ARNs, DNS names and addresses derived from each resource's na
 
 from __future__ import annotations
 
+import datetime
 import hashlib
+import re
 from typing import Any, cast
 
 import pulumi
@@ -92,6 +94,21 @@ def _generated(typ: str, name: str, state: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+PUBLIC_IMAGE_LIFETIME = datetime.timedelta(days=2 * 365)
+"""EC2 deprecates a public AMI two years after it is made; filtered lookups then leave it out."""
+
+
+def _deprecated(image_name: str, today: datetime.date) -> bool:
+    """Whether an image named with its build date (Debian's `debian-12-amd64-20241201-1948`) is past
+    EC2's default deprecation, as the real lookup would see it today.
+    """
+    match = re.search(r"-(\d{8})-\d{4}$", image_name)
+    if match is None:
+        return False
+    made = datetime.datetime.strptime(match.group(1), "%Y%m%d").replace(tzinfo=datetime.UTC).date()
+    return today - made > PUBLIC_IMAGE_LIFETIME
+
+
 def _arn(typ: str, resource_id: str, region: str) -> str:
     """The ARN of a resource of one of the types in _ARN_SERVICE, in its provider's region."""
     service, kind = _ARN_SERVICE[typ]
@@ -105,8 +122,10 @@ def _arn(typ: str, resource_id: str, region: str) -> str:
 class AwsMocks(pulumi.runtime.Mocks):
     """Realistic answers for the resources and data sources the program uses."""
 
-    def __init__(self, region: str) -> None:
+    def __init__(self, region: str, today: datetime.date | None = None) -> None:
         self.region = region
+        self.today = today or datetime.datetime.now(datetime.UTC).date()
+        """The day the lookups answer for (images deprecate with time)."""
         self.provider_regions: dict[str, str] = {}
         """Region of each explicit AWS provider, by name: a resource's ARN names its provider's region."""
 
@@ -171,5 +190,7 @@ class AwsMocks(pulumi.runtime.Mocks):
             }
         if token == "aws:ec2/getAmi:getAmi":
             name = str(arguments["filters"][0]["values"][0])
+            if _deprecated(name, self.today) and not arguments.get("includeDeprecated"):
+                raise ValueError(f"Your query returned no results: {name} is deprecated (over two years old); the lookup leaves those out")
             return {"id": f"ami-{_digest(name, 17)}", "name": name, "architecture": "x86_64"}
         raise NotImplementedError(f"the offline plan has no answer for data source {token}")

@@ -4,6 +4,7 @@ the stack owns, host keys known in advance, and nothing on the Swarm before it i
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import pwd
@@ -13,7 +14,7 @@ import pytest
 
 from components.access import OFFLINE_PLAN_VARIABLE, _written, known_hosts, write_client_files  # pyright: ignore[reportPrivateUsage]
 from components.compute import awaiting_replacement
-from review.mocks import _generated  # pyright: ignore[reportPrivateUsage]  # the mocks' own stand-in
+from review.mocks import AwsMocks, _generated  # pyright: ignore[reportPrivateUsage]  # the mocks' own stand-in
 from tests.plan_graph import PlanGraph
 from tests.unit.conftest import planned
 
@@ -103,3 +104,14 @@ def test_a_new_stack_has_no_machine_awaiting_replacement(graph: PlanGraph, stack
     plan, _ = planned(stack)
     outputs = next(s for s in plan["steps"] if s["newState"]["type"] == "pulumi:pulumi:Stack")["newState"]["outputs"]
     assert outputs["machinesAwaitingReplacement"] == []
+
+
+def test_the_pinned_image_resolves_although_ec2_has_deprecated_it() -> None:
+    """The default pin was made on 2024-12-01: EC2 deprecates it two years later, and a lookup that
+    leaves deprecated images out (as the program did) then finds nothing."""
+    pinned = {"owners": ["136693071363"], "filters": [{"name": "name", "values": ["debian-12-amd64-20241201-1948"]}]}
+    before, after = AwsMocks("us-east-1", datetime.date(2026, 11, 30)), AwsMocks("us-east-1", datetime.date(2026, 12, 2))
+    assert before._answer("aws:ec2/getAmi:getAmi", pinned)["id"].startswith("ami-")  # pyright: ignore[reportPrivateUsage]
+    with pytest.raises(ValueError, match="deprecated"):
+        after._answer("aws:ec2/getAmi:getAmi", pinned)  # pyright: ignore[reportPrivateUsage]
+    assert after._answer("aws:ec2/getAmi:getAmi", pinned | {"includeDeprecated": True})["id"].startswith("ami-")  # pyright: ignore[reportPrivateUsage]
