@@ -6,7 +6,7 @@ builders and its provider.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -186,6 +186,12 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
     on_manager_1 = remote_connection(access, route)
     commands = pulumi.ResourceOptions(providers=[command.Provider(f"{stack}-command")])
     swarm_ready = SwarmReady(f"{stack}-swarm-ready", on_manager_1, compute.instance_ids, commands)
+
+    def images_ready(references: Sequence[pulumi.Output[str]]) -> pulumi.Resource:
+        """Records the pushed images where the nodes pull from, then waits until every node holds them."""
+        listed = ImageList(f"{stack}-image-list", ImageListPlan(images.image_list_name, tuple(references)), cloud.image_list, context).result
+        return ImagesReady(f"{stack}-images-ready", on_manager_1, references, listed.version, commands)
+
     database = deploy_database(
         settings,
         stack,
@@ -195,13 +201,7 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
             images.username,
             images.password,
             images.repository_urls,
-            images_ready=lambda references: ImagesReady(
-                f"{stack}-images-ready",
-                on_manager_1,
-                references,
-                ImageList(f"{stack}-image-list", ImageListPlan(images.image_list_name, tuple(references)), cloud.image_list, context).result.version,
-                commands,
-            ),
+            images_ready=images_ready,
         ),
         offsite=storage.backup_bucket_name.apply(lambda bucket: OffsiteRepository(bucket=bucket, region=settings.region)),
         placement="cluster",
