@@ -158,6 +158,7 @@ def build_plan_revealed(stack: str, root: Path = PROJECT_ROOT) -> tuple[dict[str
     """
     config, secret_keys = stack_config(stack, root)
     monitor = RecordingMonitor(AwsMocks(_region(config)))
+    outside = os.environ.get(OFFLINE_PLAN_VARIABLE)
     os.environ[OFFLINE_PLAN_VARIABLE] = "1"
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -169,6 +170,10 @@ def build_plan_revealed(stack: str, root: Path = PROJECT_ROOT) -> tuple[dict[str
     finally:
         asyncio.set_event_loop(None)
         loop.close()
+        if outside is None:
+            del os.environ[OFFLINE_PLAN_VARIABLE]
+        else:
+            os.environ[OFFLINE_PLAN_VARIABLE] = outside
     steps = _in_dependency_order(monitor.steps)
     return {"steps": steps, "changeSummary": {"create": len(steps)}}, monitor.revealed
 
