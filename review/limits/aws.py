@@ -203,11 +203,10 @@ def _egress_before_boot(plan: PlanIndex) -> Iterator[Breach]:
     """
     associations = {a.inputs.get("subnetId"): a for a in plan.of_type(ROUTE_TABLE_ASSOCIATION)}
     nat_routes = {r.inputs.get("routeTableId"): r for r in plan.of_type(ROUTE) if r.inputs.get("natGatewayId")}
-    table_ids = {a.inputs.get("routeTableId") for a in associations.values()}
     for instance in plan.of_type(INSTANCE):
         association = associations.get(instance.inputs.get("subnetId"))
         route = nat_routes.get(association.inputs.get("routeTableId")) if association else None
-        if route is None or association is None or association.inputs.get("routeTableId") not in table_ids:
+        if route is None or association is None:
             continue
         missing = [r.name for r in (association, route) if r.urn not in plan.waits_for(instance.urn)]
         if missing:
