@@ -27,6 +27,15 @@ retry() {
   done
 }
 
+# apt_retried WHAT ARGS...: one apt-get run (update, upgrade, install), retried up to 20 times 30 s
+# apart: a package mirror that is briefly unreachable must not end a boot, and 10 minutes of it must.
+apt_retried() {
+  local what=$1
+  shift
+  export DEBIAN_FRONTEND=noninteractive
+  retry 20 30 "$what" apt-get -q -o DPkg::Lock::Timeout=120 -o Dpkg::Options::=--force-confold "$@"
+}
+
 # The Swarm's nodes as seen by a manager, one line each, tab-separated: id, hostname, role, state
 # (ready/down), availability, manager address without its port (empty on workers), manager
 # reachability, labels as key=value joined by commas.

@@ -297,7 +297,7 @@ def test_a_missing_secret_store_client_is_installed_before_the_key_is_read(machi
     status, _, stderr = machine.run()
     assert status == 0, stderr
     assert machine.calls("apt-get") == [
-        "-q -o DPkg::Lock::Timeout=120 update",
-        "-q -o DPkg::Lock::Timeout=120 -y install dpc-test-absent-package",
+        "-q -o DPkg::Lock::Timeout=120 -o Dpkg::Options::=--force-confold update",
+        "-q -o DPkg::Lock::Timeout=120 -o Dpkg::Options::=--force-confold -y install dpc-test-absent-package",
     ]
     assert_installed(machine, private, openssh_public(key), stderr)
