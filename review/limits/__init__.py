@@ -4,8 +4,9 @@ Pulumi's mocks accept any input, so a plan can pass every test of the program an
 by the cloud at `pulumi up` (a character EC2 rejects in a rule description, a lifecycle S3 refuses)
 or deploy in an order that cannot work (a machine that boots before its route to the internet).
 Each cloud module here (`aws`, `docker`; GCP and Azure add theirs the same way) states the limits
-its API documents, with the page they come from, as checks over the plan's resources; the plan
-command and the tests run every one of them on every stack.
+its API documents, with the page they come from, as checks over the plan's resources (read as the
+policy harness reads them, `review.policy.plan_resources`); the plan command runs them all but the
+IAM linter, and the tests run every one of them on every stack.
 
 A value the plan does not know (`[unknown]` in a preview) or hides (`[secret]`) cannot be judged
 and is passed over, unless the caller hands the revealed inputs of an offline plan
@@ -16,8 +17,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
+
+from review.policy import PlannedResource, plan_resources
 
 HIDDEN = ("[unknown]", "[secret]")
 
@@ -35,29 +38,18 @@ class Breach:
         return f"{self.urn.split('::')[-1]} ({self.urn.split('::')[-2].split('$')[-1]}) {self.field}: {self.message} [{self.source}]"
 
 
-@dataclass(frozen=True)
-class Resource:
-    """A planned resource as the limits read it: type, logical name, inputs and what it waits for."""
-
-    urn: str
-    type: str
-    name: str
-    inputs: Mapping[str, Any]
-    dependencies: tuple[str, ...]
-
-
 @dataclass
 class PlanIndex:
     """The plan's resources, with the lookups the checks share."""
 
-    resources: list[Resource]
-    by_urn: dict[str, Resource] = field(init=False)
+    resources: list[PlannedResource]
+    by_urn: dict[str, PlannedResource] = field(init=False)
     _closure: dict[str, frozenset[str]] = field(init=False, default_factory=dict[str, frozenset[str]])
 
     def __post_init__(self) -> None:
         self.by_urn = {r.urn: r for r in self.resources}
 
-    def of_type(self, *types: str) -> list[Resource]:
+    def of_type(self, *types: str) -> list[PlannedResource]:
         """The resources of the given type tokens."""
         return [r for r in self.resources if r.type in types]
 
@@ -74,16 +66,11 @@ class PlanIndex:
 
 
 def index(plan: Mapping[str, Any], revealed: Mapping[str, Mapping[str, Any]] | None = None) -> PlanIndex:
-    """The plan's custom resources; an offline plan's revealed inputs replace the masked ones."""
-    resources: list[Resource] = []
-    for step in cast(list[dict[str, Any]], plan["steps"]):
-        state = cast(dict[str, Any], step.get("newState") or step.get("oldState") or {})
-        if not state.get("custom"):
-            continue
-        urn = cast(str, state["urn"])
-        inputs = (revealed or {}).get(urn, cast(dict[str, Any], state.get("inputs", {})))
-        resources.append(Resource(urn, cast(str, state["type"]), urn.split("::")[-1], inputs, tuple(cast(list[str], state.get("dependencies", [])))))
-    return PlanIndex(resources)
+    """The plan's resources as the policy harness reads them; an offline plan's revealed inputs
+    replace the masked ones.
+    """
+    shown = revealed or {}
+    return PlanIndex([replace(r, inputs=shown[r.urn]) if r.urn in shown else r for r in plan_resources(plan)])
 
 
 def known(value: object) -> bool:
@@ -125,7 +112,7 @@ class TextLimit:
     allowed_said: str = ""
     min_length: int = 1
 
-    def breaches(self, resource: Resource) -> Iterator[Breach]:
+    def breaches(self, resource: PlannedResource) -> Iterator[Breach]:
         """What of the resource's value the API would refuse."""
         for where, value in values_at(resource.inputs, self.path):
             if not isinstance(value, str) or not known(value):

@@ -15,7 +15,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any, cast
 
 from dpc.catalog import MACHINE_TYPES
-from review.limits import Breach, Check, PlanIndex, Resource, TextLimit, known, text_checks, values_at
+from review.limits import Breach, Check, PlanIndex, TextLimit, known, text_checks, values_at
+from review.policy import PlannedResource
 
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
@@ -161,10 +162,10 @@ def _lifecycles(plan: PlanIndex) -> Iterator[Breach]:
                 yield from _lifecycle_rule(resource.urn, where, cast(Mapping[str, Any], rule), current=False)
 
 
-def _attached_volumes(plan: PlanIndex) -> dict[str, list[Resource]]:
+def _attached_volumes(plan: PlanIndex) -> dict[str, list[PlannedResource]]:
     """Each instance's volumes, by the instance's id as the plan shows it."""
     volume_by_id = {r.urn: r for r in plan.of_type(VOLUME)}
-    attached: dict[str, list[Resource]] = {}
+    attached: dict[str, list[PlannedResource]] = {}
     for attachment in plan.of_type(VOLUME_ATTACHMENT):
         volume = next((volume_by_id[d] for d in attachment.dependencies if d in volume_by_id), None)
         instance = next((d for d in attachment.dependencies if d in plan.by_urn and plan.by_urn[d].type == INSTANCE), None)
