@@ -14,6 +14,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypedDict
 
 import pulumi
 import pulumi_docker as docker
@@ -22,7 +23,8 @@ import pulumi_tls as tls
 
 from components.base import StackContext
 from dpc.cluster import BACKUP_ENCRYPTION_SECRET, CA_SECRET, PASSWORD_SECRETS, CertificateRequest
-from dpc.services import BUILT_IMAGES, RESTART_POLICY, STOP_GRACE_PERIOD, ServiceSpec, VolumeMount
+from dpc.services import BUILT_IMAGES, ServiceSpec
+from dpc.swarm_spec import SwarmNetwork, UpdateConfig, image_reference, swarm_network, swarm_service
 from dpc.tiers import Tier, TierSpec
 
 SecretRenderer = Callable[[Mapping[str, str]], str]
@@ -32,12 +34,6 @@ CA_VALIDITY_HOURS = 10 * 365 * 24
 CERT_VALIDITY_HOURS = 365 * 24
 CERT_EARLY_RENEWAL_HOURS = 30 * 24
 """Certificates are renewed by `pulumi up` in their last 30 days (seed §3.2: one year, CA ten)."""
-
-
-CONVERGE_TIMEOUT = "15m"
-"""How long `pulumi up` waits for a replicated service's tasks to run its new spec. Waiting is what
-makes `ServiceSpec.after` roll quorum members one at a time: without it the provider returns as
-soon as Docker accepts an update, and the next member would restart while the first is down."""
 
 
 ImageGate = Callable[[Sequence[pulumi.Output[str]]], pulumi.Resource]
@@ -133,7 +129,7 @@ class DatabaseStack(pulumi.ComponentResource):
         self._base_name = name
         self._stack_plan = plan
         self._protect_state = context.protect_state
-        networks = {spec.tier: self._network(spec) for spec in plan.networks}
+        networks = {spec.tier: self._network(swarm_network(spec)) for spec in plan.networks}
         secrets = self._passwords() | self._certificates() | dict(plan.given_secrets)
         objects = self._secret_objects(secrets) | self._config_objects()
         images = self._images()
@@ -159,16 +155,16 @@ class DatabaseStack(pulumi.ComponentResource):
     def _child(self, suffix: str) -> str:
         return f"{self._base_name}-{suffix}"
 
-    def _network(self, spec: TierSpec) -> docker.Network:
-        """An overlay network with the seed's subnet; IPsec on the tiers that mandate it."""
+    def _network(self, network: SwarmNetwork) -> docker.Network:
+        """The overlay network as dpc/swarm_spec.py decides it, renamed into pulumi-docker's arguments."""
         return docker.Network(
-            self._child(spec.network_name),
-            name=spec.network_name,
-            driver="overlay",
-            attachable=False,
-            options={"encrypted": ""} if spec.encrypted else {},
-            ipam_configs=[docker.NetworkIpamConfigArgs(subnet=spec.subnet)],
-            labels=[docker.NetworkLabelArgs(label="dpc.tier", value=spec.tier.value)],
+            self._child(network.name),
+            name=network.name,
+            driver=network.driver,
+            attachable=network.attachable,
+            options=dict(network.options),
+            ipam_configs=[docker.NetworkIpamConfigArgs(subnet=network.subnet)],
+            labels=[docker.NetworkLabelArgs(label=key, value=value) for key, value in network.labels],
             opts=self._opts(),
         )
 
@@ -284,79 +280,96 @@ class DatabaseStack(pulumi.ComponentResource):
         images: Mapping[str, pulumi.Output[str]],
         waits_for: Sequence[pulumi.Resource],
     ) -> docker.Service:
+        """The service as dpc/swarm_spec.py decides it, renamed into pulumi-docker's arguments."""
+        service = swarm_service(spec, self._stack_plan.configs)
         container = docker.ServiceTaskSpecContainerSpecArgs(
-            image=images.get(spec.image, spec.image),
-            args=list(spec.command) or None,
-            env=dict(spec.env) or None,
-            user=str(spec.uid),
+            image=image_reference(service, images),
+            args=list(service.args) or None,
+            env=dict(service.env) or None,
+            user=service.user,
             secrets=[
                 docker.ServiceTaskSpecContainerSpecSecretArgs(
-                    secret_id=objects[f.source].id, secret_name=objects[f.source].name, file_name=f.target,
-                    file_uid=str(spec.uid), file_gid=str(spec.uid), file_mode=f.mode,
+                    secret_id=objects[f.name].id, secret_name=objects[f.name].name, file_name=f.target,
+                    file_uid=f.uid, file_gid=f.gid, file_mode=f.mode,
                 )
-                for f in spec.files if f.source not in self._stack_plan.configs
+                for f in service.secrets
             ],
             configs=[
                 docker.ServiceTaskSpecContainerSpecConfigArgs(
-                    config_id=objects[f.source].id, config_name=objects[f.source].name, file_name=f.target,
-                    file_uid=str(spec.uid), file_gid=str(spec.uid), file_mode=f.mode,
+                    config_id=objects[f.name].id, config_name=objects[f.name].name, file_name=f.target,
+                    file_uid=f.uid, file_gid=f.gid, file_mode=f.mode,
                 )
-                for f in spec.files if f.source in self._stack_plan.configs
+                for f in service.configs
             ],
-            mounts=[_mount(v) for v in spec.volumes],
-            stop_grace_period=STOP_GRACE_PERIOD,
+            mounts=[
+                docker.ServiceTaskSpecContainerSpecMountArgs(type=m.type, source=m.source, target=m.target, read_only=m.read_only)
+                for m in service.mounts
+            ],
+            stop_grace_period=_duration(service.stop_grace_seconds),
         )
-        resources, update = spec.resources, spec.update
-        update_config = docker.ServiceUpdateConfigArgs(
-            parallelism=update.parallelism, delay=f"{update.delay_seconds}s", failure_action=update.failure_action,
-            monitor=f"{update.monitor_seconds}s", max_failure_ratio="0", order=update.order,
-        )
+        limits, reservations, restart = service.limits, service.reservations, service.restart
         return docker.Service(
-            self._child(spec.name),
-            name=spec.name,
+            self._child(service.name),
+            name=service.name,
             task_spec=docker.ServiceTaskSpecArgs(
                 container_spec=container,
-                networks_advanceds=[docker.ServiceTaskSpecNetworksAdvancedArgs(id=networks[t].id) for t in spec.networks],
+                networks_advanceds=[docker.ServiceTaskSpecNetworksAdvancedArgs(id=networks[tier].id) for tier in service.networks],
                 placement=docker.ServiceTaskSpecPlacementArgs(
-                    constraints=list(spec.constraints) or None,
-                    max_replicas=1 if spec.replicas and spec.replicas > 1 and spec.constraints else None,
+                    constraints=list(service.constraints) or None, max_replicas=service.max_replicas_per_node
                 ),
                 resources=docker.ServiceTaskSpecResourcesArgs(
-                    limits=docker.ServiceTaskSpecResourcesLimitsArgs(
-                        nano_cpus=int(resources.cpu_limit * 1e9), memory_bytes=resources.memory_limit_mb * 2**20
-                    ),
+                    limits=docker.ServiceTaskSpecResourcesLimitsArgs(nano_cpus=limits.nano_cpus, memory_bytes=limits.memory_bytes),
                     reservation=docker.ServiceTaskSpecResourcesReservationArgs(
-                        nano_cpus=int(resources.cpu_reservation * 1e9), memory_bytes=resources.memory_reservation_mb * 2**20
+                        nano_cpus=reservations.nano_cpus, memory_bytes=reservations.memory_bytes
                     ),
                 ),
                 restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(
-                    condition=RESTART_POLICY.condition, delay=RESTART_POLICY.delay, window=RESTART_POLICY.window
+                    condition=restart.condition, delay=_duration(restart.delay_seconds), window=_duration(restart.window_seconds)
                 ),
             ),
-            mode=docker.ServiceModeArgs(global_=True) if spec.replicas is None else docker.ServiceModeArgs(
-                replicated=docker.ServiceModeReplicatedArgs(replicas=spec.replicas)
+            mode=docker.ServiceModeArgs(global_=True) if service.replicas is None else docker.ServiceModeArgs(
+                replicated=docker.ServiceModeReplicatedArgs(replicas=service.replicas)
             ),
             endpoint_spec=docker.ServiceEndpointSpecArgs(
+                mode=service.endpoint_mode,
                 ports=[
-                    docker.ServiceEndpointSpecPortArgs(target_port=p.target, published_port=p.published, protocol="tcp", publish_mode="ingress")
-                    for p in spec.ports
-                ]
-            ) if spec.ports else None,
-            update_config=update_config,
-            converge_config=docker.ServiceConvergeConfigArgs(delay="7s", timeout=CONVERGE_TIMEOUT) if spec.replicas is not None else None,
-            rollback_config=docker.ServiceRollbackConfigArgs(
-                parallelism=update.parallelism, delay=f"{update.rollback_delay_seconds}s", failure_action=update.rollback_failure_action,
-                monitor=f"{update.monitor_seconds}s", order=update.order,
+                    docker.ServiceEndpointSpecPortArgs(target_port=p.target, published_port=p.published, protocol=p.protocol, publish_mode=p.publish_mode)
+                    for p in service.ports
+                ] or None,
             ),
-            labels=[docker.ServiceLabelArgs(label="dpc.role", value=spec.role.value)],
+            update_config=docker.ServiceUpdateConfigArgs(**_update_args(service.update)),
+            rollback_config=docker.ServiceRollbackConfigArgs(**_update_args(service.rollback)),
+            converge_config=docker.ServiceConvergeConfigArgs(
+                delay=_duration(service.converge.delay_seconds), timeout=_duration(service.converge.timeout_seconds)
+            ) if service.converge else None,
+            labels=[docker.ServiceLabelArgs(label=key, value=value) for key, value in service.labels],
             opts=self._opts(depends_on=list(waits_for) or None),
         )
 
 
-def _mount(volume: VolumeMount) -> docker.ServiceTaskSpecContainerSpecMountArgs:
-    return docker.ServiceTaskSpecContainerSpecMountArgs(
-        type=volume.kind,
-        source=volume.source,
-        target=volume.target,
-        read_only=volume.read_only,
-    )
+def _duration(seconds: int) -> str:
+    """pulumi-docker takes durations as Go duration strings."""
+    return f"{seconds}s"
+
+
+class _UpdateArgs(TypedDict):
+    """The arguments pulumi-docker's update and rollback configs share."""
+
+    parallelism: int
+    delay: str
+    failure_action: str
+    monitor: str
+    max_failure_ratio: str
+    order: str
+
+
+def _update_args(config: UpdateConfig) -> _UpdateArgs:
+    """UpdateConfig renamed (the provider takes the failure ratio as a string)."""
+    return {
+        "parallelism": config.parallelism,
+        "delay": _duration(config.delay_seconds),
+        "failure_action": config.failure_action,
+        "monitor": _duration(config.monitor_seconds),
+        "max_failure_ratio": f"{config.max_failure_ratio:g}",
+        "order": config.order,
+    }

@@ -1,9 +1,10 @@
 """The database stack's Swarm services, as data: image, command, networks, placement, files,
 published ports, resources and update policy of every service of the seed.
 
-The DatabaseStack component turns these into pulumi-docker resources and the stack-file export
-into a `docker stack deploy` file, so both deploy exactly the same services. Attaching each
-service only to the overlay networks it needs is the overlay half of the firewall matrix.
+dpc/swarm_spec.py translates them into Swarm's terms, once, for every deployer (the
+DatabaseStack component, the stack-file export, the Engine API), so all deploy exactly the same
+services. Attaching each service only to the overlay networks it needs is the overlay half of the
+firewall matrix.
 """
 
 from __future__ import annotations
@@ -43,6 +44,13 @@ class Uid:
 
 Placement = Literal["cluster", "single-node"]
 """`cluster`: services pinned to nodes by the labels of seed §5.2; `single-node`: one local engine."""
+
+
+def placement_of(settings: Settings) -> Placement:
+    """A local stack's services share its one engine (providers/local.py); a cloud's are pinned to
+    its labelled nodes (providers/composition.py).
+    """
+    return "single-node" if settings.cloud == "local" else "cluster"
 
 
 class Image:
@@ -151,20 +159,6 @@ class UpdatePolicy:
     failure_action: Literal["rollback"] = "rollback"
     rollback_delay_seconds: int = 10
     rollback_failure_action: Literal["pause"] = "pause"
-
-
-@dataclass(frozen=True)
-class RestartPolicy:
-    """A stopped task is restarted after `delay`, a restart counting as failed if it ends within `window`."""
-
-    condition: Literal["any"] = "any"
-    delay: str = "5s"
-    window: str = "120s"
-
-
-RESTART_POLICY = RestartPolicy()
-STOP_GRACE_PERIOD = "60s"
-"""Time between SIGTERM and SIGKILL: Patroni demotes and PostgreSQL checkpoints within it."""
 
 
 @dataclass(frozen=True)

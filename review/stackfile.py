@@ -1,6 +1,7 @@
 """The database stack as a Swarm stack file, for users who deploy by hand with
-`docker stack deploy`: the same service definitions the DatabaseStack component deploys, the same
-rendered configs (written next to the stack file), the same overlay networks.
+`docker stack deploy`: the same services and overlay networks the DatabaseStack component deploys
+(both rename what dpc/swarm_spec.py decides; a local stack's share one engine, as there), the same
+rendered configs (written next to the stack file).
 
 Secrets are declared external: create them first with `docker secret create <name> <file>`
 (seed §3.3); `python -m review.stackfile --stack prod --out DIR` lists their names in
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,97 +23,105 @@ import yaml
 
 from dpc.cluster import BACKUP_ENCRYPTION_SECRET, PASSWORD_SECRETS, certificate_requests, swarm_layout
 from dpc.config import StackFileError, settings_from_stack_file
-from dpc.services import BUILT_IMAGES, RESTART_POLICY, STOP_GRACE_PERIOD, ServiceSpec, database_services
+from dpc.services import Placement, database_services, placement_of
 from dpc.settings import Settings, SettingsError
 from dpc.stack_files import plain_configs, secret_files
-from dpc.tiers import TIERS
+from dpc.swarm_spec import Allocation, FileRef, SwarmNetwork, SwarmService, UpdateConfig, image_reference, swarm_network, swarm_service
+from dpc.tiers import TIERS, Tier
 from providers.database import PROJECT_ROOT, image_tags
 
 REGISTRY_VARIABLE = "DPC_REGISTRY"
 """Where the project's images were pushed; `docker stack deploy` reads it from the environment."""
 
 
-def _image(spec: ServiceSpec, tags: dict[str, str]) -> str:
-    if spec.image in BUILT_IMAGES:
-        return f"${{{REGISTRY_VARIABLE}:-dpc}}/{spec.image}:{tags[spec.image]}"
-    return spec.image
+def _duration(seconds: int) -> str:
+    return f"{seconds}s"
 
 
-def _service(spec: ServiceSpec, configs: set[str], tags: dict[str, str]) -> dict[str, Any]:
-    resources, update = spec.resources, spec.update
+def _cpus(nano_cpus: int) -> str:
+    """CPUs as the exact decimal the CLI parses back to the same billionths (it refuses inexact ones)."""
+    whole, fraction = divmod(nano_cpus, 10**9)
+    return f"{whole}.{fraction:09d}".rstrip("0").rstrip(".")
+
+
+def _resources(allocation: Allocation) -> dict[str, str]:
+    return {"cpus": _cpus(allocation.nano_cpus), "memory": f"{allocation.memory_bytes}b"}
+
+
+def _update(config: UpdateConfig) -> dict[str, Any]:
+    return {
+        "parallelism": config.parallelism, "delay": _duration(config.delay_seconds), "failure_action": config.failure_action,
+        "monitor": _duration(config.monitor_seconds), "max_failure_ratio": config.max_failure_ratio, "order": config.order,
+    }
+
+
+def _files(files: tuple[FileRef, ...]) -> list[dict[str, Any]]:
+    return [{"source": f.name, "target": f.target, "uid": f.uid, "gid": f.gid, "mode": f.mode} for f in files]
+
+
+def _service(service: SwarmService, networks: Mapping[Tier, SwarmNetwork], images: Mapping[str, str]) -> dict[str, Any]:
+    """The service as dpc/swarm_spec.py decides it, renamed into the stack file's keys; an empty
+    list or mapping is left out, as the file format has it.
+    """
+    placement: dict[str, Any] = {"constraints": list(service.constraints)} if service.constraints else {}
+    if service.max_replicas_per_node is not None:
+        placement["max_replicas_per_node"] = service.max_replicas_per_node
+    restart = service.restart
     deploy: dict[str, Any] = {
-        "mode": "global" if spec.replicas is None else "replicated",
-        "resources": {
-            "limits": {"cpus": f"{resources.cpu_limit}", "memory": f"{resources.memory_limit_mb}M"},
-            "reservations": {"cpus": f"{resources.cpu_reservation}", "memory": f"{resources.memory_reservation_mb}M"},
-        },
-        "restart_policy": {"condition": RESTART_POLICY.condition, "delay": RESTART_POLICY.delay, "window": RESTART_POLICY.window},
-        "update_config": {
-            "parallelism": update.parallelism, "delay": f"{update.delay_seconds}s", "failure_action": update.failure_action,
-            "monitor": f"{update.monitor_seconds}s", "max_failure_ratio": 0, "order": update.order,
-        },
-        "rollback_config": {
-            "parallelism": update.parallelism, "delay": f"{update.rollback_delay_seconds}s", "failure_action": update.rollback_failure_action,
-            "monitor": f"{update.monitor_seconds}s", "order": update.order,
-        },
-        "labels": {"dpc.role": spec.role.value},
+        "mode": "global" if service.replicas is None else "replicated",
+        "endpoint_mode": service.endpoint_mode,
+        "resources": {"limits": _resources(service.limits), "reservations": _resources(service.reservations)},
+        "restart_policy": {"condition": restart.condition, "delay": _duration(restart.delay_seconds), "window": _duration(restart.window_seconds)},
+        "update_config": _update(service.update),
+        "rollback_config": _update(service.rollback),
+        "labels": dict(service.labels),
+        **({"replicas": service.replicas} if service.replicas is not None else {}),
+        **({"placement": placement} if placement else {}),
     }
-    if spec.replicas is not None:
-        deploy["replicas"] = spec.replicas
-    placement: dict[str, Any] = {}
-    if spec.constraints:
-        placement["constraints"] = list(spec.constraints)
-        if spec.replicas and spec.replicas > 1:
-            placement["max_replicas_per_node"] = 1
-    if placement:
-        deploy["placement"] = placement
-    service: dict[str, Any] = {
-        "image": _image(spec, tags),
-        "networks": sorted(next(t.network_name for t in TIERS if t.tier is tier) for tier in spec.networks),
+    optional: dict[str, Any] = {
+        "command": list(service.args),
+        "environment": dict(service.env),
+        "configs": _files(service.configs),
+        "secrets": _files(service.secrets),
+        "volumes": [{"type": m.type, "source": m.source, "target": m.target, "read_only": m.read_only} for m in service.mounts],
+        "ports": [{"target": p.target, "published": p.published, "protocol": p.protocol, "mode": p.publish_mode} for p in service.ports],
+    }
+    return {
+        "image": image_reference(service, images),
+        "networks": [networks[tier].name for tier in service.networks],
         "deploy": deploy,
-        "stop_grace_period": STOP_GRACE_PERIOD,
+        "stop_grace_period": _duration(service.stop_grace_seconds),
+        "user": service.user,
+        **{key: value for key, value in optional.items() if value},
     }
-    if spec.command:
-        service["command"] = list(spec.command)
-    service["user"] = str(spec.uid)
-    if spec.env:
-        service["environment"] = dict(spec.env)
-    mounts = [
-        {"source": f.source, "target": f.target, "uid": str(spec.uid), "gid": str(spec.uid), "mode": f.mode}
-        for f in spec.files
-    ]
-    if in_configs := [m for m in mounts if m["source"] in configs]:
-        service["configs"] = in_configs
-    if in_secrets := [m for m in mounts if m["source"] not in configs]:
-        service["secrets"] = in_secrets
-    if spec.volumes:
-        service["volumes"] = [
-            {"type": v.kind, "source": v.source, "target": v.target, "read_only": v.read_only} for v in spec.volumes
-        ]
-    if spec.ports:
-        service["ports"] = [{"target": p.target, "published": p.published, "protocol": "tcp", "mode": "ingress"} for p in spec.ports]
-    return service
 
 
-def stack_file(settings: Settings, configs: dict[str, str]) -> dict[str, Any]:
+def _network(network: SwarmNetwork) -> dict[str, Any]:
+    """The network as dpc/swarm_spec.py decides it; named, so `docker stack deploy` does not prefix
+    the stack's name and the services' configuration files find the networks they expect.
+    """
+    return {
+        "name": network.name,
+        "driver": network.driver,
+        "attachable": network.attachable,
+        "driver_opts": dict(network.options),
+        "ipam": {"config": [{"subnet": network.subnet}]},
+        "labels": dict(network.labels),
+    }
+
+
+def stack_file(settings: Settings, configs: dict[str, str], placement: Placement) -> dict[str, Any]:
     """The stack file's content; `configs` are the rendered plain files by name."""
     layout = swarm_layout(settings)
-    services = database_services(settings, layout)
-    tags = image_tags(PROJECT_ROOT)
-    secret_names = sorted({f.source for s in services for f in s.files if f.source not in configs})
-    volumes = sorted({v.source for s in services for v in s.volumes if v.kind == "volume"})
+    services = [swarm_service(spec, configs) for spec in database_services(settings, layout, placement)]
+    networks = {t.tier: swarm_network(t) for t in TIERS}
+    images = {key: f"${{{REGISTRY_VARIABLE}:-dpc}}/{key}:{tag}" for key, tag in image_tags(PROJECT_ROOT).items()}
+    secret_names = sorted({f.name for s in services for f in s.secrets})
+    volumes = sorted({m.source for s in services for m in s.mounts if m.type == "volume"})
     return {
         "version": "3.9",
-        "services": {spec.name: _service(spec, set(configs), tags) for spec in services},
-        "networks": {
-            t.network_name: {
-                "driver": "overlay",
-                "driver_opts": {"encrypted": ""} if t.encrypted else {},
-                "ipam": {"config": [{"subnet": t.subnet}]},
-                "labels": {"dpc.tier": t.tier.value},
-            }
-            for t in TIERS
-        },
+        "services": {service.name: _service(service, networks, images) for service in services},
+        "networks": {network.name: _network(network) for network in networks.values()},
         "configs": {name: {"file": f"./configs/{name}"} for name in sorted(configs)},
         "secrets": {name: {"external": True} for name in secret_names},
         "volumes": {name: {"driver": "local"} for name in volumes},
@@ -125,7 +135,7 @@ def export(settings: Settings, out: Path) -> Path:
     (out / "configs").mkdir(parents=True, exist_ok=True)
     for name, content in configs.items():
         (out / "configs" / name).write_text(content)
-    content = stack_file(settings, configs)
+    content = stack_file(settings, configs, placement_of(settings))
     path = out / "docker-stack.yml"
     path.write_text(yaml.safe_dump(content, sort_keys=True, default_flow_style=False))
     rendered = sorted(secret_files(layout))

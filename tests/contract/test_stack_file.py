@@ -1,19 +1,25 @@
 """The stack-file export through `docker stack config`, Docker's own parser of stack files (it needs
-no engine): the same services as the DatabaseStack deploys, accepted as written."""
+no engine): the same services as the DatabaseStack deploys, accepted as written, and read back in
+the units the Engine API body of dpc/swarm_spec.py says."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import stat
 import subprocess
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from dpc.cluster import BACKUP_ENCRYPTION_SECRET, PASSWORD_SECRETS, swarm_layout
 from dpc.config import settings_from_stack_file
-from dpc.services import database_services
+from dpc.services import database_services, placement_of
+from dpc.stack_files import plain_configs
+from dpc.swarm_spec import swarm_service
 from review.stackfile import export, main
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -21,17 +27,29 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.contract
 
 
-@pytest.mark.parametrize("stack", ["prod", "dev"])
-def test_docker_stack_config_accepts_the_exported_stack(stack: str, tmp_path: Path) -> None:
+def _docker_stack_config(path: Path) -> dict[str, Any]:
+    """The stack file as Docker's own parser resolves it."""
     docker = shutil.which("docker")
     assert docker, "the docker client is needed to check stack files (no engine needed)"
-    settings = settings_from_stack_file(PROJECT_ROOT / f"Pulumi.{stack}.yaml")
-    path = export(settings, tmp_path)
     result = subprocess.run(
-        [docker, "stack", "config", "--compose-file", str(path)], capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False
+        [docker, "stack", "config", "--compose-file", str(path)], capture_output=True, text=True, timeout=60, cwd=path.parent, check=False
     )
     assert result.returncode == 0, result.stderr
-    resolved = yaml.safe_load(result.stdout)
+    return yaml.safe_load(result.stdout)
+
+
+def _seconds(duration: str) -> int:
+    """A Go duration as Docker prints it ("1m0s") in seconds."""
+    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", duration)
+    assert parts and duration, duration
+    hours, minutes, seconds = (int(p or 0) for p in parts.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+@pytest.mark.parametrize("stack", ["prod", "dev"])
+def test_docker_stack_config_accepts_the_exported_stack(stack: str, tmp_path: Path) -> None:
+    settings = settings_from_stack_file(PROJECT_ROOT / f"Pulumi.{stack}.yaml")
+    resolved = _docker_stack_config(export(settings, tmp_path))
     expected = {s.name for s in database_services(settings, swarm_layout(settings))}
     assert set(resolved["services"]) == expected
     for name in ("coordinator-net", "data-net"):
@@ -39,6 +57,28 @@ def test_docker_stack_config_accepts_the_exported_stack(stack: str, tmp_path: Pa
     for service in resolved["services"].values():
         assert "environment" not in service or not any("PASSWORD=" in f"{k}={v}".upper() for k, v in service["environment"].items())
     assert all(secret.get("external") for secret in resolved["secrets"].values())
+
+
+@pytest.mark.parametrize("stack", ["prod", "local"])
+def test_docker_reads_the_stack_files_units_as_the_swarm_spec_says(stack: str, tmp_path: Path) -> None:
+    """CPUs, memory and durations are written in the stack file's own units: Docker's parser must
+    read back exactly the nano-CPUs, bytes and seconds of the Engine API body."""
+    settings = settings_from_stack_file(PROJECT_ROOT / f"Pulumi.{stack}.yaml")
+    layout = swarm_layout(settings)
+    configs = plain_configs(settings, layout, None)
+    resolved = _docker_stack_config(export(settings, tmp_path))["services"]
+    for spec in database_services(settings, layout, placement_of(settings)):
+        service, deploy = swarm_service(spec, configs), resolved[spec.name]["deploy"]
+        for allocation, read in ((service.limits, deploy["resources"]["limits"]), (service.reservations, deploy["resources"]["reservations"])):
+            # Docker leaves out a zero (the local stack reserves nothing).
+            assert Decimal(read.get("cpus", "0")) * 10**9 == allocation.nano_cpus, spec.name
+            assert int(read.get("memory", "0")) == allocation.memory_bytes, spec.name
+        assert _seconds(resolved[spec.name]["stop_grace_period"]) == service.stop_grace_seconds
+        assert _seconds(deploy["restart_policy"]["window"]) == service.restart.window_seconds
+        assert _seconds(deploy["update_config"]["delay"]) == service.update.delay_seconds, spec.name
+        assert _seconds(deploy["rollback_config"]["delay"]) == service.rollback.delay_seconds, spec.name
+        assert deploy["endpoint_mode"] == service.endpoint_mode
+        assert deploy.get("placement", {}).get("max_replicas_per_node") == service.max_replicas_per_node, spec.name
 
 
 def test_the_export_command_writes_the_stack_its_configs_and_the_secrets_to_create(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -312,3 +312,12 @@ def test_each_service_spec_joins_only_networks_whose_members_include_its_kind(se
     joined = {(service_kind(s.name), tier) for s in database_services(settings, swarm_layout(settings)) for tier in s.networks}
     assert {(kind, tier) for kind, tier in joined if kind not in members[tier]} == set()
     assert joined == {(kind, tier) for tier, kinds in members.items() for kind in kinds}
+
+
+def test_deployed_services_resolve_by_virtual_address_and_publish_through_the_ingress(graph: PlanGraph) -> None:
+    """The deployed default (dpc/swarm_spec.py EndpointMode): the cloud's load balancer targets every
+    node, so a published port must answer on every node, which only the ingress routing mesh does."""
+    for name, service in _services(graph).items():
+        endpoint = service.inputs["endpointSpec"]
+        assert endpoint["mode"] == "vip", name
+        assert all(p["publishMode"] == "ingress" and p["protocol"] == "tcp" for p in endpoint.get("ports", [])), name
