@@ -9,10 +9,12 @@ inputs as the engine sees them (camelCase), secrets shown as "[secret]".
 from __future__ import annotations
 
 import asyncio
+import gc
 import heapq
 import os
 import runpy
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -147,6 +149,24 @@ def _run_program() -> None:
         root.register_outputs(dict(root.outputs))
 
 
+@contextmanager
+def collector_paused() -> Generator[None]:
+    """Python's cyclic garbage collector off while the program runs, as it was before afterwards.
+
+    The run creates some 200,000 objects (the AWS SDK's generated types, each resource's outputs and
+    their futures) that nearly all live until the plan is written: the collector went over them some
+    850 times, a quarter of prod's plan time (1.3 s of 5), and had next to nothing to free (a
+    collection after a run without it finds 20 objects; peak memory 164 MB with it, 166 MB without).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def build_plan(stack: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:
     """Run the program for the stack file `root/Pulumi.<stack>.yaml` under mocks; return the plan."""
     return build_plan_revealed(stack, root)[0]
@@ -166,7 +186,8 @@ def build_plan_revealed(stack: str, root: Path = PROJECT_ROOT) -> tuple[dict[str
         reset_options(project="dpc", stack=stack, preview=False)
         pulumi.runtime.set_all_config(config, secret_keys)
         pulumi.runtime.set_mocks(monitor.mocks, project="dpc", stack=stack, preview=False, monitor=monitor)
-        loop.run_until_complete(run_pulumi_func(_run_program))
+        with collector_paused():
+            loop.run_until_complete(run_pulumi_func(_run_program))
     finally:
         asyncio.set_event_loop(None)
         loop.close()
