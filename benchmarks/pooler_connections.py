@@ -40,9 +40,9 @@ from psycopg import AsyncConnection, sql
 
 from dpc.cluster import DATABASE_NAME, MIN_POOLED_CLIENTS, Port, User
 from dpc.render.pgbouncer import server_connections_per_pgbouncer
+from engine.netns import open_files_limit
 from tests.cluster.hosts import APPS
 from tests.cluster.lifecycle import benchmark_cluster
-from tests.cluster.netns import open_files_limit
 from tests.cluster.smoke import Smoke
 
 T = TypeVar("T")

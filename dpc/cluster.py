@@ -108,6 +108,10 @@ PASSWORD_SECRETS: dict[str, str] = {
 BACKUP_ENCRYPTION_SECRET = "backup_encryption_key"
 """The AES-256 passphrase of the backup repository (seed §4.3)."""
 
+GENERATED_SECRET_LENGTHS: dict[str, int] = dict.fromkeys(PASSWORD_SECRETS, 32) | {BACKUP_ENCRYPTION_SECRET: 64}
+"""Length of every generated password and passphrase, of letters and digits only, so that no
+configuration format needs quoting (whoever generates them: pulumi-random, or the local run)."""
+
 CA_SECRET = "tls_ca_cert"
 """The cluster CA's certificate; every TLS client and server trusts only it."""
 

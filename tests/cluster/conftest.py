@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from engine.netns import require_namespaces
 from tests.cluster.hosts import Phases
 from tests.cluster.lifecycle import running_cluster
-from tests.cluster.netns import require_namespaces
 from tests.cluster.smoke import Smoke
 
 RUN_BUDGET = 300

@@ -18,9 +18,9 @@ from typing import Any
 import psycopg
 
 from dpc.cluster import Port
+from engine.netns import NamespaceClient
 from tests.cluster.client import CONNECT_TIMEOUT, wait_until
 from tests.cluster.hosts import CLIENT, WORKERS
-from tests.cluster.netns import NamespaceClient
 from tests.cluster.smoke import Smoke, formed
 
 RECOVERY_TIMEOUT = 90.0

@@ -13,11 +13,10 @@ for that member, with addresses in place of service names.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 import pwd
-import secrets as random
 import shutil
-import string
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -25,15 +24,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dpc.cluster import CA_SECRET, PASSWORD_SECRETS, ClusterLayout, Member, Paths, certificate_requests, certificate_secret, key_secret
+from dpc.cluster import CA_SECRET, ClusterLayout, Member, Paths, certificate_requests, certificate_secret, key_secret
 from dpc.render.etcd import render_etcd
 from dpc.render.haproxy import render_haproxy, render_haproxy_stats_auth
 from dpc.render.pgbouncer import USERLIST_SECRET, open_files_needed, render_pgbouncer, render_pgbouncer_userlist
 from dpc.render.postgres import POST_BOOTSTRAP_FILE, render_patroni, render_post_bootstrap
 from dpc.services import HAPROXY_STATS_SECRET, PATRONI_PASSWORDS, patroni_config_secret
 from dpc.sizing import postgres_sizing
-from tests.cluster.netns import Network
-from tests.cluster.pki import issue
+from engine.netns import Network
+from engine.pki import issue
+from engine.secrets import generated_passwords
 
 MANAGERS = ("manager-1", "manager-2", "manager-3")
 WORKERS = ("worker-1", "worker-2", "worker-3")
@@ -48,14 +48,10 @@ SMOKE_SIZING = postgres_sizing(memory_gib=1, expected_concurrent_users=20)
 """Three PostgreSQL servers on one machine: a 1 GiB worker's §6.3 sizing, not prod's 64 GiB."""
 
 
+SMOKE_CERTIFICATE_VALIDITY = datetime.timedelta(days=1)
+
 CONFIG_MODE = 0o444
 SECRET_MODE = 0o600
-
-
-def random_passwords() -> dict[str, str]:
-    """Every password, fresh for this run, of letters and digits as the program generates them."""
-    alphabet = string.ascii_letters + string.digits
-    return {name: "".join(random.choice(alphabet) for _ in range(32)) for name in PASSWORD_SECRETS}
 
 
 def host_paths(root: Path) -> Paths:
@@ -267,7 +263,7 @@ def build(network: Network, root: Path, venv: Path) -> SmokeCluster:
         host_root = root / name
         (host_root / "log").mkdir(parents=True)
         hosts[name] = Host(name, host_root, dataclasses.replace(layout, paths=host_paths(host_root)))
-    values = random_passwords() | issue(certificate_requests(layout))
+    values = generated_passwords() | issue(certificate_requests(layout), "dpc smoke-run CA", SMOKE_CERTIFICATE_VALIDITY)
     cluster = SmokeCluster(network, root, layout, values, hosts, venv)
     cluster.write_files()
     return cluster

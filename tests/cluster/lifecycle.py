@@ -15,9 +15,9 @@ from pathlib import Path
 from types import FrameType
 
 from dpc.cluster import Port, User
+from engine.netns import NamespaceClient, Network, require_namespaces, unused_subnet
 from tests.cluster.client import wait_until
 from tests.cluster.hosts import APPS, CLIENT, SUBNET_CANDIDATES, Phases, SmokeCluster, build
-from tests.cluster.netns import NamespaceClient, Network, require_namespaces, unused_subnet
 from tests.cluster.patroni_venv import patroni_venv
 from tests.cluster.smoke import Smoke, etcd_health, formed
 

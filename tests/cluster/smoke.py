@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from dpc.cluster import CA_SECRET, DATABASE_NAME, Port, User, certificate_secret, key_secret
+from engine.netns import NamespaceClient
 from tests.cluster.client import STATEMENT_TIMEOUT, api_get, query
 from tests.cluster.hosts import APPS, HAPROXY_HOST, MANAGERS, WORKERS, SmokeCluster
-from tests.cluster.netns import NamespaceClient
 
 CALL_TIMEOUT = 30.0
 """Seconds one client call (a connection and a statement, or an API request) may take."""

@@ -28,9 +28,9 @@ import yaml
 from dpc.cluster import DATABASE_NAME, Port, User
 from dpc.render.pgbouncer import READONLY_DATABASE, open_files_needed
 from dpc.services import patroni_config_secret
+from engine.netns import open_files_limit
 from tests.cluster.client import refusal, wait_until
 from tests.cluster.hosts import APPS, HAPROXY_HOST, WORKERS
-from tests.cluster.netns import open_files_limit
 from tests.cluster.smoke import CALL_TIMEOUT, REPLICA_ROLES, SYNCHRONOUS_ROLES, Smoke
 
 pytestmark = pytest.mark.cluster

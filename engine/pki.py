@@ -1,5 +1,6 @@
-"""A throwaway CA and the cluster's certificates, from the same requests the program's pulumi-tls
-resources are made from (`dpc.cluster.certificate_requests`).
+"""A CA and the cluster's certificates made without Pulumi (the local run, the cluster smoke run),
+from the same requests the program's pulumi-tls resources are made from
+(`dpc.cluster.certificate_requests`), for as long as the caller asks.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from dpc.cluster import CA_SECRET, CertificateRequest
-
-VALIDITY = datetime.timedelta(days=1)
 
 _USAGES = {
     "server": [ExtendedKeyUsageOID.SERVER_AUTH],
@@ -37,6 +36,8 @@ def _sign(
     ca_key: ec.EllipticCurvePrivateKey,
     issuer: x509.Name | None,
     extensions: list[tuple[x509.ExtensionType, bool]],
+    *,
+    validity: datetime.timedelta,
 ) -> x509.Certificate:
     now = datetime.datetime.now(datetime.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
@@ -47,18 +48,20 @@ def _sign(
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + VALIDITY)
+        .not_valid_after(now + validity)
     )
     for extension, critical in extensions:
         builder = builder.add_extension(extension, critical=critical)
     return builder.sign(ca_key, hashes.SHA256())
 
 
-def issue(requests: tuple[CertificateRequest, ...]) -> dict[str, str]:
-    """The CA certificate and every requested certificate and key, PEM, keyed by secret name."""
+def issue(requests: tuple[CertificateRequest, ...], ca_name: str, validity: datetime.timedelta) -> dict[str, str]:
+    """The CA certificate and every requested certificate and key, PEM, keyed by secret name; every
+    certificate valid for `validity` from now.
+    """
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = _sign(
-        "dpc smoke-run CA",
+        ca_name,
         ca_key.public_key(),
         ca_key,
         None,
@@ -66,6 +69,7 @@ def issue(requests: tuple[CertificateRequest, ...]) -> dict[str, str]:
             (x509.BasicConstraints(ca=True, path_length=0), True),
             (x509.KeyUsage(False, False, False, False, False, True, True, False, False), True),
         ],
+        validity=validity,
     )
     issued = {CA_SECRET: _pem_certificate(ca)}
     for request in requests:
@@ -79,7 +83,7 @@ def issue(requests: tuple[CertificateRequest, ...]) -> dict[str, str]:
         ]
         if alternative_names:
             extensions.append((x509.SubjectAlternativeName(alternative_names), False))
-        certificate = _sign(request.common_name, key.public_key(), ca_key, ca.subject, extensions)
+        certificate = _sign(request.common_name, key.public_key(), ca_key, ca.subject, extensions, validity=validity)
         issued[request.cert_secret] = _pem_certificate(certificate)
         issued[request.key_secret] = _pem_key(key)
     return issued

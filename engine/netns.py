@@ -1,4 +1,4 @@
-"""Linux network namespaces as stand-in hosts: one private /24 behind a bridge that lives in a
+"""Linux network namespaces as stand-in hosts (the cluster smoke run's, the local Swarm's nodes): one private /24 behind a bridge that lives in a
 namespace of its own, so nothing is added to, or routed through, the machine's own network.
 
 Every host namespace gets a loopback and one veth whose other end is on the bridge. Processes are
@@ -87,6 +87,8 @@ class Network:
     """A bridge namespace and host namespaces, named with a per-run tag so runs never collide."""
 
     subnet: ipaddress.IPv4Network
+    prefix: str = "dpcsmoke"
+    """What every namespace's name starts with: whose they are (`ip netns list`)."""
     tag: str = field(default_factory=lambda: secrets.token_hex(3))
     hosts: dict[str, str] = field(default_factory=dict[str, str])
     """Host name → its IPv4 address."""
@@ -95,10 +97,12 @@ class Network:
 
     @property
     def switch(self) -> str:
-        return f"dpcsmoke-{self.tag}-switch"
+        """The bridge's namespace."""
+        return f"{self.prefix}-{self.tag}-switch"
 
     def namespace(self, host: str) -> str:
-        return f"dpcsmoke-{self.tag}-{host}"
+        """A host's namespace."""
+        return f"{self.prefix}-{self.tag}-{host}"
 
     def _add_namespace(self, name: str) -> None:
         _ip("netns", "add", name)
@@ -122,7 +126,7 @@ class Network:
             self.hosts[host] = address
 
     def command(self, host: str, user: str, argv: Sequence[str], *, home: Path, open_files: int | None = None) -> list[str]:
-        """argv run in the host's namespace as `user`, with nothing of the caller's environment.
+        """Argv run in the host's namespace as `user`, with nothing of the caller's environment.
 
         `open_files` sets its file descriptor limit, soft and hard, which a service such as
         PgBouncer does not raise itself: set twice, by root before runuser (raising the hard limit,
@@ -143,7 +147,8 @@ class Network:
 
     def start(self, name: str, host: str, user: str, argv: Sequence[str], *, home: Path, log: Path, open_files: int | None = None) -> Started:
         """A long-running service in the host's namespace, its output appended to `log` (a service
-        restarted on the same host keeps its earlier output), in its own session."""
+        restarted on the same host keeps its earlier output), in its own session.
+        """
         command = self.command(host, user, argv, home=home, open_files=open_files)
         with log.open("ab") as output:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
@@ -229,10 +234,23 @@ class Network:
         self._namespaces.clear()
         return problems
 
+    def delete_leftovers(self) -> list[str]:
+        """Kills what runs in, and deletes, every namespace of this prefix and tag, whoever made
+        them (a run of another process); the problems met.
+        """
+        problems: list[str] = []
+        for namespace in self.leftovers():
+            self._signal_namespace(namespace, signal.SIGKILL)
+            try:
+                _ip("netns", "del", namespace)
+            except subprocess.CalledProcessError as error:
+                problems.append(f"deleting namespace {namespace}: {error.stderr.strip()}")
+        return problems
+
     def leftovers(self) -> list[str]:
         """Namespaces of this run that still exist (empty after a clean teardown)."""
         listed = _ip("netns", "list").stdout.split("\n")
-        return [line.split()[0] for line in listed if line.startswith(f"dpcsmoke-{self.tag}-")]
+        return [line.split()[0] for line in listed if line.startswith(f"{self.prefix}-{self.tag}-")]
 
 
 def open_files_limit(pid: int) -> tuple[int, int]:
@@ -271,4 +289,5 @@ class NamespaceClient:
         return self._executor.submit(function, *args)
 
     def close(self) -> None:
+        """Stops the thread (calls still running are not waited for)."""
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,210 @@
+"""The local Swarm: the stack's nodes as engines in network namespaces on this machine, the
+project's images built and given to them, the database stack deployed and healthy.
+
+`up` is idempotent: a second run finds the engines running and only deploys what changed. `down`
+stops what `up` started and deletes its namespaces and its directory, and nothing else (a builder
+engine that was already running is left alone).
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Generator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from dpc.cluster import swarm_layout
+from dpc.model import plan_nodes
+from dpc.services import BUILT_IMAGES, Uid, database_services
+from dpc.settings import Settings
+from engine.api import Engine
+from engine.deploy import StackObjects, new_naming_key, stack_objects, wait_until_healthy
+from engine.deploy import deploy as deploy_stack
+from engine.images import base_image, build_images, image_store, vendor_images_missing
+from engine.netns import Network, unused_subnet
+from engine.nodes import HostDir, SwarmNode, form_swarm, run_dirs, start_engines, stop_engines, unmount_under, wait_until_ready
+from engine.secrets import secret_contents
+from providers.composition import volume_plans
+from providers.database import image_tags
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PREFLIGHT = PROJECT_ROOT / "components" / "scripts" / "dpc-kernel-preflight"
+LOCAL_PREFIX = "dpclocal"
+"""What the local Swarm's namespaces are named after (`dpclocal-<stack>-<node>`)."""
+SUBNET_CANDIDATES = ("10.236.0.0/24", "10.237.0.0/24", "172.31.236.0/24")
+SWARM_READY_TIMEOUT = 120.0
+HEALTHY_TIMEOUT = 600.0
+CERTIFICATE_VALIDITY = datetime.timedelta(days=365)
+MACHINE_DOCKER_SOCKET = Path("/var/run/docker.sock")
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """Whether this kernel carries encrypted overlays, by the node bootstrap's own check."""
+
+    encrypted_overlays: bool
+    report: str
+
+
+def kernel_preflight() -> Preflight:
+    """Runs the node bootstrap's preflight here: the local Swarm encrypts its overlays only where
+    it says the kernel can (where it cannot, encrypted overlays drop all traffic between nodes).
+    """
+    result = subprocess.run(["bash", str(PREFLIGHT)], capture_output=True, text=True, timeout=60, check=False)
+    return Preflight(result.returncode == 0, result.stderr.strip())
+
+
+@contextmanager
+def builder_engine(root: Path, say: Say) -> Generator[Engine, None, None]:
+    """The engine images are built on: DOCKER_HOST's or the machine's own if one answers, else one
+    started here for the build and stopped after it (no bridge, no iptables: builds use the host's network).
+    """
+    configured = os.environ.get("DOCKER_HOST", "")
+    candidates = [Path(configured.removeprefix("unix://"))] if configured.startswith("unix://") else []
+    for socket_path in [*candidates, MACHINE_DOCKER_SOCKET]:
+        engine = Engine(socket_path, "builder")
+        if engine.responds():
+            say(f"building on the Docker engine at {socket_path}")
+            yield engine
+            return
+    builder_root = root / "builder"
+    builder_root.mkdir(parents=True, exist_ok=True)
+    run_dir = Path("/run/dpc") / f"builder-{os.getpid()}"
+    say(f"no Docker engine answers; starting one for the build in {builder_root}")
+    with (builder_root / "dockerd.log").open("ab") as log:
+        process = subprocess.Popen(
+            ["dockerd", f"--data-root={builder_root / 'data'}", f"--exec-root={run_dir}", f"--host=unix://{builder_root / 'docker.sock'}",
+             "--bridge=none", "--iptables=false", "--ip-masq=false", "--log-level=warn"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        engine = Engine(builder_root / "docker.sock", "builder")
+        engine.wait_until_responding(60)
+        yield engine
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def host_directories(settings: Settings) -> dict[str, list[HostDir]]:
+    """Each node's volume mount points, as the composition plans the cloud's volumes, owned by the
+    user of the services that bind them (PostgreSQL's: Patroni and the backup agent).
+    """
+    directories: dict[str, list[HostDir]] = {}
+    for volume in volume_plans(settings, plan_nodes(settings)):
+        directories.setdefault(volume.node, []).append(HostDir(volume.mount_point, Uid.POSTGRES))
+    return directories
+
+
+@dataclass
+class Deployment:
+    """A running local Swarm with the stack deployed on it."""
+
+    network: Network
+    nodes: list[SwarmNode]
+    objects: StackObjects
+    secret_values: dict[str, str]
+    preflight: Preflight
+    timings: dict[str, float]
+
+    @property
+    def manager(self) -> Engine:
+        """manager-1's engine, where the Swarm is managed from."""
+        return next(n.engine for n in self.nodes if n.node.swarm_init)
+
+    def node(self, name: str) -> SwarmNode:
+        """The node of this name (`worker-2`)."""
+        return next(n for n in self.nodes if n.name == name)
+
+
+def _state(root: Path) -> dict[str, str]:
+    path = root / "state.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _generated_secrets(settings: Settings, root: Path, objects: StackObjects) -> tuple[dict[str, str], str]:
+    """The stack's secret values and naming key: generated at the first `up`, kept (owner-only)
+    under `root` so that a later `up` changes nothing it does not have to.
+    """
+    path = root / "secrets.json"
+    if path.exists():
+        kept = json.loads(path.read_text())
+        return dict(kept["values"]), str(kept["naming_key"])
+    values = secret_contents(objects.layout, f"dpc {settings.environment} local CA", CERTIFICATE_VALIDITY)
+    key = new_naming_key()
+    path.touch(mode=0o600)
+    path.write_text(json.dumps({"values": values, "naming_key": key}, sort_keys=True))
+    return values, key
+
+
+def bring_up(settings: Settings, root: Path, stack: str, say: Say) -> Deployment:
+    """Builds the images, starts (or finds) the nodes' engines and their Swarm, deploys the stack
+    and waits until it is healthy.
+    """
+    timings: dict[str, float] = {}
+    start = time.monotonic()
+
+    def lap(name: str) -> None:
+        timings[name] = round(time.monotonic() - start - sum(timings.values()), 1)
+
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o700)
+    preflight = kernel_preflight()
+    if not preflight.encrypted_overlays:
+        say("this kernel cannot carry encrypted overlay networks (the nodes' preflight says why, below); the local Swarm's overlays are "
+            "unencrypted. A cloud node with this kernel would refuse to join.\n" + preflight.report)
+    vendor = sorted({spec.image for spec in database_services(settings, swarm_layout(settings), "cluster")} - set(BUILT_IMAGES))
+    with builder_engine(root, say) as builder:
+        base = base_image(builder, root / "cache", say)
+        lap("base image")
+        built = build_images(builder, image_tags(), base, root / "build.log")
+        lap("build")
+        missing = vendor_images_missing(builder, vendor)
+        for image, reason in missing.items():
+            say(f"leaving out the services of {image}: it cannot be pulled here ({reason})")
+        wanted = sorted([*built.values(), *(image for image in vendor if image not in missing)])
+        store = root / "store"
+        if _state(root).get("store_images") != json.dumps(wanted):
+            store.mkdir(exist_ok=True)
+            image_store(builder, wanted, store)
+        lap("image store")
+    objects = stack_objects(settings, encrypted_overlays=preflight.encrypted_overlays, endpoint_mode="dnsrr", missing_images=missing)
+    state = _state(root)
+    subnet = ipaddress.IPv4Network(state["subnet"]) if "subnet" in state else unused_subnet(SUBNET_CANDIDATES)
+    network = Network(subnet, prefix=LOCAL_PREFIX, tag=stack)
+    nodes = start_engines(network, plan_nodes(settings), root / "nodes", store / "data", host_directories(settings))
+    (root / "state.json").write_text(json.dumps({"subnet": str(subnet), "store_images": json.dumps(wanted)}))
+    lap("engines")
+    form_swarm(nodes)
+    manager = next(n.engine for n in nodes if n.node.swarm_init)
+    wait_until_ready(manager, len(nodes), SWARM_READY_TIMEOUT)
+    lap("swarm")
+    values, naming_key = _generated_secrets(settings, root, objects)
+    deploy_stack(manager, objects, values, built, naming_key)
+    lap("deploy")
+    wait_until_healthy(manager, nodes, objects, HEALTHY_TIMEOUT)
+    lap("healthy")
+    return Deployment(network, nodes, objects, values, preflight, timings)
+
+
+def tear_down(root: Path, stack: str) -> list[str]:
+    """Powers off every node under `root` (this run's or another process's), deletes the stack's
+    namespaces, then `root`; the problems met.
+    """
+    problems = stop_engines(sorted(p for p in (root / "nodes").glob("*") if p.is_dir()))
+    problems += Network(ipaddress.IPv4Network("0.0.0.0/32"), prefix=LOCAL_PREFIX, tag=stack).delete_leftovers()
+    problems += unmount_under(root)
+    shutil.rmtree(root, ignore_errors=True)
+    for run_dir in run_dirs(root / "nodes"):
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return problems
