@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
 from dpc.cluster import ClusterLayout
+from dpc.render import dump_yaml
 
 ALERTMANAGER_CONFIG_FILE = "alertmanager.yml"
 
@@ -71,4 +70,4 @@ def alertmanager_config(layout: ClusterLayout, webhook_url: str | None = None, t
 
 def render_alertmanager(layout: ClusterLayout, webhook_url: str | None = None, token_file: str | None = None) -> str:
     """alertmanager.yml, a plain Docker config (see the module's note on webhook URLs)."""
-    return yaml.safe_dump(alertmanager_config(layout, webhook_url, token_file), sort_keys=True, default_flow_style=False, width=1000)
+    return dump_yaml(alertmanager_config(layout, webhook_url, token_file))

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
 from dpc.cluster import CLUSTER_SCOPE, ClusterLayout, Member, Port
-from dpc.render import tls_files
+from dpc.render import dump_yaml, tls_files
 
 INITIAL_CLUSTER_TOKEN = f"{CLUSTER_SCOPE}-etcd"
 """Keeps the members of this cluster from joining another that happens to share their addresses."""
@@ -62,4 +60,4 @@ def etcd_config(layout: ClusterLayout, member: Member) -> dict[str, Any]:
 
 def render_etcd(layout: ClusterLayout, member: Member) -> str:
     """The configuration file of one member (a plain Docker config: no secret in it)."""
-    return yaml.safe_dump(etcd_config(layout, member), sort_keys=True, default_flow_style=False, width=1000)
+    return dump_yaml(etcd_config(layout, member))

@@ -17,10 +17,8 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from dpc.cluster import BACKUP_STANZA, CA_SECRET, CLUSTER_SCOPE, DATABASE_NAME, ClusterLayout, Member, Port, User
-from dpc.render import tls_files
+from dpc.render import dump_yaml, tls_files
 
 PATRONI_API_USER = "patroni"
 """The user of Patroni's REST API basic authentication (its password is `patroni_api_password`)."""
@@ -246,7 +244,7 @@ def render_patroni(layout: ClusterLayout, member: Member, secrets: Mapping[str, 
     """patroni.yml of one member. It carries the API, superuser, replication and rewind passwords,
     so it is delivered as a Docker secret.
     """
-    return yaml.safe_dump(patroni_config(layout, member, secrets), sort_keys=True, default_flow_style=False, width=1000)
+    return dump_yaml(patroni_config(layout, member, secrets))
 
 
 def _read_secret_variable(layout: ClusterLayout, variable: str, secret: str) -> str:

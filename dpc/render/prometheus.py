@@ -47,10 +47,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from dpc.cluster import BACKUP_LAST_RUN_METRIC, BACKUP_LAST_SUCCESS_METRIC, CA_SECRET, ClusterLayout, Member, Port
 from dpc.environments import Environment
+from dpc.render import dump_yaml
 
 PROMETHEUS_CONFIG_FILE = "prometheus.yml"
 ALERT_RULES_FILE = "alerts.yml"
@@ -416,4 +415,4 @@ def render_alert_rule_tests(layout: ClusterLayout, rule_file: str = ALERT_RULES_
 
 
 def _dump(data: Mapping[str, Any]) -> str:
-    return yaml.safe_dump(dict(data), sort_keys=True, default_flow_style=False, width=1000)
+    return dump_yaml(dict(data))
