@@ -104,12 +104,13 @@ def deploy(manager: Engine, objects: StackObjects, secret_values: Mapping[str, s
 
 def covers(actual: Any, wanted: Any) -> bool:
     """Whether an engine's spec says everything `wanted` says. The engine fills in defaults and
-    leaves out empty lists and maps, so what it returns is compared with what was sent, not equal to it.
+    leaves out empty values (Go's omitempty: false, 0, "", empty lists and maps), so what it returns
+    is compared with what was sent, not equal to it.
     """
     if isinstance(wanted, dict):
         if not isinstance(actual, dict):
             return False
-        return all(covers(actual.get(key), value) if key in actual else value in ([], {}, "", None) for key, value in wanted.items())  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType, reportUnknownArgumentType]
+        return all(covers(actual.get(key), value) if key in actual else not value for key, value in wanted.items())  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType, reportUnknownArgumentType]
     if isinstance(wanted, list):
         return isinstance(actual, list) and len(actual) == len(wanted) and all(covers(a, w) for a, w in zip(actual, wanted, strict=True))  # pyright: ignore[reportUnknownArgumentType, reportUnknownVariableType]
     return actual == wanted

@@ -29,7 +29,7 @@ from engine.deploy import StackObjects, new_naming_key, stack_objects, wait_unti
 from engine.deploy import deploy as deploy_stack
 from engine.images import base_image, build_images, image_store, vendor_images_missing
 from engine.netns import Network, unused_subnet
-from engine.nodes import HostDir, SwarmNode, form_swarm, run_dirs, start_engines, stop_engines, unmount_under, wait_until_ready
+from engine.nodes import HostDir, SwarmNode, form_swarm, run_dirs, start_engines, stop_engines, swarm_node, unmount_under, wait_until_ready
 from engine.secrets import secret_contents
 from providers.composition import volume_plans
 from providers.database import image_tags
@@ -116,6 +116,10 @@ class Deployment:
     secret_values: dict[str, str]
     preflight: Preflight
     timings: dict[str, float]
+    """Seconds each phase of `bring_up` took."""
+    images: dict[str, str]
+    """The project's images as the services run them, by key."""
+    naming_key: str
 
     @property
     def manager(self) -> Engine:
@@ -127,7 +131,7 @@ class Deployment:
         return next(n for n in self.nodes if n.name == name)
 
 
-def _state(root: Path) -> dict[str, str]:
+def _state(root: Path) -> dict[str, object]:
     path = root / "state.json"
     return json.loads(path.read_text()) if path.exists() else {}
 
@@ -147,9 +151,55 @@ def _generated_secrets(settings: Settings, root: Path, objects: StackObjects) ->
     return values, key
 
 
+def _images(settings: Settings, root: Path, say: Say) -> tuple[dict[str, str], dict[str, str]]:
+    """The project's images built, and every image the nodes run in the image store (made again
+    only when that set changes); the built images by key, and the vendor images left out, with why.
+    """
+    vendor = sorted({spec.image for spec in database_services(settings, swarm_layout(settings), "cluster")} - set(BUILT_IMAGES))
+    with builder_engine(root, say) as builder:
+        base = base_image(builder, root / "cache", say)
+        built = build_images(builder, image_tags(), base, root / "build.log")
+        missing = vendor_images_missing(builder, vendor)
+        for image, reason in missing.items():
+            say(f"leaving out the services of {image}: it cannot be pulled here ({reason})")
+        wanted = sorted([*built.values(), *(image for image in vendor if image not in missing)])
+        if _state(root).get("store_images") != wanted:
+            (root / "store").mkdir(exist_ok=True)
+            image_store(builder, wanted, root / "store")
+            _save_state(root, store_images=wanted)
+    return built, missing
+
+
+def _save_state(root: Path, **values: object) -> None:
+    (root / "state.json").write_text(json.dumps(_state(root) | values, sort_keys=True))
+
+
+def _nodes(settings: Settings, root: Path, stack: str) -> tuple[Network, list[SwarmNode]]:
+    """The nodes' engines in their Swarm: those of an earlier `up` if they all still answer, else
+    new ones (the namespaces and engines of a broken earlier run are removed first).
+    """
+    nodes = plan_nodes(settings)
+    state = _state(root)
+    if "subnet" in state:
+        network = Network(ipaddress.IPv4Network(str(state["subnet"])), prefix=LOCAL_PREFIX, tag=stack)
+        network.adopt([node.name for node in nodes])
+        running = [swarm_node(network, node, root / "nodes") for node in nodes]
+        if all(n.engine.responds() for n in running):
+            return network, running
+        stop_engines([n.root for n in running])
+        network.delete_leftovers()
+    network = Network(unused_subnet(SUBNET_CANDIDATES), prefix=LOCAL_PREFIX, tag=stack)
+    started = start_engines(network, nodes, root / "nodes", root / "store" / "data", host_directories(settings))
+    _save_state(root, subnet=str(network.subnet))
+    form_swarm(started)
+    manager = next(n.engine for n in started if n.node.swarm_init)
+    wait_until_ready(manager, len(started), SWARM_READY_TIMEOUT)
+    return network, started
+
+
 def bring_up(settings: Settings, root: Path, stack: str, say: Say) -> Deployment:
-    """Builds the images, starts (or finds) the nodes' engines and their Swarm, deploys the stack
-    and waits until it is healthy.
+    """Builds the images, starts the nodes' engines and their Swarm (or finds those of an earlier
+    run), deploys the stack (changing only what changed) and waits until it is healthy.
     """
     timings: dict[str, float] = {}
     start = time.monotonic()
@@ -163,38 +213,18 @@ def bring_up(settings: Settings, root: Path, stack: str, say: Say) -> Deployment
     if not preflight.encrypted_overlays:
         say("this kernel cannot carry encrypted overlay networks (the nodes' preflight says why, below); the local Swarm's overlays are "
             "unencrypted. A cloud node with this kernel would refuse to join.\n" + preflight.report)
-    vendor = sorted({spec.image for spec in database_services(settings, swarm_layout(settings), "cluster")} - set(BUILT_IMAGES))
-    with builder_engine(root, say) as builder:
-        base = base_image(builder, root / "cache", say)
-        lap("base image")
-        built = build_images(builder, image_tags(), base, root / "build.log")
-        lap("build")
-        missing = vendor_images_missing(builder, vendor)
-        for image, reason in missing.items():
-            say(f"leaving out the services of {image}: it cannot be pulled here ({reason})")
-        wanted = sorted([*built.values(), *(image for image in vendor if image not in missing)])
-        store = root / "store"
-        if _state(root).get("store_images") != json.dumps(wanted):
-            store.mkdir(exist_ok=True)
-            image_store(builder, wanted, store)
-        lap("image store")
-    objects = stack_objects(settings, encrypted_overlays=preflight.encrypted_overlays, endpoint_mode="dnsrr", missing_images=missing)
-    state = _state(root)
-    subnet = ipaddress.IPv4Network(state["subnet"]) if "subnet" in state else unused_subnet(SUBNET_CANDIDATES)
-    network = Network(subnet, prefix=LOCAL_PREFIX, tag=stack)
-    nodes = start_engines(network, plan_nodes(settings), root / "nodes", store / "data", host_directories(settings))
-    (root / "state.json").write_text(json.dumps({"subnet": str(subnet), "store_images": json.dumps(wanted)}))
-    lap("engines")
-    form_swarm(nodes)
-    manager = next(n.engine for n in nodes if n.node.swarm_init)
-    wait_until_ready(manager, len(nodes), SWARM_READY_TIMEOUT)
+    built, missing = _images(settings, root, say)
+    lap("images")
+    network, nodes = _nodes(settings, root, stack)
     lap("swarm")
+    objects = stack_objects(settings, encrypted_overlays=preflight.encrypted_overlays, endpoint_mode="dnsrr", missing_images=missing)
     values, naming_key = _generated_secrets(settings, root, objects)
-    deploy_stack(manager, objects, values, built, naming_key)
+    deployment = Deployment(network, nodes, objects, values, preflight, timings, built, naming_key)
+    deploy_stack(deployment.manager, objects, values, built, naming_key)
     lap("deploy")
-    wait_until_healthy(manager, nodes, objects, HEALTHY_TIMEOUT)
+    wait_until_healthy(deployment.manager, nodes, objects, HEALTHY_TIMEOUT)
     lap("healthy")
-    return Deployment(network, nodes, objects, values, preflight, timings)
+    return deployment
 
 
 def tear_down(root: Path, stack: str) -> list[str]:

@@ -120,10 +120,17 @@ class Network:
             port = f"port{index}"
             _ip("-n", self.switch, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", namespace)
             _ip("-n", self.switch, "link", "set", port, "master", "br0", "up")
-            address = str(self.subnet.network_address + 11 + index)
+            address = str(self.subnet.network_address + 11 + index)  # as `adopt` finds them again
             _ip("-n", namespace, "addr", "add", f"{address}/{self.subnet.prefixlen}", "dev", "eth0")
             _ip("-n", namespace, "link", "set", "eth0", "up")
             self.hosts[host] = address
+
+    def adopt(self, hosts: Sequence[str]) -> None:
+        """Takes over the namespaces `create` made for these hosts in an earlier run (same prefix,
+        tag and subnet), so this run can use and delete them.
+        """
+        self._namespaces = [self.switch, *(self.namespace(host) for host in hosts)]
+        self.hosts = {host: str(self.subnet.network_address + 11 + index) for index, host in enumerate(hosts)}
 
     def command(self, host: str, user: str, argv: Sequence[str], *, home: Path, open_files: int | None = None) -> list[str]:
         """Argv run in the host's namespace as `user`, with nothing of the caller's environment.

@@ -74,6 +74,11 @@ def _run_dir(root: Path, name: str) -> Path:
     return Path("/run/dpc") / f"{_root_key(root)}-{name}"
 
 
+def swarm_node(network: Network, node: Node, root: Path) -> SwarmNode:
+    """The node of `network` whose engine lives under `root`/<node name>."""
+    return SwarmNode(node, network.namespace(node.name), network.hosts[node.name], root / node.name, Engine(root / node.name / "docker.sock", node.name))
+
+
 def start_engines(network: Network, nodes: Sequence[Node], root: Path, images: Path, host_dirs: Mapping[str, Sequence[HostDir]]) -> list[SwarmNode]:
     """An engine per node in the node's namespace (created in `network` first), starting with the
     images of the data root `images` (engine.images.image_store), all answering.
@@ -110,9 +115,9 @@ def start_engines(network: Network, nodes: Sequence[Node], root: Path, images: P
         with (node_root / "dockerd.log").open("ab") as log:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         (node_root / "node.pid").write_text(f"{process.pid}\n")
-        started.append(SwarmNode(node, network.namespace(node.name), network.hosts[node.name], node_root, Engine(socket_path, node.name)))
-    for swarm_node in started:
-        swarm_node.engine.wait_until_responding(ENGINE_START_TIMEOUT)
+        started.append(swarm_node(network, node, root))
+    for started_node in started:
+        started_node.engine.wait_until_responding(ENGINE_START_TIMEOUT)
     return started
 
 
@@ -154,7 +159,8 @@ def wait_until_ready(manager: Engine, expected: int, timeout: float) -> None:
 
 def power_off(root: Path) -> bool:
     """Stops a node as a machine losing power: its engine, containerd and every container go at
-    once (they all live in the node's PID namespace, whose init is the engine). False if it was off.
+    once. They all live in the node's PID namespace, whose init (the engine) `unshare` kills when
+    it dies itself (--kill-child). False if the node was already off.
     """
     pid_file = root / "node.pid"
     if not pid_file.exists():
@@ -162,13 +168,13 @@ def power_off(root: Path) -> bool:
     pid = int(pid_file.read_text())
     pid_file.unlink()
     try:
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         return False
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
     deadline = time.monotonic() + ENGINE_STOP_TIMEOUT
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
+    while leftovers(root) and time.monotonic() < deadline:
         time.sleep(0.1)
     return True
 
