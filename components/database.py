@@ -10,8 +10,6 @@ the project's images are pushed to.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypedDict
@@ -22,9 +20,9 @@ import pulumi_random as random
 import pulumi_tls as tls
 
 from components.base import StackContext
-from dpc.cluster import BACKUP_ENCRYPTION_SECRET, CA_SECRET, PASSWORD_SECRETS, CertificateRequest
+from dpc.cluster import CA_SECRET, GENERATED_SECRET_LENGTHS, CertificateRequest
 from dpc.services import BUILT_IMAGES, ServiceSpec
-from dpc.swarm_spec import SwarmNetwork, UpdateConfig, image_reference, swarm_network, swarm_service
+from dpc.swarm_spec import SwarmNetwork, UpdateConfig, content_name, image_reference, secret_name, swarm_network, swarm_service
 from dpc.tiers import Tier, TierSpec
 
 SecretRenderer = Callable[[Mapping[str, str]], str]
@@ -89,13 +87,6 @@ class DatabaseResult:
     ca_certificate: pulumi.Output[str]
 
 
-def content_name(base: str, content: str) -> str:
-    """A Docker config's name: configs are immutable, so a changed file gets a new name and the
-    services roll over to it instead of failing to update it in place.
-    """
-    return f"{base}-{hashlib.sha256(content.encode()).hexdigest()[:12]}"
-
-
 @dataclass(frozen=True)
 class DockerObject:
     """A Docker secret or config as a service references it: by id, and by name."""
@@ -107,14 +98,6 @@ class DockerObject:
 def _slug(name: str) -> str:
     """A file's name as part of a resource name."""
     return name.replace("_", "-").replace(".", "-")
-
-
-def secret_name(base: str, content: str, key: str) -> str:
-    """A Docker secret's name, new whenever its content changes, like a config's; the digest is
-    keyed because names are shown by `docker secret ls`, the plan and the state, where an unkeyed
-    digest of a password would let anyone check a guess of it.
-    """
-    return f"{base}-{hmac.new(key.encode(), content.encode(), hashlib.sha256).hexdigest()[:12]}"
 
 
 def _b64(text: str) -> str:
@@ -170,12 +153,11 @@ class DatabaseStack(pulumi.ComponentResource):
 
     def _passwords(self) -> dict[str, pulumi.Output[str]]:
         """Generated passwords (seed §3.3); only letters and digits, so that no config format needs quoting."""
-        lengths = dict.fromkeys(PASSWORD_SECRETS, 32) | {BACKUP_ENCRYPTION_SECRET: 64}
         return {
             name: random.RandomPassword(
                 self._child(name.replace("_", "-")), length=length, special=False, opts=self._opts(protect=self._protect_state)
             ).result
-            for name, length in sorted(lengths.items())
+            for name, length in sorted(GENERATED_SECRET_LENGTHS.items())
         }
 
     def _certificates(self) -> dict[str, pulumi.Output[str]]:

@@ -19,6 +19,8 @@ as strings, file modes as integers.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -177,6 +179,21 @@ class SwarmNetwork:
     options: tuple[tuple[str, str], ...]
     subnet: str
     labels: tuple[tuple[str, str], ...]
+
+
+def content_name(base: str, content: str) -> str:
+    """A Docker config's name: configs are immutable, so a changed file gets a new name and the
+    services roll over to it instead of failing to update it in place.
+    """
+    return f"{base}-{hashlib.sha256(content.encode()).hexdigest()[:12]}"
+
+
+def secret_name(base: str, content: str, key: str) -> str:
+    """A Docker secret's name, new whenever its content changes, like a config's; the digest is
+    keyed because names are shown by `docker secret ls`, the plan and the state, where an unkeyed
+    digest of a password would let anyone check a guess of it.
+    """
+    return f"{base}-{hmac.new(key.encode(), content.encode(), hashlib.sha256).hexdigest()[:12]}"
 
 
 def swarm_service(spec: ServiceSpec, config_names: Collection[str], endpoint_mode: EndpointMode = "vip") -> SwarmService:

@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from components.database import content_name, secret_name
 from dpc.cluster import CA_SECRET, ClusterLayout, Paths, Port, swarm_layout
 from dpc.services import database_services
 from dpc.settings import Settings
@@ -26,8 +25,10 @@ from dpc.swarm_spec import (
     ObjectRef,
     SwarmNetwork,
     SwarmService,
+    content_name,
     engine_network_spec,
     engine_service_spec,
+    secret_name,
     swarm_network,
     swarm_service,
 )
