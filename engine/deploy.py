@@ -7,6 +7,7 @@ and leaves the rest alone, as `pulumi up` would.
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import secrets as random
 import subprocess
@@ -20,6 +21,7 @@ from dpc.services import database_services
 from dpc.settings import Settings
 from dpc.stack_files import plain_configs
 from dpc.swarm_spec import (
+    Converge,
     EndpointMode,
     EngineRefs,
     ObjectRef,
@@ -50,6 +52,8 @@ class StackObjects:
     configs: Mapping[str, str]
     left_out: Mapping[str, str]
     """Services not deployed, with the reason (a vendor image that cannot be had here)."""
+    after: Mapping[str, str]
+    """Service → the service it is updated after (`ServiceSpec.after`): the order `roll` keeps."""
 
 
 def stack_objects(settings: Settings, *, encrypted_overlays: bool, endpoint_mode: EndpointMode, missing_images: Mapping[str, str]) -> StackObjects:
@@ -63,7 +67,8 @@ def stack_objects(settings: Settings, *, encrypted_overlays: bool, endpoint_mode
     services = tuple(swarm_service(spec, configs, endpoint_mode) for spec in specs if spec.image not in missing_images)
     left_out = {spec.name: f"its image {spec.image} cannot be had: {missing_images[spec.image]}" for spec in specs if spec.image in missing_images}
     networks = tuple(swarm_network(tier if encrypted_overlays else replace(tier, encrypted=False)) for tier in TIERS)
-    return StackObjects(layout, networks, services, configs, left_out)
+    after = {spec.name: spec.after for spec in specs if spec.after}
+    return StackObjects(layout, networks, services, configs, left_out, after)
 
 
 def _b64(text: str) -> str:
@@ -117,6 +122,112 @@ def covers(actual: Any, wanted: Any) -> bool:
     return actual == wanted
 
 
+@dataclass(frozen=True)
+class Rolled:
+    """A service `roll` changed: when its new spec was sent and when it had converged (time.time())."""
+
+    service: str
+    sent_at: float
+    converged_at: float
+
+
+class UpdateGivenUpError(RuntimeError):
+    """Swarm gave a service's update up: a new task failed within the update's monitor window (a
+    health check that never passes, a process that exits) and Swarm rolled the service back, or
+    paused. pulumi-docker's converge wait fails `pulumi up` the same way.
+    """
+
+    def __init__(self, service: str, state: str, message: str) -> None:
+        super().__init__(f"{service}: update {state}: {message}")
+        self.service = service
+        self.state = state
+
+
+UPDATE_GIVEN_UP = ("rollback_completed", "paused", "rollback_paused")
+"""The `UpdateStatus.State`s in which Swarm no longer moves a service towards the spec it was sent."""
+
+
+def _runs_template(task: Mapping[str, Any], template: Mapping[str, Any]) -> bool:
+    """Whether a task was made from the service's current task template. The engine shows the
+    template with its `Runtime`, and the tasks' copies of it without.
+    """
+    return task["Spec"] == {key: value for key, value in template.items() if key != "Runtime"}
+
+
+def engine_time(stamp: str) -> float:
+    """An Engine API timestamp (RFC 3339, to the nanosecond) in time.time()'s terms."""
+    return datetime.datetime.fromisoformat(stamp).timestamp()
+
+
+def converged(manager: Engine, name: str) -> bool:
+    """Whether a replicated service has converged on its current spec: as many tasks running as it
+    has replicas (Swarm calls a task with a health check running only once the check has passed),
+    each made from the current spec and running for the update's monitor period, Swarm's own
+    window in which a task's end fails the update. Raises UpdateGivenUpError once Swarm has given
+    the update up.
+
+    Stricter than pulumi-docker's converge wait, which counts the tasks running at one look. A task
+    whose health check fails is stopped, and when its process exits 0 on SIGTERM (Patroni does)
+    Swarm shows it running for an instant before complete: measured on the local Swarm, a wait
+    without the monitor period took that for converged and sent the next member the failing image.
+    """
+    service: dict[str, Any] | None = manager.by_name("services", name)
+    if service is None:
+        raise LookupError(f"no service {name}")
+    status: dict[str, Any] = service.get("UpdateStatus") or {}
+    state = str(status.get("State", ""))
+    if state in UPDATE_GIVEN_UP:
+        raise UpdateGivenUpError(name, state, str(status.get("Message", "")))
+    if state == "rollback_started":
+        return False
+    template = service["Spec"]["TaskTemplate"]
+    settled_before = time.time() - service["Spec"].get("UpdateConfig", {}).get("Monitor", 0) / 1e9
+    tasks = manager.filtered("/tasks", service=[name], **{"desired-state": ["running"]})
+    current = [
+        task for task in tasks
+        if task["Status"]["State"] == "running" and _runs_template(task, template) and engine_time(task["Status"]["Timestamp"]) <= settled_before
+    ]  # fmt: skip
+    return len(current) == service["Spec"]["Mode"]["Replicated"]["Replicas"]
+
+
+def roll(manager: Engine, objects: StackObjects, secret_values: Mapping[str, str], images: Mapping[str, str], naming_key: str) -> list[Rolled]:
+    """`deploy`, in the order `pulumi up` keeps in the cloud: a service with `ServiceSpec.after` is
+    sent only once that service has converged, so the members of a quorum (etcd's, Patroni's) are
+    replaced one at a time, and every other service at once. A replicated service that changed is
+    waited for as pulumi-docker waits (`SwarmService.converge`: a first look after its delay, then
+    until it has converged, within its timeout); a global one is not. Raises UpdateGivenUpError when Swarm
+    gives an update up, as `pulumi up` fails then, without sending anything that comes after it.
+    The services it changed, in the order they converged.
+    """
+    names = {service.name for service in objects.services}
+    pending = list(objects.services)
+    waiting: dict[str, tuple[Converge, float]] = {}
+    settled: set[str] = set()
+    rolled: list[Rolled] = []
+    while pending or waiting:
+        for service in [s for s in pending if objects.after.get(s.name) not in names - settled]:
+            pending.remove(service)
+            before = manager.by_name("services", service.name)
+            deploy(manager, replace(objects, services=(service,)), secret_values, images, naming_key)
+            after = manager.by_name("services", service.name)
+            unchanged = before is not None and after is not None and before["Version"]["Index"] == after["Version"]["Index"]
+            if service.converge is None or unchanged:
+                settled.add(service.name)
+            else:
+                waiting[service.name] = (service.converge, time.time())
+        for name, (converge, sent_at) in list(waiting.items()):
+            elapsed = time.time() - sent_at
+            if elapsed >= converge.delay_seconds and converged(manager, name):
+                rolled.append(Rolled(name, sent_at, time.time()))
+                settled.add(name)
+                del waiting[name]
+            elif elapsed >= converge.timeout_seconds:
+                raise TimeoutError(f"{name} has not converged {converge.timeout_seconds}s after its update was sent")
+        if waiting:
+            time.sleep(POLL_INTERVAL)
+    return rolled
+
+
 def new_naming_key() -> str:
     """The key that keeps secrets' names from revealing a digest of their content (see secret_name)."""
     return random.token_hex(16)
@@ -150,6 +261,12 @@ def task_states(manager: Engine, nodes: Sequence[SwarmNode], service: str) -> li
                 health = "gone"
         states.append(TaskState(service, node.name if node else "?", str(task["Status"]["State"]), container, health))
     return states
+
+
+def nodes_running(manager: Engine, nodes: Sequence[SwarmNode], service: str) -> list[SwarmNode]:
+    """The nodes where `service` has a running task (where its ports are published, in host mode)."""
+    running = {s.node for s in task_states(manager, nodes, service) if s.state == "running"}
+    return [n for n in nodes if n.name in running]
 
 
 def container_of(nodes: Sequence[SwarmNode], manager: Engine, service: str) -> tuple[SwarmNode, str]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from dpc.services import BUILT_IMAGES, Image
 from engine.api import Engine, EngineError
+from engine.netns import unmount_under
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PULL_TIMEOUT = 300.0
@@ -165,6 +166,7 @@ def image_store(builder: Engine, images: Sequence[str], root: Path) -> Path:
         engine_process.terminate()
         engine_process.wait(timeout=ENGINE_START_TIMEOUT)
         log.close()
+        unmount_under(run_dir)
         shutil.rmtree(run_dir, ignore_errors=True)
     return data
 

@@ -28,8 +28,8 @@ from engine.api import Engine
 from engine.deploy import StackObjects, new_naming_key, stack_objects, wait_until_healthy
 from engine.deploy import deploy as deploy_stack
 from engine.images import base_image, build_images, image_store, vendor_images_missing
-from engine.netns import Network, unused_subnet
-from engine.nodes import HostDir, SwarmNode, form_swarm, run_dirs, start_engines, stop_engines, swarm_node, unmount_under, wait_until_ready
+from engine.netns import Network, unmount_under, unused_subnet
+from engine.nodes import HostDir, SwarmNode, form_swarm, run_dirs, start_engines, stop_engines, swarm_node, wait_until_ready
 from engine.secrets import secret_contents
 from providers.composition import volume_plans
 from providers.database import image_tags
@@ -93,6 +93,7 @@ def builder_engine(root: Path, say: Say) -> Generator[Engine, None, None]:
     finally:
         process.terminate()
         process.wait(timeout=60)
+        unmount_under(run_dir)
         shutil.rmtree(run_dir, ignore_errors=True)
 
 

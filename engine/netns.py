@@ -298,3 +298,15 @@ class NamespaceClient:
     def close(self) -> None:
         """Stops the thread (calls still running are not waited for)."""
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def unmount_under(root: Path) -> list[str]:
+    """Unmounts every mount point below `root`, deepest first (containers' overlays, netns files)."""
+    problems: list[str] = []
+    prefix = str(root.resolve()) + "/"
+    mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    for mount in sorted((m for m in mounts if m.startswith(prefix)), key=len, reverse=True):
+        result = subprocess.run(["umount", "-l", mount], capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            problems.append(f"umount {mount}: {result.stderr.strip()}")
+    return problems

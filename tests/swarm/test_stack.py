@@ -18,7 +18,7 @@ from dpc.cluster import BACKUP_STANZA, DATABASE_NAME, Port, User
 from dpc.render.prometheus import ALERT_RULES_FILE
 from dpc.services import BUILT_IMAGES
 from dpc.swarm_spec import SwarmService
-from engine.deploy import container_of, deploy, exec_in, patroni_cluster, task_states
+from engine.deploy import container_of, deploy, exec_in, nodes_running, patroni_cluster, task_states
 from engine.lab import Deployment
 from engine.netns import NamespaceClient
 from tests.cluster.client import query, wait_until
@@ -125,7 +125,9 @@ def _through_haproxy(deployment: Deployment, ca_file: Path, manager: str, **extr
 
 def test_clients_write_through_either_haproxy_and_read_through_pgbouncer_over_tls(deployment: Deployment, ca_file: Path, app_node: NamespaceClient) -> None:
     marker = f"swarm-{time.time_ns()}"
-    for manager in ("manager-1", "manager-2"):
+    haproxies = [n.name for n in nodes_running(deployment.manager, deployment.nodes, deployment.objects.layout.haproxy.name)]
+    assert len(haproxies) == 2
+    for manager in haproxies:
         conninfo = _through_haproxy(deployment, ca_file, manager)
         app_node.call(query, conninfo, "CREATE TABLE IF NOT EXISTS swarm_probe (marker text, via text)", timeout=CALL_TIMEOUT)
         app_node.call(query, conninfo, "INSERT INTO swarm_probe VALUES (%s, %s)", (marker, manager), timeout=CALL_TIMEOUT)
@@ -138,13 +140,14 @@ def test_clients_write_through_either_haproxy_and_read_through_pgbouncer_over_tl
     }  # fmt: skip
     select = "SELECT via FROM swarm_probe WHERE marker = %s ORDER BY via"
     rows = wait_until("the rows through PgBouncer", lambda: app_node.call(query, through_pgbouncer, select, (marker,), timeout=CALL_TIMEOUT), timeout=60)
-    assert rows == [("manager-1",), ("manager-2",)]
+    assert rows == [(name,) for name in sorted(haproxies)]
 
 
 def test_a_client_without_tls_is_refused(deployment: Deployment, ca_file: Path, app_node: NamespaceClient) -> None:
     def connect() -> str:
         try:
-            psycopg.connect(**_through_haproxy(deployment, ca_file, "manager-1", sslmode="disable"), connect_timeout=5).close()  # pyright: ignore[reportArgumentType]
+            haproxy = nodes_running(deployment.manager, deployment.nodes, deployment.objects.layout.haproxy.name)[0].name
+            psycopg.connect(**_through_haproxy(deployment, ca_file, haproxy, sslmode="disable"), connect_timeout=5).close()  # pyright: ignore[reportArgumentType]
         except psycopg.OperationalError as error:
             return str(error)
         return "connected"
