@@ -163,10 +163,11 @@ class _InlineExecutor(ThreadPoolExecutor):
     The SDK sends every call to the resource monitor through the loop's executor, so that the loop
     keeps running while an engine answers over gRPC. The mock monitor answers in-process, in a fraction
     of a millisecond; handing 400 calls to worker threads and their answers back made the loop wait
-    some 1,400 times, idle while a worker waited for a core: 0.6 s of a prod plan on a quiet machine,
-    and 2-18 s when other work loads its two cores. The mock monitor awaits its own serialisation on
-    an event loop of its thread, as on a worker thread: it gets one of its own here, run while the
-    plan's loop steps aside (the running loop is per thread, and one thread runs one loop at a time).
+    idle some 1,400 times, for a worker to get a core and then for itself to get one back: 0.6 s of a
+    prod plan on a quiet machine, 2-5 s when other work loads its two cores; 0.01 s inline. The mock
+    monitor awaits its own serialisation on an event loop of its thread, as on a worker thread: it
+    gets one of its own here, run while the plan's loop steps aside (the running loop is per thread,
+    and one thread runs one loop at a time).
     """
 
     def __init__(self) -> None:
