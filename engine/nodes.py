@@ -83,8 +83,8 @@ def start_engines(network: Network, nodes: Sequence[Node], root: Path, images: P
     """An engine per node in the node's namespace (created in `network` first), starting with the
     images of the data root `images` (engine.images.image_store), all answering.
 
-    Each engine also gets a mount namespace of its own in which the node's `/mnt` is a directory
-    of its own, holding the node's `host_dirs` (the directories the cloud's volumes are mounted on,
+    Each engine also gets a host name (UTS namespace) and a mount namespace of its own, in which
+    the node's `/mnt` is a directory of its own, holding the node's `host_dirs` (the directories the cloud's volumes are mounted on,
     made with their owners as the node bootstrap makes them): nodes do not share host paths, and
     every mount an engine makes goes away with it.
     """
@@ -109,8 +109,8 @@ def start_engines(network: Network, nodes: Sequence[Node], root: Path, images: P
         ]
         command = [
             "nsenter", f"--net=/run/netns/{network.namespace(node.name)}",
-            "unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--mount-proc", "--kill-child=SIGKILL", "--",
-            "sh", "-c", 'mount --bind "$0" /mnt && exec "$@"', str(node_root / "mnt"), *dockerd,
+            "unshare", "--mount", "--propagation", "private", "--uts", "--pid", "--fork", "--mount-proc", "--kill-child=SIGKILL", "--",
+            "sh", "-c", 'mount --bind "$0" /mnt && hostname "$1" && shift && exec "$@"', str(node_root / "mnt"), node.name, *dockerd,
         ]  # fmt: skip
         with (node_root / "dockerd.log").open("ab") as log:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
