@@ -74,7 +74,8 @@ from dpc.render.backup import (
     render_pgbackrest_secrets,
 )
 from dpc.settings import Settings
-from tests.cluster.pki import issue
+from engine.pki import issue
+from tests.cluster.hosts import SMOKE_CERTIFICATE_VALIDITY
 from tests.golden_files import assert_matches_golden, assert_no_stale_golden_files
 
 pytestmark = pytest.mark.contract
@@ -275,7 +276,7 @@ def layouts(root: Path) -> tuple[ClusterLayout, ClusterLayout]:
 def write_secrets(layout: ClusterLayout, owner: str) -> None:
     secrets = Path(layout.paths.secrets)
     secrets.mkdir()
-    for name, pem in issue(certificate_requests(layout)).items():
+    for name, pem in issue(certificate_requests(layout), "dpc test CA", SMOKE_CERTIFICATE_VALIDITY).items():
         path = secrets / name
         path.write_text(pem)
         path.chmod(0o644 if name == CA_SECRET or name.endswith("_cert") else 0o600)

@@ -71,8 +71,9 @@ import pytest
 
 from dpc.cluster import BACKUP_ENCRYPTION_SECRET, BACKUP_STANZA, CA_SECRET, CertificateRequest
 from dpc.render.backup import ARCHIVE_COMMAND, OFFSITE_KEY_PREFIX, RESTORE_COMMAND, OffsiteRepository, render_pgbackrest_repository, render_pgbackrest_secrets
+from engine.pki import issue
 from providers.aws.storage import ARCHIVE_STORAGE_CLASS, backup_writer_statements
-from tests.cluster.pki import issue
+from tests.cluster.hosts import SMOKE_CERTIFICATE_VALIDITY
 from tests.contract.aws_emulator import REGION, Emulator, aws_emulator
 from tests.contract.test_backup import (
     FAKE_PASSPHRASE,
@@ -182,7 +183,7 @@ def tls_terminator(root: Path, backend: str) -> Iterator[tuple[int, Path]]:
     """HAProxy on a free loopback port, TLS with a throwaway CA's certificate for `localhost`, in
     front of the emulator's plain HTTP; yields the port and the CA file for pgBackRest to verify."""
     request = CertificateRequest("s3", "localhost", ("localhost",), ("127.0.0.1",), "server")
-    pem = issue((request,))
+    pem = issue((request,), "dpc test CA", SMOKE_CERTIFICATE_VALIDITY)
     directory = root / "tls"
     directory.mkdir()
     ca_file, bundle = directory / "ca.pem", directory / "s3.pem"

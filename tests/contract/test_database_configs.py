@@ -50,7 +50,8 @@ from dpc.render.pgbouncer import USERLIST_SECRET, render_pgbouncer, render_pgbou
 from dpc.render.postgres import POST_BOOTSTRAP_FILE, pg_hba, render_patroni, render_post_bootstrap, render_postgresql_conf
 from dpc.render.redis import ACL_SECRET, render_redis, render_redis_acl
 from dpc.sizing import postgres_sizing
-from tests.cluster.pki import issue
+from engine.pki import issue
+from tests.cluster.hosts import SMOKE_CERTIFICATE_VALIDITY
 
 pytestmark = pytest.mark.contract
 
@@ -129,7 +130,7 @@ def write_secrets(layout: ClusterLayout) -> None:
     """The passwords and a fresh CA with every certificate of the layout, as secret files."""
     directory = Path(layout.paths.secrets)
     directory.mkdir(parents=True, exist_ok=True)
-    for name, value in {**SECRETS, **issue(certificate_requests(layout))}.items():
+    for name, value in {**SECRETS, **issue(certificate_requests(layout), "dpc test CA", SMOKE_CERTIFICATE_VALIDITY)}.items():
         path = directory / name
         path.write_text(value)
         path.chmod(0o600)
