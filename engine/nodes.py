@@ -54,11 +54,6 @@ class SwarmNode:
         """The machine's name (`manager-1`)."""
         return self.node.name
 
-    @property
-    def log(self) -> Path:
-        """The engine's own log."""
-        return self.root / "dockerd.log"
-
 
 def run_dirs(root: Path) -> list[Path]:
     """The exec roots of the engines whose nodes live under `root`."""
