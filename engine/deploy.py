@@ -194,10 +194,10 @@ def roll(manager: Engine, objects: StackObjects, secret_values: Mapping[str, str
     """`deploy`, in the order `pulumi up` keeps in the cloud: a service with `ServiceSpec.after` is
     sent only once that service has converged, so the members of a quorum (etcd's, Patroni's) are
     replaced one at a time, and every other service at once. A replicated service that changed is
-    waited for as pulumi-docker waits (`SwarmService.converge`: a first look after its delay, then
-    until it has converged, within its timeout); a global one is not. Raises UpdateGivenUpError when Swarm
-    gives an update up, as `pulumi up` fails then, without sending anything that comes after it.
-    The services it changed, in the order they converged.
+    waited for with pulumi-docker's bounds (`SwarmService.converge`: a first look after its delay,
+    then until it has `converged`, within its timeout); a global one is not. Raises
+    UpdateGivenUpError when Swarm gives an update up, as `pulumi up` fails then, without sending
+    anything that comes after it. The services it changed, in the order they converged.
     """
     names = {service.name for service in objects.services}
     pending = list(objects.services)

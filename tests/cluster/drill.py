@@ -65,6 +65,8 @@ class Writer:
     namespace: str
     conninfo: dict[str, str | int]
     table: str
+    pause: float = WRITE_PAUSE
+    """Seconds between commits."""
     acknowledged: list[Ack] = field(default_factory=list[Ack])
     in_doubt: list[int] = field(default_factory=list[int])
     """Rows whose commit returned without the synchronous standby's confirmation."""
@@ -88,7 +90,7 @@ class Writer:
                             self.in_doubt.append(row)
                         else:
                             self.acknowledged.append(Ack(row, time.monotonic(), connected_at))
-                        self._stop.wait(WRITE_PAUSE)
+                        self._stop.wait(self.pause)
             except psycopg.Error as error:
                 self.errors.append((time.monotonic(), str(error).strip()))
                 self._stop.wait(RECONNECT_PAUSE)

@@ -1,0 +1,578 @@
+"""A rolling update of the Patroni members on the local Swarm as a client sees it, and Swarm's
+rollback of an update whose health check fails (issue 9).
+
+Usage (as root, from the repository root):
+
+    .venv/bin/python -m benchmarks.rolling_update [--root DIR --stack NAME]
+
+Without --root it brings the local stack up in a directory of its own (engine/lab.py: the
+project's images, built on DOCKER_HOST's engine or on one it starts; one engine per node of the
+layout, each in a network namespace; the stack deployed and healthy) and removes it all at the
+end. With --root and --stack it uses the local Swarm that `./run up` (or the Swarm suite, with
+DPC_SWARM_ROOT) made there, and leaves it running.
+
+A client in app-1's namespace commits a row every 100 ms through HAProxy's primary route on the
+managers, as app_user over TLS verified against the cluster CA, and Patroni's view of the cluster
+is sampled every second, from before the first phase until after the last. Every phase deploys
+through `engine.deploy.roll`, which sends the members in their `ServiceSpec.after` order (the
+order `pulumi up` keeps in the cloud), each once the one before has run its new task for the
+update's monitor period (`engine.deploy.converged` says why that, and not only running):
+
+1. update: the members onto the postgres image under another tag (`docker tag` on every node: the
+   same image, a new spec, so every member's task is replaced);
+2. rollback: the members onto an image whose health check always fails (built on every node from
+   the postgres image). Swarm must fail the first member's new task, roll that member back (its
+   UpdateStatus `rollback_completed`, its spec the previous one) and the roll stop there, leaving
+   the other members alone; the cluster must be healthy again;
+3. restore: the members back onto the program's own tag, so the Swarm ends as the program defines it.
+
+For each phase it prints the leaders Patroni showed in turn; for each member replaced, when its
+previous task stopped and its new one ran (Swarm's task timestamps), the longest time between two
+acknowledged writes from when it was sent until the next member was, and its Patroni role when it
+was sent (so whether the leader went last); for the rollback, Swarm's tasks and update status;
+then the rows acknowledged against the rows the leader holds afterwards. Exits 1 if an
+acknowledged row was lost, a member went down before the one before it ran its new task, or the
+rollback did not happen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Generator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from dpc.cluster import CA_SECRET, DATABASE_NAME, Port, User
+from dpc.config import settings_from_stack_file
+from dpc.model import Role
+from dpc.services import Image
+from engine.api import EngineError
+from engine.deploy import Rolled, StackObjects, UpdateGivenUpError, engine_time, patroni_cluster, roll, wait_until_healthy
+from engine.lab import Deployment, bring_up, tear_down
+from engine.netns import NamespaceClient
+from tests.cluster.client import STATEMENT_TIMEOUT, query, wait_until
+from tests.cluster.drill import Writer
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+STACK_FILE = PROJECT_ROOT / "Pulumi.local.yaml"
+OWN_STACK = "rolling"
+"""The namespace tag of a local Swarm this benchmark brings up itself (apart from `./run up`'s)."""
+CLIENT_NODE = "app-1"
+"""Where the applications run (the layout's app nodes)."""
+
+WRITE_PAUSE = 0.1
+"""Seconds between the client's commits: the resolution of the times without writes."""
+SAMPLE_INTERVAL = 1.0
+"""Seconds between looks at Patroni's /cluster."""
+FLOWING_ROWS = 20
+"""Rows acknowledged before the first phase, so the writer is known to be in full flow."""
+CALL_TIMEOUT = 30.0
+HEALTHY_TIMEOUT = 300.0
+"""Seconds the stack may take to be healthy again after a phase (a member rejoining as a replica)."""
+BUILD_TIMEOUT = 120.0
+
+ROLLED_TAG = "rolling-update"
+FAILING_TAG = "failing-health-check"
+FAILING_HEALTH_CHECK = 'HEALTHCHECK --interval=2s --timeout=5s --start-period=1s --retries=1 CMD ["false"]'
+"""The failing image's only change: unhealthy at its first check, two seconds after it starts, so
+Swarm fails the task well within the update's monitor window. Every option is given: a build
+keeps the base image's value of any left out (its start period is 60 s)."""
+UP_STATES = ("running", "streaming")
+"""Patroni's states of a member that serves (a leader runs, a replica streams)."""
+
+
+def patroni_members(objects: StackObjects) -> StackObjects:
+    """The stack's objects with only the Patroni members among the services: what the phases roll."""
+    members = {member.name for member in objects.layout.patroni}
+    return replace(objects, services=tuple(service for service in objects.services if service.name in members))
+
+
+def _repository(reference: str) -> str:
+    return reference.rsplit(":", 1)[0]
+
+
+def retagged(deployment: Deployment, tag: str) -> dict[str, str]:
+    """The deployment's images with the postgres image also tagged `tag` on every node (`docker
+    tag`): the same image under another name, so deploying it changes the spec and nothing else.
+    """
+    source = deployment.images[Image.POSTGRES]
+    for node in deployment.nodes:
+        node.engine.post(f"/images/{quote(source, safe='')}/tag", None, {"repo": _repository(source), "tag": tag})
+    return {**deployment.images, Image.POSTGRES: f"{_repository(source)}:{tag}"}
+
+
+def failing_health_check(deployment: Deployment) -> dict[str, str]:
+    """The deployment's images with the postgres image replaced by one whose health check always
+    fails, built on every node (FROM the postgres image, which each holds: no network needed).
+    """
+    source = deployment.images[Image.POSTGRES]
+    target = f"{_repository(source)}:{FAILING_TAG}"
+    with tempfile.TemporaryDirectory(prefix="dpc-failing-image-") as home:
+        for node in deployment.nodes:
+            built = subprocess.run(
+                ["docker", "-H", node.engine.host, "build", "--quiet", "--tag", target, "-"],
+                input=f"FROM {source}\n{FAILING_HEALTH_CHECK}\n", capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False,
+                env={"PATH": "/usr/local/bin:/usr/bin:/bin", "DOCKER_BUILDKIT": "0", "HOME": home},
+            )  # fmt: skip
+            if built.returncode != 0:
+                raise RuntimeError(f"building {target} on {node.name}: {built.stderr.strip()}")
+    return {**deployment.images, Image.POSTGRES: target}
+
+
+def remove_image(deployment: Deployment, reference: str) -> None:
+    """Removes `reference` from every node: a second tag of an image only loses its name; an image
+    that stopped tasks' containers still use stays until they go (Swarm keeps a few per service).
+    """
+    for node in deployment.nodes:
+        try:
+            node.engine.delete(f"/images/{quote(reference, safe='')}", {"force": "1"})
+        except EngineError as error:
+            if error.status != 404:
+                raise
+
+
+def haproxy_conninfo(deployment: Deployment, ca_file: Path, user: User, password_secret: str) -> dict[str, str | int]:
+    """A client of HAProxy's primary route: every manager's address, which libpq tries in turn (HAProxy
+    publishes its port on the managers that run it). TLS verified against the cluster CA with
+    `verify-ca`: HAProxy passes TLS through, so the certificate is the leader's, named after the member.
+    """
+    managers = [node.address for node in deployment.nodes if node.node.role is Role.MANAGER]
+    return {
+        "host": ",".join(managers),
+        "port": Port.HAPROXY_PRIMARY,
+        "dbname": DATABASE_NAME,
+        "user": user.value,
+        "password": deployment.secret_values[password_secret],
+        "sslmode": "verify-ca",
+        "sslrootcert": str(ca_file),
+        "options": STATEMENT_TIMEOUT,
+    }
+
+
+View = Mapping[str, tuple[str, str]]
+"""Patroni's view of the cluster: member → (role, state)."""
+
+
+@dataclass
+class PatroniSampler:
+    """Patroni's /cluster every SAMPLE_INTERVAL, as the first member that answers reports it, on a thread of its own."""
+
+    deployment: Deployment
+    samples: list[tuple[float, View]] = field(default_factory=list[tuple[float, View]])
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        """Samples until stopped."""
+        members = [member.name for member in self.deployment.objects.layout.patroni]
+        while not self._stop.is_set():
+            for member in members:
+                try:
+                    cluster = patroni_cluster(self.deployment.nodes, self.deployment.manager, member)
+                except (RuntimeError, LookupError, OSError, ValueError, subprocess.SubprocessError):  # LookupError: KeyError too
+                    continue
+                self.samples.append((time.time(), {str(m["name"]): (str(m["role"]), str(m.get("state", ""))) for m in cluster["members"]}))
+                break
+            self._stop.wait(SAMPLE_INTERVAL)
+
+    def stop(self) -> None:
+        """Ends `run` after its current look."""
+        self._stop.set()
+
+    def at(self, moment: float) -> View:
+        """The last view taken before `moment` (empty if none was)."""
+        before = [view for taken, view in self.samples if taken <= moment]
+        return before[-1] if before else {}
+
+
+def leader(view: View) -> str:
+    """The member leading in `view`, or "none"."""
+    return next((name for name, (role, state) in view.items() if role == "leader" and state == "running"), "none")
+
+
+@dataclass(frozen=True)
+class Writes:
+    """What the client saw, and what the leader holds."""
+
+    acknowledged: int
+    lost: tuple[int, ...]
+    """Acknowledged rows the leader does not hold."""
+    in_doubt: int
+    """Commits that returned without the synchronous standby's confirmation (not counted as acknowledged)."""
+    errors: int
+    """Failed connection attempts and statements."""
+
+
+@dataclass
+class Observation:
+    """The writer and the Patroni sampler, running; times in time.time()'s terms."""
+
+    deployment: Deployment
+    writer: Writer
+    sampler: PatroniSampler
+    superuser: dict[str, str | int]
+    queries: NamespaceClient
+    offset: float
+    """time.time() - time.monotonic(): the writer stamps its rows with the latter."""
+    result: Writes | None = None
+
+    def acknowledged_times(self) -> list[float]:
+        """When each acknowledged row was acknowledged, in order."""
+        return [ack.at + self.offset for ack in list(self.writer.acknowledged)]
+
+    def error_count(self, begin: float, end: float) -> int:
+        """The writer's failed attempts between `begin` and `end`."""
+        return sum(1 for at, _ in list(self.writer.errors) if begin <= at + self.offset < end)
+
+
+def longest_silence(times: Sequence[float], begin: float, end: float) -> float:
+    """The longest time between two consecutive acknowledged writes that overlaps [begin, end):
+    how long the client could not write around then (WRITE_PAUSE and a commit when all is well).
+    """
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times) if later > begin and earlier < end]
+    return max(gaps, default=0.0)
+
+
+@contextmanager
+def observed(deployment: Deployment, ca_file: Path) -> Generator[Observation]:
+    """The writer (on its own thread in app-1's namespace, into a table of its own) and the sampler,
+    from when the writer is in full flow until the block ends; then the rows acknowledged are
+    looked for on the leader, once the stack is healthy, in `result`.
+    """
+    namespace = deployment.node(CLIENT_NODE).namespace
+    queries = NamespaceClient(namespace)
+    writes = NamespaceClient(namespace)
+    superuser = haproxy_conninfo(deployment, ca_file, User.SUPERUSER, "postgres_superuser_password")
+    table = f"rolling_{secrets.token_hex(4)}"
+    try:
+        queries.call(query, superuser, f"CREATE TABLE {table} (id bigint PRIMARY KEY)", timeout=CALL_TIMEOUT)
+        writer = Writer(namespace, haproxy_conninfo(deployment, ca_file, User.APP, "app_user_password"), table, pause=WRITE_PAUSE)
+        sampler = PatroniSampler(deployment)
+        observation = Observation(deployment, writer, sampler, superuser, queries, time.time() - time.monotonic())
+        writing = writes.submit(writer.run)
+        sampling = threading.Thread(target=sampler.run, name="patroni-sampler", daemon=True)
+        sampling.start()
+        try:
+            wait_until("the writer in full flow", lambda: len(writer.acknowledged) >= FLOWING_ROWS or None, timeout=CALL_TIMEOUT)
+            yield observation
+        finally:
+            writer.stop()
+            sampler.stop()
+            writing.result(timeout=CALL_TIMEOUT)
+            sampling.join(timeout=CALL_TIMEOUT)
+        wait_until_healthy(deployment.manager, deployment.nodes, deployment.objects, HEALTHY_TIMEOUT)
+        present = {row for (row,) in queries.call(query, superuser, f"SELECT id FROM {table}", timeout=CALL_TIMEOUT)}
+        acknowledged = {ack.row for ack in writer.acknowledged}
+        observation.result = Writes(len(acknowledged), tuple(sorted(acknowledged - present)), len(writer.in_doubt), len(writer.errors))
+        queries.call(query, superuser, f"DROP TABLE {table}", timeout=CALL_TIMEOUT)
+    finally:
+        writes.close()
+        queries.close()
+
+
+@dataclass(frozen=True)
+class MemberReplaced:
+    """One member's replacement in a phase; times in time.time()'s terms, task times Swarm's."""
+
+    service: str
+    node: str
+    role: str
+    """Its Patroni role when its new spec was accepted."""
+    serving: int
+    """Members running or streaming in Patroni's view then."""
+    sent: float
+    """When the engine had accepted its new spec."""
+    created: float
+    """When Swarm made its new task."""
+    stopped: float
+    """When its previous task had stopped (that task's last state change)."""
+    running: float
+    """When its new task ran, its health check passing."""
+    converged: float
+    silence: float
+    """The longest time without an acknowledged write from when it was sent until the next member was."""
+    errors: int
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """A task Swarm made during a phase, as its history shows it afterwards."""
+
+    image: str
+    created: float
+    state: str
+    at: float
+    """When it reached `state`."""
+    error: str
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One deployment through `roll` under observation; times in time.time()'s terms."""
+
+    name: str
+    started: float
+    returned: float
+    """When `roll` returned or raised."""
+    healthy: float
+    """When the stack was healthy again after it."""
+    members: tuple[MemberReplaced, ...]
+    """The members `roll` replaced, in the order it sent them."""
+    leaders: tuple[str, ...]
+    """The leaders Patroni showed, in turn, from the start until healthy again ("none" between two)."""
+    silence: float
+    """The longest time without an acknowledged write from the start until healthy again."""
+    errors: int
+    images_before: Mapping[str, str]
+    """Each member's image before the phase."""
+    images_after: Mapping[str, str]
+    touched: tuple[str, ...]
+    """Members Swarm made a task for during the phase."""
+    given_up: UpdateGivenUpError | None
+    """Swarm's refusal, when it gave a member's update up."""
+    status: Mapping[str, Any]
+    """The given-up member's UpdateStatus afterwards, as the Engine reports it."""
+    given_up_tasks: tuple[NewTask, ...]
+    """The given-up member's tasks made during the phase, oldest first."""
+
+
+def _image(service: Mapping[str, Any]) -> str:
+    return str(service["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"])
+
+
+def _services(observation: Observation) -> dict[str, dict[str, Any]]:
+    """The Patroni members' services, as the Engine shows them now."""
+    found: dict[str, dict[str, Any]] = {}
+    for service in patroni_members(observation.deployment.objects).services:
+        shown = observation.deployment.manager.by_name("services", service.name)
+        if shown is None:
+            raise LookupError(f"no service {service.name}")
+        found[service.name] = shown
+    return found
+
+
+def _tasks(observation: Observation, service: str) -> list[dict[str, Any]]:
+    """The service's tasks Swarm still keeps (a few per slot), oldest first."""
+    return sorted(observation.deployment.manager.filtered("/tasks", service=[service]), key=lambda task: engine_time(task["CreatedAt"]))
+
+
+def _new_task(task: Mapping[str, Any]) -> NewTask:
+    status = task["Status"]
+    return NewTask(
+        str(task["Spec"]["ContainerSpec"]["Image"]),
+        engine_time(task["CreatedAt"]),
+        str(status["State"]),
+        engine_time(status["Timestamp"]),
+        str(status.get("Err", "")),
+    )
+
+
+def _leaders(sampler: PatroniSampler, begin: float, end: float) -> tuple[str, ...]:
+    seen = [leader(view) for taken, view in sampler.samples if begin <= taken <= end]
+    return tuple(name for index, name in enumerate(seen) if index == 0 or seen[index - 1] != name)
+
+
+def _replaced(observation: Observation, done: Rolled, until: float) -> MemberReplaced:
+    """A member `roll` replaced: its new task and the one before it, from Swarm's task history."""
+    tasks = _tasks(observation, done.service)
+    current = next(task for task in tasks if task["DesiredState"] == "running")
+    previous = [task for task in tasks if engine_time(task["CreatedAt"]) < engine_time(current["CreatedAt"])][-1]
+    node = next((n.name for n in observation.deployment.nodes if n.engine.get("/info")["Swarm"]["NodeID"] == current.get("NodeID")), "?")
+    view = observation.sampler.at(done.sent_at)
+    times = observation.acknowledged_times()
+    return MemberReplaced(
+        service=done.service,
+        node=node,
+        role=view.get(done.service, ("unknown", ""))[0],
+        serving=sum(1 for _, state in view.values() if state in UP_STATES),
+        sent=done.sent_at,
+        created=engine_time(current["CreatedAt"]),
+        stopped=engine_time(previous["Status"]["Timestamp"]),
+        running=engine_time(current["Status"]["Timestamp"]),
+        converged=done.converged_at,
+        silence=longest_silence(times, done.sent_at, until),
+        errors=observation.error_count(done.sent_at, until),
+    )
+
+
+def run_phase(observation: Observation, name: str, images: Mapping[str, str]) -> Phase:
+    """Deploys `images` to the Patroni members through `roll` and measures what happened: each
+    member's replacement from Swarm's task history, the writes around it, Patroni's roles.
+    """
+    deployment = observation.deployment
+    before = _services(observation)
+    started = time.time()
+    given_up: UpdateGivenUpError | None = None
+    try:
+        rolled = roll(deployment.manager, patroni_members(deployment.objects), deployment.secret_values, images, deployment.naming_key)
+    except UpdateGivenUpError as error:
+        given_up, rolled = error, []
+    returned = time.time()
+    wait_until_healthy(deployment.manager, deployment.nodes, deployment.objects, HEALTHY_TIMEOUT)
+    healthy = time.time()
+    after = _services(observation)
+    ends = [*(later.sent_at for later in rolled[1:]), returned] if rolled else []
+    made = {member: [task for task in _tasks(observation, member) if engine_time(task["CreatedAt"]) >= started] for member in after}
+    return Phase(
+        name=name,
+        started=started,
+        returned=returned,
+        healthy=healthy,
+        members=tuple(_replaced(observation, done, until) for done, until in zip(rolled, ends, strict=True)),
+        leaders=_leaders(observation.sampler, started, healthy),
+        silence=longest_silence(observation.acknowledged_times(), started, healthy),
+        errors=observation.error_count(started, healthy),
+        images_before={member: _image(service) for member, service in before.items()},
+        images_after={member: _image(service) for member, service in after.items()},
+        touched=tuple(member for member, tasks in made.items() if tasks),
+        given_up=given_up,
+        status=dict(after[given_up.service].get("UpdateStatus") or {}) if given_up else {},
+        given_up_tasks=tuple(_new_task(task) for task in made[given_up.service]) if given_up else (),
+    )
+
+
+def one_at_a_time(phase: Phase) -> list[str]:
+    """Where a member went down before the member sent before it ran its new task (empty when
+    none did): a stop-first update stops the previous task when it makes the new one.
+    """
+    return [
+        f"{later.service} went down {earlier.running - later.created:.1f}s before {earlier.service} ran its new task"
+        for earlier, later in itertools.pairwise(phase.members)
+        if later.created < earlier.running
+    ]
+
+
+def describe(phase: Phase) -> list[str]:
+    """The phase's figures, one line each, times in seconds from the phase's start."""
+    lines = [f"{phase.name}: leaders {' → '.join(phase.leaders)}; roll returned after {phase.returned - phase.started:.1f}s, stack healthy "
+             f"after {phase.healthy - phase.started:.1f}s; longest time without an acknowledged write {phase.silence:.1f}s, "
+             f"{phase.errors} failed attempts"]  # fmt: skip
+    for member in phase.members:
+        lines.append(
+            f"  {member.service} on {member.node}, {member.role} when sent ({member.serving} members serving): spec accepted at "
+            f"{member.sent - phase.started:.1f}s, new task made at {member.created - phase.started:.1f}s, previous task stopped at "
+            f"{member.stopped - phase.started:.1f}s, new task running (healthy) at {member.running - phase.started:.1f}s, converged at "
+            f"{member.converged - phase.started:.1f}s; longest time without an acknowledged write {member.silence:.1f}s, {member.errors} failed attempts"
+        )
+    if phase.members:
+        leading = sum(1 for member in phase.members if member.role == "leader")
+        went_last = phase.members[-1].service == phase.leaders[0]
+        lines.append(f"  order {', '.join(m.service for m in phase.members)}; {leading} of {len(phase.members)} members were leading when sent; "
+                     f"the member leading at the start went last: {'yes' if went_last else 'no'}")  # fmt: skip
+    if phase.given_up is not None:
+        completed = phase.status.get("CompletedAt")
+        lines.append(
+            f"  Swarm gave the update of {phase.given_up.service} up: {phase.status.get('State')} ({phase.status.get('Message')})"
+            + (f", completed at {engine_time(str(completed)) - phase.started:.1f}s" if completed else "")
+            + f"; members Swarm made tasks for: {', '.join(phase.touched) or 'none'}"
+        )
+        lines += [
+            f"    task of {task.image} made at {task.created - phase.started:.1f}s: {task.state} at {task.at - phase.started:.1f}s"
+            + (f" ({task.error})" if task.error else "")
+            for task in phase.given_up_tasks
+        ]
+        lines.append("  images before → after: " + ", ".join(f"{m} {phase.images_before[m]} → {phase.images_after[m]}" for m in sorted(phase.images_after)))
+    return lines
+
+
+def rolled_back(phase: Phase, first: str) -> list[str]:
+    """Where a phase whose update fails its health check differs from a rollback: Swarm gives up
+    `first` (the first member in the roll's order) with `rollback_completed`, every member runs
+    its previous image, and no other member was touched (empty when it is one).
+    """
+    if phase.given_up is None:
+        return ["the roll went through: Swarm did not give the update up"]
+    found: list[str] = []
+    if phase.given_up.service != first or phase.status.get("State") != "rollback_completed":
+        found.append(f"{phase.given_up.service} given up with {phase.status.get('State')}; want {first} with rollback_completed")
+    if phase.images_after != phase.images_before:
+        found.append(f"images before {dict(phase.images_before)}, after {dict(phase.images_after)}")
+    if phase.touched != (first,):
+        found.append(f"members Swarm made tasks for: {phase.touched}; want only {first}")
+    return found
+
+
+def problems(phases: Sequence[Phase], writes: Writes, first: str) -> list[str]:
+    """What the benchmark holds the product to: no acknowledged row lost, members one at a time,
+    and the failing health check's update rolled back (`rolled_back`).
+    """
+    found = [f"{len(writes.lost)} acknowledged rows lost: {list(writes.lost[:10])}"] if writes.lost else []
+    for phase in phases:
+        found += [f"{phase.name}: {problem}" for problem in one_at_a_time(phase)]
+        if phase.name == "rollback":
+            found += [f"rollback: {problem}" for problem in rolled_back(phase, first)]
+    return found
+
+
+def restored(deployment: Deployment) -> None:
+    """The members back on the program's images (rolled, if a phase left them elsewhere), and the
+    images the phases made removed from the nodes.
+    """
+    roll(deployment.manager, patroni_members(deployment.objects), deployment.secret_values, deployment.images, deployment.naming_key)
+    for tag in (ROLLED_TAG, FAILING_TAG):
+        remove_image(deployment, f"{_repository(deployment.images[Image.POSTGRES])}:{tag}")
+
+
+def _measure(deployment: Deployment) -> int:
+    """The three phases under one observation, each described once it is over; the Swarm ends as
+    the program defines it, also when a phase fails.
+    """
+    print(
+        f"rolling update of the Patroni members on the local Swarm ({len(deployment.nodes)} engines in network namespaces, "
+        f"{os.cpu_count()} CPUs): members sent by engine.deploy.roll in ServiceSpec.after order, each once the one before has run "
+        f"its new task for the update's monitor period; a client on {CLIENT_NODE} commits a row every {WRITE_PAUSE * 1000:.0f} ms "
+        f"through HAProxy's primary route (TLS, app_user); Patroni's /cluster sampled every {SAMPLE_INTERVAL:.0f}s; task times are Swarm's",
+        flush=True,
+    )
+    phases: list[Phase] = []
+    with tempfile.TemporaryDirectory(prefix="dpc-rolling-") as scratch:
+        ca_file = Path(scratch) / "ca.pem"
+        ca_file.write_text(deployment.secret_values[CA_SECRET])
+        try:
+            with observed(deployment, ca_file) as observation:
+                for name, images in (("update", lambda: retagged(deployment, ROLLED_TAG)), ("rollback", lambda: failing_health_check(deployment)),
+                                     ("restore", lambda: deployment.images)):  # fmt: skip
+                    phases.append(run_phase(observation, name, images()))
+                    print("\n".join(describe(phases[-1])), flush=True)
+        finally:
+            restored(deployment)
+    if observation.result is None:
+        raise RuntimeError("the observation ended without its result")
+    writes = observation.result
+    print(f"rows acknowledged {writes.acknowledged}, lost {len(writes.lost)} (target: 0); in doubt {writes.in_doubt}; failed attempts {writes.errors}")
+    found = problems(phases, writes, deployment.objects.layout.patroni[0].name)
+    for problem in found:
+        print(f"PROBLEM: {problem}")
+    return 1 if found else 0
+
+
+def main() -> int:
+    """Runs the phases on a given local Swarm, or on one of its own that it removes afterwards."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", type=Path, help="the directory of a local Swarm that is up (./run up's --root/<stack>)")
+    parser.add_argument("--stack", default="local", help="its stack name (the namespaces' tag)")
+    args = parser.parse_args()
+    settings = settings_from_stack_file(STACK_FILE)
+    if args.root is not None:
+        return _measure(bring_up(settings, args.root, args.stack, print))
+    root = Path(tempfile.mkdtemp(prefix="dpc-rolling-", dir="/var/tmp"))
+    try:
+        return _measure(bring_up(settings, root, OWN_STACK, print))
+    finally:
+        leftover = tear_down(root, OWN_STACK)
+        if leftover:
+            print(f"teardown: {leftover}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

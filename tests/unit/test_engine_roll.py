@@ -1,0 +1,133 @@
+"""The local Swarm's rolling deployment (engine.deploy.roll, converged) against a stand-in manager:
+the order `ServiceSpec.after` gives, when a member counts as converged, and where a roll stops.
+The real Swarm's behaviour is measured by tests/swarm/test_rolling_update.py."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dpc.config import settings_from_stack_file
+from dpc.swarm_spec import Converge
+from engine import deploy as deploy_module
+from engine.deploy import StackObjects, UpdateGivenUpError, converged, roll, stack_objects
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MONITOR = 30
+TEMPLATE = {"ContainerSpec": {"Image": "dpc-postgres:new"}, "Runtime": "container", "ForceUpdate": 0}
+
+
+def _stamp(seconds_ago: float) -> str:
+    moment = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=seconds_ago)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _task(image: str, state: str, seconds_ago: float) -> dict[str, Any]:
+    return {"Spec": {"ContainerSpec": {"Image": image}, "ForceUpdate": 0}, "Status": {"State": state, "Timestamp": _stamp(seconds_ago)}}
+
+
+class Manager:
+    """One service as the Engine API shows it: its spec, its update status and its tasks."""
+
+    def __init__(self, tasks: list[dict[str, Any]], status: Mapping[str, str] | None = None) -> None:
+        self.tasks = tasks
+        self.service: dict[str, Any] = {
+            "Spec": {"TaskTemplate": TEMPLATE, "Mode": {"Replicated": {"Replicas": 1}}, "UpdateConfig": {"Monitor": MONITOR * 10**9}},
+            "UpdateStatus": dict(status or {"State": "updating"}),
+        }
+
+    def by_name(self, kind: str, name: str) -> dict[str, Any]:
+        return self.service
+
+    def filtered(self, path: str, **filters: list[str]) -> list[dict[str, Any]]:
+        return self.tasks
+
+
+def test_a_task_converges_once_it_has_run_the_new_spec_for_the_update_monitor_period() -> None:
+    assert converged(Manager([_task("dpc-postgres:new", "running", MONITOR + 1)]), "patroni-1")
+    assert not converged(Manager([_task("dpc-postgres:new", "running", 1)]), "patroni-1"), "running for an instant is not converged"
+    assert not converged(Manager([_task("dpc-postgres:old", "running", MONITOR + 1)]), "patroni-1"), "a task of the old spec never counts"
+    assert not converged(Manager([_task("dpc-postgres:new", "starting", MONITOR + 1)]), "patroni-1")
+    assert not converged(Manager([_task("dpc-postgres:old", "running", MONITOR + 1)], {"State": "rollback_started"}), "patroni-1")
+
+
+@pytest.mark.parametrize("state", ["rollback_completed", "paused", "rollback_paused"])
+def test_an_update_swarm_gave_up_raises(state: str) -> None:
+    with pytest.raises(UpdateGivenUpError, match=state):
+        converged(Manager([_task("dpc-postgres:old", "running", MONITOR + 1)], {"State": state, "Message": "task failed"}), "patroni-1")
+
+
+@pytest.fixture(scope="module")
+def objects() -> StackObjects:
+    settings = settings_from_stack_file(PROJECT_ROOT / "Pulumi.local.yaml")
+    full = stack_objects(settings, encrypted_overlays=False, endpoint_mode="dnsrr", missing_images={})
+    quick = Converge(delay_seconds=0, timeout_seconds=5)
+    wanted = ("etcd-1", "etcd-2", "patroni-1", "patroni-2", "patroni-3", "haproxy")
+    return replace(full, services=tuple(replace(s, converge=quick if s.converge else None) for s in full.services if s.name in wanted))
+
+
+class Swarm:
+    """What `roll` sends (by deploy) and when each service converges: `converges_after` looks at a
+    service before it counts as converged; `gives_up` raises instead."""
+
+    def __init__(self, converges_after: int = 1, gives_up: str = "") -> None:
+        self.versions: dict[str, int] = {}
+        self.events: list[str] = []
+        self.looks: dict[str, int] = {}
+        self.converges_after = converges_after
+        self.gives_up = gives_up
+
+    def by_name(self, kind: str, name: str) -> dict[str, Any]:
+        return {"Version": {"Index": self.versions.get(name, 0)}}
+
+    def deploy(self, manager: object, objects: StackObjects, *_: object) -> None:
+        for service in objects.services:
+            self.versions[service.name] = self.versions.get(service.name, 0) + 1
+            self.events.append(f"sent {service.name}")
+
+    def converged(self, manager: object, name: str) -> bool:
+        if name == self.gives_up:
+            raise UpdateGivenUpError(name, "rollback_completed", "task failed")
+        self.looks[name] = self.looks.get(name, 0) + 1
+        done = self.looks[name] >= self.converges_after
+        if done:
+            self.events.append(f"converged {name}")
+        return done
+
+
+@pytest.fixture
+def swarm(monkeypatch: pytest.MonkeyPatch) -> Swarm:
+    fake = Swarm(converges_after=2)
+    monkeypatch.setattr(deploy_module, "deploy", fake.deploy)
+    monkeypatch.setattr(deploy_module, "converged", fake.converged)
+    monkeypatch.setattr(deploy_module, "POLL_INTERVAL", 0.0)
+    return fake
+
+
+def test_roll_sends_each_member_only_once_the_one_it_follows_has_converged(objects: StackObjects, swarm: Swarm) -> None:
+    rolled = roll(swarm, objects, {}, {}, "key")
+    events = swarm.events
+    assert events[:3] == ["sent etcd-1", "sent patroni-1", "sent haproxy"], "services that follow none are sent at once"
+    for earlier, later in (("etcd-1", "etcd-2"), ("patroni-1", "patroni-2"), ("patroni-2", "patroni-3")):
+        assert events.index(f"converged {earlier}") < events.index(f"sent {later}"), events
+    assert {r.service for r in rolled} == {"etcd-1", "etcd-2", "patroni-1", "patroni-2", "patroni-3", "haproxy"}
+    assert all(r.sent_at <= r.converged_at for r in rolled)
+
+
+def test_roll_stops_where_swarm_gives_an_update_up(objects: StackObjects, swarm: Swarm) -> None:
+    swarm.gives_up = "patroni-1"
+    with pytest.raises(UpdateGivenUpError, match="patroni-1"):
+        roll(swarm, objects, {}, {}, "key")
+    assert "sent patroni-2" not in swarm.events and "sent patroni-3" not in swarm.events
+
+
+def test_roll_waits_for_no_service_that_did_not_change(objects: StackObjects, swarm: Swarm, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(swarm, "deploy", lambda *_: None)
+    monkeypatch.setattr(deploy_module, "deploy", swarm.deploy)
+    assert roll(swarm, objects, {}, {}, "key") == []
+    assert swarm.looks == {}
