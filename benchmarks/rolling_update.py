@@ -47,7 +47,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Generator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -166,11 +166,17 @@ View = Mapping[str, tuple[str, str]]
 
 @dataclass
 class PatroniSampler:
-    """Patroni's /cluster every SAMPLE_INTERVAL, as the first member that answers reports it, on a thread of its own."""
+    """Every SAMPLE_INTERVAL, on a thread of its own: Patroni's /cluster, as the first member that
+    answers reports it, and the members' Swarm tasks (Swarm keeps only the last five of a slot, and
+    a failing update makes more than that).
+    """
 
     deployment: Deployment
     samples: list[tuple[float, View]] = field(default_factory=list[tuple[float, View]])
+    tasks: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict[str, dict[str, dict[str, Any]]])
+    """Member → task id → the task as last seen."""
     _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run(self) -> None:
         """Samples until stopped."""
@@ -183,7 +189,18 @@ class PatroniSampler:
                     continue
                 self.samples.append((time.time(), {str(m["name"]): (str(m["role"]), str(m.get("state", ""))) for m in cluster["members"]}))
                 break
+            for member in members:
+                with suppress(EngineError, OSError):
+                    self.record_tasks(member)
             self._stop.wait(SAMPLE_INTERVAL)
+
+    def record_tasks(self, member: str) -> list[dict[str, Any]]:
+        """The member's tasks Swarm keeps now and those it has let go since sampling began, oldest first."""
+        listed = self.deployment.manager.filtered("/tasks", service=[member])
+        with self._lock:
+            seen = self.tasks.setdefault(member, {})
+            seen.update({str(task["ID"]): task for task in listed})
+            return sorted(seen.values(), key=lambda task: engine_time(task["CreatedAt"]))
 
     def stop(self) -> None:
         """Ends `run` after its current look."""
@@ -362,8 +379,7 @@ def _services(observation: Observation) -> dict[str, dict[str, Any]]:
 
 
 def _tasks(observation: Observation, service: str) -> list[dict[str, Any]]:
-    """The service's tasks Swarm still keeps (a few per slot), oldest first."""
-    return sorted(observation.deployment.manager.filtered("/tasks", service=[service]), key=lambda task: engine_time(task["CreatedAt"]))
+    return observation.sampler.record_tasks(service)
 
 
 def _new_task(task: Mapping[str, Any]) -> NewTask:
@@ -385,7 +401,7 @@ def _leaders(sampler: PatroniSampler, begin: float, end: float) -> tuple[str, ..
 def _replaced(observation: Observation, done: Rolled, until: float) -> MemberReplaced:
     """A member `roll` replaced: its new task and the one before it, from Swarm's task history."""
     tasks = _tasks(observation, done.service)
-    current = next(task for task in tasks if task["DesiredState"] == "running")
+    current = max((task for task in tasks if task["DesiredState"] == "running"), key=lambda task: engine_time(task["CreatedAt"]))
     previous = [task for task in tasks if engine_time(task["CreatedAt"]) < engine_time(current["CreatedAt"])][-1]
     node = next((n.name for n in observation.deployment.nodes if n.engine.get("/info")["Swarm"]["NodeID"] == current.get("NodeID")), "?")
     view = observation.sampler.at(done.sent_at)
