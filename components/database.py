@@ -21,7 +21,7 @@ import pulumi_tls as tls
 
 from components.base import StackContext
 from dpc.cluster import CA_SECRET, GENERATED_SECRET_LENGTHS, CertificateRequest
-from dpc.services import BUILT_IMAGES, ServiceSpec
+from dpc.services import BUILT_IMAGES, ServiceSpec, local_repository
 from dpc.swarm_spec import SwarmNetwork, UpdateConfig, content_name, image_reference, secret_name, swarm_network, swarm_service
 from dpc.tiers import Tier, TierSpec
 
@@ -242,7 +242,7 @@ class DatabaseStack(pulumi.ComponentResource):
         registry = self._stack_plan.registry
         images: dict[str, pulumi.Output[str]] = {}
         for key, context in sorted(BUILT_IMAGES.items()):
-            repository = registry.repositories[key] if registry else f"dpc-{key}"
+            repository = registry.repositories[key] if registry else local_repository(key)
             image = docker.Image(
                 self._child(f"image-{key}"),
                 image_name=pulumi.Output.concat(repository, ":", self._stack_plan.image_tags[key]),

@@ -109,6 +109,11 @@ BUILT_IMAGES: dict[str, str] = {Image.POSTGRES: "images/postgres", Image.SERVICE
 """The project's own images and their build contexts."""
 
 
+def local_repository(key: str) -> str:
+    """A project image's repository in an engine with no registry (the local stack, the local Swarm)."""
+    return f"dpc-{key}"
+
+
 @dataclass(frozen=True)
 class FileMount:
     """A Docker config or secret a service reads: `source` names it in the stack's catalogue."""

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from dpc.services import BUILT_IMAGES, Image
+from dpc.services import BUILT_IMAGES, Image, local_repository
 from engine.api import Engine, EngineError
 from engine.netns import unmount_under
 
@@ -43,7 +43,7 @@ def pinned_base() -> str:
 
 def local_image(key: str, tag: str) -> str:
     """A project image's name in an engine with no registry: what the services run."""
-    return f"dpc-{key}:{tag}"
+    return f"{local_repository(key)}:{tag}"
 
 
 def _pull(builder: Engine, reference: str) -> str:
