@@ -530,6 +530,25 @@ def problems(phases: Sequence[Phase], writes: Writes, first: str) -> list[str]:
     return found
 
 
+@contextmanager
+def restoring(deployment: Deployment) -> Generator[None]:
+    """Restores the Swarm (`restored`) once the block ends or fails, but not when the run is
+    interrupted (Ctrl-C, or the SIGTERM of `./run swarm`'s bound, which the suite turns into
+    KeyboardInterrupt): rolling three members back takes minutes, past the bound's one-minute kill
+    grace, and the teardown that follows an interrupt removes the whole lab anyway. A lab of
+    `./run up` interrupted here keeps the phase's image until the next `./run up` deploys the
+    program's own again.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        restored(deployment)
+        raise
+    restored(deployment)
+
+
 def restored(deployment: Deployment) -> None:
     """The members back on the program's images (rolled, if a phase left them elsewhere), and the
     images the phases made removed from the nodes.
@@ -554,14 +573,11 @@ def _measure(deployment: Deployment) -> int:
     with tempfile.TemporaryDirectory(prefix="dpc-rolling-") as scratch:
         ca_file = Path(scratch) / "ca.pem"
         ca_file.write_text(deployment.secret_values[CA_SECRET])
-        try:
-            with observed(deployment, ca_file) as observation:
-                for name, images in (("update", lambda: retagged(deployment, ROLLED_TAG)), ("rollback", lambda: failing_health_check(deployment)),
-                                     ("restore", lambda: deployment.images)):  # fmt: skip
-                    phases.append(run_phase(observation, name, images()))
-                    print("\n".join(describe(phases[-1])), flush=True)
-        finally:
-            restored(deployment)
+        with restoring(deployment), observed(deployment, ca_file) as observation:
+            for name, images in (("update", lambda: retagged(deployment, ROLLED_TAG)), ("rollback", lambda: failing_health_check(deployment)),
+                                 ("restore", lambda: deployment.images)):  # fmt: skip
+                phases.append(run_phase(observation, name, images()))
+                print("\n".join(describe(phases[-1])), flush=True)
     if observation.result is None:
         raise RuntimeError("the observation ended without its result")
     writes = observation.result

@@ -21,7 +21,7 @@ from benchmarks.rolling_update import (
     observed,
     one_at_a_time,
     patroni_members,
-    restored,
+    restoring,
     retagged,
     rolled_back,
     run_phase,
@@ -45,13 +45,11 @@ def test_an_update_replaces_the_members_one_at_a_time_and_loses_no_acknowledged_
     members = _members(deployment)
     assert [deployment.objects.after.get(member) for member in members] == [None, *members[:-1]], "each member is updated after the one before"
     phases: list[Phase] = []
-    try:
+    with restoring(deployment):
         rolled = retagged(deployment, ROLLED_TAG)
         with observed(deployment, ca_file) as observation:
             phases.append(run_phase(observation, "update", rolled))
             phases.append(run_phase(observation, "restore", deployment.images))
-    finally:
-        restored(deployment)
     report = "\n".join(line for phase in phases for line in describe(phase))
     for phase in phases:
         assert [member.service for member in phase.members] == members, report
@@ -68,11 +66,8 @@ def test_an_update_replaces_the_members_one_at_a_time_and_loses_no_acknowledged_
 
 def test_an_update_whose_health_check_fails_is_rolled_back_and_goes_no_further(deployment: Deployment, ca_file: Path) -> None:
     members = _members(deployment)
-    try:
-        with observed(deployment, ca_file) as observation:
-            phase = run_phase(observation, "rollback", failing_health_check(deployment))
-    finally:
-        restored(deployment)
+    with restoring(deployment), observed(deployment, ca_file) as observation:
+        phase = run_phase(observation, "rollback", failing_health_check(deployment))
     report = "\n".join(describe(phase))
     assert not rolled_back(phase, members[0]), report
     assert phase.images_after[members[0]] == deployment.images[Image.POSTGRES], report
