@@ -5,12 +5,20 @@ Properties reach a policy as the engine hands them over: camelCase keys, wrapped
 unknown-checking proxy, which is a `Mapping`/`Sequence` but not a `dict`/`list`. Reading a value
 that is unknown during preview raises, and the engine then reports that the policy could not run;
 the helpers here therefore read only what a check needs, never whole subtrees.
+
+A whole-stack policy judges many resources in one call, and the engine turns an unknown read anywhere
+in that call into one advisory note for the whole policy: a violation on a resource judged after it
+would go unreported. Stack checks therefore judge each resource through `judge_each`, which sets a
+resource whose values are unknown aside, goes on with the others, and has the policy end with one
+note naming every resource it could not judge (`UnjudgedResourcesError`, which the engine reports as it
+reports any unknown).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any, cast
 
 import pulumi
@@ -24,12 +32,55 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
 ResourceCheck = Callable[[ResourceValidationArgs], Iterable[str]]
 """Checks one resource of a type; yields one message per violation."""
 
 StackCheck = Callable[[StackValidationArgs], Iterable[tuple[str, str]]]
 """Checks the whole stack; yields (message, URN of the offending resource)."""
+
+Judgement = Callable[[PolicyResource], Iterable[str | tuple[str, str]]]
+"""Judges one resource of a stack check: yields a message about that resource, or (message, URN)
+for a violation found on another resource while judging this one (a rule judged with its group).
+"""
+
+
+class UnjudgedResourcesError(UnknownValueError):
+    """The resources a stack policy could not judge because values they depend on are unknown
+    during preview. An UnknownValueError, so that the engine's policy host reports it as it reports
+    any unknown (an advisory "can't run policy ... during preview" note) after the violations the
+    policy found on the resources it could judge.
+    """
+
+    def __init__(self, unjudged: Sequence[tuple[str, str]]) -> None:
+        super().__init__(UNKNOWN_STRING_VALUE, [])
+        self.unjudged = list(unjudged)
+        """(URN, why) of each resource left unjudged."""
+        self.message = f"{len(self.unjudged)} resource(s) not judged: " + "; ".join(f"{urn}: {why}" for urn, why in self.unjudged)
+
+
+_UNJUDGED: ContextVar[list[tuple[str, str]] | None] = ContextVar("unjudged", default=None)
+"""The resources the running stack policy has set aside so far; None outside a stack policy."""
+
+
+def judge_each(resources: Iterable[PolicyResource], judgement: Judgement) -> Iterator[tuple[str, str]]:
+    """Each resource judged on its own, as (message, URN) violations: a resource whose judgement
+    reads an unknown value is set aside (its violations found before the unknown are kept) and the
+    others are judged, where one unknown would otherwise end the whole stack policy. Outside a
+    stack policy (no one to tell), the unknown goes up as the engine expects it.
+    """
+    for resource in resources:
+        found: list[tuple[str, str]] = []
+        try:
+            for verdict in judgement(resource):
+                found.append((verdict, resource.urn) if isinstance(verdict, str) else verdict)
+        except UnknownValueError as error:
+            unjudged = _UNJUDGED.get()
+            if unjudged is None:
+                raise
+            unjudged.append((resource.urn, error.message))
+        yield from found
 
 
 def resource_policy(
@@ -66,11 +117,21 @@ def stack_policy(
     check: StackCheck,
     clouds: Sequence[str],
 ) -> StackValidationPolicy:
-    """A stack policy, for rules that span resources (a bucket and its encryption configuration)."""
+    """A stack policy, for rules that span resources (a bucket and its encryption configuration).
+    The check judges each resource through `judge_each`; the resources it set aside are reported
+    once it is done (`UnjudgedResourcesError`), after every violation it found.
+    """
 
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-        for message, urn in check(args):
-            report_violation(message, urn)
+        unjudged: list[tuple[str, str]] = []
+        token = _UNJUDGED.set(unjudged)
+        try:
+            for message, urn in check(args):
+                report_violation(message, urn)
+        finally:
+            _UNJUDGED.reset(token)
+        if unjudged:
+            raise UnjudgedResourcesError(unjudged)
 
     return StackValidationPolicy(name, description, validate, severity=severity, remediation_steps=remediation, tags=sorted(clouds))
 

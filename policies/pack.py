@@ -11,6 +11,10 @@ from pulumi_policy import EnforcementLevel, Policy
 from policies import encryption, hardening, lifecycle, secret_leaks, segmentation, tagging
 
 PACK_NAME = "dpc-policies"
+PACK_VERSION = "0.0.1"
+"""The version the Python policy host serves the pack as: PulumiPolicy.yaml names none, and the host
+then reports 0.0.1 (the engine's "can't run policy" notes name the pack as `dpc-policies@v0.0.1`).
+"""
 DEFAULT_ENFORCEMENT = EnforcementLevel.MANDATORY
 """Without a config file the pack blocks; `policies/config/dev.json` relaxes it to advisory."""
 

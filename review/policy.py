@@ -42,7 +42,7 @@ from pulumi_policy import (
 from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
-from policies.pack import DEFAULT_ENFORCEMENT, PACK_NAME, POLICIES
+from policies.pack import DEFAULT_ENFORCEMENT, PACK_NAME, PACK_VERSION, POLICIES
 
 POLICY_CONFIG_DIR = Path(__file__).resolve().parent.parent / "policies" / "config"
 UNKNOWN_SHOWN = "[unknown]"
@@ -199,7 +199,7 @@ class _Diagnostics:
         try:
             _run(validation, self.reporter(configured, urn))
         except UnknownValueError as error:
-            note = f"can't run policy '{configured.policy.name}' from policy pack '{PACK_NAME}' during preview: {error.message}"
+            note = f"can't run policy '{configured.policy.name}' from policy pack '{PACK_NAME}@v{PACK_VERSION}' during preview: {error.message}"
             self.add(configured, EnforcementLevel.ADVISORY, note, urn)
 
 
