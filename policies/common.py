@@ -116,6 +116,7 @@ def stack_policy(
     remediation: str,
     check: StackCheck,
     clouds: Sequence[str],
+    config_schema: PolicyConfigSchema | None = None,
 ) -> StackValidationPolicy:
     """A stack policy, for rules that span resources (a bucket and its encryption configuration).
     The check judges each resource through `judge_each`; the resources it set aside are reported
@@ -133,7 +134,8 @@ def stack_policy(
         if unjudged:
             raise UnjudgedResourcesError(unjudged)
 
-    return StackValidationPolicy(name, description, validate, severity=severity, remediation_steps=remediation, tags=sorted(clouds))
+    return StackValidationPolicy(name, description, validate, severity=severity, remediation_steps=remediation, tags=sorted(clouds),
+                                 config_schema=config_schema)
 
 
 def get(value: Any, *path: str | int) -> Any:
