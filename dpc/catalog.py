@@ -1,7 +1,7 @@
 """Machine types each cloud offers to this product, with the figures sizing needs.
 
 Settings are checked against this catalogue so that a typo in a machine type fails
-before anything is created, the PostgreSQL sizing (seed §6.3) reads memory from
+before anything is created, the PostgreSQL sizing (design §6.1) reads memory from
 here rather than from a second, hand-kept table, and the volumes a node carries are
 checked against the block-storage bandwidth its machine type can drive.
 """

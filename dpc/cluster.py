@@ -21,10 +21,10 @@ from dpc.settings import Settings
 from dpc.sizing import PostgresSizing
 
 CLUSTER_SCOPE = "postgres-cluster-main"
-"""Patroni's cluster name (seed §7.2)."""
+"""Patroni's cluster name (design §5.1)."""
 
 DATABASE_NAME = "distributed_postgres_cluster"
-"""The application database (seed §3.4)."""
+"""The application database (design §3.3)."""
 
 BACKUP_STANZA = "main"
 """pgBackRest's name for this cluster in its repositories; archive_command and the backup agent agree on it."""
@@ -42,11 +42,11 @@ BACKUP_LAST_RUN_METRIC = "dpc_backup_last_run_success"
 """1 if the last backup run of a `type` succeeded, 0 if it failed."""
 
 MIN_POOLED_CLIENTS = 5000
-"""Seed: PgBouncer connection pooling for 5000+ connections, across all PgBouncer replicas."""
+"""PgBouncer connection pooling for 5000+ connections, across all PgBouncer replicas (design §5.4)."""
 
 
 class Port:
-    """Every port a service of the database stack listens on (seed §2.2, §5.2, §8.2)."""
+    """Every port a service of the database stack listens on (design §2.2, §2.5, §7.1)."""
 
     POSTGRES = 5432
     PATRONI_API = 8008
@@ -70,7 +70,7 @@ class Port:
 
 
 class User(StrEnum):
-    """PostgreSQL roles the cluster creates (seed §3.4), and the superuser Patroni manages."""
+    """PostgreSQL roles the cluster creates (design §3.3), and the superuser Patroni manages."""
 
     SUPERUSER = "postgres"
     REPLICATION = "replicator"
@@ -103,10 +103,10 @@ PASSWORD_SECRETS: dict[str, str] = {
     "haproxy_stats_password": "HAProxy's statistics page",
     "grafana_admin_password": "Grafana's admin user",
 }
-"""Every generated password, by secret name (seed §3.3)."""
+"""Every generated password, by secret name (design §3.2)."""
 
 BACKUP_ENCRYPTION_SECRET = "backup_encryption_key"
-"""The AES-256 passphrase of the backup repository (seed §4.3)."""
+"""The AES-256 passphrase of the backup repository (design §4.2)."""
 
 GENERATED_SECRET_LENGTHS: dict[str, int] = dict.fromkeys(PASSWORD_SECRETS, 32) | {BACKUP_ENCRYPTION_SECRET: 64}
 """Length of every generated password and passphrase, of letters and digits only, so that no
@@ -170,7 +170,7 @@ class ClusterLayout:
 
     @property
     def synchronous_mode_strict(self) -> bool:
-        """Prod never acknowledges a commit that only one node holds (RPO 0, seed §4.4); other
+        """Prod never acknowledges a commit that only one node holds (RPO 0, design §5.2); other
         environments keep accepting writes when both replicas are down.
         """
         return self.environment == "prod"

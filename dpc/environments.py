@@ -1,10 +1,10 @@
-"""Defaults of each environment, from the seed: prod is seed §1.3 (AWS) and §4; staging and dev
+"""Defaults of each environment (design §1.2): prod is the original AWS sizing and storage; staging and dev
 are smaller and cheaper but keep 3 etcd and 3 Patroni members, so every environment fails over
 the same way.
 
 A stack file overrides any of these key by key; lists are replaced whole.
 
-Prod's data volume has the seed's §4.2 size and IOPS but 690 MiB/s, not the seed's 1000: an
+Prod's data volume has the original size and IOPS but 690 MiB/s, not 1000 (design §11.7): an
 r6i.2xlarge drives at most 10 Gbps (1192 MiB/s) of EBS for all its volumes together, so data and
 WAL (500 MiB/s) share that; more would be paid for and never reach the machine. Its sustained
 figures are lower still (12 000 IOPS, 298 MiB/s); the maximum holds for at least 30 minutes a day, which is
@@ -12,7 +12,7 @@ what checkpoints and backups need.
 
 The offsite lifecycle (`_BACKUP`): infrequent access after 30 days and archive (Glacier Instant
 Retrieval) after 90, the earliest S3 allows; pgBackRest keeps the offsite fulls 7 years (2555
-days, seed §4.1) and deletes them itself.
+days, design §4.4) and deletes them itself.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ _IMAGE = {"owner": "136693071363", "name": "debian-12-amd64-20241201-1948"}
 
 
 def _nodes(manager: str, worker: str, app: str, *, backup_count: int, manager_root: int, node_root: int) -> dict[str, object]:
-    """Seed §1.1: managers keep etcd data on their root volume; other nodes only the OS."""
+    """Design §4.1: managers keep etcd data on their root volume; other nodes only the OS."""
     return {
         "managers": {"count": 3, "machineType": manager, "rootVolumeGb": manager_root},
         "workers": {"count": 3, "machineType": worker, "rootVolumeGb": node_root},

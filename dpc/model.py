@@ -1,17 +1,18 @@
 """The cloud-neutral model: node roles, Swarm labels and the host firewall matrix, as data (the
-tiers, the overlay networks of seed §2.2, are in `dpc.tiers`).
+tiers, the overlay networks of design §2.2, are in `dpc.tiers`).
 
 Every provider translates this model into its own resources and the tests and the policy pack
 check the result against it, so each fact (which role runs what, which port is open from where)
 is written down exactly once, here.
 
-Where the seed disagrees with itself, the choice made here is stated next to the data:
-- Seed §1.1 places HAProxy on the managers, so the "PostgreSQL proxy" port 5432 of §2.5 is open
-  on the managers (from the load balancer and the clients), not on the app nodes.
+Where the original architecture disagrees with itself, the choice made here is stated next to the data:
+- It places HAProxy on the managers, so the "PostgreSQL proxy" port 5432 of its firewall rules is
+  open on the managers (from the load balancer and the clients), not on the app nodes (design §11.1).
 - Service-to-service traffic of Swarm services travels between hosts as VXLAN (4789/udp), and on
-  the encrypted overlays as ESP (IP protocol 50); the per-port rules of §2.2 are enforced at
-  overlay level by the database stack. The host matrix below holds the Swarm ports, the ports that
-  services publish on their hosts, SSH and monitoring.
+  the encrypted overlays as ESP (IP protocol 50); the per-port rules of the overlay networks
+  (design §2.2) are enforced at overlay level by the database stack (design §11.2). The host
+  matrix below holds the Swarm ports, the ports that services publish on their hosts, SSH and
+  monitoring.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dpc.sizing import PostgresSizing, postgres_sizing
 
 
 class Role(StrEnum):
-    """What a machine is for (seed §1.1)."""
+    """What a machine is for (design §1.1)."""
 
     MANAGER = "manager"
     WORKER = "worker"
@@ -45,7 +46,7 @@ SERVICES_BY_ROLE: dict[Role, tuple[str, ...]] = {
     Role.BACKUP: ("backup",),
     Role.BASTION: (),
 }
-"""Seed §1.1; node-exporter and cAdvisor run on every Swarm node besides these."""
+"""Design §1.1; node-exporter and cAdvisor run on every Swarm node besides these."""
 
 
 Protocol = Literal["tcp", "udp", "esp"]
@@ -137,11 +138,11 @@ def _service_rules() -> list[Rule]:
 
 
 FIREWALL_MATRIX: tuple[Rule, ...] = tuple(_swarm_rules() + _service_rules())
-"""Every inbound flow the hosts allow; anything not listed is dropped. Outbound is open (seed §2.5)."""
+"""Every inbound flow the hosts allow; anything not listed is dropped. Outbound is open (design §2.5)."""
 
 LOAD_BALANCER_PORT = 5432
 LOAD_BALANCER_TARGET_ROLE = Role.MANAGER
-"""HAProxy runs on the managers (seed §1.1); the load balancer forwards TCP 5432 to them."""
+"""HAProxy runs on the managers (design §1.1); the load balancer forwards TCP 5432 to them."""
 
 
 
@@ -157,7 +158,7 @@ class HealthCheck:
 
 
 LOAD_BALANCER_HEALTH_CHECK = HealthCheck("TCP", 5432, interval_seconds=10, healthy_threshold=3, unhealthy_threshold=3)
-"""Seed §2.4: TCP on the traffic port, every 10 s, 3 checks to turn healthy or unhealthy."""
+"""Design §2.4: TCP on the traffic port, every 10 s, 3 checks to turn healthy or unhealthy."""
 
 
 @dataclass(frozen=True)
@@ -183,8 +184,9 @@ class Node:
 
 
 def _labels(role: Role, index: int) -> dict[str, str]:
-    """Seed §5.2 step 2, plus placement labels the seed leaves implicit: `dpc.role` on every node,
-    `postgres.pgbouncer` on the app nodes and `postgres.backup` on the backup node.
+    """Design §1.4: the original architecture's labels, plus placement labels it leaves implicit:
+    `dpc.role` on every node, `postgres.pgbouncer` on the app nodes and `postgres.backup` on the
+    backup node.
     """
     labels = {"dpc.role": role.value}
     if role is Role.MANAGER:
@@ -263,7 +265,7 @@ class Capability(StrEnum):
 
 def backup_agent_role(settings: Settings) -> Role:
     """Where the backup agent (the pgBackRest repository host) runs: the backup node when the stack
-    has one (seed §1.2: optional), otherwise the first manager.
+    has one (design §1.1: optional), otherwise the first manager.
     """
     return Role.BACKUP if settings.nodes.backup.count > 0 else Role.MANAGER
 

@@ -43,7 +43,7 @@ class Uid:
 
 
 Placement = Literal["cluster", "single-node"]
-"""`cluster`: services pinned to nodes by the labels of seed §5.2; `single-node`: one local engine."""
+"""`cluster`: services pinned to nodes by the labels of design §1.4; `single-node`: one local engine."""
 
 
 def placement_of(settings: Settings) -> Placement:
@@ -153,7 +153,7 @@ class Resources:
 
 @dataclass(frozen=True)
 class UpdatePolicy:
-    """Seed §9.1: one task at a time, a delay between, roll back on failure (a failed rollback
+    """Design §8.2: one task at a time, a delay between, roll back on failure (a failed rollback
     pauses for an operator rather than flapping between versions).
     """
 
@@ -247,7 +247,7 @@ def _config(source: str, target: str) -> FileMount:
 
 @dataclass(frozen=True)
 class _Placer:
-    """Constraints of seed §5.2's labels on a cluster; none on a single local engine."""
+    """Constraints of design §1.4's labels on a cluster; none on a single local engine."""
 
     placement: Placement
     backup_role: Role

@@ -83,7 +83,7 @@ class BastionSettings(Section):
 
 
 class NodesSettings(Section):
-    """Node groups of seed §1.2: managers (etcd), workers (Patroni), app (PgBouncer, Redis), backup."""
+    """Node groups of design §1.1: managers (etcd), workers (Patroni), app (PgBouncer, Redis), backup."""
 
     managers: NodeGroup
     workers: NodeGroup
@@ -101,7 +101,7 @@ class VolumeSettings(Section):
 
 
 class StorageSettings(Section):
-    """Per worker a data and a WAL volume (seed §4.1); `backup` is the backup node's volume."""
+    """Per worker a data and a WAL volume (design §4.1); `backup` is the backup node's volume."""
 
     data: VolumeSettings
     wal: VolumeSettings
@@ -109,7 +109,7 @@ class StorageSettings(Section):
 
 
 class BackupSettings(Section):
-    """Retention of seed §4.3, in days, and the offsite lifecycle of §4.1."""
+    """Retention of design §4.2, in days, and the offsite lifecycle of design §4.4."""
 
     wal_retention_days: Annotated[int, Field(ge=1, le=3650)]
     daily_retention_days: Annotated[int, Field(ge=1, le=3650)]
@@ -121,11 +121,11 @@ class BackupSettings(Section):
     """Days after which the lifecycle moves an object to archive storage, one that pgBackRest still
     reads at once (Glacier Instant Retrieval on AWS)."""
     offsite_expire_after_days: Annotated[int, Field(ge=1)]
-    """Days the offsite repository keeps a full backup before pgBackRest's expire deletes it (seed
-    §4.1: 7 years in archive storage). The bucket's lifecycle never expires a current object; it
+    """Days the offsite repository keeps a full backup before pgBackRest's expire deletes it (design §4.4:
+    7 years in archive storage). The bucket's lifecycle never expires a current object; it
     removes only the versions pgBackRest has deleted or overwritten."""
     offsite_replica_region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")] | None = None
-    """A second region the offsite bucket is replicated to (seed §4.1: geo-replicated); required in prod."""
+    """A second region the offsite bucket is replicated to (design §4.4: geo-replicated); required in prod."""
 
 
 class AccessSettings(Section):
@@ -137,14 +137,14 @@ class AccessSettings(Section):
 
 
 class BudgetSettings(Section):
-    """Monthly cost budget and who is told when it is at risk (seed §10.3)."""
+    """Monthly cost budget and who is told when it is at risk (design §8.5)."""
 
     monthly_usd: float
     alert_emails: Annotated[list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]], Field(min_length=1)]
 
 
 class DatabaseSettings(Section):
-    """Workload figures that the seed's §6.3 sizing formula starts from."""
+    """Workload figures that the sizing formula of design §6.1 starts from."""
 
     expected_concurrent_users: Annotated[int, Field(ge=1, le=100000)]
     expected_tps: Annotated[int, Field(ge=1)]
@@ -279,7 +279,7 @@ def _check_network(s: Settings) -> Iterator[Problem]:
         overlays = ", ".join(map(str, OVERLAY_RANGES))
         yield Problem(
             "network.vpcCidr",
-            f"{vpc} overlaps the Swarm overlay networks {overlays} of seed §2.2",
+            f"{vpc} overlaps the Swarm overlay networks {overlays} of design §2.2",
             f"choose a range outside {overlays}, for example 10.20.0.0/16",
         )
     if not 16 <= vpc.prefixlen <= 24:
@@ -337,7 +337,7 @@ def _check_nodes(s: Settings) -> Iterator[Problem]:
     if s.nodes.workers.count < 3:
         yield Problem("nodes.workers.count", f"{s.nodes.workers.count} Patroni members; synchronous replication with failover needs 3", "use at least 3")
     if s.nodes.app.count < 2:
-        yield Problem("nodes.app.count", f"{s.nodes.app.count} app node(s); the seed runs 2 PgBouncer instances on separate nodes", "use at least 2")
+        yield Problem("nodes.app.count", f"{s.nodes.app.count} app node(s); PgBouncer runs on 2 separate nodes (design §1.1)", "use at least 2")
     if s.nodes.backup.count > 1:
         yield Problem("nodes.backup.count", "at most one dedicated backup node is supported", "use 0 or 1")
     for name, group in (("managers", s.nodes.managers), ("workers", s.nodes.workers)):
@@ -444,7 +444,7 @@ def _lifecycle_problems(b: BackupSettings) -> Iterator[Problem]:
     if expire < b.monthly_retention_months * DAYS_PER_MONTH:
         yield Problem(
             "backup.offsiteExpireAfterDays",
-            f"the offsite repository holds the monthly fulls, which seed §4.3 keeps {b.monthly_retention_months} months",
+            f"the offsite repository holds the monthly fulls, which design §4.2 keeps {b.monthly_retention_months} months",
             f"use at least {b.monthly_retention_months * DAYS_PER_MONTH}, or lower dpc:backup.monthlyRetentionMonths",
         )
 
@@ -455,7 +455,7 @@ def _check_backup(s: Settings) -> Iterator[Problem]:
     if s.cloud != "local" and s.is_prod and b.offsite_replica_region is None:
         yield Problem(
             "backup.offsiteReplicaRegion",
-            "prod keeps its offsite backups in one region only; seed §4.1 asks for geo-replicated backups",
+            "prod keeps its offsite backups in one region only; design §4.4 asks for geo-replicated backups",
             "name a second region for the copy, for example us-west-2",
         )
     if b.offsite_replica_region == s.region:
@@ -519,7 +519,7 @@ def _check_budget(s: Settings) -> Iterator[Problem]:
 
 @_check("database", "nodes", "cloud", "environment")
 def _check_database(s: Settings) -> Iterator[Problem]:
-    """Seed §6.3 CPU rule; dev and staging are allowed to be undersized on purpose."""
+    """Design §6.2 CPU rule; dev and staging are allowed to be undersized on purpose."""
     if not s.is_prod:
         return
     worker = MACHINE_TYPES[s.cloud].get(s.nodes.workers.machine_type)
@@ -527,7 +527,7 @@ def _check_database(s: Settings) -> Iterator[Problem]:
     if worker is not None and worker.vcpus < cores:
         yield Problem(
             "nodes.workers.machineType",
-            f"{worker.name} has {worker.vcpus} vCPUs; {s.database.expected_tps} TPS needs {cores} (seed §6.3: max(4, tps/500))",
+            f"{worker.name} has {worker.vcpus} vCPUs; {s.database.expected_tps} TPS needs {cores} (design §6.2: max(4, tps/500))",
             "choose a larger machine type or lower database.expectedTps",
         )
 

@@ -1,4 +1,4 @@
-"""The seed's §6.3 sizing formula, as pure functions of the machine and the workload."""
+"""The sizing formula of design §6.1 and §6.2, as pure functions of the machine and the workload."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ EndpointMode = Literal["vip", "dnsrr"]
 
 `vip`, the deployed default: the name resolves to one virtual address that the kernel's IPVS
 balances over the tasks, and published ports go through Swarm's ingress routing mesh, so any
-node's port reaches the service (the cloud's load balancer targets every node, seed §2.1).
+node's port reaches the service (the cloud's load balancer targets every node, design §2.3).
 `dnsrr`: the name resolves to the tasks' own addresses in turn, with no virtual address and so
 no IPVS; for engines whose kernel has no IPVS (the issue-9 lab's network namespaces). Swarm
 refuses ingress-published ports on a dnsrr service (moby/swarmkit#1693: the ingress network
@@ -240,7 +240,7 @@ def swarm_service(spec: ServiceSpec, config_names: Collection[str], endpoint_mod
 
 def swarm_network(spec: TierSpec) -> SwarmNetwork:
     """The overlay network of a tier: only services join it (not attachable by plain containers),
-    with the seed's subnet and IPsec on the tiers that mandate it (seed §2.2). An engine whose
+    with its subnet and IPsec on the tiers that mandate it (design §2.2, §2.6). An engine whose
     kernel cannot do IPsec gets a TierSpec with `encrypted=False` (dataclasses.replace), never a
     network that silently drops its traffic.
     """

@@ -1,4 +1,4 @@
-"""The four segmented Swarm overlay networks of seed §2.2, as data: subnets, encryption, ports and
+"""The four segmented Swarm overlay networks of design §2.2, as data: subnets, encryption, ports and
 the kinds of service that may join each.
 
 Kept apart from the model so that settings validation can check host networks against the same
@@ -14,7 +14,7 @@ from enum import StrEnum
 
 
 class Tier(StrEnum):
-    """The four segmented networks of seed §2.2."""
+    """The four segmented networks of design §2.2."""
 
     COORDINATOR = "coordinator"
     DATA = "data"
@@ -53,8 +53,9 @@ def service_kind(service_name: str) -> str:
     return re.sub(r"-\d+$", "", service_name)
 
 
-# Seed §2.2's "Access" lines name each network's members in prose; the deployment needs more:
-# - data-net: Redis, as the seed's own §2.1 diagram and §2.2 data-net port list (6379) place it;
+# The original architecture's "Access" lines name each network's members in prose; the deployment
+# needs more (design §11.3):
+# - data-net: Redis, as the original's own topology diagram and data-net port list (6379) place it;
 #   the backup agent, whose pgBackRest reaches the Patroni members' PostgreSQL; one
 #   postgres-exporter per member, which connects to that member's PostgreSQL.
 # - app-net: the redis-exporter, which reaches Redis where its clients do. Applications join from

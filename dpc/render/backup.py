@@ -1,5 +1,5 @@
 """pgBackRest: the repository host's configuration (the backup node), each database host's, and the
-secret fragment with the repositories' cipher passphrase (seed §4.3, §7.3).
+secret fragment with the repositories' cipher passphrase (design §4.2, §4.3).
 
 Topology. The backup node is pgBackRest's repository host: it owns repo1 (a posix repository on
 the backup volume) and, in the clouds, repo2 (the offsite bucket, reached with the instance's IAM
@@ -21,7 +21,7 @@ tiers map onto it as follows (the backup agent, images/postgres/backup_agent.py,
   older than that, with all WAL since: point-in-time recovery over the whole WAL retention.
   Differentials are kept by count, one a day: `daily_retention_days` of them.
 - weekly (Sunday) and monthly (1st) full backups are also taken to repo2, the offsite bucket,
-  which keeps them by age for `offsite_expire_after_days` (seed §4.1: 7 years; at least the
+  which keeps them by age for `offsite_expire_after_days` (design §4.4: 7 years; at least the
   monthly retention, which settings check). pgBackRest's `expire` deletes them then: the
   bucket's lifecycle only moves objects to colder classes that pgBackRest still reads at once
   (infrequent access, then Glacier Instant Retrieval) and never expires a current object, since
@@ -59,10 +59,10 @@ PGBACKREST_INCLUDE_DIR = "/etc/pgbackrest/conf.d"
 fragment (`render_pgbackrest_secrets`) is mounted here as a Docker secret."""
 
 CIPHER_TYPE = "aes-256-cbc"
-"""Seed §4.3: backups encrypted with AES-256; pgBackRest encrypts every file of the repository."""
+"""Design §4.2: backups encrypted with AES-256; pgBackRest encrypts every file of the repository."""
 
 COMPRESSION = {"compress-type": "zst", "compress-level": "3"}
-"""Seed §4.3: zstd at level 3."""
+"""Design §4.2: zstd at level 3."""
 
 PROCESS_MAX = 2
 """Parallel processes for a backup (compression and encryption run in them) and for the

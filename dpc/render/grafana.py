@@ -1,4 +1,4 @@
-"""Grafana: the provisioned Prometheus datasource, the dashboard provider, and the seed's §8.4
+"""Grafana: the provisioned Prometheus datasource, the dashboard provider, and design §7.4's
 dashboards as JSON, all read at start-up so that a fresh Grafana needs no clicking.
 
 Every query reads metrics the deployed exporters expose (checked against the recorded catalogs
@@ -251,7 +251,7 @@ def _application() -> dict[str, Any]:
 
 
 def grafana_dashboards() -> dict[str, dict[str, Any]]:
-    """Seed §8.4's dashboards by file name (without `.json`)."""
+    """Design §7.4's dashboards by file name (without `.json`)."""
     return {
         "cluster-overview": _cluster_overview(),
         "performance": _performance(),

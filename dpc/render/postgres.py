@@ -49,13 +49,13 @@ the WAL it needs on its new primary; after a longer one it fetches segments from
 
 LOG_FILENAME = "postgresql-%a.log"
 """One log file per weekday, truncated when the week comes round (`log_truncate_on_rotation`): the
-seed's §3.5 timestamped names would fill the disk, since nothing ever deletes old files. The logs
+original timestamped names would fill the disk (design §11.11), since nothing ever deletes old files. The logs
 stay on a volume of their own for a week."""
 
 SHARED_PRELOAD_LIBRARIES = "pgaudit,pg_stat_statements"
 
 EXTENSIONS = ("pg_stat_statements", "pgaudit")
-"""The seed's §5.3 extensions that the image carries. ruvector is not packaged for Debian's
+"""The extensions of design §3.3 that the image carries. ruvector is not packaged for Debian's
 PostgreSQL 15 and the image does not build it, so it is not created."""
 
 
@@ -65,8 +65,8 @@ def _size_from_mb(megabytes: int) -> str:
 
 
 def postgresql_parameters(layout: ClusterLayout) -> dict[str, str]:
-    """The parameters every member runs with: sizing by seed §6.3, TLS 1.3 and SCRAM only, the
-    seed's §3.5 logging and pgaudit settings, WAL archiving to the backup repository, and what
+    """The parameters every member runs with: sizing by design §6.1, TLS 1.3 and SCRAM only, the
+    logging and pgaudit settings of design §3.4, WAL archiving to the backup repository, and what
     streaming replication, synchronous commit and pg_rewind need.
     """
     sizing = layout.sizing
@@ -284,7 +284,7 @@ CREATE FUNCTION pgbouncer.get_auth(p_username text) RETURNS TABLE (username text
 REVOKE ALL ON FUNCTION pgbouncer.get_auth(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pgbouncer.get_auth(text) TO {User.PGBOUNCER_AUTH};
 """
-"""Seed §3.4's grants, the extensions, and PgBouncer's lookup function. The function hands out
+"""Design §3.3's grants, the extensions, and PgBouncer's lookup function. The function hands out
 SCRAM verifiers of ordinary login roles only: never a superuser's or a replication role's."""
 
 PGBOUNCER_AUTH_QUERY = "SELECT username, password FROM pgbouncer.get_auth($1)"

@@ -1,4 +1,4 @@
-"""Prometheus: the scrape configuration (seed §8.2), the alert rules (seed §8.3, corrected, plus the
+"""Prometheus: the scrape configuration (design §7.1), the alert rules (design §7.2, corrected, plus the
 alerts backups and replication need) and a promtool test file that makes every alert fire once and
 stay quiet once.
 
@@ -13,7 +13,7 @@ PostgreSQL exporters. One exporter per Patroni member (`postgres_exporter_host`)
 0.11 given several data sources at once collects its per-collector metrics twice and answers every
 scrape with HTTP 500 (recorded by tests/contract/metrics/record.py).
 
-Corrections to the seed's §8.3 rules, so that every expression reads metrics the deployed exporters
+Corrections to the original alert rules (design §11.9), so that every expression reads metrics the deployed exporters
 expose (recorded in tests/contract/metrics/*.txt and checked by the unit tests):
 
 - PostgreSQLDown: `pg_up == 0`, and also the exporter's own `up == 0`, since a dead exporter
@@ -57,7 +57,7 @@ RULE_TESTS_FILE = "alerts-test.yml"
 SCRAPE_INTERVAL = "15s"
 
 PROMETHEUS_RETENTION: Mapping[Environment, str] = {"prod": "30d", "staging": "15d", "dev": "7d"}
-"""`--storage.tsdb.retention.time` per environment: seed §8 keeps 30 days in prod; §10.1's cost
+"""`--storage.tsdb.retention.time` per environment (design §7.5): 30 days in prod; the original cost
 advice (30d → 15d) applies where history matters less."""
 
 HOST_VOLUMES_ROOT = "/mnt/postgres-cluster"
@@ -69,7 +69,7 @@ plus a day for a slow or retried run."""
 
 ANY_BACKUP_MAX_AGE_SECONDS = 26 * 3600
 """A differential or full backup runs every day at 02:00: at most 24 hours apart, plus two hours
-for the backup itself (seed §4.3: ~30 minutes for 500 GB). The differential alone would be 48
+for the backup itself (design §4.2: ~30 minutes for 500 GB). The differential alone would be 48
 hours old every Monday, since Sunday's backup is a full one, hence the newest of either type."""
 
 TEST_EVAL_TIME = "40m"
