@@ -90,6 +90,9 @@ class RecordingMonitor(MockMonitor):
                 "protect": bool(request.protect),
                 "dependencies": sorted(set(request.dependencies)),
                 "propertyDependencies": {key: sorted(set(deps.urns)) for key, deps in sorted(request.propertyDependencies.items()) if deps.urns},
+                # ResourceV3's options that decide what a change does to it (review.steps diffs two plans by them), where set.
+                **({"ignoreChanges": sorted(request.ignoreChanges)} if request.ignoreChanges else {}),
+                **({"replaceOnChanges": sorted(request.replaceOnChanges)} if request.replaceOnChanges else {}),
                 "provider": request.provider,
             },
         })

@@ -401,8 +401,8 @@ def change_between_plans(base: Mapping[str, Any], head: Mapping[str, Any], table
     resource's outputs (its id, its ARN) are unknown until it is replaced, so a property that
     depends on it changes too, which replaces its users in turn where that property forces it, as
     the engine's preview would show. The resource options the plan records count as the engine
-    counts them: `ignoreChanges` (what the program leaves to a replacement one node at a time),
-    `replaceOnChanges`, `deleteBeforeReplace`. A type the table lacks is an update with a note
+    counts them: `ignoreChanges` (what the program leaves to a replacement one node at a time) and
+    `replaceOnChanges`. A type the table lacks is an update with a note
     saying so.
     Unchanged resources are listed as `same` steps (as `--show-sames` lists them), so that what
     reads the change sees the whole stack after it.
@@ -440,7 +440,6 @@ def change_between_plans(base: Mapping[str, Any], head: Mapping[str, Any], table
             urn, type_, op, old, new,
             diff_reasons=_top_keys(diff), replace_reasons=_top_keys(forcing), detailed_diff=detailed,
             provider=str(new.get("provider") or ""), engine_ops=(op,), notes=notes,
-            delete_before_replace=bool(forcing) and bool(new.get("deleteBeforeReplace")),
         ))
     steps.extend(
         Step(urn, str(old.get("type", "")), "delete", old, None, provider=str(old.get("provider") or ""), engine_ops=("delete",))

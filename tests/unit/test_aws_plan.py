@@ -349,7 +349,8 @@ def test_plan_has_the_shape_of_pulumi_preview_json(graph: PlanGraph) -> None:
         assert step["op"] == "create" and step["urn"] == step["newState"]["urn"]
         keys = {"urn", "type", "custom", "parent", "inputs", "protect", "dependencies", "propertyDependencies", "provider"}
         stack_only = {"outputs"} if step["newState"]["type"] == "pulumi:pulumi:Stack" else set[str]()
-        assert set(step["newState"]) == keys | stack_only
+        options = {"ignoreChanges", "replaceOnChanges"} & set(step["newState"])  # ResourceV3's, where the program sets them
+        assert set(step["newState"]) == keys | stack_only | options
         assert all(not re.search(r"_[a-z]", key) for key in step["newState"]["inputs"]), "inputs are camelCase"
 
 
