@@ -24,7 +24,7 @@ from tests.cluster.drill import DrillResult, run_drill
 from tests.cluster.lifecycle import benchmark_cluster
 
 TARGET_RTO = 30.0
-"""Seconds: the seed's §7.1 RTO for the production database."""
+"""Seconds: the RTO of design §5.3 for the production database."""
 
 STARTUP_BUDGET = 120
 DRILL_BUDGET = 180

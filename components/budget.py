@@ -1,4 +1,4 @@
-"""Budget: the stack's monthly cost budget and its alerts (seed §10.3)."""
+"""Budget: the stack's monthly cost budget and its alerts (design §8.5)."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ SecretRenderer = Callable[[Mapping[str, str]], str]
 CA_VALIDITY_HOURS = 10 * 365 * 24
 CERT_VALIDITY_HOURS = 365 * 24
 CERT_EARLY_RENEWAL_HOURS = 30 * 24
-"""Certificates are renewed by `pulumi up` in their last 30 days (seed §3.2: one year, CA ten)."""
+"""Certificates are renewed by `pulumi up` in their last 30 days (design §3.1: one year, CA ten)."""
 
 
 ImageGate = Callable[[Sequence[pulumi.Output[str]]], pulumi.Resource]
@@ -152,7 +152,7 @@ class DatabaseStack(pulumi.ComponentResource):
         )
 
     def _passwords(self) -> dict[str, pulumi.Output[str]]:
-        """Generated passwords (seed §3.3); only letters and digits, so that no config format needs quoting."""
+        """Generated passwords (design §3.2); only letters and digits, so that no config format needs quoting."""
         return {
             name: random.RandomPassword(
                 self._child(name.replace("_", "-")), length=length, special=False, opts=self._opts(protect=self._protect_state)

@@ -1,4 +1,4 @@
-"""Load balancer: the database endpoint, TCP 5432 to the HAProxy nodes (seed §2.4)."""
+"""Load balancer: the database endpoint, TCP 5432 to the HAProxy nodes (design §2.4)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Storage: the customer-managed key, the data/WAL/backup volumes, and the offsite backup bucket
-with its lifecycle (seed §4).
+with its lifecycle (design §4).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class VolumePlan:
 
 @dataclass(frozen=True)
 class BucketLifecycle:
-    """Seed §4.1 and §4.3: infrequent access, then archive, in classes the backup tool reads at once.
+    """Design §4.4: infrequent access, then archive, in classes the backup tool reads at once.
     No current object expires: the backup tool's own expiry owns retention; the lifecycle removes
     only the versions it deleted or overwrote, `noncurrent_expire_after_days` later (a window to
     undo a mistaken delete).
@@ -49,7 +49,7 @@ class StoragePlan:
     volumes: tuple[VolumePlan, ...]
     lifecycle: BucketLifecycle
     replica_region: str | None
-    """Where the offsite bucket is replicated to (seed §4.1: geo-replicated), under a key of that region."""
+    """Where the offsite bucket is replicated to (design §4.4: geo-replicated), under a key of that region."""
 
 
 @dataclass(frozen=True)

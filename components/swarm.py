@@ -1,6 +1,6 @@
 """Swarm: the cloud-init of every node and of the bastion. A node's boot installs Docker Engine from
 the OS packages, mounts the node's volumes, checks its kernel can carry encrypted overlays, and
-joins the Swarm unattended; the managers then keep the Swarm's membership converged (seed §5.2's
+joins the Swarm unattended; the managers then keep the Swarm's membership converged (design §8.1: the
 node labels, stale nodes of replaced machines, the published join details) by a timer, and every
 node pulls the stack's images with its own identity by another.
 

@@ -1,6 +1,6 @@
 """The Swarm's nodes on one machine: one Docker engine per node, each in its own network
 namespace (engine.netns), forming one Swarm over the namespaces' veths, each node labelled as
-the program labels the cloud's machines (`dpc.model.plan_nodes`, seed §5.2).
+the program labels the cloud's machines (`dpc.model.plan_nodes`, design §1.4).
 
 Each engine has its own data root, exec root and socket under the run's directory, and is started
 with `nsenter --net=` (not `ip netns exec`, which remounts /sys and hides the cgroup mounts dockerd

@@ -84,7 +84,7 @@ def _volume(node: Node, purpose: str, spec: VolumeSettings, mount_point: str) ->
 
 
 def volume_plans(settings: Settings, nodes: list[Node]) -> tuple[VolumePlan, ...]:
-    """Seed §4.1–4.2: per worker a data and a WAL volume; the backup volume where the backup agent
+    """Design §4.1: per worker a data and a WAL volume; the backup volume where the backup agent
     runs (the backup node, or manager-1 in a stack without one).
     """
     storage = settings.storage

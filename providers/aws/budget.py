@@ -1,5 +1,5 @@
 """AWS budget: a monthly cost budget of the account's spend in the stack's regions, with e-mail
-alerts on actual and forecast spend (seed §10.3). Not by the `Stack` tag: AWS Budgets filters by a
+alerts on actual and forecast spend (design §8.5). Not by the `Stack` tag: AWS Budgets filters by a
 tag only once it is activated as a cost allocation tag, which a new account can do only after
 billing has seen the tag (up to 24 hours after the first tagged resource), from the organisation's
 management account; before that a tag-filtered budget silently tracks nothing (`components.budget`).

@@ -1,8 +1,8 @@
-"""The seed's primary-node-failure drill (§7.2 scenario 1, §7.4 Q1) on the running cluster.
+"""The primary-node-failure drill of design §5.3 on the running cluster.
 
 A writer commits rows continuously through HAProxy's primary route, as an application does. The
 leader's host crashes (every process in its namespace SIGKILLed), and the drill measures what the
-seed promises (§7.1: RTO < 30 s, RPO 0): when Patroni shows a new leader, when a write through
+design promises (design §5.3: RTO < 30 s, RPO 0): when Patroni shows a new leader, when a write through
 HAProxy is acknowledged again, and whether every acknowledged row is on the new leader. The crashed
 member is then restarted from its same rendered files and must rejoin as a streaming replica.
 """

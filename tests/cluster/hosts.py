@@ -45,7 +45,7 @@ HAPROXY_HOST = MANAGERS[0]
 SUBNET_CANDIDATES = ("10.231.0.0/24", "10.232.0.0/24", "172.31.231.0/24")
 
 SMOKE_SIZING = postgres_sizing(memory_gib=1, expected_concurrent_users=20)
-"""Three PostgreSQL servers on one machine: a 1 GiB worker's §6.3 sizing, not prod's 64 GiB."""
+"""Three PostgreSQL servers on one machine: a 1 GiB worker's sizing (design §6.1), not prod's 64 GiB."""
 
 
 SMOKE_CERTIFICATE_VALIDITY = datetime.timedelta(days=1)

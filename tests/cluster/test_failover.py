@@ -1,4 +1,4 @@
-"""The seed's primary-node-failure drill (§7.2 scenario 1) on the smoke run's cluster.
+"""The primary-node-failure drill (design §5.3) on the smoke run's cluster.
 
 Under continuous writes through HAProxy's primary route (TLS), the leader's host crashes: every
 process in its namespace, Patroni and PostgreSQL alike, is SIGKILLed. The tests check that:

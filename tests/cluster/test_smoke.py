@@ -94,7 +94,7 @@ def test_leader_streams_to_both_replicas_over_tls_one_synchronously(smoke: Smoke
 
 
 def test_write_through_pgbouncer_is_visible_on_a_replica(smoke: Smoke) -> None:
-    """DDL is the superuser's (seed §3.4 grants app_user only SELECT, INSERT, UPDATE, DELETE; the
+    """DDL is the superuser's (design §3.3 grants app_user only SELECT, INSERT, UPDATE, DELETE; the
     default privileges extend them to new tables); app_user's INSERT goes through PgBouncer."""
     table = f"smoke_{secrets.token_hex(4)}"
     primary = smoke.through_haproxy(Port.HAPROXY_PRIMARY)

@@ -18,7 +18,7 @@ them over pgBackRest's TLS protocol.
   on the command line (`--tls-server-port`, and the clients' `--pg1-host-port`/`--repo1-host-port`);
   with a single database there is no standby, so `--no-backup-standby`; the offsite S3 repository
   is not exercised (no network), only parsed.
-- Point-in-time recovery from that backup (seed §4.3, §7.3): rows A, the named restore point
+- Point-in-time recovery from that backup (design §4.3): rows A, the named restore point
   `RESTORE_POINT`, rows B, their WAL segment switched and archived. Then the disaster: the
   database stops, and a new empty data directory is restored to the restore point the way a
   database host does it, with its rendered config reaching the repository host over TLS (restore

@@ -249,7 +249,7 @@ def pgbackrest_log(box: Sandbox) -> list[str]:
 
 
 def todays_backup_type() -> str:
-    """The schedule's rule (seed §4.3), for the day the test runs: full on Sundays and the 1st."""
+    """The schedule's rule (design §4.2), for the day the test runs: full on Sundays and the 1st."""
     today = dt.datetime.now(dt.UTC).date()
     return "full" if today.weekday() == 6 or today.day == 1 else "diff"
 

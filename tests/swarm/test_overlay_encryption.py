@@ -1,6 +1,6 @@
 """Encrypted overlay networks on this kernel, shown on the multi-node Swarm (issue 9).
 
-The stack's coordinator and data networks are encrypted wherever it is deployed (seed §2.2):
+The stack's coordinator and data networks are encrypted wherever it is deployed (design §2.2):
 Docker carries their traffic between nodes in IPsec ESP with rfc4106(gcm(aes)). On a kernel
 without that algorithm dockerd still creates the network and attaches containers to it, and every
 packet between nodes on it is silently dropped. This test makes an encrypted and a plain

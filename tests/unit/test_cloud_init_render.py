@@ -1,5 +1,5 @@
 """Fast checks of the rendered `#cloud-config` of the prod stack's nodes (AWS hooks): who initialises
-the Swarm, which join token each node reads, the seed §5.2 labels on every manager, the volumes,
+the Swarm, which join token each node reads, the design §1.4 labels on every manager, the volumes,
 the packages the bootstrap installs, the timers, SSH access, where the reached machines' host keys
 come from, the size EC2 accepts, and the absence of anything secret: user data names secrets and
 holds none. The slow checks (golden files, `cloud-init schema`, shellcheck, running the scripts)
@@ -57,7 +57,7 @@ SEED_LABELS = {
     "dpc-prod-worker-3": {"postgres.role": "patroni", "postgres.patroni-id": "3"},
     "dpc-prod-app-1": {"redis.role": "master"},
 }
-"""Seed §5.2 step 2, on the prod stack's host names."""
+"""The labels of design §1.4 that the original architecture named, on the prod stack's host names."""
 
 PLACEMENT_LABELS = {
     "dpc-prod-manager-1": {"dpc.role": "manager"},

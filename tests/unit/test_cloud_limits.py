@@ -52,7 +52,7 @@ def _one(breaches: list[Breach], text: str) -> Breach:
 def test_a_character_ec2_refuses_in_a_rule_description_is_caught() -> None:
     def change(plan: Plan, revealed: Revealed) -> None:
         rule = _steps(plan, "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")[0]
-        _set(plan, revealed, rule, "description", "All outbound traffic (seed §2.5)")
+        _set(plan, revealed, rule, "description", "All outbound traffic (design §2.5)")
 
     breach = _one(_mutated(change), "characters the API refuses")
     assert "'§'" in breach.message and breach.field == "description"

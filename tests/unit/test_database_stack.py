@@ -79,7 +79,7 @@ def test_each_service_joins_only_the_overlay_networks_its_tier_allows(graph: Pla
     assert all(joined[f"etcd-{i}"] == {"coordinator-net", "monitoring-net"} for i in (1, 2, 3))
     assert all(joined[f"patroni-{i}"] == {"coordinator-net", "data-net", "monitoring-net"} for i in (1, 2, 3))
     members_of = {t.network_name: {n for n, nets in joined.items() if t.network_name in nets} for t in TIERS}
-    assert members_of["coordinator-net"] == {"etcd-1", "etcd-2", "etcd-3", "patroni-1", "patroni-2", "patroni-3"}, "seed §2.2: etcd and Patroni only"
+    assert members_of["coordinator-net"] == {"etcd-1", "etcd-2", "etcd-3", "patroni-1", "patroni-2", "patroni-3"}, "design §2.2: etcd and Patroni only"
     assert members_of["app-net"] == {"haproxy", "pgbouncer", "redis", "redis-exporter"}
     assert not members_of["data-net"] & {"prometheus", "grafana", "alertmanager", "etcd-1", "node-exporter", "cadvisor"}
     assert members_of["monitoring-net"] >= {"prometheus", "alertmanager", "grafana", "node-exporter", "cadvisor", "postgres-exporter-1"}

@@ -1,4 +1,5 @@
-"""The cloud-neutral model against the seed: tiers (§2.2), roles (§1.1), zone spread and sizing (§6.3)."""
+"""The cloud-neutral model against the design: tiers (design §2.2), roles (design §1.1), zone spread (design §1.3)
+and sizing (design §6.1)."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ def test_retention_covers_every_tier_of_the_seed() -> None:
     backup = SETTINGS.backup
     assert (backup.wal_retention_days, backup.daily_retention_days, backup.weekly_retention_weeks, backup.monthly_retention_months) == (30, 7, 4, 12)
     assert local_full_retention_days(backup) == 30
-    assert offsite_full_retention_days(backup) == backup.offsite_expire_after_days == 2555, "seed §4.1: 7 years offsite"
+    assert offsite_full_retention_days(backup) == backup.offsite_expire_after_days == 2555, "design §4.4: 7 years offsite"
     longer_weeks = backup.model_copy(update={"weekly_retention_weeks": 6})
     assert local_full_retention_days(longer_weeks) == 42
 

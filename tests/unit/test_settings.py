@@ -676,7 +676,7 @@ def test_malformed_admin_cidr() -> None:
     assert problem.fix == "write it in the expected form"
 
 
-# --- workload sizing (seed §6.3) --------------------------------------------------------------------
+# --- workload sizing (design §6.2) ------------------------------------------------------------------
 
 
 def test_prod_worker_too_small_for_expected_tps() -> None:
@@ -837,7 +837,7 @@ def test_a_broken_section_does_not_hide_problems_in_other_sections_but_skips_its
 
     problems = problems_of(values)
 
-    # the §6.3 rule needs `nodes` to have a valid shape; the network rules run regardless
+    # the design §6.2 rule needs `nodes` to have a valid shape; the network rules run regardless
     assert {p.path for p in problems} >= {"nodes.workers.count", "network.vpcCidr"}
     assert "nodes.workers.machineType" not in {p.path for p in problems}
 

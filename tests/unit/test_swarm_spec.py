@@ -133,7 +133,7 @@ def test_network_bodies_have_the_engine_apis_fields_and_types() -> None:
         assert schema_problems(body, NETWORK_SCHEMA) == [], tier.network_name
         assert body["Driver"] == "overlay" and body["Attachable"] is False and body["Labels"] == {"dpc.tier": tier.tier.value}
         assert body["IPAM"] == {"Config": [{"Subnet": tier.subnet}]}
-        assert body["Options"] == ({"encrypted": ""} if tier.encrypted else {}), "IPsec where seed §2.2 mandates it"
+        assert body["Options"] == ({"encrypted": ""} if tier.encrypted else {}), "IPsec where design §2.2 mandates it"
     plain = engine_network_spec(swarm_network(replace(TIERS[0], encrypted=False)))
     assert plain["Options"] == {}, "an engine without IPsec gets an unencrypted network only when asked"
 
