@@ -256,7 +256,7 @@ def _replicate(
     region: pulumi.Output[str],
     replica_region: str,
 ) -> None:
-    """A copy of every backup in the replica region (seed §4.1: geo-replicated), in a bucket like the
+    """A copy of every backup in the replica region (design §4.4: geo-replicated), in a bucket like the
     first one under that region's own key, written by S3 replication with a role that can do only that.
     """
     provider = aws.Provider(scope.child("replica-region"), region=replica_region, opts=scope.opts())
