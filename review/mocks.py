@@ -1,5 +1,9 @@
 """Mocks that answer like AWS would, so that every dependent value of the program resolves:
 deterministic ids, ARNs, DNS names and addresses derived from each resource's name.
+
+With `preview`, they answer as the engine does in a stack's first `pulumi preview` instead: a
+resource to be created has no id yet and its provider computes nothing, so it echoes its inputs and
+every other output (ids, ARNs, addresses, generated names, passwords, keys, digests) stays unknown.
 """
 
 from __future__ import annotations
@@ -42,6 +46,17 @@ _ARN_SERVICE = {
     "aws:ssm/parameter:Parameter": ("ssm", "parameter"),
     "aws:ec2/instance:Instance": ("ec2", "instance/"),
 }
+
+
+_AUTONAMED = {
+    "aws:s3/bucket:Bucket": "bucket",
+    "aws:iam/role:Role": "name",
+    "aws:iam/instanceProfile:InstanceProfile": "name",
+    "aws:cloudwatch/logGroup:LogGroup": "name",
+}
+"""The name property the AWS provider fills when the program leaves it out: its Check does, before a
+preview, so the name is known at preview where the id and the ARN are not.
+"""
 
 
 def _digest(text: str, length: int) -> str:
@@ -122,8 +137,10 @@ def _arn(typ: str, resource_id: str, region: str) -> str:
 class AwsMocks(pulumi.runtime.Mocks):
     """Realistic answers for the resources and data sources the program uses."""
 
-    def __init__(self, region: str, today: datetime.date | None = None) -> None:
+    def __init__(self, region: str, today: datetime.date | None = None, *, preview: bool = False) -> None:
         self.region = region
+        self.preview = preview
+        """Answer as a first preview: every resource is a create, known only by its inputs."""
         self.today = today or datetime.datetime.now(datetime.UTC).date()
         """The day the lookups answer for (images deprecate with time)."""
         self.provider_regions: dict[str, str] = {}
@@ -135,14 +152,21 @@ class AwsMocks(pulumi.runtime.Mocks):
         return self.provider_regions.get(name, self.region)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        """An id shaped like the cloud's, and the outputs dependent resources read."""
+        """An id shaped like the cloud's, and the outputs dependent resources read; at preview no
+        id (the SDK then resolves it unknown, as it does for the empty id a provider sends for a
+        create it previews) and the inputs alone, every output missing from them left unknown.
+        """
         state: dict[str, Any] = dict(cast(dict[str, Any], args.inputs))  # pyright: ignore[reportUnknownMemberType]  # the SDK types inputs as a bare dict
+        if args.typ in _AUTONAMED:
+            state.setdefault(_AUTONAMED[args.typ], mock_id(args.typ, args.name))
+        if self.preview:
+            return "", state
         if args.typ == "pulumi:providers:aws" and "region" in state:
             self.provider_regions[args.name] = str(state["region"])
         region = self._region_of(args.provider)
         resource_id = mock_id(args.typ, args.name)
         if args.typ == "aws:s3/bucket:Bucket":
-            state["bucket"] = resource_id
+            resource_id = str(state["bucket"])
         if args.typ == "aws:ssm/parameter:Parameter":
             resource_id = str(state["name"])
             state["version"] = 1
@@ -152,8 +176,6 @@ class AwsMocks(pulumi.runtime.Mocks):
             state["keyId"] = resource_id
         if args.typ in _ARN_SERVICE:
             state["arn"] = _arn(args.typ, resource_id, region)
-        if args.typ in {"aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile"}:
-            state.setdefault("name", resource_id)
         if args.typ == "aws:ec2/instance:Instance":
             state["privateIp"] = f"10.0.{int(_digest(args.name, 2), 16) % 250}.{int(_digest(args.name + 'x', 2), 16) % 250 + 4}"
             state["publicIp"] = "198.51.100.10" if state.get("associatePublicIpAddress") else ""

@@ -4,6 +4,11 @@ records every registration in the shape of `pulumi preview --json`.
 Nothing here talks to a cloud. The mocks answer with realistic ids and ARNs so that dependent
 values (user data, policies, attachments) resolve to what they would be; the record keeps the
 inputs as the engine sees them (camelCase), secrets shown as "[secret]".
+
+`preview=True` plans as a stack's first `pulumi preview`: the program runs as a dry run and every
+resource, to be created, has its computed outputs unknown (ids, ARNs, generated names, passwords and
+keys); an input computed from one carries the engine's unknown sentinel, shown "[unknown]", and a
+reference to a provider not yet created names its id by the sentinel, as the engine's does.
 """
 
 from __future__ import annotations
@@ -234,26 +239,28 @@ def _call_stacks_left_out() -> Generator[None]:
         sdk_resource._get_stack_trace = walk  # pyright: ignore[reportPrivateUsage]
 
 
-def build_plan(stack: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:
-    """Run the program for the stack file `root/Pulumi.<stack>.yaml` under mocks; return the plan."""
-    return build_plan_revealed(stack, root)[0]
+def build_plan(stack: str, root: Path = PROJECT_ROOT, *, preview: bool = False) -> dict[str, Any]:
+    """Run the program for the stack file `root/Pulumi.<stack>.yaml` under mocks; return the plan
+    (`preview`: as a first `pulumi preview` sees it, outputs of the resources to create unknown).
+    """
+    return build_plan_revealed(stack, root, preview=preview)[0]
 
 
-def build_plan_revealed(stack: str, root: Path = PROJECT_ROOT) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+def build_plan_revealed(stack: str, root: Path = PROJECT_ROOT, *, preview: bool = False) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """The plan, and each resource's inputs with its secrets shown, by URN (for checks that must
     read what a preview hides, such as the size of a secret user data; never written anywhere).
     """
     config, secret_keys = stack_config(stack, root)
-    monitor = RecordingMonitor(AwsMocks(_region(config)))
+    monitor = RecordingMonitor(AwsMocks(_region(config), preview=preview))
     outside = os.environ.get(OFFLINE_PLAN_VARIABLE)
     os.environ[OFFLINE_PLAN_VARIABLE] = "1"
     loop = asyncio.new_event_loop()
     loop.set_default_executor(_InlineExecutor())
     asyncio.set_event_loop(loop)
     try:
-        reset_options(project="dpc", stack=stack, preview=False)
+        reset_options(project="dpc", stack=stack, preview=preview)
         pulumi.runtime.set_all_config(config, secret_keys)
-        pulumi.runtime.set_mocks(monitor.mocks, project="dpc", stack=stack, preview=False, monitor=monitor)
+        pulumi.runtime.set_mocks(monitor.mocks, project="dpc", stack=stack, preview=preview, monitor=monitor)
         with collector_paused(), _call_stacks_left_out():
             loop.run_until_complete(run_pulumi_func(_run_program))
     finally:

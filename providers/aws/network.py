@@ -163,10 +163,13 @@ def _flow_logs(scope: Scope, plan: NetworkPlan, vpc: aws.ec2.Vpc, where: pulumi.
         tags=scope.tags_with(Name=scope.child("flow-logs-role")),
         opts=scope.opts(),
     )
+    # The group's ARN from its name, which the provider sets before a preview (the ARN it returns
+    # is known only once the group exists): the permissions can be reviewed at preview.
+    group_arn = pulumi.Output.all(where, log_group.name).apply(lambda a: f"arn:{a[0][0]}:logs:{a[0][1]}:{a[0][2]}:log-group:{a[1]}")
     aws.iam.RolePolicy(
         scope.child("flow-logs-write"),
         role=role.id,
-        policy=log_group.arn.apply(_flow_logs_permissions),
+        policy=group_arn.apply(_flow_logs_permissions),
         opts=scope.opts(),
     )
     aws.ec2.FlowLog(

@@ -68,10 +68,20 @@ def _tls_only_policy(bucket_arn: str) -> str:
 
 @dataclass(frozen=True)
 class BucketParts:
-    """A bucket and its versioning, which replication must wait for on both sides."""
+    """A bucket, its ARN and its versioning, which replication must wait for on both sides."""
 
     bucket: aws.s3.Bucket
+    arn: pulumi.Output[str]
+    """Made from the bucket's name, which the provider sets before a preview: the ARN the cloud
+    returns is only known once the bucket exists, and the policies built from it (TLS only,
+    replication) could not be reviewed at preview.
+    """
     versioning: aws.s3.BucketVersioning
+
+
+def _bucket_arn(partition: pulumi.Input[str], bucket: aws.s3.Bucket) -> pulumi.Output[str]:
+    """The ARN S3 gives a bucket: a bucket's ARN is its partition and its (globally unique) name."""
+    return pulumi.Output.all(partition, bucket.bucket).apply(lambda a: f"arn:{a[0]}:s3:::{a[1]}")
 
 
 ARCHIVE_STORAGE_CLASS = "GLACIER_IR"
@@ -114,7 +124,9 @@ def _lifecycle_rules(plan: StoragePlan) -> list[aws.s3.BucketLifecycleConfigurat
     }]
 
 
-def _backup_bucket(scope: Scope, plan: StoragePlan, key: aws.kms.Key, *, name: str, provider: aws.Provider | None = None) -> BucketParts:
+def _backup_bucket(
+    scope: Scope, plan: StoragePlan, key: aws.kms.Key, *, name: str, partition: pulumi.Output[str], provider: aws.Provider | None = None
+) -> BucketParts:
     """A private, versioned, KMS-encrypted, TLS-only bucket with the seed's lifecycle: the offsite
     backups, and their copy in the replica region (`provider`).
     """
@@ -125,6 +137,7 @@ def _backup_bucket(scope: Scope, plan: StoragePlan, key: aws.kms.Key, *, name: s
         tags=scope.tags_with(Name=scope.child(name), Purpose="offsite-backups"),
         opts=scope.stateful_opts(**on),
     )
+    arn = _bucket_arn(partition, bucket)
     aws.s3.BucketOwnershipControls(
         scope.child(f"{name}-ownership"),
         bucket=bucket.id,
@@ -158,7 +171,7 @@ def _backup_bucket(scope: Scope, plan: StoragePlan, key: aws.kms.Key, *, name: s
     aws.s3.BucketPolicy(
         scope.child(f"{name}-tls-only"),
         bucket=bucket.id,
-        policy=bucket.arn.apply(_tls_only_policy),
+        policy=arn.apply(_tls_only_policy),
         opts=scope.opts(depends_on=[block], **on),
     )
     aws.s3.BucketLifecycleConfiguration(
@@ -167,7 +180,7 @@ def _backup_bucket(scope: Scope, plan: StoragePlan, key: aws.kms.Key, *, name: s
         rules=_lifecycle_rules(plan),
         opts=scope.opts(**on),
     )
-    return BucketParts(bucket, versioning)
+    return BucketParts(bucket, arn, versioning)
 
 
 def backup_writer_statements(bucket_arn: str, key_arn: str) -> list[dict[str, object]]:
@@ -253,6 +266,7 @@ def _replicate(
     *,
     source_key: aws.kms.Key,
     account: pulumi.Output[list[str]],
+    partition: pulumi.Output[str],
     region: pulumi.Output[str],
     replica_region: str,
 ) -> None:
@@ -267,10 +281,10 @@ def _replicate(
         policy=account.apply(lambda a: _key_policy(a[0], a[1], None)),
         provider=provider,
     )
-    replica = _backup_bucket(scope, plan, replica_key, name="backups-replica", provider=provider)
+    replica = _backup_bucket(scope, plan, replica_key, name="backups-replica", partition=partition, provider=provider)
     role = aws.iam.Role(
         scope.child("replication"),
-        assume_role_policy=pulumi.Output.all(account, source.bucket.arn).apply(lambda a: service_trust_policy("s3.amazonaws.com", a[0][0], a[1])),
+        assume_role_policy=pulumi.Output.all(account, source.arn).apply(lambda a: service_trust_policy("s3.amazonaws.com", a[0][0], a[1])),
         description=f"S3 copies {scope.name}'s offsite backups to {replica_region}",
         tags=scope.tags_with(Name=scope.child("replication")),
         opts=scope.opts(),
@@ -278,7 +292,7 @@ def _replicate(
     aws.iam.RolePolicy(
         scope.child("replication"),
         role=role.id,
-        policy=pulumi.Output.all(source.bucket.arn, replica.bucket.arn, source_key.arn, replica_key.arn, region).apply(
+        policy=pulumi.Output.all(source.arn, replica.arn, source_key.arn, replica_key.arn, region).apply(
             lambda a: _replication_policy(a[0], a[1], a[2], a[3], (a[4], replica_region))
         ),
         opts=scope.opts(),
@@ -294,7 +308,7 @@ def _replicate(
             "delete_marker_replication": {"status": "Enabled"},
             "source_selection_criteria": {"sse_kms_encrypted_objects": {"status": "Enabled"}},
             "destination": {
-                "bucket": replica.bucket.arn,
+                "bucket": replica.arn,
                 "storage_class": REPLICA_STORAGE_CLASS,
                 "encryption_configuration": {"replica_kms_key_id": replica_key.arn},
             },
@@ -307,7 +321,8 @@ def build_storage(scope: Scope, plan: StoragePlan) -> StorageResult:
     """Creates the key, the volumes, the backup bucket and, where asked, its copy in another region."""
     invoke = pulumi.InvokeOutputOptions(parent=scope.component)
     region = aws.get_region_output(opts=invoke).region
-    account = pulumi.Output.all(aws.get_caller_identity_output(opts=invoke).account_id, aws.get_partition_output(opts=invoke).partition)
+    partition = aws.get_partition_output(opts=invoke).partition
+    account = pulumi.Output.all(aws.get_caller_identity_output(opts=invoke).account_id, partition)
     key = _key(
         scope,
         "key",
@@ -331,7 +346,7 @@ def build_storage(scope: Scope, plan: StoragePlan) -> StorageResult:
             opts=scope.stateful_opts(),
         )
         volume_ids[volume.name] = created.id
-    backups = _backup_bucket(scope, plan, key, name="backups")
+    backups = _backup_bucket(scope, plan, key, name="backups", partition=partition)
     if plan.replica_region is not None:
-        _replicate(scope, plan, backups, source_key=key, account=account, region=region, replica_region=plan.replica_region)
-    return StorageResult(key_arn=key.arn, volume_ids=volume_ids, backup_bucket_name=backups.bucket.bucket, backup_bucket_arn=backups.bucket.arn)
+        _replicate(scope, plan, backups, source_key=key, account=account, partition=partition, region=region, replica_region=plan.replica_region)
+    return StorageResult(key_arn=key.arn, volume_ids=volume_ids, backup_bucket_name=backups.bucket.bucket, backup_bucket_arn=backups.arn)

@@ -198,15 +198,24 @@ def _volumes_within_the_machine(plan: PlanIndex) -> Iterator[Breach]:
             )
 
 
+def _linked(resource: PlannedResource, prop: str) -> object:
+    """What an id property points at: the resource it was computed from, which the engine records
+    even where the id is unknown (a first preview), else its value; None when neither is known.
+    """
+    sources = (resource.property_dependencies or {}).get(prop)
+    value = resource.inputs.get(prop)
+    return sources[0] if sources else value if known(value) else None
+
+
 def _egress_before_boot(plan: PlanIndex) -> Iterator[Breach]:
     """A machine in a private subnet installs its packages at first boot through the NAT gateway:
     it must not be created before its subnet's route table is associated and routes to the NAT.
     """
-    associations = {a.inputs.get("subnetId"): a for a in plan.of_type(ROUTE_TABLE_ASSOCIATION)}
-    nat_routes = {r.inputs.get("routeTableId"): r for r in plan.of_type(ROUTE) if r.inputs.get("natGatewayId")}
+    associations = {key: a for a in plan.of_type(ROUTE_TABLE_ASSOCIATION) if (key := _linked(a, "subnetId")) is not None}
+    nat_routes = {key: r for r in plan.of_type(ROUTE) if r.inputs.get("natGatewayId") and (key := _linked(r, "routeTableId")) is not None}
     for instance in plan.of_type(INSTANCE):
-        association = associations.get(instance.inputs.get("subnetId"))
-        route = nat_routes.get(association.inputs.get("routeTableId")) if association else None
+        association = associations.get(_linked(instance, "subnetId"))
+        route = nat_routes.get(_linked(association, "routeTableId")) if association else None
         if route is None or association is None:
             continue
         missing = [r.name for r in (association, route) if r.urn not in plan.waits_for(instance.urn)]
