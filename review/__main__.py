@@ -15,6 +15,7 @@ from pulumi_policy import EnforcementLevel
 
 from dpc.config import StackFileError
 from dpc.settings import SettingsError
+from review import risk as review_risk
 from review.limits import check_plan
 from review.limits import report as limits_report
 from review.plan import build_plan_revealed, stack_config, summary
@@ -35,13 +36,14 @@ def main(argv: list[str] | None = None) -> int:
                               help="also run every IAM policy through the IAM linter (parliament; the tests always do)")
     plan_command.add_argument("--policy-pack-config", type=Path,
                               help="the policy pack's config (default: policies/config/<dpc:environment>.json)")
-    plan_command.add_argument("--preview", action="store_true",
-                              help="plan as a stack's first `pulumi preview`: outputs of the resources to create unknown")
+    review_risk.add_arguments(commands.add_parser("risk", help="each step of a change classed safe, review, dangerous or irreversible"))
     args = parser.parse_args(argv)
+    if args.command == "risk":
+        return review_risk.command(args)
 
     started = time.perf_counter()
     try:
-        plan, revealed = build_plan_revealed(args.stack, preview=args.preview)
+        plan, revealed = build_plan_revealed(args.stack)
         config, _ = stack_config(args.stack)
     except (SettingsError, StackFileError) as error:
         print(f"stack {args.stack}: {error}", file=sys.stderr)

@@ -422,16 +422,19 @@ def change_between_plans(base: Mapping[str, Any], head: Mapping[str, Any], table
             if replaced.intersection(_strings(users)) and prop not in diff:
                 diff[prop] = "update"
         ignored = _strings(new.get("ignoreChanges"))
-        diff = {path: kind for path, kind in diff.items() if not any(_inside(path, prop) for prop in ignored)}
+        waiting = sorted(path for path in diff if any(_inside(path, prop) for prop in ignored))
+        diff = {path: kind for path, kind in diff.items() if path not in waiting}
+        notes: tuple[str, ...] = ()
+        if waiting:
+            notes = (f"{', '.join(waiting)} changed but ignored (ignoreChanges): applied only when the resource is replaced",)
         if not diff:
-            steps.append(Step(urn, type_, "same", old, new, provider=str(new.get("provider") or ""), engine_ops=("same",)))
+            steps.append(Step(urn, type_, "same", old, new, provider=str(new.get("provider") or ""), engine_ops=("same",), notes=notes))
             continue
         rule = rules.get(type_)
         own = ReplaceRule(_strings(new.get("replaceOnChanges")), "the resource's replaceOnChanges option")
         forcing = tuple(path for path in diff if replaces(own, path, {}) or (rule is not None and replaces(rule, path, _mapping(new.get("inputs")))))
-        notes: tuple[str, ...] = ()
         if rule is None and bool(new.get("custom")) and not forcing:
-            notes = (f"no replace-on-change table for {type_}: this update may be a replacement",)
+            notes = (*notes, f"no replace-on-change table for {type_}: this update may be a replacement")
         op = "replace" if forcing else "update"
         if forcing:
             replaced.add(urn)
