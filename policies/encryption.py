@@ -8,25 +8,30 @@ its data and audit every use of it; the offsite backups are the copy that most n
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, cast
 
 from pulumi_policy import PolicyConfigSchema, PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
 from dpc.tiers import TIERS
-from policies.common import attached_to, get, items, mapping, of_type, resource_policy, stack_policy
+from policies.common import attached_to, get, items, judge_each, mapping, of_type, resource_policy, stack_policy
+from policies.identity import UNKNOWN, dependencies, known_items, length, peek
 
 AWS_BUCKET = "aws:s3/bucket:Bucket"
 GCP_BUCKET = "gcp:storage/bucket:Bucket"
 AZURE_STORAGE_ACCOUNT = "azure-native:storage:StorageAccount"
 _AWS_KMS_ALGORITHMS = ("aws:kms", "aws:kms:dsse")
 _AZURE_CUSTOMER_KEY_TYPES = ("EncryptionAtRestWithCustomerKey", "EncryptionAtRestWithPlatformAndCustomerKeys")
+_AZURE_TLS_VERSIONS = ("TLS1_2", "TLS1_3")
+"""The minimum TLS versions Azure Storage accepts that are still current (pulumi-azure-native's
+MinimumTlsVersion: TLS1_0, TLS1_1, TLS1_2, TLS1_3)."""
 
 
 def _aws_block_device(label: str, device: Any) -> Iterator[str]:
-    if get(device, "encrypted") is not True:
+    if peek(device, "encrypted") is not True:
         yield f"{label} is not encrypted: set encrypted to true"
-    if not get(device, "kmsKeyId"):
+    if not peek(device, "kmsKeyId"):
         yield f"{label} is encrypted with the AWS-managed key: set kmsKeyId to the stack's customer-managed key"
 
 
@@ -41,12 +46,18 @@ def _aws_instance(args: ResourceValidationArgs) -> Iterator[str]:
 
 
 def _gcp_key(label: str, key_holder: Any) -> Iterator[str]:
-    if not get(key_holder, "kmsKeySelfLink"):
+    if not peek(key_holder, "kmsKeySelfLink"):
         yield f"{label} is encrypted with a Google-managed key: set its kmsKeySelfLink to the stack's Cloud KMS key"
 
 
 def _gcp_disk(args: ResourceValidationArgs) -> Iterator[str]:
     yield from _gcp_key("the disk", get(args.props, "diskEncryptionKey"))
+
+
+def _gcp_region_disk(args: ResourceValidationArgs) -> Iterator[str]:
+    """A regional disk names its key `kmsKeyName`, unlike a zonal disk (pulumi-gcp's RegionDisk)."""
+    if not peek(args.props, "diskEncryptionKey", "kmsKeyName"):
+        yield "the regional disk is encrypted with a Google-managed key: set diskEncryptionKey.kmsKeyName to the stack's Cloud KMS key"
 
 
 def _gcp_instance(args: ResourceValidationArgs) -> Iterator[str]:
@@ -57,12 +68,12 @@ def _gcp_instance(args: ResourceValidationArgs) -> Iterator[str]:
 
 def _azure_disk(args: ResourceValidationArgs) -> Iterator[str]:
     encryption = get(args.props, "encryption")
-    if get(encryption, "type") not in _AZURE_CUSTOMER_KEY_TYPES or not get(encryption, "diskEncryptionSetId"):
+    if peek(encryption, "type") not in _AZURE_CUSTOMER_KEY_TYPES or not peek(encryption, "diskEncryptionSetId"):
         yield "the disk is encrypted with a platform-managed key: set encryption.type to EncryptionAtRestWithCustomerKey and its diskEncryptionSetId"
 
 
 def _azure_managed_disk(label: str, disk: Any) -> Iterator[str]:
-    if not get(disk, "managedDisk", "diskEncryptionSet", "id"):
+    if not peek(disk, "managedDisk", "diskEncryptionSet", "id"):
         yield f"{label} is encrypted with a platform-managed key: set managedDisk.diskEncryptionSet.id"
 
 
@@ -82,7 +93,7 @@ DISKS_ENCRYPTED = resource_policy(
         "aws:ebs/volume:Volume": _aws_volume,
         "aws:ec2/instance:Instance": _aws_instance,
         "gcp:compute/disk:Disk": _gcp_disk,
-        "gcp:compute/regionDisk:RegionDisk": _gcp_disk,
+        "gcp:compute/regionDisk:RegionDisk": _gcp_region_disk,
         "gcp:compute/instance:Instance": _gcp_instance,
         "azure-native:compute:Disk": _azure_disk,
         "azure-native:compute:VirtualMachine": _azure_vm,
@@ -94,7 +105,7 @@ def _aws_bucket_encrypted(args: StackValidationArgs, bucket: PolicyResource) -> 
     for config in attached_to(args, bucket, "bucket", "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"):
         for rule in items(get(config.props, "rules")):
             default = get(rule, "applyServerSideEncryptionByDefault")
-            if get(default, "sseAlgorithm") in _AWS_KMS_ALGORITHMS and get(default, "kmsMasterKeyId"):
+            if get(default, "sseAlgorithm") in _AWS_KMS_ALGORITHMS and peek(default, "kmsMasterKeyId"):
                 return True
     return False
 
@@ -142,15 +153,16 @@ def _buckets_tls_only(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
         if not any(_denies_plaintext(get(p.props, "policy")) for p in policies):
             yield (f"bucket {bucket.name} has no bucket policy denying requests without TLS (aws:SecureTransport false)", bucket.urn)
     for account in of_type(args, AZURE_STORAGE_ACCOUNT):
-        if get(account.props, "enableHttpsTrafficOnly") is False or get(account.props, "minimumTlsVersion") != "TLS1_2":
-            yield (f"storage account {account.name} must take HTTPS only (enableHttpsTrafficOnly) with minimumTlsVersion TLS1_2", account.urn)
+        if get(account.props, "enableHttpsTrafficOnly") is False or get(account.props, "minimumTlsVersion") not in _AZURE_TLS_VERSIONS:
+            yield (f"storage account {account.name} must take HTTPS only (enableHttpsTrafficOnly) with minimumTlsVersion TLS1_2 or TLS1_3", account.urn)
 
 
 BUCKETS_TLS_ONLY = stack_policy(
     "buckets-tls-only",
     "Buckets accept requests over TLS only (Cloud Storage always does).",
     severity=Severity.HIGH,
-    remediation="Attach a bucket policy that denies s3:* when aws:SecureTransport is false; on Azure set enableHttpsTrafficOnly and minimumTlsVersion TLS1_2.",
+    remediation="Attach a bucket policy that denies s3:* when aws:SecureTransport is false; "
+    "on Azure set enableHttpsTrafficOnly and minimumTlsVersion TLS1_2 or TLS1_3.",
     check=_buckets_tls_only,
     clouds=("aws", "azure-native"),
 )
@@ -249,4 +261,151 @@ OVERLAYS_ENCRYPTED = resource_policy(
     checks={"docker:index/network:Network": _overlay_encrypted},
 )
 
-POLICIES = [DISKS_ENCRYPTED, BUCKETS_ENCRYPTED, BUCKETS_TLS_ONLY, BUCKETS_PRIVATE, KEYS_ROTATED, OVERLAYS_ENCRYPTED]
+AWS_KEY = "aws:kms/key:Key"
+GCP_KEY = "gcp:kms/cryptoKey:CryptoKey"
+AZURE_KEY = "azure-native:keyvault:Key"
+AZURE_DISK_ENCRYPTION_SET = "azure-native:compute:DiskEncryptionSet"
+_SECRET_SOURCES = ("random:index/randomPassword:RandomPassword", "tls:index/privateKey:PrivateKey", "aws:ssm/parameter:Parameter")
+"""What a plain (String) SSM parameter's value must not be computed from."""
+
+
+def _rotating(key: PolicyResource) -> bool:
+    """Whether a customer key of the stack rotates by itself (the same test as keys-rotated)."""
+    match key.resource_type:
+        case "aws:kms/key:Key":
+            symmetric = peek(key.props, "customerMasterKeySpec") in (None, "SYMMETRIC_DEFAULT")
+            return symmetric and peek(key.props, "enableKeyRotation") is True
+        case "gcp:kms/cryptoKey:CryptoKey":
+            period = peek(key.props, "rotationPeriod")
+            return isinstance(period, str) and _seconds(period) <= 365 * 86_400
+        case "azure-native:keyvault:Key":
+            actions = known_items(peek(key.props, "properties", "rotationPolicy", "lifetimeActions"))
+            return any(str(peek(action, "action", "type")).lower() == "rotate" for action in actions)
+        case _:
+            return False
+
+
+def _stack_keys(resource: PolicyResource, prop: str) -> list[PolicyResource]:
+    """The stack's customer keys that `resource`'s property `prop` was computed from; for an Azure
+    disk encryption set, the Key Vault key the set itself uses.
+    """
+    found = dependencies(resource, prop, AWS_KEY, GCP_KEY, AZURE_KEY)
+    for encryption_set in dependencies(resource, prop, AZURE_DISK_ENCRYPTION_SET):
+        found.extend(dependencies(encryption_set, "activeKey", AZURE_KEY))
+    return found
+
+
+def _cloud_managed(value: Any) -> bool:
+    """A key reference that is the cloud's own key, whoever's dependency it carries (`alias/aws/ebs`)."""
+    return value is not UNKNOWN and isinstance(value, str) and ("alias/aws/" in value or value.startswith("aws/"))
+
+
+@dataclass(frozen=True)
+class KeyField:
+    """Where one type names the key its data is encrypted with: the top-level property whose
+    dependencies must lead to the stack's rotating key, and the paths of the key reference inside it.
+    """
+
+    token: str
+    prop: str
+    what: str
+    references: Callable[[PolicyResource], list[Any]]
+    applies: Callable[[PolicyResource], bool] = lambda _: True
+
+
+def _at(*path: str | int) -> Callable[[PolicyResource], list[Any]]:
+    return lambda resource: [peek(resource.props, *path)]
+
+
+def _each(prop: str, *path: str | int) -> Callable[[PolicyResource], list[Any]]:
+    return lambda resource: [peek(item, *path) for item in known_items(peek(resource.props, prop))]
+
+
+def _has(prop: str) -> Callable[[PolicyResource], bool]:
+    return lambda resource: length(peek(resource.props, prop)) > 0 or isinstance(peek(resource.props, prop), Mapping)
+
+
+def _secure_parameter(resource: PolicyResource) -> bool:
+    return peek(resource.props, "type") != "String"
+
+
+KEY_FIELDS = (
+    KeyField("aws:ebs/volume:Volume", "kmsKeyId", "the volume", _at("kmsKeyId")),
+    KeyField("aws:ec2/instance:Instance", "rootBlockDevice", "the root disk", _at("rootBlockDevice", "kmsKeyId")),
+    KeyField("aws:ec2/instance:Instance", "ebsBlockDevices", "the EBS block devices", _each("ebsBlockDevices", "kmsKeyId"), _has("ebsBlockDevices")),
+    KeyField("aws:ec2/launchTemplate:LaunchTemplate", "blockDeviceMappings", "the template's block devices",
+             _each("blockDeviceMappings", "ebs", "kmsKeyId"), _has("blockDeviceMappings")),
+    KeyField("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "rules", "the bucket's default encryption",
+             _each("rules", "applyServerSideEncryptionByDefault", "kmsMasterKeyId")),
+    KeyField("aws:s3/bucketReplicationConfig:BucketReplicationConfig", "rules", "the replica's encryption",
+             _each("rules", "destination", "encryptionConfiguration", "replicaKmsKeyId")),
+    KeyField("aws:ssm/parameter:Parameter", "keyId", "the SecureString parameter", _at("keyId"), _secure_parameter),
+    KeyField("aws:cloudwatch/logGroup:LogGroup", "kmsKeyId", "the log group", _at("kmsKeyId")),
+    KeyField("aws:ecr/repository:Repository", "encryptionConfigurations", "the registry", _each("encryptionConfigurations", "kmsKey")),
+    KeyField("gcp:compute/disk:Disk", "diskEncryptionKey", "the disk", _at("diskEncryptionKey", "kmsKeySelfLink")),
+    KeyField("gcp:compute/regionDisk:RegionDisk", "diskEncryptionKey", "the regional disk", _at("diskEncryptionKey", "kmsKeyName")),
+    KeyField("gcp:compute/instance:Instance", "bootDisk", "the boot disk", _at("bootDisk", "kmsKeySelfLink")),
+    KeyField("gcp:compute/instance:Instance", "attachedDisks", "the attached disks", _each("attachedDisks", "kmsKeySelfLink"), _has("attachedDisks")),
+    KeyField("gcp:storage/bucket:Bucket", "encryption", "the bucket", _at("encryption", "defaultKmsKeyName")),
+    KeyField("azure-native:compute:Disk", "encryption", "the disk", _at("encryption", "diskEncryptionSetId")),
+    KeyField("azure-native:compute:VirtualMachine", "storageProfile", "the machine's disks",
+             _at("storageProfile", "osDisk", "managedDisk", "diskEncryptionSet", "id")),
+    KeyField("azure-native:storage:StorageAccount", "encryption", "the storage account", _at("encryption", "keyVaultProperties", "keyName")),
+)
+"""Every type that keeps data at rest, and where it names its key."""
+
+
+_FIELDS_BY_TYPE: dict[str, list[KeyField]] = {}
+for _field in KEY_FIELDS:
+    _FIELDS_BY_TYPE.setdefault(_field.token, []).append(_field)
+
+
+def _stack_key_problems(resource: PolicyResource) -> Iterator[str]:
+    """Each of the resource's key fields: computed from a rotating key of this stack, and naming no
+    cloud-managed key.
+    """
+    for field in _FIELDS_BY_TYPE.get(resource.resource_type, []):
+        if not field.applies(resource):
+            continue
+        keys = _stack_keys(resource, field.prop)
+        if any(_cloud_managed(reference) for reference in field.references(resource)):
+            yield f"{field.what} of {resource.name} names the cloud's own key, not the stack's"
+        elif not keys:
+            yield (f"{field.what} of {resource.name} is not encrypted with a key of this stack (its {field.prop} is computed from none: "
+                   "a literal ARN, an alias, another account's key)")
+        elif not all(_rotating(key) for key in keys):
+            yield f"{field.what} of {resource.name} is encrypted with {', '.join(k.name for k in keys if not _rotating(k))}, a key that does not rotate"
+
+
+def _stack_key_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
+    yield from judge_each((r for r in args.resources if r.resource_type in _FIELDS_BY_TYPE), _stack_key_problems)
+    yield from judge_each(of_type(args, "aws:ssm/parameter:Parameter"), _plain_parameter)
+
+
+def _plain_parameter(parameter: PolicyResource) -> Iterator[str]:
+    """SSM parameters are SecureStrings; a String is accepted only for public data, written as
+    `insecureValue` (the image list: references by digest) and computed from no secret.
+    """
+    kind = peek(parameter.props, "type")
+    if _secure_parameter(parameter):
+        if kind != "SecureString":
+            yield f"parameter {parameter.name} is of type {kind}, not SecureString"
+        return
+    secret_sources = [d.name for deps in parameter.property_dependencies.values() for d in deps if d.resource_type in _SECRET_SOURCES]
+    if peek(parameter.props, "value") is not None or secret_sources:
+        yield (f"parameter {parameter.name} is a plain String but holds {', '.join(secret_sources) or 'a value marked secret'}: "
+               "make it a SecureString under the stack's key")
+
+
+ENCRYPTED_WITH_STACK_KEY = stack_policy(
+    "encrypted-with-stack-key",
+    "Disks, buckets, parameters, log groups and registries are encrypted with this stack's own rotating customer key, found through "
+    "the property the key is named in (not an AWS-managed alias, a literal ARN or another account's key); SSM parameters are SecureStrings.",
+    severity=Severity.HIGH,
+    remediation="Name the stack's KMS key resource (its arn output) in the key property (kmsKeyId, kmsMasterKeyId, keyId, kmsKey; "
+    "GCP kmsKeySelfLink/kmsKeyName; Azure a disk encryption set or Key Vault key of the stack) and keep its rotation on.",
+    check=_stack_key_violations,
+    clouds=("aws", "gcp", "azure-native"),
+)
+
+POLICIES = [ENCRYPTED_WITH_STACK_KEY, DISKS_ENCRYPTED, BUCKETS_ENCRYPTED, BUCKETS_TLS_ONLY, BUCKETS_PRIVATE, KEYS_ROTATED, OVERLAYS_ENCRYPTED]

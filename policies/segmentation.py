@@ -12,23 +12,39 @@ whichever code made it.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
+import itertools
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pulumi_policy import PolicyConfigSchema, PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
+from pulumi_policy import PolicyConfigSchema, PolicyResource, Severity, StackValidationArgs
 
 from dpc.model import FIREWALL_MATRIX, FromCidrs, FromLoadBalancer, FromRole, Role, Rule
+from dpc.services import BUILT_IMAGES, ServiceSpec
 from dpc.tiers import TIERS, service_kind
-from policies.common import admin_cidrs, attached_to, client_cidrs, depends_through, get, items, mapping, of_type, resource_policy, stack_policy, within
+from policies.common import (
+    admin_cidrs,
+    attached_to,
+    client_cidrs,
+    depends_through,
+    get,
+    items,
+    judge_each,
+    of_type,
+    stack_policy,
+    within,
+)
+from policies.identity import UNKNOWN, covers_public_space, known_items, length, peek, program_services
 
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 LEGACY_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
 GCP_FIREWALL = "gcp:compute/firewall:Firewall"
 AZURE_NSG = "azure-native:network:NetworkSecurityGroup"
+AZURE_RULE = "azure-native:network:SecurityRule"
 DOCKER_SERVICE = "docker:index/service:Service"
 DOCKER_NETWORK = "docker:index/network:Network"
+DOCKER_IMAGE = "docker:index/image:Image"
 LOAD_BALANCER_ROLE = "load-balancer"
 """The `Role` tag of the load balancer's own security group (the matrix's rules with no target role)."""
 SERVICE_ENDPOINTS_ROLE = "endpoints"
@@ -119,57 +135,59 @@ def _cidr_and_group_flows(declared: PolicyResource, target: PolicyResource | Non
     return flows
 
 
-def _is_anywhere(cidr: str) -> bool:
-    return ipaddress.ip_network(cidr, strict=False).prefixlen == 0
-
-
 def _parse_range(text: str) -> tuple[int, int]:
     low, _, high = text.partition("-")
     return (int(low), int(high or low))
 
 
-def _allowed_publicly(args: ResourceValidationArgs, protocol: str, ports: tuple[int, int]) -> bool:
-    allowed: list[int] = list(args.get_config()["allowedPorts"])
+def _allowed_publicly(allowed: list[int], protocol: str, ports: tuple[int, int]) -> bool:
     return protocol in ("tcp", "udp") and all(port in allowed for port in range(ports[0], ports[1] + 1))
 
 
-def _open_rule(args: ResourceValidationArgs, props: Any, protocol: str, cidrs: list[str]) -> Iterator[str]:
-    ports = _ports(protocol, props)
-    for cidr in cidrs:
-        if _is_anywhere(cidr) and not _allowed_publicly(args, protocol, ports):
-            yield f"{protocol} {ports[0]}-{ports[1]} is open to {cidr}"
+def _open_flows(flows: list[Ingress], allowed: list[int]) -> Iterator[tuple[str, str]]:
+    """The flows into one group that together open a port range to the internet: for each span of
+    ports, the ranges of every flow that covers it are taken together (two halves of the address
+    space in two rules are the whole of it).
+    """
+    reported: set[str] = set()
+    for protocol in sorted({f.protocol for f in flows}):
+        members = [f for f in flows if f.protocol in (protocol, "all")]
+        cuts = sorted({f.ports[0] for f in members} | {f.ports[1] + 1 for f in members})
+        for low, end in itertools.pairwise(cuts):
+            covering = [f for f in members if f.ports[0] <= low and end - 1 <= f.ports[1]]
+            if not covers_public_space(f.cidr for f in covering) or _allowed_publicly(allowed, protocol, (low, end - 1)):
+                continue
+            offenders = [f for f in covering if f.urn not in reported]
+            ranges = ", ".join(sorted({str(f.cidr) for f in covering}))
+            for flow in offenders:
+                reported.add(flow.urn)
+                yield (f"{flow.name}: {protocol} {low}-{end - 1} into {role_of(flow.target) or 'a group'} is open to the internet ({ranges})", flow.urn)
 
 
-def _aws_ingress_rule(args: ResourceValidationArgs) -> Iterator[str]:
-    cidrs = [c for c in (get(args.props, "cidrIpv4"), get(args.props, "cidrIpv6")) if c]
-    yield from _open_rule(args, args.props, _protocol(get(args.props, "ipProtocol")), cidrs)
-
-
-def _aws_legacy_rule(args: ResourceValidationArgs) -> Iterator[str]:
-    if get(args.props, "type") == "ingress":
-        cidrs = [*items(get(args.props, "cidrBlocks")), *items(get(args.props, "ipv6CidrBlocks"))]
-        yield from _open_rule(args, args.props, _protocol(get(args.props, "protocol")), cidrs)
-
-
-def _aws_group(args: ResourceValidationArgs) -> Iterator[str]:
-    for entry in items(get(args.props, "ingress")):
-        cidrs = [*items(get(entry, "cidrBlocks")), *items(get(entry, "ipv6CidrBlocks"))]
-        yield from _open_rule(args, entry, _protocol(get(entry, "protocol")), cidrs)
+def _aws_open(args: StackValidationArgs, allowed: list[int]) -> Iterator[tuple[str, str]]:
+    by_target: dict[str, list[Ingress]] = {}
+    for flow in ingresses(args):
+        if flow.cidr is not None:
+            by_target.setdefault(flow.target.urn if flow.target else flow.urn, []).append(flow)
+    for flows in by_target.values():
+        yield from _open_flows(flows, allowed)
 
 
 def _gcp_port_ranges(allow: Any) -> list[tuple[int, int]]:
     return [_parse_range(str(p)) for p in items(get(allow, "ports"))] or [_ALL_PORTS]
 
 
-def _gcp_firewall(args: ResourceValidationArgs) -> Iterator[str]:
-    if get(args.props, "direction") not in (None, "INGRESS"):
+def _gcp_open(firewall: PolicyResource, allowed: list[int]) -> Iterator[str]:
+    if get(firewall.props, "direction") not in (None, "INGRESS") or get(firewall.props, "disabled") is True:
         return
-    open_ranges = [c for c in items(get(args.props, "sourceRanges")) if _is_anywhere(str(c))]
-    for allow in items(get(args.props, "allows")):
+    ranges = [str(c) for c in items(get(firewall.props, "sourceRanges"))]
+    if not covers_public_space(ranges):
+        return
+    for allow in items(get(firewall.props, "allows")):
         protocol = _protocol(get(allow, "protocol"))
         for ports in _gcp_port_ranges(allow):
-            if open_ranges and not _allowed_publicly(args, protocol, ports):
-                yield f"{protocol} {ports[0]}-{ports[1]} is open to {', '.join(open_ranges)}"
+            if not _allowed_publicly(allowed, protocol, ports):
+                yield f"firewall {firewall.name}: {protocol} {ports[0]}-{ports[1]} is open to the internet ({', '.join(ranges)})"
 
 
 def _azure_port_texts(rule: Any) -> list[Any]:
@@ -181,41 +199,55 @@ def _azure_ports(text: Any) -> tuple[int, int]:
     return _ALL_PORTS if text == "*" else _parse_range(str(text))
 
 
-def _azure_rule_problems(args: ResourceValidationArgs, rule: Any) -> Iterator[str]:
-    if get(rule, "direction") != "Inbound" or get(rule, "access") != "Allow":
-        return
-    prefixes = [get(rule, "sourceAddressPrefix"), *items(get(rule, "sourceAddressPrefixes"))]
-    if not any(str(p).lower() in _AZURE_ANYWHERE for p in prefixes if p is not None):
+def _azure_prefixes(rule: Any) -> list[str]:
+    return [str(p) for p in (get(rule, "sourceAddressPrefix"), *items(get(rule, "sourceAddressPrefixes"))) if p is not None]
+
+
+def _azure_open_to_internet(rule: Any) -> bool:
+    """An Azure rule's sources reach the internet: `*`, the Internet or Any tag, or ranges that cover public space."""
+    prefixes = _azure_prefixes(rule)
+    return any(p.lower() in _AZURE_ANYWHERE for p in prefixes) or covers_public_space(prefixes)
+
+
+def _azure_open(name: str, rule: Any, allowed: list[int]) -> Iterator[str]:
+    if get(rule, "direction") != "Inbound" or get(rule, "access") != "Allow" or not _azure_open_to_internet(rule):
         return
     protocol = _protocol(get(rule, "protocol"))
     for text in _azure_port_texts(rule):
-        if not _allowed_publicly(args, protocol, _azure_ports(text)):
-            yield f"rule {get(rule, 'name') or args.name} allows {text} from anywhere"
+        if not _allowed_publicly(allowed, protocol, _azure_ports(text)):
+            yield f"rule {get(rule, 'name') or name} allows {text} from the internet"
 
 
-def _azure_nsg(args: ResourceValidationArgs) -> Iterator[str]:
-    for rule in items(get(args.props, "securityRules")):
-        yield from _azure_rule_problems(args, rule)
+def azure_rules(args: StackValidationArgs) -> Iterator[tuple[PolicyResource, PolicyResource | None, Any]]:
+    """Every Azure security rule as (declaring resource, its network security group, the rule):
+    the rules inside a group and the separately managed SecurityRule resources, whose group is the
+    one their networkSecurityGroupName was computed from.
+    """
+    for group in of_type(args, AZURE_NSG):
+        for rule in items(get(group.props, "securityRules")):
+            yield (group, group, rule)
+    for rule in of_type(args, AZURE_RULE):
+        groups = depends_through(rule, "networkSecurityGroupName", AZURE_NSG)
+        yield (rule, groups[0] if groups else None, rule.props)
 
 
-def _azure_security_rule(args: ResourceValidationArgs) -> Iterator[str]:
-    yield from _azure_rule_problems(args, args.props)
+def _open_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
+    allowed: list[int] = list(args.get_config()["allowedPorts"])
+    yield from _aws_open(args, allowed)
+    yield from judge_each(of_type(args, GCP_FIREWALL), lambda firewall: _gcp_open(firewall, allowed))
+    for declared, _, rule in azure_rules(args):
+        yield from ((message, declared.urn) for message in _azure_open(declared.name, rule, allowed))
 
 
-NO_INGRESS_FROM_ANYWHERE = resource_policy(
+NO_INGRESS_FROM_ANYWHERE = stack_policy(
     "no-ingress-from-anywhere",
-    "No inbound rule is open to 0.0.0.0/0 or ::/0, except on the listener ports the config allows.",
+    "No inbound rule, alone or with the other rules into the same group, is open to the internet (ranges that together cover the "
+    "public address space: 0.0.0.0/0, ::/0, their halves, Azure's * / Internet / Any), except on the listener ports the config allows.",
     severity=Severity.CRITICAL,
     remediation="Narrow the source to the networks that need the port (dpc:access.clientCidrs or adminCidrs), "
     "or list the port in this policy's allowedPorts if it is a deliberate public listener.",
-    checks={
-        INGRESS_RULE: _aws_ingress_rule,
-        LEGACY_RULE: _aws_legacy_rule,
-        SECURITY_GROUP: _aws_group,
-        GCP_FIREWALL: _gcp_firewall,
-        AZURE_NSG: _azure_nsg,
-        "azure-native:network:SecurityRule": _azure_security_rule,
-    },
+    check=_open_violations,
+    clouds=("aws", "gcp", "azure-native"),
     config_schema=PolicyConfigSchema({"allowedPorts": {"type": "array", "items": {"type": "integer"}, "default": []}}),
 )
 
@@ -298,30 +330,29 @@ def _gcp_ssh(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
             yield (f"firewall {firewall.name}: SSH between machines may only come from the bastion tag", firewall.urn)
 
 
-def _azure_ssh_rules(group: PolicyResource) -> Iterator[Any]:
-    """The inbound Allow rules of a network security group that admit TCP port 22."""
-    for rule in items(get(group.props, "securityRules")):
-        if get(rule, "direction") != "Inbound" or get(rule, "access") != "Allow" or _protocol(get(rule, "protocol")) not in ("tcp", "all", "*"):
-            continue
-        if any(low <= SSH_PORT <= high for low, high in (_azure_ports(text) for text in _azure_port_texts(rule))):
-            yield rule
+def _admits_ssh(rule: Any) -> bool:
+    """An inbound Allow rule that admits TCP port 22."""
+    if get(rule, "direction") != "Inbound" or get(rule, "access") != "Allow" or _protocol(get(rule, "protocol")) not in ("tcp", "all", "*"):
+        return False
+    return any(low <= SSH_PORT <= high for low, high in (_azure_ports(text) for text in _azure_port_texts(rule)))
 
 
 def _azure_ssh(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
     """Azure: the bastion's group admits SSH only from the admin CIDRs; every other group only from
     the bastion's application security group (an address prefix there, even the virtual network's,
-    would let any machine in).
+    would let any machine in). Rules inside a group and separate SecurityRule resources alike.
     """
     admins = admin_cidrs()
-    for group in of_type(args, AZURE_NSG):
-        bastion = get(group.props, "tags", "Role") == Role.BASTION.value
-        for rule in _azure_ssh_rules(group):
-            prefixes = [str(p) for p in (get(rule, "sourceAddressPrefix"), *items(get(rule, "sourceAddressPrefixes"))) if p is not None]
-            name = get(rule, "name") or group.name
-            if bastion and (not prefixes or not all(_is_cidr(p) and within(p, admins) for p in prefixes)):
-                yield (f"network security group {group.name}, rule {name}: SSH to the bastion only from the admin CIDRs", group.urn)
-            if not bastion and (prefixes or not items(get(rule, "sourceApplicationSecurityGroups"))):
-                yield (f"network security group {group.name}, rule {name}: SSH to a node only from the bastion's application security group", group.urn)
+    for declared, group, rule in azure_rules(args):
+        if not _admits_ssh(rule):
+            continue
+        bastion = group is not None and get(group.props, "tags", "Role") == Role.BASTION.value
+        prefixes = _azure_prefixes(rule)
+        where = f"network security group {group.name if group else '(not one of this stack)'}, rule {get(rule, 'name') or declared.name}"
+        if bastion and (not prefixes or not all(_is_cidr(p) and within(p, admins) for p in prefixes)):
+            yield (f"{where}: SSH to the bastion only from the admin CIDRs", declared.urn)
+        if not bastion and (prefixes or not items(get(rule, "sourceApplicationSecurityGroups"))):
+            yield (f"{where}: SSH to a node only from the bastion's application security group", declared.urn)
 
 
 def _is_cidr(text: str) -> bool:
@@ -349,47 +380,178 @@ SSH_ONLY_TO_BASTION = stack_policy(
 )
 
 
-def _public_role(args: ResourceValidationArgs, role: Any) -> bool:
-    return role in args.get_config()["publicRoles"]
+MACHINE_GROUP_PROPS = {
+    "aws:ec2/instance:Instance": ("vpcSecurityGroupIds", "securityGroups"),
+    "aws:ec2/launchTemplate:LaunchTemplate": ("vpcSecurityGroupIds", "securityGroupNames", "networkInterfaces"),
+    "aws:ec2/networkInterface:NetworkInterface": ("securityGroups",),
+}
+"""Where each kind of AWS machine (or its template, or its interface) names its security groups."""
+NON_MACHINE_GROUP_PROPS = {"aws:lb/loadBalancer:LoadBalancer": ("securityGroups",), "aws:ec2/vpcEndpoint:VpcEndpoint": ("securityGroupIds",)}
+_NON_MACHINE_ROLES = {LOAD_BALANCER_ROLE: "aws:lb/loadBalancer:LoadBalancer", SERVICE_ENDPOINTS_ROLE: "aws:ec2/vpcEndpoint:VpcEndpoint"}
+_MACHINE_ROLES = {role.value for role in Role}
 
 
-def _aws_instance_ip(args: ResourceValidationArgs) -> Iterator[str]:
-    role = get(args.props, "tags", "Role")
-    if get(args.props, "associatePublicIpAddress") is True and not _public_role(args, role):
-        yield f"a {role or 'untagged'} machine gets a public IP address: set associatePublicIpAddress to false"
+def attached_roles(resource: PolicyResource) -> set[str]:
+    """The roles of the role groups an AWS machine, template, interface or balancer is attached to."""
+    props = {**MACHINE_GROUP_PROPS, **NON_MACHINE_GROUP_PROPS}.get(resource.resource_type, ())
+    return {str(role_of(g)) for prop in props for g in depends_through(resource, prop, SECURITY_GROUP) if role_of(g)}
 
 
-def _aws_subnet(args: ResourceValidationArgs) -> Iterator[str]:
-    if get(args.props, "mapPublicIpOnLaunch") is True:
-        yield "the subnet gives every machine launched in it a public IP address: set mapPublicIpOnLaunch to false"
+def machine_role(resource: PolicyResource) -> str | None:
+    """The one role an AWS machine has by what it is attached to (its security group), or None
+    when it is attached to no role group or to several; its own tags say nothing.
+    """
+    roles = attached_roles(resource)
+    return roles.pop() if len(roles) == 1 else None
 
 
-def _gcp_instance_ip(args: ResourceValidationArgs) -> Iterator[str]:
-    role = get(args.props, "labels", "role")
-    for index, interface in enumerate(items(get(args.props, "networkInterfaces"))):
-        if (items(get(interface, "accessConfigs")) or items(get(interface, "ipv6AccessConfigs"))) and not _public_role(args, role):
-            yield f"network interface {index} of a {role or 'unlabelled'} machine has an access config (a public IP address)"
+def _refuse(resource: PolicyResource, public: list[str], role: str | None, what: str) -> Iterator[str]:
+    if role not in public:
+        yield f"{resource.name}: {what} of a {role or 'role-less'} machine (by what it is attached to) is public"
 
 
-def _azure_interface_ip(args: ResourceValidationArgs) -> Iterator[str]:
-    role = mapping(get(args.props, "tags")).get("Role")
-    for index, configuration in enumerate(items(get(args.props, "ipConfigurations"))):
-        if get(configuration, "publicIPAddress") is not None and not _public_role(args, role):
-            yield f"IP configuration {index} of a {role or 'untagged'} machine's interface has a public IP address"
+def _instance_ip(resource: PolicyResource, public: list[str]) -> Iterator[str]:
+    if get(resource.props, "associatePublicIpAddress") is True:
+        yield from _refuse(resource, public, machine_role(resource), "the address")
 
 
-NO_PUBLIC_IP_ON_NODES = resource_policy(
+def _template_ip(resource: PolicyResource, public: list[str]) -> Iterator[str]:
+    if any(str(get(i, "associatePublicIpAddress")).lower() == "true" for i in items(get(resource.props, "networkInterfaces"))):
+        yield from _refuse(resource, public, machine_role(resource), "the launched address")
+
+
+def _subnet_ip(resource: PolicyResource, public: list[str]) -> Iterator[str]:
+    del public  # no machine's
+    if get(resource.props, "mapPublicIpOnLaunch") is True:
+        yield f"subnet {resource.name} gives every machine launched in it a public IP address: set mapPublicIpOnLaunch to false"
+
+
+def _gcp_instance_ip(resource: PolicyResource, public: list[str]) -> Iterator[str]:
+    for index, interface in enumerate(items(get(resource.props, "networkInterfaces"))):
+        if items(get(interface, "accessConfigs")) or items(get(interface, "ipv6AccessConfigs")):
+            yield from _refuse(resource, public, gcp_role(resource), f"network interface {index}")
+
+
+def _azure_interface_ip(resource: PolicyResource, public: list[str]) -> Iterator[str]:
+    for index, configuration in enumerate(items(get(resource.props, "ipConfigurations"))):
+        if get(configuration, "publicIPAddress") is not None:
+            yield from _refuse(resource, public, azure_role(resource), f"IP configuration {index}")
+
+
+def _elastic_ip_problems(resource: PolicyResource, public: list[str]) -> Iterator[str]:
+    """An Elastic IP is a public address of the machine or interface it is associated with (a NAT
+    gateway's takes it by allocation and is no machine's).
+    """
+    targets = [("instance", "aws:ec2/instance:Instance"), ("instanceId", "aws:ec2/instance:Instance"),
+               ("networkInterface", "aws:ec2/networkInterface:NetworkInterface"), ("networkInterfaceId", "aws:ec2/networkInterface:NetworkInterface")]
+    for prop, token in targets:
+        if peek(resource.props, prop) is None:
+            continue
+        machines = depends_through(resource, prop, token)
+        if not machines:
+            yield f"{resource.name}: an Elastic IP associated by {prop} with a machine this stack did not make"
+        for machine in machines:
+            if machine_role(machine) not in public:
+                yield f"{resource.name}: an Elastic IP on {machine.name}, a {machine_role(machine) or 'role-less'} machine (by its security group)"
+
+
+def gcp_role(instance: PolicyResource) -> str | None:
+    """A GCP machine's role: that of the service account it runs as (the stack's `<stack>-<role>` account)."""
+    accounts = depends_through(instance, "serviceAccount", "gcp:serviceaccount/account:Account")
+    roles = {str(get(a.props, "accountId")).rsplit("-", 1)[-1] for a in accounts} & _MACHINE_ROLES
+    return roles.pop() if len(roles) == 1 else None
+
+
+def azure_role(interface: PolicyResource) -> str | None:
+    """An Azure interface's role: that of the network security group it is attached to."""
+    roles = {str(get(g.props, "tags", "Role")) for g in depends_through(interface, "networkSecurityGroup", AZURE_NSG)} & _MACHINE_ROLES
+    return roles.pop() if len(roles) == 1 else None
+
+
+_PUBLIC_IP_CHECKS: dict[str, Callable[[PolicyResource, list[str]], Iterator[str]]] = {
+    "aws:ec2/instance:Instance": _instance_ip,
+    "aws:ec2/launchTemplate:LaunchTemplate": _template_ip,
+    "aws:ec2/eip:Eip": _elastic_ip_problems,
+    "aws:ec2/eipAssociation:EipAssociation": _elastic_ip_problems,
+    "aws:ec2/subnet:Subnet": _subnet_ip,
+    "gcp:compute/instance:Instance": _gcp_instance_ip,
+    "azure-native:network:NetworkInterface": _azure_interface_ip,
+}
+
+
+def _public_ip_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
+    public: list[str] = list(args.get_config()["publicRoles"])
+    yield from judge_each(of_type(args, *_PUBLIC_IP_CHECKS), lambda resource: _PUBLIC_IP_CHECKS[resource.resource_type](resource, public))
+
+
+NO_PUBLIC_IP_ON_NODES = stack_policy(
     "no-public-ip-on-nodes",
-    "No machine but the bastion has a public IP address; nodes reach the internet through NAT.",
+    "No machine but the bastion has a public IP address (its own, a launch template's, an Elastic IP's); a machine's role is that of "
+    "the security group (GCP: service account, Azure: network security group) it is attached to, never its tag.",
     severity=Severity.HIGH,
-    remediation="Remove the public address (associatePublicIpAddress false, no GCP access config, no Azure public IP); reach the node through the bastion.",
-    checks={
-        "aws:ec2/instance:Instance": _aws_instance_ip,
-        "aws:ec2/subnet:Subnet": _aws_subnet,
-        "gcp:compute/instance:Instance": _gcp_instance_ip,
-        "azure-native:network:NetworkInterface": _azure_interface_ip,
-    },
+    remediation="Remove the public address (associatePublicIpAddress false, no Elastic IP on the node, no GCP access config, no Azure public IP); "
+    "reach the node through the bastion.",
+    check=_public_ip_violations,
+    clouds=("aws", "gcp", "azure-native"),
     config_schema=PolicyConfigSchema({"publicRoles": {"type": "array", "items": {"type": "string"}, "default": [Role.BASTION.value]}}),
+)
+
+
+def _unmade_groups(resource: PolicyResource, props: tuple[str, ...]) -> int:
+    """How many of the groups a resource lists by id were not made by this stack (a literal id)."""
+    listed = sum(length(peek(resource.props, prop)) for prop in props if prop != "networkInterfaces")
+    made = sum(len(depends_through(resource, prop, SECURITY_GROUP)) for prop in props if prop != "networkInterfaces")
+    return max(listed - made, 0)
+
+
+def _attachment_problems(resource: PolicyResource) -> Iterator[str]:
+    props = {**MACHINE_GROUP_PROPS, **NON_MACHINE_GROUP_PROPS}[resource.resource_type]
+    if resource.resource_type in NON_MACHINE_GROUP_PROPS and not any(length(peek(resource.props, prop)) for prop in props):
+        return  # a gateway endpoint or a balancer without groups: nothing in it is reached through a group
+    unmade = _unmade_groups(resource, props)
+    if unmade:
+        yield f"{resource.name} is attached to {unmade} security group(s) this stack did not make, so nothing says what it is"
+    roles = attached_roles(resource)
+    if len(roles) != 1:
+        yield f"{resource.name} is attached to {'role groups ' + ', '.join(sorted(roles)) if roles else 'no role group'}: it must have exactly one role"
+        return
+    role = next(iter(roles))
+    machine = resource.resource_type in MACHINE_GROUP_PROPS
+    if machine and role not in _MACHINE_ROLES:
+        yield f"{resource.name} is a machine attached to the {role} group, which only the {_NON_MACHINE_ROLES[role]} may use"
+    if not machine and _NON_MACHINE_ROLES.get(role) != resource.resource_type:
+        yield f"{resource.name} is attached to the {role} group, which only {role} machines may use"
+    tagged = peek(resource.props, "tags", "Role")
+    if machine and tagged not in (None, UNKNOWN, role):
+        yield f"{resource.name} is tagged Role {tagged} but attached to the {role} group: its tag does not make it one"
+
+
+def _role_group_problems(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
+    """One group per role, owned by the program: a second group tagged with a role copies it."""
+    claimed: dict[str, list[PolicyResource]] = {}
+    for group in of_type(args, SECURITY_GROUP):
+        if role_of(group):
+            claimed.setdefault(str(role_of(group)), []).append(group)
+    for role, groups in claimed.items():
+        for copy in groups[1:]:
+            yield (f"security group {copy.name} claims role {role}, which {groups[0].name} already has: one group per role", copy.urn)
+
+
+def _identity_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
+    yield from _role_group_problems(args)
+    yield from judge_each(of_type(args, *MACHINE_GROUP_PROPS, *NON_MACHINE_GROUP_PROPS), _attachment_problems)
+
+
+MACHINES_IDENTIFIED_BY_GROUPS = stack_policy(
+    "machines-identified-by-their-groups",
+    "A machine's network identity is the one role group it is attached to: each role has one security group, made by the program "
+    "and used only by that role's machines (the balancer's and the endpoints' groups by them alone); a tag that says otherwise "
+    "or a group id the stack did not make is refused.",
+    severity=Severity.HIGH,
+    remediation="Attach each machine (instance, launch template, interface) to the one group the network component made for its role, "
+    "never to a second group, a copy of one, or a literal group id; tag no second group with a role.",
+    check=_identity_violations,
+    clouds=("aws",),
 )
 
 
@@ -450,22 +612,55 @@ def _membership_problem(service: str, kind: str, network: str) -> str | None:
     return None
 
 
+def service_kinds(service: PolicyResource, specs: Sequence[ServiceSpec]) -> set[str]:
+    """What a planned Swarm service is, by the program's own service list (dpc/services.py): the
+    kinds of the specs whose image and command it runs. A project image is recognised by the build
+    it depends on (`images/<key>`), a vendor image by its reference; the service's name counts for
+    nothing, so a service renamed after another is still what it runs.
+    """
+    container = peek(service.props, "taskSpec", "containerSpec")
+    if known_items(peek(container, "commands")):
+        return set()
+    command = tuple(str(a) for a in known_items(peek(container, "args")))
+    image = peek(container, "image")
+    builds = {str(peek(i.props, "build", "context")) for i in depends_through(service, "taskSpec", DOCKER_IMAGE)}
+    kinds: set[str] = set()
+    for spec in specs:
+        built = BUILT_IMAGES.get(spec.image)
+        if spec.command == command and (built in builds if built else image == spec.image):
+            kinds.add(service_kind(spec.name))
+    return kinds
+
+
+def _service_problems(service: PolicyResource, specs: Sequence[ServiceSpec] | None) -> Iterator[str]:
+    name = str(peek(service.props, "name"))
+    networks = depends_through(service, "taskSpec", DOCKER_NETWORK)
+    unresolved = length(peek(service.props, "taskSpec", "networksAdvanceds")) - len(networks)
+    if unresolved > 0:
+        yield f"service {name} joins {unresolved} network(s) that this stack did not make, so nothing says it may join them"
+    kinds = service_kinds(service, specs or ())
+    if not kinds:
+        yield (f"service {name} runs an image and command that none of the program's services runs (dpc/services.py), "
+               "so nothing says which networks it may join")
+    for network in networks:
+        for kind in sorted(kinds):
+            problem = _membership_problem(name, kind, str(peek(network.props, "name")))
+            if problem:
+                yield problem
+
+
 def _overlay_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
-    """Each Swarm service against the members of every overlay network it joins.
+    """Each Swarm service against the members of every overlay network it joins, the service
+    known by what it runs (`service_kinds`).
 
     A service names its networks by id (`taskSpec.networksAdvanceds[].id`), unknown during a
     preview; the networks are found instead through the engine's property dependencies of
     `taskSpec` and named by their `name` input. An attachment that no Network resource of the stack
     accounts for (a literal id, a network made elsewhere) cannot be checked and is reported.
     """
-    for service in of_type(args, DOCKER_SERVICE):
-        name = str(get(service.props, "name"))
-        networks = depends_through(service, "taskSpec", DOCKER_NETWORK)
-        unresolved = len(items(get(service.props, "taskSpec", "networksAdvanceds"))) - len(networks)
-        if unresolved > 0:
-            yield (f"service {name} joins {unresolved} network(s) that this stack did not make, so nothing says it may join them", service.urn)
-        problems = (_membership_problem(name, service_kind(name), str(get(network.props, "name"))) for network in networks)
-        yield from ((problem, service.urn) for problem in problems if problem)
+    services = of_type(args, DOCKER_SERVICE)
+    specs = program_services() if services else ()
+    yield from judge_each(services, lambda service: _service_problems(service, specs))
 
 
 SERVICES_ONLY_ON_THEIR_NETWORKS = stack_policy(
@@ -479,6 +674,7 @@ SERVICES_ONLY_ON_THEIR_NETWORKS = stack_policy(
 )
 
 POLICIES = [
-    NO_INGRESS_FROM_ANYWHERE, FIREWALL_MATRIX_ONLY, SSH_ONLY_TO_BASTION, NO_PUBLIC_IP_ON_NODES, DEFAULT_GROUP_CLOSED, FLOW_LOGS_ON,
+    NO_INGRESS_FROM_ANYWHERE, FIREWALL_MATRIX_ONLY, SSH_ONLY_TO_BASTION, NO_PUBLIC_IP_ON_NODES, MACHINES_IDENTIFIED_BY_GROUPS, DEFAULT_GROUP_CLOSED,
+    FLOW_LOGS_ON,
     SERVICES_ONLY_ON_THEIR_NETWORKS,
 ]

@@ -9,13 +9,19 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from dpc.cluster import swarm_layout
+from dpc.services import BUILT_IMAGES, database_services, placement_of
+from dpc.settings import settings_from_config
+from review.plan import stack_config
 from review.policy import PlannedResource, Violation, run_policies
 
 KEY = "arn:aws:kms:us-east-1:123456789012:key/1234"
 GCP_KEY = "projects/p/locations/us/keyRings/dpc/cryptoKeys/data"
 AZURE_DES = "/subscriptions/s/resourceGroups/dpc/providers/Microsoft.Compute/diskEncryptionSets/dpc"
 ADMIN = "203.0.113.0/28"
-STACK_CONFIG = {"dpc:access": json.dumps({"adminCidrs": [ADMIN], "clientCidrs": [], "sshPublicKeys": []})}
+STACK_CONFIG = {**stack_config("prod")[0], "dpc:access": json.dumps({"adminCidrs": [ADMIN], "clientCidrs": [], "sshPublicKeys": []})}
+"""The prod stack's config, with the admin network of these cases: the pack reads `dpc:access`, and
+the program's own service list (by which Swarm services are identified) comes from the settings."""
 TAGS = {"Environment": "prod", "Service": "postgres", "Owner": "platform-team", "CostCenter": "database-platform"}
 
 
@@ -130,13 +136,30 @@ NETWORKS = {
 """The seed's four overlays and one network the seed does not have."""
 
 
-def _on_networks(name: str, *networks: str, literal_ids: tuple[str, ...] = ()) -> PlannedResource:
-    """A Swarm service attached to the stack's `networks` by id (unknown in a preview, so found
-    through the taskSpec's property dependencies) and to `literal_ids` no resource of the stack made.
+_PROD_SETTINGS = settings_from_config({key.removeprefix("dpc:"): json.loads(v) if v[:1] in "[{" else v for key, v in stack_config("prod")[0].items()})
+PROGRAM_SERVICES = {s.name: s for s in database_services(_PROD_SETTINGS, swarm_layout(_PROD_SETTINGS), placement_of(_PROD_SETTINGS))}
+"""The prod program's own Swarm services by name: what a planned service must run to be one of them."""
+IMAGES = {key: res("docker:index/image:Image", f"image-{key}", {"build": {"context": context}}) for key, context in BUILT_IMAGES.items()}
+"""The project's image builds, which a service running a project image depends on."""
+
+
+def swarm_service(name: str, runs: str, *networks: str, literal_ids: tuple[str, ...] = (), **container: Any) -> PlannedResource:
+    """A Swarm service named `name` that runs what the program's service `runs` runs (its image and
+    command), attached to the stack's `networks` by id (unknown in a preview, so found through the
+    taskSpec's property dependencies) and to `literal_ids` no resource of the stack made.
     """
+    spec = PROGRAM_SERVICES[runs]
+    built = spec.image in BUILT_IMAGES
+    image = f"registry.invalid/{spec.image}@sha256:{'0' * 64}" if built else spec.image
     attachments = [{"id": "[unknown]"} for _ in networks] + [{"id": literal} for literal in literal_ids]
-    return res("docker:index/service:Service", name, {"name": name, "taskSpec": {"containerSpec": {"image": "services:1"}, "networksAdvanceds": attachments}},
-               deps={"taskSpec": [NETWORKS[n] for n in networks]})
+    deps = [NETWORKS[n] for n in networks] + ([IMAGES[spec.image]] if built else [])
+    task = {"containerSpec": {"image": image, "args": list(spec.command), **container}, "networksAdvanceds": attachments}
+    return res("docker:index/service:Service", name, {"name": name, "taskSpec": task}, deps={"taskSpec": deps})
+
+
+def _on_networks(name: str, *networks: str, literal_ids: tuple[str, ...] = ()) -> PlannedResource:
+    """The program's service `name`, as it is planned, on `networks`."""
+    return swarm_service(name, name, *networks, literal_ids=literal_ids)
 
 
 def _instance(resource_name: str = "node", **inputs: Any) -> PlannedResource:
@@ -407,8 +430,10 @@ CASES = [
     Case(
         "no-public-ip-on-nodes",
         "aws instance",
-        [_instance(associatePublicIpAddress=True, tags={"Role": "bastion"})],
-        [_instance(associatePublicIpAddress=True, tags={"Role": "worker"})],
+        [*GROUPS, res("aws:ec2/instance:Instance", "node", {"associatePublicIpAddress": True, "vpcSecurityGroupIds": ["sg-1"]},
+                      deps={"vpcSecurityGroupIds": [BASTION]})],
+        [*GROUPS, res("aws:ec2/instance:Instance", "node", {"associatePublicIpAddress": True, "tags": {"Role": "bastion"}, "vpcSecurityGroupIds": ["sg-1"]},
+                      deps={"vpcSecurityGroupIds": [WORKER]})],
     ),
     Case(
         "no-public-ip-on-nodes",
@@ -454,6 +479,7 @@ CASES = [
         "docker",
         [
             *NETWORKS.values(),
+            *IMAGES.values(),
             _on_networks("etcd-1", "coordinator-net", "monitoring-net"),
             _on_networks("patroni-2", "coordinator-net", "data-net", "monitoring-net"),
             _on_networks("redis-exporter", "app-net", "monitoring-net"),
@@ -462,6 +488,7 @@ CASES = [
         ],
         [
             *NETWORKS.values(),
+            *IMAGES.values(),
             _on_networks("grafana", "monitoring-net", "data-net"),
             _on_networks("pgbouncer", "app-net", "coordinator-net"),
             _on_networks("node-exporter", "monitoring-net", literal_ids=("host",)),
@@ -481,7 +508,7 @@ CASES = [
         [
             _service({"POSTGRES_PASSWORD": "hunter2"}),
             _service({"DATABASE_URL": "postgres://app:hunter2@db/app"}, "app"),
-            _service({"PGBOUNCER_AUTH": "[secret]"}, "pgbouncer"),
+            _service({"REDIS_URL": "rediss://:hunter2@redis:6379/0"}, "redis-exporter"),
         ],
         offenders=3,
     ),

@@ -18,10 +18,15 @@ from pulumi_policy import EnforcementLevel, PolicyConfigSchema
 
 from policies.pack import POLICIES
 from review.policy import UNKNOWN_SHOWN, PolicyConfigError, configure, engine_props, run_policies
-from tests.unit.policy_cases import CASES, STACK_CONFIG, Case, res, violations_of
+from tests.unit.policy_cases import STACK_CONFIG, TAGS, Case, res, violations_of
+
+CASE_MODULES = sorted(path.stem for path in Path(__file__).parent.glob("policy_cases*.py"))
+"""policy_cases.py and each concern's own policy_cases_<concern>.py, whose lists named *CASES are gathered."""
+ALL_CASES: list[Case] = [case for module in CASE_MODULES for name, cases in vars(importlib.import_module(f"tests.unit.{module}")).items()
+                         if name.endswith("CASES") for case in cases]
 
 PACK_DIR = Path(__file__).resolve().parents[2] / "policies"
-_SDKS = {"aws": "pulumi_aws", "gcp": "pulumi_gcp", "azure-native": "pulumi_azure_native", "docker": "pulumi_docker"}
+_SDKS = {"aws": "pulumi_aws", "gcp": "pulumi_gcp", "azure-native": "pulumi_azure_native", "docker": "pulumi_docker", "random": "pulumi_random"}
 
 
 def _sdk_class(token: str) -> Any:
@@ -31,12 +36,12 @@ def _sdk_class(token: str) -> Any:
     return getattr(module, class_name, None)
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.policy}-{c.label}")
+@pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: f"{c.policy}-{c.label}")
 def test_a_policy_accepts_compliant_resources(case: Case) -> None:
     assert violations_of(case.policy, case.good, case.properties) == []
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.policy}-{c.label}")
+@pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: f"{c.policy}-{c.label}")
 def test_a_policy_names_every_offender(case: Case) -> None:
     found = violations_of(case.policy, case.bad, case.properties)
     assert found, "no violation reported"
@@ -46,7 +51,7 @@ def test_a_policy_names_every_offender(case: Case) -> None:
 
 
 def test_every_policy_has_cases_on_both_sides_and_full_metadata() -> None:
-    assert {p.name for p in POLICIES} == {c.policy for c in CASES}
+    assert {p.name for p in POLICIES} == {c.policy for c in ALL_CASES}
     assert len({p.name for p in POLICIES}) == len(POLICIES)
     for policy in POLICIES:
         assert policy.description and policy.remediation_steps and policy.severity is not None, policy.name
@@ -55,12 +60,12 @@ def test_every_policy_has_cases_on_both_sides_and_full_metadata() -> None:
 
 def test_every_type_token_and_top_level_input_exists_in_the_pinned_sdks() -> None:
     tokens = {t for path in PACK_DIR.glob("*.py") for t in re.findall(r'"((?:aws|gcp|azure-native|docker):[\w/]+:[A-Z]\w*)"', path.read_text())}
-    tokens |= {r.type for c in CASES for r in [*c.good, *c.bad]}
+    tokens |= {r.type for c in ALL_CASES for r in [*c.good, *c.bad]}
     assert len(tokens) >= 35, "the token scan found too few tokens to be reading the pack"
     for token in sorted(tokens):
         cls = _sdk_class(token)
         assert cls is not None and cls.pulumi_type == token, token
-    for resource in (r for c in CASES for r in [*c.good, *c.bad]):
+    for resource in (r for c in ALL_CASES for r in [*c.good, *c.bad]):
         parameters = inspect.signature(_sdk_class(resource.type)._internal_init).parameters
         for key in resource.inputs:
             assert re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", key).lower() in parameters, f"{resource.type} has no input {key}"
@@ -99,14 +104,16 @@ def test_schema_defaults_are_valid_config() -> None:
 def test_properties_arrive_as_on_the_wire_and_unknowns_are_guarded() -> None:
     props = engine_props({"size": 10, "tags": {"Owner": UNKNOWN_SHOWN}})
     assert props["size"] == 10.0 and isinstance(props["size"], float)
-    unknown_tags = res("aws:ebs/volume:Volume", "v", {"encrypted": True, "kmsKeyId": "k", "tags": UNKNOWN_SHOWN}, protect=True)
-    found = run_policies([unknown_tags], {"all": "mandatory"}, STACK_CONFIG)
+    key = res("aws:kms/key:Key", "k", {"enableKeyRotation": True, "tags": TAGS}, protect=True)
+    unknown_tags = res("aws:ebs/volume:Volume", "v", {"encrypted": True, "kmsKeyId": "k", "tags": UNKNOWN_SHOWN}, protect=True, deps={"kmsKeyId": [key]})
+    found = run_policies([key, unknown_tags], {"all": "mandatory"}, STACK_CONFIG)
     assert [(v.policy, v.level) for v in found] == [("required-tags", EnforcementLevel.ADVISORY)]
     assert "can't run policy 'required-tags'" in found[0].message and "during preview" in found[0].message
 
 
 def test_a_disabled_policy_reports_nothing_and_an_advisory_one_does_not_block() -> None:
-    untagged = [res("aws:ebs/volume:Volume", "v", {"encrypted": True, "kmsKeyId": "k"}, protect=True)]
+    key = res("aws:kms/key:Key", "k", {"enableKeyRotation": True, "tags": TAGS}, protect=True)
+    untagged = [key, res("aws:ebs/volume:Volume", "v", {"encrypted": True, "kmsKeyId": "k"}, protect=True, deps={"kmsKeyId": [key]})]
     assert run_policies(untagged, {"required-tags": "disabled"}, STACK_CONFIG) == []
     assert [v.level for v in run_policies(untagged, {"required-tags": "advisory"}, STACK_CONFIG)] == [EnforcementLevel.ADVISORY]
 

@@ -16,7 +16,7 @@ import grpc
 import pytest
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
-from pulumi_policy import EnforcementLevel
+from pulumi_policy import EnforcementLevel, ResourceValidationPolicy
 
 from policies.pack import PACK_NAME, POLICIES
 from review.policy import configure, run_policies
@@ -76,6 +76,6 @@ def test_the_served_pack_reports_what_the_harness_reports(analyzer: analyzer_pb2
     properties.update(dict(volume.inputs))
     served = analyzer.Analyze(analyzer_pb2.AnalyzeRequest(type=volume.type, properties=properties, urn=volume.urn, name=volume.name,
                                                            options=analyzer_pb2.AnalyzerResourceOptions(protect=False)))
-    offline = run_policies([volume], prod, STACK_CONFIG)
+    offline = run_policies([volume], prod, STACK_CONFIG, [p for p in POLICIES if isinstance(p, ResourceValidationPolicy)])  # Analyze runs these alone
     assert {(d.policyName, d.message, d.enforcementLevel) for d in served.diagnostics} == {(v.policy, v.message, _LEVELS[v.level]) for v in offline}
     assert {v.policy for v in offline} == {"disks-encrypted-with-customer-key", "required-tags", "stateful-resources-protected"}

@@ -108,10 +108,18 @@ MUTATIONS: dict[str, tuple[Callable[[dict[str, Any]], None], set[tuple[str, str]
     "unencrypted volume": (_unencrypted_volume, {("disks-encrypted-with-customer-key", "prod-storage-worker-1-data")}),
     "missing tag": (_missing_tag, {("required-tags", "prod-network-vpc")}),
     "unprotected prod volume": (_unprotected_volume, {("stateful-resources-protected", "prod-storage-worker-1-data")}),
-    "password in a service's environment": (_password_in_service_environment, {("no-secret-in-service-environment", "prod-patroni-1")}),
+    "password in a service's environment": (
+        _password_in_service_environment,
+        # the added service runs an image none of the program's services runs: it has no identity either
+        {("no-secret-in-service-environment", "prod-patroni-1"), ("services-only-on-their-overlay-networks", "prod-patroni-1")},
+    ),
     "node with a public IP": (_node_with_public_ip, {("no-public-ip-on-nodes", "prod-compute-worker-2")}),
     "grafana attached to data-net": (_grafana_on_data_net, {("services-only-on-their-overlay-networks", "prod-database-grafana")}),
-    "password in a service's arguments": (_password_in_service_arguments, {("no-secret-in-service-environment", "prod-database-redis")}),
+    "password in a service's arguments": (
+        _password_in_service_arguments,
+        # the plan's Redis no longer runs the program's Redis command (dpc/services.py): it has no identity either
+        {("no-secret-in-service-environment", "prod-database-redis"), ("services-only-on-their-overlay-networks", "prod-database-redis")},
+    ),
 }
 
 
