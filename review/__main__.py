@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
                               help="also run every IAM policy through the IAM linter (parliament; the tests always do)")
     plan_command.add_argument("--policy-pack-config", type=Path,
                               help="the policy pack's config (default: policies/config/<dpc:environment>.json)")
+    plan_command.add_argument("--preview", action="store_true",
+                              help="plan as a stack's first `pulumi preview`: outputs of the resources to create unknown")
     review_risk.add_arguments(commands.add_parser("risk", help="each step of a change classed safe, review, dangerous or irreversible"))
     args = parser.parse_args(argv)
     if args.command == "risk":
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     try:
-        plan, revealed = build_plan_revealed(args.stack)
+        plan, revealed = build_plan_revealed(args.stack, preview=args.preview)
         config, _ = stack_config(args.stack)
     except (SettingsError, StackFileError) as error:
         print(f"stack {args.stack}: {error}", file=sys.stderr)
