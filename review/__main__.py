@@ -15,6 +15,7 @@ from pulumi_policy import EnforcementLevel
 
 from dpc.config import StackFileError
 from dpc.settings import SettingsError
+from review import cost as review_cost
 from review import risk as review_risk
 from review.limits import check_plan
 from review.limits import report as limits_report
@@ -38,10 +39,13 @@ def main(argv: list[str] | None = None) -> int:
                               help="the policy pack's config (default: policies/config/<dpc:environment>.json)")
     plan_command.add_argument("--preview", action="store_true",
                               help="plan as a stack's first `pulumi preview`: outputs of the resources to create unknown")
+    review_cost.add_arguments(commands.add_parser("cost", help="the monthly cost of a change, per resource and component, and its delta"))
     review_risk.add_arguments(commands.add_parser("risk", help="each step of a change classed safe, review, dangerous or irreversible"))
     args = parser.parse_args(argv)
     if args.command == "risk":
         return review_risk.command(args)
+    if args.command == "cost":
+        return review_cost.command(args)
 
     started = time.perf_counter()
     try:
