@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,9 +37,6 @@ purpose: an image's tag is a digest of its build context (`components.database.D
 even a comment changed there re-tags the image and rolls every service that runs it (for the
 postgres image, every Patroni member: up to three failovers, design §8.2). They are converted with
 the next change the image needs anyway; then their entry goes."""
-
-SKIPPED_DIRECTORIES = frozenset({"__pycache__", "node_modules"})
-"""Besides hidden directories (the venv, git's, the tools' caches), of which only .github is the project's."""
 
 SECTION = r"\d+(?:\.\d+)*"
 CITATION = re.compile(rf"[Dd]esign §({SECTION})((?:\s*(?:,|and|or|–|-)\s*§{SECTION})*)")
@@ -79,22 +77,39 @@ def uncited_section_marks(text: str) -> Iterator[tuple[int, str]]:
         yield line, lines[line - 1].strip()
 
 
+def _project_files() -> list[Path]:
+    """The files git tracks, and the untracked ones it does not ignore (plan outputs and caches are
+    not the project's); every file but hidden directories' where there is no git checkout.
+    """
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, check=True, timeout=60
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return list(_walk_visible())
+    return [ROOT / name for name in listed.decode().split("\0") if name]
+
+
+def _walk_visible() -> Iterator[Path]:
+    """Every file outside hidden directories (the venv, caches), .github excepted."""
+    for directory, subdirectories, files in os.walk(ROOT):
+        subdirectories[:] = [d for d in subdirectories if d == ".github" or not d.startswith(".")]
+        yield from (Path(directory, name) for name in files)
+
+
 def project_text_files() -> Iterator[tuple[str, str]]:
     """(path relative to the project, text) of every text file of the project but this one, whose
     own examples of citations are not citations.
     """
     this_file = Path(__file__).resolve()
-    for directory, subdirectories, files in os.walk(ROOT):
-        subdirectories[:] = sorted(d for d in subdirectories if d not in SKIPPED_DIRECTORIES and (d == ".github" or not d.startswith(".")))
-        for name in sorted(files):
-            path = Path(directory, name)
-            if path == this_file:
-                continue
-            try:
-                text = path.read_text(encoding="utf-8")
-            except (UnicodeDecodeError, OSError):
-                continue
-            yield path.relative_to(ROOT).as_posix(), text
+    for path in sorted(_project_files()):
+        if path == this_file or not path.is_file():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        yield path.relative_to(ROOT).as_posix(), text
 
 
 def test_every_numbered_heading_has_its_stable_anchor() -> None:
@@ -142,3 +157,13 @@ def test_the_checks_catch_what_they_are_for() -> None:
     assert list(uncited_section_marks(text)) == [(1, "x = 1  # seed §4.1 says so")]
     assert list(cited_sections(text)) == [(2, "4.2"), (2, "4.3"), (2, "9.9"), (2, "4.4")]
     assert "9.9" not in design_sections()
+
+
+def test_without_git_the_same_files_are_read_but_hidden_directories() -> None:
+    def hidden(relative: str) -> bool:
+        return any(part.startswith(".") and part != ".github" for part in relative.split("/")[:-1])
+
+    walked = {path.relative_to(ROOT).as_posix() for path in _walk_visible()}
+    listed = {path.relative_to(ROOT).as_posix() for path in _project_files() if path.is_file()}
+    assert not any(hidden(path) for path in walked)
+    assert {path for path in listed if not hidden(path)} <= walked
