@@ -8,8 +8,8 @@ the program's rendered files, in network namespaces) and runs the failover drill
 through HAProxy's primary route and is restarted to rejoin, so the crashed member changes from run
 to run. Prints for each run the time from the crash to the first write acknowledged through HAProxy
 (the RTO a client sees), to a new leader in Patroni's /cluster, and the rows acknowledged before the
-crash against those present on the new leader; then the median and the slowest against the seed's
-RTO target of 30 s. Exits 1 if an acknowledged row was lost. Everything is torn down on leaving,
+crash against those present on the new leader; then the median and the slowest against the
+RTO target of 30 s (design §5.3). Exits 1 if an acknowledged row was lost. Everything is torn down on leaving,
 also on a failure, SIGTERM or Ctrl-C.
 """
 

@@ -1,4 +1,4 @@
-"""The seed's "PgBouncer connection pooling (5000+ connections)" on the real cluster of the smoke run.
+"""PgBouncer connection pooling for 5000+ clients (design §5.4) on the real cluster of the smoke run.
 
 Usage (as root, from the repository root): .venv/bin/python -m benchmarks.pooler_connections [--clients 5000] [--connecting 100]
 

@@ -66,7 +66,7 @@ COMPRESSION = {"compress-type": "zst", "compress-level": "3"}
 
 PROCESS_MAX = 2
 """Parallel processes for a backup (compression and encryption run in them) and for the
-asynchronous WAL archive. Two keep a 500 GB full near the seed's 30 minutes without taking more
+asynchronous WAL archive. Two keep a 500 GB full near 30 minutes (design §4.2) without taking more
 than a share of the replica's CPU, which also serves reads."""
 
 OFFSITE_KEY_PREFIX = "/pgbackrest"

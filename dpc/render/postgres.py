@@ -33,7 +33,7 @@ of the postgres user, never on a volume."""
 DCS_TIMING = {"ttl": 20, "loop_wait": 5, "retry_timeout": 7, "primary_start_timeout": 10}
 """Patroni's failover timing. Patroni refuses ttl < 20 and needs loop_wait + 2 × retry_timeout ≤ ttl
 (19 ≤ 20). A dead primary's leader key expires within ttl and a replica, woken by the etcd watch or
-within one loop_wait, promotes: about ttl + loop_wait = 25 s worst case, under the seed's 30 s RTO.
+within one loop_wait, promotes: about ttl + loop_wait = 25 s worst case, under the 30 s RTO of design §5.3.
 A primary whose PostgreSQL crashed but whose Patroni lives gets primary_start_timeout to restart
 in place; with synchronous replication a failover loses nothing, so the wait is short.
 """

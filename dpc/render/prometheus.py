@@ -23,7 +23,7 @@ expose (recorded in tests/contract/metrics/*.txt and checked by the unit tests):
 - PostgreSQLReplicationLag: `pg_replication_lag` is not a metric of postgres_exporter 0.11 (0.13+
   names it `pg_replication_lag_seconds`); now from Patroni: a replica with WAL still to replay
   (the primary's `patroni_xlog_location` ahead of its `patroni_xlog_replayed_location`) whose last
-  replayed transaction is older than the seed's 30 seconds. An idle cluster has nothing to
+  replayed transaction is older than 30 seconds (design §7.2). An idle cluster has nothing to
   replay, so it does not fire.
 - PostgreSQLDiskSpaceLow: `pg_filesystem_size_bytes` exists in no exporter; now node-exporter's
   free space of the data, WAL and backup volumes (mounted under HOST_VOLUMES_ROOT on the hosts).

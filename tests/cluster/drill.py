@@ -25,7 +25,7 @@ from tests.cluster.smoke import Smoke, formed
 
 RECOVERY_TIMEOUT = 90.0
 """Seconds the drill waits for each recovery step (new leader, writes, rejoin) before failing:
-a generous bound, three times the seed's RTO; the benchmark measures the real figures."""
+a generous bound, three times the RTO of design §5.3; the benchmark measures the real figures."""
 
 ROWS_BEFORE_CRASH = 200
 """Acknowledged rows before the crash, so that the writer is known to be in full flow."""

@@ -5,7 +5,7 @@ process in its namespace, Patroni and PostgreSQL alike, is SIGKILLed. The tests 
 
 - one of the two other members becomes the leader;
 - writes through HAProxy, the endpoint clients use, are acknowledged again within a generous
-  bound (the seed's 30 s RTO is measured by benchmarks/failover_time.py, not asserted here);
+  bound (the 30 s RTO of design §5.3 is measured by benchmarks/failover_time.py, not asserted here);
 - every row whose commit was acknowledged, before or after the crash, is on the new leader
   (RPO 0: strict synchronous replication);
 - the crashed member, restarted from its same rendered files, rejoins as a streaming replica
