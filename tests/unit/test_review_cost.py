@@ -161,16 +161,25 @@ def _with_workers(machine_type: str, tmp_path: Path) -> dict[str, Any]:
 
 def test_resizing_the_workers_costs_the_price_difference(tmp_path: Path) -> None:
     """Workers r6i.2xlarge → r6i.4xlarge, planned offline before and after: (1.008 − 0.504) USD/h ×
-    3 × 730 h = 1,103.76 USD/month more, whether the change applies now or, where the program's
-    `ignoreChanges` holds the machine type back, once the machines are replaced (pending).
+    3 × 730 h = 1,103.76 USD/month more. The program's `ignoreChanges` leaves running machines as
+    they are (README: Changing machines), so the plain change costs nothing yet and shows the
+    1,103.76 as pending; applied (the option lifted, as `pulumi up --replace` applies it), it is the
+    delta.
     """
     base, head = plan_of("prod"), _with_workers("r6i.4xlarge", tmp_path)
-    report = estimate(change_between_plans(base, head))
-    workers = [r for r in report.resources if r.type == "aws:ec2/instance:Instance" and "worker" in r.urn]
+    held_back = estimate(change_between_plans(base, head))
+    workers = [r for r in held_back.resources if r.type == "aws:ec2/instance:Instance" and "worker" in r.urn]
     assert len(workers) == 3
-    for worker in workers:
-        assert worker.delta_usd + worker.pending_usd == pytest.approx((1.008 - 0.504) * HOURS)
-    assert round(report.delta_usd + report.pending_usd, 2) == 1103.76
+    assert all(w.delta_usd == 0 and w.pending_usd == pytest.approx((1.008 - 0.504) * HOURS) for w in workers)
+    assert round(held_back.delta_usd, 2) == 0
+    assert round(held_back.pending_usd, 2) == 1103.76
+
+    applied = copy.deepcopy(head)
+    for step in applied["steps"]:
+        step["newState"].pop("ignoreChanges", None)
+    report = estimate(change_between_plans(base, applied))
+    assert round(report.delta_usd, 2) == 1103.76
+    assert round(report.pending_usd, 2) == 0
     assert not report.unpriced
 
 
