@@ -59,13 +59,14 @@ class Image:
     `postgres` and `services` are the project's own (images/), built and pushed to the cloud's
     registry by the program; the Debian packages in `services` come from the Debian release whose
     programs the contract tests run. Grafana and cAdvisor are not packaged by Debian and come from
-    their vendors.
+    their vendors, pinned by digest as well as version, so that a tag moved upstream changes
+    nothing here (the policy pack's images-pinned-by-digest).
     """
 
     POSTGRES = "postgres"
     SERVICES = "services"
-    GRAFANA = "grafana/grafana-oss:11.3.0"
-    CADVISOR = "gcr.io/cadvisor/cadvisor:v0.49.1"
+    GRAFANA = "grafana/grafana:11.3.0@sha256:a0f881232a6fb71a0554a47d0fe2203b6888fe77f4cefb7ea62bed7eb54e13c3"
+    CADVISOR = "gcr.io/cadvisor/cadvisor:v0.49.1@sha256:3cde6faf0791ebf7b41d6f8ae7145466fed712ea6f252c935294d2608b1af388"
 
 
 HAPROXY_STATS_SECRET = "haproxy_stats_auth"

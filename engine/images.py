@@ -49,8 +49,9 @@ def local_image(key: str, tag: str) -> str:
 def _pull(builder: Engine, reference: str) -> str:
     """Pulls `reference`; the engine's error, or "" once it is there."""
     name, _, tag = reference.partition(":")
+    query = {"fromImage": reference} if "@" in reference else {"fromImage": name, "tag": tag}  # a digest is pulled as part of the name
     try:
-        builder.post("/images/create", query={"fromImage": name, "tag": tag}, timeout=PULL_TIMEOUT)
+        builder.post("/images/create", query=query, timeout=PULL_TIMEOUT)
     except (EngineError, OSError) as error:
         return str(error)
     return "" if builder.image_present(reference) else f"{reference} is not in the engine after the pull"

@@ -15,7 +15,7 @@ import pytest
 
 from dpc.cluster import swarm_layout
 from dpc.config import settings_from_stack_file
-from dpc.services import BUILT_IMAGES, Placement, ServiceSpec, database_services, placement_of
+from dpc.services import BUILT_IMAGES, Image, Placement, ServiceSpec, database_services, placement_of
 from dpc.settings import Settings
 from dpc.stack_files import plain_configs
 from dpc.swarm_spec import EndpointMode, EngineRefs, ObjectRef, SwarmService, engine_network_spec, engine_service_spec, swarm_network, swarm_service
@@ -205,7 +205,7 @@ def test_built_images_resolve_through_the_refs_and_vendor_images_stay_pinned() -
     services = {s.name: swarm_service(s, configs) for s in specs}
     refs = _refs(list(services.values()))
     assert engine_service_spec(services["patroni-1"], refs)["TaskTemplate"]["ContainerSpec"]["Image"] == "dpc-postgres:1"
-    assert engine_service_spec(services["grafana"], refs)["TaskTemplate"]["ContainerSpec"]["Image"] == "grafana/grafana-oss:11.3.0"
+    assert engine_service_spec(services["grafana"], refs)["TaskTemplate"]["ContainerSpec"]["Image"] == Image.GRAFANA
     assert engine_service_spec(services["grafana"], refs)["TaskTemplate"]["ContainerSpec"]["Env"] == [
         "GF_SECURITY_ADMIN_PASSWORD__FILE=/run/secrets/grafana_admin_password", "GF_USERS_ALLOW_SIGN_UP=false",
     ]
