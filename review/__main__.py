@@ -16,6 +16,7 @@ from pulumi_policy import EnforcementLevel
 from dpc.config import StackFileError
 from dpc.settings import SettingsError
 from review import cost as review_cost
+from review import comment as review_comment
 from review import risk as review_risk
 from review.limits import check_plan
 from review.limits import report as limits_report
@@ -41,9 +42,12 @@ def main(argv: list[str] | None = None) -> int:
                               help="plan as a stack's first `pulumi preview`: outputs of the resources to create unknown")
     review_cost.add_arguments(commands.add_parser("cost", help="the monthly cost of a change, per resource and component, and its delta"))
     review_risk.add_arguments(commands.add_parser("risk", help="each step of a change classed safe, review, dangerous or irreversible"))
+    review_comment.add_arguments(commands.add_parser("comment", help="one pull-request comment: cost, risk and policy verdict per stack, and the gate"))
     args = parser.parse_args(argv)
     if args.command == "risk":
         return review_risk.command(args)
+    if args.command == "comment":
+        return review_comment.command(args)
     if args.command == "cost":
         return review_cost.command(args)
 
