@@ -183,6 +183,25 @@ def test_resizing_the_workers_costs_the_price_difference(tmp_path: Path) -> None
     assert not report.unpriced
 
 
+def test_raising_the_data_volumes_iops_and_deleting_the_stack(tmp_path: Path) -> None:
+    """The data volumes' IOPS 16,000 → 20,000 (EBS modifies them in place): 4,000 × $0.005 × 3
+    volumes = $60.00 more a month, nothing else changes. Deleting the stack takes its whole cost off.
+    """
+    document = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
+    document["config"]["dpc:storage"] = {"data": {"sizeGb": 2048, "iops": 20000, "throughputMbps": 690}}
+    (tmp_path / "Pulumi.prod.yaml").write_text(yaml.safe_dump(document))
+    report = estimate(change_between_plans(plan_of("prod"), plan_of("prod", tmp_path)))
+    changed = {r.urn.rsplit("::", 1)[-1]: round(r.delta_usd, 2) for r in report.resources if round(r.delta_usd, 2)}
+    assert changed == {f"prod-storage-worker-{n}-data": 20.00 for n in (1, 2, 3)}
+    assert round(report.delta_usd, 2) == 60.00
+
+    deletion = change_between_plans(plan_of("prod"), {"steps": []})
+    gone = estimate(deletion, sizing=sizing_for(deletion, None))
+    assert {r.op for r in gone.resources} == {"delete"}
+    assert round(gone.delta_usd, 2) == -round(_prod().monthly_usd, 2) == -3766.43
+    assert gone.monthly_usd == 0
+
+
 def test_held_back_properties_are_priced_as_deployed_and_shown_as_pending() -> None:
     """A machine type `ignoreChanges` holds back: the cloud keeps running the old type (no delta),
     the difference shows as pending, due when the machine is replaced.
