@@ -92,6 +92,12 @@ REATTACHING: Mapping[str, str] = {
 }
 """Types whose replacement only re-links two resources that stay."""
 
+RERUNNING: Mapping[str, str] = {
+    "command:remote:Command": "runs its command again (a gate or a deployment step of the program)",
+    "command:local:Command": "runs its command again",
+}
+"""Types whose replacement runs something again rather than losing anything."""
+
 MACHINES = frozenset({"aws:ec2/instance:Instance", "gcp:compute/instance:Instance", "azure-native:compute:VirtualMachine"})
 MEMBER_SERVICE = re.compile(r"^(etcd|patroni)-\d+$")
 """Swarm services of one etcd or Patroni member, as `dpc.cluster.swarm_layout` names them."""
@@ -187,6 +193,8 @@ def _losing(step: Step, reasons: list[str]) -> Risk:
         risk = Risk.DANGEROUS
     elif step.type in REATTACHING:
         reasons.append(REATTACHING[step.type])
+    elif step.type in RERUNNING:
+        reasons.append(RERUNNING[step.type])
     for cluster in members_held(step):
         reasons.append(f"{_verb(step)} what holds {_member(cluster)}")
         risk = max(risk, Risk.DANGEROUS)
@@ -194,7 +202,7 @@ def _losing(step: Step, reasons: list[str]) -> Risk:
         reasons.append(f"replaced for {', '.join(step.replace_reasons)}" + (" (deleted before its successor is created)" if step.delete_before_replace else ""))
     if step.protect_old and step.op != "replace":
         reasons.append("protected: `pulumi up` refuses the deletion until it is unprotected")
-    if risk is Risk.REVIEW and step.custom and step.type not in MACHINES | REATTACHING.keys():
+    if risk is Risk.REVIEW and step.custom and step.type not in MACHINES | REATTACHING.keys() | RERUNNING.keys():
         reasons.append(f"{step.type} is not a type these rules know to hold data or identity: judged by its op alone")
     return risk
 
@@ -233,10 +241,18 @@ def _by_op(change: Change, step: Step, reasons: list[str]) -> Risk:
     if step.op not in LOSING_OPS:
         return Risk.SAFE
     risk = _losing(step, reasons)
-    dependents = change.dependents(step.urn) if step.op == "replace" else ()
-    if dependents:
-        reasons.append(f"blast radius: {_count(len(dependents), 'resource')} depend{'s' if len(dependents) == 1 else ''} on it ({_names(dependents)})")
+    if step.op == "replace":
+        reasons.extend(_blast_radius(change, step))
     return risk
+
+
+def _blast_radius(change: Change, step: Step) -> list[str]:
+    """What depends on a replaced resource: those that name it, then all that follow from them."""
+    direct, every = change.direct_dependents(step.urn), change.dependents(step.urn)
+    if not direct:
+        return []
+    reason = f"blast radius: {_count(len(direct), 'resource')} depend{'s' if len(direct) == 1 else ''} on it ({_names(direct)})"
+    return [reason + (f", {len(every)} in all through them" if len(every) > len(direct) else "")]
 
 
 def judge_step(change: Change, step: Step) -> Judgement:

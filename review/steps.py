@@ -210,6 +210,10 @@ class Change:
         """The step of a URN, None if the change does not list it."""
         return self._by_urn.get(urn)
 
+    def direct_dependents(self, urn: str) -> tuple[str, ...]:
+        """The resources of the change that name `urn` in their own `dependencies` or as their provider, sorted."""
+        return self._needed_by.get(urn, ())
+
     def dependents(self, urn: str) -> tuple[str, ...]:
         """Every resource of the change that depends on `urn`, directly or through others, through
         `dependencies` and provider references, sorted: the blast radius of replacing it.
