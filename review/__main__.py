@@ -15,8 +15,9 @@ from pulumi_policy import EnforcementLevel
 
 from dpc.config import StackFileError
 from dpc.settings import SettingsError
-from review import cost as review_cost
 from review import comment as review_comment
+from review import cost as review_cost
+from review import policy as review_policy
 from review import risk as review_risk
 from review.limits import check_plan
 from review.limits import report as limits_report
@@ -43,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     review_cost.add_arguments(commands.add_parser("cost", help="the monthly cost of a change, per resource and component, and its delta"))
     review_risk.add_arguments(commands.add_parser("risk", help="each step of a change classed safe, review, dangerous or irreversible"))
     review_comment.add_arguments(commands.add_parser("comment", help="one pull-request comment: cost, risk and policy verdict per stack, and the gate"))
+    review_policy.add_arguments(commands.add_parser("policy", help="run the policy pack over a plan file, ours or `pulumi preview --json`'s"))
     args = parser.parse_args(argv)
+    if args.command == "policy":
+        return review_policy.policy_command(args)
     if args.command == "risk":
         return review_risk.command(args)
     if args.command == "comment":

@@ -148,6 +148,6 @@ def test_the_plan_command_passes_a_clean_stack_and_refuses_a_bad_pack_config(tmp
     assert main(["plan", "--stack", "dev", "--out", str(tmp_path / "plan.json")]) == 0
     assert "policy pack: no violations" in capsys.readouterr().out
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"no-such-policy": "mandatory"}))
+    bad.write_text(json.dumps({"required-tags": "blocking"}))
     assert main(["plan", "--stack", "dev", "--out", str(tmp_path / "plan.json"), "--policy-pack-config", str(bad)]) == 2
-    assert "the pack has no policy no-such-policy" in capsys.readouterr().err
+    assert "required-tags: 'blocking' is not a valid enforcement level" in capsys.readouterr().err
