@@ -9,6 +9,7 @@ import gc
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pulumi_policy import EnforcementLevel
@@ -46,14 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     review_comment.add_arguments(commands.add_parser("comment", help="one pull-request comment: cost, risk and policy verdict per stack, and the gate"))
     review_policy.add_arguments(commands.add_parser("policy", help="run the policy pack over a plan file, ours or `pulumi preview --json`'s"))
     args = parser.parse_args(argv)
-    if args.command == "policy":
-        return review_policy.policy_command(args)
-    if args.command == "risk":
-        return review_risk.command(args)
-    if args.command == "comment":
-        return review_comment.command(args)
-    if args.command == "cost":
-        return review_cost.command(args)
+    subcommands: dict[str, Callable[[argparse.Namespace], int]] = {
+        "policy": review_policy.policy_command,
+        "risk": review_risk.command,
+        "comment": review_comment.command,
+        "cost": review_cost.command,
+    }
+    if args.command in subcommands:
+        return subcommands[args.command](args)
 
     started = time.perf_counter()
     try:
