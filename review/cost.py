@@ -479,7 +479,7 @@ def _aws_instance(subject: Subject) -> list[Line]:
 def _aws_nat(subject: Subject) -> list[Line]:
     nat = cast(Mapping[str, float], subject.prices["natGateway"])
     gb = subject.context.usage.nat_gb_per_month
-    gateways = max(1, sum(1 for s in subject.context.change.steps if s.type == subject.step.type and s.new is not None))
+    gateways = max(1, sum(1 for s in subject.context.change.steps if s.type == subject.step.type and (s.new if subject.side == "new" else s.old) is not None))
     egress = subject.context.usage.internet_egress_gb_per_month / gateways
     transfer = cast(Mapping[str, float], subject.prices["dataTransfer"])
     lines = [
@@ -1096,12 +1096,20 @@ def _ancestors(change: Change, step: Step) -> tuple[str, ...]:
     return tuple(chain)
 
 
+def _is_component(step: Step) -> bool:
+    """A component or the stack: priced through its resources. A state that does not say whether it
+    is custom (a hand-made digest) counts as a resource, so that nothing is dropped unseen.
+    """
+    state = step.new or step.old or {}
+    return state.get("custom") is False or step.type == "pulumi:pulumi:Stack"
+
+
 def estimate(change: Change, usage: Usage | None = None, sizing: Sizing | None = None, tables: Mapping[str, PriceTable] | None = None) -> CostReport:
     """Prices every resource of the change before and after it, and totals each component."""
     context = PricingContext(change, tables if tables is not None else price_tables(), usage or Usage(), sizing)
     resources: list[ResourceCost] = []
     for step in change.steps:
-        if not step.custom:
+        if _is_component(step):
             continue
         existed = step.old is not None and step.op not in AFTER_ONLY_OPS
         before = price_side(step, "old", context) if existed else None

@@ -269,6 +269,19 @@ def test_unknown_values_are_said_never_guessed() -> None:
         assert report.monthly_usd == 0
 
 
+def test_a_state_that_does_not_say_it_is_custom_is_still_listed() -> None:
+    """A hand-made digest may leave `custom` out: its resources are priced or listed, never skipped
+    as components (only an explicit `custom: false` and the stack are).
+    """
+    state = _state("aws:ec2/instance:Instance", "bare", {"instanceType": "t3.micro", "rootBlockDevice": {"volumeSize": 8, "volumeType": "gp3"}})
+    del state["custom"]
+    odd = _state("example:index/thing:Thing", "odd", {})
+    del odd["custom"]
+    report = estimate(_digest({"op": "create", "urn": state["urn"], "newState": state}, {"op": "create", "urn": odd["urn"], "newState": odd}))
+    assert round(report.monthly_usd, 2) == round(0.0104 * HOURS + 8 * 0.08, 2)
+    assert [r.urn.rsplit("::", 1)[-1] for r in report.unpriced] == ["odd"]
+
+
 def test_every_type_the_shipped_stacks_create_is_priced_or_free() -> None:
     report = _prod()
     assert not report.unpriced
