@@ -827,6 +827,16 @@ def _azure_registry(subject: Subject) -> list[Line]:
     return [Line(f"{sku} registry: {_usd(daily)} USD/day × {days:.2f} days", daily * days)]
 
 
+def _azure_private_endpoint(subject: Subject) -> list[Line]:
+    rates = cast(Mapping[str, float], subject.prices["privateEndpoint"])
+    gb = subject.context.usage.vpc_endpoint_gb_per_month
+    return [
+        _hourly("private endpoint", rates["hourly"], subject.hours),
+        Line(f"data processed: {gb:g} GB × {_usd(rates['perGb'])} USD", gb * rates["perGb"],
+             f"{gb:g} GB/month through this endpoint (usage vpcEndpointGbPerMonth)"),
+    ]
+
+
 def _azure_workspace(subject: Subject) -> list[Line]:
     rates = cast(Mapping[str, float], subject.prices["logAnalytics"])
     usage = subject.context.usage
@@ -875,6 +885,8 @@ PRICERS: Mapping[str, Pricer] = {
     "azure-native:network:PublicIPAddress": _azure_public_ip,
     "azure-native:storage:StorageAccount": _azure_storage_account,
     "azure-native:keyvault:Key": _azure_key,
+    "azure-native:keyvault:Secret": _azure_key,
+    "azure-native:network:PrivateEndpoint": _azure_private_endpoint,
     "azure-native:containerregistry:Registry": _azure_registry,
     "azure-native:operationalinsights:Workspace": _azure_workspace,
 }
@@ -930,6 +942,8 @@ FREE_TYPES = {
     ), _CONFIGURATION),
     "aws:ec2/flowLog:FlowLog": "delivery only: its records are priced as the log group's ingestion",
     "aws:budgets/budget:Budget": "a budget without actions: AWS Budgets charges only action-enabled budgets beyond the first two",
+    "gcp:billing/budget:Budget": "Cloud Billing budgets cost nothing",
+    "azure-native:consumption:Budget": "Cost Management budgets cost nothing",
 }
 """Types that cost nothing by nature, each with why (a reader checks the claim, not a bare zero)."""
 

@@ -204,6 +204,8 @@ def _azure_path(service: str, product: str, meter: str, arm_sku: str, *, sizes: 
         ("Load Balancer", "Standard Included LB Rules and Outbound Rules"): ("loadBalancerStandard", "firstFiveRulesHourly"),
         ("Load Balancer", "Standard Overage LB Rules and Outbound Rules"): ("loadBalancerStandard", "additionalRuleHourly"),
         ("Load Balancer", "Standard Data Processed"): ("loadBalancerStandard", "perGb"),
+        ("Virtual Network Private Link", "Standard Private Endpoint"): ("privateEndpoint", "hourly"),
+        ("Virtual Network Private Link", "Standard Data Processed - Ingress"): ("privateEndpoint", "perGb"),
         ("Container Registry", "Basic Registry Unit"): ("containerRegistryDaily", "Basic"),
         ("Container Registry", "Standard Registry Unit"): ("containerRegistryDaily", "Standard"),
         ("Container Registry", "Premium Registry Unit"): ("containerRegistryDaily", "Premium"),

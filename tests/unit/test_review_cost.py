@@ -308,12 +308,18 @@ def test_the_gcp_and_azure_equivalents_of_seed_1_3_are_priced() -> None:
             "storageProfile": {"osDisk": {"diskSizeGB": 128, "managedDisk": {"storageAccountType": "Premium_LRS"}}},
         }),
         _create("azure-native:compute:Disk", "p40", {"location": "eastus", "sku": {"name": "Premium_LRS"}, "diskSizeGB": 2048}),
+        _create("azure-native:network:PrivateEndpoint", "pe", {"location": "eastus"}),
+        _create("azure-native:network:NatGateway", "nat", {"location": "eastus"}),
+        _create("gcp:compute/address:Address", "ip", {"region": "us-central1"}),
     ]})
     costs = _by_name(estimate(change))
     assert round(costs["n2"], 2) == round((8 * 0.031611 + 64 * 0.004237) * HOURS * 0.8 + 100 * 0.10, 2)
     assert round(costs["pd"], 2) == round(2048 * 0.34, 2)
     assert round(costs["e8"], 2) == round(0.504 * HOURS + 19.71, 2)
     assert costs["p40"] == 259.05
+    assert round(costs["pe"], 2) == round(0.01 * HOURS + 10 * 0.01, 2) == 7.40  # an endpoint's hours and its 10 GB (usage)
+    assert round(costs["nat"], 2) == round(0.045 * HOURS + 100 * 0.045, 2)
+    assert round(costs["ip"], 2) == 3.65
 
 
 def test_usage_file_and_its_assumptions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
