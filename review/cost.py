@@ -1248,7 +1248,8 @@ def to_markdown(report: CostReport) -> str:
     out = [
         f"### Cost of `{report.stack}`: {report.monthly_usd:,.2f} USD/month ({_signed(report.delta_usd)} USD/month, from {report.base_monthly_usd:,.2f})",
         "",
-        "Prices: " + "; ".join(f"{cloud} as published on {t.as_of} (on demand, list prices)" for cloud, t in report.prices.items() if cloud in report.clouds)
+        "Prices: " + ("; ".join(f"{cloud} as published on {t.as_of} (on demand, list prices)" for cloud, t in report.prices.items() if cloud in report.clouds)
+                      or "none needed")
         + (f"; backups sized from {report.sizing.source}" if report.sizing else ""),
     ]
     if _cents(report.pending_usd):

@@ -231,6 +231,8 @@ def test_a_real_preview_digest_prices_each_step_against_its_old_state() -> None:
     assert report.unlisted_same == 39
     assert "39 unchanged resource(s) the preview does not list" in to_markdown(report)
     assert sizing_for(change, None) is None  # not this program's stack: no stack file is read for it
+    with_steps = estimate(change_from_digest(json.loads((PREVIEWS / "aws-update-replacement-steps.json").read_text())))
+    assert to_json(with_steps) == to_json(report)  # --show-replacement-steps changes nothing
 
 
 def test_a_plan_the_program_did_not_write_lists_what_it_cannot_price() -> None:
