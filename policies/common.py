@@ -208,3 +208,69 @@ def within(cidr: str, networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6N
     network = ipaddress.ip_network(cidr, strict=False)
     return any(network.version == n.version and network.subnet_of(n) for n in networks)  # pyright: ignore[reportArgumentType]  # versions are compared first
 
+
+
+_PROTOCOL_NAMES = {"6": "tcp", "17": "udp", "1": "icmp", "58": "icmpv6", "all": "-1"}
+_SEPARATE_RULES = {"ingress": "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "egress": "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"}
+_LEGACY_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
+_PORTED = frozenset({"tcp", "udp", "icmp", "icmpv6"})
+"""The protocols whose rules have ports (ICMP's type and code in their place): EC2 lists no ports
+for the others, and the provider then shows 0 to 0 where the program may have set none."""
+Flow = tuple[str, Any, Any, str, str]
+"""One flow of a security group rule: (protocol, from port, to port, kind of peer, peer)."""
+
+
+def _flows(props: Any, own_id: Any) -> list[Flow]:
+    """The flows of a rule as EC2 lists them, one per peer: a group's inline entry or a legacy
+    SecurityGroupRule (lists of CIDRs, groups, `self`) or a SecurityGroupIngress/EgressRule (one peer).
+    """
+    protocol = str(get(props, "ipProtocol") or get(props, "protocol") or "-1").lower()
+    protocol = _PROTOCOL_NAMES.get(protocol, protocol)
+    low, high = (get(props, "fromPort"), get(props, "toPort")) if protocol in _PORTED else (None, None)
+    peers = [
+        *(("cidr", str(c)) for key in ("cidrBlocks", "ipv6CidrBlocks") for c in items(get(props, key))),
+        *(("cidr", str(get(props, key))) for key in ("cidrIpv4", "cidrIpv6") if get(props, key)),
+        *(("prefix", str(p)) for p in [*items(get(props, "prefixListIds")), get(props, "prefixListId")] if p),
+        *(("group", str(g)) for g in [*items(get(props, "securityGroups")), get(props, "referencedSecurityGroupId"), get(props, "sourceSecurityGroupId")] if g),
+        *([("group", str(own_id))] if get(props, "self") is True else []),
+    ]
+    return [(protocol, low, high, kind, peer) for kind, peer in peers]
+
+
+def _flow_entry(flow: Flow) -> dict[str, Any]:
+    """A flow as a one-peer inline entry, in the shape of the group's `ingress`/`egress` items."""
+    protocol, low, high, kind, peer = flow
+    entry: dict[str, Any] = {"protocol": protocol, "fromPort": low, "toPort": high}
+    key = {"cidr": "ipv6CidrBlocks" if ":" in peer else "cidrBlocks", "prefix": "prefixListIds", "group": "securityGroups"}[kind]
+    entry[key] = [peer]
+    return entry
+
+
+def inline_rules(args: StackValidationArgs, group: PolicyResource, direction: str) -> list[Any]:
+    """The rules of a security group's `ingress` or `egress` the program declared inline on it.
+
+    A whole-stack policy reads a group's outputs, and after `pulumi refresh` the provider lists
+    there every rule EC2 holds for the group, those managed as their own resources too (a
+    SecurityGroupIngressRule, a SecurityGroupRule): read as inline, each would count twice, and its
+    peer group only by id. When the group lists such a rule, its entries come back one flow each,
+    less the flows of the separately managed rules attached to it (judged as those resources);
+    otherwise they come back as declared.
+    """
+    declared = items(get(group.props, direction))
+    separate = [
+        rule for rule in of_type(args, _SEPARATE_RULES[direction], _LEGACY_RULE)
+        if any(d.urn == group.urn for d in rule.property_dependencies.get("securityGroupId", []))
+        and (rule.resource_type != _LEGACY_RULE or get(rule.props, "type") == direction)
+    ]
+    if not declared or not separate:
+        return declared
+    own_id = get(group.props, "id")
+    elsewhere = [flow for rule in separate for flow in _flows(rule.props, own_id)]
+    inline: list[Any] = []
+    for entry in declared:
+        for flow in _flows(entry, own_id):
+            if flow in elsewhere:
+                elsewhere.remove(flow)
+            else:
+                inline.append(_flow_entry(flow))
+    return inline

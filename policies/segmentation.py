@@ -28,6 +28,7 @@ from policies.common import (
     client_cidrs,
     depends_through,
     get,
+    inline_rules,
     items,
     judge_each,
     of_type,
@@ -116,7 +117,7 @@ def ingresses(args: StackValidationArgs) -> list[Ingress]:
         target, protocol = _one_group(rule, "securityGroupId"), _protocol(get(rule.props, "protocol"))
         found.extend(_cidr_and_group_flows(rule, target, protocol, rule.props, _one_group(rule, "sourceSecurityGroupId")))
     for group in of_type(args, SECURITY_GROUP):
-        for entry in items(get(group.props, "ingress")):
+        for entry in inline_rules(args, group, "ingress"):
             protocol = _protocol(get(entry, "protocol"))
             found.extend(_cidr_and_group_flows(group, group, protocol, entry, None))
     return found
