@@ -6,11 +6,16 @@ default service account; on Azure no machine accepts password logins.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from typing import Any
 
-from pulumi_policy import ResourceValidationArgs, Severity
+from pulumi_policy import PolicyConfigSchema, PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
-from policies.common import get, mapping, resource_policy
+from dpc.services import ServiceSpec
+from policies.common import get, items, judge_each, mapping, of_type, resource_policy, stack_policy
+from policies.identity import UNKNOWN, peek, program_services
+from policies.segmentation import service_kinds
 
 GCP_INSTANCE = "gcp:compute/instance:Instance"
 _SHIELDED_FEATURES = ("enableSecureBoot", "enableVtpm", "enableIntegrityMonitoring")
@@ -91,4 +96,139 @@ AZURE_NO_PASSWORD_AUTH = resource_policy(
     checks={"azure-native:compute:VirtualMachine": _no_password},
 )
 
-POLICIES = [AWS_IMDSV2, GCP_SHIELDED_VM, GCP_OS_LOGIN, GCP_NO_DEFAULT_SERVICE_ACCOUNT, AZURE_NO_PASSWORD_AUTH]
+def _hop_limit(machine: PolicyResource) -> Any:
+    return peek(machine.props, "metadataOptions", "httpPutResponseHopLimit")
+
+
+def _hop_limit_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
+    """Hop limit 1 everywhere but on the documented machine: the node whose backup agent acts as
+    the node (providers/aws/compute.py `_metadata_hops`), which may have 2, and only one such node.
+    """
+    machines = of_type(args, "aws:ec2/instance:Instance", "aws:ec2/launchTemplate:LaunchTemplate")
+    allowed: int = args.get_config()["containerMetadataMachines"]
+    reaching = [m for m in machines if _hop_limit(m) not in (1, None, UNKNOWN)]
+    for machine in machines:
+        hops = _hop_limit(machine)
+        if hops is None:
+            yield (f"{machine.name} leaves the metadata hop limit to the image: set metadataOptions.httpPutResponseHopLimit to 1", machine.urn)
+        elif hops is not UNKNOWN and hops not in (1, 2):
+            yield (f"{machine.name}: metadata hop limit {hops} lets anything behind two network hops read the node's credentials", machine.urn)
+    for machine in reaching[allowed:]:
+        yield (f"{machine.name}: metadata hop limit {_hop_limit(machine)} lets its containers act as the node; only {allowed} machine "
+               f"(the backup agent's) may ({', '.join(m.name for m in reaching)} do)", machine.urn)
+
+
+IMDS_HOP_LIMIT = stack_policy(
+    "aws-imds-hop-limit",
+    "The instance metadata service answers the host only (hop limit 1), so that containers cannot take the node's role; the one documented "
+    "exception is the node whose backup agent writes the offsite bucket with the node's role (hop limit 2).",
+    severity=Severity.HIGH,
+    remediation="Set metadata_options http_put_response_hop_limit to 1; only the backup agent's node (providers/aws/compute.py) has 2.",
+    check=_hop_limit_violations,
+    clouds=("aws",),
+    config_schema=PolicyConfigSchema({"containerMetadataMachines": {"type": "integer", "minimum": 0, "default": 1}}),
+)
+
+_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+_IMAGE_BUILDS = ("docker:index/image:Image", "docker:index/registryImage:RegistryImage", "docker-build:index:Image")
+
+
+def _pinned(service: PolicyResource) -> Iterator[str]:
+    """Pinned by digest; or, the documented exception, the content-named tag of a build this stack
+    makes and never pushes (the local stack: no registry, so nothing can move it).
+    """
+    image = peek(service.props, "taskSpec", "containerSpec", "image")
+    builds = [d for d in service.property_dependencies.get("taskSpec", []) if d.resource_type in _IMAGE_BUILDS]
+    local = any(peek(b.props, "skipPush") is True and peek(b.props, "imageName") == image for b in builds)
+    if image is UNKNOWN:
+        if not builds:
+            yield f"service {service.name} runs an image computed from no build of this stack, which cannot be known pinned"
+    elif not _DIGEST.search(str(image)) and not local:
+        yield f"service {service.name} runs {image}, a reference a push can move: pin it by digest (@sha256:…)"
+
+
+def _pinned_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
+    yield from judge_each(of_type(args, "docker:index/service:Service"), _pinned)
+
+
+IMAGES_PINNED = stack_policy(
+    "images-pinned-by-digest",
+    "Every Swarm service runs an image pinned by digest (the project's from its build's digest, vendors' as dpc/services.py pins them).",
+    severity=Severity.HIGH,
+    remediation="Run the build's repoDigest for the project's images and `name:version@sha256:…` for vendor images (dpc/services.py Image).",
+    check=_pinned_violations,
+    clouds=("docker",),
+)
+
+_SOCKET_PATHS = ("/var/run/docker.sock", "/run/docker.sock")
+
+
+def _reaches_socket(source: str) -> bool:
+    """A bind source that is the Docker socket or a directory that holds it (a read-only mount does
+    not stop a process from connecting to a socket in it).
+    """
+    path = "/" + source.strip("/")
+    return any(socket == path or socket.startswith(path.rstrip("/") + "/") for socket in _SOCKET_PATHS)
+
+
+def _socket_problems(service: PolicyResource, specs: tuple[ServiceSpec, ...] | None, allowed: list[str]) -> Iterator[str]:
+    kinds = service_kinds(service, specs or ())
+    excepted = bool(kinds) and kinds <= set(allowed)
+    for mount in items(get(service.props, "taskSpec", "containerSpec", "mounts")):
+        source = peek(mount, "source")
+        if get(mount, "type") == "bind" and isinstance(source, str) and _reaches_socket(source) and not excepted:
+            yield f"service {service.name} mounts {source}, which holds the Docker socket: root on every node it runs on"
+
+
+def _socket_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
+    services = of_type(args, "docker:index/service:Service")
+    specs = program_services() if services else ()
+    allowed: list[str] = list(args.get_config()["allowedKinds"])
+    yield from judge_each(services, lambda service: _socket_problems(service, specs, allowed))
+
+
+NO_DOCKER_SOCKET = stack_policy(
+    "no-docker-socket-in-services",
+    "No Swarm service mounts the Docker socket or a directory holding it, except the documented exporters (cAdvisor reads containers "
+    "through it; node-exporter reads the host's file systems under /), recognised by what they run, never by their name.",
+    severity=Severity.CRITICAL,
+    remediation="Remove the bind mount; if an exporter really needs the host, list its kind in this policy's allowedKinds with the reason.",
+    check=_socket_violations,
+    clouds=("docker",),
+    config_schema=PolicyConfigSchema({"allowedKinds": {"type": "array", "items": {"type": "string"}, "default": ["cadvisor", "node-exporter"]}}),
+)
+
+
+def _aws_registry(args: ResourceValidationArgs) -> Iterator[str]:
+    if get(args.props, "imageTagMutability") != "IMMUTABLE":
+        yield "tags can be moved to other images: set imageTagMutability to IMMUTABLE"
+    if get(args.props, "imageScanningConfiguration", "scanOnPush") is not True:
+        yield "pushed images are not scanned: set imageScanningConfiguration.scanOnPush to true"
+
+
+def _gcp_registry(args: ResourceValidationArgs) -> Iterator[str]:
+    if get(args.props, "format") in (None, "DOCKER") and get(args.props, "dockerConfig", "immutableTags") is not True:
+        yield "tags can be moved to other images: set dockerConfig.immutableTags to true"
+
+
+def _azure_registry(args: ResourceValidationArgs) -> Iterator[str]:
+    if get(args.props, "encryption", "status") != "enabled":
+        yield "the registry is not encrypted with a customer key: set encryption.status enabled with the stack's Key Vault key"
+
+
+REGISTRIES_HARDENED = resource_policy(
+    "registries-immutable-and-scanned",
+    "Image registries keep tags immutable and scan what is pushed (ECR; GCP Artifact Registry immutable tags; Azure registries under a customer key).",
+    severity=Severity.MEDIUM,
+    remediation="ECR: image_tag_mutability IMMUTABLE and scan_on_push; Artifact Registry: docker_config.immutable_tags; ACR: encryption with a Key Vault key.",
+    checks={
+        "aws:ecr/repository:Repository": _aws_registry,
+        "gcp:artifactregistry/repository:Repository": _gcp_registry,
+        "azure-native:containerregistry:Registry": _azure_registry,
+    },
+)
+
+POLICIES = [
+    IMDS_HOP_LIMIT, IMAGES_PINNED, NO_DOCKER_SOCKET, REGISTRIES_HARDENED, AWS_IMDSV2, GCP_SHIELDED_VM, GCP_OS_LOGIN, GCP_NO_DEFAULT_SERVICE_ACCOUNT,
+    AZURE_NO_PASSWORD_AUTH,
+]

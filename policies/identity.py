@@ -93,6 +93,13 @@ def covers_public_space(ranges: Iterable[Any]) -> bool:
     return any(_PUBLIC_V6.subnet_of(n) for n in ipaddress.collapse_addresses(v6))
 
 
+def is_prod() -> bool:
+    """Whether the stack under review is a prod stack (`dpc:environment`), for the rules that hold
+    prod alone to more (replicated backups, deletion protection).
+    """
+    return {**get_config_env(), **CONFIG.get()}.get("dpc:environment") == "prod"
+
+
 def program_services() -> tuple[ServiceSpec, ...] | None:
     """The Swarm services the program itself deploys for the stack under review (dpc/services.py,
     from the stack's `dpc:` config as the engine hands it to the pack), or None when that config

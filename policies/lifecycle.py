@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pulumi_policy import ResourceValidationArgs, Severity
+from pulumi_policy import PolicyConfigSchema, PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
-from policies.common import resource_policy
+from policies.common import attached_to, get, items, judge_each, of_type, resource_policy, stack_policy
+from policies.identity import is_prod
 
 STATEFUL_TYPES = (
     "aws:ebs/volume:Volume",
@@ -41,4 +42,115 @@ STATEFUL_PROTECTED = resource_policy(
     checks=dict.fromkeys(STATEFUL_TYPES, _protected),
 )
 
-POLICIES = [STATEFUL_PROTECTED]
+def _retention_days(args: ResourceValidationArgs, key: str) -> Iterator[str]:
+    days = get(args.props, key)
+    minimum: int = args.get_config()["minimumDays"]
+    if not days or int(days) < minimum:
+        yield f"{key} is {days or 'unset (kept forever, paid forever)'}: keep the logs at least {minimum} days, and not forever"
+
+
+LOGS_RETAINED = resource_policy(
+    "log-groups-retained",
+    "Log groups keep their logs for a set time, long enough for an investigation (AWS retentionInDays, GCP log bucket retentionDays, "
+    "Azure workspace retentionInDays); their encryption is encrypted-with-stack-key's.",
+    severity=Severity.MEDIUM,
+    remediation="Set the retention (the program keeps flow logs 365 days in prod, 90 in staging, 30 in dev: providers/composition.py).",
+    checks={
+        "aws:cloudwatch/logGroup:LogGroup": lambda args: _retention_days(args, "retentionInDays"),
+        "gcp:logging/projectBucketConfig:ProjectBucketConfig": lambda args: _retention_days(args, "retentionDays"),
+        "azure-native:operationalinsights:Workspace": lambda args: _retention_days(args, "retentionInDays"),
+    },
+    config_schema=PolicyConfigSchema({"minimumDays": {"type": "integer", "minimum": 1, "default": 30}}),
+)
+
+_AWS_BUCKET = "aws:s3/bucket:Bucket"
+_PROMISED_CLASSES = ("STANDARD_IA", "GLACIER_IR")
+"""The offsite lifecycle the README promises: Standard-IA, then Glacier Instant Retrieval."""
+_GEO_REDUNDANT_SKUS = ("Standard_GRS", "Standard_RAGRS", "Standard_GZRS", "Standard_RAGZRS")
+
+
+def _lifecycle_problems(config: PolicyResource) -> list[str]:
+    rules = [r for r in items(get(config.props, "rules")) if get(r, "status") == "Enabled"]
+    classes = [get(t, "storageClass") for r in rules for t in items(get(r, "transitions"))]
+    problems = [f"no enabled transition to {c}" for c in _PROMISED_CLASSES if c not in classes]
+    if not any(get(r, "noncurrentVersionExpiration") is not None for r in rules):
+        problems.append("old versions never expire (noncurrentVersionExpiration)")
+    if not any(get(r, "abortIncompleteMultipartUpload") is not None for r in rules):
+        problems.append("incomplete uploads are kept (abortIncompleteMultipartUpload)")
+    return problems
+
+
+def _aws_bucket_problems(args: StackValidationArgs, bucket: PolicyResource, prod: bool) -> Iterator[str]:
+    versioning = attached_to(args, bucket, "bucket", "aws:s3/bucketVersioning:BucketVersioning")
+    if not any(get(v.props, "versioningConfiguration", "status") == "Enabled" for v in versioning):
+        yield f"bucket {bucket.name} is not versioned: an overwrite or a delete loses the backup"
+    lifecycles = attached_to(args, bucket, "bucket", "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+    if not lifecycles:
+        yield f"bucket {bucket.name} has no lifecycle (README: Standard-IA, then Glacier Instant Retrieval, old versions expire)"
+    for lifecycle in lifecycles:
+        yield from (f"bucket {bucket.name}'s lifecycle: {problem}" for problem in _lifecycle_problems(lifecycle))
+    if prod:
+        replications = attached_to(args, bucket, "bucket", "aws:s3/bucketReplicationConfig:BucketReplicationConfig")
+        replicated = any(get(r, "status") == "Enabled" for c in replications for r in items(get(c.props, "rules")))
+        replica = attached_to(args, bucket, "rules", "aws:s3/bucketReplicationConfig:BucketReplicationConfig")
+        if not replicated and not replica:
+            yield f"bucket {bucket.name} is neither replicated to another region nor a replica (seed §4.1: offsite backups geo-replicated in prod)"
+
+
+def _bucket_problems(args: StackValidationArgs, bucket: PolicyResource, prod: bool) -> Iterator[str]:
+    match bucket.resource_type:
+        case "aws:s3/bucket:Bucket":
+            yield from _aws_bucket_problems(args, bucket, prod)
+        case "gcp:storage/bucket:Bucket":
+            if get(bucket.props, "versioning", "enabled") is not True:
+                yield f"bucket {bucket.name} is not versioned"
+            if not items(get(bucket.props, "lifecycleRules")):
+                yield f"bucket {bucket.name} has no lifecycle rules"
+        case _:
+            if prod and get(bucket.props, "sku", "name") not in _GEO_REDUNDANT_SKUS:
+                yield f"storage account {bucket.name} is not geo-redundant in prod (sku {get(bucket.props, 'sku', 'name')})"
+
+
+def _bucket_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
+    prod = is_prod()
+    buckets = of_type(args, _AWS_BUCKET, "gcp:storage/bucket:Bucket", "azure-native:storage:StorageAccount")
+    yield from judge_each(buckets, lambda bucket: _bucket_problems(args, bucket, prod))
+
+
+BUCKETS_VERSIONED_AND_REPLICATED = stack_policy(
+    "buckets-versioned-and-replicated",
+    "Buckets are versioned, follow the lifecycle the README promises (Standard-IA, then Glacier Instant Retrieval; old versions and "
+    "incomplete uploads expire), and in prod are replicated to another region (Azure: a geo-redundant account).",
+    severity=Severity.HIGH,
+    remediation="Add a BucketVersioning (Enabled), the lifecycle of providers/aws/storage.py, and in prod a BucketReplicationConfig to "
+    "the replica bucket in dpc:backup.offsiteReplicaRegion.",
+    check=_bucket_violations,
+    clouds=("aws", "gcp", "azure-native"),
+)
+
+
+def _deletion_protection(resource: PolicyResource) -> Iterator[str]:
+    match resource.resource_type:
+        case "aws:lb/loadBalancer:LoadBalancer":
+            if get(resource.props, "enableDeletionProtection") is not True:
+                yield f"load balancer {resource.name} can be deleted by a mistaken change: set enableDeletionProtection"
+        case _:
+            if get(resource.props, "deletionProtection") is not True:
+                yield f"{resource.name} can be deleted by a mistaken change: set deletionProtection"
+
+
+def _deletion_protection_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
+    if is_prod():
+        yield from judge_each(of_type(args, "aws:lb/loadBalancer:LoadBalancer", "gcp:compute/instance:Instance"), _deletion_protection)
+
+
+DELETION_PROTECTED_IN_PROD = stack_policy(
+    "deletion-protection-in-prod",
+    "In prod the database endpoint's load balancer (and GCP machines) have the cloud's own deletion protection.",
+    severity=Severity.MEDIUM,
+    remediation="Set enable_deletion_protection on the load balancer (deletion_protection on GCP machines) when the stack is prod.",
+    check=_deletion_protection_violations,
+    clouds=("aws", "gcp"),
+)
+
+POLICIES = [STATEFUL_PROTECTED, LOGS_RETAINED, BUCKETS_VERSIONED_AND_REPLICATED, DELETION_PROTECTED_IN_PROD]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pulumi_policy import EnforcementLevel, Policy
 
-from policies import encryption, hardening, lifecycle, secret_leaks, segmentation, tagging
+from policies import encryption, hardening, iam, lifecycle, secret_leaks, segmentation, tagging
 
 PACK_NAME = "dpc-policies"
 PACK_VERSION = "0.0.1"
@@ -25,4 +25,5 @@ POLICIES: list[Policy] = [
     *tagging.POLICIES,
     *lifecycle.POLICIES,
     *hardening.POLICIES,
+    *iam.POLICIES,
 ]

@@ -674,7 +674,37 @@ SERVICES_ONLY_ON_THEIR_NETWORKS = stack_policy(
     clouds=("docker",),
 )
 
+def _balancer_problems(balancer: PolicyResource, clients: bool) -> Iterator[str]:
+    match balancer.resource_type:
+        case "aws:lb/loadBalancer:LoadBalancer":
+            public = get(balancer.props, "internal") is not True
+        case "gcp:compute/forwardingRule:ForwardingRule" | "gcp:compute/globalForwardingRule:GlobalForwardingRule":
+            public = not str(get(balancer.props, "loadBalancingScheme") or "EXTERNAL").startswith("INTERNAL")
+        case _:
+            public = any(get(f, "publicIPAddress") is not None for f in items(get(balancer.props, "frontendIPConfigurations")))
+    if public and not clients:
+        yield f"{balancer.name} faces the internet while the stack names no client networks (dpc:access.clientCidrs): make it internal"
+
+
+def _balancer_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
+    clients = bool(client_cidrs())
+    balancers = of_type(args, "aws:lb/loadBalancer:LoadBalancer", "gcp:compute/forwardingRule:ForwardingRule",
+                        "gcp:compute/globalForwardingRule:GlobalForwardingRule", "azure-native:network:LoadBalancer")
+    yield from judge_each(balancers, lambda balancer: _balancer_problems(balancer, clients))
+
+
+LOAD_BALANCERS_INTERNAL = stack_policy(
+    "load-balancers-internal",
+    "The database endpoint's load balancer is internal unless the stack names client networks outside the VPC (dpc:access.clientCidrs), "
+    "as the model decides (GCP: an INTERNAL scheme; Azure: no public frontend).",
+    severity=Severity.HIGH,
+    remediation="Set internal=True (GCP load_balancing_scheme INTERNAL, Azure a private frontend), or list the clients in dpc:access.clientCidrs.",
+    check=_balancer_violations,
+    clouds=("aws", "gcp", "azure-native"),
+)
+
 POLICIES = [
+    LOAD_BALANCERS_INTERNAL,
     NO_INGRESS_FROM_ANYWHERE, FIREWALL_MATRIX_ONLY, SSH_ONLY_TO_BASTION, NO_PUBLIC_IP_ON_NODES, MACHINES_IDENTIFIED_BY_GROUPS, DEFAULT_GROUP_CLOSED,
     FLOW_LOGS_ON,
     SERVICES_ONLY_ON_THEIR_NETWORKS,

@@ -40,6 +40,10 @@ def tag_input(token: str) -> str | None:
     return tag_key if init is not None and tag_key in inspect.signature(init).parameters else None
 
 
+PLACEHOLDER = re.compile(r"(?i)[-_.?*/ ]*|n/?a|none|null|nil|unknown|tbd|todo|tba|changeme|change-me|default|test|xxx+|x|placeholder|example")
+"""Values that fill a tag without saying anything: a reader of the bill learns nothing from them."""
+
+
 def gcp_label_key(key: str) -> str:
     """A tag key as a GCP label key, which must be lowercase: `CostCenter` → `cost_center`."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
@@ -55,6 +59,9 @@ def _missing_tags(args: ResourceValidationArgs) -> Iterator[str]:
     missing = [k for k in keys if not str(tags.get(k) or "").strip()]
     if missing:
         yield f"{tag_key} {', '.join(missing)} missing or empty"
+    placeholders = [f"{k}={tags[k]!r}" for k in keys if k not in missing and PLACEHOLDER.fullmatch(str(tags[k]).strip())]
+    if placeholders:
+        yield f"{tag_key} {', '.join(placeholders)} say nothing: give each the real owner, cost center, environment or service"
 
 
 def _validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -64,7 +71,7 @@ def _validate(args: ResourceValidationArgs, report_violation: ReportViolation) -
 
 REQUIRED_TAGS = ResourceValidationPolicy(
     "required-tags",
-    "Every taggable AWS, GCP and Azure resource carries the required tags (GCP: labels) with non-empty values.",
+    "Every taggable AWS, GCP and Azure resource carries the required tags (GCP: labels) with meaningful values (not empty, `-`, `n/a`, `tbd` …).",
     _validate,
     severity=Severity.MEDIUM,
     remediation_steps="Add the missing keys to the resource's own tags (GCP labels, in snake_case); the program's stack_tags() gives every key.",

@@ -13,10 +13,12 @@ from typing import Any, cast
 import pytest
 from pulumi_policy import EnforcementLevel
 
+from policies import encryption, hardening, iam, lifecycle, segmentation, tagging
 from policies.identity import covers_public_space
 from review.plan import build_plan, stack_config
 from review.policy import UNKNOWN_SHOWN, PlannedResource, load_pack_config, pack_config_for, plan_resources, run_policies
 from tests.unit.policy_cases import STACK_CONFIG, Case
+from tests.unit.policy_cases_coverage import COVERAGE_CASES
 from tests.unit.policy_cases_identity import IDENTITY_CASES
 from tests.unit.test_policies import ALL_CASES
 
@@ -49,14 +51,13 @@ def _mandatory(case: Case, resources: list[PlannedResource]) -> set[str]:
 
 
 _SHAPES = {"up": lambda r: r, "preview": previewed}
-_JUDGED_BY_IDENTITY = [c for c in ALL_CASES if c in IDENTITY_CASES or c.policy in {
-    "encrypted-with-stack-key", "machines-identified-by-their-groups", "no-public-ip-on-nodes", "no-ingress-from-anywhere",
-    "services-only-on-their-overlay-networks", "ssh-only-from-admins-to-bastion", "disks-encrypted-with-customer-key",
-}]
+_MINE = {p.name for module in (encryption, hardening, iam, lifecycle, segmentation, tagging) for p in module.POLICIES}
+"""The policies of the identity and coverage work (the secret-leak policies have their own preview tests)."""
+_SHAPED_CASES = [c for c in ALL_CASES if c in IDENTITY_CASES or c in COVERAGE_CASES or c.policy in _MINE]
 
 
 @pytest.mark.parametrize("shape", _SHAPES)
-@pytest.mark.parametrize("case", _JUDGED_BY_IDENTITY, ids=lambda c: f"{c.policy}-{c.label}")
+@pytest.mark.parametrize("case", _SHAPED_CASES, ids=lambda c: f"{c.policy}-{c.label}")
 def test_identity_rules_judge_alike_in_up_and_preview(case: Case, shape: str) -> None:
     shaped = _SHAPES[shape]
     assert _mandatory(case, [shaped(r) for r in case.good]) == set()
@@ -65,7 +66,7 @@ def test_identity_rules_judge_alike_in_up_and_preview(case: Case, shape: str) ->
 
 def test_the_preview_shape_does_hide_outputs() -> None:
     """The preview cases are not the up cases again: computed ids and ARNs are unknown in them."""
-    hidden = [r for c in _JUDGED_BY_IDENTITY for r in c.bad if previewed(r).inputs != r.inputs]
+    hidden = [r for c in _SHAPED_CASES for r in c.bad if previewed(r).inputs != r.inputs]
     assert len(hidden) >= 10
 
 
@@ -83,7 +84,4 @@ def test_open_means_the_union_covers_public_space(ranges: list[str], open_: bool
 def test_every_shipped_stack_is_clean_in_its_first_preview(stack: str) -> None:
     config, _ = stack_config(stack)
     found = run_policies(plan_resources(build_plan(stack, preview=True)), load_pack_config(pack_config_for(config)), config)
-    mine = {"encrypted-with-stack-key", "machines-identified-by-their-groups", "no-public-ip-on-nodes", "no-ingress-from-anywhere",
-            "services-only-on-their-overlay-networks", "ssh-only-from-admins-to-bastion", "disks-encrypted-with-customer-key",
-            "buckets-encrypted-with-customer-key", "ports-only-from-firewall-matrix"}
-    assert [(v.policy, v.urn, v.message) for v in found if v.policy in mine] == []
+    assert [(v.policy, v.urn, v.message) for v in found if v.policy in _MINE] == []
