@@ -471,8 +471,9 @@ def _aws_instance(subject: Subject) -> list[Line]:
                           monitoring["metricsPerInstance"] * monitoring["metricMonth"]))
     if subject.get("associatePublicIpAddress", False) is True:
         lines.append(_hourly("public IPv4 address", float(prices["publicIpv4Hourly"]), subject.hours))
-    if instance_type.startswith(("t3.", "t3a.", "t4g.")):
-        lines.append(Line("CPU credits above the baseline (unlimited mode)", 0.0, "the machine runs at or below its baseline CPU: no surplus credits"))
+    if instance_type.startswith(("t3.", "t3a.", "t4g.")) and subject.get("creditSpecification.cpuCredits", "unlimited") == "unlimited":
+        lines.append(Line("CPU credits above the baseline (unlimited mode, the default)", 0.0,
+                          "the machine runs at or below its baseline CPU: no surplus credits"))
     return lines
 
 
