@@ -41,6 +41,7 @@ SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 LEGACY_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
 GCP_FIREWALL = "gcp:compute/firewall:Firewall"
+GCP_SERVICE_ACCOUNT = "gcp:serviceaccount/account:Account"
 AZURE_NSG = "azure-native:network:NetworkSecurityGroup"
 AZURE_RULE = "azure-native:network:SecurityRule"
 DOCKER_SERVICE = "docker:index/service:Service"
@@ -317,18 +318,36 @@ def _aws_ssh(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
             yield (f"{flow.describe()}: SSH between machines may only come from the bastion", flow.urn)
 
 
+def _account_roles(firewall: PolicyResource, prop: str) -> tuple[set[str | None], int]:
+    """The roles of the service accounts a firewall names in `prop`, and how many it names that
+    this stack did not make (a literal e-mail).
+    """
+    accounts = depends_through(firewall, prop, GCP_SERVICE_ACCOUNT)
+    return {account_role(a) for a in accounts}, length(peek(firewall.props, prop)) - len(accounts)
+
+
+def _gcp_ssh_problems(firewall: PolicyResource, admins: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> Iterator[str]:
+    """GCP: machines are named by the service account they run as; a network tag is a string any
+    machine's definition can carry, so a firewall that names machines by tag says nothing.
+    """
+    allows_ssh = any(_protocol(get(a, "protocol")) in ("tcp", "all") and any(lo <= SSH_PORT <= hi for lo, hi in _gcp_port_ranges(a))
+                     for a in items(get(firewall.props, "allows")))
+    if get(firewall.props, "direction") not in (None, "INGRESS") or not allows_ssh:
+        return
+    if items(get(firewall.props, "targetTags")) or items(get(firewall.props, "sourceTags")):
+        yield f"firewall {firewall.name}: SSH names machines by network tags, which any machine can copy: use service accounts"
+    ranges = [str(r) for r in items(get(firewall.props, "sourceRanges"))]
+    targets, unmade_targets = _account_roles(firewall, "targetServiceAccounts")
+    if ranges and (targets != {Role.BASTION.value} or unmade_targets or not all(within(r, admins) for r in ranges)):
+        yield f"firewall {firewall.name}: SSH from a network may only reach the bastion's service account, from the admin CIDRs"
+    sources, unmade_sources = _account_roles(firewall, "sourceServiceAccounts")
+    if unmade_sources or any(role != Role.BASTION.value for role in sources):
+        yield f"firewall {firewall.name}: SSH between machines may only come from the bastion's service account"
+
+
 def _gcp_ssh(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
     admins = admin_cidrs()
-    for firewall in of_type(args, GCP_FIREWALL):
-        allows_ssh = any(_protocol(get(a, "protocol")) in ("tcp", "all") and any(lo <= SSH_PORT <= hi for lo, hi in _gcp_port_ranges(a))
-                         for a in items(get(firewall.props, "allows")))
-        if get(firewall.props, "direction") not in (None, "INGRESS") or not allows_ssh:
-            continue
-        ranges = [str(r) for r in items(get(firewall.props, "sourceRanges"))]
-        if ranges and (items(get(firewall.props, "targetTags")) != [Role.BASTION.value] or not all(within(r, admins) for r in ranges)):
-            yield (f"firewall {firewall.name}: SSH from a network may only reach the bastion tag, from the admin CIDRs", firewall.urn)
-        if any(tag != Role.BASTION.value for tag in items(get(firewall.props, "sourceTags"))):
-            yield (f"firewall {firewall.name}: SSH between machines may only come from the bastion tag", firewall.urn)
+    yield from judge_each(of_type(args, GCP_FIREWALL), lambda firewall: _gcp_ssh_problems(firewall, admins))
 
 
 def _admits_ssh(rule: Any) -> bool:
@@ -374,8 +393,8 @@ SSH_ONLY_TO_BASTION = stack_policy(
     "ssh-only-from-admins-to-bastion",
     "SSH reaches the bastion only from the admin CIDRs (dpc:access.adminCidrs), and the other machines only from the bastion.",
     severity=Severity.CRITICAL,
-    remediation="Open port 22 only on the bastion's group (GCP: target tag bastion; Azure: the NSG tagged Role bastion) from dpc:access.adminCidrs, "
-    "and on the nodes only from the bastion (Azure: its application security group).",
+    remediation="Open port 22 only on the bastion's group (GCP: the bastion's service account; Azure: the NSG tagged Role bastion) from "
+    "dpc:access.adminCidrs, and on the nodes only from the bastion (GCP: its service account; Azure: its application security group).",
     check=_ssh_violations,
     clouds=("aws", "gcp", "azure-native"),
 )
@@ -456,10 +475,15 @@ def _elastic_ip_problems(resource: PolicyResource, public: list[str]) -> Iterato
                 yield f"{resource.name}: an Elastic IP on {machine.name}, a {machine_role(machine) or 'role-less'} machine (by its security group)"
 
 
+def account_role(account: PolicyResource) -> str | None:
+    """The role a GCP service account of the stack is made for: the program names each `<stack>-<role>`."""
+    role = str(get(account.props, "accountId")).rsplit("-", 1)[-1]
+    return role if role in _MACHINE_ROLES else None
+
+
 def gcp_role(instance: PolicyResource) -> str | None:
-    """A GCP machine's role: that of the service account it runs as (the stack's `<stack>-<role>` account)."""
-    accounts = depends_through(instance, "serviceAccount", "gcp:serviceaccount/account:Account")
-    roles = {str(get(a.props, "accountId")).rsplit("-", 1)[-1] for a in accounts} & _MACHINE_ROLES
+    """A GCP machine's role: that of the service account of this stack it runs as."""
+    roles = {account_role(a) for a in depends_through(instance, "serviceAccount", GCP_SERVICE_ACCOUNT)} - {None}
     return roles.pop() if len(roles) == 1 else None
 
 

@@ -69,6 +69,22 @@ def _nsg(role: str, *rules: dict[str, Any]) -> PlannedResource:
     return res("azure-native:network:NetworkSecurityGroup", f"{role}-nsg", {"tags": {"Role": role}, "securityRules": list(rules)})
 
 
+ACCOUNTS = {role: res("gcp:serviceaccount/account:Account", f"{role}-account", {"accountId": f"dpc-prod-{role}"}) for role in ("bastion", "worker", "app")}
+"""The GCP service accounts a machine of each role runs as: its network identity."""
+
+
+def _gcp_ssh(name: str, **identities: Any) -> PlannedResource:
+    """A GCP firewall admitting SSH; service accounts are named by e-mail, found through property dependencies."""
+    inputs: dict[str, Any] = {"allows": [{"protocol": "tcp", "ports": ["22"]}]}
+    deps: dict[str, list[PlannedResource]] = {}
+    for key, value in identities.items():
+        accounts = [v for v in value if isinstance(v, PlannedResource)]
+        inputs[key] = [f"{a.name}@p.iam.gserviceaccount.com" for a in accounts] or value
+        if accounts:
+            deps[key] = accounts
+    return res("gcp:compute/firewall:Firewall", name, inputs, deps=deps)
+
+
 def _group(role: str | None) -> PlannedResource:
     return res("aws:ec2/securityGroup:SecurityGroup", f"{role}-sg", {"tags": {"Role": role}} if role else {})
 
@@ -409,8 +425,15 @@ CASES = [
     Case(
         "ssh-only-from-admins-to-bastion",
         "gcp",
-        [res("gcp:compute/firewall:Firewall", "f", {"sourceRanges": [ADMIN], "targetTags": ["bastion"], "allows": [{"protocol": "tcp", "ports": ["22"]}]})],
-        [res("gcp:compute/firewall:Firewall", "f", {"sourceTags": ["app"], "targetTags": ["worker"], "allows": [{"protocol": "tcp"}]})],
+        [*ACCOUNTS.values(), _gcp_ssh("in", sourceRanges=[ADMIN], targetServiceAccounts=[ACCOUNTS["bastion"]]),
+         _gcp_ssh("hop", sourceServiceAccounts=[ACCOUNTS["bastion"]], targetServiceAccounts=[ACCOUNTS["worker"]])],
+        [*ACCOUNTS.values(),
+         res("gcp:compute/firewall:Firewall", "tags", {"sourceTags": ["bastion"], "targetTags": ["worker"], "allows": [{"protocol": "tcp"}]}),
+         _gcp_ssh("from-app", sourceServiceAccounts=[ACCOUNTS["app"]], targetServiceAccounts=[ACCOUNTS["worker"]]),
+         _gcp_ssh("to-worker", sourceRanges=[ADMIN], targetServiceAccounts=[ACCOUNTS["worker"]]),
+         res("gcp:compute/firewall:Firewall", "literal", {"sourceServiceAccounts": ["bastion@elsewhere.iam.gserviceaccount.com"],
+                                                          "allows": [{"protocol": "tcp", "ports": ["22"]}]})],
+        offenders=4,
     ),
     Case(
         "ssh-only-from-admins-to-bastion",
