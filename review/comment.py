@@ -193,7 +193,24 @@ def _unjudged(stack: StackReview) -> list[str]:
     return [f"<details><summary>{stack.name}: {len(items)} thing(s) this review could not price or judge</summary>", "", *items, "", "</details>", ""]
 
 
+COMMENT_LIMIT = 65_536
+"""GitHub's limit on a comment's body, in characters."""
+ROWS_SHOWN = (30, 10, 0)
+"""Risk rows shown per stack before the rest is folded into counts, tried in turn until the comment fits."""
+
+
 def render(stacks: Sequence[StackReview], gate: Gate) -> str:
+    """The comment, within GitHub's limit: as many risk rows per stack as fit (`ROWS_SHOWN`)."""
+    text = ""
+    for rows in ROWS_SHOWN:
+        text = _render(stacks, gate, rows)
+        if len(text) <= COMMENT_LIMIT:
+            return text
+    note = "\n\n**The comment was cut at GitHub's limit: the job summary of this run has it whole.**\n"
+    return text[: COMMENT_LIMIT - len(note)] + note
+
+
+def _render(stacks: Sequence[StackReview], gate: Gate, rows: int) -> str:
     """The comment: marker, headline, the gate, a table of the stacks, then each stack's details folded."""
     ordered = sorted(stacks, key=lambda s: s.name)
     worst = max((s.risk.worst for s in ordered), default=Risk.SAFE)
@@ -223,7 +240,7 @@ def render(stacks: Sequence[StackReview], gate: Gate) -> str:
         lines.append(f"| `{stack.name}` | {_ops(stack.change)} | {monthly} | {change} | {stack.risk.worst.label} | {_policy_cell(stack)} |")
     lines.append("")
     for stack in ordered:
-        lines += [f"### `{stack.name}`", "", markdown(stack.risk).split("\n", 2)[-1] if stack.risk.listed else "No step to review.", ""]
+        lines += [f"### `{stack.name}`", "", markdown(stack.risk, rows).split("\n", 2)[-1], ""]
         lines = [*lines, *_cost_details(stack), *_policy_details(stack), *_unjudged(stack)]
     lines.append("<sub>How to read this: README, \"Reviewing a change in a pull request\". Risk: safe < review < dangerous < irreversible.</sub>")
     return "\n".join(lines) + "\n"

@@ -27,7 +27,7 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -323,9 +323,27 @@ def classify(change: Change) -> RiskReport:
     return RiskReport(change.stack, tuple(judgements))
 
 
-def markdown(report: RiskReport) -> str:
+def _row(j: Judgement) -> str:
+    return f"| {j.risk.label} | {j.step.op} | `{j.step.name}` | `{j.step.type}` | {'; '.join(j.reasons).replace('|', '/')} |"
+
+
+def _grouped(rows: Sequence[Judgement]) -> list[str]:
+    """Steps counted by class, op and type, each group with its first step's reasons as an example."""
+    groups: dict[tuple[Risk, str, str], list[Judgement]] = {}
+    for j in rows:
+        groups.setdefault((j.risk, j.step.op, j.step.type), []).append(j)
+    lines = ["| risk | op | type | steps | for example |", "|---|---|---|---:|---|"]
+    lines += [
+        f"| {risk.label} | {op} | `{type_}` | {len(found)} | `{found[0].step.name}`: {'; '.join(found[0].reasons).replace('|', '/')} |"
+        for (risk, op, type_), found in sorted(groups.items(), key=lambda item: (-item[0][0], item[0][1], item[0][2]))
+    ]
+    return lines
+
+
+def markdown(report: RiskReport, max_rows: int | None = None) -> str:
     """The report as a reviewer reads it: the worst class, then one row per step that is not safe
-    and unremarked, worst first.
+    or has a remark, worst first; past `max_rows` rows, the rest folded and counted by class, op
+    and type (a deleted stack lists hundreds of steps, more than a pull-request comment holds).
     """
     counts = report.as_json()["counts"]
     lines = [
@@ -337,11 +355,10 @@ def markdown(report: RiskReport) -> str:
     if not rows:
         lines.append("No step needs review.")
         return "\n".join(lines)
-    lines += ["| risk | op | resource | type | why |", "|---|---|---|---|---|"]
-    lines += [
-        f"| {j.risk.label} | {j.step.op} | `{j.step.name}` | `{j.step.type}` | {'; '.join(j.reasons).replace('|', '/')} |"
-        for j in rows
-    ]
+    shown, rest = (rows, []) if max_rows is None else (rows[:max_rows], rows[max_rows:])
+    lines += ["| risk | op | resource | type | why |", "|---|---|---|---|---|", *map(_row, shown)]
+    if rest:
+        lines += ["", f"<details><summary>{len(rest)} more step(s), counted by class, op and type</summary>", "", *_grouped(rest), "", "</details>"]
     return "\n".join(lines)
 
 

@@ -97,3 +97,14 @@ def test_the_comment_command_writes_the_file_and_exits_by_the_gate(tmp_path: Pat
     assert main(["comment", str(directory), "--max-increase-usd", "5"]) == 1
     assert main(["comment", str(directory), "--max-increase-usd", "5", "--accepted"]) == 0
     assert main(["comment", str(tmp_path / "missing")]) == 2
+
+
+def test_a_deleted_stack_fits_in_one_comment_with_every_step_counted(tmp_path: Path) -> None:
+    base = plan_of("prod")
+    text = render([review_stack(_stack_dir(tmp_path, "prod", {"steps": []}, base))], Gate())
+    assert len(text) <= 65_536
+    assert "more step(s), counted by class, op and type</summary>" in text
+    folded = text[text.index("counted by class, op and type"):]
+    counted = sum(int(row.split("|")[4]) for row in folded.splitlines() if row.startswith("| ") and row.split("|")[4].strip().isdigit())
+    shown = sum(1 for row in text[: text.index("counted by class")].splitlines() if row.startswith("| ") and "| delete |" in row)
+    assert shown + counted == len(base["steps"]), "every deleted resource is shown or counted"
