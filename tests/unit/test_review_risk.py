@@ -17,7 +17,7 @@ import yaml
 
 from review.__main__ import main
 from review.risk import Risk, RiskReport, classify, members_held
-from review.steps import change_between_plans, load_change
+from review.steps import change_between_plans, change_from_digest, load_change
 from tests.unit.conftest import plan_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -186,3 +186,14 @@ def test_the_risk_command_prints_json_and_gates_on_a_class(capsys: pytest.Captur
     assert main(["risk", str(PREVIEWS / "foreign-stack.json")]) == 0
     assert "| risk | op | resource | type | why |" in capsys.readouterr().out
     assert main(["risk", str(PREVIEWS / "nonexistent.json")]) == 2
+
+
+def test_machines_of_a_stack_the_program_did_not_write_are_members_by_their_labels() -> None:
+    def vm(name: str, labels: dict[str, str]) -> dict[str, Any]:
+        state = {"type": "gcp:compute/instance:Instance", "custom": True, "inputs": {"name": name, "labels": labels}, "outputs": {}}
+        return {"op": "delete", "urn": f"urn:pulumi:lab::kv::gcp:compute/instance:Instance::{name}", "oldState": state, "detailedDiff": None}
+    digest = {"steps": [vm("kv-1", {"cluster": "etcd"}), vm("kv-2", {"app": "etcd-member"}), vm("web-1", {"app": "web"})]}
+    steps = _by_name(classify(change_from_digest(digest)))
+    assert steps["kv-1"][1] is Risk.DANGEROUS
+    assert "takes 2 etcd members at once in this change (kv-1, kv-2): one at a time, each back before the next" in steps["kv-1"][2]
+    assert steps["web-1"][1] is Risk.REVIEW and not any("member" in r for r in steps["web-1"][2])

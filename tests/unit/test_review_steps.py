@@ -17,6 +17,7 @@ from review.steps import (
     change_from_digest,
     load_change,
     replacement_table,
+    replaces,
 )
 from tests.unit.conftest import plan_of
 
@@ -155,3 +156,12 @@ def test_load_change_refuses_a_preview_as_a_base_plan(tmp_path: Path) -> None:
     (tmp_path / "list.json").write_text("[]")
     with pytest.raises(ValueError, match="not a plan or a preview digest"):
         load_change(tmp_path / "list.json")
+
+
+def test_user_data_replaces_an_instance_only_when_it_says_so() -> None:
+    rule = replacement_table()["aws:ec2/instance:Instance"]
+    assert not replaces(rule, "userData", {"userDataReplaceOnChange": False})
+    assert replaces(rule, "userData", {"userDataReplaceOnChange": True})
+    assert replaces(rule, "rootBlockDevice.kmsKeyId", {}) and not replaces(rule, "rootBlockDevice.volumeSize", {})
+    assert replaces(rule, "rootBlockDevice", {}), "a whole block changed holds a property that forces"
+    assert not replaces(rule, "instanceType", {})
