@@ -293,13 +293,13 @@ def _flag_problem(flag: str, value: str, allowed_names: list[str]) -> str | None
 
 def argument_problems(argv: list[str], allowed_names: list[str]) -> Iterator[str]:
     """The secrets on a command line: flags named like secrets with a literal value (`--flag=value`
-    or the next argument), `NAME=value` assignments, `user:pass | chpasswd`, and anything that is or
-    looks like a secret. A flag's value that is no secret is checked again as an argument of its own
-    (`-e PASSWORD=x`).
+    or the next argument), `NAME=value` assignments, anything that is or looks like a secret, and in
+    a script argument (`sh -c "..."`) what `_scan` finds (`user:pass | chpasswd`, base64 inside).
+    A flag's value that is no secret is checked again as an argument of its own (`-e PASSWORD=x`).
     """
     for argument in argv:
-        for _, what in shapes(argument) if any(c.isspace() for c in argument) else ():
-            yield f"a script holds {what}"
+        for _, problem in _scan(argument, allowed_names) if any(c.isspace() for c in argument) else ():
+            yield f"a script's line: {problem}"
     words = _tokens(argv)
     index = 0
     while index < len(words):

@@ -1,0 +1,46 @@
+"""The policy pack's catch rate over the mutation catalogue (tests/unit/policy_mutations.py), and how
+long it takes.
+
+Usage (from the repository root): .venv/bin/python -m benchmarks.policy_mutations [--shape up|preview]
+
+Builds the prod plan in each shape (as the engine hands it to the pack at `pulumi up`, and as a first
+`pulumi preview`), applies every mutation of the catalogue to it one at a time, runs the whole pack
+over each, and prints the catch rate per shape and class (issue 10's), every miss with what is known
+of why, and the time of the builds and of the judging (wall and CPU). Exits 1 when a shape's rate is
+under 95 %, as the test does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from tests.unit.policy_mutations import MUTATIONS, SHAPES, base_plan, judge, rates, table
+
+REQUIRED_RATE = 0.95
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Judges the catalogue in the chosen shapes, prints the table and the times; 1 under the rate."""
+    parser = argparse.ArgumentParser(description="The policy pack's catch rate over the mutation catalogue.")
+    parser.add_argument("--shape", choices=SHAPES, action="append", help="a shape to judge (default: both)")
+    args = parser.parse_args(argv)
+    shapes: list[str] = args.shape or list(SHAPES)
+    started, cpu = time.perf_counter(), time.process_time()
+    for shape in shapes:
+        base_plan(shape)
+    built, built_cpu = time.perf_counter() - started, time.process_time() - cpu
+    started, cpu = time.perf_counter(), time.process_time()
+    outcomes = judge(MUTATIONS, shapes)
+    judged, judged_cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(f"{len(MUTATIONS)} mutations of the prod plan, {len(shapes)} shape(s)")
+    print(table(outcomes))
+    print(f"plans built in {built:.1f} s ({built_cpu:.1f} s CPU); {len(outcomes)} pack runs in {judged:.1f} s ({judged_cpu:.1f} s CPU), "
+          f"{judged / len(outcomes):.2f} s each")
+    counts = rates(outcomes)
+    return 0 if all(counts[(shape, "all")][0] / counts[(shape, "all")][1] >= REQUIRED_RATE for shape in shapes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
