@@ -105,7 +105,7 @@ def _hop_limit_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]
     the node (providers/aws/compute.py `_metadata_hops`), which may have 2, and only one such node.
     """
     machines = of_type(args, "aws:ec2/instance:Instance", "aws:ec2/launchTemplate:LaunchTemplate")
-    allowed: int = args.get_config()["containerMetadataMachines"]
+    allowed = int(args.get_config()["containerMetadataMachines"])  # the engine sends config numbers as floats
     reaching = [m for m in machines if _hop_limit(m) not in (1, None, UNKNOWN)]
     for machine in machines:
         hops = _hop_limit(machine)

@@ -392,15 +392,28 @@ def run_policies(resources: Sequence[PlannedResource], pack_config: Mapping[str,
         policy = configured.policy
         if configured.level is EnforcementLevel.DISABLED:
             continue
+        config = _as_configured(configured.properties)
         if isinstance(policy, ResourceValidationPolicy):
             for resource in resources:
                 args = ResourceValidationArgs(resource.type, props[resource.urn], resource.urn, resource.name, _options(resource),
-                                              providers.get(_provider_urn(resource)), dict(configured.properties))
+                                              providers.get(_provider_urn(resource)), None if config is None else dict(config))
                 diagnostics.guarded(configured, resource.urn, partial(policy.validate, args))  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]  # the SDK leaves validate's Awaitable unparameterised
         elif isinstance(policy, StackValidationPolicy):
-            stack_args = StackValidationArgs(stack, dict(configured.properties))
+            stack_args = StackValidationArgs(stack, None if config is None else dict(config))
             diagnostics.guarded(configured, "", partial(policy.validate, stack_args))  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]  # as above
     return diagnostics.found
+
+
+def _as_configured(properties: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A policy's config properties as the policy host hands them to `validate`: sent by the engine
+    in a protobuf Struct (every number a float: 32 arrives as 32.0), a fresh copy for each call,
+    and None for a policy with none.
+    """
+    if not properties:
+        return None
+    struct = struct_pb2.Struct()
+    struct.update(dict(properties))
+    return json_format.MessageToDict(struct)
 
 
 def _provider_urn(resource: PlannedResource) -> str:

@@ -57,25 +57,8 @@ def _unprotected_volume(plan: dict[str, Any]) -> None:
 
 
 def _password_in_service_environment(plan: dict[str, Any]) -> None:
-    env = {"PATRONI_SUPERUSER_PASSWORD": "correct horse battery staple", "PGDATA": "/var/lib/postgresql/data"}
-    urn = "urn:pulumi:prod::dpc::docker:index/service:Service::prod-patroni-1"
-    plan["steps"].append(
-        {
-            "op": "create",
-            "urn": urn,
-            "newState": {
-                "urn": urn,
-                "type": "docker:index/service:Service",
-                "custom": True,
-                "parent": "",
-                "protect": False,
-                "dependencies": [],
-                "provider": "",
-                "propertyDependencies": {},
-                "inputs": {"name": "patroni-1", "taskSpec": {"containerSpec": {"image": "patroni:4.1.5", "env": env}}},
-            },
-        }
-    )
+    container = _step(plan, "prod-database-grafana", "docker:index/service:Service")["newState"]["inputs"]["taskSpec"]["containerSpec"]
+    container["env"] = {**container.get("env", {}), "GF_SECURITY_ADMIN_PASSWORD": "correct horse battery staple"}
 
 
 def _node_with_public_ip(plan: dict[str, Any]) -> None:
@@ -108,11 +91,7 @@ MUTATIONS: dict[str, tuple[Callable[[dict[str, Any]], None], set[tuple[str, str]
     "unencrypted volume": (_unencrypted_volume, {("disks-encrypted-with-customer-key", "prod-storage-worker-1-data")}),
     "missing tag": (_missing_tag, {("required-tags", "prod-network-vpc")}),
     "unprotected prod volume": (_unprotected_volume, {("stateful-resources-protected", "prod-storage-worker-1-data")}),
-    "password in a service's environment": (
-        _password_in_service_environment,
-        # the added service runs an image none of the program's services runs: it has no identity either
-        {("no-secret-in-service-environment", "prod-patroni-1"), ("services-only-on-their-overlay-networks", "prod-patroni-1")},
-    ),
+    "password in a service's environment": (_password_in_service_environment, {("no-secret-in-service-environment", "prod-database-grafana")}),
     "node with a public IP": (_node_with_public_ip, {("no-public-ip-on-nodes", "prod-compute-worker-2")}),
     "grafana attached to data-net": (_grafana_on_data_net, {("services-only-on-their-overlay-networks", "prod-database-grafana")}),
     "password in a service's arguments": (
