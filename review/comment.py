@@ -147,9 +147,14 @@ def _policy_cell(stack: StackReview) -> str:
 
 
 def _cost_cells(stack: StackReview) -> tuple[str, str]:
+    """The monthly cost after the change and its delta; a preview leaves its unchanged resources
+    out, so its total is of the listed ones only (the delta is exact all the same).
+    """
     if stack.cost is None:
         return "not estimated", ""
-    return f"{float(stack.cost.get('monthlyUsd') or 0):,.2f}", _usd(stack.delta_usd)
+    monthly = f"{float(stack.cost.get('monthlyUsd') or 0):,.2f}"
+    unlisted = int(stack.cost.get("unlistedSame") or 0)
+    return (f"{monthly} of what changes ({unlisted} unchanged not listed)" if unlisted else monthly), _usd(stack.delta_usd)
 
 
 def _cost_details(stack: StackReview) -> list[str]:

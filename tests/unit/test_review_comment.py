@@ -57,6 +57,7 @@ def test_the_comment_has_the_marker_headline_table_and_folded_details(tmp_path: 
     rows = [line for line in lines if line.startswith("| `")]
     assert rows[0].startswith("| `dev` | 1 update | 500.00 | +15.00 | safe | passes (0 mandatory, 1 advisory) |")
     assert rows[1].startswith("| `shop` | 1 create, 1 delete, 2 replace, 1 update |"), "stacks in name order, whatever the order given"
+    assert "of what changes (39 unchanged not listed)" in rows[1], "a preview's total is of the resources it lists"
     assert text.index("### `dev`") < text.index("### `shop`")
     assert "<details><summary>dev: cost (1 resource(s) change the bill)</summary>" in text
     assert "- not priced: `urn:pulumi:dev::dpc::x:y:Z::odd` (create): no price table for x" in text
