@@ -88,7 +88,7 @@ def _statement_problems(statement: Any) -> Iterator[str]:
 
 
 def _document_problems(resource: PolicyResource) -> Iterator[str]:
-    document = peek(resource.props, AWS_POLICY_DOCUMENTS.get(resource.resource_type, "policy"))
+    document = get(resource.props, AWS_POLICY_DOCUMENTS.get(resource.resource_type, "policy"))  # unknown at preview: not judged, and said so
     for statement in statements(document):
         yield from (f"{resource.name}: {problem}" for problem in _statement_problems(statement))
 
@@ -161,7 +161,7 @@ def _open_principal(statement: Any) -> bool:
 
 
 def _key_policy_problems(key: PolicyResource) -> Iterator[str]:
-    for statement in statements(peek(key.props, "policy")):
+    for statement in statements(get(key.props, "policy")):
         if get(statement, "Effect") == "Allow" and (_open_principal(statement) or get(statement, "NotPrincipal") is not None):
             yield f"key {key.name}: {get(statement, 'Sid') or 'a statement'} allows every principal"
 

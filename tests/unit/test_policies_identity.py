@@ -84,4 +84,8 @@ def test_open_means_the_union_covers_public_space(ranges: list[str], open_: bool
 def test_every_shipped_stack_is_clean_in_its_first_preview(stack: str) -> None:
     config, _ = stack_config(stack)
     found = run_policies(plan_resources(build_plan(stack, preview=True)), load_pack_config(pack_config_for(config)), config)
-    assert [(v.policy, v.urn, v.message) for v in found if v.policy in _MINE] == []
+    judged = [v for v in found if v.policy in _MINE]
+    assert [(v.policy, v.urn, v.message) for v in judged if v.level is EnforcementLevel.MANDATORY] == []
+    # what a first preview cannot show is said, never passed: the node roles' policies name the stack key's ARN
+    unjudged = [v for v in judged if v.level is EnforcementLevel.ADVISORY]
+    assert all(v.policy == "iam-least-privilege" and "during preview" in v.message for v in unjudged), [v.message for v in unjudged]
