@@ -39,3 +39,12 @@ def test_a_plan_is_the_same_from_run_to_run_and_lists_what_is_needed_first() -> 
         for needed in (state["parent"], provider, *state["dependencies"]):
             assert not needed or needed in seen, f"{step['urn']} comes before {needed}"
         seen.add(step["urn"])
+
+
+def test_the_policy_command_documents_its_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["policy", "--help"])
+    assert exited.value.code == 0
+    printed = capsys.readouterr().out
+    for status in ("0  no mandatory violation", "1  at least one mandatory violation", "2  bad input"):
+        assert status in printed
