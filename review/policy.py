@@ -113,6 +113,13 @@ _GONE = frozenset({"delete", "delete-replaced", "discard", "discard-replaced", "
 """Step ops after which the resource is not in the stack: the engine analyzes no such resource."""
 
 
+def _inputs(state: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A state's inputs; a state that records only its outputs is read by them (they hold the
+    inputs the provider echoed), never as a resource with no properties.
+    """
+    return cast(Mapping[str, Any], state["inputs"] if "inputs" in state else state.get("outputs") or {})
+
+
 def plan_resources(plan: Mapping[str, Any]) -> list[PlannedResource]:
     """The resources of a plan in the plan's order: an offline plan (`review.plan.build_plan`) or a
     `pulumi preview --json`, whose steps may lack what ours record (outputs or inputs, property
@@ -127,7 +134,7 @@ def plan_resources(plan: Mapping[str, Any]) -> list[PlannedResource]:
         states[str(cast(Mapping[str, Any], state)["urn"])] = cast(Mapping[str, Any], state)
     return [
         PlannedResource(
-            urn=urn, type=state["type"], name=urn.split("::")[-1], inputs=state.get("inputs") or {}, protect=bool(state.get("protect")),
+            urn=urn, type=state["type"], name=urn.split("::")[-1], inputs=_inputs(state), protect=bool(state.get("protect")),
             parent=state.get("parent") or "", provider=state.get("provider") or "", dependencies=tuple(state.get("dependencies") or ()),
             property_dependencies=state.get("propertyDependencies") or {}, outputs=state.get("outputs"),
         )

@@ -103,3 +103,14 @@ def test_a_file_that_is_not_a_plan_exits_2_without_a_traceback(tmp_path: Path, c
     assert main(["policy", str(path)]) == 2
     error = capsys.readouterr().err
     assert expected in error and "Traceback" not in error
+
+
+def test_a_state_with_outputs_alone_is_judged_by_them() -> None:
+    """A step that records only outputs (as some `pulumi preview --json` states do) is judged by
+    them, not as a resource with no properties."""
+    urn = "urn:pulumi:prod::dpc::aws:ebs/volume:Volume::data"
+    state = {"urn": urn, "type": "aws:ebs/volume:Volume", "outputs": {"encrypted": False, "size": 10}}
+    [resource] = plan_resources({"steps": [{"op": "same", "urn": urn, "newState": state}]})
+    assert resource.inputs == resource.outputs == state["outputs"]
+    found = run_policies([resource], {"all": "disabled", "disks-encrypted-with-customer-key": "mandatory"}, {})
+    assert found and {v.urn for v in found} == {urn}
