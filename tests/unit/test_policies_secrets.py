@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 from pulumi_policy import EnforcementLevel
 
-from policies.secret_leaks import text_problems
-from review.policy import PlannedResource, Violation, run_policies
+from policies.secret_leaks import POLICIES, text_problems
+from review.plan import stack_config
+from review.policy import PlannedResource, Violation, plan_resources, run_policies
 from tests.unit.policy_cases import STACK_CONFIG, res, violations_of
+from tests.unit.policy_mutations import base_plan
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 ALLOWED = ["ETCD_INITIAL_CLUSTER_TOKEN", "initial-cluster-token"]
@@ -199,3 +201,17 @@ def test_the_offline_mask_is_not_what_finds_a_leak() -> None:
     assert violations_of("no-secret-in-service-environment", [masked]) == []
     assert _mandatory(run_policies([PASSWORD, res("docker:index/service:Service", "app", _service_env("[secret]"), deps={"taskSpec": [PASSWORD]})],
                                    {"all": "disabled", PROVENANCE: "mandatory"}, STACK_CONFIG)) == {"app"}
+
+
+@pytest.mark.parametrize("shape", ["up", "preview"])
+def test_the_prod_plan_has_no_leak_in_either_shape_and_at_preview_says_which_machines_wait_for_up(shape: str) -> None:
+    """At `up` (plaintext) nothing is reported; at a first preview the machines whose user data
+    holds the deploy key's public half are named as not judged, and nothing is mandatory."""
+    found = run_policies(plan_resources(base_plan(shape)), {"all": "disabled", **{p.name: "mandatory" for p in POLICIES}}, stack_config("prod")[0])
+    assert _mandatory(found) == set()
+    unjudged = [v.message for v in found if v.policy == PROVENANCE]
+    if shape == "up":
+        assert found == []
+    else:
+        machines = [s["urn"] for s in base_plan(shape)["steps"] if s["newState"]["type"] == "aws:ec2/instance:Instance"]
+        assert len(unjudged) == 1 and len(machines) == 10 and all(urn in unjudged[0] for urn in machines)

@@ -7,6 +7,8 @@ either shape.
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from tests.unit.policy_mutations import CLASSES, MUTATIONS, SHAPES, Edit, Mutation, Outcome, base_plan, judge, rates, table
@@ -48,6 +50,16 @@ def test_every_mutation_changes_the_plan_and_names_what_it_changed(shape: str) -
         assert edit.targets, candidate.name
         changed = edit.plan()["steps"] != base["steps"]
         assert changed or (shape == "preview" and candidate.note), f"{candidate.name} changes nothing and says nothing of why"
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_mutations_leave_the_shared_base_plan_as_it_was(shape: str) -> None:
+    """The base plan's steps are shared by every mutation (and the pack's view of them reused)."""
+    base = base_plan(shape)
+    before = copy.deepcopy(base)
+    for candidate in MUTATIONS:
+        candidate.apply(Edit(base, shape))
+    assert base == before
 
 
 def test_a_mutation_counts_only_when_a_new_mandatory_violation_names_it() -> None:
