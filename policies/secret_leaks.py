@@ -474,7 +474,9 @@ _PUBLIC_HALF: dict[str, frozenset[str]] = {
 """Properties that take a generated key's public half (authorized SSH keys in user data, a key
 pair): a dependency on the key does not say which half came through, so the value is read, and
 must hold no private key. During a preview the value is unknown, and the resource is left unjudged
-(`judge_each` says so); at `up`, before the resource is created, it is judged."""
+(`judge_each` says so); at `up`, before the resource is created, it is judged. Where the engine hands
+this whole-stack policy a digest in place of the user data (the AWS provider keeps `userData` as its
+SHA-1), `no-secret-in-rendered-config`, which reads each resource's inputs, finds a key written there."""
 
 
 def _stores(resource: PolicyResource, prop: str) -> bool:
