@@ -13,7 +13,9 @@ without. The digest's shape is the engine's own (pulumi/pulumi `sdk/pkg/display/
 - `changeSummary`: a count per op, which counts the `same` steps the digest does not list (only a
   `same` step whose `protect` changed is listed, and the root stack always);
 - `config`: the stack's config, secrets blinded;
-- an unknown value is the engine's sentinel string (`UNKNOWN`), a secret is `"[secret]"`.
+- an unknown value is the engine's sentinel string (`UNKNOWN`), a secret is `"[secret]"`
+  (`MassageSecrets`): two plans compare their secrets masked, so a changed secret shows only
+  where something else changes with it (a Docker secret's content-derived name does).
 
 A replacement is one `replace` step without `--show-replacement-steps`, and `replace`,
 `create-replacement` and `delete-replaced` with it (`delete-replaced` first when the resource is
@@ -35,8 +37,6 @@ UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 """The engine's sentinel for a value not known until the update runs (`plugin.UnknownStringValue`)."""
 OFFLINE_UNKNOWN = "[unknown]"
 """How the offline plan writes that sentinel (review/plan.py)."""
-SECRET = "[secret]"
-"""How a preview shows a secret value (`MassageSecrets` in the engine's JSON display)."""
 
 ENGINE_OPS = (
     "same", "create", "update", "delete", "replace", "create-replacement", "delete-replaced",
@@ -52,11 +52,6 @@ REPLACEMENTS_FILE = Path(__file__).with_name("replacements.json")
 def is_unknown(value: object) -> bool:
     """Whether a property value is not known before the update (either spelling of the sentinel)."""
     return value in (UNKNOWN, OFFLINE_UNKNOWN)
-
-
-def is_secret(value: object) -> bool:
-    """Whether a property value is a secret the preview blinded."""
-    return value == SECRET
 
 
 def _strings(value: object) -> tuple[str, ...]:
