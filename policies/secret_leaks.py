@@ -77,6 +77,7 @@ _HEALTHCHECK_FORMS = ("CMD", "CMD-SHELL", "NONE")
 _CRYPT_HASH = re.compile(r"^\$(1|2[abxy]?|5|6|y|gy|7|argon2(id|i|d)?)\$")
 """A crypt(3) password hash (`$6$salt$...`): starts with `$` like a shell expansion, but is a
 credential an attacker can crack offline, as much a leak as the password."""
+_PRINTED_LITERAL = re.compile(r"""^\$\(\s*(?:echo|printf)\s+(?:-\w+\s+)*['"]?[^\s$'"`)]""")
 _QUOTED = r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\""
 _SHAPES = _rules(
     (
@@ -116,9 +117,10 @@ never a decompression bomb."""
 
 def _reference(value: str) -> bool:
     """Whether a value points at a secret instead of holding it: a file path, a shell or template
-    expansion, a YAML block's marker, or nothing at all. A crypt hash is no reference.
+    expansion, a YAML block's marker, or nothing at all. A crypt hash is no reference, nor a command
+    substitution that only prints a literal (`$(echo aHVudGVy | base64 -d)`).
     """
-    if _CRYPT_HASH.match(value):
+    if _CRYPT_HASH.match(value) or _PRINTED_LITERAL.match(value):
         return False
     return not value or value.startswith(("/", "$", "file:", ":'", ':"')) or value in _YAML_BLOCK
 

@@ -140,6 +140,7 @@ SYNTAXES = {
     "mime multipart": "Content-Type: multipart/mixed; boundary=\"b\"\nMIME-Version: 1.0\n\n--b\nContent-Type: text/x-shellscript\n"
     "Content-Transfer-Encoding: base64\n\n" + _b64("#!/bin/sh\nexport DB_PASSWORD=hunter2\n") + "\n--b--\n",
     "private key": "tls:\n  key: |\n    " + PRIVATE_PEM,
+    "a literal printed by a command substitution": "#!/bin/sh\nexport PGPASSWORD=$(echo aHVudGVyMg== | base64 -d)\n",
 }
 
 
