@@ -83,7 +83,9 @@ class Ingress:
 
 
 def role_of(group: PolicyResource | None) -> str | None:
-    """The role a security group guards, from its `Role` tag."""
+    """The role a security group guards, from its `Role` tag: the group is the identity (the rule
+    machines-identified-by-their-groups holds each role to one group, made by the program).
+    """
     return get(group.props, "tags", "Role") if group else None
 
 
@@ -552,19 +554,33 @@ def _attachment_problems(resource: PolicyResource) -> Iterator[str]:
 
 
 def _role_group_problems(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
-    """One group per role, owned by the program: a second group tagged with a role copies it."""
-    claimed: dict[str, list[PolicyResource]] = {}
-    for group in of_type(args, SECURITY_GROUP):
-        if role_of(group):
-            claimed.setdefault(str(role_of(group)), []).append(group)
-    for role, groups in claimed.items():
-        for copy in groups[1:]:
-            yield (f"security group {copy.name} claims role {role}, which {groups[0].name} already has: one group per role", copy.urn)
+    """One group per role, owned by the program: a second group tagged with a role copies it
+    (AWS security groups, Azure network security groups).
+    """
+    for token in (SECURITY_GROUP, AZURE_NSG):
+        claimed: dict[str, list[PolicyResource]] = {}
+        for group in of_type(args, token):
+            if role_of(group):
+                claimed.setdefault(str(role_of(group)), []).append(group)
+        for role, groups in claimed.items():
+            for copy in groups[1:]:
+                yield (f"security group {copy.name} claims role {role}, which {groups[0].name} already has: one group per role", copy.urn)
+
+
+def _azure_interface_problems(interface: PolicyResource) -> Iterator[str]:
+    """An Azure interface is its network security group's role; its own Role tag may only agree."""
+    role = azure_role(interface)
+    if role is None:
+        yield f"{interface.name} is attached to no one role's network security group of this stack"
+    tagged = peek(interface.props, "tags", "Role")
+    if role is not None and tagged not in (None, UNKNOWN, role):
+        yield f"{interface.name} is tagged Role {tagged} but attached to the {role} network security group: its tag does not make it one"
 
 
 def _identity_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
     yield from _role_group_problems(args)
     yield from judge_each(of_type(args, *MACHINE_GROUP_PROPS, *NON_MACHINE_GROUP_PROPS), _attachment_problems)
+    yield from judge_each(of_type(args, "azure-native:network:NetworkInterface"), _azure_interface_problems)
 
 
 MACHINES_IDENTIFIED_BY_GROUPS = stack_policy(
@@ -576,7 +592,7 @@ MACHINES_IDENTIFIED_BY_GROUPS = stack_policy(
     remediation="Attach each machine (instance, launch template, interface) to the one group the network component made for its role, "
     "never to a second group, a copy of one, or a literal group id; tag no second group with a role.",
     check=_identity_violations,
-    clouds=("aws",),
+    clouds=("aws", "azure-native"),
 )
 
 

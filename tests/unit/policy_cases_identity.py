@@ -58,6 +58,11 @@ def _azure_rule(name: str, nsg: Any, **rule: Any) -> Any:
 
 _BASTION_NSG = res("azure-native:network:NetworkSecurityGroup", "bastion-nsg", {"tags": {"Role": "bastion"}})
 _WORKER_NSG = res("azure-native:network:NetworkSecurityGroup", "worker-nsg", {"tags": {"Role": "worker"}})
+def _nic(name: str, nsg: Any, **tags: str) -> Any:
+    return res("azure-native:network:NetworkInterface", name, {"tags": tags, "networkSecurityGroup": {"id": "/nsg"}, "ipConfigurations": []},
+               deps={"networkSecurityGroup": [nsg]})
+
+
 _BASTION_ASG = [{"id": "/subscriptions/s/applicationSecurityGroups/bastion"}]
 
 IDENTITY_CASES = [
@@ -152,6 +157,14 @@ IDENTITY_CASES = [
          _member("lb-node", "aws:ec2/instance:Instance", "vpcSecurityGroupIds", BALANCER),
          _member("lb", "aws:lb/loadBalancer:LoadBalancer", "securityGroups", MANAGER)],
         offenders=6,
+    ),
+    Case(
+        "machines-identified-by-their-groups",
+        "azure: an interface is its network security group's role",
+        [_BASTION_NSG, _WORKER_NSG, _nic("w", _WORKER_NSG, Role="worker")],
+        [_BASTION_NSG, _WORKER_NSG, res("azure-native:network:NetworkSecurityGroup", "bastion-copy-nsg", {"tags": {"Role": "bastion"}}),
+         _nic("liar", _WORKER_NSG, Role="bastion"), res("azure-native:network:NetworkInterface", "bare", {"ipConfigurations": []})],
+        offenders=3,
     ),
     Case(
         "no-public-ip-on-nodes",
