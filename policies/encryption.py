@@ -351,6 +351,8 @@ KEY_FIELDS = (
     KeyField("azure-native:compute:VirtualMachine", "storageProfile", "the machine's disks",
              _at("storageProfile", "osDisk", "managedDisk", "diskEncryptionSet", "id")),
     KeyField("azure-native:storage:StorageAccount", "encryption", "the storage account", _at("encryption", "keyVaultProperties", "keyName")),
+    KeyField("gcp:artifactregistry/repository:Repository", "kmsKeyName", "the registry", _at("kmsKeyName")),
+    KeyField("azure-native:containerregistry:Registry", "encryption", "the registry", _at("encryption", "keyVaultProperties", "keyIdentifier")),
 )
 """Every type that keeps data at rest, and where it names its key."""
 
