@@ -9,13 +9,21 @@ step).
 from __future__ import annotations
 
 import copy
+from functools import cache
 from typing import Any, cast
 
 from review.mocks import mock_id
-from review.plan import SECRET_MARK, SECRET_SIG, UNKNOWN
+from review.plan import SECRET_MARK, SECRET_SIG, UNKNOWN, build_plan
 
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 RULES = {"aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "ingress", "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "egress"}
+
+
+@cache
+def preview_of(stack: str) -> dict[str, Any]:
+    """A shipped stack's offline plan in preview mode, built once per session (callers copy it
+    before they change it)."""
+    return build_plan(stack, preview=True)
 
 
 def _described(rule: dict[str, Any], group_id: str, peer_id: str | None) -> dict[str, Any]:

@@ -16,7 +16,6 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
@@ -28,10 +27,11 @@ from pulumi_policy import EnforcementLevel, ResourceValidationPolicy, StackValid
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from policies.pack import PACK_NAME, POLICIES
-from review.plan import build_plan, stack_config
+from review.plan import stack_config
 from review.policy import SECRET_SIG_KEY, SECRET_SIGNATURE, PlannedResource, Violation, configure, plan_resources, run_policies
 from tests.unit.conftest import plan_of
 from tests.unit.policy_cases import res
+from tests.unit.policy_shapes import preview_of
 
 PACK_DIR = Path(__file__).resolve().parents[2] / "policies"
 STARTUP_SECONDS = 30
@@ -153,11 +153,6 @@ def _offline(resources: Sequence[PlannedResource]) -> tuple[Counter[tuple[str, s
     return Counter((v.policy, v.urn, v.message, _LEVELS[v.level]) for v in violations), violations
 
 
-@cache
-def _preview() -> dict[str, Any]:
-    return build_plan("prod", preview=True)
-
-
 def _step(plan: dict[str, Any], suffix: str) -> dict[str, Any]:
     [state] = [s["newState"] for s in plan["steps"] if s["urn"].endswith(f"::{suffix}")]
     return state
@@ -176,8 +171,8 @@ def _mutated(plan: dict[str, Any]) -> dict[str, Any]:
 SHAPES = {
     "up, clean": lambda: plan_of("prod"),
     "up, postgres open and a secret argument": lambda: _mutated(plan_of("prod")),
-    "first preview, unknowns": _preview,
-    "first preview, unknowns, postgres open and a secret argument": lambda: _mutated(_preview()),
+    "first preview, unknowns": lambda: preview_of("prod"),
+    "first preview, unknowns, postgres open and a secret argument": lambda: _mutated(preview_of("prod")),
 }
 
 

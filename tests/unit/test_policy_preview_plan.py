@@ -7,7 +7,6 @@ the pack reports no mandatory violation there on any shipped stack.
 from __future__ import annotations
 
 import json
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +14,12 @@ import pytest
 from pulumi_policy import EnforcementLevel
 
 from review.__main__ import main
-from review.plan import UNKNOWN, build_plan, stack_config
+from review.plan import UNKNOWN, stack_config
 from review.policy import load_pack_config, pack_config_for, plan_resources, run_policies
 from tests.unit.conftest import plan_of
+from tests.unit.policy_shapes import preview_of
 
 SHOWN_UNKNOWN = "[unknown]"
-
-
-@cache
-def _preview(stack: str) -> dict[str, Any]:
-    return build_plan(stack, preview=True)
 
 
 def _inputs(plan: dict[str, Any], suffix: str, typ: str = "") -> dict[str, Any]:
@@ -34,14 +29,14 @@ def _inputs(plan: dict[str, Any], suffix: str, typ: str = "") -> dict[str, Any]:
 
 
 def test_a_preview_plans_the_same_resources_in_the_same_shape() -> None:
-    up, preview = plan_of("prod"), _preview("prod")
+    up, preview = plan_of("prod"), preview_of("prod")
     assert {s["urn"] for s in preview["steps"]} == {s["urn"] for s in up["steps"]}
     assert preview["changeSummary"] == up["changeSummary"]
     assert {key for s in preview["steps"] for key in s["newState"]} == {key for s in up["steps"] for key in s["newState"]}
 
 
 def test_ids_and_arns_of_resources_to_create_are_unknown_in_what_depends_on_them() -> None:
-    preview, up = _preview("prod"), plan_of("prod")
+    preview, up = preview_of("prod"), plan_of("prod")
     for suffix, field in (
         ("prod-network-private-us-east-1a", "vpcId"),
         ("prod-compute-worker-1", "subnetId"),
@@ -54,14 +49,14 @@ def test_ids_and_arns_of_resources_to_create_are_unknown_in_what_depends_on_them
 
 
 def test_providers_not_yet_created_are_referenced_by_the_unknown_id() -> None:
-    references = {s["provider"] for s in _preview("prod")["steps"] if s["provider"]}
+    references = {s["provider"] for s in preview_of("prod")["steps"] if s["provider"]}
     assert references and all(reference.endswith(f"::{UNKNOWN}") for reference in references)
 
 
 def test_generated_passwords_and_keys_are_unknown_at_preview() -> None:
     """Keys and certificates are not in the plan, and a Swarm secret named by its content (a
     generated password's digest) has no name yet."""
-    preview, up = _preview("prod"), plan_of("prod")
+    preview, up = preview_of("prod"), plan_of("prod")
     assert "-----BEGIN" in json.dumps(up) and "-----BEGIN" not in json.dumps(preview)
     secrets = [s["newState"]["inputs"]["name"] for s in preview["steps"] if s["newState"]["type"] == "docker:index/secret:Secret"]
     assert secrets and set(secrets) == {SHOWN_UNKNOWN}
@@ -71,7 +66,7 @@ def test_generated_passwords_and_keys_are_unknown_at_preview() -> None:
 def test_what_the_program_names_itself_is_known_at_preview() -> None:
     """A bucket's policy is built from its name and the partition, a log group's permissions from
     its name: the same documents in both shapes, reviewable before anything exists."""
-    preview, up = _preview("prod"), plan_of("prod")
+    preview, up = preview_of("prod"), plan_of("prod")
     for suffix in ("prod-storage-backups-tls-only", "prod-storage-backups-replica-tls-only", "prod-network-flow-logs-write"):
         assert _inputs(preview, suffix)["policy"] == _inputs(up, suffix)["policy"], suffix
         assert "arn:aws:" in _inputs(preview, suffix)["policy"]
@@ -83,7 +78,7 @@ def test_what_the_program_names_itself_is_known_at_preview() -> None:
 def test_every_shipped_stack_has_no_mandatory_violation_at_preview(name: str) -> None:
     """At a first preview the pack reports only what it cannot judge yet, never a false violation."""
     config, _ = stack_config(name)
-    found = run_policies(plan_resources(_preview(name)), load_pack_config(pack_config_for(config)), config)
+    found = run_policies(plan_resources(preview_of(name)), load_pack_config(pack_config_for(config)), config)
     assert [(v.policy, v.urn) for v in found if v.level is EnforcementLevel.MANDATORY] == []
 
 

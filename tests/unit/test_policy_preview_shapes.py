@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +16,12 @@ import pytest
 from pulumi_policy import EnforcementLevel
 
 from review.__main__ import main
-from review.plan import UNKNOWN, build_plan, stack_config
+from review.plan import UNKNOWN, stack_config
 from review.policy import load_pack_config, pack_config_for, plan_resources, run_policies
 from tests.unit.conftest import plan_of
-from tests.unit.policy_shapes import SECURITY_GROUP, after_refresh, as_cli_preview
+from tests.unit.policy_shapes import SECURITY_GROUP, after_refresh, as_cli_preview, preview_of
 
 POSTGRES_RULE = "prod-network-manager-in-tcp5432-from-clients0"
-
-
-@cache
-def _preview(stack: str) -> dict[str, Any]:
-    return build_plan(stack, preview=True)
 
 
 def _found(plan: dict[str, Any], stack: str) -> set[tuple[str, str, EnforcementLevel]]:
@@ -63,7 +57,7 @@ def _write(tmp_path: Path, plan: dict[str, Any]) -> Path:
 
 
 def test_a_real_preview_file_gets_the_offline_previews_verdicts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    offline = _preview("prod")
+    offline = preview_of("prod")
     printed = as_cli_preview(offline, replaced="prod-compute-worker-1", deleted_type="aws:ebs/volume:Volume")
     assert UNKNOWN in json.dumps(printed) and "[unknown]" not in json.dumps(printed)
     assert main(["policy", str(_write(tmp_path, printed)), "--format", "json"]) == 0
@@ -73,7 +67,7 @@ def test_a_real_preview_file_gets_the_offline_previews_verdicts(tmp_path: Path, 
 
 
 def test_a_mandatory_violation_in_a_real_preview_file_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    mutated = copy.deepcopy(_preview("prod"))
+    mutated = copy.deepcopy(preview_of("prod"))
     _state(mutated, POSTGRES_RULE)["inputs"]["cidrIpv4"] = "0.0.0.0/0"
     printed = as_cli_preview(mutated, replaced="prod-compute-worker-1", deleted_type="aws:ebs/volume:Volume")
     assert main(["policy", str(_write(tmp_path, printed))]) == 1
