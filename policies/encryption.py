@@ -7,16 +7,15 @@ its data and audit every use of it; the offsite backups are the copy that most n
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from pulumi_policy import PolicyConfigSchema, PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
 from dpc.tiers import TIERS
-from policies.common import attached_to, get, items, judge_each, mapping, of_type, resource_policy, stack_policy
-from policies.identity import UNKNOWN, dependencies, known_items, length, peek
+from policies.common import attached_to, depends_through, get, items, judge_each, mapping, of_type, resource_policy, stack_policy
+from policies.identity import UNKNOWN, known_items, length, peek, policy_statements
 
 AWS_BUCKET = "aws:s3/bucket:Bucket"
 GCP_BUCKET = "gcp:storage/bucket:Bucket"
@@ -136,11 +135,7 @@ BUCKETS_ENCRYPTED = stack_policy(
 
 def _denies_plaintext(policy_document: Any) -> bool:
     """Whether a bucket policy denies every request that does not use TLS."""
-    if not isinstance(policy_document, str):
-        return False
-    statements: Any = json.loads(policy_document).get("Statement", [])
-    listed: list[Any] = cast(list[Any], statements) if isinstance(statements, list) else [statements]
-    for statement in listed:
+    for statement in policy_statements(policy_document):
         condition = get(statement, "Condition", "Bool", "aws:SecureTransport")
         if get(statement, "Effect") == "Deny" and str(condition).lower() == "false":
             return True
@@ -289,9 +284,9 @@ def _stack_keys(resource: PolicyResource, prop: str) -> list[PolicyResource]:
     """The stack's customer keys that `resource`'s property `prop` was computed from; for an Azure
     disk encryption set, the Key Vault key the set itself uses.
     """
-    found = dependencies(resource, prop, AWS_KEY, GCP_KEY, AZURE_KEY)
-    for encryption_set in dependencies(resource, prop, AZURE_DISK_ENCRYPTION_SET):
-        found.extend(dependencies(encryption_set, "activeKey", AZURE_KEY))
+    found = depends_through(resource, prop, AWS_KEY, GCP_KEY, AZURE_KEY)
+    for encryption_set in depends_through(resource, prop, AZURE_DISK_ENCRYPTION_SET):
+        found.extend(depends_through(encryption_set, "activeKey", AZURE_KEY))
     return found
 
 

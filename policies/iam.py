@@ -9,14 +9,13 @@ none") are the documented exception, listed below with why the program needs eac
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any, cast
 
 from pulumi_policy import PolicyResource, Severity, StackValidationArgs
 
 from policies.common import get, items, judge_each, of_type, stack_policy
-from policies.identity import UNKNOWN, peek
+from policies.identity import UNKNOWN, peek, policy_statements
 
 RESOURCELESS_ACTIONS = {
     "ecr:GetAuthorizationToken": "the nodes sign in to the stack's registry; the token is per account, not per repository",
@@ -52,18 +51,6 @@ AWS_POLICY_DOCUMENTS = {
 }
 
 
-def statements(document: Any) -> list[Any]:
-    """The statements of a JSON policy document (text), or none when it is not one."""
-    if not isinstance(document, str):
-        return []
-    try:
-        parsed: Any = json.loads(document)
-    except json.JSONDecodeError:
-        return []
-    listed: Any = get(parsed, "Statement")
-    return cast(list[Any], listed) if isinstance(listed, list) else [listed] if listed is not None else []
-
-
 def _strings(value: Any) -> list[str]:
     return [str(v) for v in cast(list[Any], value)] if isinstance(value, list) else [str(value)] if value is not None else []
 
@@ -89,13 +76,13 @@ def _statement_problems(statement: Any) -> Iterator[str]:
 
 def _document_problems(resource: PolicyResource) -> Iterator[str]:
     document = get(resource.props, AWS_POLICY_DOCUMENTS.get(resource.resource_type, "policy"))  # unknown at preview: not judged, and said so
-    for statement in statements(document):
+    for statement in policy_statements(document):
         yield from (f"{resource.name}: {problem}" for problem in _statement_problems(statement))
 
 
 def _role_problems(role: PolicyResource) -> Iterator[str]:
     for inline in items(get(role.props, "inlinePolicies")):
-        for statement in statements(peek(inline, "policy")):
+        for statement in policy_statements(peek(inline, "policy")):
             yield from (f"{role.name}, inline policy {get(inline, 'name')}: {problem}" for problem in _statement_problems(statement))
     for arn in items(get(role.props, "managedPolicyArns")):
         if str(arn).rsplit("/", 1)[-1] in _ADMIN_MANAGED_POLICIES:
@@ -161,7 +148,7 @@ def _open_principal(statement: Any) -> bool:
 
 
 def _key_policy_problems(key: PolicyResource) -> Iterator[str]:
-    for statement in statements(get(key.props, "policy")):
+    for statement in policy_statements(get(key.props, "policy")):
         if get(statement, "Effect") == "Allow" and (_open_principal(statement) or get(statement, "NotPrincipal") is not None):
             yield f"key {key.name}: {get(statement, 'Sid') or 'a statement'} allows every principal"
 

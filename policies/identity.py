@@ -11,12 +11,12 @@ not stop a whole-stack rule from judging the other resources.
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any, cast
 
 from pulumi.runtime.config import CONFIG, get_config_env
-from pulumi_policy import PolicyResource
 from pulumi_policy.proxy import UnknownValueError
 
 from dpc.cluster import swarm_layout
@@ -63,14 +63,18 @@ def length(value: Any) -> int:
     return len(cast(Sequence[Any], value)) if isinstance(value, Sequence) and not isinstance(value, str) else 0
 
 
-def dependencies(resource: PolicyResource, prop: str, *tokens: str) -> list[PolicyResource]:
-    """The resources of the given types that `resource`'s property `prop` was computed from."""
-    return [d for d in resource.property_dependencies.get(prop, []) if d.resource_type in tokens]
-
-
-def dependents(resources: Iterable[PolicyResource], target: PolicyResource, prop: str, *tokens: str) -> list[PolicyResource]:
-    """The resources of the given types whose property `prop` was computed from `target`."""
-    return [r for r in resources if r.resource_type in tokens and any(d.urn == target.urn for d in r.property_dependencies.get(prop, []))]
+def policy_statements(document: Any) -> list[Any]:
+    """The statements of a JSON policy document (IAM, KMS key or bucket policy text), or none when
+    it is not one.
+    """
+    if not isinstance(document, str):
+        return []
+    try:
+        parsed: Any = json.loads(document)
+    except json.JSONDecodeError:
+        return []
+    listed: Any = get(parsed, "Statement")
+    return cast(list[Any], listed) if isinstance(listed, list) else [listed] if listed is not None else []
 
 
 def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
