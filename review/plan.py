@@ -45,7 +45,9 @@ UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 
 def _plain_mapping(mapping: dict[str, Any], reveal: bool) -> Any:
     if mapping.get(SECRET_SIG) == SECRET_MARK:
-        return _plain(mapping.get("value"), reveal) if reveal else SECRET_SHOWN
+        # A secret not known yet (a preview's generated password) is unknown to the pack, as the
+        # engine hands it over, and hides nothing: it is shown unknown, not masked.
+        return _plain(mapping.get("value"), reveal) if reveal or mapping.get("value") == UNKNOWN else SECRET_SHOWN
     if RESOURCE_SIG in mapping:
         return mapping.get("urn")
     return {key: _plain(item, reveal) for key, item in sorted(mapping.items())}

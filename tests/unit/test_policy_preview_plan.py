@@ -55,12 +55,15 @@ def test_providers_not_yet_created_are_referenced_by_the_unknown_id() -> None:
 
 def test_generated_passwords_and_keys_are_unknown_at_preview() -> None:
     """Keys and certificates are not in the plan, and a Swarm secret named by its content (a
-    generated password's digest) has no name yet."""
+    generated password's digest) has no name yet, nor its data a value: the engine hands the pack
+    an unknown there, not a masked secret."""
     preview, up = preview_of("prod"), plan_of("prod")
     assert "-----BEGIN" in json.dumps(up) and "-----BEGIN" not in json.dumps(preview)
-    secrets = [s["newState"]["inputs"]["name"] for s in preview["steps"] if s["newState"]["type"] == "docker:index/secret:Secret"]
-    assert secrets and set(secrets) == {SHOWN_UNKNOWN}
-    assert SHOWN_UNKNOWN not in {s["newState"]["inputs"]["name"] for s in up["steps"] if s["newState"]["type"] == "docker:index/secret:Secret"}
+    secrets = [s["newState"]["inputs"] for s in preview["steps"] if s["newState"]["type"] == "docker:index/secret:Secret"]
+    assert secrets and {(secret["name"], secret["data"]) for secret in secrets} == {(SHOWN_UNKNOWN, SHOWN_UNKNOWN)}
+    known = [s["newState"]["inputs"] for s in up["steps"] if s["newState"]["type"] == "docker:index/secret:Secret"]
+    shown = {(secret["name"] == SHOWN_UNKNOWN, secret["data"]) for secret in known}
+    assert shown == {(False, "[secret]")}  # a secret known at up is masked; one not known yet is unknown, as the pack gets it
 
 
 def test_what_the_program_names_itself_is_known_at_preview() -> None:
