@@ -14,7 +14,7 @@ from typing import Any
 from pulumi_policy import PolicyConfigSchema, PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
 from dpc.tiers import TIERS
-from policies.common import attached_to, depends_through, get, items, judge_each, mapping, of_type, resource_policy, stack_policy
+from policies.common import attached_to, depends_through, get, is_sequence, items, judge_each, mapping, of_type, resource_policy, stack_policy
 from policies.identity import UNKNOWN, known_items, length, peek, policy_statements
 
 AWS_BUCKET = "aws:s3/bucket:Bucket"
@@ -295,6 +295,34 @@ def _cloud_managed(value: Any) -> bool:
     return value is not UNKNOWN and isinstance(value, str) and ("alias/aws/" in value or value.startswith("aws/"))
 
 
+def _key_accounts(keys: list[PolicyResource]) -> set[str]:
+    """The AWS accounts the stack's keys belong to: from their ARN where the engine hands outputs
+    (after `up`), else from the account root their key policy lets administer them.
+    """
+    accounts: set[str] = set()
+    for key in keys:
+        arn = peek(key.props, "arn")
+        if isinstance(arn, str) and arn.startswith("arn:"):
+            accounts.add(arn.split(":")[4])
+        for statement in policy_statements(peek(key.props, "policy")):
+            accounts.update(p.split(":")[4] for p in _principal_arns(statement) if p.endswith(":root"))
+    return accounts
+
+
+def _principal_arns(statement: Any) -> list[str]:
+    principal = get(statement, "Principal", "AWS")
+    return [str(p) for p in (principal if is_sequence(principal) else [principal]) if str(p).startswith("arn:")]
+
+
+def _foreign_account(reference: Any, keys: list[PolicyResource]) -> str | None:
+    """The account of a KMS key ARN that belongs to none of the stack keys' accounts, if it names one."""
+    if not isinstance(reference, str) or not reference.startswith("arn:aws:kms:") or reference.count(":") < 5:
+        return None
+    account = reference.split(":")[4]
+    accounts = _key_accounts(keys)
+    return account if accounts and account not in accounts else None
+
+
 @dataclass(frozen=True)
 class KeyField:
     """Where one type names the key its data is encrypted with: the top-level property whose
@@ -365,8 +393,12 @@ def _stack_key_problems(resource: PolicyResource) -> Iterator[str]:
         if not field.applies(resource):
             continue
         keys = _stack_keys(resource, field.prop)
-        if any(_cloud_managed(reference) for reference in field.references(resource)):
+        references = field.references(resource)
+        foreign = {account for account in (_foreign_account(r, keys) for r in references) if account}
+        if any(_cloud_managed(reference) for reference in references):
             yield f"{field.what} of {resource.name} names the cloud's own key, not the stack's"
+        elif foreign:
+            yield f"{field.what} of {resource.name} names a key of account {', '.join(sorted(foreign))}, not one of this stack's"
         elif not keys:
             yield (f"{field.what} of {resource.name} is not encrypted with a key of this stack (its {field.prop} is computed from none: "
                    "a literal ARN, an alias, another account's key)")

@@ -54,6 +54,9 @@ class Case:
     properties: dict[str, Any] | None = None
     offenders: int = 1
     """How many distinct resources the policy must name in its violations of `bad`."""
+    preview_offenders: int | None = None
+    """How many at a first preview, where fewer can be seen (a value computed from a resource still to
+    be made is unknown there); None: as many as at `up`."""
 
 
 def _b64(text: str) -> str:

@@ -6,11 +6,13 @@ Each case holds the evasion a change could try (a copied tag, a renamed service,
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tests.unit.policy_cases import APP, BALANCER, BASTION, GROUPS, IMAGES, KEY, MANAGER, NETWORKS, WORKER, Case, ingress, res, swarm_service
 
-ROTATING = res("aws:kms/key:Key", "stack-key", {"enableKeyRotation": True})
+ROTATING = res("aws:kms/key:Key", "stack-key", {"enableKeyRotation": True, "policy": json.dumps({"Statement": [
+    {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "kms:*", "Resource": "*"}]})})
 STILL = res("aws:kms/key:Key", "still-key", {"enableKeyRotation": False})
 KEYS = [ROTATING, STILL]
 GCP_ROTATING = res("gcp:kms/cryptoKey:CryptoKey", "gcp-key", {"rotationPeriod": "7776000s"})
@@ -71,9 +73,17 @@ IDENTITY_CASES = [
         "aws volume: the stack's rotating key, not an AWS alias, a literal ARN or a still key",
         [*KEYS, _volume(ROTATING)],
         [*KEYS, keyed("aws:ebs/volume:Volume", "ebs-alias", {"encrypted": True, "kmsKeyId": "alias/aws/ebs"}, "kmsKeyId", ROTATING),
+
          _volume(None, "arn:aws:kms:us-east-1:999999999999:key/other"), res("aws:ebs/volume:Volume", "still", {"encrypted": True, "kmsKeyId": KEY},
                                                                          deps={"kmsKeyId": [STILL]})],
         offenders=3,
+    ),
+    Case(
+        "encrypted-with-stack-key",
+        "aws volume: another account's key behind the stack key's dependency",
+        [*KEYS, _volume(ROTATING, "arn:aws:kms:us-east-1:123456789012:key/1234")],
+        [*KEYS, _volume(ROTATING, "arn:aws:kms:us-east-1:999999999999:key/x")],
+        preview_offenders=0,  # computed from the stack key, the ARN is unknown until the key exists: judged at up
     ),
     Case(
         "encrypted-with-stack-key",
