@@ -533,8 +533,8 @@ def _unmade_groups(resource: PolicyResource, props: tuple[str, ...]) -> int:
 
 def _attachment_problems(resource: PolicyResource) -> Iterator[str]:
     props = {**MACHINE_GROUP_PROPS, **NON_MACHINE_GROUP_PROPS}[resource.resource_type]
-    if resource.resource_type in NON_MACHINE_GROUP_PROPS and not any(length(peek(resource.props, prop)) for prop in props):
-        return  # a gateway endpoint or a balancer without groups: nothing in it is reached through a group
+    if peek(resource.props, "vpcEndpointType") == "Gateway":
+        return  # a gateway endpoint is a route, not an interface: it has no group
     unmade = _unmade_groups(resource, props)
     if unmade:
         yield f"{resource.name} is attached to {unmade} security group(s) this stack did not make, so nothing says what it is"
