@@ -545,7 +545,8 @@ def _attachment_problems(resource: PolicyResource) -> Iterator[str]:
     role = next(iter(roles))
     machine = resource.resource_type in MACHINE_GROUP_PROPS
     if machine and role not in _MACHINE_ROLES:
-        yield f"{resource.name} is a machine attached to the {role} group, which only the {_NON_MACHINE_ROLES[role]} may use"
+        owner = _NON_MACHINE_ROLES.get(role)
+        yield f"{resource.name} is a machine attached to the {role} group, " + (f"which only the {owner} may use" if owner else "which is no role of the model")
     if not machine and _NON_MACHINE_ROLES.get(role) != resource.resource_type:
         yield f"{resource.name} is attached to the {role} group, which only {role} machines may use"
     tagged = peek(resource.props, "tags", "Role")

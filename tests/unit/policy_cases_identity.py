@@ -65,6 +65,8 @@ def _nic(name: str, nsg: Any, **tags: str) -> Any:
                deps={"networkSecurityGroup": [nsg]})
 
 
+_ODD_GROUP = res("aws:ec2/securityGroup:SecurityGroup", "odd-sg", {"tags": {"Role": "db"}})
+"""A group tagged with a role the model does not have."""
 _BASTION_ASG = [{"id": "/subscriptions/s/applicationSecurityGroups/bastion"}]
 
 IDENTITY_CASES = [
@@ -170,8 +172,9 @@ IDENTITY_CASES = [
          res("aws:ec2/instance:Instance", "literal", {"vpcSecurityGroupIds": ["sg-0123456789abcdef0"]}),
          _member("lb-node", "aws:ec2/instance:Instance", "vpcSecurityGroupIds", BALANCER),
          _member("lb", "aws:lb/loadBalancer:LoadBalancer", "securityGroups", MANAGER),
-         res("aws:lb/loadBalancer:LoadBalancer", "bare-lb", {"internal": True, "loadBalancerType": "network"})],
-        offenders=7,
+         res("aws:lb/loadBalancer:LoadBalancer", "bare-lb", {"internal": True, "loadBalancerType": "network"}),
+         _ODD_GROUP, _member("odd", "aws:ec2/instance:Instance", "vpcSecurityGroupIds", _ODD_GROUP)],
+        offenders=8,
     ),
     Case(
         "machines-identified-by-their-groups",
