@@ -107,23 +107,34 @@ def _one_group(resource: PolicyResource, prop: str) -> PolicyResource | None:
 
 
 def ingresses(args: StackValidationArgs) -> list[Ingress]:
-    """Every inbound flow the stack's AWS security groups allow, whichever resource declares it."""
+    """Every inbound flow the stack's AWS security groups allow, whichever resource declares it. A
+    rule whose values are unknown at preview is set aside (the policy says so) and the others count.
+    """
     found: list[Ingress] = []
-    for rule in of_type(args, INGRESS_RULE):
-        protocol = _protocol(get(rule.props, "ipProtocol"))
-        cidr = get(rule.props, "cidrIpv4") or get(rule.props, "cidrIpv6")
-        found.append(Ingress(rule.urn, rule.name, _one_group(rule, "securityGroupId"), protocol, _ports(protocol, rule.props), cidr,
-                             _one_group(rule, "referencedSecurityGroupId")))
-    for rule in of_type(args, LEGACY_RULE):
-        if get(rule.props, "type") != "ingress":
-            continue
-        target, protocol = _one_group(rule, "securityGroupId"), _protocol(get(rule.props, "protocol"))
-        found.extend(_cidr_and_group_flows(rule, target, protocol, rule.props, _one_group(rule, "sourceSecurityGroupId")))
-    for group in of_type(args, SECURITY_GROUP):
-        for entry in inline_rules(args, group, "ingress"):
-            protocol = _protocol(get(entry, "protocol"))
-            found.extend(_cidr_and_group_flows(group, group, protocol, entry, None))
+
+    def collect(resource: PolicyResource) -> list[str]:
+        found.extend(_flows_of(args, resource))
+        return []
+
+    for _ in judge_each(of_type(args, INGRESS_RULE, LEGACY_RULE, SECURITY_GROUP), collect):
+        pass
     return found
+
+
+def _flows_of(args: StackValidationArgs, resource: PolicyResource) -> list[Ingress]:
+    """The inbound flows one rule or group declares."""
+    if resource.resource_type == INGRESS_RULE:
+        protocol = _protocol(get(resource.props, "ipProtocol"))
+        cidr = get(resource.props, "cidrIpv4") or get(resource.props, "cidrIpv6")
+        return [Ingress(resource.urn, resource.name, _one_group(resource, "securityGroupId"), protocol, _ports(protocol, resource.props), cidr,
+                        _one_group(resource, "referencedSecurityGroupId"))]
+    if resource.resource_type == LEGACY_RULE:
+        if get(resource.props, "type") != "ingress":
+            return []
+        target, protocol = _one_group(resource, "securityGroupId"), _protocol(get(resource.props, "protocol"))
+        return _cidr_and_group_flows(resource, target, protocol, resource.props, _one_group(resource, "sourceSecurityGroupId"))
+    return [flow for entry in inline_rules(args, resource, "ingress")
+            for flow in _cidr_and_group_flows(resource, resource, _protocol(get(entry, "protocol")), entry, None)]
 
 
 def _cidr_and_group_flows(declared: PolicyResource, target: PolicyResource | None, protocol: str, props: Any,

@@ -17,7 +17,7 @@ from policies import encryption, hardening, iam, lifecycle, segmentation, taggin
 from policies.identity import covers_public_space
 from review.plan import build_plan, stack_config
 from review.policy import UNKNOWN_SHOWN, PlannedResource, load_pack_config, pack_config_for, plan_resources, run_policies
-from tests.unit.policy_cases import STACK_CONFIG, Case
+from tests.unit.policy_cases import GROUPS, MANAGER, STACK_CONFIG, WORKER, Case, ingress
 from tests.unit.policy_cases_coverage import COVERAGE_CASES
 from tests.unit.policy_cases_identity import IDENTITY_CASES
 from tests.unit.test_policies import ALL_CASES
@@ -90,3 +90,14 @@ def test_every_shipped_stack_is_clean_in_its_first_preview(stack: str) -> None:
     # what a first preview cannot show is said, never passed: the node roles' policies name the stack key's ARN
     unjudged = [v for v in judged if v.level is EnforcementLevel.ADVISORY]
     assert all(v.policy == "iam-least-privilege" and "during preview" in v.message for v in unjudged), [v.message for v in unjudged]
+
+
+@pytest.mark.parametrize("policy", ["no-ingress-from-anywhere", "ports-only-from-firewall-matrix", "ssh-only-from-admins-to-bastion"])
+def test_a_rule_unknown_at_preview_hides_no_other_rule(policy: str) -> None:
+    """A rule whose range is computed (unknown at a first preview) is set aside and said to be; a
+    rule open to the world beside it is still refused."""
+    computed = ingress("computed", MANAGER, 22, cidr=UNKNOWN_SHOWN)
+    found = run_policies([*GROUPS, computed, ingress("open", WORKER, 22, cidr="0.0.0.0/0")], {"all": "disabled", policy: "mandatory"}, STACK_CONFIG)
+    assert {v.urn.split("::")[-1] for v in found if v.level is EnforcementLevel.MANDATORY} == {"open"}
+    notes = [v.message for v in found if v.level is EnforcementLevel.ADVISORY]
+    assert len(notes) == 1 and "during preview" in notes[0] and "::computed:" in notes[0]
