@@ -498,7 +498,7 @@ def _stack_of(resources: Sequence[PlannedResource]) -> str:
     return resources[0].urn.split(":")[2] if resources else ""
 
 
-def policy_command(args: argparse.Namespace) -> int:
+def command(args: argparse.Namespace) -> int:
     """Runs the pack over a plan file as the engine would over that preview; exits as POLICY_EXIT_CODES says."""
     where = f"plan {args.plan}"
     try:

@@ -19,6 +19,7 @@ import review.__main__ as review_cli
 import review.plan
 from dpc.catalog import MACHINE_TYPES
 from dpc.settings import Problem, Settings, SettingsError, settings_from_config
+from review import plan_command
 from review.plan import PROJECT_ROOT, build_plan, build_plan_revealed, stack_config
 
 STACKS_DIR = Path(__file__).parent / "stacks"
@@ -897,7 +898,7 @@ def test_build_plan_of_a_bad_stack_raises_before_registering_anything(bad_stack_
 
 
 def test_cli_exits_2_and_prints_every_problem(bad_stack_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(review_cli, "build_plan_revealed", functools.partial(build_plan_revealed, root=bad_stack_root))
+    monkeypatch.setattr(plan_command, "build_plan_revealed", functools.partial(build_plan_revealed, root=bad_stack_root))
     out = bad_stack_root / "plan.json"
 
     code = review_cli.main(["plan", "--stack", "bad", "--out", str(out)])
