@@ -27,7 +27,6 @@ NOT_YET_CONVERTED = (
     "tests/unit/test_review",
     "benchmarks/review_speed.py",
     ".github/",
-    "README.md",
 )
 """Paths whose citations of the original architecture are converted separately (prefixes)."""
 
