@@ -109,17 +109,22 @@ def _aws_bucket_encrypted(args: StackValidationArgs, bucket: PolicyResource) -> 
     return False
 
 
+def _bucket_encryption_problems(args: StackValidationArgs, bucket: PolicyResource) -> Iterator[str]:
+    match bucket.resource_type:
+        case "aws:s3/bucket:Bucket":
+            if not _aws_bucket_encrypted(args, bucket):
+                yield f"bucket {bucket.name} has no server-side encryption configuration with aws:kms and the stack's key"
+        case "gcp:storage/bucket:Bucket":
+            if not peek(bucket.props, "encryption", "defaultKmsKeyName"):
+                yield f"bucket {bucket.name} has no encryption.defaultKmsKeyName"
+        case _:
+            encryption = get(bucket.props, "encryption")
+            if get(encryption, "keySource") != "Microsoft.Keyvault" or not peek(encryption, "keyVaultProperties", "keyName"):
+                yield f"storage account {bucket.name} does not encrypt with a Key Vault key (encryption.keySource Microsoft.Keyvault)"
+
+
 def _buckets_encrypted(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
-    for bucket in of_type(args, AWS_BUCKET):
-        if not _aws_bucket_encrypted(args, bucket):
-            yield (f"bucket {bucket.name} has no server-side encryption configuration with aws:kms and the stack's key", bucket.urn)
-    for bucket in of_type(args, GCP_BUCKET):
-        if not get(bucket.props, "encryption", "defaultKmsKeyName"):
-            yield (f"bucket {bucket.name} has no encryption.defaultKmsKeyName", bucket.urn)
-    for account in of_type(args, AZURE_STORAGE_ACCOUNT):
-        encryption = get(account.props, "encryption")
-        if get(encryption, "keySource") != "Microsoft.Keyvault" or not get(encryption, "keyVaultProperties", "keyName"):
-            yield (f"storage account {account.name} does not encrypt with a Key Vault key (encryption.keySource Microsoft.Keyvault)", account.urn)
+    yield from judge_each(of_type(args, AWS_BUCKET, GCP_BUCKET, AZURE_STORAGE_ACCOUNT), lambda bucket: _bucket_encryption_problems(args, bucket))
 
 
 BUCKETS_ENCRYPTED = stack_policy(
@@ -142,14 +147,17 @@ def _denies_plaintext(policy_document: Any) -> bool:
     return False
 
 
-def _buckets_tls_only(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
-    for bucket in of_type(args, AWS_BUCKET):
+def _tls_problems(args: StackValidationArgs, bucket: PolicyResource) -> Iterator[str]:
+    if bucket.resource_type == AWS_BUCKET:
         policies = attached_to(args, bucket, "bucket", "aws:s3/bucketPolicy:BucketPolicy")
         if not any(_denies_plaintext(get(p.props, "policy")) for p in policies):
-            yield (f"bucket {bucket.name} has no bucket policy denying requests without TLS (aws:SecureTransport false)", bucket.urn)
-    for account in of_type(args, AZURE_STORAGE_ACCOUNT):
-        if get(account.props, "enableHttpsTrafficOnly") is False or get(account.props, "minimumTlsVersion") not in _AZURE_TLS_VERSIONS:
-            yield (f"storage account {account.name} must take HTTPS only (enableHttpsTrafficOnly) with minimumTlsVersion TLS1_2 or TLS1_3", account.urn)
+            yield f"bucket {bucket.name} has no bucket policy denying requests without TLS (aws:SecureTransport false)"
+    elif get(bucket.props, "enableHttpsTrafficOnly") is False or get(bucket.props, "minimumTlsVersion") not in _AZURE_TLS_VERSIONS:
+        yield f"storage account {bucket.name} must take HTTPS only (enableHttpsTrafficOnly) with minimumTlsVersion TLS1_2 or TLS1_3"
+
+
+def _buckets_tls_only(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
+    yield from judge_each(of_type(args, AWS_BUCKET, AZURE_STORAGE_ACCOUNT), lambda bucket: _tls_problems(args, bucket))
 
 
 BUCKETS_TLS_ONLY = stack_policy(
@@ -165,17 +173,22 @@ BUCKETS_TLS_ONLY = stack_policy(
 _AWS_PUBLIC_ACCESS_FLAGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
 
 
+def _public_problems(args: StackValidationArgs, bucket: PolicyResource) -> Iterator[str]:
+    match bucket.resource_type:
+        case "aws:s3/bucket:Bucket":
+            blocks = attached_to(args, bucket, "bucket", "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+            if not any(all(get(b.props, flag) is True for flag in _AWS_PUBLIC_ACCESS_FLAGS) for b in blocks):
+                yield f"bucket {bucket.name} has no public access block with all of {', '.join(_AWS_PUBLIC_ACCESS_FLAGS)}"
+        case "gcp:storage/bucket:Bucket":
+            if get(bucket.props, "publicAccessPrevention") != "enforced" or get(bucket.props, "uniformBucketLevelAccess") is not True:
+                yield f"bucket {bucket.name} must enforce publicAccessPrevention and uniformBucketLevelAccess"
+        case _:
+            if get(bucket.props, "allowBlobPublicAccess") is not False:
+                yield f"storage account {bucket.name} must set allowBlobPublicAccess to false"
+
+
 def _buckets_private(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
-    for bucket in of_type(args, AWS_BUCKET):
-        blocks = attached_to(args, bucket, "bucket", "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
-        if not any(all(get(b.props, flag) is True for flag in _AWS_PUBLIC_ACCESS_FLAGS) for b in blocks):
-            yield (f"bucket {bucket.name} has no public access block with all of {', '.join(_AWS_PUBLIC_ACCESS_FLAGS)}", bucket.urn)
-    for bucket in of_type(args, GCP_BUCKET):
-        if get(bucket.props, "publicAccessPrevention") != "enforced" or get(bucket.props, "uniformBucketLevelAccess") is not True:
-            yield (f"bucket {bucket.name} must enforce publicAccessPrevention and uniformBucketLevelAccess", bucket.urn)
-    for account in of_type(args, AZURE_STORAGE_ACCOUNT):
-        if get(account.props, "allowBlobPublicAccess") is not False:
-            yield (f"storage account {account.name} must set allowBlobPublicAccess to false", account.urn)
+    yield from judge_each(of_type(args, AWS_BUCKET, GCP_BUCKET, AZURE_STORAGE_ACCOUNT), lambda bucket: _public_problems(args, bucket))
 
 
 BUCKETS_PRIVATE = stack_policy(

@@ -233,25 +233,23 @@ def _azure_open(name: str, rule: Any, allowed: list[int]) -> Iterator[str]:
             yield f"rule {get(rule, 'name') or name} allows {text} from the internet"
 
 
-def azure_rules(args: StackValidationArgs) -> Iterator[tuple[PolicyResource, PolicyResource | None, Any]]:
-    """Every Azure security rule as (declaring resource, its network security group, the rule):
-    the rules inside a group and the separately managed SecurityRule resources, whose group is the
-    one their networkSecurityGroupName was computed from.
+def azure_rules(declared: PolicyResource) -> list[tuple[PolicyResource | None, Any]]:
+    """The Azure security rules a resource declares, each with its network security group: the
+    rules inside a group, or a separately managed SecurityRule, whose group is the one its
+    networkSecurityGroupName was computed from.
     """
-    for group in of_type(args, AZURE_NSG):
-        for rule in items(get(group.props, "securityRules")):
-            yield (group, group, rule)
-    for rule in of_type(args, AZURE_RULE):
-        groups = depends_through(rule, "networkSecurityGroupName", AZURE_NSG)
-        yield (rule, groups[0] if groups else None, rule.props)
+    if declared.resource_type == AZURE_NSG:
+        return [(declared, rule) for rule in items(get(declared.props, "securityRules"))]
+    groups = depends_through(declared, "networkSecurityGroupName", AZURE_NSG)
+    return [(groups[0] if groups else None, declared.props)]
 
 
 def _open_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
     allowed: list[int] = list(args.get_config()["allowedPorts"])
     yield from _aws_open(args, allowed)
     yield from judge_each(of_type(args, GCP_FIREWALL), lambda firewall: _gcp_open(firewall, allowed))
-    for declared, _, rule in azure_rules(args):
-        yield from ((message, declared.urn) for message in _azure_open(declared.name, rule, allowed))
+    yield from judge_each(of_type(args, AZURE_NSG, AZURE_RULE),
+                          lambda declared: [m for _, rule in azure_rules(declared) for m in _azure_open(declared.name, rule, allowed)])
 
 
 NO_INGRESS_FROM_ANYWHERE = stack_policy(
@@ -376,16 +374,20 @@ def _azure_ssh(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
     would let any machine in). Rules inside a group and separate SecurityRule resources alike.
     """
     admins = admin_cidrs()
-    for declared, group, rule in azure_rules(args):
+    yield from judge_each(of_type(args, AZURE_NSG, AZURE_RULE), lambda declared: _azure_ssh_problems(declared, admins))
+
+
+def _azure_ssh_problems(declared: PolicyResource, admins: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> Iterator[str]:
+    for group, rule in azure_rules(declared):
         if not _admits_ssh(rule):
             continue
         bastion = group is not None and get(group.props, "tags", "Role") == Role.BASTION.value
         prefixes = _azure_prefixes(rule)
         where = f"network security group {group.name if group else '(not one of this stack)'}, rule {get(rule, 'name') or declared.name}"
         if bastion and (not prefixes or not all(_is_cidr(p) and within(p, admins) for p in prefixes)):
-            yield (f"{where}: SSH to the bastion only from the admin CIDRs", declared.urn)
+            yield f"{where}: SSH to the bastion only from the admin CIDRs"
         if not bastion and (prefixes or not items(get(rule, "sourceApplicationSecurityGroups"))):
-            yield (f"{where}: SSH to a node only from the bastion's application security group", declared.urn)
+            yield f"{where}: SSH to a node only from the bastion's application security group"
 
 
 def _is_cidr(text: str) -> bool:
