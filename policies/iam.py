@@ -43,12 +43,8 @@ _AZURE_BROAD_ROLE_IDS = {
 }
 """Azure's built-in roles that can change access or everything (their documented role ids)."""
 
-AWS_POLICY_DOCUMENTS = {
-    "aws:iam/rolePolicy:RolePolicy": "policy",
-    "aws:iam/policy:Policy": "policy",
-    "aws:iam/userPolicy:UserPolicy": "policy",
-    "aws:iam/groupPolicy:GroupPolicy": "policy",
-}
+AWS_POLICY_DOCUMENTS = ("aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy", "aws:iam/userPolicy:UserPolicy", "aws:iam/groupPolicy:GroupPolicy")
+"""The AWS types whose `policy` input is an IAM policy document."""
 
 
 def _strings(value: Any) -> list[str]:
@@ -75,7 +71,7 @@ def _statement_problems(statement: Any) -> Iterator[str]:
 
 
 def _document_problems(resource: PolicyResource) -> Iterator[str]:
-    document = get(resource.props, AWS_POLICY_DOCUMENTS.get(resource.resource_type, "policy"))  # unknown at preview: not judged, and said so
+    document = get(resource.props, "policy")  # unknown at preview: not judged, and said so
     for statement in policy_statements(document):
         yield from (f"{resource.name}: {problem}" for problem in _statement_problems(statement))
 
