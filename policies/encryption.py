@@ -1,5 +1,5 @@
 """Encryption: data at rest under customer-managed keys that rotate, buckets reachable only over
-TLS and never public, and the Swarm overlays that the seed marks encrypted (seed §2.2, §4).
+TLS and never public, and the Swarm overlays that the design marks encrypted (design §2.2, §3.5).
 
 A customer-managed key, not the cloud's default one, is what lets the platform revoke access to
 its data and audit every use of it; the offsite backups are the copy that most needs it.
@@ -263,7 +263,7 @@ def _overlay_encrypted(args: ResourceValidationArgs) -> Iterable[str]:
 
 OVERLAYS_ENCRYPTED = resource_policy(
     "overlay-networks-encrypted",
-    "The Swarm overlay networks that seed §2.2 marks encrypted (coordinator-net, data-net) are IPsec-encrypted.",
+    "The Swarm overlay networks that design §2.2 marks encrypted (coordinator-net, data-net) are IPsec-encrypted.",
     severity=Severity.HIGH,
     remediation='Create the network with driver "overlay" and options {"encrypted": ""}.',
     checks={"docker:index/network:Network": _overlay_encrypted},

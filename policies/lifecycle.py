@@ -94,7 +94,7 @@ def _aws_bucket_problems(args: StackValidationArgs, bucket: PolicyResource, prod
         replicated = any(get(r, "status") == "Enabled" for c in replications for r in items(get(c.props, "rules")))
         replica = attached_to(args, bucket, "rules", "aws:s3/bucketReplicationConfig:BucketReplicationConfig")
         if not replicated and not replica:
-            yield f"bucket {bucket.name} is neither replicated to another region nor a replica (seed §4.1: offsite backups geo-replicated in prod)"
+            yield f"bucket {bucket.name} is neither replicated to another region nor a replica (design §4.4: offsite backups geo-replicated in prod)"
 
 
 def _bucket_problems(args: StackValidationArgs, bucket: PolicyResource, prod: bool) -> Iterator[str]:

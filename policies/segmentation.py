@@ -661,7 +661,7 @@ _MEMBERS = {spec.network_name: spec.members for spec in TIERS}
 def _membership_problem(service: str, kind: str, network: str) -> str | None:
     """Why `service`, of `kind`, may not join the network named `network`; None when it may."""
     if network not in _MEMBERS:
-        return f"service {service} joins {network}, which is not one of the overlay networks of seed §2.2"
+        return f"service {service} joins {network}, which is not one of the overlay networks of design §2.2"
     if kind not in _MEMBERS[network]:
         return f"service {service} (kind {kind}) joins {network}, whose members are {', '.join(_MEMBERS[network])}"
     return None
@@ -720,7 +720,7 @@ def _overlay_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
 
 SERVICES_ONLY_ON_THEIR_NETWORKS = stack_policy(
     "services-only-on-their-overlay-networks",
-    "Each Swarm service joins only the overlay networks whose members (dpc/tiers.py, seed §2.2) include its kind.",
+    "Each Swarm service joins only the overlay networks whose members (dpc/tiers.py, design §2.2) include its kind.",
     severity=Severity.HIGH,
     remediation="Take the network out of the service's networks (dpc/services.py), or, if the service really needs it, "
     "add its kind to that network's TierSpec.members in dpc/tiers.py with the reason.",

@@ -39,7 +39,7 @@ PRICES_DIR = Path(__file__).with_name("prices")
 CLOUD_OF_PACKAGE = {"aws": "aws", "gcp": "gcp", "azure-native": "azure"}
 DAYS_PER_MONTH = 365 / 12
 FULL_BACKUPS_PER_MONTH = 52 / 12 + 1
-"""pgBackRest's offsite fulls (seed §4.3, dpc/render/backup.py): every Sunday and on the 1st."""
+"""pgBackRest's offsite fulls (design §4.2, dpc/render/backup.py): every Sunday and on the 1st."""
 BACKUP_PURPOSE = "offsite-backups"
 """The `Purpose` tag the program puts on its offsite backup buckets (providers/aws/storage.py)."""
 BEFORE_ONLY_OPS = frozenset({"delete", "delete-replaced", "discard", "discard-replaced", "remove-pending-replace"})

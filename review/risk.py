@@ -13,7 +13,7 @@ The rules (issue 11, "Risk"), in the order a reviewer weighs them:
   any tag or label naming etcd or Patroni on a stack the program did not write);
 - more than one etcd or Patroni member replaced or deleted in one change is `dangerous`: the
   engine runs independent steps at once, and two of three members down loses etcd's quorum or
-  Patroni's synchronous replica (seed §1.1);
+  Patroni's synchronous replica (design §5.2);
 - unprotecting a resource in prod is `dangerous`;
 - any other replacement is at least `review`, with its blast radius (what depends on it, through
   `dependencies` and provider references);

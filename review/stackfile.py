@@ -4,7 +4,7 @@
 rendered configs (written next to the stack file).
 
 Secrets are declared external: create them first with `docker secret create <name> <file>`
-(seed §3.3); `python -m review.stackfile --stack prod --out DIR` lists their names in
+(design §3.2); `python -m review.stackfile --stack prod --out DIR` lists their names in
 DIR/secrets.txt. The files that carry secret values (each member's patroni.yml, the auth files)
 are rendered from the generated ones with `--secrets SECRETS_DIR`, which reads a file per
 generated secret from SECRETS_DIR and writes the rendered ones next to them, readable by the

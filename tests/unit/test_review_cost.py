@@ -59,7 +59,7 @@ def _create(type_: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_prod_plan_against_the_seed_s_10_2_breakdown() -> None:
-    """The prod plan priced, line by line against seed §10.2 (AWS, us-east-1, $2,810/month).
+    """The prod plan priced, line by line against the original architecture's cost breakdown (design §8.5; AWS, us-east-1, $2,810/month).
     Seed's figure → ours (USD/month), and why they differ:
 
     - 3× r6i.2xlarge (Patroni): 1,260 → 1,103.76. The seed's figure is $0.575/h; AWS's on-demand
@@ -73,7 +73,7 @@ def test_prod_plan_against_the_seed_s_10_2_breakdown() -> None:
     - 500 GB S3 Standard-IA (offsite): 10 → 306.40. The seed's 500 GB would be $6.25; here the
       offsite repository after 12 months: weekly and monthly fulls of a half-full 2 TB database at 0.3
       compression moving through Standard, Standard-IA and Glacier IR (the stack's lifecycle), in two
-      buckets (the copy in us-west-2, seed §4.1), plus $0.02/GB of replication.
+      buckets (the copy in us-west-2, design §4.4), plus $0.02/GB of replication.
     - Data transfer, 1 TB: 90 → 0. No internet egress assumed: the load balancer is internal and the
       clients are in the VPC; a usage file with internetEgressGbPerMonth 1000 gives the seed's $90
       (test_usage_file_and_its_assumptions).
@@ -85,7 +85,7 @@ def test_prod_plan_against_the_seed_s_10_2_breakdown() -> None:
       ($0.005/h each since February 2024: 3 NAT, the bastion), 3 interface VPC endpoints in 3 zones
       66.00, detailed monitoring of 10 machines 21.00, the flow-log group 16.62, 2 KMS keys 2.06,
       2 ECR repositories 0.40.
-    - Total: 2,810 → 3,766.43, inside the seed's own §1.3 estimate for AWS ($3,500-4,500/month) and
+    - Total: 2,810 → 3,766.43, inside the original architecture's own estimate for AWS (design §8.5) ($3,500-4,500/month) and
       under the stack's budget ($4,500).
     """
     report = _prod()
@@ -125,7 +125,7 @@ def test_prod_plan_against_the_seed_s_10_2_breakdown() -> None:
     not_in_seed = sum(cost for name, cost in costs.items() if name not in in_seed) + beyond_instance_hours
     assert round(not_in_seed, 2) == round(169.60 + 60.74 + 7.59 + 14.60 + 66.00 + 21.00 + 16.62 + 2.06 + 0.40, 2) == 358.61
     assert round(report.monthly_usd, 2) == 3766.43
-    assert 3500 <= report.monthly_usd <= 4500  # seed §1.3's AWS estimate; the stack's budget is 4,500
+    assert 3500 <= report.monthly_usd <= 4500  # the original architecture's AWS estimate (design §8.5); the stack's budget is 4,500
     assert report.delta_usd == report.monthly_usd  # a new stack: all of it is the change
 
 
@@ -297,7 +297,7 @@ def test_every_type_the_shipped_stacks_create_is_priced_or_free() -> None:
 
 
 def test_the_gcp_and_azure_equivalents_of_seed_1_3_are_priced() -> None:
-    """Seed §1.3's GCP and Azure machine types and disks: n2-highmem-8 in us-central1 is 8 × $0.031611
+    """The GCP and Azure machine types and disks of design §9.2: n2-highmem-8 in us-central1 is 8 × $0.031611
     + 64 × $0.004237 an hour, less N2's 20 % sustained-use discount for a full month; a 2 TB regional
     pd-ssd $0.34/GB; Standard_E8s_v5 in eastus $0.504/h; a 2 TiB Premium SSD is a P40.
     """
