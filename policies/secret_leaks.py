@@ -462,7 +462,7 @@ _SECRET_STORES: dict[str, frozenset[str] | None] = {
 }
 """Where a generated secret may go, by type and property (None: any property): the secret stores,
 the deployment's own SSH connection, and the TLS provider signing with the key. A Docker secret's
-name is derived from its content (a keyed digest, seed §6) and is fine too. Providers take their
+name is derived from its content (a keyed digest, design §3.2) and is fine too. Providers take their
 credentials anywhere (they stay in the engine's state), and an SSM parameter stores one only as a
 SecureString (`_stores`)."""
 

@@ -3,7 +3,7 @@ over each in two shapes: the plan as the engine hands it to the pack at `pulumi 
 known, secrets in plaintext) and as a first `pulumi preview` (`build_plan(preview=True)`: outputs
 of the resources to create unknown).
 
-A mutation is what a careless change or a deliberate evasion would do to the plan (seed §4, §6 and
+A mutation is what a careless change or a deliberate evasion would do to the plan (design §3 and §4, and
 issue 10's classes), applied to the plan JSON the way the engine would see it: a literal has no
 property dependency, a value computed from a resource has one, and in the preview shape a value
 computed from a resource to be created is unknown (so a change inside such a value is invisible
