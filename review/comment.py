@@ -58,6 +58,18 @@ class StackReview:
         """The monthly cost's change (0 when the cost is unknown)."""
         return float((self.cost or {}).get("deltaUsd") or 0.0)
 
+    @property
+    def pending_usd(self) -> float:
+        """The monthly cost's change still held back by `ignoreChanges` (a resized machine): due
+        as soon as the machines awaiting replacement are replaced, which the change asks for.
+        """
+        return float((self.cost or {}).get("pendingDeltaUsd") or 0.0)
+
+    @property
+    def committed_usd(self) -> float:
+        """What the change adds to the bill once it is fully applied: its delta and what is pending."""
+        return self.delta_usd + self.pending_usd
+
 
 def _read_json(path: Path) -> Any:
     return json.loads(path.read_text())
@@ -120,8 +132,9 @@ class Gate:
         for stack in stacks:
             if stack.risk.worst >= self.fail_on_risk:
                 found.append(f"`{stack.name}`: worst risk {stack.risk.worst.label} (the gate refuses {self.fail_on_risk.label} or worse)")
-            if stack.delta_usd > self.max_increase_usd:
-                found.append(f"`{stack.name}`: cost +{stack.delta_usd:,.2f} USD/month (the gate refuses more than +{self.max_increase_usd:,.2f})")
+            if stack.committed_usd > self.max_increase_usd:
+                found.append(f"`{stack.name}`: cost {_with_pending(stack.delta_usd, stack.pending_usd, ' USD/month')} "
+                             f"(the gate refuses more than +{self.max_increase_usd:,.2f})")
             if stack.mandatory:
                 found.append(f"`{stack.name}`: {stack.mandatory} mandatory policy violation(s)")
             found.extend(f"`{stack.name}`: {problem}" for problem in stack.problems)
@@ -131,6 +144,13 @@ class Gate:
 def _usd(amount: float) -> str:
     rounded = round(amount, 2)
     return f"+{rounded:,.2f}" if rounded > 0 else f"{rounded:,.2f}" if rounded < 0 else "0.00"
+
+
+def _with_pending(delta: float, pending: float, unit: str = "") -> str:
+    """A cost change, and beside it what waits for the machines' replacement."""
+    if not round(pending, 2):
+        return f"{_usd(delta)}{unit}"
+    return f"{_usd(delta)}{unit} ({_usd(pending)}{unit} once the machines awaiting replacement are replaced)"
 
 
 def _ops(change: Change) -> str:
@@ -154,7 +174,7 @@ def _cost_cells(stack: StackReview) -> tuple[str, str]:
         return "not estimated", ""
     monthly = f"{float(stack.cost.get('monthlyUsd') or 0):,.2f}"
     unlisted = int(stack.cost.get("unlistedSame") or 0)
-    return (f"{monthly} of what changes ({unlisted} unchanged not listed)" if unlisted else monthly), _usd(stack.delta_usd)
+    return (f"{monthly} of what changes ({unlisted} unchanged not listed)" if unlisted else monthly), _with_pending(stack.delta_usd, stack.pending_usd)
 
 
 def _cost_details(stack: StackReview) -> list[str]:
@@ -162,12 +182,15 @@ def _cost_details(stack: StackReview) -> list[str]:
     if cost is None:
         return []
     resources = cast(list[Mapping[str, Any]], cost.get("resources") or [])
-    changed = sorted((r for r in resources if round(float(r.get("deltaUsd") or 0), 2)), key=lambda r: (-abs(float(r["deltaUsd"])), str(r["urn"])))
+    def change_of(resource: Mapping[str, Any]) -> float:
+        return float(resource.get("deltaUsd") or 0) + float(resource.get("pendingDeltaUsd") or 0)
+
+    changed = sorted((r for r in resources if round(change_of(r), 2)), key=lambda r: (-abs(change_of(r)), str(r["urn"])))
     lines = [f"<details><summary>{stack.name}: cost ({len(changed)} resource(s) change the bill)</summary>", ""]
     if changed:
         lines += ["| resource | op | USD/month | change |", "|---|---|---:|---:|"]
-        lines += [f"| `{str(r['urn']).rsplit('::', 1)[-1]}` | {r.get('op', '')} | {float(r.get('monthlyUsd') or 0):,.2f} | {_usd(float(r['deltaUsd']))} |"
-                  for r in changed]
+        lines += [f"| `{str(r['urn']).rsplit('::', 1)[-1]}` | {r.get('op', '')} | {float(r.get('monthlyUsd') or 0):,.2f} | "
+                  f"{_with_pending(float(r.get('deltaUsd') or 0), float(r.get('pendingDeltaUsd') or 0))} |" for r in changed]
     assumptions = cast(list[str], cost.get("assumptions") or [])
     if assumptions:
         lines += ["", "Assumptions:", *[f"- {a}" for a in assumptions]]
@@ -220,6 +243,7 @@ def _render(stacks: Sequence[StackReview], gate: Gate, rows: int) -> str:
     ordered = sorted(stacks, key=lambda s: s.name)
     worst = max((s.risk.worst for s in ordered), default=Risk.SAFE)
     delta = sum(s.delta_usd for s in ordered)
+    pending = sum(s.pending_usd for s in ordered)
     mandatory = sum(s.mandatory for s in ordered)
     policy = "not run" if any(s.violations is None for s in ordered) else ("fails" if mandatory else "passes")
     refusals = gate.refusals(ordered)
@@ -233,7 +257,7 @@ def _render(stacks: Sequence[StackReview], gate: Gate, rows: int) -> str:
         MARKER,
         "## Infrastructure review",
         "",
-        f"**Cost** {_usd(delta)} USD/month · **Worst risk** {worst.label} · **Policy pack** {policy} · **Gate** {verdict}",
+        f"**Cost** {_with_pending(delta, pending, ' USD/month')} · **Worst risk** {worst.label} · **Policy pack** {policy} · **Gate** {verdict}",
         "",
         *[f"- {r}" for r in refusals],
         *([""] if refusals else []),

@@ -109,3 +109,21 @@ def test_a_deleted_stack_fits_in_one_comment_with_every_step_counted(tmp_path: P
     counted = sum(int(row.split("|")[4]) for row in folded.splitlines() if row.startswith("| ") and row.split("|")[4].strip().isdigit())
     shown = sum(1 for row in text[: text.index("counted by class")].splitlines() if row.startswith("| ") and "| delete |" in row)
     assert shown + counted == len(base["steps"]), "every deleted resource is shown or counted"
+
+
+def test_a_resize_held_back_until_replacement_shows_and_gates_its_pending_cost(tmp_path: Path) -> None:
+    """A worker resize changes nothing until each machine is replaced (`ignoreChanges`), but the
+    change asks for those replacements: the comment shows what they will add, and the gate counts it."""
+    base = plan_of("dev")
+    head = copy.deepcopy(base)
+    workers = [step for step in head["steps"] if step["newState"]["type"] == "aws:ec2/instance:Instance" and "-worker-" in step["urn"]]
+    assert workers
+    for step in workers:
+        step["newState"]["inputs"]["instanceType"] = "r6i.4xlarge"
+    stack = review_stack(_stack_dir(tmp_path, "dev", head, base, cost=None))
+    assert stack.delta_usd == 0 and stack.pending_usd > 100
+    text = render([stack], Gate(max_increase_usd=100.0))
+    pending = f"+{stack.pending_usd:,.2f} USD/month once the machines awaiting replacement are replaced"
+    assert text.splitlines()[3].startswith(f"**Cost** 0.00 USD/month ({pending})")
+    assert f"- `dev`: cost 0.00 USD/month ({pending}) (the gate refuses more than +100.00)" in text
+    assert "**Gate** passes" in render([stack], Gate(max_increase_usd=stack.pending_usd + 1, fail_on_risk=Risk.IRREVERSIBLE))
