@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -49,6 +50,16 @@ class PlanGraph:
         found = [r for r in self.resources if r.name.endswith(suffix) and (typ is None or r.type == typ)]
         assert len(found) == 1, f"expected one resource named *{suffix}, found {[r.name for r in found]}"
         return found[0]
+
+    def role_statements(self) -> dict[str, list[dict[str, Any]]]:
+        """Each machine role's IAM statements: its identity's policy and, apart, the one on the
+        stack key (providers/aws/compute.py), taken together."""
+        statements: dict[str, list[dict[str, Any]]] = {}
+        for policy in self.of_type("aws:iam/rolePolicy:RolePolicy"):
+            if "-compute-" in policy.name:
+                role = policy.name.split("-compute-")[1].removesuffix("-key").removesuffix("-identity")
+                statements.setdefault(role, []).extend(json.loads(policy.inputs["policy"])["Statement"])
+        return statements
 
 
 @cache

@@ -23,11 +23,22 @@ DEVICE_NAMES = ("/dev/sdf", "/dev/sdg", "/dev/sdh", "/dev/sdi")
 """Attachment slots; on Nitro machines the volume shows up by its id, whatever the slot."""
 
 
+ON_KEY = frozenset(Capability) - {Capability.PULL_IMAGES}
+"""The capabilities whose statements name the stack key: all but pulling images, whose layers ECR
+decrypts through its own grant on the key."""
+
+
 @dataclass(frozen=True)
 class Grantable:
-    """The ARNs of what a role's statements may name, resolved: this stack's own, nothing else."""
+    """The ARNs of what a role's statements may name, resolved: this stack's own, nothing else.
 
-    key_arn: str
+    Without the key, the statements on the key are left out: they go into a policy of their own
+    (`_instance_profile`), because the key's ARN is unknown until the key exists, while every other
+    ARN here is known from names at a stack's first preview, where the policy pack can then judge
+    what the roles may do.
+    """
+
+    key_arn: str | None
     secrets: dict[str, str]
     bucket_arn: str
     repositories: list[str]
@@ -40,19 +51,24 @@ def _statements(capability: Capability, grantable: Grantable) -> list[dict[str, 
     """The IAM statements that grant one capability, on this stack's parameters, key, bucket and
     repositories only.
     """
-    via_ssm = {"StringLike": {"kms:ViaService": "ssm.*.amazonaws.com"}}
     key_arn, secrets = grantable.key_arn, grantable.secrets
+
+    def via_ssm(*actions: str) -> list[dict[str, object]]:
+        if key_arn is None:
+            return []
+        return [{"Effect": "Allow", "Action": list(actions), "Resource": key_arn, "Condition": {"StringLike": {"kms:ViaService": "ssm.*.amazonaws.com"}}}]
+
     match capability:
         case Capability.READ_MANAGER_JOIN | Capability.READ_WORKER_JOIN:
             token = MANAGER_TOKEN if capability is Capability.READ_MANAGER_JOIN else WORKER_TOKEN
             return [
                 {"Effect": "Allow", "Action": ["ssm:GetParameter"], "Resource": [secrets[token], secrets[MANAGER_ADDRESS]]},
-                {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": key_arn, "Condition": via_ssm},
+                *via_ssm("kms:Decrypt"),
             ]
         case Capability.PUBLISH_JOIN:
             return [
                 {"Effect": "Allow", "Action": ["ssm:PutParameter"], "Resource": sorted(secrets.values())},
-                {"Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey"], "Resource": key_arn, "Condition": via_ssm},
+                *via_ssm("kms:Encrypt", "kms:GenerateDataKey"),
             ]
         case Capability.WRITE_BACKUPS:
             return backup_writer_statements(grantable.bucket_arn, key_arn)
@@ -73,8 +89,17 @@ def _statements(capability: Capability, grantable: Grantable) -> list[dict[str, 
         case Capability.READ_HOST_KEY:
             return [
                 {"Effect": "Allow", "Action": ["ssm:GetParameter"], "Resource": sorted(grantable.host_keys)},
-                {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": key_arn, "Condition": via_ssm},
+                *via_ssm("kms:Decrypt"),
             ]
+
+
+def _document(capabilities: Sequence[Capability], grantable: Grantable, *, key_only: bool = False) -> str:
+    """A policy document of the capabilities' statements; with `key_only`, those on the key alone."""
+    statements = [s for capability in capabilities for s in _statements(capability, grantable)]
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [s for s in statements if not key_only or s["Resource"] == grantable.key_arn],
+    }, sort_keys=True)
 
 
 def _instance_profile(scope: Scope, plan: ComputePlan, role: Role) -> aws.iam.InstanceProfile:
@@ -91,21 +116,19 @@ def _instance_profile(scope: Scope, plan: ComputePlan, role: Role) -> aws.iam.In
     )
     capabilities = plan.capabilities[role]
     if capabilities:
-        grantable = pulumi.Output.all(
-            plan.key_arn,
+        named = pulumi.Output.all(
             pulumi.Output.all(**plan.bootstrap_secret_ids),
             plan.backup_bucket_arn,
             pulumi.Output.all(*plan.image_repository_ids),
             plan.image_list_id,
             pulumi.Output.all(*plan.host_key_ids.get(role, ())),
-        ).apply(lambda args: Grantable(*args))
-        policy = grantable.apply(
-            lambda granted: json.dumps({
-                "Version": "2012-10-17",
-                "Statement": [s for capability in capabilities for s in _statements(capability, granted)],
-            }, sort_keys=True)
         )
-        aws.iam.RolePolicy(name, role=iam_role.id, policy=policy, opts=scope.opts())
+        aws.iam.RolePolicy(
+            name, role=iam_role.id, policy=named.apply(lambda args: _document(capabilities, Grantable(None, *args))), opts=scope.opts()
+        )
+        if ON_KEY.intersection(capabilities):
+            on_key = pulumi.Output.all(plan.key_arn, named).apply(lambda args: _document(capabilities, Grantable(args[0], *args[1]), key_only=True))
+            aws.iam.RolePolicy(f"{name}-key", role=iam_role.id, policy=on_key, opts=scope.opts())
     return aws.iam.InstanceProfile(name, role=iam_role.name, tags=scope.tags_with(Name=name, Role=role.value), opts=scope.opts())
 
 

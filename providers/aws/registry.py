@@ -13,11 +13,14 @@ configuration only.
 
 from __future__ import annotations
 
+from typing import cast
+
 import pulumi
 import pulumi_aws as aws
 
 from components.base import Scope
 from components.registry import ImageListPlan, ImageListResult, RegistryPlan, RegistryResult, image_list_value
+from providers.aws.arns import Account, account_of
 
 
 def image_list_name(scope: Scope) -> str:
@@ -30,6 +33,7 @@ def build_registry(scope: Scope, plan: RegistryPlan) -> RegistryResult:
     urls: dict[str, pulumi.Output[str]] = {}
     arns: dict[str, pulumi.Output[str]] = {}
     registry_id: pulumi.Output[str] | None = None
+    account = account_of(scope)
     for image in plan.images:
         repository = aws.ecr.Repository(
             scope.child(image),
@@ -41,18 +45,11 @@ def build_registry(scope: Scope, plan: RegistryPlan) -> RegistryResult:
             opts=scope.stateful_opts(),
         )
         urls[image] = repository.repository_url
-        arns[image] = repository.arn
+        arns[image] = pulumi.Output.all(account, repository.name).apply(lambda args: cast(Account, args[0]).repository(cast(str, args[1])))
         registry_id = repository.registry_id
     invoke = pulumi.InvokeOutputOptions(parent=scope.component)
     token = aws.ecr.get_authorization_token_output(registry_id=registry_id, opts=invoke)
     name = image_list_name(scope)
-    list_arn = pulumi.Output.format(
-        "arn:{0}:ssm:{1}:{2}:parameter{3}",
-        aws.get_partition_output(opts=invoke).partition,
-        aws.get_region_output(opts=invoke).region,
-        aws.get_caller_identity_output(opts=invoke).account_id,
-        name,
-    )
     return RegistryResult(
         server=token.proxy_endpoint,
         username=token.user_name,
@@ -60,7 +57,7 @@ def build_registry(scope: Scope, plan: RegistryPlan) -> RegistryResult:
         repository_urls=urls,
         repository_ids=arns,
         image_list_name=pulumi.Output.from_input(name),
-        image_list_id=list_arn,
+        image_list_id=account.apply(lambda where: where.parameter(name)),
     )
 
 

@@ -183,7 +183,7 @@ def _backup_bucket(
     return BucketParts(bucket, arn, versioning)
 
 
-def backup_writer_statements(bucket_arn: str, key_arn: str) -> list[dict[str, object]]:
+def backup_writer_statements(bucket_arn: str, key_arn: str | None) -> list[dict[str, object]]:
     """What pgBackRest 2.45 does to an S3 repository, and nothing more: list the bucket (`info`,
     `expire`, `archive-get`'s look-ups), read, write and delete objects under the repository's
     prefix (`expire` deletes old backups and WAL, one DELETE or a multi-object delete; multipart
@@ -196,13 +196,19 @@ def backup_writer_statements(bucket_arn: str, key_arn: str) -> list[dict[str, ob
     `kms:GenerateDataKey` to write (and for multipart uploads) and `kms:Decrypt` to read; S3 asks
     KMS with the bucket's ARN as encryption context when a bucket key is on (this bucket), the
     object's otherwise, so both are allowed. tests/contract/test_backup_s3.py runs pgBackRest
-    under exactly these statements.
+    under exactly these statements. Without the key (None), the statement on it is left out: the
+    node roles hold it in a policy of their own (providers/aws/compute.py).
     """
     objects = f"{bucket_arn}/{OFFSITE_KEY_PREFIX.strip('/')}/*"
-    region = key_arn.split(":")[3]
-    return [
+    on_objects: list[dict[str, object]] = [
         {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket_arn},
         {"Effect": "Allow", "Action": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"], "Resource": objects},
+    ]
+    if key_arn is None:
+        return on_objects
+    region = key_arn.split(":")[3]
+    return [
+        *on_objects,
         {
             "Effect": "Allow",
             "Action": ["kms:Decrypt", "kms:GenerateDataKey"],

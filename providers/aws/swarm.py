@@ -10,6 +10,7 @@ import base64
 import gzip
 from collections.abc import Mapping
 from pathlib import Path
+from typing import cast
 
 import pulumi
 import pulumi_aws as aws
@@ -27,6 +28,7 @@ from components.swarm import (
     render_bastion_cloud_init,
     render_node_cloud_init,
 )
+from providers.aws.arns import Account, account_of
 
 SECRET_STORE_SCRIPT = (Path(__file__).parent / "scripts" / "secret-store.sh").read_text()
 
@@ -80,6 +82,11 @@ def _host_key_parameters(scope: Scope, plan: SwarmPlan) -> dict[str, aws.ssm.Par
     }
 
 
+def _arn(account: pulumi.Output[Account], parameter: aws.ssm.Parameter) -> pulumi.Output[str]:
+    """A parameter's ARN from its name, known before the parameter exists (providers.aws.arns)."""
+    return pulumi.Output.all(account, parameter.name).apply(lambda args: cast(Account, args[0]).parameter(cast(str, args[1])))
+
+
 def build_swarm(scope: Scope, plan: SwarmPlan) -> SwarmResult:
     """Creates the bootstrap parameters and renders every node's and the bastion's user data."""
     parameters = {
@@ -98,7 +105,8 @@ def build_swarm(scope: Scope, plan: SwarmPlan) -> SwarmResult:
     names = {secret: parameter.name for secret, parameter in parameters.items()}
     host_keys = _host_key_parameters(scope, plan)
     host_key_names = {machine: parameter.name for machine, parameter in host_keys.items()}
-    region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=scope.component)).region
+    account = account_of(scope)
+    region = account.apply(lambda where: where.region)
     secret_names = pulumi.Output.all(**names)
     user_data: dict[str, pulumi.Output[str]] = {}
     for node in plan.layout.nodes:
@@ -126,6 +134,6 @@ def build_swarm(scope: Scope, plan: SwarmPlan) -> SwarmResult:
     return SwarmResult(
         user_data_base64=user_data,
         bastion_user_data=bastion,
-        bootstrap_secret_ids={secret: p.arn for secret, p in parameters.items()},
-        host_key_ids={machine: p.arn for machine, p in host_keys.items()},
+        bootstrap_secret_ids={secret: _arn(account, p) for secret, p in parameters.items()},
+        host_key_ids={machine: _arn(account, p) for machine, p in host_keys.items()},
     )

@@ -9,7 +9,6 @@ import json
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,6 +17,7 @@ from dpc.model import FIREWALL_MATRIX, LOAD_BALANCER_TARGET_ROLE, SWARM_ROLES, F
 from dpc.settings import REQUIRED_TAG_KEYS, Settings
 from tests.plan_graph import PlanGraph, is_taggable
 from tests.unit.conftest import plan_of
+from tests.unit.policy_shapes import preview_of
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -269,13 +269,8 @@ def test_prod_backups_are_copied_to_a_second_region_under_its_own_key(graph: Pla
     assert "s3:ReplicateObject" in actions and not [a for a in actions if a.endswith("*")]
 
 
-def _policies(graph: PlanGraph) -> dict[str, list[dict[str, Any]]]:
-    return {p.name.split("-compute-")[1].removesuffix("-identity"): json.loads(p.inputs["policy"])["Statement"]
-            for p in graph.of_type("aws:iam/rolePolicy:RolePolicy") if "-compute-" in p.name}
-
-
 def test_instance_identities_hold_only_their_roles_capabilities(graph: PlanGraph, settings: Settings) -> None:
-    policies = _policies(graph)
+    policies = graph.role_statements()
     assert set(policies) == {role.value for role, caps in role_capabilities(settings).items() if caps}
     for role, statements in policies.items():
         actions = {a for s in statements for a in s["Action"]}
@@ -393,3 +388,16 @@ def test_every_resource_belongs_to_this_stack_under_one_root(graph: PlanGraph, s
     for resource in graph.resources:
         assert resource.urn.startswith(f"urn:pulumi:{stack}::dpc::"), resource.urn
         assert resource.parent in ("", *(r.urn for r in graph.resources if not r.custom)), resource.urn
+
+
+def test_what_a_role_may_do_is_known_at_a_first_preview_but_the_key_it_may_use(stack: str, graph: PlanGraph) -> None:
+    """The stack key's ARN is unknown until the key exists; everything else a role's statements name
+    follows from names the program chooses. So each role's statements on the key stand in a policy
+    of their own, and the rest is a whole document at a first preview, where the pack judges it."""
+    preview = PlanGraph(preview_of(stack))
+    identities = [p for p in preview.of_type("aws:iam/rolePolicy:RolePolicy") if p.name.endswith("-identity")]
+    assert identities and all(p.inputs["policy"] != "[unknown]" for p in identities), "a role's own policy is known at preview"
+    for policy in graph.of_type("aws:iam/rolePolicy:RolePolicy"):
+        if "-compute-" in policy.name:
+            on_key = [all(a.startswith("kms:") for a in s["Action"]) for s in json.loads(policy.inputs["policy"])["Statement"]]
+            assert on_key and set(on_key) == {policy.name.endswith("-identity-key")}, policy.name

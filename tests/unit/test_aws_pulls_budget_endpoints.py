@@ -71,24 +71,19 @@ def test_every_service_waits_for_every_node_to_hold_the_images(graph: PlanGraph)
         assert gate.urn in steps[service.urn]["dependencies"], service.name
 
 
-def _statements(graph: PlanGraph) -> dict[str, list[dict[str, Any]]]:
-    return {p.name.split("-compute-")[1].removesuffix("-identity"): json.loads(p.inputs["policy"])["Statement"]
-            for p in graph.of_type("aws:iam/rolePolicy:RolePolicy") if "-compute-" in p.name}
-
-
 def test_every_swarm_node_may_pull_exactly_the_stacks_repositories(graph: PlanGraph, settings: Settings) -> None:
     assert all(Capability.PULL_IMAGES in role_capabilities(settings)[role] for role in SWARM_ROLES)
     repositories = sorted(r.inputs["name"] for r in graph.of_type("aws:ecr/repository:Repository"))
     parameter = _image_list(graph).inputs["name"]
     for role in SWARM_ROLES:
-        statements = _statements(graph)[role.value]
+        statements = graph.role_statements()[role.value]
         by_action = {tuple(s["Action"]): s["Resource"] for s in statements}
         assert by_action[("ecr:GetAuthorizationToken",)] == "*", "ECR's token action takes no narrower resource"
         pulled = by_action[("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")]
         assert [arn.rsplit("/", 1)[1] for arn in pulled] == repositories and all(arn.startswith("arn:aws:ecr:") for arn in pulled)
         readable = {r for s in statements if s["Action"] == ["ssm:GetParameter"] for r in s["Resource"]}
         assert f"arn:aws:ssm:{settings.region}:{ACCOUNT}:parameter{parameter}" in readable, role
-    assert not any(s["Action"][0].startswith("ecr:") for s in _statements(graph)["bastion"]), "the bastion pulls nothing"
+    assert not any(s["Action"][0].startswith("ecr:") for s in graph.role_statements()["bastion"]), "the bastion pulls nothing"
 
 
 def test_the_budget_counts_the_stacks_regions_without_a_cost_allocation_tag(graph: PlanGraph, settings: Settings) -> None:

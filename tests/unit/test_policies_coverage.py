@@ -279,9 +279,10 @@ def _verdict(shape: str, mutation: Mutation) -> str:
 
 @pytest.mark.parametrize("shape", _SHAPES)
 def test_the_mutation_suite_catches_what_each_shape_can_show(shape: str, capsys: pytest.CaptureFixture[str]) -> None:
-    """Up: every mutation caught (at least 95 %). Preview: the same, except changes inside a document a
-    first preview cannot show (the node roles' IAM policies name the stack key's ARN, unknown until the
-    key exists), which the pack must report as not judged, naming the resource, never pass.
+    """Every mutation caught, in both shapes (at least 95 %). A change the pack cannot see at a
+    first preview must be reported as not judged, naming the resource, never passed; the node roles'
+    IAM policies are whole there since the statements on the stack key, whose ARN is unknown until
+    the key exists, sit in a policy of their own (providers/aws/compute.py).
     """
     verdicts = {label: _verdict(shape, mutation) for label, mutation in MUTATIONS.items()}
     caught = [label for label, verdict in verdicts.items() if verdict == "caught"]
@@ -292,8 +293,7 @@ def test_the_mutation_suite_catches_what_each_shape_can_show(shape: str, capsys:
               f"reported as not judged at preview: {unjudged or 'none'}; missed: {missed or 'none'}")
     assert len(MUTATIONS) >= 50
     assert missed == []
-    assert len(caught) / len(MUTATIONS) >= (0.95 if shape == "up" else 0.9)
-    assert all(MUTATIONS[label][1] == "iam-least-privilege" for label in unjudged)
+    assert len(caught) / len(MUTATIONS) >= 0.95
 
 
 def test_the_unmutated_prod_plan_is_clean_in_both_shapes() -> None:

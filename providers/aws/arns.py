@@ -1,0 +1,44 @@
+"""ARNs the program can name before the cloud makes the resource. An SSM parameter's and an ECR
+repository's ARN follow from the partition, the region, the account and the name the program
+chooses, so the policies that grant them are whole documents at a stack's first preview, where
+the resources' own `arn` outputs are still unknown and the policy pack could not judge them
+(design §10.3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.base import Scope
+
+
+@dataclass(frozen=True)
+class Account:
+    """Where the stack's resources live: their partition, region and account."""
+
+    partition: str
+    region: str
+    account_id: str
+
+    def parameter(self, name: str) -> str:
+        """An SSM parameter's ARN; a hierarchical name (`/dpc/...`) keeps its leading slash."""
+        if not name.startswith("/"):
+            raise ValueError(f"SSM parameter {name!r}: the stack's parameters are hierarchical, under /dpc/")
+        return f"arn:{self.partition}:ssm:{self.region}:{self.account_id}:parameter{name}"
+
+    def repository(self, name: str) -> str:
+        """An ECR repository's ARN."""
+        return f"arn:{self.partition}:ecr:{self.region}:{self.account_id}:repository/{name}"
+
+
+def account_of(scope: Scope) -> pulumi.Output[Account]:
+    """The account the program runs in, from the provider's own invokes (known at preview)."""
+    invoke = pulumi.InvokeOutputOptions(parent=scope.component)
+    return pulumi.Output.all(
+        aws.get_partition_output(opts=invoke).partition,
+        aws.get_region_output(opts=invoke).region,
+        aws.get_caller_identity_output(opts=invoke).account_id,
+    ).apply(lambda args: Account(*args))
