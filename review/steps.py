@@ -380,6 +380,20 @@ def _diff_paths(old: Any, new: Any, prefix: str = "") -> Iterator[tuple[str, str
         yield prefix, "update"
 
 
+def _referencing(value: Any, ids: frozenset[str], prefix: str) -> Iterator[str]:
+    """The paths inside a property value whose text holds one of `ids`: where a replaced
+    resource's id, or an ARN or URL made from it, went into the property.
+    """
+    if isinstance(value, dict):
+        for key, item in sorted(cast(dict[str, Any], value).items()):
+            yield from _referencing(item, ids, f"{prefix}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(cast(list[Any], value)):
+            yield from _referencing(item, ids, f"{prefix}[{index}]")
+    elif isinstance(value, str) and any(known in value for known in ids):
+        yield prefix
+
+
 def _plan_states(plan: Mapping[str, Any], name: str) -> dict[str, Mapping[str, Any]]:
     states: dict[str, Mapping[str, Any]] = {}
     for raw in cast(list[Mapping[str, Any]], plan.get("steps") or []):
@@ -406,9 +420,12 @@ def change_between_plans(base: Mapping[str, Any], head: Mapping[str, Any], table
     Unchanged resources are listed as `same` steps (as `--show-sames` lists them), so that what
     reads the change sees the whole stack after it.
     """
+    from review.mocks import mock_id  # noqa: PLC0415  (the ids the offline plan's mocks gave; the mocks load the SDK, which a preview's review never needs)
+
     rules = replacement_table() if table is None else table
     old_states, new_states = _plan_states(base, "base"), _plan_states(head, "head")
     replaced: set[str] = set()
+    replaced_ids: set[str] = set()
     steps: list[Step] = []
     for urn, new in new_states.items():  # the head's order puts what a resource needs before it
         old = old_states.get(urn)
@@ -417,9 +434,13 @@ def change_between_plans(base: Mapping[str, Any], head: Mapping[str, Any], table
             steps.append(Step(urn, type_, "create", None, new, provider=str(new.get("provider") or ""), engine_ops=("create",)))
             continue
         diff = dict(_diff_paths(_mapping(old.get("inputs")), _mapping(new.get("inputs"))))
+        inputs = _mapping(new.get("inputs"))
         for prop, users in _mapping(new.get("propertyDependencies")).items():
             if replaced.intersection(_strings(users)) and prop not in diff:
-                diff[prop] = "update"
+                # Only where the replaced resource's id went is unknown until it is replaced (a
+                # service's secret reference, not its whole task spec), else the whole property.
+                where = [path for path in _referencing(inputs.get(prop), frozenset(replaced_ids), prop) if path not in diff]
+                diff.update(dict.fromkeys(where or [prop], "update"))
         ignored = _strings(new.get("ignoreChanges"))
         waiting = sorted(path for path in diff if any(_inside(path, prop) for prop in ignored))
         diff = {path: kind for path, kind in diff.items() if path not in waiting}
@@ -431,12 +452,13 @@ def change_between_plans(base: Mapping[str, Any], head: Mapping[str, Any], table
             continue
         rule = rules.get(type_)
         own = ReplaceRule(_strings(new.get("replaceOnChanges")), "the resource's replaceOnChanges option")
-        forcing = tuple(path for path in diff if replaces(own, path, {}) or (rule is not None and replaces(rule, path, _mapping(new.get("inputs")))))
+        forcing = tuple(path for path in diff if replaces(own, path, {}) or (rule is not None and replaces(rule, path, inputs)))
         if rule is None and bool(new.get("custom")) and not forcing:
             notes = (*notes, f"no replace-on-change table for {type_}: this update may be a replacement")
         op = "replace" if forcing else "update"
         if forcing:
             replaced.add(urn)
+            replaced_ids.add(mock_id(type_, urn.rsplit("::", 1)[-1]))
         detailed = {path: {"kind": f"{kind}-replace" if path in forcing else kind, "inputDiff": True} for path, kind in sorted(diff.items())}
         steps.append(Step(
             urn, type_, op, old, new,

@@ -165,3 +165,20 @@ def test_user_data_replaces_an_instance_only_when_it_says_so() -> None:
     assert replaces(rule, "rootBlockDevice.kmsKeyId", {}) and not replaces(rule, "rootBlockDevice.volumeSize", {})
     assert replaces(rule, "rootBlockDevice", {}), "a whole block changed holds a property that forces"
     assert not replaces(rule, "instanceType", {})
+
+
+def test_a_replaced_secret_changes_only_the_reference_to_it_in_a_service() -> None:
+    """Where a replaced resource's id went is what is unknown until it is replaced: the service's
+    secret reference, not its whole task spec, so the service updates (rolls) and is not replaced
+    although its task spec holds a replace-on-change property (`taskSpec.containerSpec.hosts`)."""
+    base = plan_of("dev")
+    head = copy.deepcopy(base)
+    for step in head["steps"]:
+        if step["urn"].endswith("::dev-database-secret-tls-ca-cert"):
+            step["newState"]["inputs"]["name"] = "tls_ca_cert-rotated"
+    steps = {step.name: step for step in change_between_plans(base, head).steps}
+    assert steps["dev-database-secret-tls-ca-cert"].op == "replace"
+    service = steps["dev-database-haproxy"]
+    assert service.op == "update"
+    changed = sorted(service.detailed_diff or {})
+    assert changed and all(path.startswith("taskSpec.containerSpec.secrets[") and path.endswith(".secretId") for path in changed), changed
