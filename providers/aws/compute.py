@@ -123,12 +123,16 @@ def _instance_profile(scope: Scope, plan: ComputePlan, role: Role) -> aws.iam.In
             plan.image_list_id,
             pulumi.Output.all(*plan.host_key_ids.get(role, ())),
         )
-        aws.iam.RolePolicy(
-            name, role=iam_role.id, policy=named.apply(lambda args: _document(capabilities, Grantable(None, *args))), opts=scope.opts()
-        )
+        # The policy on the key first: on a stack whose role policy still holds the key's
+        # statements, they are granted apart before the update takes them out of it, so a
+        # node's WAL archiving or token read never meets a moment without them.
+        on_key: list[pulumi.Resource] = []
         if ON_KEY.intersection(capabilities):
-            on_key = pulumi.Output.all(plan.key_arn, named).apply(lambda args: _document(capabilities, Grantable(args[0], *args[1]), key_only=True))
-            aws.iam.RolePolicy(f"{name}-key", role=iam_role.id, policy=on_key, opts=scope.opts())
+            document = pulumi.Output.all(plan.key_arn, named).apply(lambda args: _document(capabilities, Grantable(args[0], *args[1]), key_only=True))
+            on_key.append(aws.iam.RolePolicy(f"{name}-key", role=iam_role.id, policy=document, opts=scope.opts()))
+        aws.iam.RolePolicy(
+            name, role=iam_role.id, policy=named.apply(lambda args: _document(capabilities, Grantable(None, *args))), opts=scope.opts(depends_on=on_key)
+        )
     return aws.iam.InstanceProfile(name, role=iam_role.name, tags=scope.tags_with(Name=name, Role=role.value), opts=scope.opts())
 
 

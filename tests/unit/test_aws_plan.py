@@ -393,11 +393,16 @@ def test_every_resource_belongs_to_this_stack_under_one_root(graph: PlanGraph, s
 def test_what_a_role_may_do_is_known_at_a_first_preview_but_the_key_it_may_use(stack: str, graph: PlanGraph) -> None:
     """The stack key's ARN is unknown until the key exists; everything else a role's statements name
     follows from names the program chooses. So each role's statements on the key stand in a policy
-    of their own, and the rest is a whole document at a first preview, where the pack judges it."""
+    of their own, and the rest is a whole document at a first preview, where the pack judges it.
+    """
     preview = PlanGraph(preview_of(stack))
     identities = [p for p in preview.of_type("aws:iam/rolePolicy:RolePolicy") if p.name.endswith("-identity")]
     assert identities and all(p.inputs["policy"] != "[unknown]" for p in identities), "a role's own policy is known at preview"
+    dependencies = {step["urn"]: step["newState"]["dependencies"] for step in graph.plan["steps"]}
     for policy in graph.of_type("aws:iam/rolePolicy:RolePolicy"):
         if "-compute-" in policy.name:
             on_key = [all(a.startswith("kms:") for a in s["Action"]) for s in json.loads(policy.inputs["policy"])["Statement"]]
             assert on_key and set(on_key) == {policy.name.endswith("-identity-key")}, policy.name
+            if policy.name.endswith("-identity"):
+                key_policy = graph.named(f"{policy.name}-key", "aws:iam/rolePolicy:RolePolicy")
+                assert key_policy.urn in dependencies[policy.urn], "the key's statements are granted apart before the role policy loses them"
