@@ -23,15 +23,19 @@ class Account:
     region: str
     account_id: str
 
+    def arn(self, service: str, resource: str) -> str:
+        """The ARN of a regional resource of this account: `arn:partition:service:region:account:resource`."""
+        return f"arn:{self.partition}:{service}:{self.region}:{self.account_id}:{resource}"
+
     def parameter(self, name: str) -> str:
         """An SSM parameter's ARN; a hierarchical name (`/dpc/...`) keeps its leading slash."""
         if not name.startswith("/"):
             raise ValueError(f"SSM parameter {name!r}: the stack's parameters are hierarchical, under /dpc/")
-        return f"arn:{self.partition}:ssm:{self.region}:{self.account_id}:parameter{name}"
+        return self.arn("ssm", f"parameter{name}")
 
     def repository(self, name: str) -> str:
         """An ECR repository's ARN."""
-        return f"arn:{self.partition}:ecr:{self.region}:{self.account_id}:repository/{name}"
+        return self.arn("ecr", f"repository/{name}")
 
 
 def account_of(scope: Scope) -> pulumi.Output[Account]:

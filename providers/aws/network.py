@@ -6,7 +6,7 @@ the VPC endpoints that keep the nodes' AWS traffic (backups, images, bootstrap s
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import pulumi_aws as aws
@@ -14,6 +14,7 @@ import pulumi_aws as aws
 from components.base import Scope
 from components.network import ENDPOINTS_GROUP, LOAD_BALANCER_GROUP, NetworkPlan, NetworkResult
 from dpc.model import FromCidrs, FromLoadBalancer, Role, Rule
+from providers.aws.arns import Account, account_of
 from providers.aws.iam import service_trust_policy
 
 ALL_TRAFFIC = "-1"
@@ -144,9 +145,9 @@ def _flow_logs_permissions(group_arn: str) -> str:
     })
 
 
-def _flow_logs(scope: Scope, plan: NetworkPlan, vpc: aws.ec2.Vpc, where: pulumi.Output[list[str]]) -> None:
+def _flow_logs(scope: Scope, plan: NetworkPlan, vpc: aws.ec2.Vpc, account: pulumi.Output[Account]) -> None:
     """Every flow of the VPC into an encrypted log group, published by a role only this account's
-    flow logs may assume. `where` is the partition, the region and the account id.
+    flow logs may assume.
     """
     log_group = aws.cloudwatch.LogGroup(
         scope.child("flow-logs"),
@@ -157,15 +158,15 @@ def _flow_logs(scope: Scope, plan: NetworkPlan, vpc: aws.ec2.Vpc, where: pulumi.
     )
     role = aws.iam.Role(
         scope.child("flow-logs-role"),
-        assume_role_policy=where.apply(
-            lambda args: service_trust_policy("vpc-flow-logs.amazonaws.com", args[2], f"arn:{args[0]}:ec2:{args[1]}:{args[2]}:vpc-flow-log/*")
+        assume_role_policy=account.apply(
+            lambda where: service_trust_policy("vpc-flow-logs.amazonaws.com", where.account_id, where.arn("ec2", "vpc-flow-log/*"))
         ),
         tags=scope.tags_with(Name=scope.child("flow-logs-role")),
         opts=scope.opts(),
     )
     # The group's ARN from its name, which the provider sets before a preview (the ARN it returns
     # is known only once the group exists): the permissions can be reviewed at preview.
-    group_arn = pulumi.Output.all(where, log_group.name).apply(lambda a: f"arn:{a[0][0]}:logs:{a[0][1]}:{a[0][2]}:log-group:{a[1]}")
+    group_arn = pulumi.Output.all(account, log_group.name).apply(lambda a: cast(Account, a[0]).arn("logs", f"log-group:{a[1]}"))
     aws.iam.RolePolicy(
         scope.child("flow-logs-write"),
         role=role.id,
@@ -265,11 +266,9 @@ def build_network(scope: Scope, plan: NetworkPlan) -> NetworkResult:
         private[zone.zone] = private_subnet.id
 
     groups = _security_groups(scope, plan, vpc)
-    invoke = pulumi.InvokeOutputOptions(parent=scope.component)
-    region = aws.get_region_output(opts=invoke).region
-    where = pulumi.Output.all(aws.get_partition_output(opts=invoke).partition, region, aws.get_caller_identity_output(opts=invoke).account_id)
-    _endpoints(scope, plan, vpc, region=region, subnets=list(private.values()), route_tables=route_tables)
-    _flow_logs(scope, plan, vpc, where)
+    account = account_of(scope)
+    _endpoints(scope, plan, vpc, region=account.apply(lambda where: where.region), subnets=list(private.values()), route_tables=route_tables)
+    _flow_logs(scope, plan, vpc, account)
     return NetworkResult(
         network_id=vpc.id,
         public_subnet_ids=public,
