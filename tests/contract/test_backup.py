@@ -214,6 +214,12 @@ class BackupRig:
         return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(self.root)}
 
     @property
+    def agent(self) -> Path:
+        """The backup agent, installed in the rig as the image installs it (`/usr/local/bin/dpc-backup-agent`):
+        the postgres user runs it, and may not reach into a checkout under a private directory."""
+        return self.root / "bin" / "dpc-backup-agent"
+
+    @property
     def metrics_file(self) -> Path:
         """Where the backup agent writes its results for node-exporter."""
         return Path(self.repository_layout.paths.node_exporter_textfiles) / BACKUP_METRICS_FILE
@@ -348,8 +354,9 @@ def rig() -> Iterator[BackupRig]:
     data = Path(database_layout.paths.data)
     try:
         directories = (include_repository, include_database, Path(repository_layout.paths.backup_repository), data.parent)
-        for directory in (*directories, root / "wal", root / "run", root / "textfile"):
+        for directory in (*directories, root / "wal", root / "run", root / "textfile", rig.agent.parent):
             directory.mkdir(parents=True)
+        shutil.copyfile(BACKUP_AGENT, rig.agent)
         rig.repository_config.write_text(render_pgbackrest_repository(repository_layout, prod_settings().backup, None))
         rig.database_config.write_text(render_pgbackrest_database_host(database_layout, database_layout.patroni[0], offsite=False))
         for include in (include_repository, include_database):
@@ -385,7 +392,7 @@ def rig() -> Iterator[BackupRig]:
 def take_backup(rig: BackupRig) -> None:
     """The backup agent's day of backups, now: stanza-create, check and (the stanza's first) a full."""
     agent = subprocess.run(
-        ["/usr/bin/python3", str(BACKUP_AGENT), "--now", "--metrics-file", str(rig.metrics_file)],
+        ["/usr/bin/python3", str(rig.agent), "--now", "--metrics-file", str(rig.metrics_file)],
         capture_output=True, text=True, timeout=TIMEOUT, check=False, user="postgres", group="postgres", extra_groups=[],
         env={**rig.environment, **rig.repository_options()},
     )
