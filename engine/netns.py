@@ -149,16 +149,18 @@ class Network:
         ]  # fmt: skip
 
     def run(self, host: str, user: str, argv: Sequence[str], *, home: Path, timeout: float) -> subprocess.CompletedProcess[str]:
-        """A command to completion in the host's namespace (used for one-off probes)."""
-        return subprocess.run(self.command(host, user, argv, home=home), capture_output=True, text=True, timeout=timeout, check=False)
+        """A command to completion in the host's namespace (used for one-off probes), in `home`."""
+        return subprocess.run(self.command(host, user, argv, home=home), capture_output=True, text=True, timeout=timeout, check=False, cwd=home)
 
     def start(self, name: str, host: str, user: str, argv: Sequence[str], *, home: Path, log: Path, open_files: int | None = None) -> Started:
         """A long-running service in the host's namespace, its output appended to `log` (a service
-        restarted on the same host keeps its earlier output), in its own session.
+        restarted on the same host keeps its earlier output), in its own session. It starts in its
+        `home`, as a service manager starts it, never in the caller's directory, which its user may
+        not enter (a checkout under a private directory).
         """
         command = self.command(host, user, argv, home=home, open_files=open_files)
         with log.open("ab") as output:
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True, cwd=home)
         started = Started(name, self.namespace(host), process, log)
         self.started.append(started)
         return started
