@@ -40,9 +40,9 @@ class ComputePlan:
     backup_agent_node: str
     """The one node whose containers act with its identity (`dpc.model.backup_agent_node`)."""
     attachments: Mapping[str, tuple[Attachment, ...]]
-    key_arn: pulumi.Output[str]
+    key_id: pulumi.Output[str]
     bootstrap_secret_ids: Mapping[str, pulumi.Output[str]]
-    backup_bucket_arn: pulumi.Output[str]
+    backup_bucket_name: pulumi.Output[str]
     image_repository_ids: tuple[pulumi.Output[str], ...]
     """The registry's repositories, which the nodes pull from (`Capability.PULL_IMAGES`)."""
     image_list_id: pulumi.Output[str]

@@ -7,20 +7,31 @@ from dataclasses import dataclass
 import pulumi
 
 from components.base import Component
+from components.network import NetworkResult
 from dpc.model import HealthCheck
 
 
 @dataclass(frozen=True)
+class LoadBalancerTarget:
+    """A machine the endpoint forwards to, with the zone it runs in (GCP groups targets by zone)."""
+
+    node: str
+    zone: str
+    machine_id: pulumi.Output[str]
+
+
+@dataclass(frozen=True)
 class LoadBalancerPlan:
-    """Where the endpoint listens and what it forwards to."""
+    """Where the endpoint listens and what it forwards to. Internal: in the private subnets, for the
+    network's own clients; otherwise in the public ones, for the listed client ranges.
+    """
 
     internal: bool
     port: int
     health_check: HealthCheck
-    subnet_ids: tuple[pulumi.Output[str], ...]
-    firewall_group_id: pulumi.Output[str]
-    network_id: pulumi.Output[str]
-    target_ids: dict[str, pulumi.Output[str]]
+    network: NetworkResult
+    zones: tuple[str, ...]
+    targets: tuple[LoadBalancerTarget, ...]
     deletion_protection: bool
 
 

@@ -14,28 +14,25 @@ from dpc.model import Role, Rule
 
 
 @dataclass(frozen=True)
-class ZoneSubnets:
-    """The two subnets of one zone: public (NAT, bastion, load balancer) and private (nodes)."""
-
-    zone: str
-    public_cidr: str
-    private_cidr: str
-
-
-@dataclass(frozen=True)
 class NetworkPlan:
     """What the network must provide, independent of the cloud."""
 
     cidr: str
-    zones: tuple[ZoneSubnets, ...]
+    zones: tuple[str, ...]
+    private_cidrs: tuple[str, ...]
+    """The nodes' ranges: one per zone, in zone order, where subnets are zonal (AWS); one regional
+    range where they are regional (GCP). Each cloud's settings check the count."""
+    public_cidrs: tuple[str, ...]
+    """The ranges of what faces the internet (bastion, NAT, a public endpoint), counted like `private_cidrs`."""
     nat_per_zone: bool
+    """Egress survives a zone's loss: a NAT per zone where NAT is zonal (AWS); a regional NAT (GCP) always does."""
     rules: tuple[Rule, ...]
     admin_cidrs: tuple[str, ...]
     client_cidrs: tuple[str, ...]
     """Empty means the endpoint is internal: the clients are the VPC itself."""
     flow_log_retention_days: int
-    key_arn: pulumi.Output[str]
-    """The customer-managed key that encrypts the flow logs."""
+    key_id: pulumi.Output[str]
+    """The customer-managed key that encrypts the flow logs where the cloud lets a key do so."""
 
 
 LOAD_BALANCER_GROUP = "load-balancer"
@@ -47,12 +44,18 @@ ENDPOINTS_GROUP = "endpoints"
 
 @dataclass(frozen=True)
 class NetworkResult:
-    """What the other components need: subnet ids per zone and firewall group ids per role."""
+    """What the other components need: the subnet a machine of each zone joins and the firewall
+    group of each role.
+    """
 
     network_id: pulumi.Output[str]
     public_subnet_ids: dict[str, pulumi.Output[str]]
+    """By zone, the subnet a public-facing machine there joins (regional subnets: the same one for every zone)."""
     private_subnet_ids: dict[str, pulumi.Output[str]]
+    """By zone, the subnet a node there joins (regional subnets: the same one for every zone)."""
     firewall_group_ids: dict[str, pulumi.Output[str]]
+    """By group (a role's value, `LOAD_BALANCER_GROUP`), what places a machine under the group's rules:
+    a security group id on AWS, a network tag on GCP."""
     private_egress: dict[str, list[pulumi.Resource]]
     """By zone, what gives the private subnet its way out (its route table's association and its
     route to the NAT gateway): a machine there must not boot before them."""

@@ -21,7 +21,7 @@ class RegistryPlan:
     """One repository per image the program builds, encrypted with the stack's key."""
 
     images: tuple[str, ...]
-    key_arn: pulumi.Output[str]
+    key_id: pulumi.Output[str]
 
 
 @dataclass(frozen=True)

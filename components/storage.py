@@ -12,15 +12,26 @@ from components.base import Component
 
 
 @dataclass(frozen=True)
+class ProvisionedPerformance:
+    """Performance bought separately from a disk's size (AWS gp3: IOPS and throughput)."""
+
+    iops: int
+    throughput_mbps: int
+
+
+@dataclass(frozen=True)
 class VolumePlan:
-    """One block volume, created in its node's zone and mounted at `mount_point` there."""
+    """One block volume, created in its node's zone and mounted at `mount_point` there.
+
+    `performance` is None on a cloud whose SSD class derives performance from size (GCP's pd-ssd):
+    the settings of such a cloud refuse IOPS and throughput figures (`providers/<cloud>/settings.py`).
+    """
 
     node: str
     purpose: str
     zone: str
     size_gb: int
-    iops: int
-    throughput_mbps: int
+    performance: ProvisionedPerformance | None
     mount_point: str
 
     @property
@@ -56,10 +67,10 @@ class StoragePlan:
 class StorageResult:
     """The key every other encrypted resource uses, the volumes by name, the backup bucket."""
 
-    key_arn: pulumi.Output[str]
+    key_id: pulumi.Output[str]
+    """The stack key as the cloud's APIs name it (a KMS key ARN on AWS, a CryptoKey id on GCP)."""
     volume_ids: dict[str, pulumi.Output[str]]
     backup_bucket_name: pulumi.Output[str]
-    backup_bucket_arn: pulumi.Output[str]
 
 
 class Storage(Component[StoragePlan, StorageResult]):

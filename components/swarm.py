@@ -89,7 +89,7 @@ class SwarmPlan:
 
     layout: SwarmLayout
     mounts: Mapping[str, tuple[Mount, ...]]
-    secrets_key_arn: pulumi.Output[str]
+    secrets_key_id: pulumi.Output[str]
     """The customer-managed key that encrypts the bootstrap secrets."""
     deploy_public_key: pulumi.Output[str]
     """The deployment's own SSH identity, authorised for the deploy user on every node and the bastion."""

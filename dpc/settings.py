@@ -93,11 +93,13 @@ class NodesSettings(Section):
 
 
 class VolumeSettings(Section):
-    """A block volume: size in GiB, provisioned IOPS and throughput in MiB/s."""
+    """A block volume: size in GiB, and where the cloud sells performance apart from size (AWS gp3)
+    provisioned IOPS and throughput in MiB/s; each cloud's settings say whether it takes them.
+    """
 
     size_gb: PositiveGib
-    iops: Annotated[int, Field(ge=1)]
-    throughput_mbps: Annotated[int, Field(ge=1)]
+    iops: Annotated[int, Field(ge=1)] | None = None
+    throughput_mbps: Annotated[int, Field(ge=1)] | None = None
 
 
 class StorageSettings(Section):
@@ -350,6 +352,9 @@ def _check_nodes(s: Settings) -> Iterator[Problem]:
 
 
 def _gp3_problems(path: str, volume: VolumeSettings) -> Iterator[Problem]:
+    if volume.iops is None or volume.throughput_mbps is None:
+        yield Problem(path, "gp3 volumes are sold by size, IOPS and throughput; this volume lacks the latter", "set iops and throughputMbps")
+        return
     max_iops = min(GP3_MAX_IOPS, max(GP3_MIN_IOPS, volume.size_gb * GP3_IOPS_PER_GIB))
     if not GP3_MIN_IOPS <= volume.iops <= max_iops:
         yield Problem(
@@ -396,7 +401,7 @@ def _check_storage_against_machines(s: Settings) -> Iterator[Problem]:
         if limits is None:
             continue
         keys, first = " + ".join(f"dpc:storage.{volume}" for volume in volumes), next(iter(volumes))
-        iops = sum(volume.iops for volume in volumes.values())
+        iops = sum(volume.iops or 0 for volume in volumes.values())
         if iops > limits.maximum_iops:
             yield Problem(
                 f"storage.{first}.iops",
@@ -404,7 +409,7 @@ def _check_storage_against_machines(s: Settings) -> Iterator[Problem]:
                 f"(sustained {limits.baseline_iops})",
                 f"provision at most {limits.maximum_iops} IOPS in total, or a dpc:nodes.{group}.machineType that drives more",
             )
-        throughput = sum(volume.throughput_mbps for volume in volumes.values())
+        throughput = sum(volume.throughput_mbps or 0 for volume in volumes.values())
         ceiling = BlockStorageLimits.mib_per_second(limits.maximum_mbps)
         if throughput > ceiling:
             yield Problem(

@@ -18,11 +18,11 @@ from components.base import Scope, StackContext
 from components.budget import BUDGET_ALERTS, Budget, BudgetPlan, BudgetResult
 from components.compute import Attachment, Compute, ComputePlan, ComputeResult
 from components.database import Registry
-from components.load_balancer import LoadBalancer, LoadBalancerPlan, LoadBalancerResult
-from components.network import LOAD_BALANCER_GROUP, Network, NetworkPlan, NetworkResult, ZoneSubnets
+from components.load_balancer import LoadBalancer, LoadBalancerPlan, LoadBalancerResult, LoadBalancerTarget
+from components.network import Network, NetworkPlan, NetworkResult
 from components.readiness import ImagesReady, SwarmReady
 from components.registry import ImageList, ImageListPlan, ImageListResult, ImageRegistry, RegistryPlan, RegistryResult
-from components.storage import BucketLifecycle, Storage, StoragePlan, StorageResult, VolumePlan
+from components.storage import BucketLifecycle, ProvisionedPerformance, Storage, StoragePlan, StorageResult, VolumePlan
 from components.swarm import BASTION_HOST_KEY, Mount, Swarm, SwarmLayout, SwarmPlan, SwarmResult
 from dpc.model import (
     FIREWALL_MATRIX,
@@ -58,29 +58,30 @@ class CloudBuilders:
     budget: Callable[[Scope, BudgetPlan], BudgetResult]
     registry: Callable[[Scope, RegistryPlan], RegistryResult]
     image_list: Callable[[Scope, ImageListPlan], ImageListResult]
+    offsite_repository: Callable[[Settings, str], OffsiteRepository]
+    """The backup tool's repository in the offsite bucket of that name (the cloud's object store)."""
 
 
-def network_plan(settings: Settings, key_arn: pulumi.Output[str]) -> NetworkPlan:
-    """Subnets per zone and the firewall matrix, for the stack's CIDRs."""
+def network_plan(settings: Settings, key_id: pulumi.Output[str]) -> NetworkPlan:
+    """The stack's address ranges and the firewall matrix."""
     net = settings.network
-    zones = tuple(
-        ZoneSubnets(zone, public, private)
-        for zone, public, private in zip(settings.zones, net.public_subnet_cidrs, net.private_subnet_cidrs, strict=True)
-    )
     return NetworkPlan(
         cidr=str(ipaddress.ip_network(net.vpc_cidr)),
-        zones=zones,
+        zones=tuple(settings.zones),
+        private_cidrs=tuple(net.private_subnet_cidrs),
+        public_cidrs=tuple(net.public_subnet_cidrs),
         nat_per_zone=net.nat_gateway_per_zone,
         rules=FIREWALL_MATRIX,
         admin_cidrs=tuple(settings.access.admin_cidrs),
         client_cidrs=tuple(settings.access.client_cidrs),
         flow_log_retention_days=FLOW_LOG_RETENTION_DAYS[settings.environment],
-        key_arn=key_arn,
+        key_id=key_id,
     )
 
 
 def _volume(node: Node, purpose: str, spec: VolumeSettings, mount_point: str) -> VolumePlan:
-    return VolumePlan(node.name, purpose, node.zone, spec.size_gb, spec.iops, spec.throughput_mbps, mount_point)
+    performance = None if spec.iops is None or spec.throughput_mbps is None else ProvisionedPerformance(spec.iops, spec.throughput_mbps)
+    return VolumePlan(node.name, purpose, node.zone, spec.size_gb, performance, mount_point)
 
 
 def volume_plans(settings: Settings, nodes: list[Node]) -> tuple[VolumePlan, ...]:
@@ -115,7 +116,7 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
         settings.backup.offsite_archive_after_days,
     )
     storage = Storage(f"{stack}-storage", StoragePlan(volumes, lifecycle, settings.backup.offsite_replica_region), cloud.storage, context).result
-    network = Network(f"{stack}-network", network_plan(settings, storage.key_arn), cloud.network, context).result
+    network = Network(f"{stack}-network", network_plan(settings, storage.key_id), cloud.network, context).result
     by_node: dict[str, list[VolumePlan]] = {}
     for volume in volumes:
         by_node.setdefault(volume.node, []).append(volume)
@@ -123,7 +124,7 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
         node: tuple(Mount(storage.volume_ids[v.name], v.mount_point) for v in node_volumes)
         for node, node_volumes in by_node.items()
     }
-    images = ImageRegistry(f"{stack}-registry", RegistryPlan(tuple(sorted(BUILT_IMAGES)), storage.key_arn), cloud.registry, context).result
+    images = ImageRegistry(f"{stack}-registry", RegistryPlan(tuple(sorted(BUILT_IMAGES)), storage.key_id), cloud.registry, context).result
     manager_1 = next(n for n in nodes if n.swarm_init)
     access = DeployAccess(
         f"{stack}-access",
@@ -134,7 +135,7 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
     swarm_plan = SwarmPlan(
         layout=SwarmLayout(tuple(nodes), prefix, tuple(settings.access.ssh_public_keys), bastion),
         mounts=mounts,
-        secrets_key_arn=storage.key_arn,
+        secrets_key_id=storage.key_id,
         deploy_public_key=access.deploy_public_key,
         host_keys=access.host_keys,
         images_parameter_name=images.image_list_name,
@@ -157,25 +158,22 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
         boot_after=network.private_egress,
         backup_agent_node=backup_agent_node(settings),
         attachments=attachments,
-        key_arn=storage.key_arn,
+        key_id=storage.key_id,
         bootstrap_secret_ids=swarm.bootstrap_secret_ids,
-        backup_bucket_arn=storage.backup_bucket_arn,
+        backup_bucket_name=storage.backup_bucket_name,
         image_repository_ids=tuple(images.repository_ids.values()),
         image_list_id=images.image_list_id,
         host_key_ids={Role.MANAGER: (swarm.host_key_ids[manager_1.name],), Role.BASTION: (swarm.host_key_ids[BASTION_HOST_KEY],)},
         capabilities=role_capabilities(settings),
     )
     compute = Compute(f"{stack}-compute", compute_plan, cloud.compute, context).result
-    internal = not settings.access.client_cidrs
-    subnets = network.private_subnet_ids if internal else network.public_subnet_ids
     lb_plan = LoadBalancerPlan(
-        internal=internal,
+        internal=not settings.access.client_cidrs,
         port=LOAD_BALANCER_PORT,
         health_check=LOAD_BALANCER_HEALTH_CHECK,
-        subnet_ids=tuple(subnets[zone] for zone in settings.zones),
-        firewall_group_id=network.firewall_group_ids[LOAD_BALANCER_GROUP],
-        network_id=network.network_id,
-        target_ids={n.name: compute.instance_ids[n.name] for n in nodes if n.role is LOAD_BALANCER_TARGET_ROLE},
+        network=network,
+        zones=tuple(settings.zones),
+        targets=tuple(LoadBalancerTarget(n.name, n.zone, compute.instance_ids[n.name]) for n in nodes if n.role is LOAD_BALANCER_TARGET_ROLE),
         deletion_protection=settings.is_prod,
     )
     endpoint = LoadBalancer(f"{stack}-endpoint", lb_plan, cloud.load_balancer, context).result
@@ -203,7 +201,7 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
             images.repository_urls,
             images_ready=images_ready,
         ),
-        offsite=storage.backup_bucket_name.apply(lambda bucket: OffsiteRepository(bucket=bucket, region=settings.region)),
+        offsite=storage.backup_bucket_name.apply(lambda bucket: cloud.offsite_repository(settings, bucket)),
         placement="cluster",
     )
     return {

@@ -78,8 +78,8 @@ older fulls keep only the WAL that makes them consistent."""
 
 
 @dataclass(frozen=True)
-class OffsiteRepository:
-    """The offsite copy: an S3 bucket reached with the backup node's IAM role (no keys anywhere)."""
+class S3Repository:
+    """The offsite copy in an S3 bucket, reached with the backup node's IAM role (no keys anywhere)."""
 
     bucket: str
     region: str
@@ -95,6 +95,21 @@ class OffsiteRepository:
     def s3_endpoint(self) -> str:
         """PgBackRest needs the endpoint spelled out: AWS's regional one unless another is given."""
         return self.endpoint or f"s3.{self.region}.amazonaws.com"
+
+    def options(self, repo: int) -> dict[str, str]:
+        """The repository's options in pgbackrest.conf, as repository `repo`."""
+        return {
+            f"repo{repo}-type": "s3",
+            f"repo{repo}-path": self.key_prefix,
+            f"repo{repo}-s3-bucket": self.bucket,
+            f"repo{repo}-s3-region": self.region,
+            f"repo{repo}-s3-endpoint": self.s3_endpoint,
+            f"repo{repo}-s3-key-type": "auto",
+        }
+
+
+OffsiteRepository = S3Repository
+"""The offsite repository variants, one per cloud's object store (each cloud package names its own)."""
 
 
 ARCHIVE_COMMAND = f"pgbackrest --stanza={BACKUP_STANZA} archive-push %p"
@@ -199,12 +214,7 @@ def render_pgbackrest_repository(layout: ClusterLayout, backup: BackupSettings, 
     }
     if offsite is not None:
         repositories |= {
-            "repo2-type": "s3",
-            "repo2-path": offsite.key_prefix,
-            "repo2-s3-bucket": offsite.bucket,
-            "repo2-s3-region": offsite.region,
-            "repo2-s3-endpoint": offsite.s3_endpoint,
-            "repo2-s3-key-type": "auto",
+            **offsite.options(2),
             "repo2-bundle": "y",
             "repo2-cipher-type": CIPHER_TYPE,
             **_repository_retention(2, offsite_full_retention_days(backup), wal_fulls=OFFSITE_CONTINUOUS_WAL_FULLS),

@@ -1,5 +1,6 @@
 """AWS: the builders of every component, composed by `providers.composition`."""
 
+from dpc.render.backup import S3Repository
 from providers.aws.budget import build_budget
 from providers.aws.compute import build_compute
 from providers.aws.load_balancer import build_load_balancer
@@ -20,4 +21,5 @@ AWS = CloudBuilders(
     budget=build_budget,
     registry=build_registry,
     image_list=build_image_list,
+    offsite_repository=lambda settings, bucket: S3Repository(bucket=bucket, region=settings.region),
 )

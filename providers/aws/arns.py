@@ -33,6 +33,10 @@ class Account:
             raise ValueError(f"SSM parameter {name!r}: the stack's parameters are hierarchical, under /dpc/")
         return self.arn("ssm", f"parameter{name}")
 
+    def bucket(self, name: str) -> str:
+        """An S3 bucket's ARN: global, so its partition and its (globally unique) name alone."""
+        return f"arn:{self.partition}:s3:::{name}"
+
     def repository(self, name: str) -> str:
         """An ECR repository's ARN."""
         return self.arn("ecr", f"repository/{name}")

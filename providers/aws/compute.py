@@ -17,6 +17,7 @@ from components.base import Scope
 from components.compute import ComputePlan, ComputeResult, MachineSpec, awaiting_replacement
 from components.swarm import MANAGER_ADDRESS, MANAGER_TOKEN, WORKER_TOKEN
 from dpc.model import SWARM_ROLES, Capability, Node, Role
+from providers.aws.arns import account_of
 from providers.aws.storage import backup_writer_statements
 
 DEVICE_NAMES = ("/dev/sdf", "/dev/sdg", "/dev/sdh", "/dev/sdi")
@@ -118,7 +119,7 @@ def _instance_profile(scope: Scope, plan: ComputePlan, role: Role) -> aws.iam.In
     if capabilities:
         named = pulumi.Output.all(
             pulumi.Output.all(**plan.bootstrap_secret_ids),
-            plan.backup_bucket_arn,
+            pulumi.Output.all(account_of(scope), plan.backup_bucket_name).apply(lambda a: a[0].bucket(a[1])),
             pulumi.Output.all(*plan.image_repository_ids),
             plan.image_list_id,
             pulumi.Output.all(*plan.host_key_ids.get(role, ())),
@@ -128,7 +129,7 @@ def _instance_profile(scope: Scope, plan: ComputePlan, role: Role) -> aws.iam.In
         # node's WAL archiving or token read never meets a moment without them.
         on_key: list[pulumi.Resource] = []
         if ON_KEY.intersection(capabilities):
-            document = pulumi.Output.all(plan.key_arn, named).apply(lambda args: _document(capabilities, Grantable(args[0], *args[1]), key_only=True))
+            document = pulumi.Output.all(plan.key_id, named).apply(lambda args: _document(capabilities, Grantable(args[0], *args[1]), key_only=True))
             on_key.append(aws.iam.RolePolicy(f"{name}-key", role=iam_role.id, policy=document, opts=scope.opts()))
         aws.iam.RolePolicy(
             name, role=iam_role.id, policy=named.apply(lambda args: _document(capabilities, Grantable(None, *args))), opts=scope.opts(depends_on=on_key)
@@ -192,7 +193,7 @@ def _instance(
             "volume_type": "gp3",
             "volume_size": node.root_volume_gb,
             "encrypted": True,
-            "kms_key_id": plan.key_arn,
+            "kms_key_id": plan.key_id,
             "delete_on_termination": True,
             "tags": scope.tags_with(Name=f"{name}-root", Node=node.name),
         },

@@ -8,17 +8,19 @@ import pulumi_aws as aws
 
 from components.base import Scope
 from components.load_balancer import LoadBalancerPlan, LoadBalancerResult
+from components.network import LOAD_BALANCER_GROUP
 
 
 def build_load_balancer(scope: Scope, plan: LoadBalancerPlan) -> LoadBalancerResult:
     """Creates the load balancer, its target group with health check, listener and targets."""
     check = plan.health_check
+    subnets = plan.network.private_subnet_ids if plan.internal else plan.network.public_subnet_ids
     balancer = aws.lb.LoadBalancer(
         scope.child("nlb"),
         load_balancer_type="network",
         internal=plan.internal,
-        subnets=list(plan.subnet_ids),
-        security_groups=[plan.firewall_group_id],
+        subnets=[subnets[zone] for zone in plan.zones],
+        security_groups=[plan.network.firewall_group_ids[LOAD_BALANCER_GROUP]],
         enable_cross_zone_load_balancing=True,
         enable_deletion_protection=plan.deletion_protection,
         tags=scope.tags_with(Name=scope.child("nlb")),
@@ -29,7 +31,7 @@ def build_load_balancer(scope: Scope, plan: LoadBalancerPlan) -> LoadBalancerRes
         port=plan.port,
         protocol="TCP",
         target_type="instance",
-        vpc_id=plan.network_id,
+        vpc_id=plan.network.network_id,
         deregistration_delay=30,
         health_check={
             "enabled": True,
@@ -51,11 +53,11 @@ def build_load_balancer(scope: Scope, plan: LoadBalancerPlan) -> LoadBalancerRes
         tags=scope.tags_with(Name=scope.child("postgres")),
         opts=scope.opts(),
     )
-    for node, instance_id in plan.target_ids.items():
+    for target in plan.targets:
         aws.lb.TargetGroupAttachment(
-            scope.child(f"haproxy-{node}"),
+            scope.child(f"haproxy-{target.node}"),
             target_group_arn=targets.arn,
-            target_id=instance_id,
+            target_id=target.machine_id,
             port=plan.port,
             opts=scope.opts(),
         )

@@ -152,7 +152,7 @@ def _flow_logs(scope: Scope, plan: NetworkPlan, vpc: aws.ec2.Vpc, account: pulum
     log_group = aws.cloudwatch.LogGroup(
         scope.child("flow-logs"),
         retention_in_days=plan.flow_log_retention_days,
-        kms_key_id=plan.key_arn,
+        kms_key_id=plan.key_id,
         tags=scope.tags_with(Name=scope.child("flow-logs")),
         opts=scope.opts(),
     )
@@ -227,43 +227,43 @@ def build_network(scope: Scope, plan: NetworkPlan) -> NetworkResult:
 
     public: dict[str, pulumi.Output[str]] = {}
     nats: dict[str, aws.ec2.NatGateway] = {}
-    for index, zone in enumerate(plan.zones):
-        public_subnet = _subnet(scope, vpc, zone.zone, zone.public_cidr, "public")
+    for index, (zone, cidr) in enumerate(zip(plan.zones, plan.public_cidrs, strict=True)):
+        public_subnet = _subnet(scope, vpc, zone, cidr, "public")
         aws.ec2.RouteTableAssociation(
-            scope.child(f"public-{zone.zone}-rt"), subnet_id=public_subnet.id, route_table_id=public_routes.id, opts=scope.opts()
+            scope.child(f"public-{zone}-rt"), subnet_id=public_subnet.id, route_table_id=public_routes.id, opts=scope.opts()
         )
         if plan.nat_per_zone or index == 0:
             address = aws.ec2.Eip(
-                scope.child(f"nat-{zone.zone}-ip"), domain="vpc", tags=scope.tags_with(Name=scope.child(f"nat-{zone.zone}-ip")), opts=scope.opts()
+                scope.child(f"nat-{zone}-ip"), domain="vpc", tags=scope.tags_with(Name=scope.child(f"nat-{zone}-ip")), opts=scope.opts()
             )
-            nats[zone.zone] = aws.ec2.NatGateway(
-                scope.child(f"nat-{zone.zone}"),
+            nats[zone] = aws.ec2.NatGateway(
+                scope.child(f"nat-{zone}"),
                 allocation_id=address.id,
                 subnet_id=public_subnet.id,
-                tags=scope.tags_with(Name=scope.child(f"nat-{zone.zone}")),
+                tags=scope.tags_with(Name=scope.child(f"nat-{zone}")),
                 opts=scope.opts(depends_on=[gateway]),
             )
-        public[zone.zone] = public_subnet.id
+        public[zone] = public_subnet.id
 
-    shared_nat = nats[plan.zones[0].zone]
+    shared_nat = nats[plan.zones[0]]
     private: dict[str, pulumi.Output[str]] = {}
     route_tables: list[pulumi.Output[str]] = []
     egress: dict[str, list[pulumi.Resource]] = {}
-    for zone in plan.zones:
-        nat = nats.get(zone.zone, shared_nat)
-        private_subnet = _subnet(scope, vpc, zone.zone, zone.private_cidr, "private")
+    for zone, cidr in zip(plan.zones, plan.private_cidrs, strict=True):
+        nat = nats.get(zone, shared_nat)
+        private_subnet = _subnet(scope, vpc, zone, cidr, "private")
         routes = aws.ec2.RouteTable(
-            scope.child(f"private-{zone.zone}-rt"), vpc_id=vpc.id, tags=scope.tags_with(Name=scope.child(f"private-{zone.zone}-rt")), opts=scope.opts()
+            scope.child(f"private-{zone}-rt"), vpc_id=vpc.id, tags=scope.tags_with(Name=scope.child(f"private-{zone}-rt")), opts=scope.opts()
         )
         route_tables.append(routes.id)
         route = aws.ec2.Route(
-            scope.child(f"private-{zone.zone}-default"), route_table_id=routes.id, destination_cidr_block="0.0.0.0/0", nat_gateway_id=nat.id, opts=scope.opts()
+            scope.child(f"private-{zone}-default"), route_table_id=routes.id, destination_cidr_block="0.0.0.0/0", nat_gateway_id=nat.id, opts=scope.opts()
         )
         association = aws.ec2.RouteTableAssociation(
-            scope.child(f"private-{zone.zone}-rt-assoc"), subnet_id=private_subnet.id, route_table_id=routes.id, opts=scope.opts()
+            scope.child(f"private-{zone}-rt-assoc"), subnet_id=private_subnet.id, route_table_id=routes.id, opts=scope.opts()
         )
-        egress[zone.zone] = [route, association]
-        private[zone.zone] = private_subnet.id
+        egress[zone] = [route, association]
+        private[zone] = private_subnet.id
 
     groups = _security_groups(scope, plan, vpc)
     account = account_of(scope)

@@ -40,7 +40,7 @@ def build_registry(scope: Scope, plan: RegistryPlan) -> RegistryResult:
             name=f"{scope.name}-{image}",
             image_tag_mutability="IMMUTABLE",
             image_scanning_configuration={"scan_on_push": True},
-            encryption_configurations=[{"encryption_type": "KMS", "kms_key": plan.key_arn}],
+            encryption_configurations=[{"encryption_type": "KMS", "kms_key": plan.key_id}],
             tags=scope.tags_with(Name=scope.child(image)),
             opts=scope.stateful_opts(),
         )

@@ -343,8 +343,8 @@ def build_storage(scope: Scope, plan: StoragePlan) -> StorageResult:
             availability_zone=volume.zone,
             size=volume.size_gb,
             type="gp3",
-            iops=volume.iops,
-            throughput=volume.throughput_mbps,
+            iops=volume.performance.iops if volume.performance else None,
+            throughput=volume.performance.throughput_mbps if volume.performance else None,
             encrypted=True,
             kms_key_id=key.arn,
             final_snapshot=True,
@@ -355,4 +355,4 @@ def build_storage(scope: Scope, plan: StoragePlan) -> StorageResult:
     backups = _backup_bucket(scope, plan, key, name="backups", partition=partition)
     if plan.replica_region is not None:
         _replicate(scope, plan, backups, source_key=key, account=account, partition=partition, region=region, replica_region=plan.replica_region)
-    return StorageResult(key_arn=key.arn, volume_ids=volume_ids, backup_bucket_name=backups.bucket.bucket, backup_bucket_arn=backups.arn)
+    return StorageResult(key_id=key.arn, volume_ids=volume_ids, backup_bucket_name=backups.bucket.bucket)

@@ -68,7 +68,7 @@ from dpc.config import settings_from_stack_file
 from dpc.render.backup import (
     ARCHIVE_COMMAND,
     RESTORE_COMMAND,
-    OffsiteRepository,
+    S3Repository,
     render_pgbackrest_database_host,
     render_pgbackrest_repository,
     render_pgbackrest_secrets,
@@ -85,7 +85,7 @@ GOLDEN_DIR = PROJECT_ROOT / "tests" / "golden" / "backup"
 BACKUP_AGENT = PROJECT_ROOT / "images" / "postgres" / "backup_agent.py"
 POSTGRES_BIN = Path(Paths().postgres_bin)
 FAKE_PASSPHRASE = "fake-backup-passphrase-for-tests-only"
-PLACEHOLDER_OFFSITE = OffsiteRepository(bucket="dpc-prod-offsite-backups-placeholder", region="us-east-1")
+PLACEHOLDER_OFFSITE = S3Repository(bucket="dpc-prod-offsite-backups-placeholder", region="us-east-1")
 TIMEOUT = 120
 WAIT_SECONDS = 30
 """Bound of every wait for a server to come up, a segment to be archived or recovery to end."""

@@ -70,7 +70,7 @@ import boto3
 import pytest
 
 from dpc.cluster import BACKUP_ENCRYPTION_SECRET, BACKUP_STANZA, CA_SECRET, CertificateRequest
-from dpc.render.backup import ARCHIVE_COMMAND, OFFSITE_KEY_PREFIX, RESTORE_COMMAND, OffsiteRepository, render_pgbackrest_repository, render_pgbackrest_secrets
+from dpc.render.backup import ARCHIVE_COMMAND, OFFSITE_KEY_PREFIX, RESTORE_COMMAND, S3Repository, render_pgbackrest_repository, render_pgbackrest_secrets
 from engine.pki import issue
 from providers.aws.storage import ARCHIVE_STORAGE_CLASS, backup_writer_statements
 from tests.cluster.hosts import SMOKE_CERTIFICATE_VALIDITY
@@ -258,7 +258,7 @@ def offsite_rig(*, without: frozenset[str] = frozenset()) -> Iterator[OffsiteRig
             for directory in (include, Path(repository.paths.backup_repository), Path(repository.paths.data).parent, root / "wal", root / "run"):
                 directory.mkdir(parents=True)
             config = root / "repository" / "pgbackrest.conf"
-            config.write_text(render_pgbackrest_repository(repository, prod_settings().backup, OffsiteRepository(bucket=BUCKET, region=REGION)))
+            config.write_text(render_pgbackrest_repository(repository, prod_settings().backup, S3Repository(bucket=BUCKET, region=REGION)))
             (include / "secrets.conf").write_text(render_pgbackrest_secrets({BACKUP_ENCRYPTION_SECRET: FAKE_PASSPHRASE}))
             subprocess.run(["chown", "-R", "postgres:postgres", str(root)], check=True, timeout=TIMEOUT)
             rig = BackupRig(root, repository, repository, include, include, 0, 0)

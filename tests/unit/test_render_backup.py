@@ -11,7 +11,7 @@ import pytest
 from dpc.cluster import BACKUP_ENCRYPTION_SECRET, Port, certificate_requests, swarm_layout
 from dpc.config import settings_from_stack_file
 from dpc.render.backup import (
-    OffsiteRepository,
+    S3Repository,
     local_full_retention_days,
     offsite_full_retention_days,
     render_pgbackrest_database_host,
@@ -22,7 +22,7 @@ from dpc.render.backup import (
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = settings_from_stack_file(PROJECT_ROOT / "Pulumi.prod.yaml")
 LAYOUT = swarm_layout(SETTINGS)
-OFFSITE = OffsiteRepository(bucket="example-bucket", region="eu-west-1")
+OFFSITE = S3Repository(bucket="example-bucket", region="eu-west-1")
 FAKE = "fake-passphrase"
 
 
@@ -99,9 +99,9 @@ def test_a_passphrase_that_would_break_the_file_is_refused(passphrase: str) -> N
 
 
 def test_offsite_endpoint_and_prefix() -> None:
-    assert OffsiteRepository("b", "us-east-1", endpoint="minio.example:9000").s3_endpoint == "minio.example:9000"
+    assert S3Repository("b", "us-east-1", endpoint="minio.example:9000").s3_endpoint == "minio.example:9000"
     with pytest.raises(ValueError, match="must start with '/'"):
-        OffsiteRepository("b", "us-east-1", key_prefix="pgbackrest")
+        S3Repository("b", "us-east-1", key_prefix="pgbackrest")
 
 
 def test_rendering_is_deterministic() -> None:
