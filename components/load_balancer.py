@@ -37,9 +37,10 @@ class LoadBalancerPlan:
 
 @dataclass(frozen=True)
 class LoadBalancerResult:
-    """The endpoint's DNS name, which clients connect to."""
+    """What clients connect to: a DNS name where the cloud gives the endpoint one (AWS; GCP's
+    internal endpoint through its service label), else its address."""
 
-    dns_name: pulumi.Output[str]
+    address: pulumi.Output[str]
 
 
 class LoadBalancer(Component[LoadBalancerPlan, LoadBalancerResult]):

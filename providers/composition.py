@@ -205,7 +205,7 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
         placement="cluster",
     )
     return {
-        "databaseEndpoint": endpoint.dns_name,
+        "databaseEndpoint": endpoint.address,
         **database_outputs(database),
         "bastionPublicIp": compute.bastion_public_ip,
         "backupBucket": storage.backup_bucket_name,

@@ -61,4 +61,4 @@ def build_load_balancer(scope: Scope, plan: LoadBalancerPlan) -> LoadBalancerRes
             port=plan.port,
             opts=scope.opts(),
         )
-    return LoadBalancerResult(dns_name=balancer.dns_name)
+    return LoadBalancerResult(address=balancer.dns_name)
