@@ -19,10 +19,10 @@ from typing import Any, cast
 from pulumi.runtime.config import CONFIG, get_config_env
 from pulumi_policy.proxy import UnknownValueError
 
-from dpc.cluster import swarm_layout
 from dpc.config import load_settings
 from dpc.services import ServiceSpec, database_services, placement_of
 from dpc.settings import SettingsError
+from dpc.topology import derive
 from policies.common import get
 
 UNKNOWN: Any = object()
@@ -123,4 +123,4 @@ def _program_services(config: tuple[tuple[str, str], ...]) -> tuple[ServiceSpec,
         settings = load_settings()
     except SettingsError:
         return None
-    return database_services(settings, swarm_layout(settings), placement_of(settings))
+    return database_services(derive(settings), placement_of(settings))
