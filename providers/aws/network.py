@@ -12,10 +12,11 @@ import pulumi
 import pulumi_aws as aws
 
 from components.base import Scope
-from components.network import ENDPOINTS_GROUP, LOAD_BALANCER_GROUP, NetworkPlan, NetworkResult
-from dpc.model import FromCidrs, FromLoadBalancer, Role, Rule
+from components.network import ENDPOINTS_GROUP, NetworkPlan, NetworkResult
+from dpc.model import FromCidrs, Rule
 from providers.aws.arns import Account, account_of
 from providers.aws.iam import service_trust_policy
+from providers.firewall import FIREWALL_GROUPS, ports_label, source_cidrs, source_group, target_group
 
 ALL_TRAFFIC = "-1"
 ESP = "50"
@@ -37,8 +38,7 @@ client takes its credentials from the instance metadata, not from STS."""
 
 def _ingress(scope: Scope, group: str, group_id: pulumi.Input[str], rule: Rule, *, peer: dict[str, pulumi.Input[str]], source: str) -> None:
     esp = rule.protocol == "esp"
-    ports = rule.protocol if esp else f"{rule.protocol}{rule.port}" + (f"-{rule.to_port}" if rule.to_port != rule.port else "")
-    name = scope.child(f"{group}-in-{ports}-from-{source}")
+    name = scope.child(f"{group}-in-{ports_label(rule)}-from-{source}")
     aws.vpc.SecurityGroupIngressRule(
         name,
         security_group_id=group_id,
@@ -54,7 +54,7 @@ def _ingress(scope: Scope, group: str, group_id: pulumi.Input[str], rule: Rule, 
 
 def _security_groups(scope: Scope, plan: NetworkPlan, vpc: aws.ec2.Vpc) -> dict[str, aws.ec2.SecurityGroup]:
     groups: dict[str, aws.ec2.SecurityGroup] = {}
-    for group in [*(role.value for role in Role), LOAD_BALANCER_GROUP]:
+    for group in FIREWALL_GROUPS:
         groups[group] = aws.ec2.SecurityGroup(
             scope.child(f"{group}-sg"),
             vpc_id=vpc.id,
@@ -71,15 +71,14 @@ def _security_groups(scope: Scope, plan: NetworkPlan, vpc: aws.ec2.Vpc) -> dict[
             tags=scope.tags_with(Name=scope.child(f"{group}-out-all")),
             opts=scope.opts(),
         )
-    cidrs = {"admin": plan.admin_cidrs, "clients": plan.client_cidrs or (plan.cidr,)}
     for rule in plan.rules:
-        group = LOAD_BALANCER_GROUP if rule.to is None else rule.to.value
+        group = target_group(rule)
         source = rule.source
         if isinstance(source, FromCidrs):
-            for index, cidr in enumerate(cidrs[source.kind]):
+            for index, cidr in enumerate(source_cidrs(plan, source)):
                 _ingress(scope, group, groups[group].id, rule, peer={"cidr_ipv4": cidr}, source=f"{source.kind}{index}")
         else:
-            peer = LOAD_BALANCER_GROUP if isinstance(source, FromLoadBalancer) else source.role.value
+            peer = source_group(source)
             _ingress(scope, group, groups[group].id, rule, peer={"referenced_security_group_id": groups[peer].id}, source=peer)
     return groups
 
