@@ -13,6 +13,8 @@ and checked by `cloud-init schema` and shellcheck.
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,8 +39,9 @@ BASTION_HOST_KEY = Role.BASTION.value
 """The bastion's entry in `SwarmPlan.host_keys` (the nodes' entries are their node names)."""
 
 DEPLOY_USER = "admin"
-"""The Debian images' login user, whom `pulumi up` reaches manager-1's Docker as (over SSH): a member
-of the docker group, so no root login is needed."""
+"""The user `pulumi up` reaches manager-1's Docker as (over SSH), the same on every cloud: a member of
+the docker group, so no root login is needed. Debian's images create it as their default user; an
+image whose default user has another name gets it from the user data (`CloudHooks.image_default_user`)."""
 
 BASE_PACKAGES = ("curl", "docker.io", "jq")
 """What every node's scripts run besides the cloud's own tools: Docker Engine from the OS packages,
@@ -123,7 +126,8 @@ class Swarm(Component[SwarmPlan, SwarmResult]):
 @dataclass(frozen=True)
 class CloudHooks:
     """What one cloud adds to a node's boot: its CLI and registry credential helper packages, its
-    secret-store functions, its settings, and the docker CLI's credential store for its registry.
+    secret-store functions, its settings, the docker CLI's credential store for its registry, the
+    files that store needs, and who its machine image logs in as.
     """
 
     secret_store_packages: tuple[str, ...]
@@ -133,6 +137,13 @@ class CloudHooks:
     secret_store_script: str
     environment: Mapping[str, str]
     docker_credentials_store: str
+    image_default_user: str
+    """The user the machine image's cloud-init creates by default. When it is `DEPLOY_USER`, the
+    keys are that user's (`ssh_authorized_keys`); otherwise the user data creates `DEPLOY_USER`
+    instead (`users`), so `pulumi up` logs in as the same user on every cloud."""
+    credential_helpers: Mapping[str, str]
+    """Executables the docker CLI's credential store runs, by name (`docker-credential-<store>`),
+    when no OS package provides it; written to /usr/local/bin."""
 
 
 @dataclass(frozen=True)
@@ -170,6 +181,14 @@ def hostname(prefix: str, node: Node) -> str:
     return f"{prefix}-{node.name}"
 
 
+def gzip_base64(user_data: str) -> str:
+    """User data compressed for the cloud's metadata (a manager's is more than EC2's 16 KiB; cloud-init
+    reads gzip on every cloud), with no timestamp, so the same document always gives the same bytes
+    (and no spurious machine change).
+    """
+    return base64.b64encode(gzip.compress(user_data.encode(), compresslevel=9, mtime=0)).decode()
+
+
 def _env_file(values: Mapping[str, str]) -> str:
     return "".join(f"{key}={_quote(value)}\n" for key, value in sorted(values.items()))
 
@@ -205,13 +224,26 @@ def _timer_units(name: str, description: str) -> list[dict[str, str]]:
 
 
 def _ssh(document: dict[str, object], access: SshAccess, hooks: CloudHooks, files: list[dict[str, str]]) -> None:
-    """Authorises the deploy key and the admins' keys for the deploy user. A machine the deployment
-    reaches installs the host key generated for it (`dpc-host-key`, last in its boot, so a slow
-    secret store never delays the Swarm's formation, which the deployment waits for first): read from
-    the secret store with the machine's own identity, since user data is readable by any process on
-    the machine through the instance metadata; cloud-init's own host keys are replaced by it.
+    """Authorises the deploy key and the admins' keys for the deploy user: the image's default user
+    when that is the deploy user, otherwise a deploy user the user data creates in its place (with
+    passwordless sudo, as the images give their default user, and no password to log in with). A
+    machine the deployment reaches installs the host key generated for it (`dpc-host-key`, last in
+    its boot, so a slow secret store never delays the Swarm's formation, which the deployment waits
+    for first): read from the secret store with the machine's own identity, since user data is
+    readable by any process on the machine through the instance metadata; cloud-init's own host
+    keys are replaced by it.
     """
-    document["ssh_authorized_keys"] = [access.deploy_public_key, *access.admin_public_keys]
+    keys = [access.deploy_public_key, *access.admin_public_keys]
+    if hooks.image_default_user == DEPLOY_USER:
+        document["ssh_authorized_keys"] = keys
+    else:
+        document["users"] = [{
+            "name": DEPLOY_USER,
+            "shell": "/bin/bash",
+            "lock_passwd": True,
+            "sudo": "ALL=(ALL) NOPASSWD:ALL",
+            "ssh_authorized_keys": keys,
+        }]
     if access.host_key_secret is None:
         return
     settings = {"DPC_HOST_KEY_SECRET": access.host_key_secret, "DPC_HOST_KEY_PACKAGES": " ".join(sorted(hooks.secret_store_packages))}
@@ -281,6 +313,7 @@ def render_node_cloud_init(
         _script("dpc-image-pull"),
         _file("/etc/dpc/mounts.tsv", "".join(f"{device}\t{mount}\t{Uid.POSTGRES}\n" for device, mount in devices), "0644"),
         _file("/root/.docker/config.json", docker_config, "0600"),
+        *(_file(f"/usr/local/bin/docker-credential-{name}", helper, "0755") for name, helper in sorted(hooks.credential_helpers.items())),
         *_timer_units("dpc-image-pull", "Pull the stack's images with this node's identity"),
     ]
     if node.role is Role.MANAGER:

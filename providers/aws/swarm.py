@@ -6,8 +6,6 @@ EC2's 16 KiB of user data; cloud-init reads gzip). The user data names secrets a
 
 from __future__ import annotations
 
-import base64
-import gzip
 from collections.abc import Mapping
 from pathlib import Path
 from typing import cast
@@ -24,6 +22,7 @@ from components.swarm import (
     SshAccess,
     SwarmPlan,
     SwarmResult,
+    gzip_base64,
     hostname,
     render_bastion_cloud_init,
     render_node_cloud_init,
@@ -36,6 +35,7 @@ SECRET_STORE_SCRIPT = (Path(__file__).parent / "scripts" / "secret-store.sh").re
 def aws_hooks(region: str, key_arn: str) -> CloudHooks:
     """The AWS CLI and the SSM-backed secret store, for the node's region and key; ECR pulls through
     Debian's credential helper, which signs in with the node's own role (no stored registry token).
+    Debian's AMIs create the deploy user `admin` as their default user.
     """
     return CloudHooks(
         secret_store_packages=("awscli",),
@@ -43,19 +43,14 @@ def aws_hooks(region: str, key_arn: str) -> CloudHooks:
         secret_store_script=SECRET_STORE_SCRIPT,
         environment={"DPC_REGION": region, "DPC_KEY_ID": key_arn},
         docker_credentials_store="ecr-login",
+        image_default_user="admin",
+        credential_helpers={},
     )
 
 
 def ebs_device(volume_id: str) -> str:
     """The stable device path of an EBS volume on a Nitro machine (NVMe serial is the volume id)."""
     return f"/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_{volume_id.replace('-', '')}"
-
-
-def gzip_base64(user_data: str) -> str:
-    """User data as EC2's `user_data_base64` takes it, gzip-compressed with no timestamp, so the same
-    document always gives the same bytes (and no spurious instance change).
-    """
-    return base64.b64encode(gzip.compress(user_data.encode(), compresslevel=9, mtime=0)).decode()
 
 
 def _access(plan: SwarmPlan, machine: str, host_keys: Mapping[str, pulumi.Output[str]]) -> pulumi.Output[SshAccess]:

@@ -32,10 +32,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.swarm import BASTION_HOST_KEY, SshAccess
+from components.swarm import BASTION_HOST_KEY, SshAccess, gzip_base64
 from dpc.model import bastion_node
 from dpc.services import Uid
-from providers.aws.swarm import gzip_base64
 from tests.contract.cloud_init_cases import (
     HOST_KEY_SECRETS,
     PREFIX,

@@ -25,10 +25,11 @@ from components.swarm import (
     PLACEHOLDER,
     WORKER_TOKEN,
     _env_file,  # pyright: ignore[reportPrivateUsage]  # the quoting of node.env is checked through bash
+    gzip_base64,
 )
 from dpc.model import Node, Role
 from dpc.services import Uid
-from providers.aws.swarm import ebs_device, gzip_base64
+from providers.aws.swarm import ebs_device
 from tests.contract.cloud_init_cases import (
     DEPLOY_KEY,
     HOST_KEY_MACHINES,
