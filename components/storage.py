@@ -9,35 +9,7 @@ from dataclasses import dataclass, field
 import pulumi
 
 from components.base import Component
-
-
-@dataclass(frozen=True)
-class ProvisionedPerformance:
-    """Performance bought separately from a disk's size (AWS gp3: IOPS and throughput)."""
-
-    iops: int
-    throughput_mbps: int
-
-
-@dataclass(frozen=True)
-class VolumePlan:
-    """One block volume, created in its node's zone and mounted at `mount_point` there.
-
-    `performance` is None on a cloud whose SSD class derives performance from size (GCP's pd-ssd):
-    the settings of such a cloud refuse IOPS and throughput figures (`providers/<cloud>/settings.py`).
-    """
-
-    node: str
-    purpose: str
-    zone: str
-    size_gb: int
-    performance: ProvisionedPerformance | None
-    mount_point: str
-
-    @property
-    def name(self) -> str:
-        """`worker-1-data`."""
-        return f"{self.node}-{self.purpose}"
+from dpc.topology import VolumePlan
 
 
 @dataclass(frozen=True)

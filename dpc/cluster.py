@@ -16,7 +16,7 @@ from typing import Literal
 
 from dpc.catalog import machine_type
 from dpc.environments import Environment
-from dpc.model import Role, plan_nodes, worker_sizing
+from dpc.model import Node, Role, worker_sizing
 from dpc.settings import Settings
 from dpc.sizing import PostgresSizing
 
@@ -43,6 +43,21 @@ BACKUP_LAST_RUN_METRIC = "dpc_backup_last_run_success"
 
 MIN_POOLED_CLIENTS = 5000
 """PgBouncer connection pooling for 5000+ connections, across all PgBouncer replicas (design §5.4)."""
+
+
+HOST_VOLUMES_ROOT = "/mnt/postgres-cluster"
+"""Where the cloud volumes are mounted on the hosts (design §4.1)."""
+
+
+def patroni_mount_points(index: int) -> tuple[str, str]:
+    """The host directories of Patroni member `index`'s data and WAL volumes."""
+    base = f"{HOST_VOLUMES_ROOT}/patroni-{index}"
+    return base, f"{base}-wal"
+
+
+def backup_mount_point() -> str:
+    """The host directory of the backup volume, where the backup agent keeps the local repository."""
+    return Paths().backup_repository
 
 
 class Port:
@@ -141,7 +156,7 @@ class Paths:
     logs: str = "/var/log/postgresql"
     postgres_bin: str = "/usr/lib/postgresql/15/bin"
     etcd_data: str = "/var/lib/etcd"
-    backup_repository: str = "/mnt/postgres-cluster/backups"
+    backup_repository: str = f"{HOST_VOLUMES_ROOT}/backups"
     node_exporter_textfiles: str = "/var/lib/node-exporter/textfile"
     pgbackrest_spool: str = "/var/spool/pgbackrest"
     """pgBackRest's working directory: the asynchronous archive queue and its lock files."""
@@ -247,9 +262,10 @@ def cache_memory_mb(settings: Settings) -> int:
     return int(app.memory_gib * 1024) // 4
 
 
-def swarm_layout(settings: Settings) -> ClusterLayout:
-    """The layout inside the Swarm: members reached by their service names, one service per member."""
-    nodes = plan_nodes(settings)
+def swarm_layout(settings: Settings, nodes: tuple[Node, ...]) -> ClusterLayout:
+    """The layout inside the Swarm: members reached by their service names, one service per member
+    (`dpc.topology.derive` makes it, from the nodes it plans).
+    """
     managers = [n for n in nodes if n.role is Role.MANAGER]
     workers = [n for n in nodes if n.role is Role.WORKER]
     app_nodes = [n for n in nodes if n.role is Role.APP]

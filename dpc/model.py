@@ -263,21 +263,7 @@ class Capability(StrEnum):
     reaches (manager-1, the bastion; `components.access`)."""
 
 
-def backup_agent_role(settings: Settings) -> Role:
-    """Where the backup agent (the pgBackRest repository host) runs: the backup node when the stack
-    has one (design §1.1: optional), otherwise the first manager.
-    """
-    return Role.BACKUP if settings.nodes.backup.count > 0 else Role.MANAGER
-
-
-def backup_agent_node(settings: Settings) -> str:
-    """The one node the backup agent runs on, the first of its role: it holds the backup volume,
-    and only its containers may act with the node's identity.
-    """
-    return f"{backup_agent_role(settings).value}-1"
-
-
-def role_capabilities(settings: Settings) -> dict[Role, tuple[Capability, ...]]:
+def role_capabilities(backup_agent_role: Role) -> dict[Role, tuple[Capability, ...]]:
     """What each role's machines may do. Only the backup agent's machines reach the offsite bucket:
     the database hosts send their WAL through the repository host, never to the bucket themselves.
     """
@@ -289,8 +275,7 @@ def role_capabilities(settings: Settings) -> dict[Role, tuple[Capability, ...]]:
         Role.BASTION: (Capability.READ_HOST_KEY,),
     }
     capabilities[Role.MANAGER] = (*capabilities[Role.MANAGER], Capability.READ_HOST_KEY)
-    agent = backup_agent_role(settings)
-    capabilities[agent] = (*capabilities[agent], Capability.WRITE_BACKUPS)
+    capabilities[backup_agent_role] = (*capabilities[backup_agent_role], Capability.WRITE_BACKUPS)
     for role in SWARM_ROLES:
         capabilities[role] = (*capabilities[role], Capability.PULL_IMAGES)
     return capabilities

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from dpc.catalog import machine_type
-from dpc.cluster import CA_SECRET, ClusterLayout, Member, Paths, Port, User, certificate_secret, key_secret
-from dpc.model import Role, backup_agent_role, node_group
+from dpc.cluster import CA_SECRET, ClusterLayout, Member, Paths, Port, User, certificate_secret, key_secret, patroni_mount_points
+from dpc.model import Role, node_group
 from dpc.render import grafana
 from dpc.render.backup import PGBACKREST_CONFIG, PGBACKREST_INCLUDE_DIR
 from dpc.render.pgbouncer import USERLIST_SECRET, open_files_needed
@@ -23,6 +23,7 @@ from dpc.render.prometheus import ALERT_RULES_FILE, PROMETHEUS_CONFIG_FILE, post
 from dpc.render.redis import ACL_SECRET, redis_exporter_address
 from dpc.settings import Settings
 from dpc.tiers import Tier
+from dpc.topology import Topology
 
 
 class Uid:
@@ -264,7 +265,7 @@ class _Placer:
 
     @property
     def backup_node(self) -> tuple[str, ...]:
-        """Where `backup_agent_role` says the agent runs: the backup node, or the first manager."""
+        """Where the topology places the agent: the backup node, or the first manager."""
         label = "node.labels.postgres.backup == true" if self.backup_role is Role.BACKUP else "node.labels.postgres.etcd == etcd-1"
         return self.on(label)
 
@@ -295,7 +296,7 @@ def _patroni(settings: Settings, layout: ClusterLayout, place: _Placer) -> list[
     for index, member in enumerate(layout.patroni, start=1):
         data_dir = paths.data.rsplit("/", 1)[0]
         wal_dir = paths.wal.rsplit("/", 1)[0]
-        base = f"/mnt/postgres-cluster/patroni-{index}"
+        data_mount, wal_mount = patroni_mount_points(index)
         services.append(ServiceSpec(
             name=member.name,
             image=Image.POSTGRES,
@@ -316,8 +317,8 @@ def _patroni(settings: Settings, layout: ClusterLayout, place: _Placer) -> list[
                 _secret(PGBACKREST_SECRETS, f"{PGBACKREST_INCLUDE_DIR}/secrets.conf"),
             ),
             volumes=(
-                place.host_dir(base, f"{member.name}-data", data_dir),
-                place.host_dir(f"{base}-wal", f"{member.name}-wal", wal_dir),
+                place.host_dir(data_mount, f"{member.name}-data", data_dir),
+                place.host_dir(wal_mount, f"{member.name}-wal", wal_dir),
                 VolumeMount("volume", f"{member.name}-logs", paths.logs),
             ),
             after=layout.patroni[index - 2].name if index > 1 else "",
@@ -547,12 +548,13 @@ def _backup(settings: Settings, layout: ClusterLayout, place: _Placer) -> Servic
 
 
 
-def database_services(settings: Settings, layout: ClusterLayout, placement: Placement = "cluster") -> tuple[ServiceSpec, ...]:
+def database_services(topology: Topology, placement: Placement = "cluster") -> tuple[ServiceSpec, ...]:
     """Every service of the stack, in the order they are declared. On a single engine the services
     reserve nothing: their reservations are shares of separate machines, and together they would
     ask one engine for several times what a workstation has, leaving tasks pending. Limits stay.
     """
-    place = _Placer(placement, backup_agent_role(settings))
+    settings, layout = topology.settings, topology.layout
+    place = _Placer(placement, topology.backup_agent.role)
     services = (
         *_etcd(settings, layout, place),
         *_patroni(settings, layout, place),

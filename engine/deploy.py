@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from dpc.cluster import CA_SECRET, ClusterLayout, Paths, Port, swarm_layout
+from dpc.cluster import CA_SECRET, ClusterLayout, Paths, Port
 from dpc.services import database_services
 from dpc.settings import Settings
 from dpc.stack_files import plain_configs
@@ -35,6 +35,7 @@ from dpc.swarm_spec import (
     swarm_service,
 )
 from dpc.tiers import TIERS
+from dpc.topology import derive
 from engine.api import Engine, EngineError
 from engine.nodes import SwarmNode
 
@@ -61,9 +62,10 @@ def stack_objects(settings: Settings, *, encrypted_overlays: bool, endpoint_mode
     cloud stacks place them. `encrypted_overlays` False only where the kernel cannot (the caller
     has run the preflight that says so); services whose image is in `missing_images` are left out.
     """
-    layout = swarm_layout(settings)
+    topology = derive(settings)
+    layout = topology.layout
     configs = plain_configs(settings, layout, None)
-    specs = database_services(settings, layout, "cluster")
+    specs = database_services(topology, "cluster")
     services = tuple(swarm_service(spec, configs, endpoint_mode) for spec in specs if spec.image not in missing_images)
     left_out = {spec.name: f"its image {spec.image} cannot be had: {missing_images[spec.image]}" for spec in specs if spec.image in missing_images}
     networks = tuple(swarm_network(tier if encrypted_overlays else replace(tier, encrypted=False)) for tier in TIERS)

@@ -20,10 +20,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from dpc.cluster import swarm_layout
-from dpc.model import plan_nodes
 from dpc.services import BUILT_IMAGES, Uid, database_services
 from dpc.settings import Settings
+from dpc.topology import derive
 from engine.api import Engine
 from engine.deploy import StackObjects, new_naming_key, stack_objects, wait_until_healthy
 from engine.deploy import deploy as deploy_stack
@@ -31,7 +30,6 @@ from engine.images import base_image, build_images, image_store, vendor_images_m
 from engine.netns import Network, unmount_under, unused_subnet
 from engine.nodes import HostDir, SwarmNode, form_swarm, run_dirs, start_engines, stop_engines, swarm_node, wait_until_ready
 from engine.secrets import secret_contents
-from providers.composition import volume_plans
 from providers.database import image_tags
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -102,7 +100,7 @@ def host_directories(settings: Settings) -> dict[str, list[HostDir]]:
     user of the services that bind them (PostgreSQL's: Patroni and the backup agent).
     """
     directories: dict[str, list[HostDir]] = {}
-    for volume in volume_plans(settings, plan_nodes(settings)):
+    for volume in derive(settings).volumes:
         directories.setdefault(volume.node, []).append(HostDir(volume.mount_point, Uid.POSTGRES))
     return directories
 
@@ -156,7 +154,7 @@ def _images(settings: Settings, root: Path, say: Say) -> tuple[dict[str, str], d
     """The project's images built, and every image the nodes run in the image store (made again
     only when that set changes); the built images by key, and the vendor images left out, with why.
     """
-    vendor = sorted({spec.image for spec in database_services(settings, swarm_layout(settings), "cluster")} - set(BUILT_IMAGES))
+    vendor = sorted({spec.image for spec in database_services(derive(settings), "cluster")} - set(BUILT_IMAGES))
     with builder_engine(root, say) as builder:
         base = base_image(builder, root / "cache", say)
         built = build_images(builder, image_tags(), base, root / "build.log")
@@ -179,7 +177,7 @@ def _nodes(settings: Settings, root: Path, stack: str) -> tuple[Network, list[Sw
     """The nodes' engines in their Swarm: those of an earlier `up` if they all still answer, else
     new ones (the namespaces and engines of a broken earlier run are removed first).
     """
-    nodes = plan_nodes(settings)
+    nodes = derive(settings).nodes
     state = _state(root)
     if "subnet" in state:
         network = Network(ipaddress.IPv4Network(str(state["subnet"])), prefix=LOCAL_PREFIX, tag=stack)

@@ -9,17 +9,19 @@ from collections.abc import Mapping
 import pulumi
 
 from dpc.settings import Problem, Settings, SettingsError
+from dpc.topology import derive
 from providers.composition import deploy
 
 
 def deploy_stack(settings: Settings, stack: str) -> Mapping[str, pulumi.Output[object]]:
     """Creates the stack on its cloud; each cloud's SDK is imported only when it is used (they are large)."""
+    topology = derive(settings)
     if settings.cloud == "aws":
         from providers.aws import AWS  # noqa: PLC0415
 
-        return deploy(settings, stack, AWS)
+        return deploy(topology, stack, AWS)
     if settings.cloud == "local":
         from providers.local import deploy_local  # noqa: PLC0415
 
-        return deploy_local(settings, stack)
+        return deploy_local(topology, stack)
     raise SettingsError([Problem("cloud", f"{settings.cloud!r} is not deployable yet; only aws and local are", "set dpc:cloud to aws or local")])

@@ -22,24 +22,13 @@ from components.load_balancer import LoadBalancer, LoadBalancerPlan, LoadBalance
 from components.network import Network, NetworkPlan, NetworkResult
 from components.readiness import ImagesReady, SwarmReady
 from components.registry import ImageList, ImageListPlan, ImageListResult, ImageRegistry, RegistryPlan, RegistryResult
-from components.storage import BucketLifecycle, ProvisionedPerformance, Storage, StoragePlan, StorageResult, VolumePlan
+from components.storage import BucketLifecycle, Storage, StoragePlan, StorageResult, VolumePlan
 from components.swarm import BASTION_HOST_KEY, Mount, Swarm, SwarmLayout, SwarmPlan, SwarmResult
-from dpc.model import (
-    FIREWALL_MATRIX,
-    LOAD_BALANCER_HEALTH_CHECK,
-    LOAD_BALANCER_PORT,
-    LOAD_BALANCER_TARGET_ROLE,
-    Node,
-    Role,
-    backup_agent_node,
-    bastion_node,
-    plan_nodes,
-    role_capabilities,
-    stack_tags,
-)
+from dpc.model import FIREWALL_MATRIX, LOAD_BALANCER_HEALTH_CHECK, LOAD_BALANCER_PORT, LOAD_BALANCER_TARGET_ROLE, Role, stack_tags
 from dpc.render.backup import OffsiteRepository
 from dpc.services import BUILT_IMAGES
-from dpc.settings import Settings, VolumeSettings
+from dpc.settings import Settings
+from dpc.topology import Topology
 from providers.database import database_outputs, deploy_database, swarm_provider
 
 FLOW_LOG_RETENTION_DAYS = {"prod": 365, "staging": 90, "dev": 30}
@@ -79,38 +68,15 @@ def network_plan(settings: Settings, key_id: pulumi.Output[str]) -> NetworkPlan:
     )
 
 
-def _volume(node: Node, purpose: str, spec: VolumeSettings, mount_point: str) -> VolumePlan:
-    performance = None if spec.iops is None or spec.throughput_mbps is None else ProvisionedPerformance(spec.iops, spec.throughput_mbps)
-    return VolumePlan(node.name, purpose, node.zone, spec.size_gb, performance, mount_point)
-
-
-def volume_plans(settings: Settings, nodes: list[Node]) -> tuple[VolumePlan, ...]:
-    """Design §4.1: per worker a data and a WAL volume; the backup volume where the backup agent
-    runs (the backup node, or manager-1 in a stack without one).
-    """
-    storage = settings.storage
-    agent = backup_agent_node(settings)
-    volumes: list[VolumePlan] = []
-    for node in nodes:
-        if node.role is Role.WORKER:
-            base = f"/mnt/postgres-cluster/patroni-{node.index}"
-            volumes += [_volume(node, "data", storage.data, base), _volume(node, "wal", storage.wal, f"{base}-wal")]
-        if node.name == agent:
-            volumes.append(_volume(node, "backups", storage.backup, "/mnt/postgres-cluster/backups"))
-    return tuple(volumes)
-
-
-def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pulumi.Output[object]]:
+def deploy(topology: Topology, stack: str, cloud: CloudBuilders) -> dict[str, pulumi.Output[object]]:
     """Creates the whole platform of one stack; returns the stack outputs."""
+    settings = topology.settings
     tags = stack_tags(settings, stack)
     provider = cloud.provider(settings, stack)
     opts = pulumi.ResourceOptions(provider=provider)
     context = StackContext(tags, settings.is_prod, opts)
     prefix = f"dpc-{stack}"
-    nodes = plan_nodes(settings)
-    bastion = bastion_node(settings)
-
-    volumes = volume_plans(settings, nodes)
+    nodes, bastion, volumes = topology.nodes, topology.bastion, topology.volumes
     lifecycle = BucketLifecycle(
         settings.backup.offsite_infrequent_access_after_days,
         settings.backup.offsite_archive_after_days,
@@ -125,7 +91,7 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
         for node, node_volumes in by_node.items()
     }
     images = ImageRegistry(f"{stack}-registry", RegistryPlan(tuple(sorted(BUILT_IMAGES)), storage.key_id), cloud.registry, context).result
-    manager_1 = next(n for n in nodes if n.swarm_init)
+    manager_1 = topology.swarm_initialiser
     access = DeployAccess(
         f"{stack}-access",
         [BASTION_HOST_KEY, manager_1.name],
@@ -133,7 +99,7 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
         opts=pulumi.ResourceOptions(providers=[tls.Provider(f"{stack}-access-tls")]),
     )
     swarm_plan = SwarmPlan(
-        layout=SwarmLayout(tuple(nodes), prefix, tuple(settings.access.ssh_public_keys), bastion),
+        layout=SwarmLayout(nodes, prefix, tuple(settings.access.ssh_public_keys), bastion),
         mounts=mounts,
         secrets_key_id=storage.key_id,
         deploy_public_key=access.deploy_public_key,
@@ -146,7 +112,7 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
         for node, node_volumes in by_node.items()
     }
     compute_plan = ComputePlan(
-        nodes=tuple(nodes),
+        nodes=nodes,
         bastion=bastion,
         hostname_prefix=prefix,
         image=settings.image,
@@ -156,7 +122,7 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
         user_data_base64=swarm.user_data_base64,
         bastion_user_data=swarm.bastion_user_data,
         boot_after=network.private_egress,
-        backup_agent_node=backup_agent_node(settings),
+        backup_agent_node=topology.backup_agent.name,
         attachments=attachments,
         key_id=storage.key_id,
         bootstrap_secret_ids=swarm.bootstrap_secret_ids,
@@ -164,7 +130,7 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
         image_repository_ids=tuple(images.repository_ids.values()),
         image_list_id=images.image_list_id,
         host_key_ids={Role.MANAGER: (swarm.host_key_ids[manager_1.name],), Role.BASTION: (swarm.host_key_ids[BASTION_HOST_KEY],)},
-        capabilities=role_capabilities(settings),
+        capabilities=topology.capabilities,
     )
     compute = Compute(f"{stack}-compute", compute_plan, cloud.compute, context).result
     lb_plan = LoadBalancerPlan(
@@ -173,7 +139,7 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
         health_check=LOAD_BALANCER_HEALTH_CHECK,
         network=network,
         zones=tuple(settings.zones),
-        targets=tuple(LoadBalancerTarget(n.name, n.zone, compute.instance_ids[n.name]) for n in nodes if n.role is LOAD_BALANCER_TARGET_ROLE),
+        targets=tuple(LoadBalancerTarget(n.name, n.zone, compute.instance_ids[n.name]) for n in topology.of_role(LOAD_BALANCER_TARGET_ROLE)),
         deletion_protection=settings.is_prod,
     )
     endpoint = LoadBalancer(f"{stack}-endpoint", lb_plan, cloud.load_balancer, context).result
@@ -191,7 +157,7 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
         return ImagesReady(f"{stack}-images-ready", on_manager_1, references, listed.version, commands)
 
     database = deploy_database(
-        settings,
+        topology,
         stack,
         engine=swarm_provider(stack, access, route, swarm_ready),
         registry=Registry(
@@ -211,5 +177,5 @@ def deploy(settings: Settings, stack: str, cloud: CloudBuilders) -> dict[str, pu
         "backupBucket": storage.backup_bucket_name,
         "budget": budget.name,
         "machinesAwaitingReplacement": compute.awaiting_replacement,
-        "managerPrivateIps": pulumi.Output.all(*(compute.private_ips[n.name] for n in nodes if n.role is Role.MANAGER)).apply(",".join),
+        "managerPrivateIps": pulumi.Output.all(*(compute.private_ips[n.name] for n in topology.of_role(Role.MANAGER))).apply(",".join),
     }

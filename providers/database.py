@@ -15,13 +15,14 @@ import pulumi_tls as tls
 from components.access import DeployAccess, Route, client_files, ssh_options
 from components.base import StackContext
 from components.database import DatabasePlan, DatabaseResult, DatabaseStack, Registry
-from dpc.cluster import certificate_requests, swarm_layout
+from dpc.cluster import certificate_requests
 from dpc.model import stack_tags
 from dpc.render.backup import OffsiteRepository
 from dpc.services import ALERTING_TOKEN_SECRET, BUILT_IMAGES, Placement, database_services
 from dpc.settings import Settings
 from dpc.stack_files import plain_configs, secret_files
 from dpc.tiers import TIERS
+from dpc.topology import Topology
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,7 +61,7 @@ def swarm_provider(stack: str, access: DeployAccess, route: Route, ready: pulumi
 
 
 def deploy_database(
-    settings: Settings,
+    topology: Topology,
     stack: str,
     *,
     engine: docker.Provider,
@@ -69,14 +70,14 @@ def deploy_database(
     placement: Placement,
 ) -> DatabaseResult:
     """The DatabaseStack of one stack, on the given engine; its passwords and CA protected in prod."""
-    layout = swarm_layout(settings)
+    settings, layout = topology.settings, topology.layout
     configs: dict[str, pulumi.Input[str]] = dict(plain_configs(settings, layout, None))
     if offsite is not None:
         rendered = offsite.apply(lambda repository: plain_configs(settings, layout, repository))
         configs = {name: rendered.apply(lambda files, name=name: files[name]) for name in configs}
     plan = DatabasePlan(
         networks=TIERS,
-        services=database_services(settings, layout, placement),
+        services=database_services(topology, placement),
         certificates=certificate_requests(layout),
         configs=configs,
         secret_files=secret_files(layout),

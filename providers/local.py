@@ -10,14 +10,14 @@ import pulumi
 import pulumi_docker as docker
 
 from dpc.model import LOAD_BALANCER_PORT
-from dpc.settings import Settings
+from dpc.topology import Topology
 from providers.database import database_outputs, deploy_database
 
 LOCAL_ENGINE = "unix:///var/run/docker.sock"
 
 
-def deploy_local(settings: Settings, stack: str) -> dict[str, pulumi.Output[str]]:
+def deploy_local(topology: Topology, stack: str) -> dict[str, pulumi.Output[str]]:
     """Creates the database stack on the local engine; returns the stack outputs."""
     engine = docker.Provider(f"{stack}-docker", host=LOCAL_ENGINE)
-    database = deploy_database(settings, stack, engine=engine, registry=None, offsite=None, placement="single-node")
+    database = deploy_database(topology, stack, engine=engine, registry=None, offsite=None, placement="single-node")
     return {"databaseEndpoint": pulumi.Output.from_input(f"localhost:{LOAD_BALANCER_PORT}"), **database_outputs(database)}

@@ -21,13 +21,14 @@ from typing import Any
 
 import yaml
 
-from dpc.cluster import BACKUP_ENCRYPTION_SECRET, PASSWORD_SECRETS, certificate_requests, swarm_layout
+from dpc.cluster import BACKUP_ENCRYPTION_SECRET, PASSWORD_SECRETS, certificate_requests
 from dpc.config import StackFileError, settings_from_stack_file
 from dpc.services import Placement, database_services, placement_of
 from dpc.settings import Settings, SettingsError
 from dpc.stack_files import plain_configs, secret_files
 from dpc.swarm_spec import Allocation, FileRef, SwarmNetwork, SwarmService, UpdateConfig, image_reference, swarm_network, swarm_service
 from dpc.tiers import TIERS, Tier
+from dpc.topology import Topology, derive
 from providers.database import PROJECT_ROOT, image_tags
 
 REGISTRY_VARIABLE = "DPC_REGISTRY"
@@ -110,10 +111,9 @@ def _network(network: SwarmNetwork) -> dict[str, Any]:
     }
 
 
-def stack_file(settings: Settings, configs: dict[str, str], placement: Placement) -> dict[str, Any]:
+def stack_file(topology: Topology, configs: dict[str, str], placement: Placement) -> dict[str, Any]:
     """The stack file's content; `configs` are the rendered plain files by name."""
-    layout = swarm_layout(settings)
-    services = [swarm_service(spec, configs) for spec in database_services(settings, layout, placement)]
+    services = [swarm_service(spec, configs) for spec in database_services(topology, placement)]
     networks = {t.tier: swarm_network(t) for t in TIERS}
     images = {key: f"${{{REGISTRY_VARIABLE}:-dpc}}/{key}:{tag}" for key, tag in image_tags(PROJECT_ROOT).items()}
     secret_names = sorted({f.name for s in services for f in s.secrets})
@@ -130,12 +130,13 @@ def stack_file(settings: Settings, configs: dict[str, str], placement: Placement
 
 def export(settings: Settings, out: Path) -> Path:
     """Writes the stack file, its configs and the list of secrets to create into `out`."""
-    layout = swarm_layout(settings)
+    topology = derive(settings)
+    layout = topology.layout
     configs = plain_configs(settings, layout, None)
     (out / "configs").mkdir(parents=True, exist_ok=True)
     for name, content in configs.items():
         (out / "configs" / name).write_text(content)
-    content = stack_file(settings, configs, placement_of(settings))
+    content = stack_file(topology, configs, placement_of(settings))
     path = out / "docker-stack.yml"
     path.write_text(yaml.safe_dump(content, sort_keys=True, default_flow_style=False))
     rendered = sorted(secret_files(layout))
@@ -157,7 +158,7 @@ def render_secret_files(settings: Settings, secrets_dir: Path) -> list[Path]:
 
     Raises FileNotFoundError naming every generated secret that is missing, before writing anything.
     """
-    renderers = secret_files(swarm_layout(settings))
+    renderers = secret_files(derive(settings).layout)
     needed = [*sorted(PASSWORD_SECRETS), BACKUP_ENCRYPTION_SECRET]
     missing = [name for name in needed if not (secrets_dir / name).is_file()]
     if missing:

@@ -47,7 +47,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dpc.cluster import BACKUP_LAST_RUN_METRIC, BACKUP_LAST_SUCCESS_METRIC, CA_SECRET, ClusterLayout, Member, Port
+from dpc.cluster import BACKUP_LAST_RUN_METRIC, BACKUP_LAST_SUCCESS_METRIC, CA_SECRET, HOST_VOLUMES_ROOT, ClusterLayout, Member, Port
 from dpc.environments import Environment
 from dpc.render import dump_yaml
 
@@ -60,7 +60,6 @@ PROMETHEUS_RETENTION: Mapping[Environment, str] = {"prod": "30d", "staging": "15
 """`--storage.tsdb.retention.time` per environment (design §7.5): 30 days in prod; the original cost
 advice (30d → 15d) applies where history matters less."""
 
-HOST_VOLUMES_ROOT = "/mnt/postgres-cluster"
 """Where the hosts mount the data, WAL and backup volumes (providers/composition.py)."""
 
 FULL_BACKUP_MAX_AGE_SECONDS = 8 * 86400

@@ -62,7 +62,6 @@ from dpc.cluster import (
     Member,
     Paths,
     certificate_requests,
-    swarm_layout,
 )
 from dpc.config import settings_from_stack_file
 from dpc.render.backup import (
@@ -74,6 +73,7 @@ from dpc.render.backup import (
     render_pgbackrest_secrets,
 )
 from dpc.settings import Settings
+from dpc.topology import derive
 from engine.pki import issue
 from tests.cluster.hosts import SMOKE_CERTIFICATE_VALIDITY
 from tests.golden_files import assert_matches_golden, assert_no_stale_golden_files
@@ -109,7 +109,7 @@ def prod_settings() -> Settings:
 
 def rendered_prod_files() -> dict[str, str]:
     settings = prod_settings()
-    layout = swarm_layout(settings)
+    layout = derive(settings).layout
     member = layout.patroni[0]
     return {
         "repository.conf": render_pgbackrest_repository(layout, settings.backup, PLACEHOLDER_OFFSITE),
@@ -270,7 +270,7 @@ def layouts(root: Path) -> tuple[ClusterLayout, ClusterLayout]:
         pgbackrest_spool=str(root / "repository" / "spool"),
     )
     repository = dataclasses.replace(
-        swarm_layout(prod_settings()),
+        derive(prod_settings()).layout,
         patroni=(Member("patroni-1", "localhost", "127.0.0.1"),),
         backup=Member("backup", "localhost", "127.0.0.1"),
         paths=paths,

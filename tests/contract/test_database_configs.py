@@ -41,7 +41,6 @@ from dpc.cluster import (
     Port,
     User,
     certificate_requests,
-    swarm_layout,
 )
 from dpc.config import settings_from_stack_file
 from dpc.render.etcd import render_etcd
@@ -50,6 +49,7 @@ from dpc.render.pgbouncer import USERLIST_SECRET, render_pgbouncer, render_pgbou
 from dpc.render.postgres import POST_BOOTSTRAP_FILE, pg_hba, render_patroni, render_post_bootstrap, render_postgresql_conf
 from dpc.render.redis import ACL_SECRET, render_redis, render_redis_acl
 from dpc.sizing import postgres_sizing
+from dpc.topology import derive
 from engine.pki import issue
 from tests.cluster.hosts import SMOKE_CERTIFICATE_VALIDITY
 
@@ -70,7 +70,7 @@ SECRETS: dict[str, str] = {name: f"fake-{name.replace('_', '-')}" for name in PA
 
 
 def prod_layout() -> ClusterLayout:
-    return swarm_layout(settings_from_stack_file(PROJECT_ROOT / "Pulumi.prod.yaml"))
+    return derive(settings_from_stack_file(PROJECT_ROOT / "Pulumi.prod.yaml")).layout
 
 
 def paths_under(root: Path) -> Paths:

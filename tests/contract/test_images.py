@@ -23,9 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from dpc.cluster import BACKUP_ENCRYPTION_SECRET, BACKUP_METRICS_FILE, CA_SECRET, PASSWORD_SECRETS, swarm_layout
+from dpc.cluster import BACKUP_ENCRYPTION_SECRET, BACKUP_METRICS_FILE, CA_SECRET, PASSWORD_SECRETS
 from dpc.config import settings_from_stack_file
 from dpc.render.backup import S3Repository, render_pgbackrest_repository
+from dpc.topology import derive
 
 pytestmark = pytest.mark.contract
 
@@ -233,7 +234,7 @@ def test_path_variables_are_not_taken_for_secrets(sandbox: Sandbox) -> None:
 def agent_sandbox(sandbox: Sandbox) -> Sandbox:
     executable(sandbox.bin / "pgbackrest", PGBACKREST_STANDIN)
     settings = settings_from_stack_file(PROJECT_ROOT / "Pulumi.prod.yaml")
-    config = render_pgbackrest_repository(swarm_layout(settings), settings.backup, S3Repository(bucket="example-bucket", region="us-east-1"))
+    config = render_pgbackrest_repository(derive(settings).layout, settings.backup, S3Repository(bucket="example-bucket", region="us-east-1"))
     (sandbox.root / "pgbackrest.conf").write_text(config)
     return sandbox
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dpc.cluster import CA_SECRET, ClusterLayout, swarm_layout
+from dpc.cluster import CA_SECRET, ClusterLayout
 from dpc.config import settings_from_stack_file
 from dpc.render.alertmanager import ALERTMANAGER_CONFIG_FILE, render_alertmanager
 from dpc.render.grafana import grafana_dashboards, render_grafana_dashboard, render_grafana_dashboard_provider, render_grafana_datasources
@@ -35,6 +35,7 @@ from dpc.render.prometheus import (
     render_alert_rules,
     render_prometheus,
 )
+from dpc.topology import derive
 from tests.golden_files import assert_matches_golden, assert_no_stale_golden_files
 
 pytestmark = pytest.mark.contract
@@ -46,7 +47,7 @@ TIMEOUT = 60
 
 @cache
 def prod_layout() -> ClusterLayout:
-    return swarm_layout(settings_from_stack_file(PROJECT_ROOT / "Pulumi.prod.yaml"))
+    return derive(settings_from_stack_file(PROJECT_ROOT / "Pulumi.prod.yaml")).layout
 
 
 def golden_files() -> dict[str, Callable[[], str]]:

@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 import yaml
 
-from dpc.cluster import BACKUP_ENCRYPTION_SECRET, PASSWORD_SECRETS, swarm_layout
+from dpc.cluster import BACKUP_ENCRYPTION_SECRET, PASSWORD_SECRETS
 from dpc.config import settings_from_stack_file
 from dpc.services import database_services, placement_of
 from dpc.stack_files import plain_configs
 from dpc.swarm_spec import swarm_service
+from dpc.topology import derive
 from review.stackfile import export, main
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +51,7 @@ def _seconds(duration: str) -> int:
 def test_docker_stack_config_accepts_the_exported_stack(stack: str, tmp_path: Path) -> None:
     settings = settings_from_stack_file(PROJECT_ROOT / f"Pulumi.{stack}.yaml")
     resolved = _docker_stack_config(export(settings, tmp_path))
-    expected = {s.name for s in database_services(settings, swarm_layout(settings))}
+    expected = {s.name for s in database_services(derive(settings))}
     assert set(resolved["services"]) == expected
     for name in ("coordinator-net", "data-net"):
         assert resolved["networks"][name]["driver_opts"] == {"encrypted": ""}
@@ -64,10 +65,10 @@ def test_docker_reads_the_stack_files_units_as_the_swarm_spec_says(stack: str, t
     """CPUs, memory and durations are written in the stack file's own units: Docker's parser must
     read back exactly the nano-CPUs, bytes and seconds of the Engine API body."""
     settings = settings_from_stack_file(PROJECT_ROOT / f"Pulumi.{stack}.yaml")
-    layout = swarm_layout(settings)
+    layout = derive(settings).layout
     configs = plain_configs(settings, layout, None)
     resolved = _docker_stack_config(export(settings, tmp_path))["services"]
-    for spec in database_services(settings, layout, placement_of(settings)):
+    for spec in database_services(derive(settings), placement_of(settings)):
         service, deploy = swarm_service(spec, configs), resolved[spec.name]["deploy"]
         for allocation, read in ((service.limits, deploy["resources"]["limits"]), (service.reservations, deploy["resources"]["reservations"])):
             # Docker leaves out a zero (the local stack reserves nothing).

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from components.network import ENDPOINTS_GROUP
-from dpc.model import FIREWALL_MATRIX, LOAD_BALANCER_TARGET_ROLE, SWARM_ROLES, FromCidrs, FromLoadBalancer, FromRole, Role, plan_nodes, role_capabilities
+from dpc.model import FIREWALL_MATRIX, LOAD_BALANCER_TARGET_ROLE, SWARM_ROLES, FromCidrs, FromLoadBalancer, FromRole, Role, plan_nodes
 from dpc.settings import REQUIRED_TAG_KEYS, Settings
+from dpc.topology import derive
 from tests.plan_graph import PlanGraph, is_taggable
 from tests.unit.conftest import plan_of
 from tests.unit.policy_shapes import preview_of
@@ -271,7 +272,7 @@ def test_prod_backups_are_copied_to_a_second_region_under_its_own_key(graph: Pla
 
 def test_instance_identities_hold_only_their_roles_capabilities(graph: PlanGraph, settings: Settings) -> None:
     policies = graph.role_statements()
-    assert set(policies) == {role.value for role, caps in role_capabilities(settings).items() if caps}
+    assert set(policies) == {role.value for role, caps in derive(settings).capabilities.items() if caps}
     for role, statements in policies.items():
         actions = {a for s in statements for a in s["Action"]}
         for statement in statements:

@@ -15,8 +15,9 @@ import pytest
 
 import review.plan
 from components.registry import image_list_value
-from dpc.model import SWARM_ROLES, Capability, role_capabilities
+from dpc.model import SWARM_ROLES, Capability
 from dpc.settings import Settings
+from dpc.topology import derive
 from providers.aws.network import ENDPOINTS
 from review.mocks import ACCOUNT, AwsMocks
 from review.plan import stack_config
@@ -72,7 +73,7 @@ def test_every_service_waits_for_every_node_to_hold_the_images(graph: PlanGraph)
 
 
 def test_every_swarm_node_may_pull_exactly_the_stacks_repositories(graph: PlanGraph, settings: Settings) -> None:
-    assert all(Capability.PULL_IMAGES in role_capabilities(settings)[role] for role in SWARM_ROLES)
+    assert all(Capability.PULL_IMAGES in derive(settings).capabilities[role] for role in SWARM_ROLES)
     repositories = sorted(r.inputs["name"] for r in graph.of_type("aws:ecr/repository:Repository"))
     parameter = _image_list(graph).inputs["name"]
     for role in SWARM_ROLES:

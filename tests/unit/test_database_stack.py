@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from dpc.cluster import PASSWORD_SECRETS, certificate_requests, swarm_layout
+from dpc.cluster import PASSWORD_SECRETS, certificate_requests
 from dpc.config import settings_from_stack_file
 from dpc.services import BUILT_IMAGES, Uid, database_services
 from dpc.settings import Settings
 from dpc.stack_files import plain_configs, secret_files
 from dpc.tiers import TIERS
+from dpc.topology import derive
 from review.mocks import generated_password
 from tests.plan_graph import PlanGraph, Resource
 from tests.unit.conftest import plan_of
@@ -137,8 +138,8 @@ def test_secrets_reach_services_only_as_files_and_never_in_plain_text(graph: Pla
 
 
 def test_every_file_a_service_mounts_exists_with_its_owner(graph: PlanGraph, settings: Settings) -> None:
-    layout = swarm_layout(settings)
-    specs = {s.name: s for s in database_services(settings, layout)}
+    layout = derive(settings).layout
+    specs = {s.name: s for s in database_services(derive(settings))}
     configs = plain_configs(settings, layout, None)
     secrets = set(secret_files(layout)) | set(PASSWORD_SECRETS) | {"backup_encryption_key", "tls_ca_cert"}
     secrets |= {name for r in certificate_requests(layout) for name in (r.cert_secret, r.key_secret)}
@@ -168,7 +169,7 @@ def test_images_are_pinned_and_the_projects_own_are_built_and_pushed(graph: Plan
 
 
 def test_certificates_are_signed_by_the_stacks_ca_for_every_member(graph: PlanGraph, settings: Settings) -> None:
-    requests = certificate_requests(swarm_layout(settings))
+    requests = certificate_requests(derive(settings).layout)
     csrs = {c.inputs["subject"]["commonName"]: c.inputs for c in graph.of_type("tls:index/certRequest:CertRequest")}
     assert len(csrs) == len({r.common_name for r in requests})
     for request in requests:
@@ -232,13 +233,13 @@ def test_the_local_stack_needs_no_cloud_settings() -> None:
     local = settings_from_stack_file(Path(__file__).resolve().parents[2] / "Pulumi.local.yaml")
     assert (local.cloud, local.environment) == ("local", "dev")
     assert (local.nodes.managers.count, local.nodes.workers.count, local.nodes.app.count) == (3, 3, 2)
-    assert len(database_services(local, swarm_layout(local), "single-node")) == len(database_services(local, swarm_layout(local)))
+    assert len(database_services(derive(local), "single-node")) == len(database_services(derive(local)))
 
 
 def test_pgbouncer_raises_its_descriptor_limit_to_what_its_clients_need(graph: PlanGraph, settings: Settings) -> None:
     from dpc.render.pgbouncer import open_files_needed  # noqa: PLC0415
 
-    layout = swarm_layout(settings)
+    layout = derive(settings).layout
     command = _services(graph)["pgbouncer"].inputs["taskSpec"]["containerSpec"]["args"]
     assert command[:2] == ["sh", "-c"] and command[2].startswith(f"ulimit -n {open_files_needed(layout)} && exec pgbouncer ")
     assert open_files_needed(layout) > layout.pgbouncer_max_client_connections
@@ -309,7 +310,7 @@ def test_each_service_spec_joins_only_networks_whose_members_include_its_kind(se
     from dpc.tiers import service_kind  # noqa: PLC0415
 
     members = {spec.tier: set(spec.members) for spec in TIERS}
-    joined = {(service_kind(s.name), tier) for s in database_services(settings, swarm_layout(settings)) for tier in s.networks}
+    joined = {(service_kind(s.name), tier) for s in database_services(derive(settings)) for tier in s.networks}
     assert {(kind, tier) for kind, tier in joined if kind not in members[tier]} == set()
     assert joined == {(kind, tier) for tier, kinds in members.items() for kind in kinds}
 

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from dpc.cluster import CA_SECRET, swarm_layout
+from dpc.cluster import CA_SECRET
 from dpc.config import settings_from_stack_file
 from dpc.services import Image, database_services
 from dpc.settings import Settings
 from dpc.swarm_spec import swarm_service
 from dpc.tiers import TIERS
+from dpc.topology import derive
 from engine.deploy import covers, stack_objects
 from engine.lab import host_directories
 from engine.secrets import generated_passwords, secret_contents
@@ -42,8 +43,7 @@ def test_the_local_swarm_places_services_as_the_clouds_do_and_leaves_out_only_mi
     patroni = next(s for s in objects.services if s.name == "patroni-2")
     assert patroni.constraints == ("node.labels.postgres.patroni-id == 2",)
     assert all(p.publish_mode == "host" for s in objects.services for p in s.ports), "no IPVS: ports are published where the tasks run"
-    layout = swarm_layout(settings)
-    expected = [swarm_service(s, objects.configs, "dnsrr").name for s in database_services(settings, layout, "cluster")]
+    expected = [swarm_service(s, objects.configs, "dnsrr").name for s in database_services(derive(settings), "cluster")]
     assert [s.name for s in objects.services] == [name for name in expected if name != "grafana"]
 
 

@@ -15,9 +15,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dpc.cluster import BACKUP_METRICS_FILE, BACKUP_STANZA, CA_SECRET, Paths, Port, swarm_layout
+from dpc.cluster import BACKUP_METRICS_FILE, BACKUP_STANZA, CA_SECRET, Paths, Port
 from dpc.config import settings_from_stack_file
 from dpc.render.backup import PGBACKREST_CONFIG, S3Repository, render_pgbackrest_repository
+from dpc.topology import derive
 from engine.images import pinned_base
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -243,7 +244,7 @@ def test_scheduled_backups_send_only_fulls_offsite() -> None:
 
 def test_configured_repositories_of_the_rendered_configs() -> None:
     settings = settings_from_stack_file(PROJECT_ROOT / "Pulumi.prod.yaml")
-    layout = swarm_layout(settings)
+    layout = derive(settings).layout
     offsite = S3Repository(bucket="example-bucket", region="us-east-1")
     assert agent.configured_repositories(render_pgbackrest_repository(layout, settings.backup, offsite)) == (1, 2)
     assert agent.configured_repositories(render_pgbackrest_repository(layout, settings.backup, None)) == (1,)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dpc.cluster import MIN_POOLED_CLIENTS, PASSWORD_SECRETS, ClusterLayout, Member, swarm_layout
+from dpc.cluster import MIN_POOLED_CLIENTS, PASSWORD_SECRETS, ClusterLayout, Member
 from dpc.config import settings_from_stack_file
 from dpc.render.etcd import render_etcd
 from dpc.render.haproxy import render_haproxy, render_haproxy_stats_auth
@@ -28,6 +28,7 @@ from dpc.render.postgres import (
     render_postgresql_conf,
 )
 from dpc.render.redis import render_redis, render_redis_acl
+from dpc.topology import derive
 from tests.golden_files import assert_matches_golden, assert_no_stale_golden_files
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +38,7 @@ SECRETS = {name: f"fake-{name.replace('_', '-')}-value" for name in PASSWORD_SEC
 
 
 def layout_of(stack: str) -> ClusterLayout:
-    return swarm_layout(settings_from_stack_file(PROJECT_ROOT / f"Pulumi.{stack}.yaml"))
+    return derive(settings_from_stack_file(PROJECT_ROOT / f"Pulumi.{stack}.yaml")).layout
 
 
 def plain_files(layout: ClusterLayout) -> dict[str, str]:

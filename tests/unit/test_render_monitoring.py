@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dpc.cluster import CA_SECRET, ClusterLayout, swarm_layout
+from dpc.cluster import CA_SECRET, ClusterLayout
 from dpc.config import settings_from_stack_file
 from dpc.render.alertmanager import render_alertmanager
 from dpc.render.grafana import (
@@ -28,6 +28,7 @@ from dpc.render.prometheus import (
     render_prometheus,
     retention,
 )
+from dpc.topology import derive
 from tests.contract.metrics.catalog import catalogs, exposed_metrics, metric_names
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +36,7 @@ STACKS = ("prod", "staging", "dev")
 
 
 def layout_of(stack: str) -> ClusterLayout:
-    return swarm_layout(settings_from_stack_file(PROJECT_ROOT / f"Pulumi.{stack}.yaml"))
+    return derive(settings_from_stack_file(PROJECT_ROOT / f"Pulumi.{stack}.yaml")).layout
 
 
 @pytest.fixture(params=STACKS)

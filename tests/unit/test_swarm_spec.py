@@ -13,13 +13,13 @@ from typing import Any, Literal
 
 import pytest
 
-from dpc.cluster import swarm_layout
 from dpc.config import settings_from_stack_file
 from dpc.services import BUILT_IMAGES, Image, Placement, ServiceSpec, database_services, placement_of
 from dpc.settings import Settings
 from dpc.stack_files import plain_configs
 from dpc.swarm_spec import EndpointMode, EngineRefs, ObjectRef, SwarmService, engine_network_spec, engine_service_spec, swarm_network, swarm_service
 from dpc.tiers import TIERS, Tier
+from dpc.topology import derive
 from review.stackfile import stack_file
 from tests.plan_graph import PlanGraph
 from tests.unit.test_database_stack import CONFIG, NETWORK, SECRET, SERVICE
@@ -103,8 +103,8 @@ def enum_problems(value: Any, path: str = "") -> list[str]:
 
 def _specs(stack: str, placement: Placement = "cluster") -> tuple[tuple[ServiceSpec, ...], set[str]]:
     settings = settings_from_stack_file(PROJECT_ROOT / f"Pulumi.{stack}.yaml")
-    layout = swarm_layout(settings)
-    return database_services(settings, layout, placement), set(plain_configs(settings, layout, None))
+    layout = derive(settings).layout
+    return database_services(derive(settings), placement), set(plain_configs(settings, layout, None))
 
 
 def _refs(services: list[SwarmService]) -> EngineRefs:
@@ -435,10 +435,10 @@ def _built_images(services: list[SwarmService], image_of: Callable[[SwarmService
 
 
 def _stack(settings: Settings) -> tuple[list[SwarmService], dict[str, str], Placement]:
-    layout = swarm_layout(settings)
+    layout = derive(settings).layout
     placement = placement_of(settings)
     configs = plain_configs(settings, layout, None)
-    return [swarm_service(spec, configs) for spec in database_services(settings, layout, placement)], configs, placement
+    return [swarm_service(spec, configs) for spec in database_services(derive(settings), placement)], configs, placement
 
 
 def _pulumi_refs(graph: PlanGraph, services: list[SwarmService]) -> EngineRefs:
@@ -470,7 +470,7 @@ def _compose_refs(compose: dict[str, Any], services: list[SwarmService]) -> Engi
 def test_the_plan_the_stack_file_and_the_engine_body_say_the_same_of_every_service(graph: PlanGraph, settings: Settings) -> None:
     services, configs, placement = _stack(settings)
     planned = {r.inputs["name"]: r.inputs for r in graph.of_type(SERVICE)}
-    compose = stack_file(settings, configs, placement)
+    compose = stack_file(derive(settings), configs, placement)
     assert set(planned) == set(compose["services"]) == {s.name for s in services}
     pulumi_refs, compose_refs = _pulumi_refs(graph, services), _compose_refs(compose, services)
     problems: list[str] = []
@@ -491,7 +491,7 @@ def test_the_plan_the_stack_file_and_the_engine_body_say_the_same_of_every_servi
 def test_the_plan_the_stack_file_and_the_engine_body_say_the_same_of_every_network(graph: PlanGraph, settings: Settings) -> None:
     _, configs, placement = _stack(settings)
     planned = {n.inputs["name"]: n.inputs for n in graph.of_type(NETWORK)}
-    exported = stack_file(settings, configs, placement)["networks"]
+    exported = stack_file(derive(settings), configs, placement)["networks"]
     assert set(planned) == set(exported) == {t.network_name for t in TIERS}
     problems: list[str] = []
     for tier in TIERS:
