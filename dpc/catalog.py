@@ -112,8 +112,8 @@ AWS's block-storage figures are EC2's `DescribeInstanceTypes` answer (`EbsInfo.E
 baseline and maximum bandwidth in Mbps, baseline and maximum IOPS), the figures of the EC2
 documentation's table "Amazon EBS-optimized instance types"; copied on 2026-12-01 from the API's
 recording that moto 5.2.5 ships, which a unit test compares them with. The GCP and Azure rows have
-none yet: their builders add them with their own checks.
-their builders add them with their own checks.
+none: GCP sells no disk performance apart from size (pd-ssd), so there is nothing provisioned to
+hold against what a machine drives.
 """
 
 

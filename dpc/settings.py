@@ -1,12 +1,18 @@
 """Stack settings: everything a `Pulumi.<stack>.yaml` may say, validated before anything is created.
 
 Settings are read from the `dpc` config namespace, merged over the defaults of the stack's
-environment, and validated in two passes that together report every problem at once:
+environment and those of its cloud for that environment, and validated in two passes that together
+report every problem at once:
 
 1. shape: pydantic checks each section (types, ranges, unknown keys);
-2. meaning: cross-field rules (CIDRs, quorum, zones, machine types, gp3 limits, volumes against
-   what their machine drives, S3's lifecycle minimums, tags) run on every section that passed
-   the first pass, so one broken section does not hide the others.
+2. meaning: cross-field rules run on every section that passed the first pass, so one broken
+   section does not hide the others. The rules every cloud shares are here (CIDRs, quorum, zones,
+   machine types, retention, tags, alerting, the CPU rule); what a cloud sells and refuses (gp3
+   and S3's minimums on AWS, pd-ssd and GCS's on GCP, its region and zone names, its own section)
+   is that cloud's `CloudProfile`, in `providers/<cloud>/settings.py`.
+
+Profiles are looked up by cloud name when a stack is validated (`cloud_profile`), never imported
+here at module level: `dpc` stays below `providers`, and a stack loads only its own cloud's code.
 
 Each problem names its key as written in the stack file (`dpc:storage.data.iops`) and says
 what to write instead.
@@ -15,18 +21,20 @@ what to write instead.
 from __future__ import annotations
 
 import copy
+import importlib
 import ipaddress
 import math
+import re
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 
-from dpc.catalog import MACHINE_TYPES, BlockStorageLimits, Cloud
-from dpc.environments import ENVIRONMENT_DEFAULTS, LOCAL_DEFAULTS, Environment
+from dpc.catalog import MACHINE_TYPES, Cloud
+from dpc.environments import DEFAULT_CLOUD, ENVIRONMENT_DEFAULTS, LOCAL_DEFAULTS, Environment
 from dpc.sizing import cores_needed
 from dpc.tiers import OVERLAY_RANGES
 
@@ -34,16 +42,6 @@ CONFIG_NAMESPACE = "dpc"
 REQUIRED_TAG_KEYS = ("Environment", "Service", "Owner", "CostCenter")
 PROGRAM_TAG_KEYS = ("ManagedBy", "Stack")
 
-GP3_MIN_IOPS, GP3_MAX_IOPS, GP3_IOPS_PER_GIB = 3000, 80000, 500
-GP3_MIN_THROUGHPUT, GP3_MAX_THROUGHPUT, GP3_THROUGHPUT_PER_IOPS = 125, 2000, 0.25
-
-S3_INFREQUENT_ACCESS_MIN_AGE_DAYS = 30
-"""S3 lifecycle rejects a transition to STANDARD_IA sooner than 30 days after an object's creation."""
-S3_INFREQUENT_ACCESS_MIN_STAY_DAYS = 30
-"""S3 lifecycle rejects a further transition of an object that has been less than 30 days in STANDARD_IA."""
-S3_ARCHIVE_MIN_STORAGE_DAYS = 90
-"""S3 Glacier Instant Retrieval, the offsite bucket's archive class, bills every object for at least
-90 days: deleting one sooner costs the remaining days anyway."""
 DAYS_PER_MONTH = 31
 """Months of retention counted as 31 days, so that a month's retention never falls short."""
 
@@ -59,7 +57,9 @@ PositiveGib = Annotated[int, Field(ge=1, le=65536)]
 
 
 class NetworkSettings(Section):
-    """Host networks. Subnet lists hold one CIDR per zone, in zone order."""
+    """Host networks. Where a cloud's subnets are zonal (AWS) the subnet lists hold one CIDR per
+    zone, in zone order; where they are regional (GCP) one range each that serves every zone.
+    """
 
     vpc_cidr: Cidr
     private_subnet_cidrs: list[Cidr]
@@ -94,7 +94,7 @@ class NodesSettings(Section):
 
 class VolumeSettings(Section):
     """A block volume: size in GiB, and where the cloud sells performance apart from size (AWS gp3)
-    provisioned IOPS and throughput in MiB/s; each cloud's settings say whether it takes them.
+    provisioned IOPS and throughput in MiB/s; each cloud's profile says whether it takes them.
     """
 
     size_gb: PositiveGib
@@ -121,13 +121,14 @@ class BackupSettings(Section):
     """Days after which the bucket's lifecycle moves an object to infrequent-access storage."""
     offsite_archive_after_days: Annotated[int, Field(ge=1)]
     """Days after which the lifecycle moves an object to archive storage, one that pgBackRest still
-    reads at once (Glacier Instant Retrieval on AWS)."""
+    reads at once (Glacier Instant Retrieval on AWS, Archive on GCP)."""
     offsite_expire_after_days: Annotated[int, Field(ge=1)]
     """Days the offsite repository keeps a full backup before pgBackRest's expire deletes it (design §4.4:
     7 years in archive storage). The bucket's lifecycle never expires a current object; it
     removes only the versions pgBackRest has deleted or overwritten."""
-    offsite_replica_region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")] | None = None
-    """A second region the offsite bucket is replicated to (design §4.4: geo-replicated); required in prod."""
+    offsite_replica_region: Annotated[str, Field(min_length=1)] | None = None
+    """A second region the offsite bucket is replicated to (design §4.4: geo-replicated); required in
+    prod. Named as the stack's cloud names regions (its profile checks the form)."""
 
 
 class AccessSettings(Section):
@@ -163,10 +164,28 @@ class AlertingSettings(Section):
 
 
 class ImageSettings(Section):
-    """The machine image, looked up by exact name so that it never drifts under a running stack."""
+    """The machine image, looked up by exact name so that it never drifts under a running stack:
+    `owner` is the account (AWS) or image project (GCP) that publishes it.
+    """
 
     owner: str
     name: str
+
+
+GCP_PROJECT_PATTERN = r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"
+"""GCP's project id: 6 to 30 lowercase letters, digits and hyphens, starting with a letter and not
+ending with a hyphen."""
+GCP_BILLING_ACCOUNT_PATTERN = r"^[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}$"
+"""A Cloud Billing account id as the console shows it: three groups of six hexadecimal digits."""
+
+
+class GcpSettings(Section):
+    """What a GCP stack needs that no other cloud has (`dpc:gcp`): the project every resource is
+    created in, and the billing account its budget (design §8.5) watches.
+    """
+
+    project: Annotated[str, Field(pattern=GCP_PROJECT_PATTERN)]
+    billing_account: Annotated[str, Field(pattern=GCP_BILLING_ACCOUNT_PATTERN)]
 
 
 class Settings(Section):
@@ -186,11 +205,18 @@ class Settings(Section):
     database: DatabaseSettings
     image: ImageSettings
     alerting: AlertingSettings = AlertingSettings()
+    gcp: GcpSettings | None = None
+    """Set on GCP stacks only (`CLOUD_SECTIONS`)."""
 
     @property
     def is_prod(self) -> bool:
         """Production stacks protect stateful resources and require three zones."""
         return self.environment == "prod"
+
+
+CLOUD_SECTIONS: Mapping[str, Cloud] = {"gcp": "gcp"}
+"""Sections of `Settings` that belong to one cloud: required on its stacks, refused on every other,
+so that a stack moved between clouds does not silently carry settings nothing reads."""
 
 
 @dataclass(frozen=True)
@@ -212,6 +238,68 @@ class SettingsError(ValueError):
         self.problems = problems
         lines = "\n".join(f"  - {problem}" for problem in problems)
         super().__init__(f"{len(problems)} problem(s) in the stack settings:\n{lines}")
+
+
+Check = Callable[[Settings], Iterator[Problem]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A meaning check and the sections it reads, which must have passed the shape pass for it to run."""
+
+    needs: frozenset[str]
+    check: Check
+
+
+class Rules:
+    """Rules collected by decorating their checks (`@rules("storage", "nodes")`): the shared rules
+    below, and each cloud profile's own.
+    """
+
+    def __init__(self) -> None:
+        self._rules: list[Rule] = []
+
+    def __call__(self, *sections: str) -> Callable[[Check], Check]:
+        """A decorator that registers its check as needing `sections`."""
+
+        def register(check: Check) -> Check:
+            self._rules.append(Rule(frozenset(sections), check))
+            return check
+
+        return register
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        """The rules in the order they were registered, which is the order their problems are reported in."""
+        return tuple(self._rules)
+
+
+@dataclass(frozen=True)
+class CloudProfile:
+    """What one cloud adds to the shared settings: its defaults per environment, its own rules, and
+    the names and shapes the shared rules ask of it. Each cloud's `providers/<cloud>/settings.py`
+    defines one as `PROFILE`, importing no cloud SDK.
+    """
+
+    cloud: Cloud
+    defaults: Mapping[Environment, Mapping[str, object]]
+    """Per environment, what this cloud's stacks need not say: machine types, volumes, the image."""
+    rules: tuple[Rule, ...]
+    """What the cloud sells and refuses, checked after the shared rules."""
+    region_pattern: str
+    """A region name of this cloud (`dpc:region`, `dpc:backup.offsiteReplicaRegion`), matched whole."""
+    region_example: str
+    zone_pattern: str
+    """A zone name of region `{region}` (filled in escaped), matched whole."""
+    zone_form: str
+    """How the fix names the zones of region `{region}`."""
+    regional_subnets: bool
+    """Subnets span the region, so each subnet list holds one range (GCP); else one subnet per zone (AWS)."""
+    smallest_subnet_prefix: int
+    """The longest prefix a subnet may have: /28 on AWS, /29 on GCP."""
+    geo_copy_example: str | None
+    """A region to suggest when prod lacks its offsite copy (design §4.4); None where the cloud has
+    no offsite bucket to copy (local)."""
 
 
 def _deep_merge(base: Mapping[str, object], override: Mapping[str, object]) -> dict[str, object]:
@@ -238,28 +326,23 @@ _FIX_BY_ERROR = {
     "literal_error": "use one of the values listed",
     "string_pattern_mismatch": "write it in the expected form",
 }
+_FIX_BY_PATH = {
+    "gcp.project": "write the project's id (not its name or number): 6–30 lowercase letters, digits or hyphens, starting with a letter",
+    "gcp.billingAccount": "write the billing account's id as the console's Billing page shows it, XXXXXX-XXXXXX-XXXXXX in hexadecimal digits",
+}
+"""Fixes for keys whose expected form a pattern alone does not explain."""
 
 
 def _shape_problems(error: ValidationError) -> list[Problem]:
     problems: list[Problem] = []
     for detail in error.errors():
-        fix = _FIX_BY_ERROR.get(detail["type"], "correct the value")
-        problems.append(Problem(_path(detail["loc"]), detail["msg"], fix))
+        path = _path(detail["loc"])
+        fix = _FIX_BY_PATH.get(path) or _FIX_BY_ERROR.get(detail["type"], "correct the value")
+        problems.append(Problem(path, detail["msg"], fix))
     return problems
 
 
-Check = Callable[[Settings], Iterator[Problem]]
-_CHECKS: list[tuple[frozenset[str], Check]] = []
-
-
-def _check(*sections: str) -> Callable[[Check], Check]:
-    """Registers a meaning check that needs the named sections to have passed the shape pass."""
-
-    def register(check: Check) -> Check:
-        _CHECKS.append((frozenset(sections), check))
-        return check
-
-    return register
+_check = Rules()
 
 
 def _network(path: str, cidr: str) -> tuple[ipaddress.IPv4Network | None, Problem | None]:
@@ -269,7 +352,20 @@ def _network(path: str, cidr: str) -> tuple[ipaddress.IPv4Network | None, Proble
         return None, Problem(path, f"{cidr!r} is not a network address ({exc})", "write the network address with its prefix, for example 10.20.0.0/16")
 
 
-@_check("network", "zones")
+def _subnet_count_problem(s: Settings, key: str, cidrs: list[str]) -> Problem | None:
+    if cloud_profile(s.cloud).regional_subnets:
+        if len(cidrs) != 1:
+            return Problem(
+                f"network.{key}",
+                f"{len(cidrs)} range(s); {s.cloud}'s subnetworks are regional, so one range serves every zone",
+                "list exactly one range",
+            )
+    elif len(cidrs) != len(s.zones):
+        return Problem(f"network.{key}", f"{len(cidrs)} subnet(s) for {len(s.zones)} zone(s)", "list exactly one subnet per zone, in the order of `zones`")
+    return None
+
+
+@_check("network", "zones", "cloud")
 def _check_network(s: Settings) -> Iterator[Problem]:
     vpc, problem = _network("network.vpcCidr", s.network.vpc_cidr)
     if problem or vpc is None:
@@ -286,11 +382,11 @@ def _check_network(s: Settings) -> Iterator[Problem]:
         )
     if not 16 <= vpc.prefixlen <= 24:
         yield Problem("network.vpcCidr", f"/{vpc.prefixlen} is outside the /16–/24 a VPC may have", "use a prefix between /16 and /24")
+    smallest = cloud_profile(s.cloud).smallest_subnet_prefix
     seen: list[tuple[str, ipaddress.IPv4Network]] = []
     for key in ("privateSubnetCidrs", "publicSubnetCidrs"):
         cidrs: list[str] = s.network.private_subnet_cidrs if key == "privateSubnetCidrs" else s.network.public_subnet_cidrs
-        if len(cidrs) != len(s.zones):
-            yield Problem(f"network.{key}", f"{len(cidrs)} subnet(s) for {len(s.zones)} zone(s)", "list exactly one subnet per zone, in the order of `zones`")
+        yield from filter(None, [_subnet_count_problem(s, key, cidrs)])
         for index, cidr in enumerate(cidrs):
             path = f"network.{key}[{index}]"
             subnet, problem = _network(path, cidr)
@@ -299,16 +395,24 @@ def _check_network(s: Settings) -> Iterator[Problem]:
                 continue
             if not subnet.subnet_of(vpc):
                 yield Problem(path, f"{subnet} is outside the VPC {vpc}", f"choose a subnet inside {vpc}")
-            elif subnet.prefixlen > 28:
-                yield Problem(path, f"/{subnet.prefixlen} is smaller than the /28 a subnet may have", "use a prefix of /28 or shorter")
+            elif subnet.prefixlen > smallest:
+                yield Problem(path, f"/{subnet.prefixlen} is smaller than the /{smallest} a subnet may have", f"use a prefix of /{smallest} or shorter")
             for other_path, other in seen:
                 if subnet.overlaps(other):
                     yield Problem(path, f"{subnet} overlaps {other} at dpc:{other_path}", "give each subnet its own range")
             seen.append((path, subnet))
 
 
-@_check("zones", "environment", "region")
+def _region_problem(path: str, region: str, profile: CloudProfile) -> Problem | None:
+    if re.fullmatch(profile.region_pattern, region):
+        return None
+    return Problem(path, f"{region!r} is not a region name of {profile.cloud}", f"write a region name like {profile.region_example}")
+
+
+@_check("zones", "environment", "region", "cloud")
 def _check_zones(s: Settings) -> Iterator[Problem]:
+    profile = cloud_profile(s.cloud)
+    yield from filter(None, [_region_problem("region", s.region, profile)])
     if len(set(s.zones)) != len(s.zones):
         yield Problem("zones", "a zone is listed twice", "list each zone once")
     if s.is_prod and len(set(s.zones)) < 3:
@@ -317,11 +421,10 @@ def _check_zones(s: Settings) -> Iterator[Problem]:
             f"prod needs 3 zones so that each etcd and Patroni member sits in its own zone; {len(set(s.zones))} given",
             "list three zones of the region",
         )
+    zone_pattern = profile.zone_pattern.format(region=re.escape(s.region))
     for index, zone in enumerate(s.zones):
-        if zone == s.region or not zone.startswith(s.region):
-            yield Problem(
-                f"zones[{index}]", f"{zone!r} is not a zone of region {s.region!r}", f"use zones named {s.region}<letter>, or the region's zone names"
-            )
+        if not re.fullmatch(zone_pattern, zone):
+            yield Problem(f"zones[{index}]", f"{zone!r} is not a zone of region {s.region!r}", f"use zones named {profile.zone_form.format(region=s.region)}")
 
 
 @_check("nodes", "cloud", "zones", "environment")
@@ -351,121 +454,38 @@ def _check_nodes(s: Settings) -> Iterator[Problem]:
             )
 
 
-def _gp3_problems(path: str, volume: VolumeSettings) -> Iterator[Problem]:
-    if volume.iops is None or volume.throughput_mbps is None:
-        yield Problem(path, "gp3 volumes are sold by size, IOPS and throughput; this volume lacks the latter", "set iops and throughputMbps")
-        return
-    max_iops = min(GP3_MAX_IOPS, max(GP3_MIN_IOPS, volume.size_gb * GP3_IOPS_PER_GIB))
-    if not GP3_MIN_IOPS <= volume.iops <= max_iops:
-        yield Problem(
-            f"{path}.iops",
-            f"{volume.iops} IOPS is outside what gp3 allows for {volume.size_gb} GiB ({GP3_MIN_IOPS}–{max_iops})",
-            f"set iops between {GP3_MIN_IOPS} and {max_iops}, or grow sizeGb",
-        )
-    max_throughput = min(GP3_MAX_THROUGHPUT, max(GP3_MIN_THROUGHPUT, int(volume.iops * GP3_THROUGHPUT_PER_IOPS)))
-    if not GP3_MIN_THROUGHPUT <= volume.throughput_mbps <= max_throughput:
-        yield Problem(
-            f"{path}.throughputMbps",
-            f"{volume.throughput_mbps} MiB/s is outside what gp3 allows at {volume.iops} IOPS ({GP3_MIN_THROUGHPUT}–{max_throughput})",
-            f"set throughputMbps between {GP3_MIN_THROUGHPUT} and {max_throughput}, or raise iops",
-        )
-
-
-@_check("storage", "cloud")
-def _check_storage(s: Settings) -> Iterator[Problem]:
-    if s.cloud == "aws":
-        volumes = {"data": s.storage.data, "wal": s.storage.wal, "backup": s.storage.backup}
-        for name, volume in volumes.items():
-            yield from _gp3_problems(f"storage.{name}", volume)
-
-
-@_check("storage", "nodes", "cloud")
-def _check_storage_against_machines(s: Settings) -> Iterator[Problem]:
-    """The volumes of one node together against the most its machine type can drive (EBS maximum:
-    IOPS and throughput provisioned beyond it never reach the machine, and are paid for).
-
-    A worker carries the data and WAL volumes; the backup agent's node (the backup node, or
-    manager-1 without one) the backup volume. Root volumes are left out: they idle after boot.
+def volumes_by_group(s: Settings) -> dict[str, dict[str, VolumeSettings]]:
+    """The volumes each node group's node carries, by node group and volume key: a worker the data
+    and WAL volumes, the backup agent's node (the backup node, or manager-1 without one) the backup
+    volume. Root volumes are left out: they idle after boot. Clouds check what one machine drives.
     """
     agent_group = "backup" if s.nodes.backup.count > 0 else "managers"
-    carried = {
+    return {
         "workers": {"data": s.storage.data, "wal": s.storage.wal},
         agent_group: {"backup": s.storage.backup},
     }
-    for group, volumes in carried.items():
-        if any(next(_gp3_problems(volume_name, volume), None) for volume_name, volume in volumes.items()):
-            continue  # a volume gp3 cannot provision is reported as such; its sum says nothing more
-        name = cast(NodeGroup, getattr(s.nodes, group)).machine_type
-        machine = MACHINE_TYPES[s.cloud].get(name)
-        limits = machine.storage if machine else None
-        if limits is None:
-            continue
-        keys, first = " + ".join(f"dpc:storage.{volume}" for volume in volumes), next(iter(volumes))
-        iops = sum(volume.iops or 0 for volume in volumes.values())
-        if iops > limits.maximum_iops:
-            yield Problem(
-                f"storage.{first}.iops",
-                f"{keys} provision {iops} IOPS on one {group} node; its {name} drives at most {limits.maximum_iops} "
-                f"(sustained {limits.baseline_iops})",
-                f"provision at most {limits.maximum_iops} IOPS in total, or a dpc:nodes.{group}.machineType that drives more",
-            )
-        throughput = sum(volume.throughput_mbps or 0 for volume in volumes.values())
-        ceiling = BlockStorageLimits.mib_per_second(limits.maximum_mbps)
-        if throughput > ceiling:
-            yield Problem(
-                f"storage.{first}.throughputMbps",
-                f"{keys} provision {throughput} MiB/s on one {group} node; its {name} drives at most {ceiling} MiB/s "
-                f"({limits.maximum_mbps} Mbps; sustained {BlockStorageLimits.mib_per_second(limits.baseline_mbps)} MiB/s)",
-                f"provision at most {ceiling} MiB/s in total, or a dpc:nodes.{group}.machineType that drives more",
-            )
 
 
-def _lifecycle_problems(b: BackupSettings) -> Iterator[Problem]:
-    """S3's documented lifecycle minimums, which S3 enforces by rejecting the rule, and the archive
-    class's minimum storage duration, which the offsite retention must not undercut.
-    """
-    infrequent, archive, expire = b.offsite_infrequent_access_after_days, b.offsite_archive_after_days, b.offsite_expire_after_days
-    if infrequent < S3_INFREQUENT_ACCESS_MIN_AGE_DAYS:
+@_check("backup", "region", "environment", "cloud")
+def _check_backup(s: Settings) -> Iterator[Problem]:
+    b, profile = s.backup, cloud_profile(s.cloud)
+    replica = b.offsite_replica_region
+    if profile.geo_copy_example is not None and s.is_prod and replica is None:
         yield Problem(
-            "backup.offsiteInfrequentAccessAfterDays",
-            f"S3 moves nothing to infrequent access sooner than {S3_INFREQUENT_ACCESS_MIN_AGE_DAYS} days after its creation "
-            "and rejects this lifecycle rule",
-            f"use at least {S3_INFREQUENT_ACCESS_MIN_AGE_DAYS}",
+            "backup.offsiteReplicaRegion",
+            "prod keeps its offsite backups in one region only; design §4.4 asks for geo-replicated backups",
+            f"name a second region for the copy, for example {profile.geo_copy_example}",
         )
-    if archive < infrequent + S3_INFREQUENT_ACCESS_MIN_STAY_DAYS:
-        yield Problem(
-            "backup.offsiteArchiveAfterDays",
-            f"S3 archives an object only after {S3_INFREQUENT_ACCESS_MIN_STAY_DAYS} days in infrequent access "
-            f"(from day {infrequent}) and rejects this lifecycle rule",
-            f"use at least {infrequent + S3_INFREQUENT_ACCESS_MIN_STAY_DAYS}",
-        )
-    if expire < archive + S3_ARCHIVE_MIN_STORAGE_DAYS:
-        yield Problem(
-            "backup.offsiteExpireAfterDays",
-            f"archive storage bills at least {S3_ARCHIVE_MIN_STORAGE_DAYS} days, so a backup must be kept "
-            f"{S3_ARCHIVE_MIN_STORAGE_DAYS} days after archiving (from day {archive})",
-            f"use at least {archive + S3_ARCHIVE_MIN_STORAGE_DAYS}",
-        )
-    if expire < b.monthly_retention_months * DAYS_PER_MONTH:
+    if replica is not None:
+        yield from filter(None, [_region_problem("backup.offsiteReplicaRegion", replica, profile)])
+    if replica == s.region:
+        yield Problem("backup.offsiteReplicaRegion", "is the stack's own region", "name a different region, so one region's loss keeps the copy")
+    if b.offsite_expire_after_days < b.monthly_retention_months * DAYS_PER_MONTH:
         yield Problem(
             "backup.offsiteExpireAfterDays",
             f"the offsite repository holds the monthly fulls, which design §4.2 keeps {b.monthly_retention_months} months",
             f"use at least {b.monthly_retention_months * DAYS_PER_MONTH}, or lower dpc:backup.monthlyRetentionMonths",
         )
-
-
-@_check("backup", "region", "environment", "cloud")
-def _check_backup(s: Settings) -> Iterator[Problem]:
-    b = s.backup
-    if s.cloud != "local" and s.is_prod and b.offsite_replica_region is None:
-        yield Problem(
-            "backup.offsiteReplicaRegion",
-            "prod keeps its offsite backups in one region only; design §4.4 asks for geo-replicated backups",
-            "name a second region for the copy, for example us-west-2",
-        )
-    if b.offsite_replica_region == s.region:
-        yield Problem("backup.offsiteReplicaRegion", "is the stack's own region", "name a different region, so one region's loss keeps the copy")
-    yield from _lifecycle_problems(b)
     if b.daily_retention_days > b.wal_retention_days:
         yield Problem(
             "backup.walRetentionDays",
@@ -494,9 +514,6 @@ def _check_tags(s: Settings) -> Iterator[Problem]:
     for key in PROGRAM_TAG_KEYS:
         if key in s.tags:
             yield Problem(f"tags.{key}", "this tag is set by the program itself", "remove it")
-    for key, value in s.tags.items():
-        if not 1 <= len(key) <= 128 or len(value) > 256 or key.lower().startswith("aws:"):
-            yield Problem(f"tags.{key}", "tag keys take 1–128 characters (not starting with aws:) and values at most 256", "shorten or rename the tag")
 
 
 @_check("alerting")
@@ -537,15 +554,73 @@ def _check_database(s: Settings) -> Iterator[Problem]:
         )
 
 
+LOCAL_PROFILE = CloudProfile(
+    cloud="local",
+    defaults=dict.fromkeys(get_args(Environment), LOCAL_DEFAULTS),
+    rules=(),
+    region_pattern=r"[a-z0-9-]+",
+    region_example="local",
+    zone_pattern="{region}.+",
+    zone_form="{region}-<number>",
+    regional_subnets=False,
+    smallest_subnet_prefix=28,
+    geo_copy_example=None,
+)
+"""The local engine: placeholders only (`LOCAL_DEFAULTS`), no volumes, bucket or machines to check."""
+
+_PROFILE_MODULES: Mapping[Cloud, str] = {"aws": "providers.aws.settings", "gcp": "providers.gcp.settings"}
+"""Where each deployable cloud's profile lives; imported on first use only."""
+
+
+def cloud_profile(cloud: str) -> CloudProfile:
+    """The profile of a deployable cloud; raises KeyError for any other (`settings_from_config`
+    refuses those before asking).
+    """
+    if cloud == "local":
+        return LOCAL_PROFILE
+    module = _PROFILE_MODULES[cast(Cloud, cloud)]
+    profile: object = importlib.import_module(module).PROFILE
+    if not isinstance(profile, CloudProfile) or profile.cloud != cloud:
+        raise TypeError(f"{module}.PROFILE is not the CloudProfile of {cloud}")
+    return profile
+
+
 def _config_key_path(key: str) -> str:
     return key.split(":", 1)[1] if ":" in key else key
+
+
+def _cloud_problem(cloud: object) -> Problem | None:
+    if cloud == "local" or cloud in _PROFILE_MODULES:
+        return None
+    deployable = ", ".join(repr(name) for name in (*_PROFILE_MODULES, "local"))
+    if cloud in get_args(Cloud):
+        return Problem(
+            "cloud",
+            f"{cloud!r} is not deployable yet: the program has no settings or builders for it; it deploys to {deployable}",
+            "use one of the values listed",
+        )
+    return Problem("cloud", f"{cloud!r} is not a cloud this program knows; it deploys to {deployable}", "use one of the values listed")
+
+
+def _cloud_section_problems(cloud: str, given: dict[str, object]) -> Iterator[Problem]:
+    """A cloud's own section is required on its stacks and refused on others'; a refused section is
+    taken out of `given` so that its keys are not judged against a cloud it does not belong to.
+    """
+    for section, owner in CLOUD_SECTIONS.items():
+        if owner == cloud and section not in given:
+            model = cast(type[Section], get_args(Settings.model_fields[section].annotation)[0])
+            keys = " and ".join(f"`{field.alias}`" for field in model.model_fields.values())
+            yield Problem(section, f"a {cloud} stack needs this section", f"add dpc:{section} with {keys} (see the README)")
+        elif owner != cloud and given.pop(section, None) is not None:
+            yield Problem(section, f"is the section of {owner} stacks; this stack's cloud is {cloud}", f"remove dpc:{section}, or set dpc:cloud to {owner}")
 
 
 def settings_from_config(values: Mapping[str, object]) -> Settings:
     """Validates the `dpc:*` config values of one stack (keys without namespace) into Settings.
 
-    Missing keys take the defaults of the stack's environment. Raises SettingsError with every
-    problem found.
+    Missing keys take the defaults of the stack's environment and those of its cloud for that
+    environment. Raises SettingsError with every problem found; an unknown environment or a cloud
+    that is not deployable is the only problem reported, as it decides which defaults and rules apply.
     """
     environment = values.get("environment")
     if not isinstance(environment, str) or environment not in ENVIRONMENT_DEFAULTS:
@@ -553,11 +628,12 @@ def settings_from_config(values: Mapping[str, object]) -> Settings:
             [Problem("environment", f"{environment!r} is not an environment", "set dpc:environment to one of: " + ", ".join(ENVIRONMENT_DEFAULTS))]
         )
     given = {_config_key_path(k): v for k, v in values.items()}
-    defaults = ENVIRONMENT_DEFAULTS[environment]
-    if given.get("cloud") == "local":
-        defaults = _deep_merge(defaults, LOCAL_DEFAULTS)
-    merged = _deep_merge(defaults, given)
-    problems: list[Problem] = []
+    cloud = given.setdefault("cloud", DEFAULT_CLOUD)
+    if problem := _cloud_problem(cloud):
+        raise SettingsError([problem])
+    profile = cloud_profile(cast(str, cloud))
+    problems: list[Problem] = list(_cloud_section_problems(profile.cloud, given))
+    merged = _deep_merge(_deep_merge(ENVIRONMENT_DEFAULTS[environment], profile.defaults[environment]), given)
     valid: dict[str, Any] = {}
     try:
         settings = Settings.model_validate(merged)
@@ -567,12 +643,16 @@ def settings_from_config(values: Mapping[str, object]) -> Settings:
         broken = {str(detail["loc"][0]) for detail in error.errors() if detail["loc"]}
         for name, field in Settings.model_fields.items():
             alias = field.alias or name
-            if alias not in broken and alias in merged and field.annotation is not None:
+            if alias in broken or field.annotation is None:
+                continue
+            if alias in merged:
                 valid[name] = TypeAdapter(field.annotation).validate_python(merged[alias])
+            elif not field.is_required():
+                valid[name] = field.get_default(call_default_factory=True)
     partial = Settings.model_construct(set(valid), **valid)
-    for needs, check in _CHECKS:
-        if needs <= valid.keys():
-            problems.extend(check(partial))
+    for rule in (*_check.rules, *profile.rules):
+        if rule.needs <= valid.keys():
+            problems.extend(rule.check(partial))
     if problems:
         raise SettingsError(problems)
     return Settings.model_validate(merged)

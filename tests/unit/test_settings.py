@@ -351,27 +351,20 @@ def test_bastion_machine_type_is_checked_too() -> None:
     assert "'t2.nano'" in problem.message
 
 
-def test_machine_types_are_checked_against_the_stacks_cloud() -> None:
-    problems = problems_of(stack(cloud="gcp"))
+def _machine_types(name: str) -> dict[str, dict[str, str]]:
+    """The node groups' machine types a shipped stack gets, as a `dpc:nodes` override."""
+    nodes = settings_from_config(config_values(name)).nodes
+    groups = {"managers": nodes.managers, "workers": nodes.workers, "app": nodes.app, "backup": nodes.backup, "bastion": nodes.bastion}
+    return {group: {"machineType": settings.machine_type} for group, settings in groups.items()}
 
-    paths = {p.path for p in problems}
-    assert paths == {f"nodes.{group}.machineType" for group in ("managers", "workers", "app", "backup", "bastion")}
-    assert all("gcp" in p.message for p in problems)
-    assert "n2-highmem-8" in problems[0].fix
 
-    gcp = settings_from_config(
-        stack(
-            cloud="gcp",
-            nodes={
-                "managers": {"machineType": "e2-standard-4"},
-                "workers": {"machineType": "n2-highmem-8"},
-                "app": {"machineType": "e2-standard-2"},
-                "backup": {"machineType": "e2-standard-2"},
-                "bastion": {"machineType": "e2-small"},
-            },
-        )
-    )
-    assert gcp.cloud == "gcp"
+@pytest.mark.parametrize(("name", "other", "cloud", "hint"), [("prod", "gcp-prod", "aws", "r6i.2xlarge"), ("gcp-prod", "prod", "gcp", "n2-highmem-8")])
+def test_machine_types_are_checked_against_the_stacks_cloud(name: str, other: str, cloud: str, hint: str) -> None:
+    problems = problems_of(stack(name, nodes=_machine_types(other)))
+
+    assert {p.path for p in problems} == {f"nodes.{group}.machineType" for group in ("managers", "workers", "app", "backup", "bastion")}
+    assert all(f"for {cloud}" in p.message for p in problems)
+    assert hint in problems[0].fix
 
 
 # --- gp3 volumes ------------------------------------------------------------------------------------
@@ -940,3 +933,286 @@ def test_the_replica_region_is_another_region() -> None:
 
 def test_staging_may_keep_one_region() -> None:
     assert settings_from_config(config_values("staging")).backup.offsite_replica_region is None
+
+
+# --- clouds: the settings each cloud's profile owns ---------------------------------------------------
+
+
+def test_a_stack_without_a_cloud_is_aws() -> None:
+    values = stack("dev")
+    del values["cloud"]
+
+    assert settings_from_config(values).cloud == "aws"
+
+
+def test_a_cloud_not_deployable_yet_is_the_only_problem() -> None:
+    problem = only_problem(stack(cloud="azure", colour="blue"))
+
+    assert problem.path == "cloud"
+    assert "'azure' is not deployable yet" in problem.message
+    assert "'aws', 'gcp', 'local'" in problem.message
+    assert problem.fix == "use one of the values listed"
+
+
+@pytest.mark.parametrize("name", ["gcp-prod", "gcp-dev"])
+def test_shipped_gcp_stack_validates_and_keeps_its_own_values(name: str) -> None:
+    values = config_values(name)
+    settings = settings_from_config(values)
+
+    assert settings.cloud == "gcp"
+    assert settings.environment == name.removeprefix("gcp-")
+    assert (settings.region, settings.zones) == ("us-central1", ["us-central1-a", "us-central1-b", "us-central1-c"])
+    assert settings.gcp is not None
+    assert (settings.gcp.project, settings.gcp.billing_account) == (values["gcp"]["project"], values["gcp"]["billingAccount"])
+    assert len(settings.network.private_subnet_cidrs) == len(settings.network.public_subnet_cidrs) == 1
+    assert settings.image.owner == "ubuntu-os-cloud" and settings.image.name.startswith("ubuntu-2404-noble-amd64-")
+    assert all(v.iops is None and v.throughput_mbps is None for v in (settings.storage.data, settings.storage.wal, settings.storage.backup))
+
+
+def test_gcp_prod_gets_the_seeds_gcp_sizing() -> None:
+    settings = settings_from_config(config_values("gcp-prod"))
+    nodes, storage = settings.nodes, settings.storage
+
+    assert (nodes.managers.count, nodes.managers.machine_type) == (3, "n2-standard-4")
+    assert (nodes.workers.count, nodes.workers.machine_type) == (3, "n2-highmem-8")
+    assert (nodes.app.count, nodes.app.machine_type) == (2, "n2-standard-2")
+    assert nodes.backup.count == 1
+    assert (storage.data.size_gb, storage.wal.size_gb, storage.backup.size_gb) == (2048, 500, 5120)
+    assert settings.backup.offsite_replica_region == "us-east1"
+
+
+def test_gcp_dev_is_smaller_but_fails_over_like_prod() -> None:
+    prod, dev = settings_from_config(config_values("gcp-prod")), settings_from_config(config_values("gcp-dev"))
+    catalog = MACHINE_TYPES["gcp"]
+
+    assert (dev.nodes.managers.count, dev.nodes.workers.count, dev.nodes.app.count, dev.nodes.backup.count) == (3, 3, 2, 0)
+    assert catalog[dev.nodes.workers.machine_type].memory_gib < catalog[prod.nodes.workers.machine_type].memory_gib
+    assert catalog[dev.nodes.managers.machine_type].vcpus < catalog[prod.nodes.managers.machine_type].vcpus
+    assert dev.storage.data.size_gb < prod.storage.data.size_gb
+
+
+def test_gcp_stack_needs_its_section() -> None:
+    values = stack("gcp-dev")
+    del values["gcp"]
+
+    problem = only_problem(values)
+
+    assert problem.path == "gcp"
+    assert "gcp stack needs" in problem.message
+    assert "`project`" in problem.fix and "`billingAccount`" in problem.fix
+
+
+@pytest.mark.parametrize("name", ["prod", "local"])
+def test_gcp_section_on_another_cloud_is_refused(name: str) -> None:
+    problem = only_problem(stack(name, gcp={"project": "not a project"}))
+
+    assert problem.path == "gcp"
+    assert "section of gcp stacks" in problem.message
+    assert "remove dpc:gcp" in problem.fix
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fix"),
+    [
+        ("project", "My Project", "project's id"),
+        ("project", "p-1", "6–30"),
+        ("project", "1-starts-with-a-digit", "starting with a letter"),
+        ("project", "ends-with-a-hyphen-", "lowercase"),
+        ("billingAccount", "01ABCD-2345EF", "XXXXXX-XXXXXX-XXXXXX"),
+        ("billingAccount", "01abcd-2345ef-6789ab", "hexadecimal"),
+    ],
+)
+def test_gcp_project_and_billing_account_in_their_form(key: str, value: str, fix: str) -> None:
+    values = stack("gcp-dev")
+    values["gcp"][key] = value
+
+    problem = only_problem(values)
+
+    assert problem.path == f"gcp.{key}"
+    assert "pattern" in problem.message
+    assert fix in problem.fix
+
+
+@pytest.mark.parametrize("region", ["us-central-1", "us-east-1", "uscentral1", "US-CENTRAL1"])
+def test_gcp_region_in_gcps_form(region: str) -> None:
+    problems = problems_of(stack("gcp-dev", region=region))
+
+    (problem,) = at(problems, "region")
+    assert f"{region!r} is not a region name of gcp" in problem.message
+    assert "us-central1" in problem.fix
+
+
+@pytest.mark.parametrize("zone", ["us-central1a", "us-central1-ab", "us-east1-b", "us-central1"])
+def test_gcp_zone_in_gcps_form(zone: str) -> None:
+    problem = only_problem(stack("gcp-dev", zones=["us-central1-a", zone, "us-central1-c"]))
+
+    assert problem.path == "zones[1]"
+    assert f"{zone!r} is not a zone of region 'us-central1'" in problem.message
+    assert "us-central1-<letter>" in problem.fix
+
+
+@pytest.mark.parametrize(("name", "region", "example"), [("gcp-prod", "us-west-2", "us-central1"), ("prod", "us-west2", "us-east-1")])
+def test_replica_region_in_the_clouds_form(name: str, region: str, example: str) -> None:
+    values = stack(name)
+    values["backup"]["offsiteReplicaRegion"] = region
+
+    problem = only_problem(values)
+
+    assert problem.path == "backup.offsiteReplicaRegion"
+    assert f"{region!r} is not a region name of {values['cloud']}" in problem.message
+    assert example in problem.fix
+
+
+def test_gcp_prod_backups_need_a_second_region() -> None:
+    values = stack("gcp-prod")
+    del values["backup"]
+
+    problem = only_problem(values)
+
+    assert problem.path == "backup.offsiteReplicaRegion"
+    assert "us-east1" in problem.fix
+
+
+@pytest.mark.parametrize("key", ["privateSubnetCidrs", "publicSubnetCidrs"])
+def test_gcp_subnetworks_are_regional_one_range_each(key: str) -> None:
+    values = stack("gcp-prod")
+    values["network"][key] = ["10.60.64.0/20", "10.60.96.0/20"] if key == "privateSubnetCidrs" else ["10.60.130.0/24", "10.60.131.0/24"]
+
+    problem = only_problem(values)
+
+    assert problem.path == f"network.{key}"
+    assert "2 range(s)" in problem.message and "regional" in problem.message
+    assert problem.fix == "list exactly one range"
+
+
+def test_gcp_subnetwork_may_be_a_29_but_not_a_30() -> None:
+    values = stack("gcp-dev")
+    values["network"]["publicSubnetCidrs"] = ["10.80.128.0/29"]
+    assert settings_from_config(values).network.public_subnet_cidrs == ["10.80.128.0/29"]
+
+    values["network"]["publicSubnetCidrs"] = ["10.80.128.0/30"]
+    problem = only_problem(values)
+    assert problem.path == "network.publicSubnetCidrs[0]"
+    assert "/30 is smaller than the /29" in problem.message
+
+
+def test_gcp_nat_is_regional() -> None:
+    values = stack("gcp-prod")
+    values["network"]["natGatewayPerZone"] = True
+
+    problem = only_problem(values)
+
+    assert problem.path == "network.natGatewayPerZone"
+    assert "regional" in problem.message
+    assert problem.fix == "set natGatewayPerZone: false"
+
+
+@pytest.mark.parametrize("volume", ["data", "wal", "backup"])
+@pytest.mark.parametrize(("key", "value"), [("iops", 16000), ("throughputMbps", 690)])
+def test_gcp_volumes_take_no_provisioned_performance(volume: str, key: str, value: int) -> None:
+    problem = only_problem(stack("gcp-prod", storage={volume: {key: value}}))
+
+    assert problem.path == f"storage.{volume}.{key}"
+    assert "pd-ssd" in problem.message and "follows their size" in problem.message
+    assert f"remove {key}" in problem.fix and f"dpc:storage.{volume}.sizeGb" in problem.fix
+
+
+def test_pd_ssd_has_a_minimum_size() -> None:
+    problem = only_problem(stack("gcp-dev", storage={"wal": {"sizeGb": 9}}))
+
+    assert problem.path == "storage.wal.sizeGb"
+    assert "9 GB is below the 10 GB" in problem.message
+    assert problem.fix == "use at least 10"
+    assert settings_from_config(stack("gcp-dev", storage={"wal": {"sizeGb": 10}})).storage.wal.size_gb == 10
+
+
+def test_pd_ssd_maximum_size() -> None:
+    problem = only_problem(stack("gcp-prod", storage={"backup": {"sizeGb": 65537}}))
+
+    assert problem.path == "storage.backup.sizeGb"
+    assert "65536" in problem.message
+
+
+def test_gcp_archives_an_object_thirty_days_after_nearline() -> None:
+    problem = only_problem(
+        stack("gcp-prod", backup={**config_values("gcp-prod")["backup"], "offsiteInfrequentAccessAfterDays": 10, "offsiteArchiveAfterDays": 39})
+    )
+
+    assert problem.path == "backup.offsiteArchiveAfterDays"
+    assert "Nearline bills every object at least 30 days" in problem.message and "(day 10)" in problem.message
+    assert problem.fix == "use at least 40"
+    assert settings_from_config(
+        stack("gcp-prod", backup={**config_values("gcp-prod")["backup"], "offsiteInfrequentAccessAfterDays": 10, "offsiteArchiveAfterDays": 40})
+    )
+
+
+def test_gcp_keeps_an_archived_backup_365_days() -> None:
+    backup = {**config_values("gcp-prod")["backup"], "offsiteArchiveAfterDays": 90, "offsiteExpireAfterDays": 454}
+
+    problem = only_problem(stack("gcp-prod", backup=backup))
+
+    assert problem.path == "backup.offsiteExpireAfterDays"
+    assert "Archive storage bills at least 365 days" in problem.message and "(from day 90)" in problem.message
+    assert problem.fix == "use at least 455"
+    assert settings_from_config(stack("gcp-prod", backup=backup | {"offsiteExpireAfterDays": 455})).backup.offsite_expire_after_days == 455
+
+
+def test_the_s3_rules_do_not_apply_on_gcp_nor_the_gcs_rules_on_aws() -> None:
+    early = {"offsiteInfrequentAccessAfterDays": 20, "offsiteArchiveAfterDays": 50}
+    assert settings_from_config(stack("gcp-prod", backup={**config_values("gcp-prod")["backup"], **early})).backup.offsite_infrequent_access_after_days == 20
+
+    expiring = prod_backup({"offsiteArchiveAfterDays": 90, "offsiteExpireAfterDays": 400})
+    assert settings_from_config(stack("prod", backup=expiring)).backup.offsite_expire_after_days == 400
+
+
+@pytest.mark.parametrize(
+    ("tags", "path", "message"),
+    [
+        ({"Team": "x" * 64}, "tags.Team", "at most 63 characters"),
+        ({"T" + "e" * 63: "dba"}, "tags.T" + "e" * 63, "at most 63 characters"),
+        ({"1st": "dba"}, "tags.1st", "start with a letter"),
+        ({"cost_center": "other"}, "tags.cost_center", "as dpc:tags.CostCenter does"),
+    ],
+)
+def test_gcp_tags_become_labels_without_being_cut_or_colliding(tags: dict[str, str], path: str, message: str) -> None:
+    values = stack("gcp-dev")
+    values["tags"] |= tags
+
+    problem = only_problem(values)
+
+    assert problem.path == path
+    assert message in problem.message
+
+
+def test_aws_tag_limits_stay_on_aws() -> None:
+    values = stack("gcp-dev")
+    values["tags"]["aws:createdBy"] = "me"
+
+    assert settings_from_config(values).tags["aws:createdBy"] == "me"
+
+
+def test_every_problem_of_a_gcp_stack_is_reported_at_once() -> None:
+    values = stack("gcp-prod")
+    values["gcp"]["billingAccount"] = "nope"
+    values["zones"] = ["us-central1-a", "us-central1-b", "us-east1-c"]
+    values["network"]["privateSubnetCidrs"] = ["10.60.0.0/20", "10.60.16.0/20"]
+    values["network"]["natGatewayPerZone"] = True
+    values["storage"] = {"data": {"iops": 16000}, "wal": {"sizeGb": 5}}
+    values["backup"] = {**values["backup"], "offsiteReplicaRegion": "us-west-2", "offsiteExpireAfterDays": 400}
+    values["tags"]["Team"] = "t" * 64
+
+    problems = problems_of(values)
+
+    assert sorted(p.path for p in problems) == sorted(
+        [
+            "gcp.billingAccount",
+            "zones[2]",
+            "network.privateSubnetCidrs",
+            "network.natGatewayPerZone",
+            "storage.data.iops",
+            "storage.wal.sizeGb",
+            "backup.offsiteReplicaRegion",
+            "backup.offsiteExpireAfterDays",
+            "tags.Team",
+        ]
+    )

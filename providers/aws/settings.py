@@ -1,0 +1,178 @@
+"""AWS's settings profile: the defaults of each environment in AWS's machine types and gp3 volumes,
+and what AWS sells and refuses (gp3's IOPS and throughput, what one instance drives of EBS, S3's
+lifecycle minimums, AWS's region and zone names, its tag limits). A plain module: no AWS SDK, so
+that validating a stack costs no cloud import.
+
+Prod's data volume has the original size and IOPS but 690 MiB/s, not 1000 (design §11.7): an
+r6i.2xlarge drives at most 10 Gbps (1192 MiB/s) of EBS for all its volumes together, so data and
+WAL (500 MiB/s) share that; more would be paid for and never reach the machine. Its sustained
+figures are lower still (12 000 IOPS, 298 MiB/s); the maximum holds for at least 30 minutes a day, which is
+what checkpoints and backups need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import cast
+
+from dpc.catalog import MACHINE_TYPES, BlockStorageLimits
+from dpc.environments import Environment, node_groups
+from dpc.settings import CloudProfile, NodeGroup, Problem, Rules, Settings, VolumeSettings, volumes_by_group
+
+GP3_MIN_IOPS, GP3_MAX_IOPS, GP3_IOPS_PER_GIB = 3000, 80000, 500
+GP3_MIN_THROUGHPUT, GP3_MAX_THROUGHPUT, GP3_THROUGHPUT_PER_IOPS = 125, 2000, 0.25
+
+S3_INFREQUENT_ACCESS_MIN_AGE_DAYS = 30
+"""S3 lifecycle rejects a transition to STANDARD_IA sooner than 30 days after an object's creation."""
+S3_INFREQUENT_ACCESS_MIN_STAY_DAYS = 30
+"""S3 lifecycle rejects a further transition of an object that has been less than 30 days in STANDARD_IA."""
+S3_ARCHIVE_MIN_STORAGE_DAYS = 90
+"""S3 Glacier Instant Retrieval, the offsite bucket's archive class, bills every object for at least
+90 days: deleting one sooner costs the remaining days anyway."""
+
+AWS_REGION_PATTERN = r"[a-z]{2}(-[a-z]+)+-\d+"
+"""`us-east-1`, `ap-southeast-2`, `us-gov-west-1`."""
+
+_IMAGE = {"owner": "136693071363", "name": "debian-12-amd64-20241201-1948"}
+
+DEFAULTS: dict[Environment, dict[str, object]] = {
+    "prod": {
+        "nodes": node_groups("t3.xlarge", "r6i.2xlarge", "t3.large", "t3.micro", backup_count=1, manager_root=500, node_root=100),
+        "storage": {
+            "data": {"sizeGb": 2048, "iops": 16000, "throughputMbps": 690},
+            "wal": {"sizeGb": 500, "iops": 6000, "throughputMbps": 500},
+            "backup": {"sizeGb": 5120, "iops": 3000, "throughputMbps": 250},
+        },
+        "image": _IMAGE,
+    },
+    "staging": {
+        "nodes": node_groups("t3.medium", "r6i.large", "t3.medium", "t3.micro", backup_count=0, manager_root=100, node_root=40),
+        "storage": {
+            "data": {"sizeGb": 200, "iops": 3000, "throughputMbps": 125},
+            "wal": {"sizeGb": 50, "iops": 3000, "throughputMbps": 125},
+            "backup": {"sizeGb": 500, "iops": 3000, "throughputMbps": 125},
+        },
+        "image": _IMAGE,
+    },
+    "dev": {
+        "nodes": node_groups("t3.small", "t3.large", "t3.small", "t3.micro", backup_count=0, manager_root=40, node_root=30),
+        "storage": {
+            "data": {"sizeGb": 50, "iops": 3000, "throughputMbps": 125},
+            "wal": {"sizeGb": 20, "iops": 3000, "throughputMbps": 125},
+            "backup": {"sizeGb": 100, "iops": 3000, "throughputMbps": 125},
+        },
+        "image": _IMAGE,
+    },
+}
+"""Design §1.2: prod is the original AWS sizing and storage; staging and dev smaller and cheaper."""
+
+_rule = Rules()
+
+
+def _gp3_problems(path: str, volume: VolumeSettings) -> Iterator[Problem]:
+    if volume.iops is None or volume.throughput_mbps is None:
+        yield Problem(path, "gp3 volumes are sold by size, IOPS and throughput; this volume lacks the latter", "set iops and throughputMbps")
+        return
+    max_iops = min(GP3_MAX_IOPS, max(GP3_MIN_IOPS, volume.size_gb * GP3_IOPS_PER_GIB))
+    if not GP3_MIN_IOPS <= volume.iops <= max_iops:
+        yield Problem(
+            f"{path}.iops",
+            f"{volume.iops} IOPS is outside what gp3 allows for {volume.size_gb} GiB ({GP3_MIN_IOPS}–{max_iops})",
+            f"set iops between {GP3_MIN_IOPS} and {max_iops}, or grow sizeGb",
+        )
+    max_throughput = min(GP3_MAX_THROUGHPUT, max(GP3_MIN_THROUGHPUT, int(volume.iops * GP3_THROUGHPUT_PER_IOPS)))
+    if not GP3_MIN_THROUGHPUT <= volume.throughput_mbps <= max_throughput:
+        yield Problem(
+            f"{path}.throughputMbps",
+            f"{volume.throughput_mbps} MiB/s is outside what gp3 allows at {volume.iops} IOPS ({GP3_MIN_THROUGHPUT}–{max_throughput})",
+            f"set throughputMbps between {GP3_MIN_THROUGHPUT} and {max_throughput}, or raise iops",
+        )
+
+
+@_rule("storage")
+def _check_storage(s: Settings) -> Iterator[Problem]:
+    volumes = {"data": s.storage.data, "wal": s.storage.wal, "backup": s.storage.backup}
+    for name, volume in volumes.items():
+        yield from _gp3_problems(f"storage.{name}", volume)
+
+
+@_rule("storage", "nodes")
+def _check_storage_against_machines(s: Settings) -> Iterator[Problem]:
+    """The volumes of one node together against the most its machine type can drive (EBS maximum:
+    IOPS and throughput provisioned beyond it never reach the machine, and are paid for).
+    """
+    for group, volumes in volumes_by_group(s).items():
+        if any(next(_gp3_problems(volume_name, volume), None) for volume_name, volume in volumes.items()):
+            continue  # a volume gp3 cannot provision is reported as such; its sum says nothing more
+        name = cast(NodeGroup, getattr(s.nodes, group)).machine_type
+        machine = MACHINE_TYPES["aws"].get(name)
+        limits = machine.storage if machine else None
+        if limits is None:
+            continue
+        keys, first = " + ".join(f"dpc:storage.{volume}" for volume in volumes), next(iter(volumes))
+        iops = sum(volume.iops or 0 for volume in volumes.values())
+        if iops > limits.maximum_iops:
+            yield Problem(
+                f"storage.{first}.iops",
+                f"{keys} provision {iops} IOPS on one {group} node; its {name} drives at most {limits.maximum_iops} (sustained {limits.baseline_iops})",
+                f"provision at most {limits.maximum_iops} IOPS in total, or a dpc:nodes.{group}.machineType that drives more",
+            )
+        throughput = sum(volume.throughput_mbps or 0 for volume in volumes.values())
+        ceiling = BlockStorageLimits.mib_per_second(limits.maximum_mbps)
+        if throughput > ceiling:
+            yield Problem(
+                f"storage.{first}.throughputMbps",
+                f"{keys} provision {throughput} MiB/s on one {group} node; its {name} drives at most {ceiling} MiB/s "
+                f"({limits.maximum_mbps} Mbps; sustained {BlockStorageLimits.mib_per_second(limits.baseline_mbps)} MiB/s)",
+                f"provision at most {ceiling} MiB/s in total, or a dpc:nodes.{group}.machineType that drives more",
+            )
+
+
+@_rule("backup")
+def _check_lifecycle(s: Settings) -> Iterator[Problem]:
+    """S3's documented lifecycle minimums, which S3 enforces by rejecting the rule, and the archive
+    class's minimum storage duration, which the offsite retention must not undercut.
+    """
+    b = s.backup
+    infrequent, archive, expire = b.offsite_infrequent_access_after_days, b.offsite_archive_after_days, b.offsite_expire_after_days
+    if infrequent < S3_INFREQUENT_ACCESS_MIN_AGE_DAYS:
+        yield Problem(
+            "backup.offsiteInfrequentAccessAfterDays",
+            f"S3 moves nothing to infrequent access sooner than {S3_INFREQUENT_ACCESS_MIN_AGE_DAYS} days after its creation and rejects this lifecycle rule",
+            f"use at least {S3_INFREQUENT_ACCESS_MIN_AGE_DAYS}",
+        )
+    if archive < infrequent + S3_INFREQUENT_ACCESS_MIN_STAY_DAYS:
+        yield Problem(
+            "backup.offsiteArchiveAfterDays",
+            f"S3 archives an object only after {S3_INFREQUENT_ACCESS_MIN_STAY_DAYS} days in infrequent access "
+            f"(from day {infrequent}) and rejects this lifecycle rule",
+            f"use at least {infrequent + S3_INFREQUENT_ACCESS_MIN_STAY_DAYS}",
+        )
+    if expire < archive + S3_ARCHIVE_MIN_STORAGE_DAYS:
+        yield Problem(
+            "backup.offsiteExpireAfterDays",
+            f"archive storage bills at least {S3_ARCHIVE_MIN_STORAGE_DAYS} days, so a backup must be kept "
+            f"{S3_ARCHIVE_MIN_STORAGE_DAYS} days after archiving (from day {archive})",
+            f"use at least {archive + S3_ARCHIVE_MIN_STORAGE_DAYS}",
+        )
+
+
+@_rule("tags")
+def _check_tags(s: Settings) -> Iterator[Problem]:
+    for key, value in s.tags.items():
+        if not 1 <= len(key) <= 128 or len(value) > 256 or key.lower().startswith("aws:"):
+            yield Problem(f"tags.{key}", "tag keys take 1–128 characters (not starting with aws:) and values at most 256", "shorten or rename the tag")
+
+
+PROFILE = CloudProfile(
+    cloud="aws",
+    defaults=DEFAULTS,
+    rules=_rule.rules,
+    region_pattern=AWS_REGION_PATTERN,
+    region_example="us-east-1",
+    zone_pattern="{region}.+",
+    zone_form="{region}<letter>, or the region's zone names",
+    regional_subnets=False,
+    smallest_subnet_prefix=28,
+    geo_copy_example="us-west-2",
+)

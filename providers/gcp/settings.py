@@ -1,0 +1,146 @@
+"""GCP's settings profile: the defaults of each environment in GCE's machine types and pd-ssd disks,
+and what GCP sells and refuses (pd-ssd, whose performance follows its size; what Cloud Storage
+bills for leaving a class early; GCP's region and zone names; what its labels take). A plain
+module: no GCP SDK, so that validating a stack costs no cloud import.
+
+The offsite bucket's classes: Nearline for infrequent access and Archive for archive. Every Cloud
+Storage class answers reads at once (no restore step, unlike S3 Glacier Flexible Retrieval, design
+§11.6), so pgBackRest reads its repository in any of them. Archive over Coldline: the offsite
+fulls stay 7 years (design §4.4) and are read only to restore from an old backup, so Archive's
+storage price (about a third of Coldline's) outweighs its retrieval price, and its 365-day minimum
+is far shorter than the retention; `_check_lifecycle` refuses a retention that would undercut it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from dpc.environments import Environment, node_groups
+from dpc.settings import CloudProfile, Problem, Rules, Settings
+from providers.gcp.labels import LABEL_LIMIT, label_key, label_value
+
+GCS_INFREQUENT_ACCESS_CLASS, GCS_ARCHIVE_CLASS = "NEARLINE", "ARCHIVE"
+"""The storage classes the offsite bucket's lifecycle moves objects to (the module's docstring says why)."""
+GCS_MINIMUM_STORAGE_DAYS = {"NEARLINE": 30, "COLDLINE": 90, "ARCHIVE": 365}
+"""Cloud Storage bills an object of these classes for at least this many days in the class:
+deleting or moving it sooner costs the remaining days anyway."""
+
+PD_SSD_MIN_GB = 10
+"""The smallest pd-ssd disk GCE creates (its largest, 65 536 GB, is every cloud's `PositiveGib` bound)."""
+
+GCP_REGION_PATTERN = r"[a-z]+-[a-z]+\d+"
+"""`us-central1`, `europe-west4`, `northamerica-northeast2`."""
+
+_IMAGE = {"owner": "ubuntu-os-cloud", "name": "ubuntu-2404-noble-amd64-v20241219"}
+"""Ubuntu 24.04 LTS for amd64 from Canonical's image project: its GCE images run cloud-init from
+the `user-data` metadata key, so the AWS bootstrap serves GCP too. An exact name, as on AWS; it
+could not be checked against GCE here (no cloud access)."""
+
+DEFAULTS: dict[Environment, dict[str, object]] = {
+    "prod": {
+        "nodes": node_groups("n2-standard-4", "n2-highmem-8", "n2-standard-2", "e2-small", backup_count=1, manager_root=500, node_root=100),
+        "storage": {"data": {"sizeGb": 2048}, "wal": {"sizeGb": 500}, "backup": {"sizeGb": 5120}},
+        "image": _IMAGE,
+    },
+    "staging": {
+        "nodes": node_groups("e2-medium", "n2-highmem-2", "e2-medium", "e2-small", backup_count=0, manager_root=100, node_root=40),
+        "storage": {"data": {"sizeGb": 200}, "wal": {"sizeGb": 50}, "backup": {"sizeGb": 500}},
+        "image": _IMAGE,
+    },
+    "dev": {
+        "nodes": node_groups("e2-small", "e2-standard-2", "e2-small", "e2-small", backup_count=0, manager_root=40, node_root=30),
+        "storage": {"data": {"sizeGb": 50}, "wal": {"sizeGb": 20}, "backup": {"sizeGb": 100}},
+        "image": _IMAGE,
+    },
+}
+"""Design §1.2 on GCP: prod as the original GCP sizing (3 × n2-standard-4 managers, 3 × n2-highmem-8
+workers, 2 × n2-standard-2 app nodes, 2 TB of pd-ssd per PostgreSQL node), with AWS's WAL and backup
+volumes; staging and dev the machines closest to AWS's (same vCPUs and memory)."""
+
+_rule = Rules()
+
+
+@_rule("storage")
+def _check_storage(s: Settings) -> Iterator[Problem]:
+    """pd-ssd sells size only: a disk's IOPS and throughput follow its size (and the machine's vCPUs)."""
+    for name, volume in (("data", s.storage.data), ("wal", s.storage.wal), ("backup", s.storage.backup)):
+        for key, value in (("iops", volume.iops), ("throughputMbps", volume.throughput_mbps)):
+            if value is not None:
+                yield Problem(
+                    f"storage.{name}.{key}",
+                    "pd-ssd disks are not provisioned with IOPS or throughput: their performance follows their size",
+                    f"remove {key}; for more performance grow dpc:storage.{name}.sizeGb (or the node's machine type)",
+                )
+        if volume.size_gb < PD_SSD_MIN_GB:
+            yield Problem(
+                f"storage.{name}.sizeGb", f"{volume.size_gb} GB is below the {PD_SSD_MIN_GB} GB a pd-ssd disk has at least", f"use at least {PD_SSD_MIN_GB}"
+            )
+
+
+@_rule("network")
+def _check_nat(s: Settings) -> Iterator[Problem]:
+    if s.network.nat_gateway_per_zone:
+        yield Problem(
+            "network.natGatewayPerZone",
+            "Cloud NAT is regional: one gateway serves every zone and has no single zone to lose",
+            "set natGatewayPerZone: false",
+        )
+
+
+@_rule("backup")
+def _check_lifecycle(s: Settings) -> Iterator[Problem]:
+    """What Cloud Storage bills for leaving a class early: an object spends at least the class's
+    minimum in Nearline before it is archived, and in Archive before pgBackRest deletes it. Counted
+    from the day the object enters the class, which never undercuts the minimum however Cloud
+    Storage counts it.
+    """
+    b = s.backup
+    nearline, archive = GCS_MINIMUM_STORAGE_DAYS[GCS_INFREQUENT_ACCESS_CLASS], GCS_MINIMUM_STORAGE_DAYS[GCS_ARCHIVE_CLASS]
+    infrequent, archived, expire = b.offsite_infrequent_access_after_days, b.offsite_archive_after_days, b.offsite_expire_after_days
+    if archived < infrequent + nearline:
+        yield Problem(
+            "backup.offsiteArchiveAfterDays",
+            f"Nearline bills every object at least {nearline} days, so archiving it sooner than {nearline} days after it "
+            f"moved there (day {infrequent}) pays for days it no longer spends there",
+            f"use at least {infrequent + nearline}",
+        )
+    if expire < archived + archive:
+        yield Problem(
+            "backup.offsiteExpireAfterDays",
+            f"Archive storage bills at least {archive} days, so a backup must be kept {archive} days after archiving (from day {archived})",
+            f"use at least {archived + archive}",
+        )
+
+
+@_rule("tags")
+def _check_labels(s: Settings) -> Iterator[Problem]:
+    """Tags become labels (`providers.gcp.labels`), which take at most 63 characters and keys that
+    start with a letter: a longer tag would be cut, and two tags with one label key would collide.
+    """
+    seen: dict[str, str] = {}
+    for key, value in s.tags.items():
+        label = label_key(key)
+        if len(key) > LABEL_LIMIT or len(value) > LABEL_LIMIT or not re.match("[a-z]", label):
+            yield Problem(
+                f"tags.{key}",
+                f"becomes the GCP label {label}={label_value(value)}, and labels take at most {LABEL_LIMIT} characters and keys that start with a letter",
+                f"shorten the tag to {LABEL_LIMIT} characters or fewer, its key starting with a letter",
+            )
+        if label in seen:
+            yield Problem(f"tags.{key}", f"becomes the GCP label key {label}, as dpc:tags.{seen[label]} does", "rename one of the two tags")
+        seen.setdefault(label, key)
+
+
+PROFILE = CloudProfile(
+    cloud="gcp",
+    defaults=DEFAULTS,
+    rules=_rule.rules,
+    region_pattern=GCP_REGION_PATTERN,
+    region_example="us-central1",
+    zone_pattern="{region}-[a-z]",
+    zone_form="{region}-<letter>, for example {region}-a",
+    regional_subnets=True,
+    smallest_subnet_prefix=29,
+    geo_copy_example="us-east1",
+)
