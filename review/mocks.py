@@ -1,103 +1,64 @@
-"""Mocks that answer like AWS would, so that every dependent value of the program resolves:
-deterministic ids, ARNs, DNS names and addresses derived from each resource's name.
+"""The offline plan's mocks: each cloud's resources and data sources answered by that cloud's own
+mocks (`providers/<cloud>/mocks.py`, chosen by the type token's package, `aws:` or `gcp:`), and
+what every cloud shares answered here (pulumi-random, tls, command, docker), so that every
+dependent value of the program resolves as it would against the cloud.
 
-With `preview`, they answer as the engine does in a stack's first `pulumi preview` instead: a
-resource to be created has no id yet and its provider computes nothing, so it echoes its inputs and
-every other output (ids, ARNs, addresses, generated names, passwords, keys, digests) stays unknown.
+With `preview`, every mock answers as the engine does in a stack's first `pulumi preview` instead:
+a resource to be created has no id yet and its provider computes nothing, so it echoes its inputs
+and every other output (ids, addresses, generated names, passwords, keys, digests) stays unknown.
 """
 
 from __future__ import annotations
 
 import datetime
 import hashlib
-import re
-from typing import Any, cast
+import importlib
+from collections.abc import Mapping
+from typing import Any, Protocol, cast
 
 import pulumi
 
-ACCOUNT = "123456789012"
-PARTITION = "aws"
-
-_ID_PREFIX = {
-    "aws:ec2/vpc:Vpc": "vpc-",
-    "aws:ec2/subnet:Subnet": "subnet-",
-    "aws:ec2/securityGroup:SecurityGroup": "sg-",
-    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": "sg-",
-    "aws:ec2/internetGateway:InternetGateway": "igw-",
-    "aws:ec2/natGateway:NatGateway": "nat-",
-    "aws:ec2/eip:Eip": "eipalloc-",
-    "aws:ec2/routeTable:RouteTable": "rtb-",
-    "aws:ec2/instance:Instance": "i-",
-    "aws:ebs/volume:Volume": "vol-",
-    "aws:ec2/flowLog:FlowLog": "fl-",
-    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "sgr-",
-    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "sgr-",
-}
-
-_ARN_SERVICE = {
-    "aws:kms/key:Key": ("kms", "key/"),
-    "aws:s3/bucket:Bucket": ("s3", ""),
-    "aws:iam/role:Role": ("iam", "role/"),
-    "aws:iam/instanceProfile:InstanceProfile": ("iam", "instance-profile/"),
-    "aws:cloudwatch/logGroup:LogGroup": ("logs", "log-group:"),
-    "aws:lb/loadBalancer:LoadBalancer": ("elasticloadbalancing", "loadbalancer/net/"),
-    "aws:lb/targetGroup:TargetGroup": ("elasticloadbalancing", "targetgroup/"),
-    "aws:lb/listener:Listener": ("elasticloadbalancing", "listener/net/"),
-    "aws:ssm/parameter:Parameter": ("ssm", "parameter"),
-    "aws:ec2/instance:Instance": ("ec2", "instance/"),
-}
-
-
-_AUTONAMED = {
-    "aws:s3/bucket:Bucket": "bucket",
-    "aws:iam/role:Role": "name",
-    "aws:iam/instanceProfile:InstanceProfile": "name",
-    "aws:cloudwatch/logGroup:LogGroup": "name",
-}
-"""The name property the AWS provider fills when the program leaves it out: its Check does, before a
-preview, so the name is known at preview where the id and the ARN are not.
+CLOUD_MOCKS = {"aws": "providers.aws.mocks", "gcp": "providers.gcp.mocks"}
+"""The module of each cloud's mocks, by the package of its type tokens. Each has `for_stack(config,
+today, preview=...)` giving its mocks and `mock_id(typ, name, inputs, provider_inputs)`; imported on
+first use, so a plan of one cloud loads nothing of another.
 """
 
 
-def _digest(text: str, length: int) -> str:
+def digest(text: str, length: int) -> str:
+    """A stable stand-in derived from a name: the same name gives the same id, address or key."""
     return hashlib.sha256(text.encode()).hexdigest()[:length]
-
-
-def mock_id(typ: str, name: str) -> str:
-    """The id the mocks give a resource of this type and name: shaped like the cloud's, stable."""
-    prefix = _ID_PREFIX.get(typ)
-    return f"{prefix}{_digest(name, 17)}" if prefix else f"{name}-{_digest(name, 8)}"
 
 
 SECRET_SIG, SECRET_MARK = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
 """How the engine's wire format marks a value secret."""
 
 
-def _secret(value: str) -> dict[str, str]:
+def secret(value: str) -> dict[str, str]:
     """An output the provider's schema declares secret, marked secret as the engine would mark it."""
     return {SECRET_SIG: SECRET_MARK, "value": value}
 
 
 def generated_password(name: str, length: int) -> str:
     """The value the mocks give a generated password: tests look for it where it must not be."""
-    return _digest(name, length)
+    return digest(name, length)
 
 
 def _pem(kind: str, name: str) -> str:
     """A PEM-shaped stand-in: the plan shows where a key or certificate goes, never a real one."""
-    return f"-----BEGIN {kind}-----\nmock-{_digest(name, 32)}\n-----END {kind}-----\n"
+    return f"-----BEGIN {kind}-----\nmock-{digest(name, 32)}\n-----END {kind}-----\n"
 
 
 def _generated(typ: str, name: str, state: dict[str, Any]) -> dict[str, Any]:
     """What the random, TLS and Docker providers compute: stand-ins of the same shape."""
     if typ == "random:index/randomPassword:RandomPassword":
-        return {"result": _secret(generated_password(name, int(state.get("length", 32))))}
+        return {"result": secret(generated_password(name, int(state.get("length", 32))))}
     if typ == "tls:index/privateKey:PrivateKey":
         return {
-            "privateKeyPem": _secret(_pem("PRIVATE KEY", name)),
+            "privateKeyPem": secret(_pem("PRIVATE KEY", name)),
             "publicKeyPem": _pem("PUBLIC KEY", name),
-            "privateKeyOpenssh": _secret(_pem("OPENSSH PRIVATE KEY", name)),
-            "publicKeyOpenssh": f"ssh-ed25519 mock{_digest(name, 32)}\n",
+            "privateKeyOpenssh": secret(_pem("OPENSSH PRIVATE KEY", name)),
+            "publicKeyOpenssh": f"ssh-ed25519 mock{digest(name, 32)}\n",
         }
     if typ in {"tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"}:
         return {"certPem": _pem("CERTIFICATE", name)}
@@ -109,110 +70,76 @@ def _generated(typ: str, name: str, state: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-PUBLIC_IMAGE_LIFETIME = datetime.timedelta(days=2 * 365)
-"""EC2 deprecates a public AMI two years after it is made; filtered lookups then leave it out."""
-
-
-def _deprecated(image_name: str, today: datetime.date) -> bool:
-    """Whether an image named with its build date (Debian's `debian-12-amd64-20241201-1948`) is past
-    EC2's default deprecation, as the real lookup would see it today.
+def cloud_of(token: str) -> str:
+    """The package a resource type or data source belongs to: `aws` for `aws:ec2/vpc:Vpc` and for
+    its provider `pulumi:providers:aws`.
     """
-    match = re.search(r"-(\d{8})-\d{4}$", image_name)
-    if match is None:
-        return False
-    made = datetime.datetime.strptime(match.group(1), "%Y%m%d").replace(tzinfo=datetime.UTC).date()
-    return today - made > PUBLIC_IMAGE_LIFETIME
+    return token.removeprefix("pulumi:providers:").split(":")[0]
 
 
-def _arn(typ: str, resource_id: str, region: str) -> str:
-    """The ARN of a resource of one of the types in _ARN_SERVICE, in its provider's region."""
-    service, kind = _ARN_SERVICE[typ]
-    if service == "s3":
-        return f"arn:{PARTITION}:s3:::{resource_id}"
-    if service == "ssm":
-        return f"arn:{PARTITION}:ssm:{region}:{ACCOUNT}:parameter{resource_id}"
-    return f"arn:{PARTITION}:{service}:{'' if service == 'iam' else region}:{ACCOUNT}:{kind}{resource_id}"
+class _CloudMockIds(Protocol):
+    def __call__(self, typ: str, name: str, inputs: Mapping[str, Any], provider_inputs: Mapping[str, Any]) -> str: ...
 
 
-class AwsMocks(pulumi.runtime.Mocks):
-    """Realistic answers for the resources and data sources the program uses."""
-
-    def __init__(self, region: str, today: datetime.date | None = None, *, preview: bool = False) -> None:
-        self.region = region
-        self.preview = preview
-        """Answer as a first preview: every resource is a create, known only by its inputs."""
-        self.today = today or datetime.datetime.now(datetime.UTC).date()
-        """The day the lookups answer for (images deprecate with time)."""
-        self.provider_regions: dict[str, str] = {}
-        """Region of each explicit AWS provider, by name: a resource's ARN names its provider's region."""
-
-    def _region_of(self, provider: str | None) -> str:
-        """The region of the provider a resource uses (a reference `urn::id`); the stack's by default."""
-        name = provider.split("::")[-2] if provider else ""
-        return self.provider_regions.get(name, self.region)
+class CloudMocks(Protocol):
+    """What a cloud's mocks answer (a `pulumi.runtime.Mocks`, typed)."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        """An id shaped like the cloud's, and the outputs dependent resources read; at preview no
-        id (the SDK then resolves it unknown, as it does for the empty id a provider sends for a
-        create it previews) and the inputs alone, every output missing from them left unknown.
-        """
-        state: dict[str, Any] = dict(cast(dict[str, Any], args.inputs))  # pyright: ignore[reportUnknownMemberType]  # the SDK types inputs as a bare dict
-        if args.typ in _AUTONAMED:
-            state.setdefault(_AUTONAMED[args.typ], mock_id(args.typ, args.name))
-        if self.preview:
-            return "", state
-        if args.typ == "pulumi:providers:aws" and "region" in state:
-            self.provider_regions[args.name] = str(state["region"])
-        region = self._region_of(args.provider)
-        resource_id = mock_id(args.typ, args.name)
-        if args.typ == "aws:s3/bucket:Bucket":
-            resource_id = str(state["bucket"])
-        if args.typ == "aws:ssm/parameter:Parameter":
-            resource_id = str(state["name"])
-            state["version"] = 1
-        if args.typ == "aws:kms/key:Key":
-            digest = _digest(args.name, 32)
-            resource_id = f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:]}"
-            state["keyId"] = resource_id
-        if args.typ in _ARN_SERVICE:
-            state["arn"] = _arn(args.typ, resource_id, region)
-        if args.typ == "aws:ec2/instance:Instance":
-            state["privateIp"] = f"10.0.{int(_digest(args.name, 2), 16) % 250}.{int(_digest(args.name + 'x', 2), 16) % 250 + 4}"
-            state["publicIp"] = "198.51.100.10" if state.get("associatePublicIpAddress") else ""
-        if args.typ == "aws:lb/loadBalancer:LoadBalancer":
-            state["dnsName"] = f"{resource_id}.elb.{region}.amazonaws.com"
-        if args.typ == "aws:budgets/budget:Budget":
-            state.setdefault("name", resource_id)
-        if args.typ == "aws:ecr/repository:Repository":
-            state["registryId"] = ACCOUNT
-            state["repositoryUrl"] = f"{ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{state['name']}"
-            state["arn"] = f"arn:{PARTITION}:ecr:{region}:{ACCOUNT}:repository/{state['name']}"
-        state |= _generated(args.typ, args.name, state)
-        return resource_id, state
+        """The resource's id (none at preview) and its state."""
+        ...
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        """The data sources: who we are, where we are, which image; no check failures."""
-        return self._answer(args.token, cast(dict[str, Any], args.args)), []  # pyright: ignore[reportUnknownMemberType]  # the SDK types args as a bare dict
+        """The data source's answer."""
+        ...
 
-    def _answer(self, token: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        if token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {"accountId": ACCOUNT, "arn": f"arn:{PARTITION}:iam::{ACCOUNT}:user/planner", "userId": "AIDAPLANNER", "id": ACCOUNT}
-        if token == "aws:index/getPartition:getPartition":
-            return {"partition": PARTITION, "dnsSuffix": "amazonaws.com", "id": PARTITION}
-        if token == "aws:index/getRegion:getRegion":
-            return {"region": self.region, "name": self.region, "id": self.region}
-        if token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
-            return {
-                "proxyEndpoint": f"https://{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com",
-                "userName": "AWS",
-                "password": "mock-registry-token",
-                "authorizationToken": "mock-registry-token",
-                "expiresAt": "2026-01-01T00:00:00Z",
-                "id": self.region,
-            }
-        if token == "aws:ec2/getAmi:getAmi":
-            name = str(arguments["filters"][0]["values"][0])
-            if _deprecated(name, self.today) and not arguments.get("includeDeprecated"):
-                raise ValueError(f"Your query returned no results: {name} is deprecated (over two years old); the lookup leaves those out")
-            return {"id": f"ami-{_digest(name, 17)}", "name": name, "architecture": "x86_64"}
-        raise NotImplementedError(f"the offline plan has no answer for data source {token}")
+
+def mock_id(typ: str, name: str, inputs: Mapping[str, Any] | None = None, provider_inputs: Mapping[str, Any] | None = None) -> str:
+    """The id the mocks give a resource of this type and name (and, where the cloud's ids name its
+    project, region or zone as GCP's do, these inputs and its provider's): shaped like the cloud's, stable.
+    """
+    module = CLOUD_MOCKS.get(cloud_of(typ)) if not typ.startswith("pulumi:providers:") else None
+    if module is None:
+        return f"{name}-{digest(name, 8)}"
+    cloud_id: _CloudMockIds = importlib.import_module(module).mock_id
+    return cloud_id(typ, name, inputs or {}, provider_inputs or {})
+
+
+class PlanMocks(pulumi.runtime.Mocks):
+    """The mocks of one stack: each cloud's resources to its mocks, the rest answered here."""
+
+    def __init__(self, config: Mapping[str, str], today: datetime.date | None = None, *, preview: bool = False) -> None:
+        self.config = config
+        self.today = today or datetime.datetime.now(datetime.UTC).date()
+        """The day the lookups answer for (images deprecate with time)."""
+        self.preview = preview
+        """Answer as a first preview: every resource is a create, known only by its inputs."""
+        self.clouds: dict[str, CloudMocks] = {}
+
+    def _cloud(self, token: str) -> CloudMocks | None:
+        """The mocks of the cloud a type or data source belongs to, made on its first use."""
+        cloud = cloud_of(token)
+        if cloud not in CLOUD_MOCKS:
+            return None
+        if cloud not in self.clouds:
+            self.clouds[cloud] = importlib.import_module(CLOUD_MOCKS[cloud]).for_stack(self.config, self.today, preview=self.preview)
+        return self.clouds[cloud]
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        """A cloud's resource as its mocks answer; another (a password, a key, a Docker image or
+        service, a command) gets a stable id and what its provider computes, or at preview its
+        inputs alone.
+        """
+        cloud = self._cloud(args.typ)
+        if cloud is not None:
+            return cloud.new_resource(args)
+        state: dict[str, Any] = dict(cast(dict[str, Any], args.inputs))  # pyright: ignore[reportUnknownMemberType]  # the SDK types inputs as a bare dict
+        if self.preview:
+            return "", state
+        return mock_id(args.typ, args.name), state | _generated(args.typ, args.name, state)
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        """A data source, answered by its cloud's mocks: the neutral providers' are not used."""
+        cloud = self._cloud(args.token)
+        if cloud is None:
+            raise NotImplementedError(f"the offline plan has no answer for data source {args.token}")
+        return cloud.call(args)

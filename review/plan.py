@@ -1,9 +1,9 @@
 """The offline plan: runs the real `__main__.py` under Pulumi mocks with a stack's config file and
 records every registration in the shape of `pulumi preview --json`.
 
-Nothing here talks to a cloud. The mocks answer with realistic ids and ARNs so that dependent
-values (user data, policies, attachments) resolve to what they would be; the record keeps the
-inputs as the engine sees them (camelCase), secrets shown as "[secret]".
+Nothing here talks to a cloud. The mocks (`review.mocks`, each cloud's through its own) answer with
+realistic ids so that dependent values (user data, policies, attachments) resolve to what they
+would be; the record keeps the inputs as the engine sees them (camelCase), secrets shown as "[secret]".
 
 `preview=True` plans as a stack's first `pulumi preview`: the program runs as a dry run and every
 resource, to be created, has its computed outputs unknown (ids, ARNs, generated names, passwords and
@@ -34,7 +34,7 @@ from pulumi.runtime.stack import Stack, run_pulumi_func
 
 from components.access import OFFLINE_PLAN_VARIABLE
 from dpc.config import SECRET_SHOWN, stack_file_config
-from review.mocks import AwsMocks
+from review.mocks import PlanMocks
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
@@ -116,10 +116,6 @@ class RecordingMonitor(MockMonitor):
 def stack_config(stack: str, root: Path = PROJECT_ROOT) -> tuple[dict[str, str], list[str]]:
     """The config of `root/Pulumi.<stack>.yaml` as the engine passes it, and its secret keys."""
     return stack_file_config(root / f"Pulumi.{stack}.yaml")
-
-
-def _region(config: Mapping[str, str]) -> str:
-    return config.get("dpc:region", "us-east-1")
 
 
 def _in_dependency_order(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -253,7 +249,7 @@ def build_plan_revealed(stack: str, root: Path = PROJECT_ROOT, *, preview: bool 
     read what a preview hides, such as the size of a secret user data; never written anywhere).
     """
     config, secret_keys = stack_config(stack, root)
-    monitor = RecordingMonitor(AwsMocks(_region(config), preview=preview))
+    monitor = RecordingMonitor(PlanMocks(config, preview=preview))
     outside = os.environ.get(OFFLINE_PLAN_VARIABLE)
     os.environ[OFFLINE_PLAN_VARIABLE] = "1"
     loop = asyncio.new_event_loop()

@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 
+import providers.aws.mocks
 import review.plan
 from components.registry import image_list_value
 from dpc.model import SWARM_ROLES, Capability
 from dpc.settings import Settings
 from dpc.topology import derive
+from providers.aws.mocks import ACCOUNT, AwsMocks
 from providers.aws.network import ENDPOINTS
-from review.mocks import ACCOUNT, AwsMocks
 from review.plan import stack_config
 from review.policy import load_pack_config, pack_config_for, plan_resources, run_policies
 from tests.plan_graph import PlanGraph, Resource
@@ -145,7 +146,7 @@ def test_a_new_registry_token_changes_nothing_but_the_push_credentials(monkeypat
     """Every run gets a new ECR token: only the image builds' push credentials may differ, and
     pulumi-docker's image diff ignores them, so a preview of an unchanged stack shows no change."""
     _, before = review.plan.build_plan_revealed("prod")
-    monkeypatch.setattr(review.plan, "AwsMocks", _NewTokenMocks)
+    monkeypatch.setattr(providers.aws.mocks, "AwsMocks", _NewTokenMocks)
     _, after = review.plan.build_plan_revealed("prod")
     assert set(before) == set(after)
     changed = {urn for urn in before if before[urn] != after[urn]}

@@ -14,7 +14,8 @@ import pytest
 
 from components.access import OFFLINE_PLAN_VARIABLE, _written, known_hosts, write_client_files  # pyright: ignore[reportPrivateUsage]
 from components.compute import awaiting_replacement
-from review.mocks import AwsMocks, _generated  # pyright: ignore[reportPrivateUsage]  # the mocks' own stand-in
+from providers.aws.mocks import AwsMocks
+from review.mocks import _generated  # pyright: ignore[reportPrivateUsage]  # the mocks' own stand-in
 from tests.plan_graph import PlanGraph
 from tests.unit.conftest import planned
 
