@@ -32,8 +32,11 @@ def source_cidrs(plan: NetworkPlan, source: FromCidrs) -> tuple[str, ...]:
     return plan.client_cidrs or (plan.cidr,)
 
 
+def port_range(rule: Rule) -> str:
+    """The rule's ports as firewalls write them: `5432`, `2379-2380` (not for ESP, which has none)."""
+    return str(rule.port) + (f"-{rule.to_port}" if rule.to_port != rule.port else "")
+
+
 def ports_label(rule: Rule) -> str:
     """The protocol and ports as the rules' names spell them: `tcp5432`, `tcp2379-2380`, `esp`."""
-    if rule.protocol == "esp":
-        return rule.protocol
-    return f"{rule.protocol}{rule.port}" + (f"-{rule.to_port}" if rule.to_port != rule.port else "")
+    return rule.protocol if rule.protocol == "esp" else f"{rule.protocol}{port_range(rule)}"
