@@ -82,6 +82,23 @@ def awaiting_replacement(wanted: Mapping[str, MachineSpec], running: Mapping[str
     )
 
 
+def machines_awaiting(wanted: pulumi.Input[Mapping[str, MachineSpec]], running: Mapping[str, pulumi.Output[MachineSpec]]) -> pulumi.Output[list[str]]:
+    """`awaiting_replacement` of what each cloud's machines run, warned about in every preview. The
+    list holds node names only, so it is not secret, whatever secret bootstraps the specs compared.
+    """
+    waiting = pulumi.Output.all(wanted, pulumi.Output.all(**running)).apply(lambda args: _warn(awaiting_replacement(args[0], args[1])))
+    return pulumi.Output.unsecret(waiting)
+
+
+def _warn(waiting: list[str]) -> list[str]:
+    if waiting:
+        pulumi.log.warn(
+            f"machines not yet as the settings ask (what only a replacement applies, such as the machine type, image or bootstrap): {', '.join(waiting)}. "
+            "They keep running as they are; replace them one at a time (README, \"Changing machines\")."
+        )
+    return waiting
+
+
 class Compute(Component[ComputePlan, ComputeResult]):
     """The cluster's machines."""
 

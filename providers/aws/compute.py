@@ -14,7 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.base import Scope
-from components.compute import ComputePlan, ComputeResult, MachineSpec, awaiting_replacement
+from components.compute import ComputePlan, ComputeResult, MachineSpec, machines_awaiting
 from components.swarm import MANAGER_ADDRESS, MANAGER_TOKEN, WORKER_TOKEN
 from dpc.model import SWARM_ROLES, Capability, Node, Role
 from providers.aws.arns import account_of
@@ -261,16 +261,6 @@ def build_compute(scope: Scope, plan: ComputePlan) -> ComputeResult:
     wanted = pulumi.Output.all(ami, pulumi.Output.all(**{node.name: plan.user_data_base64[node.name] for node in plan.nodes})).apply(
         lambda args: {node.name: (node.machine_type, str(args[0]), str(args[1][node.name])) for node in plan.nodes}
     )
-    waiting = pulumi.Output.all(wanted, pulumi.Output.all(**running)).apply(lambda args: _report(awaiting_replacement(args[0], args[1])))
-    # Node names only, whatever secret the bootstraps compared hold.
-    waiting = pulumi.Output.unsecret(waiting)
-    return ComputeResult(instance_ids=instance_ids, private_ips=private_ips, bastion_public_ip=bastion.public_ip, awaiting_replacement=waiting)
-
-
-def _report(waiting: list[str]) -> list[str]:
-    if waiting:
-        pulumi.log.warn(
-            f"machines not yet as the settings ask (machine type, image or bootstrap): {', '.join(waiting)}. "
-            "They keep running as they are; replace them one at a time (README, \"Changing machines\")."
-        )
-    return waiting
+    return ComputeResult(
+        instance_ids=instance_ids, private_ips=private_ips, bastion_public_ip=bastion.public_ip, awaiting_replacement=machines_awaiting(wanted, running)
+    )
