@@ -77,6 +77,12 @@ OFFSITE_CONTINUOUS_WAL_FULLS = 1
 older fulls keep only the WAL that makes them consistent."""
 
 
+def _check_key_prefix(prefix: str) -> None:
+    """PgBackRest takes a repository's path only as an absolute one (`/pgbackrest`)."""
+    if not prefix.startswith("/"):
+        raise ValueError(f"the offsite key prefix must start with '/': {prefix!r}")
+
+
 @dataclass(frozen=True)
 class S3Repository:
     """The offsite copy in an S3 bucket, reached with the backup node's IAM role (no keys anywhere)."""
@@ -88,8 +94,7 @@ class S3Repository:
     key_prefix: str = OFFSITE_KEY_PREFIX
 
     def __post_init__(self) -> None:
-        if not self.key_prefix.startswith("/"):
-            raise ValueError(f"the offsite key prefix must start with '/': {self.key_prefix!r}")
+        _check_key_prefix(self.key_prefix)
 
     @property
     def s3_endpoint(self) -> str:
@@ -108,7 +113,38 @@ class S3Repository:
         }
 
 
-OffsiteRepository = S3Repository
+@dataclass(frozen=True)
+class GcsRepository:
+    """The offsite copy in a Cloud Storage bucket, reached with the backup node's service account.
+
+    `repoN-gcs-key-type=auto`: pgBackRest takes an access token for the instance's service account
+    from the GCE metadata server (pgBackRest 2.45, Debian 12's, the image's, has it; `service`, the
+    default, would need a service account key file on the node, and `token` a token fixed in the
+    file, for tests). No key anywhere, as with the instance role on AWS. The bucket's own key
+    (CMEK) needs nothing from pgBackRest: Cloud Storage's service agent uses it.
+    """
+
+    bucket: str
+    endpoint: str | None = None
+    """Another GCS endpoint (`host[:port]`, an emulator in tests); None for Google's, pgBackRest's default."""
+    key_prefix: str = OFFSITE_KEY_PREFIX
+
+    def __post_init__(self) -> None:
+        _check_key_prefix(self.key_prefix)
+
+    def options(self, repo: int) -> dict[str, str]:
+        """The repository's options in pgbackrest.conf, as repository `repo`."""
+        endpoint = {f"repo{repo}-gcs-endpoint": self.endpoint} if self.endpoint else {}
+        return {
+            f"repo{repo}-type": "gcs",
+            f"repo{repo}-path": self.key_prefix,
+            f"repo{repo}-gcs-bucket": self.bucket,
+            f"repo{repo}-gcs-key-type": "auto",
+            **endpoint,
+        }
+
+
+OffsiteRepository = S3Repository | GcsRepository
 """The offsite repository variants, one per cloud's object store (each cloud package names its own)."""
 
 

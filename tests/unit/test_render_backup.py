@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from dpc.cluster import BACKUP_ENCRYPTION_SECRET, Port, certificate_requests, swarm_layout
+from dpc.cluster import BACKUP_ENCRYPTION_SECRET, Port, certificate_requests
 from dpc.config import settings_from_stack_file
 from dpc.render.backup import (
+    GcsRepository,
     S3Repository,
     local_full_retention_days,
     offsite_full_retention_days,
@@ -18,10 +19,13 @@ from dpc.render.backup import (
     render_pgbackrest_repository,
     render_pgbackrest_secrets,
 )
+from dpc.topology import derive
+from tests.golden_files import assert_matches_golden, assert_no_stale_golden_files
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+GCS_GOLDEN_DIR = PROJECT_ROOT / "tests" / "golden" / "backup-gcs"
 SETTINGS = settings_from_stack_file(PROJECT_ROOT / "Pulumi.prod.yaml")
-LAYOUT = swarm_layout(SETTINGS)
+LAYOUT = derive(SETTINGS).layout
 OFFSITE = S3Repository(bucket="example-bucket", region="eu-west-1")
 FAKE = "fake-passphrase"
 
@@ -106,3 +110,30 @@ def test_offsite_endpoint_and_prefix() -> None:
 
 def test_rendering_is_deterministic() -> None:
     assert render_pgbackrest_repository(LAYOUT, SETTINGS.backup, OFFSITE) == render_pgbackrest_repository(LAYOUT, SETTINGS.backup, OFFSITE)
+
+
+GCS_OFFSITE = GcsRepository(bucket="example-gcs-bucket")
+
+
+def test_repository_host_config_with_a_gcs_offsite_repository() -> None:
+    """The bucket reached with the instance's service account (no key file), Google's endpoint by
+    default; everything that is not the object store's (cipher, bundling, retention) as for S3."""
+    text = render_pgbackrest_repository(LAYOUT, SETTINGS.backup, GCS_OFFSITE)
+    conf = parsed(text)["global"]
+    assert (conf["repo2-type"], conf["repo2-gcs-bucket"], conf["repo2-gcs-key-type"]) == ("gcs", "example-gcs-bucket", "auto")
+    assert conf["repo2-path"] == "/pgbackrest"
+    assert "repo2-gcs-endpoint" not in conf and "repo2-gcs-key" not in conf and "s3" not in text
+    s3 = parsed(render_pgbackrest_repository(LAYOUT, SETTINGS.backup, OFFSITE))["global"]
+    assert {k: v for k, v in conf.items() if "-gcs-" not in k and k != "repo2-type"} == {k: v for k, v in s3.items() if "-s3-" not in k and k != "repo2-type"}
+
+
+def test_gcs_endpoint_and_prefix() -> None:
+    assert GcsRepository("b", endpoint="127.0.0.1:4443").options(2)["repo2-gcs-endpoint"] == "127.0.0.1:4443"
+    with pytest.raises(ValueError, match="must start with '/'"):
+        GcsRepository("b", key_prefix="pgbackrest")
+
+
+def test_gcs_repository_matches_its_golden_file() -> None:
+    """The repository host's file with a GCS repo2, byte for byte (tests/golden/backup-gcs/)."""
+    assert_no_stale_golden_files(GCS_GOLDEN_DIR, {"repository.conf"})
+    assert_matches_golden(GCS_GOLDEN_DIR / "repository.conf", render_pgbackrest_repository(LAYOUT, SETTINGS.backup, GCS_OFFSITE), "repository.conf (GCS)")
