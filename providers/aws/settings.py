@@ -35,32 +35,26 @@ AWS_REGION_PATTERN = r"[a-z]{2}(-[a-z]+)+-\d+"
 
 _IMAGE = {"owner": "136693071363", "name": "debian-12-amd64-20241201-1948"}
 
+
+def _gp3(size_gb: int, iops: int = GP3_MIN_IOPS, throughput_mbps: int = GP3_MIN_THROUGHPUT) -> dict[str, int]:
+    """A gp3 volume, at gp3's included baseline unless more is provisioned."""
+    return {"sizeGb": size_gb, "iops": iops, "throughputMbps": throughput_mbps}
+
+
 DEFAULTS: dict[Environment, dict[str, object]] = {
     "prod": {
         "nodes": node_groups("t3.xlarge", "r6i.2xlarge", "t3.large", "t3.micro", backup_count=1, manager_root=500, node_root=100),
-        "storage": {
-            "data": {"sizeGb": 2048, "iops": 16000, "throughputMbps": 690},
-            "wal": {"sizeGb": 500, "iops": 6000, "throughputMbps": 500},
-            "backup": {"sizeGb": 5120, "iops": 3000, "throughputMbps": 250},
-        },
+        "storage": {"data": _gp3(2048, 16000, 690), "wal": _gp3(500, 6000, 500), "backup": _gp3(5120, 3000, 250)},
         "image": _IMAGE,
     },
     "staging": {
         "nodes": node_groups("t3.medium", "r6i.large", "t3.medium", "t3.micro", backup_count=0, manager_root=100, node_root=40),
-        "storage": {
-            "data": {"sizeGb": 200, "iops": 3000, "throughputMbps": 125},
-            "wal": {"sizeGb": 50, "iops": 3000, "throughputMbps": 125},
-            "backup": {"sizeGb": 500, "iops": 3000, "throughputMbps": 125},
-        },
+        "storage": {"data": _gp3(200), "wal": _gp3(50), "backup": _gp3(500)},
         "image": _IMAGE,
     },
     "dev": {
         "nodes": node_groups("t3.small", "t3.large", "t3.small", "t3.micro", backup_count=0, manager_root=40, node_root=30),
-        "storage": {
-            "data": {"sizeGb": 50, "iops": 3000, "throughputMbps": 125},
-            "wal": {"sizeGb": 20, "iops": 3000, "throughputMbps": 125},
-            "backup": {"sizeGb": 100, "iops": 3000, "throughputMbps": 125},
-        },
+        "storage": {"data": _gp3(50), "wal": _gp3(20), "backup": _gp3(100)},
         "image": _IMAGE,
     },
 }

@@ -99,16 +99,23 @@ def test_shipped_stack_validates_and_keeps_its_own_values(name: str) -> None:
     assert settings.is_prod is (name == "prod")
 
 
-def test_prod_stack_gets_the_seed_defaults() -> None:
-    settings = settings_from_config(config_values("prod"))
+@pytest.mark.parametrize(
+    ("name", "managers", "workers", "app", "data"),
+    [
+        ("prod", "t3.xlarge", "r6i.2xlarge", "t3.large", (2048, 16000, 690)),
+        ("gcp-prod", "n2-standard-4", "n2-highmem-8", "n2-standard-2", (2048, None, None)),
+    ],
+)
+def test_prod_stack_gets_the_seed_defaults(name: str, managers: str, workers: str, app: str, data: tuple[int, int | None, int | None]) -> None:
+    settings = settings_from_config(config_values(name))
     nodes, storage = settings.nodes, settings.storage
 
-    assert (nodes.managers.count, nodes.managers.machine_type) == (3, "t3.xlarge")
-    assert (nodes.workers.count, nodes.workers.machine_type) == (3, "r6i.2xlarge")
-    assert (nodes.app.count, nodes.app.machine_type) == (2, "t3.large")
+    assert (nodes.managers.count, nodes.managers.machine_type) == (3, managers)
+    assert (nodes.workers.count, nodes.workers.machine_type) == (3, workers)
+    assert (nodes.app.count, nodes.app.machine_type) == (2, app)
     assert nodes.backup.count == 1
-    assert (storage.data.size_gb, storage.data.iops, storage.data.throughput_mbps) == (2048, 16000, 690)
-    assert storage.wal.size_gb == 500
+    assert (storage.data.size_gb, storage.data.iops, storage.data.throughput_mbps) == data
+    assert (storage.wal.size_gb, storage.backup.size_gb) == (500, 5120)
     assert settings.database.expected_tps == 1000
 
 
@@ -967,18 +974,7 @@ def test_shipped_gcp_stack_validates_and_keeps_its_own_values(name: str) -> None
     assert len(settings.network.private_subnet_cidrs) == len(settings.network.public_subnet_cidrs) == 1
     assert settings.image.owner == "ubuntu-os-cloud" and settings.image.name.startswith("ubuntu-2404-noble-amd64-")
     assert all(v.iops is None and v.throughput_mbps is None for v in (settings.storage.data, settings.storage.wal, settings.storage.backup))
-
-
-def test_gcp_prod_gets_the_seeds_gcp_sizing() -> None:
-    settings = settings_from_config(config_values("gcp-prod"))
-    nodes, storage = settings.nodes, settings.storage
-
-    assert (nodes.managers.count, nodes.managers.machine_type) == (3, "n2-standard-4")
-    assert (nodes.workers.count, nodes.workers.machine_type) == (3, "n2-highmem-8")
-    assert (nodes.app.count, nodes.app.machine_type) == (2, "n2-standard-2")
-    assert nodes.backup.count == 1
-    assert (storage.data.size_gb, storage.wal.size_gb, storage.backup.size_gb) == (2048, 500, 5120)
-    assert settings.backup.offsite_replica_region == "us-east1"
+    assert settings.backup.offsite_replica_region == values.get("backup", {}).get("offsiteReplicaRegion")
 
 
 def test_gcp_dev_is_smaller_but_fails_over_like_prod() -> None:

@@ -25,6 +25,7 @@ from dpc.settings import (
     BastionSettings,
     BudgetSettings,
     DatabaseSettings,
+    GcpSettings,
     ImageSettings,
     NetworkSettings,
     NodeGroup,
@@ -65,8 +66,11 @@ def problems_of(values: dict[str, Any]) -> list[Problem]:
     return caught.value.problems
 
 
+STACKS = ("prod", "staging", "dev", "gcp-prod", "gcp-dev")
+
+
 def test_the_baselines_are_valid() -> None:
-    for stack in ("prod", "staging", "dev"):
+    for stack in STACKS:
         settings_from_config(shipped(stack))
 
 
@@ -217,11 +221,44 @@ def test_a_workers_volumes_are_accepted_iff_its_machine_drives_their_throughput(
         assert [p.path for p in problems_of(values)] == ["storage.data.throughputMbps"]
 
 
+# --- (b') the offsite lifecycle on GCP ------------------------------------------------------------------
+
+
+def gcs_lifecycle_ok(infrequent: int, archive: int, expire: int, monthly_months: int) -> bool:
+    """Cloud Storage bills Nearline at least 30 days and Archive at least 365 (its pricing page);
+    design §4.2 keeps the monthly fulls offsite, a month counted as 31 days."""
+    return archive >= infrequent + 30 and expire >= archive + 365 and expire >= 31 * monthly_months
+
+
+@PROPERTY_SETTINGS
+@given(
+    infrequent=st.one_of(st.integers(min_value=1, max_value=400), _near(30)),
+    archive=st.one_of(st.integers(min_value=1, max_value=800), _near(60, 90)),
+    expire=st.one_of(st.integers(min_value=1, max_value=3000), _near(455, 2555)),
+    monthly=st.integers(min_value=1, max_value=24),
+)
+def test_gcp_lifecycle_is_accepted_iff_cloud_storage_bills_nothing_early(infrequent: int, archive: int, expire: int, monthly: int) -> None:
+    values = shipped("gcp-prod")
+    values["backup"] |= {
+        "offsiteInfrequentAccessAfterDays": infrequent,
+        "offsiteArchiveAfterDays": archive,
+        "offsiteExpireAfterDays": expire,
+        "monthlyRetentionMonths": monthly,
+    }
+
+    if gcs_lifecycle_ok(infrequent, archive, expire, monthly):
+        assert settings_from_config(values).backup.offsite_expire_after_days == expire
+    else:
+        paths = {p.path for p in problems_of(values)}
+        assert paths <= {"backup.offsiteArchiveAfterDays", "backup.offsiteExpireAfterDays"}
+        assert ("backup.offsiteArchiveAfterDays" in paths) == (archive < infrequent + 30)
+
+
 # --- (c) etcd quorum ----------------------------------------------------------------------------------
 
 
 @PROPERTY_SETTINGS
-@given(stack=st.sampled_from(["prod", "staging", "dev"]), count=st.integers(min_value=-5, max_value=40).filter(lambda n: n % 2 == 0 or n < 3))
+@given(stack=st.sampled_from(STACKS), count=st.integers(min_value=-5, max_value=40).filter(lambda n: n % 2 == 0 or n < 3))
 def test_etcd_count_even_or_below_three_is_rejected(stack: str, count: int) -> None:
     values = shipped(stack)
     values["nodes"] = {"managers": {"count": count}}
@@ -232,9 +269,9 @@ def test_etcd_count_even_or_below_three_is_rejected(stack: str, count: int) -> N
 
 
 @PROPERTY_SETTINGS
-@given(count=st.sampled_from([3, 5, 7, 9, 11, 13, 15]))
-def test_odd_etcd_count_of_at_least_three_is_accepted_where_zones_allow(count: int) -> None:
-    values = shipped("dev")
+@given(stack=st.sampled_from(["dev", "gcp-dev"]), count=st.sampled_from([3, 5, 7, 9, 11, 13, 15]))
+def test_odd_etcd_count_of_at_least_three_is_accepted_where_zones_allow(stack: str, count: int) -> None:
+    values = shipped(stack)
     values["nodes"] = {"managers": {"count": count}}
 
     assert settings_from_config(values).nodes.managers.count == count
@@ -261,6 +298,8 @@ SECTIONS: dict[tuple[str, ...], type[BaseModel]] = {
     ("database",): DatabaseSettings,
     ("image",): ImageSettings,
 }
+GCP_SECTIONS = SECTIONS | {("gcp",): GcpSettings}
+"""A GCP stack has its own section too (on any other cloud `dpc:gcp` itself is refused)."""
 
 
 def _known_keys(model: type[BaseModel]) -> set[str]:
@@ -274,11 +313,12 @@ EXTRA_VALUES = st.one_of(
 
 
 @st.composite
-def extra_keys(draw: st.DrawFn) -> dict[tuple[str, ...], tuple[str, object]]:
-    sections = draw(st.lists(st.sampled_from(list(SECTIONS)), min_size=1, max_size=4, unique=True))
+def extra_keys(draw: st.DrawFn, stack: str) -> dict[tuple[str, ...], tuple[str, object]]:
+    known = GCP_SECTIONS if stack.startswith("gcp-") else SECTIONS
+    sections = draw(st.lists(st.sampled_from(list(known)), min_size=1, max_size=4, unique=True))
     extras: dict[tuple[str, ...], tuple[str, object]] = {}
     for section in sections:
-        key = draw(KEY_NAMES.filter(lambda k, model=SECTIONS[section]: k not in _known_keys(model)))
+        key = draw(KEY_NAMES.filter(lambda k, model=known[section]: k not in _known_keys(model)))
         extras[section] = (key, draw(EXTRA_VALUES))
     return extras
 
@@ -291,8 +331,9 @@ def _put(values: dict[str, Any], section: tuple[str, ...], key: str, value: obje
 
 
 @PROPERTY_SETTINGS
-@given(stack=st.sampled_from(["prod", "staging", "dev"]), extras=extra_keys())
-def test_unknown_keys_anywhere_are_rejected(stack: str, extras: dict[tuple[str, ...], tuple[str, object]]) -> None:
+@given(data=st.data(), stack=st.sampled_from(STACKS))
+def test_unknown_keys_anywhere_are_rejected(data: st.DataObject, stack: str) -> None:
+    extras = data.draw(extra_keys(stack))
     values = shipped(stack)
     for section, (key, value) in extras.items():
         _put(values, section, key, value)
