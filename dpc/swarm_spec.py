@@ -3,7 +3,7 @@
 
 Every deployment path reads the Swarm spec from here: the DatabaseStack component
 (components/database.py) renames it into pulumi-docker arguments, the stack-file export
-(review/stackfile.py) into a `docker stack deploy` file, and `engine_service_spec` /
+(engine/docker_stack.py) into a `docker stack deploy` file, and `engine_service_spec` /
 `engine_network_spec` into the Engine API's own request bodies (what a test lab POSTs to real
 engines). Those three only rename fields and resolve references (an image key to an image, a
 tier to a network, a catalogue name to a created secret or config); every decision — which
@@ -84,7 +84,7 @@ CONVERGE = Converge(delay_seconds=7, timeout_seconds=15 * 60)
 @dataclass(frozen=True)
 class FileRef:
     """A Docker secret or config mounted as a file, named by its catalogue name
-    (dpc/stack_files.py, the generated secrets); deployers resolve the name to what they created.
+    (dpc/database_files.py, the generated secrets); deployers resolve the name to what they created.
     """
 
     name: str

@@ -17,9 +17,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from dpc.cluster import CA_SECRET, ClusterLayout, Paths, Port
+from dpc.database_files import plain_configs
 from dpc.services import database_services
 from dpc.settings import Settings
-from dpc.stack_files import plain_configs
 from dpc.swarm_spec import (
     Converge,
     EndpointMode,

@@ -1,6 +1,6 @@
 """Every Docker secret of the database stack, generated without Pulumi: the passwords and the
 passphrase (as the DatabaseStack component's pulumi-random resources would), the CA and the
-certificates (engine.pki), and the files rendered from them (dpc.stack_files.secret_files).
+certificates (engine.pki), and the files rendered from them (dpc.database_files.secret_files).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import secrets
 import string
 
 from dpc.cluster import GENERATED_SECRET_LENGTHS, ClusterLayout, certificate_requests
-from dpc.stack_files import secret_files
+from dpc.database_files import secret_files
 from engine.pki import issue
 
 _ALPHABET = string.ascii_letters + string.digits

@@ -16,11 +16,11 @@ from components.access import DeployAccess, Route, client_files, ssh_options
 from components.base import StackContext
 from components.database import DatabasePlan, DatabaseResult, DatabaseStack, Registry
 from dpc.cluster import certificate_requests
+from dpc.database_files import plain_configs, secret_files
 from dpc.model import stack_tags
 from dpc.render.backup import OffsiteRepository
 from dpc.services import ALERTING_TOKEN_SECRET, BUILT_IMAGES, Placement, database_services
 from dpc.settings import Settings
-from dpc.stack_files import plain_configs, secret_files
 from dpc.tiers import TIERS
 from dpc.topology import Topology
 

@@ -13,9 +13,9 @@ import pytest
 
 from dpc.cluster import PASSWORD_SECRETS, certificate_requests
 from dpc.config import settings_from_stack_file
+from dpc.database_files import plain_configs, secret_files
 from dpc.services import BUILT_IMAGES, Uid, database_services
 from dpc.settings import Settings
-from dpc.stack_files import plain_configs, secret_files
 from dpc.tiers import TIERS
 from dpc.topology import derive
 from review.mocks import generated_password

@@ -14,13 +14,13 @@ from typing import Any, Literal
 import pytest
 
 from dpc.config import settings_from_stack_file
+from dpc.database_files import plain_configs
 from dpc.services import BUILT_IMAGES, Image, Placement, ServiceSpec, database_services, placement_of
 from dpc.settings import Settings
-from dpc.stack_files import plain_configs
 from dpc.swarm_spec import EndpointMode, EngineRefs, ObjectRef, SwarmService, engine_network_spec, engine_service_spec, swarm_network, swarm_service
 from dpc.tiers import TIERS, Tier
 from dpc.topology import derive
-from review.stackfile import stack_file
+from engine.docker_stack import docker_stack
 from tests.plan_graph import PlanGraph
 from tests.unit.test_database_stack import CONFIG, NETWORK, SECRET, SERVICE
 
@@ -470,7 +470,7 @@ def _compose_refs(compose: dict[str, Any], services: list[SwarmService]) -> Engi
 def test_the_plan_the_stack_file_and_the_engine_body_say_the_same_of_every_service(graph: PlanGraph, settings: Settings) -> None:
     services, configs, placement = _stack(settings)
     planned = {r.inputs["name"]: r.inputs for r in graph.of_type(SERVICE)}
-    compose = stack_file(derive(settings), configs, placement)
+    compose = docker_stack(derive(settings), configs, placement)
     assert set(planned) == set(compose["services"]) == {s.name for s in services}
     pulumi_refs, compose_refs = _pulumi_refs(graph, services), _compose_refs(compose, services)
     problems: list[str] = []
@@ -491,7 +491,7 @@ def test_the_plan_the_stack_file_and_the_engine_body_say_the_same_of_every_servi
 def test_the_plan_the_stack_file_and_the_engine_body_say_the_same_of_every_network(graph: PlanGraph, settings: Settings) -> None:
     _, configs, placement = _stack(settings)
     planned = {n.inputs["name"]: n.inputs for n in graph.of_type(NETWORK)}
-    exported = stack_file(derive(settings), configs, placement)["networks"]
+    exported = docker_stack(derive(settings), configs, placement)["networks"]
     assert set(planned) == set(exported) == {t.network_name for t in TIERS}
     problems: list[str] = []
     for tier in TIERS:

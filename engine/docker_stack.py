@@ -1,10 +1,12 @@
-"""The database stack as a Swarm stack file, for users who deploy by hand with
-`docker stack deploy`: the same services and overlay networks the DatabaseStack component deploys
-(both rename what dpc/swarm_spec.py decides; a local stack's share one engine, as there), the same
-rendered configs (written next to the stack file).
+"""The database stack as a docker-stack file (`docker-stack.yml`, Compose format), for users who
+deploy by hand with `docker stack deploy`: the same services and overlay networks the DatabaseStack
+component deploys (both rename what dpc/swarm_spec.py decides; a local stack's share one engine, as
+there), the same rendered configs (written next to the docker-stack file).
+
+"Stack file" in this project means a Pulumi stack's `Pulumi.<stack>.yaml` only.
 
 Secrets are declared external: create them first with `docker secret create <name> <file>`
-(design §3.2); `python -m review.stackfile --stack prod --out DIR` lists their names in
+(design §3.2); `python -m engine.docker_stack --stack prod --out DIR` lists their names in
 DIR/secrets.txt. The files that carry secret values (each member's patroni.yml, the auth files)
 are rendered from the generated ones with `--secrets SECRETS_DIR`, which reads a file per
 generated secret from SECRETS_DIR and writes the rendered ones next to them, readable by the
@@ -23,9 +25,9 @@ import yaml
 
 from dpc.cluster import BACKUP_ENCRYPTION_SECRET, PASSWORD_SECRETS, certificate_requests
 from dpc.config import StackFileError, settings_from_stack_file
+from dpc.database_files import plain_configs, secret_files
 from dpc.services import Placement, database_services, placement_of
 from dpc.settings import Settings, SettingsError
-from dpc.stack_files import plain_configs, secret_files
 from dpc.swarm_spec import Allocation, FileRef, SwarmNetwork, SwarmService, UpdateConfig, image_reference, swarm_network, swarm_service
 from dpc.tiers import TIERS, Tier
 from dpc.topology import Topology, derive
@@ -61,7 +63,7 @@ def _files(files: tuple[FileRef, ...]) -> list[dict[str, Any]]:
 
 
 def _service(service: SwarmService, networks: Mapping[Tier, SwarmNetwork], images: Mapping[str, str]) -> dict[str, Any]:
-    """The service as dpc/swarm_spec.py decides it, renamed into the stack file's keys; an empty
+    """The service as dpc/swarm_spec.py decides it, renamed into the docker-stack file's keys; an empty
     list or mapping is left out, as the file format has it.
     """
     placement: dict[str, Any] = {"constraints": list(service.constraints)} if service.constraints else {}
@@ -111,8 +113,8 @@ def _network(network: SwarmNetwork) -> dict[str, Any]:
     }
 
 
-def stack_file(topology: Topology, configs: dict[str, str], placement: Placement) -> dict[str, Any]:
-    """The stack file's content; `configs` are the rendered plain files by name."""
+def docker_stack(topology: Topology, configs: dict[str, str], placement: Placement) -> dict[str, Any]:
+    """The docker-stack file's content; `configs` are the rendered plain files by name."""
     services = [swarm_service(spec, configs) for spec in database_services(topology, placement)]
     networks = {t.tier: swarm_network(t) for t in TIERS}
     images = {key: f"${{{REGISTRY_VARIABLE}:-dpc}}/{key}:{tag}" for key, tag in image_tags(PROJECT_ROOT).items()}
@@ -129,14 +131,14 @@ def stack_file(topology: Topology, configs: dict[str, str], placement: Placement
 
 
 def export(settings: Settings, out: Path) -> Path:
-    """Writes the stack file, its configs and the list of secrets to create into `out`."""
+    """Writes the docker-stack file, its configs and the list of secrets to create into `out`."""
     topology = derive(settings)
     layout = topology.layout
     configs = plain_configs(settings, layout, None)
     (out / "configs").mkdir(parents=True, exist_ok=True)
     for name, content in configs.items():
         (out / "configs" / name).write_text(content)
-    content = stack_file(topology, configs, placement_of(settings))
+    content = docker_stack(topology, configs, placement_of(settings))
     path = out / "docker-stack.yml"
     path.write_text(yaml.safe_dump(content, sort_keys=True, default_flow_style=False))
     rendered = sorted(secret_files(layout))
@@ -146,7 +148,7 @@ def export(settings: Settings, out: Path) -> Path:
         "# Docker secrets to create before `docker stack deploy` (docker secret create NAME FILE).\n"
         "# Generated values (passwords: openssl rand -hex 32; certificates signed by one CA for: " + ", ".join(certificates) + "):\n"
         + "".join(f"{name}\n" for name in generated)
-        + "# Files rendered from those values (python -m review.stackfile --stack STACK --out DIR --secrets SECRETS_DIR):\n"
+        + "# Files rendered from those values (python -m engine.docker_stack --stack STACK --out DIR --secrets SECRETS_DIR):\n"
         + "".join(f"{name}\n" for name in rendered)
     )
     return path
@@ -175,8 +177,8 @@ def render_secret_files(settings: Settings, secrets_dir: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m review.stackfile --stack prod --out DIR`."""
-    parser = argparse.ArgumentParser(prog="python -m review.stackfile", description=__doc__)
+    """`python -m engine.docker_stack --stack prod --out DIR`."""
+    parser = argparse.ArgumentParser(prog="python -m engine.docker_stack", description=__doc__)
     parser.add_argument("--stack", required=True, help="the stack whose settings to use (Pulumi.<stack>.yaml)")
     parser.add_argument("--out", required=True, type=Path, help="directory to write docker-stack.yml, configs/ and secrets.txt into")
     parser.add_argument("--secrets", type=Path, help="directory holding a file per generated secret; the rendered secret files are written there")

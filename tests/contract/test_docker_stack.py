@@ -17,11 +17,11 @@ import yaml
 
 from dpc.cluster import BACKUP_ENCRYPTION_SECRET, PASSWORD_SECRETS
 from dpc.config import settings_from_stack_file
+from dpc.database_files import plain_configs
 from dpc.services import database_services, placement_of
-from dpc.stack_files import plain_configs
 from dpc.swarm_spec import swarm_service
 from dpc.topology import derive
-from review.stackfile import export, main
+from engine.docker_stack import export, main
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
