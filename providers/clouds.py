@@ -1,5 +1,5 @@
-"""Which composition serves which cloud. AWS and the local engine are built so far; the others
-fail clearly before anything is created.
+"""Which composition serves which cloud. AWS, GCP and the local engine are built; Azure fails
+clearly before anything is created.
 """
 
 from __future__ import annotations
@@ -20,8 +20,12 @@ def deploy_stack(settings: Settings, stack: str) -> Mapping[str, pulumi.Output[o
         from providers.aws import AWS  # noqa: PLC0415
 
         return deploy(topology, stack, AWS)
+    if settings.cloud == "gcp" and settings.gcp is not None:
+        from providers.gcp import gcp_builders  # noqa: PLC0415
+
+        return deploy(topology, stack, gcp_builders(settings.gcp))
     if settings.cloud == "local":
         from providers.local import deploy_local  # noqa: PLC0415
 
         return deploy_local(topology, stack)
-    raise SettingsError([Problem("cloud", f"{settings.cloud!r} is not deployable yet; only aws and local are", "set dpc:cloud to aws or local")])
+    raise SettingsError([Problem("cloud", f"{settings.cloud!r} is not deployable yet; only aws, gcp and local are", "set dpc:cloud to aws, gcp or local")])
