@@ -607,7 +607,7 @@ def _cloud_section_problems(cloud: str, given: dict[str, object]) -> Iterator[Pr
     taken out of `given` so that its keys are not judged against a cloud it does not belong to.
     """
     for section, owner in CLOUD_SECTIONS.items():
-        if owner == cloud and section not in given:
+        if owner == cloud and given.get(section) is None:
             model = cast(type[Section], get_args(Settings.model_fields[section].annotation)[0])
             keys = " and ".join(f"`{field.alias}`" for field in model.model_fields.values())
             yield Problem(section, f"a {cloud} stack needs this section", f"add dpc:{section} with {keys} (see the README)")

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterator
 
 from dpc.environments import Environment, node_groups
-from dpc.settings import CloudProfile, Problem, Rules, Settings
+from dpc.settings import PROGRAM_TAG_KEYS, CloudProfile, Problem, Rules, Settings
 from providers.gcp.labels import LABEL_LIMIT, label_key, label_value
 
 GCS_INFREQUENT_ACCESS_CLASS, GCS_ARCHIVE_CLASS = "NEARLINE", "ARCHIVE"
@@ -116,9 +116,11 @@ def _check_lifecycle(s: Settings) -> Iterator[Problem]:
 @_rule("tags")
 def _check_labels(s: Settings) -> Iterator[Problem]:
     """Tags become labels (`providers.gcp.labels`), which take at most 63 characters and keys that
-    start with a letter: a longer tag would be cut, and two tags with one label key would collide.
+    start with a letter: a longer tag would be cut, and two tags with one label key would collide,
+    with each other or with a tag the program sets.
     """
     seen: dict[str, str] = {}
+    program = {label_key(key): key for key in PROGRAM_TAG_KEYS}
     for key, value in s.tags.items():
         label = label_key(key)
         if len(key) > LABEL_LIMIT or len(value) > LABEL_LIMIT or not re.match("[a-z]", label):
@@ -127,8 +129,9 @@ def _check_labels(s: Settings) -> Iterator[Problem]:
                 f"becomes the GCP label {label}={label_value(value)}, and labels take at most {LABEL_LIMIT} characters and keys that start with a letter",
                 f"shorten the tag to {LABEL_LIMIT} characters or fewer, its key starting with a letter",
             )
-        if label in seen:
-            yield Problem(f"tags.{key}", f"becomes the GCP label key {label}, as dpc:tags.{seen[label]} does", "rename one of the two tags")
+        if label in seen or (label in program and key != program[label]):
+            other = f"as dpc:tags.{seen[label]} does" if label in seen else f"which the program sets for its {program[label]} tag"
+            yield Problem(f"tags.{key}", f"becomes the GCP label key {label}, {other}", "rename the tag")
         seen.setdefault(label, key)
 
 

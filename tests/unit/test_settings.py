@@ -987,9 +987,13 @@ def test_gcp_dev_is_smaller_but_fails_over_like_prod() -> None:
     assert dev.storage.data.size_gb < prod.storage.data.size_gb
 
 
-def test_gcp_stack_needs_its_section() -> None:
+@pytest.mark.parametrize("empty", [False, True])
+def test_gcp_stack_needs_its_section(empty: bool) -> None:
     values = stack("gcp-dev")
-    del values["gcp"]
+    if empty:
+        values["gcp"] = None  # `dpc:gcp:` with nothing under it
+    else:
+        del values["gcp"]
 
     problem = only_problem(values)
 
@@ -1168,6 +1172,7 @@ def test_the_s3_rules_do_not_apply_on_gcp_nor_the_gcs_rules_on_aws() -> None:
         ({"T" + "e" * 63: "dba"}, "tags.T" + "e" * 63, "at most 63 characters"),
         ({"1st": "dba"}, "tags.1st", "start with a letter"),
         ({"cost_center": "other"}, "tags.cost_center", "as dpc:tags.CostCenter does"),
+        ({"managed_by": "me"}, "tags.managed_by", "which the program sets for its ManagedBy tag"),
     ],
 )
 def test_gcp_tags_become_labels_without_being_cut_or_colliding(tags: dict[str, str], path: str, message: str) -> None:
