@@ -2,8 +2,9 @@
 external address; a service account per role granted exactly its capabilities on this stack's
 secrets, bucket and repositories (never a project-wide role); the bastion, the one machine with an
 external address, in the public subnetwork. Boot disks are encrypted with the stack's key, and
-admins log in through OS Login, whose checks leave the deployment's own key for its local user
-working (design notes in the README's GCP section).
+admins log in through OS Login: with neither 2-step verification nor certificate-only login, the
+guest agent adds its key lookup to sshd's own `authorized_keys`, so the deployment's key for its
+local user keeps working.
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ class Grant:
 
     on: Literal["secret", "bucket", "repository"]
     name: str
-    """The grant's part of the resource name, stable across runs."""
+    """The grant's part of the resource name, stable across runs (a repository's by its place
+    among the stack's repositories, which are sorted by image)."""
     target: pulumi.Input[str]
     role: str
 

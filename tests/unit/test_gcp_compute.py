@@ -131,7 +131,7 @@ def compute_plan(settings: Settings, boot_after: pulumi.Resource, capabilities: 
         image=settings.image,
         private_subnet_ids={zone: out(f"projects/{PROJECT}/regions/us-central1/subnetworks/private") for zone in settings.zones},
         public_subnet_ids={zone: out(f"projects/{PROJECT}/regions/us-central1/subnetworks/public") for zone in settings.zones},
-        firewall_group_ids={group: out(f"{STACK}-{group}") for group in (*(r.value for r in Role), "load-balancer")},
+        firewall_group_ids={group: out(f"net-{group}") for group in (*(r.value for r in Role), "load-balancer")},
         user_data_base64={node.name: out(f"H4sI-{node.name}") for node in nodes},
         bastion_user_data=out("#cloud-config\n"),
         boot_after={zone: (boot_after,) for zone in settings.zones},
@@ -228,7 +228,7 @@ def test_each_machine_runs_as_its_roles_account_named_after_its_host_name(prod: 
         inputs = prod.instance(node.name)
         assert inputs["name"] == hostname(prod.plan.hostname_prefix, node) and INSTANCE_NAME.fullmatch(inputs["name"])
         assert inputs["serviceAccount"] == {"email": account_email(PROJECT, account_id(f"{STACK}-compute", node.role)), "scopes": [CLOUD_PLATFORM]}
-        assert inputs["tags"] == [f"{STACK}-{node.role.value}"]
+        assert inputs["tags"] == [f"net-{node.role.value}"], "the network's tag for the role"
         assert inputs["zone"] == node.zone and inputs["machineType"] == node.machine_type
         assert all(re.fullmatch(r"[a-z][a-z0-9_-]{0,62}", key) and re.fullmatch(r"[a-z0-9_-]{0,63}", value) for key, value in inputs["labels"].items())
         assert {"stack", "role", "node"} <= set(inputs["labels"])
