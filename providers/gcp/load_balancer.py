@@ -89,7 +89,7 @@ def build_load_balancer(scope: Scope, plan: LoadBalancerPlan) -> LoadBalancerRes
         network=plan.network.network_id if plan.internal else None,
         subnetwork=plan.network.private_subnet_ids[plan.zones[0]] if plan.internal else None,
         service_label=SERVICE_LABEL if plan.internal else None,
-        labels=scope_labels(scope),
+        labels=scope_labels(scope, Name=name),
         description="dpc PostgreSQL endpoint (design §2.4)",
         # Named by the program: the name is part of the DNS name clients use, and stays across updates.
         opts=scope.opts(protect=plan.deletion_protection, delete_before_replace=True),

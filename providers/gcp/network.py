@@ -7,13 +7,14 @@ zone maps to the same one; Cloud NAT is regional and survives a zone's loss by i
 `nat_per_zone` has nothing to choose; Private Google Access on the private subnetwork takes the
 nodes' calls to Google's APIs (Cloud Storage, Artifact Registry, Secret Manager) off NAT, as AWS's
 VPC endpoints do; a custom-mode network has no default rules to close, where AWS closes its
-default security group. Flow logs are the subnetworks' own (`log_config`): GCP writes them to the
-project's Cloud Logging, not to a log group of the stack.
+default security group. Flow logs are the subnetworks' own (`log_config`), routed into a log
+bucket of the stack under its key.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 
@@ -195,6 +196,48 @@ def _subnetwork(scope: Scope, network: gcp.compute.Network, tier: str, cidr: str
     )
 
 
+def _flow_logs(scope: Scope, plan: NetworkPlan, subnetworks: list[gcp.compute.Subnetwork]) -> None:
+    """The subnetworks' flow logs routed into a log bucket of the stack, kept as long as the
+    environment keeps them and encrypted with the stack's key (design §2.1), as AWS's log group.
+
+    Cloud Logging's service agent must hold the key before the bucket names it; the agent is the
+    one getCmekSettings returns (the call creates it in a project that has none yet). The bucket's
+    id is fixed: a deleted log bucket keeps its id for 7 days, so a stack destroyed and created
+    again within a week must wait. The project's `_Default` sink still keeps its own 30-day copy;
+    excluding flow logs there is a project-wide choice, left to the project's owner (README).
+    """
+    invoke = pulumi.InvokeOutputOptions(parent=scope.component)
+    where = gcp.organizations.get_client_config_output(opts=invoke)
+    agent = gcp.logging.get_project_cmek_settings_output(project=where.project, opts=invoke).service_account_id
+    grant = gcp.kms.CryptoKeyIAMMember(
+        scope.child("flow-logs-key"),
+        crypto_key_id=plan.key_id,
+        role="roles/cloudkms.cryptoKeyEncrypterDecrypter",
+        member=pulumi.Output.concat("serviceAccount:", agent),
+        opts=scope.opts(),
+    )
+    bucket = gcp.logging.ProjectBucketConfig(
+        scope.child("flow-logs"),
+        project=where.project,
+        location=where.region,
+        bucket_id=gcp_name(scope.child("flow-logs")),
+        retention_days=plan.flow_log_retention_days,
+        cmek_settings=gcp.logging.ProjectBucketConfigCmekSettingsArgs(kms_key_name=plan.key_id),
+        description="dpc VPC flow logs",
+        opts=scope.opts(depends_on=[grant]),
+    )
+    names = pulumi.Output.all(*(subnetwork.name for subnetwork in subnetworks))
+    gcp.logging.ProjectSink(
+        scope.child("flow-logs"),
+        project=where.project,
+        destination=pulumi.Output.concat("logging.googleapis.com/", bucket.id),
+        filter=names.apply(lambda n: f'log_id("compute.googleapis.com/vpc_flows") AND resource.labels.subnetwork_name=({" OR ".join(map(json.dumps, n))})'),
+        unique_writer_identity=True,
+        description="dpc VPC flow logs into the stack's log bucket",
+        opts=scope.opts(),
+    )
+
+
 def build_network(scope: Scope, plan: NetworkPlan) -> NetworkResult:
     """Creates the VPC and everything in it."""
     (private_cidr,) = plan.private_cidrs
@@ -208,6 +251,7 @@ def build_network(scope: Scope, plan: NetworkPlan) -> NetworkResult:
     )
     private = _subnetwork(scope, network, "private", private_cidr, private=True)
     public = _subnetwork(scope, network, "public", public_cidr, private=False)
+    _flow_logs(scope, plan, [private, public])
     router = gcp.compute.Router(scope.child("router"), network=network.self_link, description="dpc Cloud NAT of the private subnetwork", opts=scope.opts())
     nat = gcp.compute.RouterNat(
         scope.child("nat"),

@@ -12,7 +12,6 @@ import inspect
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 import pulumi
 import pytest
@@ -24,6 +23,7 @@ from components.load_balancer import LoadBalancer, LoadBalancerPlan, LoadBalance
 from components.network import LOAD_BALANCER_GROUP, Network, NetworkPlan
 from dpc.model import FIREWALL_MATRIX, LOAD_BALANCER_HEALTH_CHECK, LOAD_BALANCER_PORT, FromCidrs, FromLoadBalancer, FromRole, Role, Rule
 from providers.gcp.load_balancer import build_load_balancer
+from providers.gcp.mocks import COMPUTE_API, GcpMocks, autoname, mock_id, service_agent
 from providers.gcp.network import build_network, gcp_name
 from review.plan import RecordingMonitor, _InlineExecutor  # pyright: ignore[reportPrivateUsage]  # the offline plan's own executor
 from tests.plan_graph import PlanGraph, Resource
@@ -38,6 +38,7 @@ CLIENTS = ("192.0.2.0/24",)
 INTERNAL_PROBES = {"35.191.0.0/16", "130.211.0.0/22"}
 EXTERNAL_PROBES = {"35.191.0.0/16", "209.85.152.0/22", "209.85.204.0/22"}
 """Google's health-check ranges (load-balancing docs, firewall rules), written here apart from the code."""
+KEY = f"projects/{PROJECT}/locations/{REGION}/keyRings/r/cryptoKeys/k"
 TAGS = {"CostCenter": "Platform Team", "Environment": "prod", "ManagedBy": "pulumi", "Project": "dpc", "Stack": STACK}
 
 FIREWALL = "gcp:compute/firewall:Firewall"
@@ -45,27 +46,6 @@ FORWARDING_RULE = "gcp:compute/forwardingRule:ForwardingRule"
 SUBNETWORK = "gcp:compute/subnetwork:Subnetwork"
 INSTANCE_GROUP = "gcp:compute/instanceGroup:InstanceGroup"
 NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
-
-
-class _GcpMocks(pulumi.runtime.Mocks):
-    """Answers as GCP would for what these builders read: names (the program's or autonamed), self
-    links, the internal forwarding rule's service name and the external one's address."""
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        inputs: dict[str, Any] = dict(args.inputs)
-        name = str(inputs.get("name") or f"{args.name}-1a2b3c4")
-        kind = args.typ.split(":")[-1].lower()
-        where = f"zones/{inputs['zone']}" if "zone" in inputs else f"regions/{REGION}" if kind != "network" else "global"
-        resource_id = f"projects/{PROJECT}/{where}/{kind}s/{name}"
-        outputs = inputs | {"name": name, "selfLink": f"https://www.googleapis.com/compute/v1/{resource_id}"}
-        if args.typ == FORWARDING_RULE:
-            label = inputs.get("serviceLabel")
-            outputs |= {"ipAddress": "10.20.0.9" if label else "34.1.2.3"}
-            outputs |= {"serviceName": f"{label}.{name}.il4.{REGION}.lb.{PROJECT}.internal"} if label else {}
-        return resource_id, outputs
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
 
 
 @dataclass
@@ -92,7 +72,7 @@ def _network_plan(client_cidrs: tuple[str, ...]) -> NetworkPlan:
         admin_cidrs=ADMINS,
         client_cidrs=client_cidrs,
         flow_log_retention_days=365,
-        key_id=pulumi.Output.from_input(f"projects/{PROJECT}/locations/{REGION}/keyRings/r/cryptoKeys/k"),
+        key_id=pulumi.Output.from_input(KEY),
     )
 
 
@@ -101,7 +81,7 @@ def _build(client_cidrs: tuple[str, ...], stack: str = STACK) -> Built:
     loop = asyncio.new_event_loop()
     loop.set_default_executor(_InlineExecutor())
     asyncio.set_event_loop(loop)
-    monitor = RecordingMonitor(_GcpMocks())
+    monitor = RecordingMonitor(GcpMocks(PROJECT, REGION))
     built = Built(PlanGraph({"steps": []}), _network_plan(client_cidrs), internal=not client_cidrs)
 
     def program() -> None:
@@ -169,12 +149,14 @@ def _allowed(rule: Resource) -> set[tuple[str, str, str, str]]:
     }
 
 
-def _link(graph: PlanGraph, suffix: str, typ: str) -> str:
-    """The self link the mocks give an autonamed resource."""
+def _id(graph: PlanGraph, suffix: str, typ: str) -> str:
+    """The provider's id of a recorded resource, as the mocks give it."""
     resource = graph.named(suffix, typ)
-    kind = typ.rsplit(":", maxsplit=1)[-1].lower()
-    where = f"zones/{resource.inputs['zone']}" if "zone" in resource.inputs else f"regions/{REGION}"
-    return f"https://www.googleapis.com/compute/v1/projects/{PROJECT}/{where}/{kind}s/{resource.name}-1a2b3c4"
+    return mock_id(typ, resource.name, resource.inputs, {"project": PROJECT, "region": REGION})
+
+
+def _link(graph: PlanGraph, suffix: str, typ: str) -> str:
+    return COMPUTE_API + _id(graph, suffix, typ)
 
 
 def _allows(built: Built) -> list[Resource]:
@@ -264,7 +246,7 @@ def test_the_network_is_custom_mode_with_private_google_access_flow_logs_and_nat
     assert nat["sourceSubnetworkIpRangesToNat"] == "LIST_OF_SUBNETWORKS"
     assert nat["subnetworks"] == [{"name": _link(graph, "network-private", SUBNETWORK), "sourceIpRangesToNats": ["ALL_IP_RANGES"]}]
     assert nat["logConfig"] == {"enable": True, "filter": "ERRORS_ONLY"}
-    assert nat["router"] == graph.named("network-router").name + "-1a2b3c4"
+    assert nat["router"] == autoname(graph.named("network-router").name)
 
 
 def test_a_node_boots_after_the_router_and_nat_of_its_zone(built: Built) -> None:
@@ -286,7 +268,7 @@ def test_the_endpoint_is_a_passthrough_balancer_checked_as_design_2_4_says(built
     assert backend["loadBalancingScheme"] == scheme and backend["protocol"] == "TCP"
     assert sorted(b["group"] for b in backend["backends"]) == sorted(_link(graph, g.name, INSTANCE_GROUP) for g in groups)
     assert {b["balancingMode"] for b in backend["backends"]} == {"CONNECTION"}
-    assert backend["healthChecks"] == f"projects/{PROJECT}/regions/{REGION}/regionhealthchecks/{graph.named('endpoint-health').name}-1a2b3c4"
+    assert backend["healthChecks"] == _id(graph, "endpoint-health", "gcp:compute/regionHealthCheck:RegionHealthCheck")
 
 
 def test_the_forwarding_rule_is_internal_with_a_dns_name_unless_clients_are_listed(built: Built) -> None:
@@ -301,7 +283,7 @@ def test_the_forwarding_rule_is_internal_with_a_dns_name_unless_clients_are_list
     else:
         assert inputs["loadBalancingScheme"] == "EXTERNAL"
         assert not {"serviceLabel", "subnetwork", "network"} & set(inputs)
-        assert built.address == "34.1.2.3"
+        assert ipaddress.ip_address(built.address) in ipaddress.ip_network("203.0.113.0/24"), "the mocks' external range"
 
 
 def _labelable(token: str) -> bool:
@@ -320,3 +302,19 @@ def test_every_labelable_resource_carries_the_stack_labels(built: Built) -> None
 
 def test_the_rule_to_the_load_balancer_itself_has_no_gcp_counterpart() -> None:
     assert [r for r in FIREWALL_MATRIX if r.to is None] == [Rule(None, "tcp", 5432, 5432, FromCidrs("clients"), "PostgreSQL endpoint (clients)")]
+
+
+def test_flow_logs_are_kept_as_long_as_the_environment_says_under_the_stack_key(built: Built) -> None:
+    graph = built.graph
+    bucket = graph.named("network-flow-logs", "gcp:logging/projectBucketConfig:ProjectBucketConfig")
+    assert bucket.inputs["retentionDays"] == 365 and bucket.inputs["location"] == REGION and bucket.inputs["project"] == PROJECT
+    assert bucket.inputs["cmekSettings"] == {"kmsKeyName": KEY}
+    grant = graph.named("network-flow-logs-key", "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember")
+    agent = service_agent(PROJECT, "logging.googleapis.com")
+    assert grant.inputs == {"cryptoKeyId": KEY, "role": "roles/cloudkms.cryptoKeyEncrypterDecrypter", "member": f"serviceAccount:{agent}"}
+    step = next(s for s in graph.plan["steps"] if s["urn"] == bucket.urn)
+    assert grant.urn in step["newState"]["dependencies"], "the agent holds the key before the bucket names it"
+    sink = graph.named("network-flow-logs", "gcp:logging/projectSink:ProjectSink").inputs
+    assert sink["destination"] == f"logging.googleapis.com/projects/{PROJECT}/locations/{REGION}/buckets/gcp-prod-network-flow-logs"
+    subnetworks = [autoname(graph.named(f"network-{tier}", SUBNETWORK).name) for tier in ("private", "public")]
+    assert sink["filter"] == f'log_id("compute.googleapis.com/vpc_flows") AND resource.labels.subnetwork_name=("{subnetworks[0]}" OR "{subnetworks[1]}")'
