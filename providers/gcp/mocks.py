@@ -241,7 +241,11 @@ class GcpMocks(pulumi.runtime.Mocks):
                 "networkInterfaces": [self._interface(made.name, position, nic) for position, nic in enumerate(made.state.get("networkInterfaces") or [])],
             },
             "gcp:compute/address:Address": lambda made: {"address": made.state.get("address") or self._address(made.name, made.state)},
-            "gcp:compute/forwardingRule:ForwardingRule": lambda made: {"ipAddress": made.state.get("ipAddress") or self._address(made.name, made.state)},
+            "gcp:compute/forwardingRule:ForwardingRule": lambda made: {"ipAddress": made.state.get("ipAddress") or self._address(made.name, made.state)} | (
+                # An internal rule's DNS name from its service label (load-balancing docs, "DNS record format").
+                {"serviceName": f"{made.state['serviceLabel']}.{made.state['name']}.il4.{made.provider.get('region')}.lb.{made.project}.internal"}
+                if made.state.get("serviceLabel") else {}
+            ),
             "gcp:serviceaccount/account:Account": lambda made: _identity(made.resource_id.rsplit("/", 1)[1]) | {
                 "name": made.resource_id, "uniqueId": str(int(digest(made.name, 16), 16))[:21],
             },
@@ -338,6 +342,10 @@ _DATA_SOURCES: dict[str, Callable[[_Asked], dict[str, Any]]] = {
     },
     "gcp:compute/getDefaultServiceAccount:getDefaultServiceAccount": _default_compute_account,
     "gcp:compute/getNetblockIPRanges:getNetblockIPRanges": _netblocks,
+    "gcp:logging/getProjectCmekSettings:getProjectCmekSettings": lambda asked: {
+        "project": asked.project, "name": f"projects/{asked.project}/cmekSettings", "id": f"projects/{asked.project}/cmekSettings",
+        "serviceAccountId": service_agent(asked.project, "logging.googleapis.com"), "kmsKeyName": "", "kmsKeyVersionName": "",
+    },
     "gcp:compute/getZones:getZones": lambda asked: {
         "names": [f"{asked.region}-{zone}" for zone in "abcf"], "project": asked.project, "region": asked.region,
         "id": f"projects/{asked.project}/regions/{asked.region}",
