@@ -148,14 +148,23 @@ def _in_dependency_order(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return ordered
 
 
-def _run_program() -> None:
-    """Runs the program, then registers the stack's exports: under mocks the root stack registered
-    its (then empty) outputs before the program ran, where the engine registers them after it.
-    """
+def _run_main() -> None:
+    """The project's program, `__main__.py`, as `pulumi up` runs it."""
     runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__")
-    root = get_root_resource()
-    if isinstance(root, Stack):
-        root.register_outputs(dict(root.outputs))
+
+
+def _then_exports(program: Callable[[], None]) -> Callable[[], None]:
+    """The program, then the stack's exports registered: under mocks the root stack registered its
+    (then empty) outputs before the program ran, where the engine registers them after it.
+    """
+
+    def run() -> None:
+        program()
+        root = get_root_resource()
+        if isinstance(root, Stack):
+            root.register_outputs(dict(root.outputs))
+
+    return run
 
 
 _P = ParamSpec("_P")
@@ -249,6 +258,15 @@ def build_plan_revealed(stack: str, root: Path = PROJECT_ROOT, *, preview: bool 
     read what a preview hides, such as the size of a secret user data; never written anywhere).
     """
     config, secret_keys = stack_config(stack, root)
+    return plan_program(_run_main, stack, config, secret_keys, preview=preview)
+
+
+def plan_program(
+    program: Callable[[], None], stack: str, config: Mapping[str, str], secret_keys: list[str], *, preview: bool = False,
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The plan of any Pulumi program run as the stack with that config (`build_plan_revealed` runs
+    the project's; a test runs the composition with a cloud of its own), and its revealed inputs.
+    """
     monitor = RecordingMonitor(PlanMocks(config, preview=preview))
     outside = os.environ.get(OFFLINE_PLAN_VARIABLE)
     os.environ[OFFLINE_PLAN_VARIABLE] = "1"
@@ -257,10 +275,10 @@ def build_plan_revealed(stack: str, root: Path = PROJECT_ROOT, *, preview: bool 
     asyncio.set_event_loop(loop)
     try:
         reset_options(project="dpc", stack=stack, preview=preview)
-        pulumi.runtime.set_all_config(config, secret_keys)
+        pulumi.runtime.set_all_config(dict(config), secret_keys)
         pulumi.runtime.set_mocks(monitor.mocks, project="dpc", stack=stack, preview=preview, monitor=monitor)
         with collector_paused(), _call_stacks_left_out():
-            loop.run_until_complete(run_pulumi_func(_run_program))
+            loop.run_until_complete(run_pulumi_func(_then_exports(program)))
     finally:
         asyncio.set_event_loop(None)
         loop.close()
