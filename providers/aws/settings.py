@@ -1,7 +1,7 @@
 """AWS's settings profile: the defaults of each environment in AWS's machine types and gp3 volumes,
 and what AWS sells and refuses (gp3's IOPS and throughput, what one instance drives of EBS, S3's
-lifecycle minimums, AWS's region and zone names, its tag limits). A plain module: no AWS SDK, so
-that validating a stack costs no cloud import.
+lifecycle minimums, AWS's region and zone names, its tag limits). It imports no AWS SDK: settings
+are data and rules, whoever reads them.
 
 Prod's data volume has the original size and IOPS but 690 MiB/s, not 1000 (design §11.7): an
 r6i.2xlarge drives at most 10 Gbps (1192 MiB/s) of EBS for all its volumes together, so data and

@@ -1,11 +1,11 @@
 """GCP's settings profile: the defaults of each environment in GCE's machine types and pd-ssd disks,
 and what GCP sells and refuses (pd-ssd, whose performance follows its size; what Cloud Storage
-bills for leaving a class early; GCP's region and zone names; what its labels take). A plain
-module: no GCP SDK, so that validating a stack costs no cloud import.
+bills for leaving a class early; GCP's region and zone names; what its labels take). It imports
+no GCP SDK: settings are data and rules, whoever reads them.
 
 The offsite bucket's classes: Nearline for infrequent access and Archive for archive. Every Cloud
-Storage class answers reads at once (no restore step, unlike S3 Glacier Flexible Retrieval, design
-§11.6), so pgBackRest reads its repository in any of them. Archive over Coldline: the offsite
+Storage class answers reads at once (no restore step, unlike S3 Glacier Flexible Retrieval:
+design §11.6), so pgBackRest reads its repository in any of them. Archive over Coldline: the offsite
 fulls stay 7 years (design §4.4) and are read only to restore from an old backup, so Archive's
 storage price (about a third of Coldline's) outweighs its retrieval price, and its 365-day minimum
 is far shorter than the retention; `_check_lifecycle` refuses a retention that would undercut it.
