@@ -60,8 +60,47 @@ def exported(result: object) -> dict[str, Any]:
     return {f.name: getattr(result, f.name) for f in fields(result)}  # type: ignore[arg-type]  # any dataclass instance
 
 
+def former_names(opts: pulumi.ResourceOptions | None) -> tuple[str, ...]:
+    """The names a component had before a rename, from its `aliases` (those that name one)."""
+    aliases = (opts.aliases or []) if opts else []
+    return tuple(alias.name for alias in aliases if isinstance(alias, pulumi.Alias) and isinstance(alias.name, str))
+
+
+def children_renamed(name: str, former: tuple[str, ...]) -> pulumi.ResourceTransformation:
+    """A transformation that gives each child of a renamed component the alias of its former name.
+
+    A child's name is derived from its component's (`Scope.child`), so renaming the component
+    renames every child; the component's own alias only carries over its type and parent, and the
+    engine would replace every child, volumes and keys included. With this, each child named
+    `<name>-<role>` is also known as `<former>-<role>`, and a rename replaces nothing.
+    """
+    prefix = f"{name}-"
+
+    def rename(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+        if not args.name.startswith(prefix):
+            return None
+        suffix = args.name.removeprefix(prefix)
+        aliases = [pulumi.Alias(name=f"{old}-{suffix}") for old in former]
+        return pulumi.ResourceTransformationResult(args.props, pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(aliases=aliases)))
+
+    return rename
+
+
+def component_opts(name: str, context: StackContext, opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptions:
+    """A component's options: the stack's, the caller's, and its children's aliases if it was renamed."""
+    merged = pulumi.ResourceOptions.merge(context.opts, opts)
+    former = former_names(opts)
+    if not former:
+        return merged
+    return pulumi.ResourceOptions.merge(merged, pulumi.ResourceOptions(transformations=[children_renamed(name, former)]))
+
+
 class Component(pulumi.ComponentResource, Generic[PlanT, ResultT]):
-    """A component of one concern: `dpc:<module>:<Name>` built by a per-cloud builder."""
+    """A component of one concern: `dpc:<module>:<Name>` built by a per-cloud builder.
+
+    `opts` adds to the stack's options; its `aliases` keep a live stack's resources when the
+    component is renamed (`children_renamed`).
+    """
 
     type_token: ClassVar[str]
 
@@ -71,7 +110,8 @@ class Component(pulumi.ComponentResource, Generic[PlanT, ResultT]):
         plan: PlanT,
         builder: Callable[[Scope, PlanT], ResultT],
         context: StackContext,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__(self.type_token, name, None, context.opts)
+        super().__init__(self.type_token, name, None, component_opts(name, context, opts))
         self.result: ResultT = builder(Scope(self, name, context.tags, context.protect_state), plan)
         self.register_outputs(exported(self.result))

@@ -19,7 +19,7 @@ import pulumi_docker as docker
 import pulumi_random as random
 import pulumi_tls as tls
 
-from components.base import StackContext
+from components.base import StackContext, component_opts
 from dpc.cluster import CA_SECRET, GENERATED_SECRET_LENGTHS, CertificateRequest
 from dpc.services import BUILT_IMAGES, ServiceSpec, local_repository
 from dpc.swarm_spec import SwarmNetwork, UpdateConfig, content_name, image_reference, secret_name, swarm_network, swarm_service
@@ -107,8 +107,8 @@ def _b64(text: str) -> str:
 class DatabaseStack(pulumi.ComponentResource):
     """The seed's services on the Swarm, with their networks, secrets and configs."""
 
-    def __init__(self, name: str, plan: DatabasePlan, context: StackContext) -> None:
-        super().__init__("dpc:database:DatabaseStack", name, None, context.opts)
+    def __init__(self, name: str, plan: DatabasePlan, context: StackContext, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("dpc:database:DatabaseStack", name, None, component_opts(name, context, opts))
         self._base_name = name
         self._stack_plan = plan
         self._protect_state = context.protect_state
