@@ -454,18 +454,6 @@ def _check_nodes(s: Settings) -> Iterator[Problem]:
             )
 
 
-def volumes_by_group(s: Settings) -> dict[str, dict[str, VolumeSettings]]:
-    """The volumes each node group's node carries, by node group and volume key: a worker the data
-    and WAL volumes, the backup agent's node (the backup node, or manager-1 without one) the backup
-    volume. Root volumes are left out: they idle after boot. Clouds check what one machine drives.
-    """
-    agent_group = "backup" if s.nodes.backup.count > 0 else "managers"
-    return {
-        "workers": {"data": s.storage.data, "wal": s.storage.wal},
-        agent_group: {"backup": s.storage.backup},
-    }
-
-
 @_check("backup", "region", "environment", "cloud")
 def _check_backup(s: Settings) -> Iterator[Problem]:
     b, profile = s.backup, cloud_profile(s.cloud)

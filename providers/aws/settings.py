@@ -17,7 +17,7 @@ from typing import cast
 
 from dpc.catalog import MACHINE_TYPES, BlockStorageLimits
 from dpc.environments import Environment, node_groups
-from dpc.settings import CloudProfile, NodeGroup, Problem, Rules, Settings, VolumeSettings, volumes_by_group
+from dpc.settings import CloudProfile, NodeGroup, Problem, Rules, Settings, VolumeSettings
 
 GP3_MIN_IOPS, GP3_MAX_IOPS, GP3_IOPS_PER_GIB = 3000, 80000, 500
 GP3_MIN_THROUGHPUT, GP3_MAX_THROUGHPUT, GP3_THROUGHPUT_PER_IOPS = 125, 2000, 0.25
@@ -90,12 +90,24 @@ def _check_storage(s: Settings) -> Iterator[Problem]:
         yield from _gp3_problems(f"storage.{name}", volume)
 
 
+def _volumes_by_group(s: Settings) -> dict[str, dict[str, VolumeSettings]]:
+    """The volumes one node of each group carries, by node group and volume key: a worker the data
+    and WAL volumes, the backup agent's node (the backup node, or manager-1 without one) the backup
+    volume. Root volumes are left out: they idle after boot.
+    """
+    agent_group = "backup" if s.nodes.backup.count > 0 else "managers"
+    return {
+        "workers": {"data": s.storage.data, "wal": s.storage.wal},
+        agent_group: {"backup": s.storage.backup},
+    }
+
+
 @_rule("storage", "nodes")
 def _check_storage_against_machines(s: Settings) -> Iterator[Problem]:
     """The volumes of one node together against the most its machine type can drive (EBS maximum:
     IOPS and throughput provisioned beyond it never reach the machine, and are paid for).
     """
-    for group, volumes in volumes_by_group(s).items():
+    for group, volumes in _volumes_by_group(s).items():
         if any(next(_gp3_problems(volume_name, volume), None) for volume_name, volume in volumes.items()):
             continue  # a volume gp3 cannot provision is reported as such; its sum says nothing more
         name = cast(NodeGroup, getattr(s.nodes, group)).machine_type
