@@ -578,7 +578,7 @@ def _config_key_path(key: str) -> str:
 
 
 def _cloud_problem(cloud: object) -> Problem | None:
-    if cloud == "local" or cloud in _PROFILE_MODULES:
+    if isinstance(cloud, str) and (cloud == "local" or cloud in _PROFILE_MODULES):
         return None
     deployable = ", ".join(repr(name) for name in (*_PROFILE_MODULES, "local"))
     if cloud in get_args(Cloud):

@@ -644,8 +644,9 @@ def test_value_out_of_the_allowed_range() -> None:
     assert "20" in problem.message
 
 
-def test_unknown_cloud() -> None:
-    problem = only_problem(stack(cloud="oracle"))
+@pytest.mark.parametrize("cloud", ["oracle", ["aws"], 3, None])
+def test_unknown_cloud(cloud: object) -> None:
+    problem = only_problem(stack(cloud=cloud))
 
     assert problem.path == "cloud"
     assert "'aws'" in problem.message
