@@ -134,9 +134,9 @@ def firewall_rules(plan: NetworkPlan) -> tuple[FirewallRule, ...]:
     return tuple(rules)
 
 
-def _firewall(scope: Scope, network: gcp.compute.Network, rule: FirewallRule) -> gcp.compute.Firewall:
+def _firewall(scope: Scope, network: gcp.compute.Network, rule: FirewallRule) -> None:
     name = scope.child(rule.suffix)
-    return gcp.compute.Firewall(
+    gcp.compute.Firewall(
         name,
         name=gcp_name(name),
         network=network.self_link,
@@ -155,10 +155,16 @@ def _firewall(scope: Scope, network: gcp.compute.Network, rule: FirewallRule) ->
 
 def _firewalls(scope: Scope, plan: NetworkPlan, network: gcp.compute.Network) -> dict[str, pulumi.Output[str]]:
     """The matrix's rules and the deny-all under them; by group, the network tag that places a
-    machine under its group's rules, known only once those rules exist (a machine carrying it
-    boots inside its firewall, not before it).
+    machine under its group's rules.
+
+    The tag is the group's name, known before anything exists, so that a first preview, where the
+    policy pack judges each machine's groups, sees it (an output derived from the rules' ids would
+    be unknown there). The load balancer's group has no rule on GCP (a passthrough load balancer
+    has no firewall of its own): its tag is there because every cloud names every group, and no
+    resource carries it.
     """
-    created = [(rule.target, _firewall(scope, network, rule)) for rule in firewall_rules(plan)]
+    for rule in firewall_rules(plan):
+        _firewall(scope, network, rule)
     deny = scope.child("all-in-deny")
     gcp.compute.Firewall(
         deny,
@@ -172,15 +178,7 @@ def _firewalls(scope: Scope, plan: NetworkPlan, network: gcp.compute.Network) ->
         description="Everything the firewall matrix does not allow, dropped and logged (design §2.5)",
         opts=scope.opts(delete_before_replace=True),
     )
-    return {group: _tag(group, [firewall.id for target, firewall in created if target == group]) for group in FIREWALL_GROUPS}
-
-
-def _tag(group: str, rules: list[pulumi.Output[str]]) -> pulumi.Output[str]:
-    """The group's network tag, carrying its rules as dependencies. The load balancer's group has
-    no rule on GCP (a passthrough load balancer has no firewall of its own): its tag is there for the
-    seam's sake (every cloud names every group) and no resource carries it.
-    """
-    return pulumi.Output.all(*rules).apply(lambda _: group)
+    return {group: pulumi.Output.from_input(group) for group in FIREWALL_GROUPS}
 
 
 def _subnetwork(scope: Scope, network: gcp.compute.Network, tier: str, cidr: str, *, private: bool) -> gcp.compute.Subnetwork:
