@@ -28,6 +28,9 @@ from providers.gcp.labels import scope_labels
 ACCOUNT_ID = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
 """What IAM accepts as a service account id: 6 to 30 characters, a letter first."""
 
+DISPLAY_NAME_LIMIT = 100
+"""IAM's limit on a service account's display name."""
+
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 """The machines' access scope: all APIs, so that IAM alone (the role's grants) decides what they may do."""
 
@@ -147,7 +150,7 @@ def _identity(settings: GcpSettings, scope: Scope, plan: ComputePlan, role: Role
     account = gcp.serviceaccount.Account(
         scope.child(f"{role.value}-identity"),
         account_id=identifier,
-        display_name=f"dpc {role.value} machines ({scope.name})",
+        display_name=f"dpc {role.value} machines ({scope.name})"[:DISPLAY_NAME_LIMIT],
         description=f"dpc {role.value} machines: only what their role needs ({', '.join(plan.capabilities[role])})",
         opts=scope.opts(),
     )
