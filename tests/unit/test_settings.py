@@ -1218,3 +1218,23 @@ def test_every_problem_of_a_gcp_stack_is_reported_at_once() -> None:
             "tags.Team",
         ]
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "replica", "environment"),
+    [
+        *[(name, replica, environment) for name, replica in (("dev", "us-west-2"), ("gcp-dev", "us-east1")) for environment in ("dev", "staging", "prod")],
+        ("local", None, "dev"),
+        ("local", None, "staging"),  # local prod is one engine, one zone: refused as any one-zone prod
+    ],
+)
+def test_each_clouds_defaults_validate_in_every_environment(name: str, replica: str | None, environment: str) -> None:
+    values = stack(name, environment=environment)
+    if replica is not None:
+        values["tags"]["Environment"] = environment
+        values["backup"] = {"offsiteReplicaRegion": replica}
+
+    settings = settings_from_config(values)
+
+    assert settings.environment == environment
+    assert settings.nodes.managers.machine_type in MACHINE_TYPES[settings.cloud]
