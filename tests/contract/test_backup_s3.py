@@ -70,7 +70,15 @@ import boto3
 import pytest
 
 from dpc.cluster import BACKUP_ENCRYPTION_SECRET, BACKUP_STANZA, CA_SECRET, CertificateRequest
-from dpc.render.backup import ARCHIVE_COMMAND, OFFSITE_KEY_PREFIX, RESTORE_COMMAND, S3Repository, render_pgbackrest_repository, render_pgbackrest_secrets
+from dpc.render.backup import (
+    ARCHIVE_COMMAND,
+    OFFSITE_KEY_PREFIX,
+    RESTORE_COMMAND,
+    OffsiteRepository,
+    S3Repository,
+    render_pgbackrest_repository,
+    render_pgbackrest_secrets,
+)
 from engine.pki import issue
 from providers.aws.storage import ARCHIVE_STORAGE_CLASS, backup_writer_statements
 from tests.cluster.hosts import SMOKE_CERTIFICATE_VALIDITY
@@ -179,9 +187,10 @@ def _set_up(emulator: Emulator, *, without: frozenset[str]) -> OffsiteBucket:
 
 
 @contextlib.contextmanager
-def tls_terminator(root: Path, backend: str) -> Iterator[tuple[int, Path]]:
+def tls_terminator(root: Path, backend: str, *, options: Sequence[str] = ()) -> Iterator[tuple[int, Path]]:
     """HAProxy on a free loopback port, TLS with a throwaway CA's certificate for `localhost`, in
-    front of the emulator's plain HTTP; yields the port and the CA file for pgBackRest to verify."""
+    front of the emulator's plain HTTP; yields the port and the CA file for pgBackRest to verify.
+    `options` are HAProxy `option` lines for the emulator's quirks."""
     request = CertificateRequest("s3", "localhost", ("localhost",), ("127.0.0.1",), "server")
     pem = issue((request,), "dpc test CA", SMOKE_CERTIFICATE_VALIDITY)
     directory = root / "tls"
@@ -194,7 +203,8 @@ def tls_terminator(root: Path, backend: str) -> Iterator[tuple[int, Path]]:
     config = directory / "haproxy.cfg"
     config.write_text(
         "global\n  maxconn 100\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n"
-        f"frontend s3\n  bind 127.0.0.1:{port} ssl crt {bundle}\n  default_backend emulator\n"
+        + "".join(f"  option {option}\n" for option in options)
+        + f"frontend s3\n  bind 127.0.0.1:{port} ssl crt {bundle}\n  default_backend emulator\n"
         f"backend emulator\n  server moto {backend.removeprefix('http://')}\n"
     )
     proxy = subprocess.Popen(["haproxy", "-db", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -207,10 +217,10 @@ def tls_terminator(root: Path, backend: str) -> Iterator[tuple[int, Path]]:
 
 @dataclass(frozen=True)
 class OffsiteRig:
-    """PostgreSQL 15 archiving through the repository host's rendered config to repo1 and repo2."""
+    """PostgreSQL 15 archiving through the repository host's rendered config to repo1 and repo2
+    (in S3 here, in Cloud Storage in tests/contract/test_backup_gcs.py)."""
 
     rig: BackupRig
-    offsite: OffsiteBucket
     environment: dict[str, str]
     """The postgres user's environment: this machine's overrides of the rendered config."""
 
@@ -239,58 +249,124 @@ class OffsiteRig:
         wait_until(lambda: any((a.get("max") or "") >= segment for a in self.offsite_info()["archive"]), f"{segment} in repo2")
         return segment
 
+    def first_full_backup(self) -> str:
+        """The stanza, a table of 100 rows (`before`) archived, and repo2's first full backup,
+        encrypted; its label."""
+        self.ok("stanza-create")
+        self.sql("CREATE TABLE offsite (id integer PRIMARY KEY, batch text NOT NULL)")
+        self.sql("INSERT INTO offsite SELECT id, 'before' FROM generate_series(1, 100) AS id")
+        self.switch_and_archive()
+        self.ok("--repo=2", "--type=full", "backup")
+        (first,) = [backup["label"] for backup in self.offsite_info()["backup"]]
+        assert self.offsite_info()["repo"][0]["cipher"] == "aes-256-cbc"
+        return first
+
+    def second_full_backup(self) -> str:
+        """100 more rows (`between`), repo2's second full backup, then 100 rows (`after`) in WAL
+        only; the name of the last segment archived."""
+        self.sql("INSERT INTO offsite SELECT id, 'between' FROM generate_series(101, 200) AS id")
+        self.switch_and_archive()
+        self.ok("--repo=2", "--type=full", "backup")
+        self.sql("INSERT INTO offsite SELECT id, 'after' FROM generate_series(201, 300) AS id")
+        return self.switch_and_archive()
+
+    def fetch_and_restore(self, last_segment: str) -> None:
+        """archive-get of the last segment and a restore from repo2 alone, whose recovery fetches
+        WAL from repo2: every row of both backups and of the WAL after them comes back."""
+        fetched = self.rig.root / "fetched-segment"
+        self.ok("--repo=2", "archive-get", last_segment, str(fetched))
+        assert fetched.stat().st_size == 16 * 2**20, "a whole WAL segment, decrypted"
+        restored, target = restore_from_repo2(self, "restored")
+        assert restored.returncode == 0, restored.stdout + restored.stderr
+        assert self.restored_rows(target, "restored") == "after|100\nbefore|100\nbetween|100"
+
+    def restored_rows(self, target: Path, name: str) -> str:
+        """The `offsite` table's rows by batch in the data directory restored at `target`, once its
+        recovery, which must have fetched WAL through archive-get, has ended."""
+        port, log = free_port(), self.rig.root / f"{name}.log"
+        with postgres_running(target, log, self.environment, f"port={port}", "archive_mode=off"):
+            wait_until(lambda: self.sql("SELECT pg_is_in_recovery()", port) == "f", f"recovery of {name} to end")
+            rows = self.sql("SELECT batch, count(*) FROM offsite GROUP BY batch ORDER BY batch", port)
+        assert "from archive" in log.read_text(), "recovery fetched WAL through archive-get"
+        return rows
+
+
+@dataclass(frozen=True)
+class S3OffsiteRig(OffsiteRig):
+    """The rig with repo2 in the S3 emulator's bucket, whose objects the test moves between classes."""
+
+    offsite: OffsiteBucket
+
 
 @contextlib.contextmanager
-def offsite_rig(*, without: frozenset[str] = frozenset()) -> Iterator[OffsiteRig]:
-    """The emulator behind TLS, the bucket and users, and PostgreSQL 15 archiving with the repository
-    host's rendered config (the backup agent's policy less the actions in `without`)."""
+def archiving_rig(root: Path, offsite: OffsiteRepository, overrides: Mapping[str, str]) -> Iterator[OffsiteRig]:
+    """PostgreSQL 15 under `root` archiving with the repository host's config rendered with `offsite`
+    as repo2; `overrides` are this machine's PGBACKREST_* settings of repo2 (endpoint, CA, credentials)."""
+    repository, _ = layouts(root)
+    include = root / "repository" / "conf.d"
+    for directory in (include, Path(repository.paths.backup_repository), Path(repository.paths.data).parent, root / "wal", root / "run"):
+        directory.mkdir(parents=True)
+    config = root / "repository" / "pgbackrest.conf"
+    config.write_text(render_pgbackrest_repository(repository, prod_settings().backup, offsite))
+    (include / "secrets.conf").write_text(render_pgbackrest_secrets({BACKUP_ENCRYPTION_SECRET: FAKE_PASSPHRASE}))
+    subprocess.run(["chown", "-R", "postgres:postgres", str(root)], check=True, timeout=TIMEOUT)
+    rig = BackupRig(root, repository, repository, include, include, 0, 0)
+    environment = rig.environment | {
+        "PGBACKREST_CONFIG": str(config),
+        "PGBACKREST_CONFIG_INCLUDE_PATH": str(include),
+        "PGBACKREST_BACKUP_STANDBY": "n",
+        "PGBACKREST_ARCHIVE_TIMEOUT": "20",
+        **overrides,
+    }
+    data = Path(repository.paths.data)
+    initdb = [POSTGRES_BIN / "initdb", "-D", data, f"--waldir={repository.paths.wal}", "--auth=trust", "--no-sync", "--username=postgres"]
+    run_as("postgres", initdb, environment)
+    settings = {
+        "listen_addresses": "''",
+        "unix_socket_directories": f"'{repository.paths.sockets}'",
+        "archive_mode": "on",
+        "archive_command": f"'{with_options(ARCHIVE_COMMAND, '--reset-pg1-host')}'",
+        "fsync": "off",
+    }
+    with (data / "postgresql.conf").open("a") as conf:
+        conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
+    with postgres_running(data, root / "postgresql.log", environment):
+        yield OffsiteRig(rig, environment)
+
+
+@contextlib.contextmanager
+def rig_root(store: str) -> Iterator[Path]:
+    """A directory for one rig with an object store emulator (`store`, for the messages), removed
+    afterwards; the rig needs root (PostgreSQL and pgBackRest run as postgres) and HAProxy."""
     if os.geteuid() != 0:
         pytest.skip("needs root to run PostgreSQL and pgBackRest as the postgres user")
     if not shutil.which("haproxy"):
-        pytest.fail("HAProxy (Debian's) is missing: it terminates TLS in front of the S3 emulator")
-    root = Path(tempfile.mkdtemp(prefix="dpc-backup-s3-"))
+        pytest.fail(f"HAProxy (Debian's) is missing: it terminates TLS in front of the {store} emulator")
+    root = Path(tempfile.mkdtemp(prefix=f"dpc-backup-{store.lower()}-"))
     root.chmod(0o755)
     try:
-        with aws_emulator(iam_enforced_after=SET_UP_REQUESTS) as emulator, tls_terminator(root, emulator.endpoint) as (port, ca_file):
-            offsite = _set_up(emulator, without=without)
-            repository, _ = layouts(root)
-            include = root / "repository" / "conf.d"
-            for directory in (include, Path(repository.paths.backup_repository), Path(repository.paths.data).parent, root / "wal", root / "run"):
-                directory.mkdir(parents=True)
-            config = root / "repository" / "pgbackrest.conf"
-            config.write_text(render_pgbackrest_repository(repository, prod_settings().backup, S3Repository(bucket=BUCKET, region=REGION)))
-            (include / "secrets.conf").write_text(render_pgbackrest_secrets({BACKUP_ENCRYPTION_SECRET: FAKE_PASSPHRASE}))
-            subprocess.run(["chown", "-R", "postgres:postgres", str(root)], check=True, timeout=TIMEOUT)
-            rig = BackupRig(root, repository, repository, include, include, 0, 0)
-            environment = rig.environment | {
-                "PGBACKREST_CONFIG": str(config),
-                "PGBACKREST_CONFIG_INCLUDE_PATH": str(include),
-                "PGBACKREST_BACKUP_STANDBY": "n",
-                "PGBACKREST_ARCHIVE_TIMEOUT": "20",
-                "PGBACKREST_REPO2_S3_ENDPOINT": "localhost",
-                "PGBACKREST_REPO2_S3_PORT": str(port),
-                "PGBACKREST_REPO2_S3_URI_STYLE": "path",
-                "PGBACKREST_REPO2_STORAGE_CA_FILE": str(ca_file),
-                "PGBACKREST_REPO2_S3_KEY_TYPE": "shared",
-                "PGBACKREST_REPO2_S3_KEY": offsite.agent["AWS_ACCESS_KEY_ID"],
-                "PGBACKREST_REPO2_S3_KEY_SECRET": offsite.agent["AWS_SECRET_ACCESS_KEY"],
-            }
-            data = Path(repository.paths.data)
-            initdb = [POSTGRES_BIN / "initdb", "-D", data, f"--waldir={repository.paths.wal}", "--auth=trust", "--no-sync", "--username=postgres"]
-            run_as("postgres", initdb, environment)
-            settings = {
-                "listen_addresses": "''",
-                "unix_socket_directories": f"'{repository.paths.sockets}'",
-                "archive_mode": "on",
-                "archive_command": f"'{with_options(ARCHIVE_COMMAND, '--reset-pg1-host')}'",
-                "fsync": "off",
-            }
-            with (data / "postgresql.conf").open("a") as conf:
-                conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
-            with postgres_running(data, root / "postgresql.log", environment):
-                yield OffsiteRig(rig, offsite, environment)
+        yield root
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def offsite_rig(*, without: frozenset[str] = frozenset()) -> Iterator[S3OffsiteRig]:
+    """The emulator behind TLS, the bucket and users, and PostgreSQL 15 archiving with the repository
+    host's rendered config (the backup agent's policy less the actions in `without`)."""
+    with rig_root("S3") as root, aws_emulator(iam_enforced_after=SET_UP_REQUESTS) as emulator, tls_terminator(root, emulator.endpoint) as (port, ca_file):
+        offsite = _set_up(emulator, without=without)
+        overrides = {
+            "PGBACKREST_REPO2_S3_ENDPOINT": "localhost",
+            "PGBACKREST_REPO2_S3_PORT": str(port),
+            "PGBACKREST_REPO2_S3_URI_STYLE": "path",
+            "PGBACKREST_REPO2_STORAGE_CA_FILE": str(ca_file),
+            "PGBACKREST_REPO2_S3_KEY_TYPE": "shared",
+            "PGBACKREST_REPO2_S3_KEY": offsite.agent["AWS_ACCESS_KEY_ID"],
+            "PGBACKREST_REPO2_S3_KEY_SECRET": offsite.agent["AWS_SECRET_ACCESS_KEY"],
+        }
+        with archiving_rig(root, S3Repository(bucket=BUCKET, region=REGION), overrides) as rig:
+            yield S3OffsiteRig(rig.rig, rig.environment, offsite)
 
 
 def restore_from_repo2(rig: OffsiteRig, name: str) -> tuple[subprocess.CompletedProcess[str], Path]:
@@ -302,20 +378,9 @@ def restore_from_repo2(rig: OffsiteRig, name: str) -> tuple[subprocess.Completed
 
 def test_pgbackrest_works_under_the_rendered_policy_with_the_repository_in_the_lifecycles_classes() -> None:
     with offsite_rig() as rig:
-        rig.ok("stanza-create")
-        rig.sql("CREATE TABLE offsite (id integer PRIMARY KEY, batch text NOT NULL)")
-        rig.sql("INSERT INTO offsite SELECT id, 'before' FROM generate_series(1, 100) AS id")
-        rig.switch_and_archive()
-        rig.ok("--repo=2", "--type=full", "backup")
-        (first,) = [backup["label"] for backup in rig.offsite_info()["backup"]]
-        assert rig.offsite_info()["repo"][0]["cipher"] == "aes-256-cbc"
-
+        first = rig.first_full_backup()
         rig.offsite.move_all(ARCHIVE_STORAGE_CLASS)
-        rig.sql("INSERT INTO offsite SELECT id, 'between' FROM generate_series(101, 200) AS id")
-        rig.switch_and_archive()
-        rig.ok("--repo=2", "--type=full", "backup")
-        rig.sql("INSERT INTO offsite SELECT id, 'after' FROM generate_series(201, 300) AS id")
-        last_segment = rig.switch_and_archive()
+        last_segment = rig.second_full_backup()
 
         first_files = [key for key in rig.offsite.object_keys() if f"/{first}/" in key]
         assert first_files, "the first backup's files are in the bucket"
@@ -324,17 +389,7 @@ def test_pgbackrest_works_under_the_rendered_policy_with_the_repository_in_the_l
         assert not [key for key in rig.offsite.object_keys() if f"/{first}/" in key], "expire deleted the first backup's files"
         assert first not in [backup["label"] for backup in rig.offsite_info()["backup"]]
 
-        fetched = rig.rig.root / "fetched-segment"
-        rig.ok("--repo=2", "archive-get", last_segment, str(fetched))
-        assert fetched.stat().st_size == 16 * 2**20, "a whole WAL segment, decrypted"
-
-        restored, target = restore_from_repo2(rig, "restored")
-        assert restored.returncode == 0, restored.stdout + restored.stderr
-        port = free_port()
-        with postgres_running(target, rig.rig.root / "restored.log", rig.environment, f"port={port}", "archive_mode=off"):
-            wait_until(lambda: rig.sql("SELECT pg_is_in_recovery()", port) == "f", "recovery from repo2 to end")
-            assert rig.sql("SELECT batch, count(*) FROM offsite GROUP BY batch ORDER BY batch", port) == "after|100\nbefore|100\nbetween|100"
-        assert "from archive" in (rig.rig.root / "restored.log").read_text(), "recovery fetched WAL through archive-get"
+        rig.fetch_and_restore(last_segment)
 
         rig.offsite.move_all("GLACIER")
         failures = {
