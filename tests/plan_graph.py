@@ -24,10 +24,8 @@ class Resource:
     inputs: dict[str, Any]
     protect: bool
     provider: str
-
-    @property
-    def id(self) -> str:
-        return mock_id(self.type, self.name)
+    id: str
+    """The id the offline plan's mocks gave it: named from its name (and, on GCP, its inputs and its provider's project and region)."""
 
 
 class PlanGraph:
@@ -35,11 +33,14 @@ class PlanGraph:
 
     def __init__(self, plan: dict[str, Any]) -> None:
         self.plan = plan
-        self.resources = [
-            Resource(s["urn"], s["newState"]["type"], s["urn"].split("::")[-1], s["newState"]["custom"], s["newState"]["parent"],
-                     s["newState"]["inputs"], s["newState"]["protect"], s["newState"]["provider"])
-            for s in plan["steps"]
-        ]
+        inputs = {s["urn"]: s["newState"]["inputs"] for s in plan["steps"]}
+
+        def resource(state: dict[str, Any], name: str) -> Resource:
+            provider_inputs = inputs.get(state["provider"].rsplit("::", 1)[0])
+            return Resource(state["urn"], state["type"], name, state["custom"], state["parent"], state["inputs"], state["protect"], state["provider"],
+                            mock_id(state["type"], name, state["inputs"], provider_inputs))
+
+        self.resources = [resource(s["newState"], s["urn"].split("::")[-1]) for s in plan["steps"]]
         self.by_urn = {r.urn: r for r in self.resources}
         self.by_id = {r.id: r for r in self.resources if r.custom}
 
