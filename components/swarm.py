@@ -82,6 +82,8 @@ class SwarmLayout:
     hostname_prefix: str
     ssh_public_keys: tuple[str, ...]
     bastion: Node
+    backup_agent: Node
+    """The one node whose containers may act as the node (`dpc-metadata-guard` is off there)."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,15 @@ class SshAccess:
     host_key_secret: str | None
 
 
+def ssh_access(plan: SwarmPlan, machine: str, host_key_secrets: Mapping[str, pulumi.Output[str]]) -> pulumi.Output[SshAccess]:
+    """Who logs in to a machine (the deploy key, the admins' keys) and where its host key waits in
+    the cloud's secret store (`host_key_secrets` by machine; none for a machine `pulumi up` never reaches).
+    """
+    return pulumi.Output.all(plan.deploy_public_key, host_key_secrets.get(machine)).apply(
+        lambda args: SshAccess(args[0], plan.layout.ssh_public_keys, args[1])
+    )
+
+
 class _CloudConfigDumper(yaml.CSafeDumper):
     """Writes multi-line strings (the scripts) as literal blocks, so the user data reads as files;
     libyaml's emitter (the same output, golden-tested) because the scripts make the user data long.
@@ -223,6 +234,22 @@ def _timer_units(name: str, description: str) -> list[dict[str, str]]:
     ]
 
 
+METADATA_GUARD_UNIT = """[Unit]
+Description=Keep containers from the instance metadata service
+Before=docker.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/dpc-metadata-guard
+
+[Install]
+RequiredBy=docker.service
+"""
+"""Runs the guard on every boot before dockerd starts, and keeps dockerd (and with it every
+container) down if the rule cannot be put in place: the node then fails loudly, never open."""
+
+
 def _ssh(document: dict[str, object], access: SshAccess, hooks: CloudHooks, files: list[dict[str, str]]) -> None:
     """Authorises the deploy key and the admins' keys for the deploy user: the image's default user
     when that is the deploy user, otherwise a deploy user the user data creates in its place (with
@@ -255,12 +282,14 @@ def _ssh(document: dict[str, object], access: SshAccess, hooks: CloudHooks, file
     runcmd.append(["/usr/local/sbin/dpc-host-key"])
 
 
-def node_environment(node: Node, secret_names: Mapping[str, str], packages: Sequence[str], images_parameter: str) -> dict[str, str]:
+def node_environment(node: Node, secret_names: Mapping[str, str], packages: Sequence[str], images_parameter: str, *, metadata_guard: bool) -> dict[str, str]:
     """The node's bootstrap settings: its Swarm role, whether it may initialise the Swarm, where the
-    secrets are, what to install, whom to let reach Docker and which image list to pull.
+    secrets are, what to install, whom to let reach Docker, which image list to pull and whether its
+    containers are kept from the instance metadata.
     """
     manager = node.role is Role.MANAGER
     return {
+        "DPC_METADATA_GUARD": "true" if metadata_guard else "false",
         "DPC_NODE": node.name,
         "DPC_SWARM_ROLE": "manager" if manager else "worker",
         "DPC_SWARM_INIT": "true" if node.swarm_init else "false",
@@ -297,10 +326,12 @@ def render_node_cloud_init(
     user the PostgreSQL image runs as. Packages are installed by the bootstrap, with retries, not by
     cloud-init's `packages` (one failed apt run there and the node never joins). Every manager
     carries the labels table and the convergence timer, so the Swarm converges whichever node is
-    replaced; managers also carry the readiness checks the deployment runs.
+    replaced; managers also carry the readiness checks the deployment runs. Every node but the
+    backup agent's keeps its containers from the instance metadata (`dpc-metadata-guard`).
     """
     packages = sorted({*BASE_PACKAGES, *hooks.secret_store_packages, *hooks.registry_packages})
-    environment = node_environment(node, secret_names, packages, images_parameter) | dict(hooks.environment)
+    guarded = node != layout.backup_agent
+    environment = node_environment(node, secret_names, packages, images_parameter, metadata_guard=guarded) | dict(hooks.environment)
     docker_config = json.dumps({"credsStore": hooks.docker_credentials_store}) + "\n"
     files = [
         _file("/etc/apt/apt.conf.d/80dpc-retries", APT_RETRIES, "0644"),
@@ -316,6 +347,8 @@ def render_node_cloud_init(
         *(_file(f"/usr/local/bin/docker-credential-{name}", helper, "0755") for name, helper in sorted(hooks.credential_helpers.items())),
         *_timer_units("dpc-image-pull", "Pull the stack's images with this node's identity"),
     ]
+    if guarded:
+        files += [_script("dpc-metadata-guard"), _file("/etc/systemd/system/dpc-metadata-guard.service", METADATA_GUARD_UNIT, "0644")]
     if node.role is Role.MANAGER:
         files += [
             _script("dpc-swarm-converge"),

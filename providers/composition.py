@@ -99,7 +99,7 @@ def deploy(topology: Topology, stack: str, cloud: CloudBuilders) -> dict[str, pu
         opts=pulumi.ResourceOptions(providers=[tls.Provider(f"{stack}-access-tls")]),
     )
     swarm_plan = SwarmPlan(
-        layout=SwarmLayout(nodes, prefix, tuple(settings.access.ssh_public_keys), bastion),
+        layout=SwarmLayout(nodes, prefix, tuple(settings.access.ssh_public_keys), bastion, topology.backup_agent),
         mounts=mounts,
         secrets_key_id=storage.key_id,
         deploy_public_key=access.deploy_public_key,

@@ -29,10 +29,13 @@ retry() {
 
 # apt_retried WHAT ARGS...: one apt-get run (update, upgrade, install), retried up to 20 times 30 s
 # apart: a package mirror that is briefly unreachable must not end a boot, and 10 minutes of it must.
+# Ubuntu's needrestart is held back: after an upgrade it restarts services on its own, and the boot
+# that runs apt (cloud-init's final stage) must not be among them; what was upgraded runs from the
+# next restart of its service or of the machine.
 apt_retried() {
   local what=$1
   shift
-  export DEBIAN_FRONTEND=noninteractive
+  export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
   retry 20 30 "$what" apt-get -q -o DPkg::Lock::Timeout=120 -o Dpkg::Options::=--force-confold "$@"
 }
 

@@ -6,7 +6,6 @@ EC2's 16 KiB of user data; cloud-init reads gzip). The user data names secrets a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import cast
 
@@ -19,13 +18,13 @@ from components.swarm import (
     BOOTSTRAP_SECRETS,
     PLACEHOLDER,
     CloudHooks,
-    SshAccess,
     SwarmPlan,
     SwarmResult,
     gzip_base64,
     hostname,
     render_bastion_cloud_init,
     render_node_cloud_init,
+    ssh_access,
 )
 from providers.aws.arns import Account, account_of
 
@@ -51,13 +50,6 @@ def aws_hooks(region: str, key_arn: str) -> CloudHooks:
 def ebs_device(volume_id: str) -> str:
     """The stable device path of an EBS volume on a Nitro machine (NVMe serial is the volume id)."""
     return f"/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_{volume_id.replace('-', '')}"
-
-
-def _access(plan: SwarmPlan, machine: str, host_keys: Mapping[str, pulumi.Output[str]]) -> pulumi.Output[SshAccess]:
-    """The deploy key, the admins' keys and where the machine's host key waits (if it has one)."""
-    return pulumi.Output.all(plan.deploy_public_key, host_keys.get(machine)).apply(
-        lambda args: SshAccess(args[0], plan.layout.ssh_public_keys, args[1])
-    )
 
 
 def _host_key_parameters(scope: Scope, plan: SwarmPlan) -> dict[str, aws.ssm.Parameter]:
@@ -108,7 +100,7 @@ def build_swarm(scope: Scope, plan: SwarmPlan) -> SwarmResult:
         mounts = plan.mounts.get(node.name, ())
         volume_ids = pulumi.Output.all(*(mount.volume_id for mount in mounts))
         rendered = pulumi.Output.all(
-            region, plan.secrets_key_id, secret_names, volume_ids, _access(plan, node.name, host_key_names), plan.images_parameter_name
+            region, plan.secrets_key_id, secret_names, volume_ids, ssh_access(plan, node.name, host_key_names), plan.images_parameter_name
         ).apply(
             lambda args, node=node, mounts=mounts: gzip_base64(render_node_cloud_init(
                 node=node,
@@ -121,7 +113,7 @@ def build_swarm(scope: Scope, plan: SwarmPlan) -> SwarmResult:
             ))
         )
         user_data[node.name] = rendered
-    bastion = pulumi.Output.all(region, plan.secrets_key_id, _access(plan, BASTION_HOST_KEY, host_key_names)).apply(
+    bastion = pulumi.Output.all(region, plan.secrets_key_id, ssh_access(plan, BASTION_HOST_KEY, host_key_names)).apply(
         lambda args: render_bastion_cloud_init(
             host=hostname(plan.layout.hostname_prefix, plan.layout.bastion), access=args[2], hooks=aws_hooks(args[0], args[1])
         )

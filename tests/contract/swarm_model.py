@@ -2,7 +2,8 @@
 
 Each machine is a directory holding the files its user data writes (paths moved under it), and
 runs the product's scripts with stand-ins first on PATH: `docker` (the CLI) and `curl` (the Engine
-API on the unix socket, and the instance metadata service) act on one Swarm state file shared by
+API on the unix socket, and AWS's instance metadata service; requests to loopback, a test's fake of
+a cloud's APIs, go to the real curl) act on one Swarm state file shared by
 all machines; `sleep` sleeps a fiftieth of the time asked; `apt-get`, `usermod`, `systemctl`,
 `ip`, `iptables` and `modprobe` record their calls (apt and ip can be told to fail). `aws` is
 Debian's awscli against the local AWS API (tests/contract/aws_emulator.py); an outage of the
@@ -68,6 +69,8 @@ if name == "aws":
         outage = counter(world / "aws-outage")
     endpoint = "http://127.0.0.1:9" if outage else os.environ["FAKE_AWS_ENDPOINT"]
     os.execv(os.environ["FAKE_AWS_CLI"], [os.environ["FAKE_AWS_CLI"], "--endpoint-url", endpoint, *args])
+if name == "curl" and args[-1].startswith("http://127.0.0.1:"):
+    os.execv("/usr/bin/curl", ["curl", *args])
 if name == "sleep":
     time.sleep(float(args[0]) / 50)
     sys.exit(0)
@@ -172,7 +175,7 @@ if name == "curl":
         sys.exit(0)
     if "--unix-socket" not in args:
         fail(f"stand-in curl: unexpected {args}", 7)
-    path = url.removeprefix("http://localhost").split("/", 2)[-1]
+    path = url.removeprefix("http://localhost/")
     data = next((a for a in args if a.startswith("@")), None)
     body = {}
     if data:

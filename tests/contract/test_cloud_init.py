@@ -1,10 +1,13 @@
-"""The rendered `#cloud-config` of the prod stack, checked by the programs that will read it.
+"""The rendered `#cloud-config` of the prod stacks, checked by the programs that will read it, for
+every cloud (`cloud_init_cases.CLOUDS`: AWS's `prod`, GCP's `gcp-prod`).
 
-- Golden files: the user data of every node role and of the bastion, byte for byte, under
-  tests/golden/cloud-init/. Set DPC_UPDATE_GOLDEN=1 to rewrite them after an intended change,
-  then review the diff.
-- `cloud-init schema` (Debian 12's cloud-init 22.4, the version the machine image runs) accepts
+- Golden files: the user data of every node role and of the bastion (AWS), of a manager, a worker
+  and the bastion (GCP), byte for byte, under tests/golden/cloud-init/. Set DPC_UPDATE_GOLDEN=1 to
+  rewrite them after an intended change, then review the diff.
+- `cloud-init schema` (Debian 12's cloud-init 22.4, the version AWS's machine image runs) accepts
   every user data, and every top-level key is handled by a module Debian's cloud.cfg enables.
+  Ubuntu 24.04's image (GCP) runs a later cloud-init, whose schema is a superset for these keys;
+  that version is not installable here, so GCP's user data is checked by 22.4 too.
 - shellcheck finds nothing in the scripts the user data writes, nor in the script files.
 - The volume mounting and the kernel preflight run under bash against stand-ins for the disk tools
   and for ip, iptables and modprobe (a kernel with everything, and one lacking each feature); the
@@ -36,11 +39,15 @@ from components.swarm import BASTION_HOST_KEY, SshAccess, gzip_base64
 from dpc.model import bastion_node
 from dpc.services import Uid
 from tests.contract.cloud_init_cases import (
+    AWS,
+    CLOUDS,
+    GCP,
     HOST_KEY_SECRETS,
     PREFIX,
     PROJECT_ROOT,
     SSH_KEY,
     STACK,
+    CloudCase,
     prod_nodes,
     prod_settings,
     render_bastion,
@@ -53,48 +60,79 @@ from tests.golden_files import assert_matches_golden, assert_no_stale_golden_fil
 pytestmark = pytest.mark.contract
 
 GOLDEN_DIR = PROJECT_ROOT / "tests" / "golden" / "cloud-init"
-GOLDEN_NODES = ("manager-1", "manager-2", "worker-1", "app-1", "backup-1")
-GOLDEN_CASES = (*(f"{STACK}-{node}" for node in GOLDEN_NODES), f"{STACK}-bastion-1")
-KEYED_CASES = (f"{STACK}-worker-1-with-ssh-keys", f"{STACK}-bastion-1-with-ssh-keys")
-"""Variants with admin SSH keys configured (the prod stack file has none), validated but not golden."""
+GOLDEN_NODES = {AWS.cloud: ("manager-1", "manager-2", "worker-1", "app-1", "backup-1"), GCP.cloud: ("manager-1", "worker-1")}
+GOLDEN_CASES = tuple(f"{case.stack}-{name}" for case in CLOUDS for name in (*GOLDEN_NODES[case.cloud], "bastion-1"))
+KEYED_CASES = tuple(f"{case.stack}-{name}-with-ssh-keys" for case in CLOUDS for name in ("worker-1", "bastion-1"))
+"""Variants with admin SSH keys configured (the prod stack files have none), validated but not golden."""
 CLOUD_INIT_PACKAGE = "cloud-init"
 CLOUD_INIT_VERSION = "22.4"
-"""Debian 12 (bookworm) ships cloud-init 22.4.2; the stacks' machine image is Debian 12."""
+"""Debian 12 (bookworm) ships cloud-init 22.4.2; AWS's machine image is Debian 12."""
 
 NODE_SCRIPTS = {
     "/usr/local/lib/dpc/common.sh": "components/scripts/dpc-common.sh",
-    "/usr/local/lib/dpc/secret-store.sh": "providers/aws/scripts/secret-store.sh",
     "/usr/local/sbin/dpc-swarm-bootstrap": "components/scripts/dpc-swarm-bootstrap",
     "/usr/local/sbin/dpc-kernel-preflight": "components/scripts/dpc-kernel-preflight",
     "/usr/local/sbin/dpc-mount-volumes": "components/scripts/dpc-mount-volumes",
     "/usr/local/sbin/dpc-image-pull": "components/scripts/dpc-image-pull",
 }
+GUARD_SCRIPTS = {"/usr/local/sbin/dpc-metadata-guard": "components/scripts/dpc-metadata-guard"}
+"""On every node but the backup agent's."""
 HOST_KEY_SCRIPTS = {
     "/usr/local/lib/dpc/common.sh": "components/scripts/dpc-common.sh",
-    "/usr/local/lib/dpc/secret-store.sh": "providers/aws/scripts/secret-store.sh",
     "/usr/local/sbin/dpc-host-key": "components/scripts/dpc-host-key",
 }
-"""What a machine `pulumi up` reaches runs to install its host key (the bastion's only scripts)."""
+"""What a machine `pulumi up` reaches runs to install its host key (the bastion's only scripts),
+besides its cloud's secret store."""
 MANAGER_SCRIPTS = {
-    **NODE_SCRIPTS,
     "/usr/local/sbin/dpc-swarm-converge": "components/scripts/dpc-swarm-converge",
     "/usr/local/sbin/dpc-swarm-ready": "components/scripts/dpc-swarm-ready",
     "/usr/local/sbin/dpc-images-ready": "components/scripts/dpc-images-ready",
 }
+CLOUD_SCRIPTS = {
+    AWS.cloud: {"/usr/local/lib/dpc/secret-store.sh": "providers/aws/scripts/secret-store.sh"},
+    GCP.cloud: {"/usr/local/lib/dpc/secret-store.sh": "providers/gcp/scripts/secret-store.sh"},
+}
+NODE_CLOUD_SCRIPTS = {
+    AWS.cloud: {},
+    GCP.cloud: {"/usr/local/bin/docker-credential-dpc-gcp": "providers/gcp/scripts/docker-credential-dpc-gcp"},
+}
+"""The scripts only a cloud's Swarm nodes carry (its docker credential helper)."""
+
+
+def cloud_of(case: str) -> CloudCase:
+    return next(cloud for cloud in CLOUDS if case.startswith(f"{cloud.stack}-"))
+
+
+def expected_scripts(case: str) -> dict[str, str]:
+    """The shell scripts a case's user data writes, by path, with their source files."""
+    cloud = cloud_of(case)
+    name = case.removeprefix(f"{cloud.stack}-").removesuffix("-with-ssh-keys")
+    scripts = dict(CLOUD_SCRIPTS[cloud.cloud])
+    if name == "bastion-1":
+        return scripts | HOST_KEY_SCRIPTS
+    scripts |= NODE_SCRIPTS | NODE_CLOUD_SCRIPTS[cloud.cloud]
+    if name != cloud.topology.backup_agent.name:
+        scripts |= GUARD_SCRIPTS
+    if name.startswith("manager-"):
+        scripts |= MANAGER_SCRIPTS
+    if name == "manager-1":
+        scripts |= HOST_KEY_SCRIPTS
+    return scripts
 
 
 # --- rendering the prod stack ---------------------------------------------------------------------
 
 
 def render_case(case: str) -> str:
-    """The user data of one named case: `prod-<node>`, `prod-bastion-1`, and the `-with-ssh-keys` variants."""
-    name = case.removeprefix(f"{STACK}-")
+    """The user data of one named case: `<stack>-<node>`, `<stack>-bastion-1`, and the `-with-ssh-keys` variants."""
+    cloud = cloud_of(case)
+    name = case.removeprefix(f"{cloud.stack}-")
     keys: tuple[str, ...] = ()
     if name.endswith("-with-ssh-keys"):
         name, keys = name.removesuffix("-with-ssh-keys"), (SSH_KEY,)
     if name == "bastion-1":
-        return render_bastion(keys)
-    return render_node(name, ssh_public_keys=keys)
+        return cloud.render_bastion(keys)
+    return cloud.render_node(name, ssh_public_keys=keys)
 
 
 @pytest.fixture(scope="module")
@@ -307,12 +345,11 @@ def is_shell_script(content: str) -> bool:
 @pytest.mark.parametrize("case", (*GOLDEN_CASES, *KEYED_CASES))
 def test_shellcheck_passes_every_script_in_the_user_data(rendered: dict[str, str], case: str, tmp_path: Path) -> None:
     scripts = {path: content for path, content in write_files(rendered[case]).items() if is_shell_script(content)}
-    expected = HOST_KEY_SCRIPTS if "bastion" in case else MANAGER_SCRIPTS if case.startswith(f"{STACK}-manager-") else NODE_SCRIPTS
-    if case.startswith(f"{STACK}-manager-1"):
-        expected = {**expected, **HOST_KEY_SCRIPTS}
+    expected = expected_scripts(case)
     assert set(scripts) == set(expected), "the shell scripts found in the user data are not the expected ones"
     paths: list[Path] = []
     for path, content in scripts.items():
+        assert content == (PROJECT_ROOT / expected[path]).read_text(), f"{path} is shipped byte for byte"
         extracted = tmp_path / Path(path).name
         extracted.write_text(content)
         paths.append(extracted)
@@ -321,7 +358,9 @@ def test_shellcheck_passes_every_script_in_the_user_data(rendered: dict[str, str
 
 def test_shellcheck_passes_the_script_files() -> None:
     scripts = sorted(p for p in [*(PROJECT_ROOT / "components" / "scripts").iterdir(), *PROJECT_ROOT.glob("providers/*/scripts/*")] if p.is_file())
-    assert {str(p.relative_to(PROJECT_ROOT)) for p in scripts} >= {*MANAGER_SCRIPTS.values(), *HOST_KEY_SCRIPTS.values()}
+    assert {str(p.relative_to(PROJECT_ROOT)) for p in scripts} >= {
+        source for case in GOLDEN_CASES for source in expected_scripts(case).values()
+    }
     for script in scripts:
         assert is_shell_script(script.read_text()), f"{script} declares no shell (#! or `# shellcheck shell=`)"
     run_shellcheck(scripts)
@@ -513,6 +552,97 @@ def test_preflight_on_this_machine_matches_its_kernel_configuration() -> None:
     assert ("u32" in result.stderr) is not u32, result.stderr
     after = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True, timeout=30).stdout
     assert after == before, "the preflight leaves no network namespace behind"
+
+
+# --- the instance metadata, out of the containers' reach ------------------------------------------
+
+GUARD = "components/scripts/dpc-metadata-guard"
+METADATA_ADDRESS = "169.254.169.254"
+NEIGHBOUR_ADDRESS = "169.254.1.1"
+"""Another address on the metadata service's link, which containers still reach: only the metadata is cut off."""
+_LISTEN = """
+import socket, sys
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("0.0.0.0", 80))
+server.listen(16)
+print("listening", flush=True)
+while True:
+    connection, _ = server.accept()
+    connection.sendall(b"metadata")
+    connection.close()
+"""
+_PROBE = """
+import socket, sys
+try:
+    with socket.create_connection((sys.argv[1], 80), timeout=3) as connection:
+        print(connection.recv(16).decode())
+except ConnectionRefusedError:
+    print("refused")
+except OSError as error:
+    print(type(error).__name__)
+"""
+
+
+def _in(namespace: str, *command: str) -> str:
+    result = subprocess.run(["ip", "netns", "exec", namespace, *command], capture_output=True, text=True, check=False, timeout=30)
+    assert result.returncode == 0, f"{' '.join(command)} in {namespace}: {result.stderr}"
+    return result.stdout
+
+
+def test_metadata_guard_keeps_containers_from_the_metadata_service_and_nothing_else() -> None:
+    """The real guard and iptables in network namespaces this test creates: a host that routes for
+    a container (as dockerd's bridges do, through FORWARD and DOCKER-USER) and the metadata service
+    on its link-local address. The guard runs first, as on a boot (before dockerd: it creates the
+    chain), then dockerd's jump to the chain is added; a container then cannot reach the metadata
+    service, still reaches the rest of that link, and the host itself still reaches the metadata.
+    A second run, as the first boot's bootstrap makes on a running engine, adds nothing."""
+    if os.geteuid() != 0:
+        pytest.fail("the guard's test needs root (network namespaces, iptables): run the contract tests as root")
+    suffix = str(os.getpid())
+    host, container, metadata = (f"dpc-guard-{role}-{suffix}" for role in ("host", "ctr", "md"))
+    listener: subprocess.Popen[str] | None = None
+    try:
+        for command in (
+            *(["ip", "netns", "add", namespace] for namespace in (host, container, metadata)),
+            ["ip", "-n", host, "link", "add", "to-ctr", "type", "veth", "peer", "name", "eth0", "netns", container],
+            ["ip", "-n", host, "link", "add", "to-md", "type", "veth", "peer", "name", "eth0", "netns", metadata],
+            ["ip", "-n", host, "addr", "add", "172.30.0.1/24", "dev", "to-ctr"],
+            ["ip", "-n", host, "addr", "add", "169.254.0.1/16", "dev", "to-md"],
+            ["ip", "-n", container, "addr", "add", "172.30.0.2/24", "dev", "eth0"],
+            ["ip", "-n", metadata, "addr", "add", f"{METADATA_ADDRESS}/16", "dev", "eth0"],
+            ["ip", "-n", metadata, "addr", "add", f"{NEIGHBOUR_ADDRESS}/16", "dev", "eth0"],
+            *(["ip", "-n", namespace, "link", "set", device, "up"] for namespace, device in (
+                (host, "lo"), (host, "to-ctr"), (host, "to-md"), (container, "lo"), (container, "eth0"), (metadata, "lo"), (metadata, "eth0"))),
+            ["ip", "-n", container, "route", "add", "default", "via", "172.30.0.1"],
+            ["ip", "-n", metadata, "route", "add", "172.30.0.0/24", "via", "169.254.0.1"],
+            ["ip", "netns", "exec", host, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"],
+        ):
+            subprocess.run(command, check=True, capture_output=True, timeout=30)
+        listener = subprocess.Popen(["ip", "netns", "exec", metadata, sys.executable, "-c", _LISTEN], stdout=subprocess.PIPE, text=True)
+        assert listener.stdout is not None and listener.stdout.readline() == "listening\n"
+
+        def probe(namespace: str, address: str) -> str:
+            return _in(namespace, sys.executable, "-c", _PROBE, address).strip()
+
+        assert probe(container, METADATA_ADDRESS) == "metadata", "without the guard the container reaches the metadata (the rig can fail)"
+        guard = str(PROJECT_ROOT / GUARD)
+        _in(host, guard)
+        _in(host, "iptables", "-w", "-I", "FORWARD", "-j", "DOCKER-USER")
+        assert probe(container, METADATA_ADDRESS) == "refused", "a container is refused at once, not left to time out"
+        assert probe(container, NEIGHBOUR_ADDRESS) == "metadata", "the rest of the link is still reached"
+        assert probe(host, METADATA_ADDRESS) == "metadata", "the host itself (the node's own tools) still reaches it"
+        _in(host, guard)
+        rules = [line for line in _in(host, "iptables", "-w", "-S", "DOCKER-USER").splitlines() if METADATA_ADDRESS in line]
+        assert rules == [f"-A DOCKER-USER -d {METADATA_ADDRESS}/32 -j REJECT --reject-with icmp-port-unreachable"], "one rule, however often it runs"
+    finally:
+        if listener is not None:
+            listener.kill()
+            listener.wait(timeout=30)
+        for namespace in (host, container, metadata):
+            subprocess.run(["ip", "netns", "delete", namespace], capture_output=True, check=False, timeout=30)
+    remaining = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True, timeout=30).stdout
+    assert f"-{suffix}" not in remaining, "the test's namespaces are removed"
 
 
 # --- mounting the volumes -------------------------------------------------------------------------

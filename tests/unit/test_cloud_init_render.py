@@ -1,9 +1,11 @@
 """Fast checks of the rendered `#cloud-config` of the prod stack's nodes (AWS hooks): who initialises
 the Swarm, which join token each node reads, the design §1.4 labels on every manager, the volumes,
 the packages the bootstrap installs, the timers, SSH access, where the reached machines' host keys
-come from, the size EC2 accepts, and the absence of anything secret: user data names secrets and
-holds none. The slow checks (golden files, `cloud-init schema`, shellcheck, running the scripts)
-are in tests/contract."""
+come from, the size EC2 accepts, the containers kept from the instance metadata, and the absence of
+anything secret: user data names secrets and holds none. Then what GCP's hooks change (the gcp-prod
+stack): Secret Manager names, the persistent disks' device paths, the deploy user created on
+Ubuntu's image, the Artifact Registry credential helper. The slow checks (golden files,
+`cloud-init schema`, shellcheck, running the scripts) are in tests/contract."""
 
 from __future__ import annotations
 
@@ -31,7 +33,9 @@ from dpc.model import Node, Role
 from dpc.services import Uid
 from providers.aws.swarm import ebs_device
 from tests.contract.cloud_init_cases import (
+    CLOUDS,
     DEPLOY_KEY,
+    GCP,
     HOST_KEY_MACHINES,
     HOST_KEY_SECRETS,
     IMAGES_PARAMETER,
@@ -40,6 +44,7 @@ from tests.contract.cloud_init_cases import (
     PROJECT_ROOT,
     SECRET_NAMES,
     SSH_KEY,
+    CloudCase,
     prod_nodes,
     render_bastion,
     render_node,
@@ -72,6 +77,9 @@ PLACEMENT_LABELS = {
     "dpc-prod-backup-1": {"dpc.role": "backup", "postgres.backup": "true"},
 }
 """The labels dpc/model.py adds beyond the seed, for placement; listed so that any other label fails."""
+
+GUARD_FILES = {"/usr/local/sbin/dpc-metadata-guard", "/etc/systemd/system/dpc-metadata-guard.service"}
+"""What keeps a node's containers from the instance metadata (every node but the backup agent's)."""
 
 HOST_KEY_SCRIPT = "/usr/local/sbin/dpc-host-key"
 HOST_KEY_ENV = "/etc/dpc/host-key.env"
@@ -163,6 +171,7 @@ def test_labels_table_holds_exactly_the_seed_labels_and_the_placement_labels(doc
 def test_node_joins_with_its_roles_token(documents: dict[str, dict[str, Any]], name: str, join: str) -> None:
     assert node_env(documents[name]) == {
         "DPC_NODE": name,
+        "DPC_METADATA_GUARD": "false" if name == "backup-1" else "true",
         "DPC_SWARM_ROLE": "manager" if join == MANAGER_TOKEN else "worker",
         "DPC_SWARM_INIT": "true" if name == "manager-1" else "false",
         "DPC_PLACEHOLDER": PLACEHOLDER,
@@ -217,8 +226,8 @@ def test_packages_come_from_the_os_through_the_bootstrap_not_cloud_inits_one_sho
 
 
 def test_no_script_in_the_repository_pipes_a_download_into_a_shell() -> None:
-    scripts = [*(PROJECT_ROOT / "components" / "scripts").iterdir(), *(PROJECT_ROOT / "providers" / "aws" / "scripts").iterdir()]
-    assert len(scripts) >= 8
+    scripts = [*(PROJECT_ROOT / "components" / "scripts").iterdir(), *PROJECT_ROOT.glob("providers/*/scripts/*")]
+    assert len(scripts) >= 12
     for script in scripts:
         text = script.read_text()
         assert "get.docker.com" not in text, script
@@ -378,3 +387,112 @@ def test_node_env_quoting_survives_the_shell(tmp_path: Path) -> None:
 
 def test_every_node_role_is_covered(nodes: dict[str, Node]) -> None:
     assert {node.role for node in nodes.values()} == {Role.MANAGER, Role.WORKER, Role.APP, Role.BACKUP}
+
+
+# --- the instance metadata, out of the containers' reach ------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CLOUDS, ids=lambda case: case.cloud)
+def test_every_node_but_the_backup_agents_keeps_its_containers_from_the_metadata(case: CloudCase) -> None:
+    """Whoever reaches the metadata service acts as the node (its join tokens included); only the
+    backup agent, which writes the offsite backups as its node, may (design: the one exception)."""
+    agent = case.topology.backup_agent.name
+    assert agent == "backup-1"
+    for name in case.nodes():
+        document = load(case.render_node(name))
+        files = files_of(document)
+        guarded = name != agent
+        assert node_env(document)["DPC_METADATA_GUARD"] == ("true" if guarded else "false"), name
+        assert (files.keys() >= GUARD_FILES) is guarded and (not GUARD_FILES & files.keys()) is (not guarded), name
+        if guarded:
+            assert files["/usr/local/sbin/dpc-metadata-guard"]["content"] == (PROJECT_ROOT / "components/scripts/dpc-metadata-guard").read_text()
+            assert files["/usr/local/sbin/dpc-metadata-guard"]["permissions"] == "0755"
+    assert load(case.render_bastion())["runcmd"] == [[HOST_KEY_SCRIPT]], "the bastion runs no containers"
+
+
+def test_the_guard_runs_before_docker_on_every_boot_and_fails_closed() -> None:
+    unit = files_of(load(render_node("worker-1")))["/etc/systemd/system/dpc-metadata-guard.service"]["content"]
+    assert "Before=docker.service\n" in unit, "in place before dockerd starts a container"
+    assert "RequiredBy=docker.service\n" in unit, "pulled in by docker on every boot, and docker does not start without it"
+    assert "Type=oneshot\n" in unit and "RemainAfterExit=yes\n" in unit
+    assert "ExecStart=/usr/local/sbin/dpc-metadata-guard\n" in unit
+    rule = (PROJECT_ROOT / "components/scripts/dpc-metadata-guard").read_text()
+    assert "readonly CHAIN=DOCKER-USER\n" in rule and "169.254.169.254/32" in rule
+
+
+def test_the_bootstrap_enables_the_guard_before_docker_and_the_swarm() -> None:
+    bootstrap = (PROJECT_ROOT / "components/scripts/dpc-swarm-bootstrap").read_text()
+    guard = bootstrap.index("systemctl enable --now dpc-metadata-guard.service")
+    assert bootstrap.index("systemctl daemon-reload") < guard < bootstrap.index("systemctl enable --now docker\n")
+    assert guard < bootstrap.index('join "$address"'), "containers run only once the node is in the Swarm"
+    assert 'if [ "$DPC_METADATA_GUARD" = true ]; then\n  systemctl enable --now dpc-metadata-guard.service' in bootstrap
+
+
+# --- GCP ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gcp_documents() -> dict[str, dict[str, Any]]:
+    return {name: load(GCP.render_node(name)) for name in GCP.nodes()}
+
+
+def test_gcp_nodes_read_secret_manager_secrets_named_by_project_and_id(gcp_documents: dict[str, dict[str, Any]]) -> None:
+    for name, document in gcp_documents.items():
+        env = node_env(document)
+        assert env["DPC_MANAGER_ADDRESS"] == f"projects/dpc-test-project/secrets/gcp-prod-swarm-{MANAGER_ADDRESS}"
+        assert env["DPC_JOIN_TOKEN"] == GCP.secret_names[MANAGER_TOKEN if name.startswith("manager-") else WORKER_TOKEN]
+        assert env["DPC_IMAGES_PARAMETER"] == GCP.images_parameter
+        assert env["DPC_PACKAGES"] == "curl docker.io jq", f"{name}: no cloud CLI: the store is curl against the REST API"
+        assert not {"DPC_REGION", "DPC_KEY_ID"} & env.keys(), "a secret carries its key and location itself"
+        assert files_of(document)["/usr/local/lib/dpc/secret-store.sh"]["content"] == (PROJECT_ROOT / "providers/gcp/scripts/secret-store.sh").read_text()
+
+
+@pytest.mark.parametrize("index", [1, 2, 3])
+def test_gcp_worker_mounts_its_persistent_disks_by_their_device_names(gcp_documents: dict[str, dict[str, Any]], index: int) -> None:
+    mounts = files_of(gcp_documents[f"worker-{index}"])["/etc/dpc/mounts.tsv"]["content"]
+    assert mounts == (
+        f"/dev/disk/by-id/google-gcp-prod-storage-worker-{index}-data\t/mnt/postgres-cluster/patroni-{index}\t{Uid.POSTGRES}\n"
+        f"/dev/disk/by-id/google-gcp-prod-storage-worker-{index}-wal\t/mnt/postgres-cluster/patroni-{index}-wal\t{Uid.POSTGRES}\n"
+    )
+
+
+@pytest.mark.parametrize("machine", ["manager-1", "worker-1", "bastion"])
+def test_gcp_creates_the_deploy_user_on_ubuntus_image(machine: str) -> None:
+    """Ubuntu's GCE image's default user is `ubuntu`; the deployment logs in as `admin` on every
+    cloud, so the user data creates it (keys, passwordless sudo, no password) instead of the default."""
+    document = load(GCP.render_bastion([SSH_KEY]) if machine == "bastion" else GCP.render_node(machine, ssh_public_keys=[SSH_KEY]))
+    assert "ssh_authorized_keys" not in document, "top-level keys would go to the image's default user"
+    assert document["users"] == [{
+        "name": DEPLOY_USER, "shell": "/bin/bash", "lock_passwd": True, "sudo": "ALL=(ALL) NOPASSWD:ALL", "ssh_authorized_keys": [DEPLOY_KEY, SSH_KEY],
+    }]
+
+
+def test_aws_keeps_debians_default_user() -> None:
+    for user_data in (render_node("worker-1"), render_bastion()):
+        assert "users" not in load(user_data), "Debian's AMI's default user is the deploy user"
+
+
+def test_gcp_docker_cli_signs_in_to_artifact_registry_with_the_shipped_helper(gcp_documents: dict[str, dict[str, Any]]) -> None:
+    helper = (PROJECT_ROOT / "providers/gcp/scripts/docker-credential-dpc-gcp").read_text()
+    for name, document in gcp_documents.items():
+        files = files_of(document)
+        assert files["/root/.docker/config.json"]["content"] == '{"credsStore": "dpc-gcp"}\n', name
+        assert files["/usr/local/bin/docker-credential-dpc-gcp"] == {
+            "path": "/usr/local/bin/docker-credential-dpc-gcp", "content": helper, "owner": "root:root", "permissions": "0755",
+        }, name
+    assert not any(path.startswith("/usr/local/bin/docker-credential-") for path in files_of(load(render_node("worker-1")))), "AWS: Debian's package"
+
+
+def test_gcp_bastion_installs_its_stores_tools_for_its_host_key() -> None:
+    env = node_env(load(GCP.render_bastion()), HOST_KEY_ENV)
+    assert env == {"DPC_HOST_KEY_SECRET": GCP.host_key_secrets["bastion"], "DPC_HOST_KEY_PACKAGES": "curl jq"}
+
+
+def test_gcp_user_data_holds_no_secret_and_fits_the_metadata_value_limit(gcp_documents: dict[str, dict[str, Any]]) -> None:
+    """GCE takes at most 256 KiB per metadata value; the nodes' user data goes there base64-encoded."""
+    for name in GCP.nodes():
+        user_data = GCP.render_node(name, ssh_public_keys=[SSH_KEY])
+        assert len(gzip_base64(user_data)) <= 256 * 1024, name
+        assert "PRIVATE KEY" not in user_data and not re.search(r"SWMTKN-1-[0-9a-z]{20,}|ya29\.", user_data), name
+        named = {machine for machine, secret in GCP.host_key_secrets.items() if secret in user_data}
+        assert named == ({name} & set(HOST_KEY_MACHINES)), name
