@@ -17,6 +17,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_gcp as gcp
@@ -134,22 +135,20 @@ def firewall_rules(plan: NetworkPlan) -> tuple[FirewallRule, ...]:
     return tuple(rules)
 
 
-def _firewall(scope: Scope, network: gcp.compute.Network, rule: FirewallRule) -> None:
-    name = scope.child(rule.suffix)
+def _firewall(scope: Scope, network: gcp.compute.Network, suffix: str, *, priority: int, description: str, **rule: Any) -> None:
+    """An ingress rule of the network. Named by the program (GCP's rules for names, stable across
+    updates), so a replacement must delete the old rule before creating the new one of the same name.
+    """
+    name = scope.child(suffix)
     gcp.compute.Firewall(
         name,
         name=gcp_name(name),
         network=network.self_link,
         direction="INGRESS",
-        priority=ALLOW_PRIORITY,
-        target_tags=[rule.target],
-        allows=[gcp.compute.FirewallAllowArgs(protocol=rule.protocol, ports=list(rule.ports) or None)],
-        source_tags=list(rule.source_tags) or None,
-        source_ranges=list(rule.source_ranges) or None,
-        description=rule.description,
-        # Named by the program (GCP's rules for names, stable across updates), so a replacement
-        # must delete the old rule before creating the new one of the same name.
+        priority=priority,
+        description=description,
         opts=scope.opts(delete_before_replace=True),
+        **rule,
     )
 
 
@@ -164,19 +163,26 @@ def _firewalls(scope: Scope, plan: NetworkPlan, network: gcp.compute.Network) ->
     resource carries it.
     """
     for rule in firewall_rules(plan):
-        _firewall(scope, network, rule)
-    deny = scope.child("all-in-deny")
-    gcp.compute.Firewall(
-        deny,
-        name=gcp_name(deny),
-        network=network.self_link,
-        direction="INGRESS",
+        _firewall(
+            scope,
+            network,
+            rule.suffix,
+            priority=ALLOW_PRIORITY,
+            description=rule.description,
+            target_tags=[rule.target],
+            allows=[gcp.compute.FirewallAllowArgs(protocol=rule.protocol, ports=list(rule.ports) or None)],
+            source_tags=list(rule.source_tags) or None,
+            source_ranges=list(rule.source_ranges) or None,
+        )
+    _firewall(
+        scope,
+        network,
+        "all-in-deny",
         priority=DENY_ALL_PRIORITY,
+        description="Everything the firewall matrix does not allow, dropped and logged (design §2.5)",
         denies=[gcp.compute.FirewallDenyArgs(protocol="all")],
         source_ranges=["0.0.0.0/0"],
         log_config=gcp.compute.FirewallLogConfigArgs(metadata="INCLUDE_ALL_METADATA"),
-        description="Everything the firewall matrix does not allow, dropped and logged (design §2.5)",
-        opts=scope.opts(delete_before_replace=True),
     )
     return {group: pulumi.Output.from_input(group) for group in FIREWALL_GROUPS}
 

@@ -6,7 +6,6 @@ passthrough load balancer is wired as design §2.4 says.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import inspect
 import ipaddress
@@ -15,8 +14,6 @@ from dataclasses import dataclass, field
 
 import pulumi
 import pytest
-from pulumi.runtime.settings import reset_options
-from pulumi.runtime.stack import run_pulumi_func
 
 from components.base import StackContext
 from components.load_balancer import LoadBalancer, LoadBalancerPlan, LoadBalancerTarget
@@ -25,7 +22,7 @@ from dpc.model import FIREWALL_MATRIX, LOAD_BALANCER_HEALTH_CHECK, LOAD_BALANCER
 from providers.gcp.load_balancer import build_load_balancer
 from providers.gcp.mocks import COMPUTE_API, GcpMocks, autoname, mock_id, service_agent
 from providers.gcp.network import build_network, gcp_name
-from review.plan import RecordingMonitor, _InlineExecutor  # pyright: ignore[reportPrivateUsage]  # the offline plan's own executor
+from tests.mocked_program import run_mocked
 from tests.plan_graph import PlanGraph, Resource
 
 STACK = "gcp-prod"
@@ -53,7 +50,7 @@ class Built:
     """The recorded resources of one stack's network and endpoint, and their results resolved."""
 
     graph: PlanGraph
-    plan: NetworkPlan
+    client_cidrs: tuple[str, ...]
     internal: bool
     groups: dict[str, str] = field(default_factory=dict[str, str])
     egress: dict[str, list[str]] = field(default_factory=dict[str, list[str]])
@@ -77,16 +74,12 @@ def _network_plan(client_cidrs: tuple[str, ...]) -> NetworkPlan:
 
 
 def _build(client_cidrs: tuple[str, ...], stack: str = STACK) -> Built:
-    """Runs the two builders as the composition does, in an event loop of their own."""
-    loop = asyncio.new_event_loop()
-    loop.set_default_executor(_InlineExecutor())
-    asyncio.set_event_loop(loop)
-    monitor = RecordingMonitor(GcpMocks(PROJECT, REGION))
-    built = Built(PlanGraph({"steps": []}), _network_plan(client_cidrs), internal=not client_cidrs)
+    """Runs the two builders as the composition does, under the offline plan's GCP mocks."""
+    built = Built(PlanGraph({"steps": []}), client_cidrs, internal=not client_cidrs)
 
     def program() -> None:
         context = StackContext(TAGS, protect_state=True, opts=pulumi.ResourceOptions())
-        network = Network(f"{stack}-network", built.plan, build_network, context).result
+        network = Network(f"{stack}-network", _network_plan(client_cidrs), build_network, context).result
         compute = f"https://www.googleapis.com/compute/v1/projects/{PROJECT}/zones"
         instances = {f"manager-{i + 1}": (zone, f"{compute}/{zone}/instances/m{i}") for i, zone in enumerate(ZONES)}
         built.instances = {node: link for node, (_, link) in instances.items()}
@@ -99,13 +92,7 @@ def _build(client_cidrs: tuple[str, ...], stack: str = STACK) -> Built:
             pulumi.Output.all(*(r.urn for r in resources)).apply(lambda urns, zone=zone: built.egress.__setitem__(zone, list(urns)))
         endpoint.address.apply(lambda value: setattr(built, "address", value))
 
-    try:
-        reset_options(project="dpc", stack=stack, preview=False)
-        pulumi.runtime.set_mocks(monitor.mocks, project="dpc", stack=stack, preview=False, monitor=monitor)
-        loop.run_until_complete(run_pulumi_func(program))
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
+    monitor = run_mocked(GcpMocks(PROJECT, REGION), program, stack)
     built.graph = PlanGraph({"steps": monitor.steps})
     return built
 
@@ -118,7 +105,7 @@ def built(request: pytest.FixtureRequest) -> Built:
 def _expected(built: Built) -> set[tuple[str, str, str, str]]:
     """The matrix's rows to machines as (target tag, protocol, ports, source), each source tag or
     range one entry: what the firewall must allow, and all it may."""
-    clients = built.plan.client_cidrs or (VPC,)
+    clients = built.client_cidrs or (VPC,)
     probes = INTERNAL_PROBES if built.internal else EXTERNAL_PROBES
     expected: set[tuple[str, str, str, str]] = set()
     for rule in FIREWALL_MATRIX:
