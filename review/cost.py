@@ -33,6 +33,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
+from providers.gcp.settings import GCS_ARCHIVE_CLASS, GCS_INFREQUENT_ACCESS_CLASS
 from review.steps import Change, Step, is_unknown, load_change
 
 PRICES_DIR = Path(__file__).with_name("prices")
@@ -210,7 +211,8 @@ class BackupModel:
 
     full_gb: float
     monthly_growth_gb: float
-    gb_by_class: Mapping[str, float]
+    gb_by_tier: Mapping[str, float]
+    """By lifecycle tier (`LIFECYCLE_TIERS`): each cloud's pricer names its own class for each."""
     assumption: str
 
 
@@ -232,17 +234,17 @@ def backup_model(usage: Usage, sizing: Sizing | None) -> BackupModel | None:
     ia_after = (sizing.infrequent_access_after_days if sizing else 30) / DAYS_PER_MONTH
     archive_after = (sizing.archive_after_days if sizing else 90) / DAYS_PER_MONTH
     kept = min(float(months), (sizing.expire_after_days if sizing else 2555) / DAYS_PER_MONTH)
-    by_class = {
-        "STANDARD": growth * min(kept, ia_after),
-        "STANDARD_IA": growth * max(0.0, min(kept, archive_after) - ia_after),
-        "GLACIER_IR": growth * max(0.0, kept - archive_after),
+    by_tier = {
+        "hot": growth * min(kept, ia_after),
+        "infrequent": growth * max(0.0, min(kept, archive_after) - ia_after),
+        "archive": growth * max(0.0, kept - archive_after),
     }
     assumption = (
         f"{origin}; {FULL_BACKUPS_PER_MONTH:.2f} fulls a month (Sundays and the 1st) = {growth:,.0f} GB/month;"
-        f" month {months} of the stack (usage monthsElapsed): objects move to Standard-IA after {ia_after * DAYS_PER_MONTH:.0f} days"
-        f" and Glacier IR after {archive_after * DAYS_PER_MONTH:.0f} days"
+        f" month {months} of the stack (usage monthsElapsed): objects move to the infrequent-access class after"
+        f" {ia_after * DAYS_PER_MONTH:.0f} days and the archive class after {archive_after * DAYS_PER_MONTH:.0f} days"
     )
-    return BackupModel(full, growth, by_class, assumption)
+    return BackupModel(full, growth, by_tier, assumption)
 
 
 @dataclass
@@ -535,19 +537,30 @@ def _storage_lines(subject: Subject, gb_by_class: Mapping[str, float], rates: Ma
     return lines or [Line("stored data: 0 GB", 0.0, assumption)]
 
 
-def _bucket_contents(subject: Subject, default_class: str) -> tuple[Mapping[str, float], str]:
-    """What a bucket holds: the offsite backup model for the program's backup buckets, else the usage's flat figure."""
+LIFECYCLE_TIERS: tuple[str, ...] = ("hot", "infrequent", "archive")
+"""The offsite lifecycle's tiers (design §4.4), in order."""
+
+AWS_LIFECYCLE_CLASSES: dict[str, str] = dict(zip(LIFECYCLE_TIERS, ("STANDARD", "STANDARD_IA", "GLACIER_IR"), strict=True))
+GCP_LIFECYCLE_CLASSES: dict[str, str] = dict(zip(LIFECYCLE_TIERS, ("STANDARD", GCS_INFREQUENT_ACCESS_CLASS, GCS_ARCHIVE_CLASS), strict=True))
+AZURE_LIFECYCLE_CLASSES: dict[str, str] = dict(zip(LIFECYCLE_TIERS, ("Hot", "Cool", "Cold"), strict=True))
+"""Azure's online tiers: its Archive tier must be rehydrated before a read, which pgBackRest cannot wait for."""
+
+
+def _bucket_contents(subject: Subject, default_class: str, classes: Mapping[str, str]) -> tuple[Mapping[str, float], str]:
+    """What a bucket holds, by storage class: the offsite backup model for the program's backup
+    buckets (each tier in the cloud's `classes`), else the usage's flat figure.
+    """
     usage = subject.context.usage
     backups = subject.context.backups
     if subject.tag("Purpose") == BACKUP_PURPOSE and backups is not None:
-        return backups.gb_by_class, backups.assumption
+        return {classes[tier]: gb for tier, gb in backups.gb_by_tier.items()}, backups.assumption
     if subject.tag("Purpose") == BACKUP_PURPOSE:
         return {}, "backup size unknown: no stack settings and no usage backupFullGb (0 GB priced)"
     return {default_class: usage.object_storage_gb}, f"{usage.object_storage_gb:g} GB stored (usage objectStorageGb)"
 
 
 def _aws_bucket(subject: Subject) -> list[Line]:
-    gb_by_class, assumption = _bucket_contents(subject, "STANDARD")
+    gb_by_class, assumption = _bucket_contents(subject, "STANDARD", AWS_LIFECYCLE_CLASSES)
     return _storage_lines(subject, gb_by_class, cast(Mapping[str, float], subject.prices["s3GbMonth"]), assumption)
 
 
@@ -705,8 +718,26 @@ def _gcp_bucket(subject: Subject) -> list[Line]:
     location = str(subject.get("location", "")).lower()
     if location and location not in subject.table.regions:
         raise UnpriceableError(f"bucket location {location!r} (multi- or dual-region, or a region) has no price in review/prices/gcp.json")
-    gb_by_class, assumption = _bucket_contents(subject, str(subject.get("storageClass", "STANDARD")))
+    gb_by_class, assumption = _bucket_contents(subject, str(subject.get("storageClass", "STANDARD")), GCP_LIFECYCLE_CLASSES)
     return _storage_lines(subject, gb_by_class, cast(Mapping[str, float], subject.prices["storageGbMonth"]), assumption)
+
+
+def _gcp_log_bucket(subject: Subject) -> list[Line]:
+    """A Cloud Logging bucket: ingestion beyond the project's free allotment, storage kept beyond the
+    30 days every bucket includes (the flow logs' retention, design §2.1).
+    """
+    logging = cast(Mapping[str, float], subject.prices["logging"])
+    usage = subject.context.usage
+    retention_days = subject.number("retentionDays", 30)
+    billed_months = max(0.0, min(float(usage.months_elapsed), retention_days / DAYS_PER_MONTH) - 30 / DAYS_PER_MONTH)
+    ingested = max(0.0, usage.log_gb_per_month - logging["freeGibPerProject"])
+    stored = usage.log_gb_per_month * billed_months
+    return [
+        Line(f"ingestion: {ingested:g} GiB beyond the project's free {logging['freeGibPerProject']:g} × {_usd(logging['ingestGib'])} USD",
+             ingested * logging["ingestGib"], f"{usage.log_gb_per_month:g} GiB/month ingested (usage logGbPerMonth)"),
+        Line(f"storage beyond 30 days: {stored:,.1f} GiB × {_usd(logging['retentionGibMonthAfter30Days'])} USD/GiB-month",
+             stored * logging["retentionGibMonthAfter30Days"], f"kept {retention_days:g} days, month {usage.months_elapsed} of the stack"),
+    ]
 
 
 def _gcp_crypto_key(subject: Subject) -> list[Line]:
@@ -804,7 +835,7 @@ def _azure_storage_account(subject: Subject) -> list[Line]:
     sku = str(subject.get("sku.name", ""))
     if sku != "Standard_LRS":
         raise UnpriceableError(f"storage account SKU {sku!r} has no price in review/prices/azure.json (it has Standard_LRS)")
-    gb_by_class, assumption = _bucket_contents(subject, str(subject.get("accessTier", "Hot")))
+    gb_by_class, assumption = _bucket_contents(subject, str(subject.get("accessTier", "Hot")), AZURE_LIFECYCLE_CLASSES)
     return _storage_lines(subject, gb_by_class, cast(Mapping[str, float], subject.prices["blobGbMonth"]), assumption)
 
 
@@ -870,6 +901,7 @@ PRICERS: Mapping[str, Pricer] = {
     "aws:secretsmanager/secret:Secret": _aws_secret,
     "gcp:compute/instance:Instance": _gcp_instance,
     "gcp:compute/disk:Disk": _gcp_disk,
+    "gcp:logging/projectBucketConfig:ProjectBucketConfig": _gcp_log_bucket,
     "gcp:compute/regionDisk:RegionDisk": _gcp_disk,
     "gcp:compute/routerNat:RouterNat": _gcp_router_nat,
     "gcp:compute/address:Address": _gcp_address,
@@ -926,7 +958,8 @@ FREE_TYPES = {
         "aws:s3/bucketOwnershipControls:BucketOwnershipControls", "aws:ecr/repositoryPolicy:RepositoryPolicy",
         "gcp:serviceaccount/account:Account", "gcp:projects/iAMMember:IAMMember", "gcp:projects/iAMBinding:IAMBinding",
         "gcp:storage/bucketIAMMember:BucketIAMMember", "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember",
-        "gcp:secretmanager/secretIamMember:SecretIamMember",
+        "gcp:secretmanager/secretIamMember:SecretIamMember", "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember",
+        "gcp:projects/serviceIdentity:ServiceIdentity",
         "azure-native:authorization:RoleAssignment", "azure-native:managedidentity:UserAssignedIdentity",
         "azure-native:keyvault:Vault",
     ), _ACCESS),
@@ -940,7 +973,9 @@ FREE_TYPES = {
         "gcp:kms/keyRing:KeyRing", "gcp:compute/healthCheck:HealthCheck", "gcp:compute/regionHealthCheck:RegionHealthCheck",
         "gcp:compute/regionBackendService:RegionBackendService", "gcp:compute/instanceGroup:InstanceGroup",
         "gcp:compute/attachedDisk:AttachedDisk", "gcp:secretmanager/secret:Secret",
+        "gcp:monitoring/notificationChannel:NotificationChannel",
     ), _CONFIGURATION),
+    "gcp:logging/projectSink:ProjectSink": "delivery only: Cloud Logging charges the logs it routes as ingestion and storage in their bucket",
     "aws:ec2/flowLog:FlowLog": "delivery only: its records are priced as the log group's ingestion",
     "aws:budgets/budget:Budget": "a budget without actions: AWS Budgets charges only action-enabled budgets beyond the first two",
     "gcp:billing/budget:Budget": "Cloud Billing budgets cost nothing",

@@ -291,9 +291,29 @@ def test_every_type_the_shipped_stacks_create_is_priced_or_free() -> None:
     assert {"aws:ec2/instance:Instance", "aws:ebs/volume:Volume", "aws:ec2/natGateway:NatGateway", "aws:lb/loadBalancer:LoadBalancer",
             "aws:s3/bucket:Bucket", "aws:kms/key:Key", "aws:cloudwatch/logGroup:LogGroup", "aws:ecr/repository:Repository",
             "aws:ec2/eip:Eip", "aws:ec2/vpcEndpoint:VpcEndpoint"} <= priced
-    for stack in ("staging", "dev"):
+    for stack in ("staging", "dev", "gcp-dev"):
         change = change_from_digest(plan_of(stack))
-        assert not estimate(change, sizing=sizing_for(change, None)).unpriced
+        assert not estimate(change, sizing=sizing_for(change, None)).unpriced, stack
+
+
+def test_gcp_prod_lists_only_its_dual_region_bucket_as_unpriced() -> None:
+    """The price table has regional Cloud Storage only (its notes say so): the geo copy's dual-region
+    bucket is listed with why, never priced on a guess; everything else of GCP prod is priced or free.
+    """
+    change = change_from_digest(plan_of("gcp-prod"))
+    report = estimate(change, sizing=sizing_for(change, None))
+    assert [(r.type, "multi- or dual-region" in r.unpriced_reason) for r in report.unpriced] == [("gcp:storage/bucket:Bucket", True)]
+    priced = {r.type for r in report.resources if r.status == "priced"}
+    assert {"gcp:compute/instance:Instance", "gcp:compute/disk:Disk", "gcp:compute/routerNat:RouterNat", "gcp:kms/cryptoKey:CryptoKey",
+            "gcp:compute/forwardingRule:ForwardingRule", "gcp:logging/projectBucketConfig:ProjectBucketConfig"} <= priced
+
+
+def test_a_gcp_backup_bucket_is_priced_in_gcs_classes() -> None:
+    change = change_from_digest(plan_of("gcp-dev"))
+    report = estimate(change, sizing=sizing_for(change, None))
+    bucket = next(r for r in report.resources if r.type == "gcp:storage/bucket:Bucket")
+    assert bucket.after is not None
+    assert [line.label.split(":")[0] for line in bucket.after.lines] == ["STANDARD", "NEARLINE", "ARCHIVE"]
 
 
 def test_the_gcp_and_azure_equivalents_of_seed_1_3_are_priced() -> None:
