@@ -21,6 +21,7 @@ import pulumi_gcp as gcp
 from components.base import Scope
 from components.registry import ImageListPlan, ImageListResult, RegistryPlan, RegistryResult, image_list_value
 from providers.gcp.labels import scope_labels
+from providers.gcp.network import gcp_name
 
 ACCESS_TOKEN_USER = "oauth2accesstoken"
 """The user name Artifact Registry takes with an OAuth access token as the password."""
@@ -36,7 +37,7 @@ def build_registry(scope: Scope, plan: RegistryPlan) -> RegistryResult:
     for image in plan.images:
         repository = gcp.artifactregistry.Repository(
             scope.child(image),
-            repository_id=scope.child(image),
+            repository_id=gcp_name(scope.child(image)),
             location=config.region,
             format="DOCKER",
             description=f"The {image} image of {scope.name}",

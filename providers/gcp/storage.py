@@ -25,6 +25,7 @@ import pulumi_gcp as gcp
 from components.base import Scope
 from components.storage import StoragePlan, StorageResult
 from providers.gcp.labels import scope_labels
+from providers.gcp.network import gcp_name
 from providers.gcp.settings import GCS_ARCHIVE_CLASS, GCS_INFREQUENT_ACCESS_CLASS
 
 KEY_ROTATION_PERIOD = f"{90 * 24 * 3600}s"
@@ -201,7 +202,7 @@ def build_storage(scope: Scope, plan: StoragePlan) -> StorageResult:
     for volume in plan.volumes:
         disk = gcp.compute.Disk(
             scope.child(volume.name),
-            name=scope.child(volume.name),
+            name=gcp_name(scope.child(volume.name)),
             zone=volume.zone,
             size=volume.size_gb,
             type=DISK_TYPE,

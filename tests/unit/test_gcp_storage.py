@@ -8,7 +8,6 @@ label and tells the listed addresses at the plan's thresholds.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import re
@@ -18,8 +17,6 @@ from typing import Any, cast
 
 import pulumi
 import pytest
-from pulumi.runtime.settings import reset_options
-from pulumi.runtime.stack import run_pulumi_func
 
 from components.base import StackContext
 from components.budget import BUDGET_ALERTS, Budget, BudgetPlan
@@ -32,7 +29,7 @@ from providers.gcp.labels import LABEL_LIMIT
 from providers.gcp.registry import build_image_list, build_registry
 from providers.gcp.settings import GCS_ARCHIVE_CLASS, GCS_INFREQUENT_ACCESS_CLASS
 from providers.gcp.storage import ENCRYPTER_DECRYPTER, KEY_ROTATION_PERIOD, bucket_location, build_storage
-from review.plan import RecordingMonitor
+from tests.mocked_program import run_mocked
 
 PROJECT, NUMBER, REGION = "dpc-test-project", "123456789012", "us-central1"
 TAGS = {"CostCenter": "Platform Team", "Environment": "prod", "ManagedBy": "pulumi", "Owner": "dba@example.com", "Service": "postgres-ha", "Stack": "gcp-prod"}
@@ -126,19 +123,18 @@ class Built:
         return urn
 
 
-def build(*, replica_region: str | None = "us-east1", prod: bool = True, lifecycle: BucketLifecycle = LIFECYCLE) -> Built:
-    """Runs storage, registry, image list and budget in their components under mocks, in an event
-    loop of its own, as the composition calls them (the registry under the storage's key)."""
-    monitor = RecordingMonitor(GcpMocks())
+def build(*, replica_region: str | None = "us-east1", prod: bool = True, lifecycle: BucketLifecycle = LIFECYCLE, stack: str = "gcp-prod") -> Built:
+    """Runs storage, registry, image list and budget in their components under mocks, as the
+    composition calls them (the registry under the storage's key)."""
     outputs: dict[str, Any] = {}
 
     def program() -> None:
         context = StackContext(TAGS, prod, pulumi.ResourceOptions())
-        storage = Storage("gcp-prod-storage", StoragePlan(VOLUMES, lifecycle, replica_region), build_storage, context).result
-        registry = ImageRegistry("gcp-prod-registry", RegistryPlan(("postgres", "services"), storage.key_id), build_registry, context).result
+        storage = Storage(f"{stack}-storage", StoragePlan(VOLUMES, lifecycle, replica_region), build_storage, context).result
+        registry = ImageRegistry(f"{stack}-registry", RegistryPlan(("postgres", "services"), storage.key_id), build_registry, context).result
         references = tuple(registry.repository_urls[image].apply(lambda url: f"{url}@sha256:{'0' * 64}") for image in sorted(registry.repository_urls))
-        listed = ImageList("gcp-prod-image-list", ImageListPlan(registry.image_list_name, references), build_image_list, context).result
-        budget = Budget("gcp-prod-budget", BudgetPlan(3000.5, EMAILS, BUDGET_ALERTS, (REGION,)), functools.partial(build_budget, GCP), context).result
+        listed = ImageList(f"{stack}-image-list", ImageListPlan(registry.image_list_name, references), build_image_list, context).result
+        budget = Budget(f"{stack}-budget", BudgetPlan(3000.5, EMAILS, BUDGET_ALERTS, (REGION,)), functools.partial(build_budget, GCP), context).result
         values = {
             "key_id": storage.key_id,
             "volume_ids": storage.volume_ids,
@@ -155,15 +151,7 @@ def build(*, replica_region: str | None = "us-east1", prod: bool = True, lifecyc
         }
         pulumi.Output.all(**values).apply(outputs.update)
 
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        reset_options(project="dpc", stack="gcp-prod", preview=False)
-        pulumi.runtime.set_mocks(monitor.mocks, project="dpc", stack="gcp-prod", preview=False, monitor=monitor)
-        loop.run_until_complete(run_pulumi_func(program))
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
+    monitor = run_mocked(GcpMocks(), program, stack)
     return Built(monitor.revealed, {step["urn"]: step for step in monitor.steps}, outputs)
 
 
@@ -331,3 +319,13 @@ def test_the_budget_counts_the_stacks_label_in_its_project_and_tells_the_listed_
         "monitoringNotificationChannels": [f"projects/{PROJECT}/notificationChannels/{_suffix(name)}" for name in channels],
         "disableDefaultIamRecipients": True,
     }
+
+
+def test_names_stay_gcp_names_under_a_long_stack_name() -> None:
+    """Disks and repositories are named by the stack: a long stack name is cut to GCP's 63
+    characters, each name still its own."""
+    stack = "a-rather-long-stack-name-for-the-analytics-team"
+    built = build(replica_region=None, prod=False, stack=stack)
+    names = [d["name"] for d in built.of_type(DISK).values()] + [r["repositoryId"] for r in built.of_type(REPOSITORY).values()]
+    assert all(NAME.match(name) for name in names) and len(set(names)) == len(names), names
+    assert any(len(f"{stack}-storage-{v.name}") > 63 for v in VOLUMES), "the case cuts a name"
