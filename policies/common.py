@@ -220,21 +220,30 @@ Flow = tuple[str, Any, Any, str, str]
 """One flow of a security group rule: (protocol, from port, to port, kind of peer, peer)."""
 
 
-def _flows(props: Any, own_id: Any) -> list[Flow]:
-    """The flows of a rule as EC2 lists them, one per peer: a group's inline entry or a legacy
-    SecurityGroupRule (lists of CIDRs, groups, `self`) or a SecurityGroupIngress/EgressRule (one peer).
+def _flows(props: Any, own_id: Any, kind: str) -> list[Flow]:
+    """The flows of a rule as EC2 lists them, one per peer, read in the rule's own shape (`kind`): a
+    group's inline entry (`inline`: lists of CIDRs, groups, `self`), a legacy SecurityGroupRule
+    (`legacy`: lists of CIDRs, one source group, `self`) or a SecurityGroupIngress/EgressRule (`rule`: one peer).
     """
-    protocol = str(get(props, "ipProtocol") or get(props, "protocol") or "-1").lower()
+    one_peer = kind == "rule"
+    protocol = str(get(props, "ipProtocol" if one_peer else "protocol") or "-1").lower()
     protocol = _PROTOCOL_NAMES.get(protocol, protocol)
     low, high = (get(props, "fromPort"), get(props, "toPort")) if protocol in _PORTED else (None, None)
-    peers = [
-        *(("cidr", str(c)) for key in ("cidrBlocks", "ipv6CidrBlocks") for c in items(get(props, key))),
-        *(("cidr", str(get(props, key))) for key in ("cidrIpv4", "cidrIpv6") if get(props, key)),
-        *(("prefix", str(p)) for p in [*items(get(props, "prefixListIds")), get(props, "prefixListId")] if p),
-        *(("group", str(g)) for g in [*items(get(props, "securityGroups")), get(props, "referencedSecurityGroupId"), get(props, "sourceSecurityGroupId")] if g),
-        *([("group", str(own_id))] if get(props, "self") is True else []),
-    ]
-    return [(protocol, low, high, kind, peer) for kind, peer in peers]
+    if one_peer:
+        peers = [
+            *(("cidr", str(get(props, key))) for key in ("cidrIpv4", "cidrIpv6") if get(props, key)),
+            *(("prefix", str(p)) for p in [get(props, "prefixListId")] if p),
+            *(("group", str(g)) for g in [get(props, "referencedSecurityGroupId")] if g),
+        ]
+    else:
+        groups = items(get(props, "securityGroups")) if kind == "inline" else [get(props, "sourceSecurityGroupId")]
+        peers = [
+            *(("cidr", str(c)) for key in ("cidrBlocks", "ipv6CidrBlocks") for c in items(get(props, key))),
+            *(("prefix", str(p)) for p in items(get(props, "prefixListIds"))),
+            *(("group", str(g)) for g in groups if g),
+            *([("group", str(own_id))] if get(props, "self") is True else []),
+        ]
+    return [(protocol, low, high, peer_kind, peer) for peer_kind, peer in peers]
 
 
 def _flow_entry(flow: Flow) -> dict[str, Any]:
@@ -265,10 +274,10 @@ def inline_rules(args: StackValidationArgs, group: PolicyResource, direction: st
     if not declared or not separate:
         return declared
     own_id = get(group.props, "id")
-    elsewhere = [flow for rule in separate for flow in _flows(rule.props, own_id)]
+    elsewhere = [flow for rule in separate for flow in _flows(rule.props, own_id, "legacy" if rule.resource_type == _LEGACY_RULE else "rule")]
     inline: list[Any] = []
     for entry in declared:
-        for flow in _flows(entry, own_id):
+        for flow in _flows(entry, own_id, "inline"):
             if flow in elsewhere:
                 elsewhere.remove(flow)
             else:

@@ -201,6 +201,11 @@ BUCKETS_PRIVATE = stack_policy(
 )
 
 
+MAX_ROTATION_DAYS = 90
+"""The longest a Cloud KMS key may go between versions (the GCP stacks rotate every 90 days); AWS
+KMS rotates yearly by itself when rotation is on, and is judged by `enableKeyRotation` alone."""
+
+
 def _seconds(duration: str) -> float:
     return float(duration.removesuffix("s"))
 
@@ -228,13 +233,14 @@ KEYS_ROTATED = resource_policy(
     "keys-rotated",
     "Customer-managed keys rotate automatically.",
     severity=Severity.MEDIUM,
-    remediation="Turn on automatic rotation: AWS enableKeyRotation, GCP rotationPeriod, Azure a rotation policy with a rotate action.",
+    remediation="Turn on automatic rotation: AWS enableKeyRotation, GCP rotationPeriod (at most maxRotationDays, 90 by default), "
+    "Azure a rotation policy with a rotate action.",
     checks={
         "aws:kms/key:Key": _aws_key_rotation,
         "gcp:kms/cryptoKey:CryptoKey": _gcp_key_rotation,
         "azure-native:keyvault:Key": _azure_key_rotation,
     },
-    config_schema=PolicyConfigSchema({"maxRotationDays": {"type": "integer", "minimum": 1, "default": 365}}),
+    config_schema=PolicyConfigSchema({"maxRotationDays": {"type": "integer", "minimum": 1, "default": MAX_ROTATION_DAYS}}),
 )
 
 
@@ -285,7 +291,7 @@ def _rotating(key: PolicyResource) -> bool:
             return symmetric and peek(key.props, "enableKeyRotation") is True
         case "gcp:kms/cryptoKey:CryptoKey":
             period = peek(key.props, "rotationPeriod")
-            return isinstance(period, str) and _seconds(period) <= 365 * 86_400
+            return isinstance(period, str) and _seconds(period) <= MAX_ROTATION_DAYS * 86_400
         case "azure-native:keyvault:Key":
             actions = known_items(peek(key.props, "properties", "rotationPolicy", "lifetimeActions"))
             return any(str(peek(action, "action", "type")).lower() == "rotate" for action in actions)
@@ -357,6 +363,16 @@ def _each(prop: str, *path: str | int) -> Callable[[PolicyResource], list[Any]]:
     return lambda resource: [peek(item, *path) for item in known_items(peek(resource.props, prop))]
 
 
+def _secret_keys(resource: PolicyResource) -> list[Any]:
+    """The keys a Secret Manager secret's replicas are encrypted with: each user-managed replica's,
+    or the automatic replication's one; a replica under Google's key names None.
+    """
+    replicas = known_items(peek(resource.props, "replication", "userManaged", "replicas"))
+    if replicas:
+        return [peek(replica, "customerManagedEncryption", "kmsKeyName") for replica in replicas]
+    return [peek(resource.props, "replication", "auto", "customerManagedEncryption", "kmsKeyName")]
+
+
 def _has(prop: str) -> Callable[[PolicyResource], bool]:
     return lambda resource: length(peek(resource.props, prop)) > 0 or isinstance(peek(resource.props, prop), Mapping)
 
@@ -388,6 +404,7 @@ KEY_FIELDS = (
              _at("storageProfile", "osDisk", "managedDisk", "diskEncryptionSet", "id")),
     KeyField("azure-native:storage:StorageAccount", "encryption", "the storage account", _at("encryption", "keyVaultProperties", "keyName")),
     KeyField("gcp:artifactregistry/repository:Repository", "kmsKeyName", "the registry", _at("kmsKeyName")),
+    KeyField("gcp:secretmanager/secret:Secret", "replication", "the secret's replicas", _secret_keys),
     KeyField("azure-native:containerregistry:Registry", "encryption", "the registry", _at("encryption", "keyVaultProperties", "keyIdentifier")),
 )
 """Every type that keeps data at rest, and where it names its key."""
@@ -410,6 +427,8 @@ def _stack_key_problems(resource: PolicyResource) -> Iterator[str]:
         foreign = {account for account in (_foreign_account(r, keys) for r in references) if account}
         if any(_cloud_managed(reference) for reference in references):
             yield f"{field.what} of {resource.name} names the cloud's own key, not the stack's"
+        elif any(reference is None for reference in references):
+            yield f"{field.what} of {resource.name} names no key: the cloud's own key encrypts it"
         elif foreign:
             yield f"{field.what} of {resource.name} names a key of account {', '.join(sorted(foreign))}, not one of this stack's"
         elif not keys:
@@ -450,4 +469,24 @@ ENCRYPTED_WITH_STACK_KEY = stack_policy(
     clouds=("aws", "gcp", "azure-native"),
 )
 
-POLICIES = [ENCRYPTED_WITH_STACK_KEY, DISKS_ENCRYPTED, BUCKETS_ENCRYPTED, BUCKETS_TLS_ONLY, BUCKETS_PRIVATE, KEYS_ROTATED, OVERLAYS_ENCRYPTED]
+def _gcp_secret_replication(args: ResourceValidationArgs) -> Iterator[str]:
+    replicas = items(get(args.props, "replication", "userManaged", "replicas"))
+    if get(args.props, "replication", "auto") is not None or not replicas:
+        yield "the secret is replicated automatically, wherever Google chooses: give it user-managed replicas in the stack's region"
+    for index, replica in enumerate(replicas):
+        if not peek(replica, "customerManagedEncryption", "kmsKeyName"):  # unknown at preview: the key still to be made
+            yield f"replica {index} ({get(replica, 'location')}) is encrypted with a Google-managed key: set customerManagedEncryption.kmsKeyName"
+
+
+GCP_SECRETS_REPLICATED_UNDER_CUSTOMER_KEY = resource_policy(
+    "gcp-secrets-user-managed-under-customer-key",
+    "Secret Manager secrets (join tokens, host keys, the image list) are replicated only where the stack says (user-managed replicas, "
+    "never automatic replication) and each replica is encrypted with a customer-managed key.",
+    severity=Severity.HIGH,
+    remediation='Create the secret with replication={"user_managed": {"replicas": [{"location": <region>, '
+    '"customer_managed_encryption": {"kms_key_name": <the stack key>}}]}}.',
+    checks={"gcp:secretmanager/secret:Secret": _gcp_secret_replication},
+)
+
+POLICIES = [GCP_SECRETS_REPLICATED_UNDER_CUSTOMER_KEY,
+            ENCRYPTED_WITH_STACK_KEY, DISKS_ENCRYPTED, BUCKETS_ENCRYPTED, BUCKETS_TLS_ONLY, BUCKETS_PRIVATE, KEYS_ROTATED, OVERLAYS_ENCRYPTED]

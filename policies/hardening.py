@@ -52,15 +52,18 @@ GCP_SHIELDED_VM = resource_policy(
 
 
 def _os_login(args: ResourceValidationArgs) -> Iterator[str]:
-    if str(mapping(get(args.props, "metadata")).get("enable-oslogin", "")).upper() != "TRUE":
+    metadata = mapping(get(args.props, "metadata"))
+    if str(metadata.get("enable-oslogin", "")).upper() != "TRUE":
         yield 'metadata enable-oslogin is not "TRUE": SSH keys in metadata would bypass IAM'
+    if str(metadata.get("serial-port-enable", "")).upper() in ("TRUE", "1"):
+        yield 'metadata serial-port-enable lets anyone with the project\'s console rights log in through the serial console: set it to "FALSE"'
 
 
 GCP_OS_LOGIN = resource_policy(
     "gcp-os-login",
-    "GCP machines log in through OS Login, so that access follows IAM.",
+    "GCP machines log in through OS Login, so that access follows IAM, and keep the interactive serial console off.",
     severity=Severity.MEDIUM,
-    remediation='Set metadata {"enable-oslogin": "TRUE"} on the instance.',
+    remediation='Set metadata {"enable-oslogin": "TRUE", "serial-port-enable": "FALSE"} on the instance.',
     checks={GCP_INSTANCE: _os_login},
 )
 

@@ -9,6 +9,7 @@ none") are the documented exception, listed below with why the program needs eac
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -91,11 +92,30 @@ def _attachment_problems(attachment: PolicyResource) -> Iterator[str]:
         yield f"{attachment.name} attaches {arn}"
 
 
+_GCP_GRANT = re.compile(r"^gcp:[\w/]+:\w*I[Aa][Mm](Member|Binding)$")
+"""The GCP types that grant one role to principals on one resource: every `*IamMember`/`*IAMMember`
+(one principal, `member`) and `*IamBinding`/`*IAMBinding` (the role's whole list, `members`) of the
+SDK, recognised by their token so that a grant on a resource the program did not use yet is judged too."""
+_GCP_PROJECT_GRANTS = ("gcp:projects/iAMMember:IAMMember", "gcp:projects/iAMBinding:IAMBinding")
+_GCP_RESOURCE_LEVEL_ROLES = ("roles/secretmanager.", "roles/storage.object", "roles/artifactregistry.", "roles/cloudkms.cryptoKey")
+"""Roles that a secret, a bucket, a repository or a key grants on itself: held project-wide, they
+reach every secret, bucket, repository or key of the project, those of other stacks too."""
+
+
+def gcp_members(binding: PolicyResource) -> list[Any]:
+    """The principals a GCP grant names: a member's one, a binding's list."""
+    if binding.resource_type.endswith("Binding"):
+        return items(get(binding.props, "members"))
+    return [get(binding.props, "member")]
+
+
 def _gcp_binding_problems(binding: PolicyResource) -> Iterator[str]:
     role = str(get(binding.props, "role"))
     if role in _GCP_BROAD_ROLES:
         yield f"{binding.name} grants {role}"
-    members = [*items(get(binding.props, "members")), get(binding.props, "member")]
+    if binding.resource_type in _GCP_PROJECT_GRANTS and role.startswith(_GCP_RESOURCE_LEVEL_ROLES):
+        yield f"{binding.name} grants {role} on the whole project: grant it on the one secret, bucket, repository or key"
+    members = gcp_members(binding)
     if any(member in _GCP_PUBLIC_MEMBERS for member in members):
         yield f"{binding.name} grants {role} to everyone ({', '.join(m for m in _GCP_PUBLIC_MEMBERS if m in members)})"
 
@@ -107,18 +127,12 @@ def _azure_assignment_problems(assignment: PolicyResource) -> Iterator[str]:
         yield f"{assignment.name} assigns {_AZURE_BROAD_ROLE_IDS[role_id]}"
 
 
-_GCP_BINDINGS = (
-    "gcp:projects/iAMMember:IAMMember", "gcp:projects/iAMBinding:IAMBinding", "gcp:serviceaccount/iAMMember:IAMMember",
-    "gcp:serviceaccount/iAMBinding:IAMBinding", "gcp:storage/bucketIAMMember:BucketIAMMember", "gcp:storage/bucketIAMBinding:BucketIAMBinding",
-)
-
-
 def _least_privilege_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
     yield from judge_each(of_type(args, *AWS_POLICY_DOCUMENTS), _document_problems)
     yield from judge_each(of_type(args, "aws:iam/role:Role"), _role_problems)
     yield from judge_each(of_type(args, "aws:iam/rolePolicyAttachment:RolePolicyAttachment", "aws:iam/policyAttachment:PolicyAttachment"),
                           _attachment_problems)
-    yield from judge_each(of_type(args, *_GCP_BINDINGS), _gcp_binding_problems)
+    yield from judge_each((r for r in args.resources if _GCP_GRANT.match(r.resource_type)), _gcp_binding_problems)
     yield from judge_each(of_type(args, "azure-native:authorization:RoleAssignment"), _azure_assignment_problems)
 
 
@@ -126,7 +140,8 @@ IAM_LEAST_PRIVILEGE = stack_policy(
     "iam-least-privilege",
     "IAM policies name their actions and resources: no wildcard action, no `*` resource except for the actions AWS authorizes on `*` "
     "only (policies/iam.py lists them, with why), no privilege-escalation action, no administrator managed policy; "
-    "on GCP no owner/editor or token-creator binding, on Azure no Owner/Contributor assignment.",
+    "on GCP no owner/editor or token-creator grant on any resource, no grant to allUsers/allAuthenticatedUsers, and no project-wide "
+    "grant of a role a secret, bucket, repository or key grants on itself (secretAccessor and the like); on Azure no Owner/Contributor assignment.",
     severity=Severity.HIGH,
     remediation="Name each action and the stack's resources it needs (ARNs built from the names the program chooses); "
     "if an action truly takes no resource, add it to RESOURCELESS_ACTIONS in policies/iam.py with the reason.",
@@ -150,7 +165,7 @@ def _key_policy_problems(key: PolicyResource) -> Iterator[str]:
 
 
 def _gcp_key_binding_problems(binding: PolicyResource) -> Iterator[str]:
-    members = [*items(get(binding.props, "members")), get(binding.props, "member")]
+    members = gcp_members(binding)
     public = [m for m in _GCP_PUBLIC_MEMBERS if m in members]
     if public:
         yield f"{binding.name} lets {', '.join(public)} use the key"

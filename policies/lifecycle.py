@@ -66,6 +66,8 @@ LOGS_RETAINED = resource_policy(
 _AWS_BUCKET = "aws:s3/bucket:Bucket"
 _PROMISED_CLASSES = ("STANDARD_IA", "GLACIER_IR")
 """The offsite lifecycle the README promises: Standard-IA, then Glacier Instant Retrieval."""
+_GCS_MULTI_REGIONS = ("US", "EU", "ASIA", "NAM4", "EUR4", "EUR5", "EUR7", "EUR8", "ASIA1")
+"""Cloud Storage's multi-regions and predefined dual-regions, which keep every object in two regions or more."""
 _GEO_REDUNDANT_SKUS = ("Standard_GRS", "Standard_RAGRS", "Standard_GZRS", "Standard_RAGZRS")
 
 
@@ -106,6 +108,10 @@ def _bucket_problems(args: StackValidationArgs, bucket: PolicyResource, prod: bo
                 yield f"bucket {bucket.name} is not versioned"
             if not items(get(bucket.props, "lifecycleRules")):
                 yield f"bucket {bucket.name} has no lifecycle rules"
+            regions = items(get(bucket.props, "customPlacementConfig", "dataLocations"))
+            if prod and len(regions) < 2 and str(get(bucket.props, "location")).upper() not in _GCS_MULTI_REGIONS:
+                yield (f"bucket {bucket.name} keeps its data in one region ({get(bucket.props, 'location')}): in prod make it a dual-region "
+                       "(customPlacementConfig.dataLocations) or a multi-region (design §4.4)")
         case _:
             if prod and get(bucket.props, "sku", "name") not in _GEO_REDUNDANT_SKUS:
                 yield f"storage account {bucket.name} is not geo-redundant in prod (sku {get(bucket.props, 'sku', 'name')})"
@@ -120,7 +126,7 @@ def _bucket_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
 BUCKETS_VERSIONED_AND_REPLICATED = stack_policy(
     "buckets-versioned-and-replicated",
     "Buckets are versioned, follow the lifecycle the README promises (Standard-IA, then Glacier Instant Retrieval; old versions and "
-    "incomplete uploads expire), and in prod are replicated to another region (Azure: a geo-redundant account).",
+    "incomplete uploads expire), and in prod are replicated to another region (GCP: a dual- or multi-region bucket; Azure: a geo-redundant account).",
     severity=Severity.HIGH,
     remediation="Add a BucketVersioning (Enabled), the lifecycle of providers/aws/storage.py, and in prod a BucketReplicationConfig to "
     "the replica bucket in dpc:backup.offsiteReplicaRegion.",

@@ -115,14 +115,22 @@ _MAX_DECODED = 1 << 20
 never a decompression bomb."""
 
 
+_SECRET_MANAGER_NAME = re.compile(r"projects/[^/\s]+/secrets/[^/\s]+(/versions/[^/\s]+)?")
+"""A Secret Manager secret's resource name (`projects/p/secrets/name`, a version's too): where a GCP
+node reads a secret from, as an SSM parameter's path is on AWS."""
+_FLAGS = ("true", "false")
+"""What a setting named like a secret holds when it only switches something (cloud-init's `lock_passwd: true`)."""
+
+
 def _reference(value: str) -> bool:
-    """Whether a value points at a secret instead of holding it: a file path, a shell or template
-    expansion, a YAML block's marker, or nothing at all. A crypt hash is no reference, nor a command
+    """Whether a value points at a secret instead of holding it: a file path, a Secret Manager
+    secret's name, a shell or template expansion, a YAML block's marker, an on/off flag, or nothing at all. A crypt hash is no reference, nor a command
     substitution that only prints a literal (`$(echo aHVudGVy | base64 -d)`).
     """
     if _CRYPT_HASH.match(value) or _PRINTED_LITERAL.match(value):
         return False
-    return not value or value.startswith(("/", "$", "file:", ":'", ':"')) or value in _YAML_BLOCK
+    return (not value or value.startswith(("/", "$", "file:", ":'", ':"')) or value in _YAML_BLOCK or value.lower() in _FLAGS
+            or bool(_SECRET_MANAGER_NAME.fullmatch(value)))
 
 
 def _literal(value: str) -> bool:

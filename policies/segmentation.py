@@ -33,6 +33,7 @@ from policies.common import (
     judge_each,
     of_type,
     stack_policy,
+    stack_setting,
     within,
 )
 from policies.identity import UNKNOWN, covers_public_space, known_items, length, peek, program_services
@@ -42,6 +43,7 @@ INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 LEGACY_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
 GCP_FIREWALL = "gcp:compute/firewall:Firewall"
 GCP_SERVICE_ACCOUNT = "gcp:serviceaccount/account:Account"
+GCP_INSTANCE = "gcp:compute/instance:Instance"
 AZURE_NSG = "azure-native:network:NetworkSecurityGroup"
 AZURE_RULE = "azure-native:network:SecurityRule"
 DOCKER_SERVICE = "docker:index/service:Service"
@@ -54,6 +56,8 @@ SERVICE_ENDPOINTS_ROLE = "endpoints"
 machine of the firewall matrix; it accepts HTTPS from inside the VPC and nothing else."""
 
 SSH_PORT = 22
+_GROUPS = frozenset({*(role.value for role in Role), LOAD_BALANCER_ROLE})
+"""The firewall groups of the model: one per role and the load balancer's."""
 _ALL_PORTS = (0, 65535)
 _PROTOCOLS = {"tcp": "tcp", "6": "tcp", "udp": "udp", "17": "udp", "esp": "esp", "50": "esp", "-1": "all", "all": "all"}
 _AZURE_ANYWHERE = ("*", "0.0.0.0/0", "::/0", "internet", "any")
@@ -61,15 +65,21 @@ _AZURE_ANYWHERE = ("*", "0.0.0.0/0", "::/0", "internet", "any")
 
 @dataclass(frozen=True)
 class Ingress:
-    """One planned inbound flow on AWS: into `target`'s machines, from a network or a group."""
+    """One planned inbound flow, on any cloud: into the machines of role `target` (grouped with the
+    other flows into the same group by `group`), from a network (`cidr`) or from the machines of role
+    `source` (`from_group`: the flow names a group, tag or service account as its source, whose role
+    `source` is, or None when that source is of no role of this stack).
+    """
 
     urn: str
     name: str
-    target: PolicyResource | None
+    target: str | None
+    group: str
     protocol: str
     ports: tuple[int, int]
     cidr: str | None
-    source: PolicyResource | None
+    source: str | None = None
+    from_group: bool = False
 
     def covers(self, port: int) -> bool:
         """Whether the flow lets TCP traffic reach `port`."""
@@ -78,8 +88,8 @@ class Ingress:
     def describe(self) -> str:
         """The flow as a reviewer reads it: `name: tcp 5432 from 0.0.0.0/0 to manager`."""
         ports = "" if self.protocol == "esp" else f" {self.ports[0]}" if self.ports[0] == self.ports[1] else f" {self.ports[0]}-{self.ports[1]}"
-        origin = self.cidr or (role_of(self.source) if self.source else "an unresolvable source")
-        return f"{self.name}: {self.protocol}{ports} from {origin} to {role_of(self.target) if self.target else 'an unknown group'}"
+        origin = self.cidr or self.source or "an unresolvable source"
+        return f"{self.name}: {self.protocol}{ports} from {origin} to {self.target or 'an unknown group'}"
 
 
 def role_of(group: PolicyResource | None) -> str | None:
@@ -121,32 +131,45 @@ def ingresses(args: StackValidationArgs) -> list[Ingress]:
     return found
 
 
+def _flow(declared: PolicyResource, target: PolicyResource | None, protocol: str, ports: tuple[int, int], *, cidr: str | None = None,
+          source: PolicyResource | None = None, from_group: bool = False) -> Ingress:
+    """An AWS flow into a security group, the groups named by their roles (`role_of`)."""
+    return Ingress(declared.urn, declared.name, role_of(target), target.urn if target else declared.urn, protocol, ports, cidr, role_of(source),
+                   from_group)
+
+
 def _flows_of(args: StackValidationArgs, resource: PolicyResource) -> list[Ingress]:
     """The inbound flows one rule or group declares."""
     if resource.resource_type == INGRESS_RULE:
         protocol = _protocol(get(resource.props, "ipProtocol"))
         cidr = get(resource.props, "cidrIpv4") or get(resource.props, "cidrIpv6")
-        return [Ingress(resource.urn, resource.name, _one_group(resource, "securityGroupId"), protocol, _ports(protocol, resource.props), cidr,
-                        _one_group(resource, "referencedSecurityGroupId"))]
+        source = _one_group(resource, "referencedSecurityGroupId")
+        return [_flow(resource, _one_group(resource, "securityGroupId"), protocol, _ports(protocol, resource.props), cidr=cidr, source=source,
+                      from_group=source is not None)]
     if resource.resource_type == LEGACY_RULE:
         if get(resource.props, "type") != "ingress":
             return []
         target, protocol = _one_group(resource, "securityGroupId"), _protocol(get(resource.props, "protocol"))
-        return _cidr_and_group_flows(resource, target, protocol, resource.props, _one_group(resource, "sourceSecurityGroupId"))
+        source = _one_group(resource, "sourceSecurityGroupId")
+        named = source is not None or bool(get(resource.props, "sourceSecurityGroupId"))
+        return _cidr_and_group_flows(resource, target, protocol, resource.props, source=source, names_group=named)
     return [flow for entry in inline_rules(args, resource, "ingress")
-            for flow in _cidr_and_group_flows(resource, resource, _protocol(get(entry, "protocol")), entry, None)]
+            for flow in _cidr_and_group_flows(resource, resource, _protocol(get(entry, "protocol")), entry,
+                                              names_group=bool(items(get(entry, "securityGroups"))))]
 
 
-def _cidr_and_group_flows(declared: PolicyResource, target: PolicyResource | None, protocol: str, props: Any,
-                          source: PolicyResource | None) -> list[Ingress]:
-    """The flows of a rule that lists CIDR blocks and may name a group, itself (`self`) or others."""
+def _cidr_and_group_flows(declared: PolicyResource, target: PolicyResource | None, protocol: str, props: Any, *,
+                          source: PolicyResource | None = None, names_group: bool) -> list[Ingress]:
+    """The flows of a rule that lists CIDR blocks and may name a group, itself (`self`) or others
+    (`names_group`; `source` when the stack made it).
+    """
     ports = _ports(protocol, props)
     cidrs = [*items(get(props, "cidrBlocks")), *items(get(props, "ipv6CidrBlocks"))]
-    flows = [Ingress(declared.urn, declared.name, target, protocol, ports, cidr, None) for cidr in cidrs]
+    flows = [_flow(declared, target, protocol, ports, cidr=str(cidr)) for cidr in cidrs]
     if get(props, "self") is True:
-        flows.append(Ingress(declared.urn, declared.name, target, protocol, ports, None, target))
-    if source is not None or items(get(props, "securityGroups")) or get(props, "sourceSecurityGroupId"):
-        flows.append(Ingress(declared.urn, declared.name, target, protocol, ports, None, source))
+        flows.append(_flow(declared, target, protocol, ports, source=target, from_group=True))
+    if names_group:
+        flows.append(_flow(declared, target, protocol, ports, source=source, from_group=True))
     return flows
 
 
@@ -176,33 +199,82 @@ def _open_flows(flows: list[Ingress], allowed: list[int]) -> Iterator[tuple[str,
             ranges = ", ".join(sorted({str(f.cidr) for f in covering}))
             for flow in offenders:
                 reported.add(flow.urn)
-                yield (f"{flow.name}: {protocol} {low}-{end - 1} into {role_of(flow.target) or 'a group'} is open to the internet ({ranges})", flow.urn)
+                yield (f"{flow.name}: {protocol} {low}-{end - 1} into {flow.target or 'a group'} is open to the internet ({ranges})", flow.urn)
 
 
-def _aws_open(args: StackValidationArgs, allowed: list[int]) -> Iterator[tuple[str, str]]:
-    by_target: dict[str, list[Ingress]] = {}
-    for flow in ingresses(args):
+def _open(flows: list[Ingress], allowed: list[int]) -> Iterator[tuple[str, str]]:
+    """The flows from networks, taken together per group they enter (`_open_flows`)."""
+    by_group: dict[str, list[Ingress]] = {}
+    for flow in flows:
         if flow.cidr is not None:
-            by_target.setdefault(flow.target.urn if flow.target else flow.urn, []).append(flow)
-    for flows in by_target.values():
-        yield from _open_flows(flows, allowed)
+            by_group.setdefault(flow.group, []).append(flow)
+    for grouped in by_group.values():
+        yield from _open_flows(grouped, allowed)
 
 
 def _gcp_port_ranges(allow: Any) -> list[tuple[int, int]]:
+    """The port ranges of a firewall's `allows` entry: each of its `ports`, or every port when it lists none."""
     return [_parse_range(str(p)) for p in items(get(allow, "ports"))] or [_ALL_PORTS]
 
 
-def _gcp_open(firewall: PolicyResource, allowed: list[int]) -> Iterator[str]:
-    if get(firewall.props, "direction") not in (None, "INGRESS") or get(firewall.props, "disabled") is True:
-        return
-    ranges = [str(c) for c in items(get(firewall.props, "sourceRanges"))]
-    if not covers_public_space(ranges):
-        return
-    for allow in items(get(firewall.props, "allows")):
-        protocol = _protocol(get(allow, "protocol"))
-        for ports in _gcp_port_ranges(allow):
-            if not _allowed_publicly(allowed, protocol, ports):
-                yield f"firewall {firewall.name}: {protocol} {ports[0]}-{ports[1]} is open to the internet ({', '.join(ranges)})"
+GCP_ANYWHERE = "0.0.0.0/0"
+"""The source of an ingress firewall rule that names none (no ranges, tags or service accounts):
+GCP then admits every IPv4 address."""
+
+
+def _gcp_role_of_tag(tag: Any) -> str | None:
+    """The group a network tag stands for: the firewall groups are tags named after the roles and
+    the load balancer (the tag alone says nothing of a machine: `gcp-machines-identified` holds each
+    tag to the service account of its role).
+    """
+    return str(tag) if str(tag) in _GROUPS else None
+
+
+def _gcp_targets(accounts: Sequence[PolicyResource], firewall: PolicyResource) -> list[tuple[str | None, str]]:
+    """(role, group key) of the machines a rule applies to: its target tags, its target service
+    accounts (by the roles of the accounts of this stack they were computed from, None for one it
+    did not make), or every machine of the network when it names neither.
+    """
+    tags = [(_gcp_role_of_tag(t), f"tag:{t}") for t in items(get(firewall.props, "targetTags"))]
+    roles = gcp_account_roles(accounts, firewall, "targetServiceAccounts", items(get(firewall.props, "targetServiceAccounts")))
+    by_account = [(role, f"tag:{role}" if role else f"account:{firewall.urn}") for role in roles]
+    return tags + by_account or [(role, f"tag:{role}") for role in sorted(_MACHINE_ROLES)]
+
+
+def _gcp_sources(accounts: Sequence[PolicyResource], firewall: PolicyResource) -> list[tuple[str | None, str | None]]:
+    """(cidr, role) of where a rule admits traffic from: each source range, each source tag's or
+    service account's role (None for a tag of no role or an account the stack did not make), or
+    every IPv4 address when it names no source.
+    """
+    ranges: list[tuple[str | None, str | None]] = [(str(c), None) for c in items(get(firewall.props, "sourceRanges"))]
+    tags: list[tuple[str | None, str | None]] = [(None, _gcp_role_of_tag(t)) for t in items(get(firewall.props, "sourceTags"))]
+    roles = gcp_account_roles(accounts, firewall, "sourceServiceAccounts", items(get(firewall.props, "sourceServiceAccounts")))
+    named: list[tuple[str | None, str | None]] = [(None, role) for role in roles]
+    return ranges + tags + named or [(GCP_ANYWHERE, None)]
+
+
+def gcp_ingresses(args: StackValidationArgs) -> list[Ingress]:
+    """Every inbound flow the stack's GCP firewall rules allow: each enabled INGRESS rule's allows
+    (protocol, each port range) into each of its targets, from each of its sources. Deny rules and
+    EGRESS rules allow nothing in (the matrix leaves outbound open, design §2.5).
+    """
+    found: list[Ingress] = []
+    accounts = of_type(args, GCP_SERVICE_ACCOUNT)
+
+    def collect(firewall: PolicyResource) -> list[str]:
+        if get(firewall.props, "direction") not in (None, "INGRESS") or get(firewall.props, "disabled") is True:
+            return []
+        targets, sources = _gcp_targets(accounts, firewall), _gcp_sources(accounts, firewall)
+        for allow in items(get(firewall.props, "allows")):
+            protocol = _protocol(get(allow, "protocol"))
+            for ports in ([(0, 0)] if protocol == "esp" else _gcp_port_ranges(allow)):
+                found.extend(Ingress(firewall.urn, firewall.name, target, group, protocol, ports, cidr, source, from_group=cidr is None)
+                             for target, group in targets for cidr, source in sources)
+        return []
+
+    for _ in judge_each(of_type(args, GCP_FIREWALL), collect):
+        pass
+    return found
 
 
 def _azure_port_texts(rule: Any) -> list[Any]:
@@ -246,8 +318,8 @@ def azure_rules(declared: PolicyResource) -> list[tuple[PolicyResource | None, A
 
 def _open_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
     allowed: list[int] = list(args.get_config()["allowedPorts"])
-    yield from _aws_open(args, allowed)
-    yield from judge_each(of_type(args, GCP_FIREWALL), lambda firewall: _gcp_open(firewall, allowed))
+    yield from _open(ingresses(args), allowed)
+    yield from _open(gcp_ingresses(args), allowed)
     yield from judge_each(of_type(args, AZURE_NSG, AZURE_RULE),
                           lambda declared: [m for _, rule in azure_rules(declared) for m in _azure_open(declared.name, rule, allowed)])
 
@@ -265,33 +337,69 @@ NO_INGRESS_FROM_ANYWHERE = stack_policy(
 )
 
 
-def _client_networks(args: StackValidationArgs) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+Networks = list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+
+GCP_HEALTH_CHECK_RANGES = ("35.191.0.0/16", "130.211.0.0/22", "209.85.152.0/22", "209.85.204.0/22")
+"""Where Google's load-balancer health checks come from (Google's documented probe ranges: an
+internal passthrough Network Load Balancer's 35.191.0.0/16 and 130.211.0.0/22; an external one's
+35.191.0.0/16, 209.85.152.0/22 and 209.85.204.0/22)."""
+
+
+@dataclass(frozen=True)
+class CloudMatrix:
+    """How one cloud's firewall spells the matrix's rows that involve the load balancer: the rest
+    (roles, the admins' and the clients' networks) every cloud spells alike.
+    """
+
+    balancer_target: str | None
+    """The group the rows to no role (`Rule.to` None: the balancer itself) enter; None where the
+    balancer is no machine and has no firewall of its own (GCP's passthrough balancer)."""
+    balancer_group: str | None
+    """The group the balancer's traffic comes from (AWS: its own security group), or None."""
+    balancer_ranges: tuple[str, ...]
+    """The ranges the balancer's traffic comes from where it has no group: on GCP its health checks
+    (a passthrough balancer keeps the clients' own addresses, which the clients' rows admit)."""
+
+
+AWS_MATRIX = CloudMatrix(balancer_target=LOAD_BALANCER_ROLE, balancer_group=LOAD_BALANCER_ROLE, balancer_ranges=())
+GCP_MATRIX = CloudMatrix(balancer_target=None, balancer_group=None, balancer_ranges=GCP_HEALTH_CHECK_RANGES)
+
+
+def _client_networks(args: StackValidationArgs) -> Networks:
     """Where clients may come from: the stack's client CIDRs, or the VPC itself when it lists none
     (the model keeps the endpoint internal then).
     """
     return client_cidrs() or _vpc_networks(args)
 
 
-def _vpc_networks(args: StackValidationArgs) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [ipaddress.ip_network(str(get(v.props, "cidrBlock"))) for v in of_type(args, "aws:ec2/vpc:Vpc") if get(v.props, "cidrBlock")]
+def _vpc_networks(args: StackValidationArgs) -> Networks:
+    """The stack's own address space: its AWS VPCs' blocks; on GCP, whose networks have no range of
+    their own, its subnetworks' ranges and the range the stack gives its network (`dpc:network.vpcCidr`).
+    """
+    aws = [ipaddress.ip_network(str(get(v.props, "cidrBlock"))) for v in of_type(args, "aws:ec2/vpc:Vpc") if get(v.props, "cidrBlock")]
+    subnetworks = of_type(args, "gcp:compute/subnetwork:Subnetwork")
+    gcp = [ipaddress.ip_network(str(get(s.props, "ipCidrRange"))) for s in subnetworks if get(s.props, "ipCidrRange")]
+    stated = get(stack_setting("network"), "vpcCidr") if subnetworks else None
+    return [*aws, *gcp, *([ipaddress.ip_network(str(stated))] if stated else [])]
 
 
-def _source_matches(rule: Rule, flow: Ingress, networks: dict[str, list[ipaddress.IPv4Network | ipaddress.IPv6Network]]) -> bool:
+def _source_matches(rule: Rule, flow: Ingress, networks: dict[str, Networks], cloud: CloudMatrix) -> bool:
     match rule.source:
         case FromRole(role):
-            return flow.source is not None and role_of(flow.source) == role.value
+            return flow.from_group and flow.source == role.value
         case FromLoadBalancer():
-            return flow.source is not None and role_of(flow.source) == LOAD_BALANCER_ROLE
+            if flow.from_group:
+                return cloud.balancer_group is not None and flow.source == cloud.balancer_group
+            return flow.cidr is not None and bool(cloud.balancer_ranges) and within(flow.cidr, [ipaddress.ip_network(r) for r in cloud.balancer_ranges])
         case FromCidrs(kind):
             return flow.cidr is not None and within(flow.cidr, networks[kind])
 
 
-def _in_matrix(flow: Ingress, networks: dict[str, list[ipaddress.IPv4Network | ipaddress.IPv6Network]]) -> bool:
-    target = role_of(flow.target)
+def _in_matrix(flow: Ingress, networks: dict[str, Networks], cloud: CloudMatrix) -> bool:
     for rule in FIREWALL_MATRIX:
-        rule_target = rule.to.value if rule.to else LOAD_BALANCER_ROLE
-        if (rule_target == target and rule.protocol == flow.protocol and rule.port <= flow.ports[0] and flow.ports[1] <= rule.to_port
-                and _source_matches(rule, flow, networks)):
+        rule_target = rule.to.value if rule.to else cloud.balancer_target
+        if (rule_target == flow.target and rule.protocol == flow.protocol and rule.port <= flow.ports[0] and flow.ports[1] <= rule.to_port
+                and _source_matches(rule, flow, networks, cloud)):
             return True
     return False
 
@@ -299,13 +407,24 @@ def _in_matrix(flow: Ingress, networks: dict[str, list[ipaddress.IPv4Network | i
 def _matrix_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
     networks = {"admin": admin_cidrs(), "clients": _client_networks(args)}
     for flow in ingresses(args):
-        if flow.target is None or role_of(flow.target) is None:
+        if flow.target is None:
             yield (f"{flow.name}: the rule's security group is not one of the stack's role groups (no Role tag), so nothing says what it may open", flow.urn)
-        elif role_of(flow.target) == SERVICE_ENDPOINTS_ROLE:
+        elif flow.target == SERVICE_ENDPOINTS_ROLE:
             if (flow.protocol, flow.ports) != ("tcp", (443, 443)) or flow.cidr is None or not within(flow.cidr, _vpc_networks(args)):
                 yield (f"{flow.describe()}: the service endpoints accept HTTPS from the VPC only", flow.urn)
-        elif not _in_matrix(flow, networks):
+        elif not _in_matrix(flow, networks, AWS_MATRIX):
             yield (f"{flow.describe()} is not in the firewall matrix", flow.urn)
+    reported: set[tuple[str, str]] = set()
+    for flow in gcp_ingresses(args):
+        if flow.target is None:
+            problem = (f"{flow.name}: the rule applies to a tag or service account of no role of this stack, so nothing says what it may open", flow.urn)
+        elif not _in_matrix(flow, networks, GCP_MATRIX):
+            problem = (f"{flow.describe()} is not in the firewall matrix", flow.urn)
+        else:
+            continue
+        if problem not in reported:
+            reported.add(problem)
+            yield problem
 
 
 FIREWALL_MATRIX_ONLY = stack_policy(
@@ -314,51 +433,22 @@ FIREWALL_MATRIX_ONLY = stack_policy(
     severity=Severity.CRITICAL,
     remediation="Remove the rule, or add the flow to FIREWALL_MATRIX in dpc/model.py with its purpose if it is really needed.",
     check=_matrix_violations,
-    clouds=("aws",),
+    clouds=("aws", "gcp"),
 )
 
 
-def _aws_ssh(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
+def _flow_ssh(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
+    """AWS and GCP alike, on the flows their rules allow (a GCP machine's tag is held to its service
+    account's role by `machines-identified-by-their-groups`).
+    """
     admins = admin_cidrs()
-    for flow in ingresses(args):
+    for flow in [*ingresses(args), *gcp_ingresses(args)]:
         if not flow.covers(SSH_PORT):
             continue
-        if flow.cidr is not None and (role_of(flow.target) != Role.BASTION.value or not within(flow.cidr, admins)):
+        if flow.cidr is not None and (flow.target != Role.BASTION.value or not within(flow.cidr, admins)):
             yield (f"{flow.describe()}: SSH from a network may only reach the bastion, from the admin CIDRs", flow.urn)
-        if flow.cidr is None and role_of(flow.source) != Role.BASTION.value:
+        if flow.cidr is None and flow.source != Role.BASTION.value:
             yield (f"{flow.describe()}: SSH between machines may only come from the bastion", flow.urn)
-
-
-def _account_roles(firewall: PolicyResource, prop: str) -> tuple[set[str | None], int]:
-    """The roles of the service accounts a firewall names in `prop`, and how many it names that
-    this stack did not make (a literal e-mail).
-    """
-    accounts = depends_through(firewall, prop, GCP_SERVICE_ACCOUNT)
-    return {account_role(a) for a in accounts}, length(peek(firewall.props, prop)) - len(accounts)
-
-
-def _gcp_ssh_problems(firewall: PolicyResource, admins: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> Iterator[str]:
-    """GCP: machines are named by the service account they run as; a network tag is a string any
-    machine's definition can carry, so a firewall that names machines by tag says nothing.
-    """
-    allows_ssh = any(_protocol(get(a, "protocol")) in ("tcp", "all") and any(lo <= SSH_PORT <= hi for lo, hi in _gcp_port_ranges(a))
-                     for a in items(get(firewall.props, "allows")))
-    if get(firewall.props, "direction") not in (None, "INGRESS") or not allows_ssh:
-        return
-    if items(get(firewall.props, "targetTags")) or items(get(firewall.props, "sourceTags")):
-        yield f"firewall {firewall.name}: SSH names machines by network tags, which any machine can copy: use service accounts"
-    ranges = [str(r) for r in items(get(firewall.props, "sourceRanges"))]
-    targets, unmade_targets = _account_roles(firewall, "targetServiceAccounts")
-    if ranges and (targets != {Role.BASTION.value} or unmade_targets or not all(within(r, admins) for r in ranges)):
-        yield f"firewall {firewall.name}: SSH from a network may only reach the bastion's service account, from the admin CIDRs"
-    sources, unmade_sources = _account_roles(firewall, "sourceServiceAccounts")
-    if unmade_sources or any(role != Role.BASTION.value for role in sources):
-        yield f"firewall {firewall.name}: SSH between machines may only come from the bastion's service account"
-
-
-def _gcp_ssh(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
-    admins = admin_cidrs()
-    yield from judge_each(of_type(args, GCP_FIREWALL), lambda firewall: _gcp_ssh_problems(firewall, admins))
 
 
 def _admits_ssh(rule: Any) -> bool:
@@ -399,8 +489,7 @@ def _is_cidr(text: str) -> bool:
 
 
 def _ssh_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
-    yield from _aws_ssh(args)
-    yield from _gcp_ssh(args)
+    yield from _flow_ssh(args)
     yield from _azure_ssh(args)
 
 
@@ -408,8 +497,8 @@ SSH_ONLY_TO_BASTION = stack_policy(
     "ssh-only-from-admins-to-bastion",
     "SSH reaches the bastion only from the admin CIDRs (dpc:access.adminCidrs), and the other machines only from the bastion.",
     severity=Severity.CRITICAL,
-    remediation="Open port 22 only on the bastion's group (GCP: the bastion's service account; Azure: the NSG tagged Role bastion) from "
-    "dpc:access.adminCidrs, and on the nodes only from the bastion (GCP: its service account; Azure: its application security group).",
+    remediation="Open port 22 only on the bastion's group (GCP: the bastion's network tag or service account; Azure: the NSG tagged Role bastion) "
+    "from dpc:access.adminCidrs, and on the nodes only from the bastion (GCP: its tag or service account; Azure: its application security group).",
     check=_ssh_violations,
     clouds=("aws", "gcp", "azure-native"),
 )
@@ -461,10 +550,10 @@ def _subnet_ip(resource: PolicyResource, public: list[str]) -> Iterator[str]:
         yield f"subnet {resource.name} gives every machine launched in it a public IP address: set mapPublicIpOnLaunch to false"
 
 
-def _gcp_instance_ip(resource: PolicyResource, public: list[str]) -> Iterator[str]:
+def _gcp_instance_ip(accounts: Sequence[PolicyResource], resource: PolicyResource, public: list[str]) -> Iterator[str]:
     for index, interface in enumerate(items(get(resource.props, "networkInterfaces"))):
         if items(get(interface, "accessConfigs")) or items(get(interface, "ipv6AccessConfigs")):
-            yield from _refuse(resource, public, gcp_role(resource), f"network interface {index}")
+            yield from _refuse(resource, public, gcp_role(accounts, resource), f"network interface {index}")
 
 
 def _azure_interface_ip(resource: PolicyResource, public: list[str]) -> Iterator[str]:
@@ -473,13 +562,19 @@ def _azure_interface_ip(resource: PolicyResource, public: list[str]) -> Iterator
             yield from _refuse(resource, public, azure_role(resource), f"IP configuration {index}")
 
 
+_ELASTIC_IP_TARGETS = {
+    "aws:ec2/eip:Eip": (("instance", "aws:ec2/instance:Instance"), ("networkInterface", "aws:ec2/networkInterface:NetworkInterface")),
+    "aws:ec2/eipAssociation:EipAssociation": (("instanceId", "aws:ec2/instance:Instance"),
+                                              ("networkInterfaceId", "aws:ec2/networkInterface:NetworkInterface")),
+}
+"""Where an Elastic IP, or its association, names the machine or interface it is on."""
+
+
 def _elastic_ip_problems(resource: PolicyResource, public: list[str]) -> Iterator[str]:
     """An Elastic IP is a public address of the machine or interface it is associated with (a NAT
     gateway's takes it by allocation and is no machine's).
     """
-    targets = [("instance", "aws:ec2/instance:Instance"), ("instanceId", "aws:ec2/instance:Instance"),
-               ("networkInterface", "aws:ec2/networkInterface:NetworkInterface"), ("networkInterfaceId", "aws:ec2/networkInterface:NetworkInterface")]
-    for prop, token in targets:
+    for prop, token in _ELASTIC_IP_TARGETS[resource.resource_type]:
         if peek(resource.props, prop) is None:
             continue
         machines = depends_through(resource, prop, token)
@@ -496,9 +591,24 @@ def account_role(account: PolicyResource) -> str | None:
     return role if role in _MACHINE_ROLES else None
 
 
-def gcp_role(instance: PolicyResource) -> str | None:
+def gcp_account_roles(accounts: Sequence[PolicyResource], resource: PolicyResource, prop: str, emails: Sequence[Any]) -> list[str | None]:
+    """The role of each service account `resource` names in `prop` (its `emails`): an account of this
+    stack that the property was computed from, or whose id the e-mail's name is (the program writes
+    the e-mails from the ids it chooses, known before the accounts exist, and an account id is unique in
+    its project); None for an e-mail of no account of this stack (a literal one of another project).
+    """
+    made = depends_through(resource, prop, GCP_SERVICE_ACCOUNT)
+    if made:
+        return [account_role(a) for a in made] + [None] * max(len(emails) - len(made), 0)
+    by_id = {str(peek(a.props, "accountId")): a for a in accounts}
+    named = [by_id.get(email.split("@", 1)[0]) if isinstance(email, str) and email.endswith(".iam.gserviceaccount.com") else None for email in emails]
+    return [account_role(a) if a is not None else None for a in named]
+
+
+def gcp_role(accounts: Sequence[PolicyResource], instance: PolicyResource) -> str | None:
     """A GCP machine's role: that of the service account of this stack it runs as."""
-    roles = {account_role(a) for a in depends_through(instance, "serviceAccount", GCP_SERVICE_ACCOUNT)} - {None}
+    email = peek(instance.props, "serviceAccount", "email")
+    roles = set(gcp_account_roles(accounts, instance, "serviceAccount", [email] if email is not None else [])) - {None}
     return roles.pop() if len(roles) == 1 else None
 
 
@@ -514,14 +624,16 @@ _PUBLIC_IP_CHECKS: dict[str, Callable[[PolicyResource, list[str]], Iterator[str]
     "aws:ec2/eip:Eip": _elastic_ip_problems,
     "aws:ec2/eipAssociation:EipAssociation": _elastic_ip_problems,
     "aws:ec2/subnet:Subnet": _subnet_ip,
-    "gcp:compute/instance:Instance": _gcp_instance_ip,
     "azure-native:network:NetworkInterface": _azure_interface_ip,
 }
 
 
 def _public_ip_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
     public: list[str] = list(args.get_config()["publicRoles"])
-    yield from judge_each(of_type(args, *_PUBLIC_IP_CHECKS), lambda resource: _PUBLIC_IP_CHECKS[resource.resource_type](resource, public))
+    accounts = of_type(args, GCP_SERVICE_ACCOUNT)
+    checks: dict[str, Callable[[PolicyResource, list[str]], Iterator[str]]] = {
+        **_PUBLIC_IP_CHECKS, GCP_INSTANCE: lambda resource, roles: _gcp_instance_ip(accounts, resource, roles)}
+    yield from judge_each(of_type(args, *checks), lambda resource: checks[resource.resource_type](resource, public))
 
 
 NO_PUBLIC_IP_ON_NODES = stack_policy(
@@ -546,7 +658,7 @@ def _unmade_groups(resource: PolicyResource, props: tuple[str, ...]) -> int:
 
 def _attachment_problems(resource: PolicyResource) -> Iterator[str]:
     props = {**MACHINE_GROUP_PROPS, **NON_MACHINE_GROUP_PROPS}[resource.resource_type]
-    if peek(resource.props, "vpcEndpointType") == "Gateway":
+    if resource.resource_type == "aws:ec2/vpcEndpoint:VpcEndpoint" and peek(resource.props, "vpcEndpointType") == "Gateway":
         return  # a gateway endpoint is a route, not an interface: it has no group
     unmade = _unmade_groups(resource, props)
     if unmade:
@@ -591,7 +703,24 @@ def _azure_interface_problems(interface: PolicyResource) -> Iterator[str]:
         yield f"{interface.name} is tagged Role {tagged} but attached to the {role} network security group: its tag does not make it one"
 
 
+def _gcp_machine_problems(accounts: Sequence[PolicyResource], instance: PolicyResource) -> Iterator[str]:
+    """A GCP machine is the role of the service account it runs as; its network tags, which place it
+    under the firewall's rules, must be that role's tag alone, and a `role` label may only agree.
+    """
+    role = gcp_role(accounts, instance)
+    if role is None:
+        yield f"{instance.name} runs as no one role's service account of this stack"
+    tags = sorted({str(t) for t in known_items(peek(instance.props, "tags"))})
+    if role is not None and tags != [role]:
+        yield f"{instance.name} runs as the {role} account but carries the network tags {', '.join(tags) or '(none)'}: exactly its role's tag, {role}"
+    labelled = peek(instance.props, "labels", "role")
+    if role is not None and labelled not in (None, UNKNOWN, role):
+        yield f"{instance.name} is labelled role {labelled} but runs as the {role} account: its label does not make it one"
+
+
 def _identity_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
+    accounts = of_type(args, GCP_SERVICE_ACCOUNT)
+    yield from judge_each(of_type(args, GCP_INSTANCE), lambda instance: _gcp_machine_problems(accounts, instance))
     yield from _role_group_problems(args)
     yield from judge_each(of_type(args, *MACHINE_GROUP_PROPS, *NON_MACHINE_GROUP_PROPS), _attachment_problems)
     yield from judge_each(of_type(args, "azure-native:network:NetworkInterface"), _azure_interface_problems)
@@ -601,12 +730,14 @@ MACHINES_IDENTIFIED_BY_GROUPS = stack_policy(
     "machines-identified-by-their-groups",
     "A machine's network identity is the one role group it is attached to: each role has one security group, made by the program "
     "and used only by that role's machines (the balancer's and the endpoints' groups by them alone); a tag that says otherwise "
-    "or a group id the stack did not make is refused.",
+    "or a group id the stack did not make is refused. On GCP a machine is the role of the service account of this stack it runs as, "
+    "and carries that role's network tag alone (the tag is what the firewall's rules apply to).",
     severity=Severity.HIGH,
     remediation="Attach each machine (instance, launch template, interface) to the one group the network component made for its role, "
-    "never to a second group, a copy of one, or a literal group id; tag no second group with a role.",
+    "never to a second group, a copy of one, or a literal group id; tag no second group with a role. On GCP run each machine as its "
+    "role's service account and give it that role's network tag only.",
     check=_identity_violations,
-    clouds=("aws", "azure-native"),
+    clouds=("aws", "gcp", "azure-native"),
 )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import cache
 
 from pulumi_policy import PolicyConfigSchema, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, Severity
@@ -18,35 +18,49 @@ from pulumi_policy import PolicyConfigSchema, ReportViolation, ResourceValidatio
 from dpc.settings import REQUIRED_TAG_KEYS
 from policies.common import get, mapping
 
-_SDK_PACKAGES = {"aws": ("pulumi_aws", "tags"), "gcp": ("pulumi_gcp", "labels"), "azure-native": ("pulumi_azure_native", "tags")}
+_SDK_PACKAGES = {"aws": ("pulumi_aws", ("tags",)), "gcp": ("pulumi_gcp", ("user_labels", "labels")), "azure-native": ("pulumi_azure_native", ("tags",))}
+"""Each cloud's SDK and the inputs that hold a resource's tags, the first a type takes: on GCP a type
+whose `labels` are something else (a notification channel's: its e-mail address) keeps its labels in
+`user_labels`."""
 
 
 @cache
 def tag_input(token: str) -> str | None:
-    """The input that holds a resource type's tags (`tags`, or `labels` on GCP), or None when the
-    type takes none or belongs to no cloud SDK (components, Docker, providers).
+    """The input (wire name) that holds a resource type's tags (`tags`; on GCP `labels`, or
+    `userLabels`), or None when the type takes none or belongs to no cloud SDK (components, Docker,
+    providers).
     """
     package, module_path, class_name = [*token.split(":"), "", ""][:3]
     if package not in _SDK_PACKAGES or not class_name:
         return None
-    sdk, tag_key = _SDK_PACKAGES[package]
+    sdk, tag_keys = _SDK_PACKAGES[package]
     module_name = module_path.split("/")[0]
     try:
         module = importlib.import_module(sdk if module_name == "index" else f"{sdk}.{module_name}")
     except ImportError:
         return None
-    cls = getattr(module, class_name, None)
-    init = getattr(cls, "_internal_init", None)
-    return tag_key if init is not None and tag_key in inspect.signature(init).parameters else None
+    init = getattr(getattr(module, class_name, None), "_internal_init", None)
+    parameters: Mapping[str, inspect.Parameter] = inspect.signature(init).parameters if init is not None else {}
+    found = next((key for key in tag_keys if key in parameters), None)
+    return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), found) if found else None
 
 
-PLACEHOLDER = re.compile(r"(?i)[-_.?*/ ]*|n/?a|none|null|nil|unknown|tbd|todo|tba|changeme|change-me|default|test|xxx+|x|placeholder|example")
+PLACEHOLDER = re.compile(r"(?i)[-_.?*/ ]*|n[-/_]?a|none|null|nil|unknown|tbd|todo|tba|changeme|change-me|default|test|xxx+|x|placeholder|example")
 """Values that fill a tag without saying anything: a reader of the bill learns nothing from them."""
 
 
+LABEL_LIMIT = 63
+"""The longest label key GCP takes."""
+
+
 def gcp_label_key(key: str) -> str:
-    """A tag key as a GCP label key, which must be lowercase: `CostCenter` → `cost_center`."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
+    """A tag key as the GCP builders write it as a label key (providers/gcp/labels.py): snake case at
+    each lowercase-or-digit-to-capital step, lowercase, any other character `_`, at most 63
+    characters; `CostCenter` → `cost_center`. Written out here rather than imported: the pack judges
+    the program, and a rule that took the program's helper would follow it wherever it went.
+    """
+    snake = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
+    return re.sub(r"[^a-z0-9_-]", "_", snake)[:LABEL_LIMIT]
 
 
 def _missing_tags(args: ResourceValidationArgs) -> Iterator[str]:
@@ -54,7 +68,7 @@ def _missing_tags(args: ResourceValidationArgs) -> Iterator[str]:
     if tag_key is None:
         return
     required: list[str] = list(args.get_config()["requiredKeys"])
-    keys = [gcp_label_key(k) for k in required] if tag_key == "labels" else required
+    keys = [gcp_label_key(k) for k in required] if args.resource_type.startswith("gcp:") else required
     tags = mapping(get(args.props, tag_key))
     missing = [k for k in keys if not str(tags.get(k) or "").strip()]
     if missing:

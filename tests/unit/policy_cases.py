@@ -9,9 +9,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from dpc.cluster import swarm_layout
 from dpc.services import BUILT_IMAGES, database_services, placement_of
 from dpc.settings import settings_from_config
+from dpc.topology import derive
 from review.plan import stack_config
 from review.policy import PlannedResource, Violation, run_policies
 
@@ -156,7 +156,7 @@ NETWORKS = {
 
 
 _PROD_SETTINGS = settings_from_config({key.removeprefix("dpc:"): json.loads(v) if v[:1] in "[{" else v for key, v in stack_config("prod")[0].items()})
-PROGRAM_SERVICES = {s.name: s for s in database_services(_PROD_SETTINGS, swarm_layout(_PROD_SETTINGS), placement_of(_PROD_SETTINGS))}
+PROGRAM_SERVICES = {s.name: s for s in database_services(derive(_PROD_SETTINGS), placement_of(_PROD_SETTINGS))}
 """The prod program's own Swarm services by name: what a planned service must run to be one of them."""
 IMAGES = {key: res("docker:index/image:Image", f"image-{key}", {"build": {"context": context}}) for key, context in BUILT_IMAGES.items()}
 """The project's image builds, which a service running a project image depends on."""
@@ -429,14 +429,16 @@ CASES = [
         "ssh-only-from-admins-to-bastion",
         "gcp",
         [*ACCOUNTS.values(), _gcp_ssh("in", sourceRanges=[ADMIN], targetServiceAccounts=[ACCOUNTS["bastion"]]),
-         _gcp_ssh("hop", sourceServiceAccounts=[ACCOUNTS["bastion"]], targetServiceAccounts=[ACCOUNTS["worker"]])],
+         _gcp_ssh("hop", sourceServiceAccounts=[ACCOUNTS["bastion"]], targetServiceAccounts=[ACCOUNTS["worker"]]),
+         _gcp_ssh("by-tag", sourceTags=["bastion"], targetTags=["worker"])],
         [*ACCOUNTS.values(),
-         res("gcp:compute/firewall:Firewall", "tags", {"sourceTags": ["bastion"], "targetTags": ["worker"], "allows": [{"protocol": "tcp"}]}),
+         res("gcp:compute/firewall:Firewall", "tags", {"sourceTags": ["app"], "targetTags": ["worker"], "allows": [{"protocol": "tcp"}]}),
          _gcp_ssh("from-app", sourceServiceAccounts=[ACCOUNTS["app"]], targetServiceAccounts=[ACCOUNTS["worker"]]),
          _gcp_ssh("to-worker", sourceRanges=[ADMIN], targetServiceAccounts=[ACCOUNTS["worker"]]),
          res("gcp:compute/firewall:Firewall", "literal", {"sourceServiceAccounts": ["bastion@elsewhere.iam.gserviceaccount.com"],
-                                                          "allows": [{"protocol": "tcp", "ports": ["22"]}]})],
-        offenders=4,
+                                                          "allows": [{"protocol": "tcp", "ports": ["22"]}]}),
+         res("gcp:compute/firewall:Firewall", "no-source", {"targetTags": ["bastion"], "allows": [{"protocol": "tcp", "ports": ["22"]}]})],
+        offenders=5,
     ),
     Case(
         "ssh-only-from-admins-to-bastion",

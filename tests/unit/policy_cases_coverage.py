@@ -77,7 +77,7 @@ COVERAGE_CASES = [
     Case(
         "iam-least-privilege",
         "gcp and azure: no owner or editor",
-        [res("gcp:projects/iAMMember:IAMMember", "m", {"project": "p", "role": "roles/storage.objectViewer", "member": "serviceAccount:w@p.iam"})],
+        [res("gcp:projects/iAMMember:IAMMember", "m", {"project": "p", "role": "roles/logging.logWriter", "member": "serviceAccount:w@p.iam"})],
         [res("gcp:projects/iAMMember:IAMMember", "m", {"project": "p", "role": "roles/editor", "member": "serviceAccount:w@p.iam"}),
          res("azure-native:authorization:RoleAssignment", "a", {"principalId": "x", "scope": "/subscriptions/s",
                                                                  "roleDefinitionId": OWNER_ROLE})],

@@ -22,4 +22,11 @@ SECRET_CASES = [
         offenders=2,
     ),
     Case("generated-passwords-long-enough", "random", [_PASSWORD], [res("random:index/randomPassword:RandomPassword", "short", {"length": 16})]),
+    Case(
+        "no-secret-in-service-environment",
+        "docker container",
+        [res("docker:index/container:Container", "ok", {"image": "x@sha256:1", "envs": ["PGHOST=db"], "entrypoints": ["/bin/run"]})],
+        [res("docker:index/container:Container", "leak", {"image": "x@sha256:1", "envs": ["PGPASSWORD=Zq7xN4vR2mK8pW3tY6bH9cJ5"],
+                                                         "entrypoints": ["/bin/run"]})],
+    ),
 ]

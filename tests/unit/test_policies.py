@@ -85,7 +85,7 @@ def test_config_resolution_follows_the_engine() -> None:
     resolved = {c.policy.name: c for c in configure({"all": {"enforcementLevel": "advisory"}, "keys-rotated": "remediate",
                                                      "no-ingress-from-anywhere": {"allowedPorts": [443]}})}
     assert resolved["keys-rotated"].level is EnforcementLevel.MANDATORY
-    assert resolved["keys-rotated"].properties == {"maxRotationDays": 365}
+    assert resolved["keys-rotated"].properties == {"maxRotationDays": 90}
     assert resolved["no-ingress-from-anywhere"].level is EnforcementLevel.ADVISORY
     assert resolved["no-ingress-from-anywhere"].properties == {"allowedPorts": [443]}
     assert {c.level for c in configure({})} == {EnforcementLevel.MANDATORY}
