@@ -77,7 +77,7 @@ def sdk_class(typ: str) -> type | None:
 
 
 @cache
-def _takes_name(typ: str) -> bool:
+def generates_name(typ: str) -> bool:
     """Whether the type's name is an input, which pulumi-gcp generates where it is left out."""
     cls = sdk_class(typ)
     return cls is not None and "name" in inspect.signature(cls._internal_init).parameters  # type: ignore[attr-defined]  # every generated resource class has it
@@ -212,7 +212,7 @@ class GcpMocks(pulumi.runtime.Mocks):
         if args.typ == "pulumi:providers:gcp":
             self.providers[args.name] = self.defaults | {k: v for k, v in state.items() if k in ("project", "region", "zone")}
             return ("" if self.preview else f"{args.name}-{digest(args.name, 8)}"), state
-        if "name" not in state and _takes_name(args.typ):
+        if "name" not in state and generates_name(args.typ):
             state["name"] = autoname(args.name)
         if self.preview:
             return "", state

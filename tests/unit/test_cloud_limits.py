@@ -1,6 +1,6 @@
 """The clouds' documented API limits over the offline plans (`review.limits`): every shipped stack is
 within them, and each limit catches the input a cloud would refuse (each case mutates a copy of
-the prod plan the way a careless change would).
+the prod plan, AWS's or GCP's, the way a careless change would).
 """
 
 from __future__ import annotations
@@ -22,14 +22,17 @@ Plan = dict[str, Any]
 Revealed = dict[str, dict[str, Any]]
 
 
-@pytest.mark.parametrize("stack", [*STACKS, "local"])
+GCP_STACKS = ("gcp-prod", "gcp-dev")
+
+
+@pytest.mark.parametrize("stack", [*STACKS, *GCP_STACKS, "local"])
 def test_every_shipped_stack_is_within_the_clouds_limits(stack: str) -> None:
     plan, revealed = planned(stack)
     assert check_plan(plan, revealed, lint_iam=True) == []
 
 
-def _mutated(change: Callable[[Plan, Revealed], None]) -> list[Breach]:
-    plan, revealed = copy.deepcopy(planned("prod"))
+def _mutated(change: Callable[[Plan, Revealed], None], stack: str = "prod") -> list[Breach]:
+    plan, revealed = copy.deepcopy(planned(stack))
     change(plan, revealed)
     return check_plan(plan, revealed, lint_iam=True)
 
@@ -187,3 +190,85 @@ def test_volumes_beyond_what_their_machine_drives_are_caught() -> None:
     breaches = [b for b in _mutated(change) if "drives at most" in b.message]
     assert [b.urn.split("::")[-1] for b in breaches] == ["prod-compute-worker-1", "prod-compute-worker-1"]
     assert any("EBS IOPS" in b.message for b in breaches) and any("MiB/s" in b.message for b in breaches)
+
+
+def _gcp(suffix: str, typ: str, path: str, value: Any) -> Callable[[Plan, Revealed], None]:
+    """A change to one input (a dotted path, numbers indexing lists) of the gcp-prod resource named `*suffix`."""
+
+    def change(plan: Plan, revealed: Revealed) -> None:
+        (step,) = [s for s in _steps(plan, typ) if s["urn"].endswith(suffix)]
+        *parents, leaf = path.split(".")
+        for inputs in (step["newState"]["inputs"], revealed[step["urn"]]):
+            container = inputs
+            for key in parents:
+                container = container[int(key)] if isinstance(container, list) else container[key]
+            container[leaf] = value
+
+    return change
+
+
+INSTANCE = "gcp:compute/instance:Instance"
+DISK = "gcp:compute/disk:Disk"
+FIREWALL = "gcp:compute/firewall:Firewall"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (_gcp("network-all-in-deny", FIREWALL, "name", "All_In_Deny"), "Compute Engine resource name 'All_In_Deny' has characters the API refuses"),
+        (_gcp("compute-worker-1", INSTANCE, "name", "w" * 64), "Compute Engine resource name is 64 characters"),
+        (_gcp("compute-app-identity", "gcp:serviceaccount/account:Account", "accountId", "app"), "service account id is 3 characters; the API takes 6–30"),
+        (_gcp("storage-worker-1-data", DISK, "labels.owner", "Platform Team"), "label value 'Platform Team'"),
+        (_gcp("storage-worker-1-data", DISK, "labels", {f"k{n}": "v" for n in range(65)}), "65 labels; GCP takes at most 64"),
+        (_gcp("storage-backups", "gcp:storage/bucket:Bucket", "name", "dpc-google-backups"), "names cannot begin with goog nor contain google"),
+        (_gcp("storage-key", "gcp:kms/cryptoKey:CryptoKey", "rotationPeriod", "3600s"), "between 24 and 876,000 hours"),
+        (_gcp("storage-key", "gcp:kms/cryptoKey:CryptoKey", "rotationPeriod", "90d"), "a duration in seconds"),
+        (_gcp("compute-worker-1", INSTANCE, "metadata.user-data", "x" * (256 * 1024 + 1)), "a metadata value takes at most 262144"),
+        (_gcp("compute-worker-1", INSTANCE, "metadata.startup_script!", "x"), "metadata keys take [a-zA-Z0-9_-]"),
+        (_gcp("storage-worker-1-data", DISK, "size", 70000), "it takes 10–65536 GB"),
+        (_gcp("compute-worker-1", INSTANCE, "bootDisk.initializeParams.size", 5), "5 GB of pd-balanced"),
+        (_gcp("endpoint-health", "gcp:compute/regionHealthCheck:RegionHealthCheck", "timeoutSec", 30), "30 s is longer than the 10 s interval"),
+        (_gcp("network-app-in-tcp22-from-roles", FIREWALL, "targetServiceAccounts", ["a@b.iam.gserviceaccount.com"]),
+         "network tags or by service accounts, not both"),
+        (_gcp("network-all-in-deny", FIREWALL, "sourceTags", [f"t{n}" for n in range(31)]), "31 entries; a firewall rule takes at most 30"),
+        (_gcp("compute-worker-1", INSTANCE, "tags", ["Worker"]), "network tag 'Worker'"),
+        (_gcp("registry-images", "gcp:secretmanager/secret:Secret", "secretId", "dpc.images"), "secret id 'dpc.images'"),
+        (_gcp("swarm-manager-address-value", "gcp:secretmanager/secretVersion:SecretVersion", "secretData", "x" * (64 * 1024 + 1)),
+         "a secret version takes at most 65536"),
+        (_gcp("compute-app-read-image-list", "gcp:secretmanager/secretIamMember:SecretIamMember", "member", "app@example.com"), "names no kind of principal"),
+        (_gcp("network-private", "gcp:compute/subnetwork:Subnetwork", "ipCidrRange", "10.60.0.0/30"), "a subnetwork's primary range is at most /29"),
+        (_gcp("storage-worker-1-data", DISK, "diskEncryptionKey.kmsKeySelfLink", "projects/p/locations/europe-west1/keyRings/r/cryptoKeys/k"),
+         "a key in europe-west1 cannot protect data in global or us-central1"),
+        (_gcp("registry-images", "gcp:secretmanager/secret:Secret", "replication.userManaged.replicas.0.location", "europe-west1"),
+         "cannot protect data in europe-west1"),
+        (_gcp("storage-backups", "gcp:storage/bucket:Bucket", "location", "EU"), "a key in us cannot protect data in eu"),
+        (_gcp("registry-postgres", "gcp:artifactregistry/repository:Repository", "location", "us-east1"), "cannot protect data in us-east1"),
+        (_gcp("network-flow-logs", "gcp:logging/projectBucketConfig:ProjectBucketConfig", "location", "global"), "cannot protect data in global"),
+        (_gcp("network-app-in-tcp22-from-roles", FIREWALL, "direction", "EGRESS"), "an egress rule takes no source tags"),
+        (_gcp("compute-worker-1", INSTANCE, "metadata", {f"k{n}": "x" * (200 * 1024) for n in range(3)}), "an instance takes at most 524288"),
+        (_gcp("compute-worker-1", INSTANCE, "tags", [f"t{n}" for n in range(65)]), "65 network tags; an instance takes at most 64"),
+        (_gcp("compute-app-identity", "gcp:serviceaccount/account:Account", "description", "d" * 257), "service account description is 257 characters"),
+        (_gcp("budget-monthly", "gcp:billing/budget:Budget", "displayName", "b" * 61), "budget display name is 61 characters"),
+        (_gcp("storage-key", "gcp:kms/cryptoKey:CryptoKey", "name", "stack key"), "key ring or key name 'stack key'"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_inputs_gcp_refuses_are_caught(change: Callable[[Plan, Revealed], None], expected: str) -> None:
+    _one(_mutated(change, "gcp-prod"), expected)
+
+
+def test_a_name_gcp_would_generate_from_a_logical_name_it_refuses_is_caught() -> None:
+    def change(plan: Plan, revealed: Revealed) -> None:
+        (router,) = _steps(plan, "gcp:compute/router:Router")
+        router["urn"] = router["newState"]["urn"] = router["urn"].replace("gcp-prod-network-router", "gcp-prod-network_router")
+        revealed[router["urn"]] = router["newState"]["inputs"]
+
+    _one(_mutated(change, "gcp-prod"), "generated from the logical name as 'gcp-prod-network_router-")
+
+
+def test_gcp_values_unknown_at_preview_are_passed_over() -> None:
+    plan, _ = copy.deepcopy(planned("gcp-prod"))
+    for step in _steps(plan, INSTANCE):
+        step["newState"]["inputs"]["metadata"]["user-data"] = "[unknown]"
+        step["newState"]["inputs"]["name"] = "[unknown]"
+    assert check_plan(plan) == []
