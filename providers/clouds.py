@@ -17,11 +17,11 @@ def deploy_stack(settings: Settings, stack: str) -> Mapping[str, pulumi.Output[o
     """Creates the stack on its cloud; each cloud's SDK is imported only when it is used (they are large)."""
     topology = derive(settings)
     if settings.cloud == "aws":
-        from providers.aws import AWS  # noqa: PLC0415
+        from providers.aws.builders import AWS  # noqa: PLC0415
 
         return deploy(topology, stack, AWS)
     if settings.cloud == "gcp" and settings.gcp is not None:
-        from providers.gcp import gcp_builders  # noqa: PLC0415
+        from providers.gcp.builders import gcp_builders  # noqa: PLC0415
 
         return deploy(topology, stack, gcp_builders(settings.gcp))
     if settings.cloud == "local":
