@@ -89,10 +89,17 @@ def _volumes(settings: Settings, nodes: tuple[Node, ...], agent: Node) -> tuple[
     return tuple(volumes)
 
 
+def backup_agent_role(settings: Settings) -> Role:
+    """Where the backup agent runs (`Topology.backup_agent`): the backup node's role when the stack
+    has one, else the managers'. Settings rules that weigh the agent's volume read it too.
+    """
+    return Role.BACKUP if settings.nodes.backup.count > 0 else Role.MANAGER
+
+
 def derive(settings: Settings) -> Topology:
     """The stack's topology; validated settings guarantee every role it reads has its members."""
     nodes = tuple(plan_nodes(settings))
-    agent_role = Role.BACKUP if settings.nodes.backup.count > 0 else Role.MANAGER
+    agent_role = backup_agent_role(settings)
     agent = next(node for node in nodes if node.role is agent_role)
     return Topology(
         settings=settings,

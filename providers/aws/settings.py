@@ -17,7 +17,9 @@ from typing import cast
 
 from dpc.catalog import MACHINE_TYPES, BlockStorageLimits
 from dpc.environments import Environment, node_groups
+from dpc.model import Role
 from dpc.settings import CloudProfile, NodeGroup, Problem, Rules, Settings, VolumeSettings
+from dpc.topology import backup_agent_role
 
 GP3_MIN_IOPS, GP3_MAX_IOPS, GP3_IOPS_PER_GIB = 3000, 80000, 500
 GP3_MIN_THROUGHPUT, GP3_MAX_THROUGHPUT, GP3_THROUGHPUT_PER_IOPS = 125, 2000, 0.25
@@ -95,7 +97,7 @@ def _volumes_by_group(s: Settings) -> dict[str, dict[str, VolumeSettings]]:
     and WAL volumes, the backup agent's node (the backup node, or manager-1 without one) the backup
     volume. Root volumes are left out: they idle after boot.
     """
-    agent_group = "backup" if s.nodes.backup.count > 0 else "managers"
+    agent_group = "backup" if backup_agent_role(s) is Role.BACKUP else "managers"
     return {
         "workers": {"data": s.storage.data, "wal": s.storage.wal},
         agent_group: {"backup": s.storage.backup},
