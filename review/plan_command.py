@@ -16,13 +16,14 @@ from dpc.config import StackFileError
 from dpc.settings import SettingsError
 from review.limits import check_plan
 from review.limits import report as limits_report
-from review.plan import build_plan_revealed, stack_config, summary
+from review.plan import PROJECT_ROOT, build_plan_revealed, stack_config, summary
 from review.policy import PolicyConfigError, load_pack_config, pack_config_for, plan_resources, report, run_policies
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `plan` subcommand's arguments."""
-    parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    shipped = ", ".join(sorted(path.name.removeprefix("Pulumi.").removesuffix(".yaml") for path in PROJECT_ROOT.glob("Pulumi.*.yaml")))
+    parser.add_argument("--stack", required=True, help=f"stack name: reads Pulumi.<stack>.yaml (shipped: {shipped})")
     parser.add_argument("--out", type=Path, help="where to write the plan JSON (default: plan-<stack>.json)")
     parser.add_argument("--lint-iam", action="store_true",
                         help="also run every IAM policy through the IAM linter (parliament; the tests always do)")
