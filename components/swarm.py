@@ -4,11 +4,12 @@ joins the Swarm unattended; the managers then keep the Swarm's membership conver
 node labels, stale nodes of replaced machines, the published join details) by a timer, and every
 node pulls the stack's images with its own identity by another.
 
-The join tokens are exchanged at boot through the cloud's secret store (created by the
-per-cloud builder); the user data only names where to find them. It does carry the SSH host keys
-of the machines `pulumi up` reaches (so their host keys are known in advance), which is why the
-builders mark their user data secret. Rendering is a pure function of its inputs, so it is golden-file tested
-and checked by `cloud-init schema` and shellcheck.
+The join tokens, and the SSH host keys the deployment generated for the machines `pulumi up`
+reaches, are exchanged at boot through the cloud's secret store (created by the per-cloud builder);
+the user data only names where to find them, so it holds no secret. No container but the backup
+agent's may reach the instance metadata, and with it the node's identity (`dpc-metadata-guard`).
+One document serves every cloud; what a cloud adds is its `CloudHooks`. Rendering is a pure
+function of its inputs, so it is golden-file tested and checked by `cloud-init schema` and shellcheck.
 """
 
 from __future__ import annotations

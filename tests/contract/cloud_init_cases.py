@@ -38,13 +38,21 @@ DEPLOY_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGRlcGxveWtleWZvcnRlc3Rpbmdvbm
 """The deployment's identity (a public key; its private half is only in the Pulumi state)."""
 HOST_KEY_MACHINES = ("manager-1", BASTION_HOST_KEY)
 """The machines `pulumi up` reaches over SSH, whose host keys the deployment generates."""
-GCP_PROJECT = "dpc-test-project"
-"""The project the GCP case's secrets are named in (the shipped stack file holds a placeholder)."""
 
 
 @cache
 def stack_topology(stack: str) -> Topology:
     return derive(settings_from_stack_file(PROJECT_ROOT / f"Pulumi.{stack}.yaml"))
+
+
+def _gcp_project() -> str:
+    gcp = stack_topology("gcp-prod").settings.gcp
+    assert gcp is not None, "Pulumi.gcp-prod.yaml names its project"
+    return gcp.project
+
+
+GCP_PROJECT = _gcp_project()
+"""The project the GCP secrets are named in: the shipped stack file's (a placeholder to replace)."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +137,8 @@ def ebs_volume_id(volume_name: str) -> str:
 
 
 def _gcp_disk_id(volume_name: str) -> str:
-    """`projects/p/zones/z/disks/<name>`, the disk named as the GCP storage builder names it."""
+    """`projects/p/zones/z/disks/<name>`, the disk named as the GCP storage builder names it (the
+    device path takes the name alone)."""
     return f"projects/{GCP_PROJECT}/zones/us-central1-a/disks/gcp-prod-storage-{volume_name}"
 
 
@@ -149,7 +158,7 @@ AWS = CloudCase(
 GCP = CloudCase(
     cloud="gcp",
     stack="gcp-prod",
-    key_id=f"projects/{GCP_PROJECT}/locations/us-central1/keyRings/dpc-gcp-prod-storage-key-ring/cryptoKeys/dpc-gcp-prod-storage-key",
+    key_id=f"projects/{GCP_PROJECT}/locations/us-central1/keyRings/gcp-prod-storage-key-ring/cryptoKeys/gcp-prod-storage-key",
     secret_names={secret: secret_name(GCP_PROJECT, f"gcp-prod-swarm-{secret}") for secret in BOOTSTRAP_SECRETS},
     host_key_secrets={machine: secret_name(GCP_PROJECT, f"gcp-prod-swarm-host-key-{machine}") for machine in HOST_KEY_MACHINES},
     images_parameter=secret_name(GCP_PROJECT, "gcp-prod-registry-images"),

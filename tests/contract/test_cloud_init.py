@@ -28,29 +28,25 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from components.swarm import BASTION_HOST_KEY, SshAccess, gzip_base64
-from dpc.model import bastion_node
 from dpc.services import Uid
 from tests.contract.cloud_init_cases import (
     AWS,
     CLOUDS,
     GCP,
-    HOST_KEY_SECRETS,
+    GCP_PROJECT,
     PREFIX,
     PROJECT_ROOT,
     SSH_KEY,
-    STACK,
     CloudCase,
-    prod_nodes,
-    prod_settings,
-    render_bastion,
     render_node,
     write_files,
 )
@@ -175,65 +171,129 @@ def test_rendering_does_not_depend_on_hash_order(rendered: dict[str, str]) -> No
         assert json.loads(result.stdout) == rendered, f"the user data differs under PYTHONHASHSEED={seed}"
 
 
-def test_program_renders_what_the_golden_files_hold() -> None:
-    """The whole program under the review mocks gives every instance the user data rendered here,
-    once its mock KMS key ARN, volume ids, deploy key and image list name stand in for the golden
-    ones: so the goldens' host names, secret names (the host keys' parameters too), region, labels
-    and volumes are the program's. Node user data reaches EC2 gzip-compressed; no user data is a
-    secret, and none holds the private host keys the program stores in the secret store."""
-    from review.mocks import mock_id  # noqa: PLC0415  (the review harness imports the whole program)
-    from review.plan import SECRET_SHOWN, build_plan_revealed  # noqa: PLC0415
+@dataclass(frozen=True)
+class ProgramShape:
+    """Where a cloud's plan holds what the golden files' stand-ins stand for: each machine's user
+    data (and how a preview shows it), each disk's id, and the host keys stored in the secret store."""
 
-    plan, revealed = build_plan_revealed(STACK)
-    settings = prod_settings()
+    instance: str
+    user_data: Callable[[dict[str, Any], dict[str, Any]], tuple[str, object]]
+    """(user data as the machine reads it, what a preview shows of it) from the revealed and the shown inputs."""
+    volume: str
+    volume_id: Callable[[str, dict[str, Any]], str]
+    """A disk's id from its resource name and inputs."""
+    host_key: Callable[[str, dict[str, Any], dict[str, Any]], tuple[str, str] | None]
+    """(secret name, private key) of a resource that stores a host key: its type, revealed and shown inputs."""
+
+
+def _aws_user_data(inputs: dict[str, Any], shown: dict[str, Any]) -> tuple[str, object]:
+    if "userData" in inputs:
+        return inputs["userData"], shown["userData"]
+    text = gzip.decompress(base64.b64decode(inputs["userDataBase64"])).decode()
+    assert gzip_base64(text) == inputs["userDataBase64"]
+    return text, shown["userDataBase64"]
+
+
+def _gcp_user_data(inputs: dict[str, Any], shown: dict[str, Any]) -> tuple[str, object]:
+    metadata = inputs["metadata"]
+    text = metadata["user-data"]
+    if metadata.get("user-data-encoding") == "base64":
+        text = gzip.decompress(base64.b64decode(text)).decode()
+        assert gzip_base64(text) == metadata["user-data"]
+    return text, shown["metadata"]["user-data"]
+
+
+def _aws_host_key(typ: str, inputs: dict[str, Any], shown: dict[str, Any]) -> tuple[str, str] | None:
+    from review.plan import SECRET_SHOWN  # noqa: PLC0415  (the review harness imports the whole program)
+
+    if typ != "aws:ssm/parameter:Parameter" or "/host-keys/" not in inputs["name"]:
+        return None
+    assert (inputs["type"], shown["value"]) == ("SecureString", SECRET_SHOWN), f"{inputs['name']}: the host key is a secret"
+    return inputs["name"], inputs["value"]
+
+
+def _gcp_host_key(typ: str, inputs: dict[str, Any], shown: dict[str, Any]) -> tuple[str, str] | None:
+    from review.plan import SECRET_SHOWN  # noqa: PLC0415  (the review harness imports the whole program)
+
+    if typ != "gcp:secretmanager/secretVersion:SecretVersion" or "-swarm-host-key-" not in inputs["secret"]:
+        return None
+    assert shown["secretData"] == SECRET_SHOWN, f"{inputs['secret']}: the host key is a secret"
+    return inputs["secret"], inputs["secretData"]
+
+
+PROGRAM_SHAPES = {
+    AWS.cloud: ProgramShape(
+        "aws:ec2/instance:Instance", _aws_user_data, "aws:ebs/volume:Volume",
+        lambda name, _inputs: _mock_id("aws:ebs/volume:Volume", name), _aws_host_key,
+    ),
+    GCP.cloud: ProgramShape(
+        "gcp:compute/instance:Instance", _gcp_user_data, "gcp:compute/disk:Disk",
+        lambda _name, inputs: f"projects/{GCP_PROJECT}/zones/{inputs['zone']}/disks/{inputs['name']}", _gcp_host_key,
+    ),
+}
+
+
+def _mock_id(typ: str, name: str) -> str:
+    from review.mocks import mock_id  # noqa: PLC0415  (the review harness imports the whole program)
+
+    return mock_id(typ, name)
+
+
+@pytest.mark.parametrize("cloud", CLOUDS, ids=lambda cloud: cloud.cloud)
+def test_program_renders_what_the_golden_files_hold(cloud: CloudCase) -> None:
+    """The whole program under the review mocks gives every machine the user data rendered here,
+    once its mock key id, volume ids, deploy key and image list name stand in for the golden
+    ones: so the goldens' host names, secret names (the host keys' secrets too), region, labels
+    and volumes are the program's. Node user data reaches the cloud gzip-compressed; no user data is
+    a secret, and none holds the private host keys the program stores in the secret store."""
+    from review.plan import SECRET_SHOWN, build_plan_revealed  # noqa: PLC0415  (the review harness imports the whole program)
+
+    shape = PROGRAM_SHAPES[cloud.cloud]
+    plan, revealed = build_plan_revealed(cloud.stack)
+    settings = cloud.topology.settings
     user_data: dict[str, str] = {}
     volume_ids: dict[str, str] = {}
     stored_host_keys: dict[str, str] = {}
     for step in plan["steps"]:
         state = step["newState"]
         resource_name = step["urn"].split("::")[-1]
-        if state["type"] == "aws:ec2/instance:Instance":
-            inputs = revealed[step["urn"]]
-            [shown] = [state["inputs"][key] for key in ("userData", "userDataBase64") if key in state["inputs"]]
-            text = inputs["userData"] if "userData" in inputs else gzip.decompress(base64.b64decode(inputs["userDataBase64"])).decode()
-            if "userDataBase64" in inputs:
-                assert gzip_base64(text) == inputs["userDataBase64"]
-            document = yaml.safe_load(text)
+        inputs = revealed[step["urn"]]
+        if state["type"] == shape.instance:
+            text, shown = shape.user_data(inputs, state["inputs"])
             assert shown != SECRET_SHOWN, f"{resource_name}: its user data holds no secret, so previews show it"
-            user_data[document["hostname"].removeprefix(f"{PREFIX}-")] = text
-        elif state["type"] == "aws:ebs/volume:Volume":
-            volume_ids[resource_name] = mock_id(state["type"], resource_name)
-        elif state["type"] == "aws:ssm/parameter:Parameter" and "/host-keys/" in revealed[step["urn"]]["name"]:
-            inputs = revealed[step["urn"]]
-            assert (inputs["type"], state["inputs"]["value"]) == ("SecureString", SECRET_SHOWN), f"{resource_name}: the host key is a secret"
-            stored_host_keys[inputs["name"]] = inputs["value"]
+            user_data[yaml.safe_load(text)["hostname"].removeprefix(f"{cloud.prefix}-")] = text
+        elif state["type"] == shape.volume:
+            volume_ids[resource_name] = shape.volume_id(resource_name, inputs)
+        elif stored := shape.host_key(state["type"], inputs, state["inputs"]):
+            stored_host_keys[stored[0]] = stored[1]
 
     def program_volume_id(volume_name: str) -> str:
         [found] = [volume for resource, volume in volume_ids.items() if resource.endswith(f"-{volume_name}")]
         return found
 
     def program_access(text: str, machine: str) -> SshAccess:
-        """The deploy key the program generated; the host key's parameter as the golden files name it
-        (and as the program names the parameter it stores the key in, checked below)."""
-        keys = yaml.safe_load(text)["ssh_authorized_keys"]
-        return SshAccess(keys[0], tuple(keys[1:]), HOST_KEY_SECRETS.get(machine))
+        """The deploy key the program generated; the host key's secret as the golden files name it
+        (and as the program names the secret it stores the key in, checked below)."""
+        document = yaml.safe_load(text)
+        keys = document["users"][0]["ssh_authorized_keys"] if "users" in document else document["ssh_authorized_keys"]
+        return SshAccess(keys[0], tuple(keys[1:]), cloud.host_key_secrets.get(machine))
 
-    bastion = bastion_node(settings).name
-    assert sorted(user_data) == sorted([*prod_nodes(), bastion])
-    assert sorted(stored_host_keys) == sorted(HOST_KEY_SECRETS.values()), "a parameter for each reached machine's host key, named as rendered here"
+    bastion = cloud.topology.bastion.name
+    assert sorted(user_data) == sorted([*cloud.nodes(), bastion])
+    assert sorted(stored_host_keys) == sorted(cloud.host_key_secrets.values()), "a secret for each reached machine's host key, named as rendered here"
     for key in stored_host_keys.values():
         assert key.startswith("-----BEGIN OPENSSH PRIVATE KEY-----\n"), "the program stores an OpenSSH private key"
         body = key.splitlines()[1]
         for name, text in user_data.items():
             assert body not in text, f"{name}: its user data holds a private host key"
-    bastion_key_id = env_of(user_data[bastion], "/etc/dpc/host-key.env")["DPC_KEY_ID"]
-    assert user_data[bastion] == render_bastion(bastion_access=program_access(user_data[bastion], BASTION_HOST_KEY), key_arn=bastion_key_id)
-    for name in prod_nodes():
+    bastion_key_id = env_of(user_data[bastion], "/etc/dpc/host-key.env").get("DPC_KEY_ID")
+    assert user_data[bastion] == cloud.render_bastion(bastion_access=program_access(user_data[bastion], BASTION_HOST_KEY), key_id=bastion_key_id)
+    for name in cloud.nodes():
         env = env_of(user_data[name], "/etc/dpc/node.env")
-        expected = render_node(
+        expected = cloud.render_node(
             name,
             ssh_public_keys=settings.access.ssh_public_keys,
-            key_arn=env["DPC_KEY_ID"],
+            key_id=env.get("DPC_KEY_ID"),
             volume_id_of=program_volume_id,
             node_access=program_access(user_data[name], name),
             images_parameter=env["DPC_IMAGES_PARAMETER"],

@@ -36,6 +36,7 @@ from tests.contract.cloud_init_cases import (
     CLOUDS,
     DEPLOY_KEY,
     GCP,
+    GCP_PROJECT,
     HOST_KEY_MACHINES,
     HOST_KEY_SECRETS,
     IMAGES_PARAMETER,
@@ -439,7 +440,7 @@ def gcp_documents() -> dict[str, dict[str, Any]]:
 def test_gcp_nodes_read_secret_manager_secrets_named_by_project_and_id(gcp_documents: dict[str, dict[str, Any]]) -> None:
     for name, document in gcp_documents.items():
         env = node_env(document)
-        assert env["DPC_MANAGER_ADDRESS"] == f"projects/dpc-test-project/secrets/gcp-prod-swarm-{MANAGER_ADDRESS}"
+        assert env["DPC_MANAGER_ADDRESS"] == f"projects/{GCP_PROJECT}/secrets/gcp-prod-swarm-{MANAGER_ADDRESS}"
         assert env["DPC_JOIN_TOKEN"] == GCP.secret_names[MANAGER_TOKEN if name.startswith("manager-") else WORKER_TOKEN]
         assert env["DPC_IMAGES_PARAMETER"] == GCP.images_parameter
         assert env["DPC_PACKAGES"] == "curl docker.io jq", f"{name}: no cloud CLI: the store is curl against the REST API"
