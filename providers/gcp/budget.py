@@ -23,10 +23,6 @@ from providers.gcp.labels import label_key, label_value, scope_labels
 
 SPEND_BASIS = {"actual": "CURRENT_SPEND", "forecast": "FORECASTED_SPEND"}
 
-NOTIFICATION_CHANNEL_LIMIT = 5
-"""The most Cloud Monitoring channels a budget notifies (its `monitoringNotificationChannels`)."""
-
-
 def _amount(usd: float) -> gcp.billing.BudgetAmountSpecifiedAmountArgsDict:
     """Dollars as Cloud Billing's money: whole units and nanos."""
     cents = round(usd * 100)
@@ -34,9 +30,9 @@ def _amount(usd: float) -> gcp.billing.BudgetAmountSpecifiedAmountArgsDict:
 
 
 def build_budget(settings: GcpSettings, scope: Scope, plan: BudgetPlan) -> BudgetResult:
-    """Creates one e-mail channel per recipient and the budget on the billing account."""
-    if len(plan.emails) > NOTIFICATION_CHANNEL_LIMIT:
-        raise ValueError(f"a GCP budget notifies at most {NOTIFICATION_CHANNEL_LIMIT} channels, one per e-mail address: {len(plan.emails)} given")
+    """Creates one e-mail channel per recipient (at most `BUDGET_CHANNEL_LIMIT`, which GCP settings
+    check) and the budget on the billing account.
+    """
     channels = [
         gcp.monitoring.NotificationChannel(
             scope.child(f"email-{index}"),

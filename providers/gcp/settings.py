@@ -26,6 +26,23 @@ GCS_MINIMUM_STORAGE_DAYS = {"NEARLINE": 30, "COLDLINE": 90, "ARCHIVE": 365}
 """Cloud Storage bills an object of these classes for at least this many days in the class:
 deleting or moving it sooner costs the remaining days anyway."""
 
+MULTI_REGIONS = {"us": ("US", "us"), "europe": ("EU", "europe"), "asia": ("ASIA", "asia")}
+"""By a region's prefix: the Cloud Storage multi-region and the Cloud KMS location of a dual-region
+bucket there. The offsite geo copy is a dual-region bucket (`providers.gcp.storage`): Cloud Storage
+pairs two regions of one multi-region only, and takes its key only from that multi-region."""
+
+BUDGET_CHANNEL_LIMIT = 5
+"""The most Cloud Monitoring channels a budget notifies: one per alert e-mail (`providers.gcp.budget`)."""
+
+
+def multi_region(region: str, replica_region: str) -> tuple[str, str] | None:
+    """The multi-region and Cloud KMS location of the dual-region of two regions; None for a pair
+    Cloud Storage does not make into one.
+    """
+    continent = region.split("-", maxsplit=1)[0]
+    return MULTI_REGIONS.get(continent) if replica_region.split("-", maxsplit=1)[0] == continent else None
+
+
 PD_SSD_MIN_GB = 10
 """The smallest pd-ssd disk GCE creates (its largest, 65 536 GB, is every cloud's `PositiveGib` bound)."""
 
@@ -110,6 +127,34 @@ def _check_lifecycle(s: Settings) -> Iterator[Problem]:
             "backup.offsiteExpireAfterDays",
             f"Archive storage bills at least {archive} days, so a backup must be kept {archive} days after archiving (from day {archived})",
             f"use at least {archived + archive}",
+        )
+
+
+@_rule("backup")
+def _check_geo_copy(s: Settings) -> Iterator[Problem]:
+    replica = s.backup.offsite_replica_region
+    if replica is not None and multi_region(s.region, replica) is None:
+        continent = s.region.split("-", maxsplit=1)[0]
+        fix = (
+            f"name another {continent}-* region"
+            if continent in MULTI_REGIONS
+            else f"run the stack in a region of {', '.join(f'{c}-*' for c in sorted(MULTI_REGIONS))}: {s.region} is in no multi-region"
+        )
+        yield Problem(
+            "backup.offsiteReplicaRegion",
+            f"the geo copy is a dual-region bucket, which Cloud Storage makes only of two regions of one multi-region ({', '.join(sorted(MULTI_REGIONS))}): "
+            f"{s.region} and {replica} are not",
+            fix,
+        )
+
+
+@_rule("budget")
+def _check_budget_emails(s: Settings) -> Iterator[Problem]:
+    if len(s.budget.alert_emails) > BUDGET_CHANNEL_LIMIT:
+        yield Problem(
+            "budget.alertEmails",
+            f"a GCP budget notifies at most {BUDGET_CHANNEL_LIMIT} channels, one per address: {len(s.budget.alert_emails)} given",
+            f"list at most {BUDGET_CHANNEL_LIMIT} addresses (a group address reaches more people)",
         )
 
 

@@ -26,7 +26,7 @@ from components.base import Scope
 from components.storage import StoragePlan, StorageResult
 from providers.gcp.labels import scope_labels
 from providers.gcp.network import gcp_name
-from providers.gcp.settings import GCS_ARCHIVE_CLASS, GCS_INFREQUENT_ACCESS_CLASS
+from providers.gcp.settings import GCS_ARCHIVE_CLASS, GCS_INFREQUENT_ACCESS_CLASS, multi_region
 
 KEY_ROTATION_PERIOD = f"{90 * 24 * 3600}s"
 """A new key version every 90 days; versions before it keep decrypting what they encrypted."""
@@ -38,12 +38,6 @@ DISK_TYPE = "pd-ssd"
 """SSD persistent disks, whose IOPS and throughput follow their size (`VolumePlan.performance` None)."""
 
 ENCRYPTER_DECRYPTER = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
-
-MULTI_REGIONS = {"us": ("US", "us"), "europe": ("EU", "europe"), "asia": ("ASIA", "asia")}
-"""By a region's prefix: the multi-region (the bucket's location) and the Cloud KMS location of a
-dual-region bucket in that continent. Cloud Storage pairs two regions of one multi-region only,
-and takes a dual-region bucket's key only from the Cloud KMS location of that multi-region."""
-
 
 @dataclass(frozen=True)
 class BucketLocation:
@@ -68,14 +62,10 @@ def bucket_location(region: str, replica_region: str | None) -> BucketLocation:
     """
     if replica_region is None:
         return BucketLocation(region.upper(), (), region)
-    continent = region.split("-", maxsplit=1)[0]
-    if continent not in MULTI_REGIONS or replica_region.split("-", maxsplit=1)[0] != continent:
-        raise ValueError(
-            f"a dual-region bucket pairs two regions of one multi-region ({', '.join(sorted(MULTI_REGIONS))}): "
-            f"{region} and {replica_region} are not"
-        )
-    location, key_location = MULTI_REGIONS[continent]
-    return BucketLocation(location, (region.upper(), replica_region.upper()), key_location)
+    pair = multi_region(region, replica_region)
+    if pair is None:
+        raise ValueError(f"{region} and {replica_region} make no dual-region (providers.gcp.settings checks this first)")
+    return BucketLocation(pair[0], (region.upper(), replica_region.upper()), pair[1])
 
 
 def lifecycle_rules(plan: StoragePlan) -> list[gcp.storage.BucketLifecycleRuleArgsDict]:

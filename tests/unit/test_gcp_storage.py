@@ -22,7 +22,7 @@ from components.base import StackContext
 from components.budget import BUDGET_ALERTS, Budget, BudgetPlan
 from components.registry import ImageList, ImageListPlan, ImageRegistry, RegistryPlan, image_list_value
 from components.storage import BucketLifecycle, Storage, StoragePlan
-from dpc.settings import GcpSettings
+from dpc.settings import GcpSettings, settings_from_config
 from dpc.topology import VolumePlan
 from providers.gcp.budget import build_budget
 from providers.gcp.labels import LABEL_LIMIT
@@ -30,6 +30,7 @@ from providers.gcp.registry import build_image_list, build_registry
 from providers.gcp.settings import GCS_ARCHIVE_CLASS, GCS_INFREQUENT_ACCESS_CLASS
 from providers.gcp.storage import ENCRYPTER_DECRYPTER, KEY_ROTATION_PERIOD, bucket_location, build_storage
 from tests.mocked_program import run_mocked
+from tests.unit.test_settings import only_problem, stack
 
 PROJECT, NUMBER, REGION = "dpc-test-project", "123456789012", "us-central1"
 TAGS = {"CostCenter": "Platform Team", "Environment": "prod", "ManagedBy": "pulumi", "Owner": "dba@example.com", "Service": "postgres-ha", "Stack": "gcp-prod"}
@@ -329,3 +330,15 @@ def test_names_stay_gcp_names_under_a_long_stack_name() -> None:
     names = [d["name"] for d in built.of_type(DISK).values()] + [r["repositoryId"] for r in built.of_type(REPOSITORY).values()]
     assert all(NAME.match(name) for name in names) and len(set(names)) == len(names), names
     assert any(len(f"{stack}-storage-{v.name}") > 63 for v in VOLUMES), "the case cuts a name"
+
+
+def test_settings_refuse_a_geo_copy_cloud_storage_cannot_make_a_dual_region_of() -> None:
+    problem = only_problem(stack("gcp-prod", backup=stack("gcp-prod")["backup"] | {"offsiteReplicaRegion": "europe-west1"}))
+    assert problem.path == "backup.offsiteReplicaRegion" and "dual-region" in problem.message and "another us-*" in problem.fix
+
+
+def test_settings_refuse_more_alert_addresses_than_a_budget_notifies() -> None:
+    emails = [f"dba{n}@example.com" for n in range(6)]
+    problem = only_problem(stack("gcp-prod", budget=stack("gcp-prod")["budget"] | {"alertEmails": emails}))
+    assert problem.path == "budget.alertEmails" and "at most 5" in problem.message
+    assert settings_from_config(stack("gcp-prod", budget=stack("gcp-prod")["budget"] | {"alertEmails": emails[:5]})).budget.alert_emails == emails[:5]
