@@ -6,7 +6,7 @@ A resource's id is the first of the import formats its pulumi-gcp class document
 (`projects/{{project}}/zones/{{zone}}/disks/{{name}}`): the Google provider's ids are these
 paths, so the SDK says what each one is, also for a type no builder used when this was written.
 The few whose id the provider makes otherwise (service accounts, buckets, secret versions, IAM
-members, budgets, enabled services) are answered here. The project, region and zone a path names
+members, budgets, notification channels, enabled services) are answered here. The project, region and zone a path names
 are the resource's own inputs or, as the provider fills them, its provider's.
 
 With `preview`, it answers as the engine does in a stack's first `pulumi preview`: no id, the
@@ -98,7 +98,8 @@ _GRANTED_ON = ("secretId", "bucket", "cryptoKeyId", "keyRingId", "repository", "
 """The input naming what an IAM grant is on, by type (the project where none is)."""
 
 
-def _is_iam_grant(typ: str) -> bool:
+def is_iam_grant(typ: str) -> bool:
+    """Whether the type grants a role to members on a resource (`...IamMember`, `...IAMBinding`)."""
     return typ.rsplit(":", 1)[-1].lower().endswith(("iammember", "iambinding"))
 
 
@@ -147,7 +148,7 @@ def mock_id(typ: str, name: str, inputs: Mapping[str, Any], provider_inputs: Map
     known = _context(inputs, provider_inputs) | {"name": str(inputs.get("name") or autoname(name))}
     if typ in _OWN_IDS:
         return _OWN_IDS[typ](name, known)
-    if _is_iam_grant(typ):
+    if is_iam_grant(typ):
         on = next((known[key] for key in _GRANTED_ON if key in known), known.get("project", ""))
         return f"{on}/{known.get('role', '')}/{known.get('member', '')}"
     template = import_format(typ)
@@ -226,7 +227,7 @@ class GcpMocks(pulumi.runtime.Mocks):
         out: dict[str, Any] = {}
         if typ.startswith("gcp:compute/") and resource_id.startswith("projects/"):
             out["selfLink"] = COMPUTE_API + resource_id
-        if _is_iam_grant(typ):
+        if is_iam_grant(typ):
             out["etag"] = f"BwX{digest(resource_id, 9)}="
         computed = self._outputs.get(typ)
         return out | (computed(_Created(name, resource_id, state, str(state.get("project", provider.get("project", ""))), provider)) if computed else {})

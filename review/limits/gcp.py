@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any, cast
 
-from providers.gcp.mocks import autoname, generates_name
+from providers.gcp.mocks import autoname, generates_name, is_iam_grant
 from review.limits import Breach, Check, PlanIndex, TextLimit, known, text_checks, values_at
 from review.policy import PlannedResource
 
@@ -260,7 +260,7 @@ def _secret_payloads(plan: PlanIndex) -> Iterator[Breach]:
 def _iam_members(plan: PlanIndex) -> Iterator[Breach]:
     """An IAM member names its kind of principal (`serviceAccount:`, `user:`, ...)."""
     for resource in plan.resources:
-        if not resource.type.startswith("gcp:") or not resource.type.lower().endswith(("iammember", "iambinding")):
+        if not resource.type.startswith("gcp:") or not is_iam_grant(resource.type):
             continue
         members = [resource.inputs.get("member"), *cast(list[object], resource.inputs.get("members") or [])]
         for member in members:
