@@ -22,6 +22,7 @@ from components.base import Scope
 from components.registry import ImageListPlan, ImageListResult, RegistryPlan, RegistryResult, image_list_value
 from providers.gcp.labels import scope_labels
 from providers.gcp.network import gcp_name
+from providers.gcp.swarm import secret_name
 
 ACCESS_TOKEN_USER = "oauth2accesstoken"
 """The user name Artifact Registry takes with an OAuth access token as the password."""
@@ -30,6 +31,11 @@ ACCESS_TOKEN_USER = "oauth2accesstoken"
 def build_registry(scope: Scope, plan: RegistryPlan) -> RegistryResult:
     """Creates a repository per image in the stack's region, and the empty image list the nodes
     are allowed to read before any image is pushed (an IAM grant needs the secret to exist).
+
+    The repositories' and the list's ids are made of the project, the region and the ids the
+    program chooses, as the API names them, from the resources' own inputs (so whoever grants on
+    them waits for them): known at a first preview, where the policy pack judges each role's
+    grants, unlike the ids the API returns.
     """
     config = gcp.organizations.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=scope.component))
     urls: dict[str, pulumi.Output[str]] = {}
@@ -48,7 +54,9 @@ def build_registry(scope: Scope, plan: RegistryPlan) -> RegistryResult:
             opts=scope.stateful_opts(),
         )
         urls[image] = repository.registry_uri.apply(lambda uri, image=image: f"{uri}/{image}")
-        ids[image] = repository.id
+        ids[image] = pulumi.Output.all(config.project, config.region, repository.repository_id).apply(
+            lambda a: f"projects/{a[0]}/locations/{a[1]}/repositories/{a[2]}"
+        )
     image_list = gcp.secretmanager.Secret(
         scope.child("images"),
         secret_id=scope.child("images"),
@@ -56,14 +64,15 @@ def build_registry(scope: Scope, plan: RegistryPlan) -> RegistryResult:
         labels=scope_labels(scope, Name=scope.child("images")),
         opts=scope.opts(),
     )
+    image_list_id = pulumi.Output.all(config.project, image_list.secret_id).apply(lambda a: secret_name(a[0], a[1]))
     return RegistryResult(
         server=config.region.apply(lambda region: f"https://{region}-docker.pkg.dev"),
         username=pulumi.Output.from_input(ACCESS_TOKEN_USER),
         password=pulumi.Output.secret(config.access_token),
         repository_urls=urls,
         repository_ids=ids,
-        image_list_name=image_list.id,
-        image_list_id=image_list.id,
+        image_list_name=image_list_id,
+        image_list_id=image_list_id,
     )
 
 

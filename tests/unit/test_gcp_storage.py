@@ -29,6 +29,7 @@ from providers.gcp.labels import LABEL_LIMIT
 from providers.gcp.registry import build_image_list, build_registry
 from providers.gcp.settings import GCS_ARCHIVE_CLASS, GCS_INFREQUENT_ACCESS_CLASS
 from providers.gcp.storage import ENCRYPTER_DECRYPTER, KEY_ROTATION_PERIOD, bucket_location, build_storage
+from review.plan import build_plan
 from tests.mocked_program import run_mocked
 from tests.unit.test_settings import only_problem, stack
 
@@ -342,3 +343,16 @@ def test_settings_refuse_more_alert_addresses_than_a_budget_notifies() -> None:
     problem = only_problem(stack("gcp-prod", budget=stack("gcp-prod")["budget"] | {"alertEmails": emails}))
     assert problem.path == "budget.alertEmails" and "at most 5" in problem.message
     assert settings_from_config(stack("gcp-prod", budget=stack("gcp-prod")["budget"] | {"alertEmails": emails[:5]})).budget.alert_emails == emails[:5]
+
+
+def test_the_registrys_ids_are_known_at_a_first_preview_where_the_pack_judges_the_grants() -> None:
+    """The nodes' pull and read grants name the repositories and the image list by ids the program
+    makes (project, region, chosen ids), not by the ids the API returns after creating them."""
+    plan = build_plan("gcp-prod", preview=True)
+    targets = {
+        step["newState"]["urn"].rsplit("::", 1)[-1]: step["newState"]["inputs"].get("repository") or step["newState"]["inputs"].get("secretId")
+        for step in plan["steps"]
+        if step["newState"]["type"] in {"gcp:artifactregistry/repositoryIamMember:RepositoryIamMember", "gcp:secretmanager/secretIamMember:SecretIamMember"}
+    }
+    on_registry = {name: target for name, target in targets.items() if "pull-images" in name or "image-list" in name}
+    assert on_registry and all(str(target).startswith("projects/") for target in on_registry.values()), on_registry
