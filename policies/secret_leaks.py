@@ -36,6 +36,7 @@ import yaml
 from pulumi_policy import PolicyConfigSchema, PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
 from policies.common import get, items, judge_each, mapping, resource_policy, stack_policy
+from policies.identity import UNKNOWN, peek
 
 SECRET_NAME = re.compile(r"pass(word|wd|phrase)?|secret|token|api[_-]?key|private[_-]?key|access[_-]?key|credential|masterauth", re.IGNORECASE)
 Rule = tuple[str, re.Pattern[str], str]
@@ -387,23 +388,31 @@ NO_SECRET_IN_SERVICE_ENV = resource_policy(
 )
 
 
-def _rendered(args: ResourceValidationArgs, texts: list[tuple[str, Any]]) -> Iterator[str]:
+def _rendered(args: ResourceValidationArgs, texts: list[tuple[str, tuple[str, ...]]]) -> Iterator[str]:
+    """The problems of each rendered text at its path in the resource's properties. The texts known
+    are judged first: one that is unknown during a preview (user data computed from resources still to
+    be made) leaves the resource unjudged, as the engine reports it, only once the others have been.
+    """
     allowed = _allowed_names(args)
-    for label, text in texts:
-        if isinstance(text, str):
+    unknown = [path for _, path in texts if peek(args.props, *path) is UNKNOWN]
+    for label, path in texts:
+        text = peek(args.props, *path)
+        if isinstance(text, str) and path not in unknown:
             yield from text_problems(label, text, allowed)
+    for path in unknown:
+        get(args.props, *path)  # raises the engine's unknown-value error
 
 
 def _docker_config(args: ResourceValidationArgs) -> Iterator[str]:
-    yield from _rendered(args, [("config data", get(args.props, "data")), ("config dataRaw", get(args.props, "dataRaw"))])
+    yield from _rendered(args, [("config data", ("data",)), ("config dataRaw", ("dataRaw",))])
 
 
 def _aws_user_data(args: ResourceValidationArgs) -> Iterator[str]:
-    yield from _rendered(args, [("user data", get(args.props, "userData")), ("user data", get(args.props, "userDataBase64"))])
+    yield from _rendered(args, [("user data", ("userData",)), ("user data", ("userDataBase64",))])
 
 
 def _aws_launch_template(args: ResourceValidationArgs) -> Iterator[str]:
-    yield from _rendered(args, [("user data", get(args.props, "userData"))])
+    yield from _rendered(args, [("user data", ("userData",))])
 
 
 def _aws_parameter(args: ResourceValidationArgs) -> Iterator[str]:
@@ -425,13 +434,12 @@ def _aws_parameter(args: ResourceValidationArgs) -> Iterator[str]:
 
 
 def _gcp_instance(args: ResourceValidationArgs) -> Iterator[str]:
-    metadata = mapping(get(args.props, "metadata"))
-    yield from _rendered(args, [("metadata user-data", metadata.get("user-data")), ("metadata startup-script", metadata.get("startup-script")),
-                                ("metadataStartupScript", get(args.props, "metadataStartupScript"))])
+    yield from _rendered(args, [("metadata user-data", ("metadata", "user-data")), ("metadata startup-script", ("metadata", "startup-script")),
+                                ("metadataStartupScript", ("metadataStartupScript",))])
 
 
 def _azure_vm(args: ResourceValidationArgs) -> Iterator[str]:
-    yield from _rendered(args, [("customData", get(args.props, "osProfile", "customData")), ("userData", get(args.props, "userData"))])
+    yield from _rendered(args, [("customData", ("osProfile", "customData")), ("userData", ("userData",))])
 
 
 NO_SECRET_IN_RENDERED_CONFIG = resource_policy(

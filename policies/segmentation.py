@@ -600,9 +600,27 @@ def gcp_account_roles(accounts: Sequence[PolicyResource], resource: PolicyResour
     made = depends_through(resource, prop, GCP_SERVICE_ACCOUNT)
     if made:
         return [account_role(a) for a in made] + [None] * max(len(emails) - len(made), 0)
-    by_id = {str(peek(a.props, "accountId")): a for a in accounts}
-    named = [by_id.get(email.split("@", 1)[0]) if isinstance(email, str) and email.endswith(".iam.gserviceaccount.com") else None for email in emails]
-    return [account_role(a) if a is not None else None for a in named]
+    return [_named_account_role(accounts, email) for email in emails]
+
+
+def _named_account_role(accounts: Sequence[PolicyResource], email: Any) -> str | None:
+    """The role of the stack's account an e-mail names: the account's e-mail where the engine hands it,
+    else what GCP makes of its id in its project (the account's own, or the stack's `dpc:gcp.project`;
+    where neither is known, the id alone).
+    """
+    name, _, domain = str(email).partition("@")
+    for account in accounts:
+        known = peek(account.props, "email")
+        if isinstance(known, str) and "@" in known:
+            if known == str(email):
+                return account_role(account)
+            continue
+        project = peek(account.props, "project")
+        project = project if isinstance(project, str) else get(stack_setting("gcp"), "project")
+        expected = f"{project}.iam.gserviceaccount.com" if project else None
+        if name == str(peek(account.props, "accountId")) and (domain == expected if expected else domain.endswith(".iam.gserviceaccount.com")):
+            return account_role(account)
+    return None
 
 
 def gcp_role(accounts: Sequence[PolicyResource], instance: PolicyResource) -> str | None:

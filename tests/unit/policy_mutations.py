@@ -55,8 +55,9 @@ class Edit:
     an untouched resource can be reused (`shared_engine_props`).
     """
 
-    def __init__(self, base: Plan, shape: str) -> None:
+    def __init__(self, base: Plan, shape: str, stack: str = STACK) -> None:
         self.shape = shape
+        self.stack = stack
         self.steps: list[dict[str, Any]] = list(base["steps"])
         self.targets: list[str] = []
         """URNs of the resources the mutation changed, added or names as the one judged."""
@@ -118,7 +119,7 @@ class Edit:
         shared = [step for step in self.steps if step["urn"].endswith(f"::{like}")]
         sibling = next((step for step in shared if step["newState"]["type"] == typ), shared[0])
         chain = sibling["urn"].split("::")[2].rsplit("$", 1)[0]
-        urn = f"urn:pulumi:{STACK}::dpc::{chain}${typ}::{name}"
+        urn = f"urn:pulumi:{self.stack}::dpc::{chain}${typ}::{name}"
         dependencies = {key: sorted(set(found)) for key, found in (deps or {}).items()}
         state = {
             "urn": urn,
@@ -192,13 +193,19 @@ class Mutation:
 MUTATIONS: list[Mutation] = []
 
 
-def mutation(klass: str, *, evasion: bool = False) -> Callable[[Apply], Apply]:
-    """Registers a mutation; its name is the function's, its reason the docstring's first line."""
+GCP_STACK = "gcp-prod"
+GCP_MUTATIONS: list[Mutation] = []
+"""The catalogue of the GCP prod plan (`GCP_STACK`), judged apart so that the AWS catalogue's rates stay its own."""
+
+
+def mutation(klass: str, *, evasion: bool = False, into: list[Mutation] = MUTATIONS) -> Callable[[Apply], Apply]:
+    """Registers a mutation (in the AWS catalogue, or `into` another); its name is the function's, its
+    reason the docstring's first line."""
     assert klass in CLASSES, klass
 
     def register(apply: Apply) -> Apply:
         why, _, note = (apply.__doc__ or "").strip().partition("\n")
-        MUTATIONS.append(Mutation(apply.__name__.strip("_").replace("_", " "), klass, evasion, apply, why, " ".join(note.split())))
+        into.append(Mutation(apply.__name__.strip("_").replace("_", " "), klass, evasion, apply, why, " ".join(note.split())))
         return apply
 
     return register
@@ -937,6 +944,301 @@ def _setting(resource: str, key: str, value: Any) -> Apply:
 MUTATIONS.extend(Mutation(name, klass, evasion, _setting(resource, key, value), why) for klass, evasion, name, why, resource, key, value in SETTINGS)
 
 
+
+# --- the GCP prod plan -----------------------------------------------------------------------------
+
+FIREWALL = "gcp:compute/firewall:Firewall"
+GCP_INSTANCE = "gcp:compute/instance:Instance"
+GCP_SECRET = "gcp:secretmanager/secret:Secret"
+GCP_BUCKET = "gcp:storage/bucket:Bucket"
+GCP_LABELS = {"cost_center": "database-platform", "environment": "prod", "owner": "platform-team", "service": "postgres"}
+
+
+def _gcp(klass: str, *, evasion: bool = False) -> Callable[[Apply], Apply]:
+    return mutation(klass, evasion=evasion, into=GCP_MUTATIONS)
+
+
+def _firewall(edit: Edit, name: str, **inputs: Any) -> str:
+    """A new INGRESS allow rule in the stack's network, next to the network component's rules."""
+    rule = {"direction": "INGRESS", "priority": 1000, "network": edit.computed("https://www.googleapis.com/compute/v1/projects/p/global/networks/n"),
+            "name": name, **inputs}
+    return edit.add(FIREWALL, name, rule, like="gcp-prod-network-manager-in-tcp5432-from-clients",
+                    deps={"network": [edit.urn("gcp-prod-network-vpc")]})
+
+
+def _gcp_grant(edit: Edit, typ: str, name: str, inputs: dict[str, Any]) -> str:
+    return edit.add(typ, name, inputs, like="gcp-prod-compute-worker-read-worker-token")
+
+
+def _public_interface(edit: Edit, machine: str) -> None:
+    interfaces = edit.inputs(machine, GCP_INSTANCE)["networkInterfaces"]
+    interfaces[0]["accessConfigs"] = [{"networkTier": "PREMIUM"}]
+
+
+@_gcp("careless")
+def _gcp_postgres_open_to_the_world(edit: Edit) -> None:
+    """The clients' rule into HAProxy opened to 0.0.0.0/0."""
+    edit.set("gcp-prod-network-manager-in-tcp5432-from-clients", "sourceRanges", ["0.0.0.0/0"], typ=FIREWALL)
+
+
+@_gcp("careless")
+def _gcp_worker_with_an_external_address(edit: Edit) -> None:
+    """A database machine given an external IP (an access config)."""
+    _public_interface(edit, "gcp-prod-compute-worker-1")
+
+
+@_gcp("careless")
+def _gcp_disk_under_googles_key(edit: Edit) -> None:
+    """A data disk created without the stack's key (Google-managed encryption)."""
+    edit.set("gcp-prod-storage-worker-1-data", "diskEncryptionKey", None)
+
+
+@_gcp("careless")
+def _gcp_bucket_public_access_inherited(edit: Edit) -> None:
+    """The backup bucket's public access prevention left to the project ("inherited")."""
+    edit.set("gcp-prod-storage-backups", "publicAccessPrevention", "inherited", typ=GCP_BUCKET)
+
+
+@_gcp("careless")
+def _gcp_bucket_with_object_acls(edit: Edit) -> None:
+    """The backup bucket's uniform bucket-level access off (object ACLs can make an object public)."""
+    edit.set("gcp-prod-storage-backups", "uniformBucketLevelAccess", False, typ=GCP_BUCKET)
+
+
+@_gcp("careless")
+def _gcp_key_rotated_yearly(edit: Edit) -> None:
+    """The stack key rotated once a year, not every 90 days."""
+    edit.set("gcp-prod-storage-key", "rotationPeriod", "31536000s")
+
+
+@_gcp("careless")
+def _gcp_secure_boot_off(edit: Edit) -> None:
+    """A manager booted without Secure Boot."""
+    edit.inputs("gcp-prod-compute-manager-1", GCP_INSTANCE)["shieldedInstanceConfig"]["enableSecureBoot"] = False
+
+
+@_gcp("careless")
+def _gcp_os_login_off(edit: Edit) -> None:
+    """OS Login turned off on an app node (SSH keys in metadata would let anyone in)."""
+    edit.inputs("gcp-prod-compute-app-1", GCP_INSTANCE)["metadata"]["enable-oslogin"] = "FALSE"
+
+
+@_gcp("careless")
+def _gcp_serial_console_on(edit: Edit) -> None:
+    """The interactive serial console enabled on a worker."""
+    edit.inputs("gcp-prod-compute-worker-2", GCP_INSTANCE)["metadata"]["serial-port-enable"] = "TRUE"
+
+
+@_gcp("careless")
+def _gcp_instance_deletable(edit: Edit) -> None:
+    """A prod manager's deletion protection off."""
+    edit.set("gcp-prod-compute-manager-2", "deletionProtection", False, typ=GCP_INSTANCE)
+
+
+@_gcp("careless")
+def _gcp_auto_mode_network(edit: Edit) -> None:
+    """The network made auto-mode (a subnetwork in every region, the default rules' ranges)."""
+    edit.set("gcp-prod-network-vpc", "autoCreateSubnetworks", True)
+
+
+@_gcp("careless")
+def _gcp_flow_logs_off(edit: Edit) -> None:
+    """The private subnetwork's flow logs turned off."""
+    edit.set("gcp-prod-network-private", "logConfig", None)
+
+
+@_gcp("careless")
+def _gcp_endpoint_external(edit: Edit) -> None:
+    """The PostgreSQL forwarding rule made external while the stack lists no client networks."""
+    edit.set("gcp-prod-endpoint-postgres", "loadBalancingScheme", "EXTERNAL")
+
+
+@_gcp("identity", evasion=True)
+def _gcp_worker_also_tagged_bastion(edit: Edit) -> None:
+    """A worker given the bastion's network tag as well (the bastion's SSH rule would apply to it)."""
+    edit.inputs("gcp-prod-compute-worker-2", GCP_INSTANCE)["tags"].append("bastion")
+
+
+@_gcp("identity", evasion=True)
+def _gcp_worker_tagged_bastion_with_an_external_address(edit: Edit) -> None:
+    """A worker carrying the bastion's tag and label, given an external IP: it still runs as the worker account."""
+    inputs = edit.inputs("gcp-prod-compute-worker-3", GCP_INSTANCE)
+    inputs["tags"] = ["bastion"]
+    inputs["labels"]["role"] = "bastion"
+    _public_interface(edit, "gcp-prod-compute-worker-3")
+
+
+@_gcp("identity", evasion=True)
+def _gcp_machine_as_another_projects_account(edit: Edit) -> None:
+    """An app node running as a service account of another project, typed in."""
+    edit.inputs("gcp-prod-compute-app-2", GCP_INSTANCE)["serviceAccount"]["email"] = "gcp-prod-compute-app@elsewhere.iam.gserviceaccount.com"
+
+
+@_gcp("identity")
+def _gcp_machine_as_the_default_account(edit: Edit) -> None:
+    """A backup node running as the project's default compute account (Editor on the project)."""
+    edit.inputs("gcp-prod-compute-backup-1", GCP_INSTANCE)["serviceAccount"]["email"] = "123456789012-compute@developer.gserviceaccount.com"
+
+
+@_gcp("identity", evasion=True)
+def _gcp_secret_replica_under_googles_key(edit: Edit) -> None:
+    """A join token's replica without the stack's key, the dependency on the key kept."""
+    edit.inputs("gcp-prod-swarm-worker-token", GCP_SECRET)["replication"]["userManaged"]["replicas"][0].pop("customerManagedEncryption")
+
+
+@_gcp("identity", evasion=True)
+def _gcp_bucket_under_a_key_that_never_rotates(edit: Edit) -> None:
+    """The backup bucket under a new key of its own that does not rotate."""
+    key = edit.add("gcp:kms/cryptoKey:CryptoKey", "gcp-prod-storage-other-key", {"purpose": "ENCRYPT_DECRYPT", "labels": GCP_LABELS},
+                   like="gcp-prod-storage-key", protect=True)
+    edit.depend("gcp-prod-storage-backups", "encryption", key, typ=GCP_BUCKET)
+
+
+@_gcp("identity")
+def _gcp_registry_under_a_literal_key(edit: Edit) -> None:
+    """A repository naming a key by its id, typed in (computed from no key of this stack)."""
+    edit.set("gcp-prod-registry-postgres", "kmsKeyName", "projects/other/locations/us-central1/keyRings/r/cryptoKeys/k")
+
+
+@_gcp("open-to-internet", evasion=True)
+def _gcp_postgres_open_in_two_halves(edit: Edit) -> None:
+    """PostgreSQL on the managers opened to the two halves of the IPv4 space, in two rules."""
+    for name, half in (("gcp-prod-network-lo", "0.0.0.0/1"), ("gcp-prod-network-hi", "128.0.0.0/1")):
+        _firewall(edit, name, allows=[{"protocol": "tcp", "ports": ["5432"]}], targetTags=["manager"], sourceRanges=[half])
+
+
+@_gcp("open-to-internet", evasion=True)
+def _gcp_rule_with_no_source(edit: Edit) -> None:
+    """A rule into PgBouncer that names no source at all (GCP then admits 0.0.0.0/0)."""
+    _firewall(edit, "gcp-prod-network-pgbouncer", allows=[{"protocol": "tcp", "ports": ["6432"]}], targetTags=["app"])
+
+
+@_gcp("open-to-internet", evasion=True)
+def _gcp_health_check_ranges_to_pgbouncer(edit: Edit) -> None:
+    """Google's health-check ranges let into PgBouncer (they may only reach 5432 on the managers)."""
+    _firewall(edit, "gcp-prod-network-checks", allows=[{"protocol": "tcp", "ports": ["6432"]}], targetTags=["app"],
+              sourceRanges=["35.191.0.0/16", "130.211.0.0/22"])
+
+
+@_gcp("open-to-internet")
+def _gcp_every_port_from_everywhere(edit: Edit) -> None:
+    """Everything open to the workers from anywhere."""
+    _firewall(edit, "gcp-prod-network-all", allows=[{"protocol": "all"}], targetTags=["worker"], sourceRanges=["0.0.0.0/0"])
+
+
+@_gcp("careless")
+def _gcp_etcd_from_the_whole_network(edit: Edit) -> None:
+    """etcd opened to the whole network range, not only the managers and workers."""
+    _firewall(edit, "gcp-prod-network-etcd", allows=[{"protocol": "tcp", "ports": ["2379"]}], targetTags=["manager"], sourceRanges=["10.60.0.0/16"])
+
+
+@_gcp("identity", evasion=True)
+def _gcp_patroni_api_on_every_machine(edit: Edit) -> None:
+    """A rule naming no target (every machine of the network) for the Patroni API from the managers."""
+    _firewall(edit, "gcp-prod-network-patroni", allows=[{"protocol": "tcp", "ports": ["8008"]}], sourceTags=["manager"])
+
+
+@_gcp("careless")
+def _gcp_ssh_from_the_admins_to_a_worker(edit: Edit) -> None:
+    """SSH from the admins' range straight to the workers."""
+    _firewall(edit, "gcp-prod-network-ssh-worker", allows=[{"protocol": "tcp", "ports": ["22"]}], targetTags=["worker"], sourceRanges=["203.0.113.0/28"])
+
+
+@_gcp("careless")
+def _gcp_bastion_ssh_from_anywhere(edit: Edit) -> None:
+    """The bastion's SSH rule opened to the internet."""
+    edit.set("gcp-prod-network-bastion-in-tcp22-from-admin", "sourceRanges", ["0.0.0.0/0"], typ=FIREWALL)
+
+
+@_gcp("identity", evasion=True)
+def _gcp_ssh_from_the_app_tag(edit: Edit) -> None:
+    """The workers' SSH rule admitting the app nodes' tag besides the bastion's."""
+    edit.inputs("gcp-prod-network-worker-in-tcp22-from-roles", FIREWALL)["sourceTags"].append("app")
+
+
+@_gcp("coverage")
+def _gcp_project_wide_secret_accessor(edit: Edit) -> None:
+    """The workers' account given secretAccessor on the whole project (every secret, other stacks' too)."""
+    _gcp_grant(edit, "gcp:projects/iAMMember:IAMMember", "gcp-prod-compute-worker-every-secret",
+               {"project": "p", "role": "roles/secretmanager.secretAccessor", "member": "serviceAccount:gcp-prod-compute-worker@p.iam.gserviceaccount.com"})
+
+
+@_gcp("coverage")
+def _gcp_editor_for_a_node(edit: Edit) -> None:
+    """The app nodes' account made project Editor."""
+    _gcp_grant(edit, "gcp:projects/iAMMember:IAMMember", "gcp-prod-compute-app-editor",
+               {"project": "p", "role": "roles/editor", "member": "serviceAccount:gcp-prod-compute-app@p.iam.gserviceaccount.com"})
+
+
+@_gcp("coverage", evasion=True)
+def _gcp_join_token_readable_by_everyone(edit: Edit) -> None:
+    """The worker join token's read grant changed to allUsers."""
+    edit.set("gcp-prod-compute-worker-read-worker-token", "member", "allUsers")
+
+
+@_gcp("coverage")
+def _gcp_images_public(edit: Edit) -> None:
+    """The postgres repository readable by any Google account."""
+    _gcp_grant(edit, "gcp:artifactregistry/repositoryIamBinding:RepositoryIamBinding", "gcp-prod-registry-postgres-public",
+               {"repository": "gcp-prod-registry-postgres", "role": "roles/artifactregistry.reader", "members": ["allAuthenticatedUsers"]})
+
+
+@_gcp("coverage")
+def _gcp_key_usable_by_everyone(edit: Edit) -> None:
+    """The stack key's encrypter/decrypter grant for a service agent changed to allUsers."""
+    edit.set("gcp-prod-storage-key-compute-agent", "member", "allUsers")
+
+
+@_gcp("coverage")
+def _gcp_secret_replicated_automatically(edit: Edit) -> None:
+    """The manager token replicated automatically, wherever Google chooses, under Google's key."""
+    edit.inputs("gcp-prod-swarm-manager-token", GCP_SECRET)["replication"] = {"auto": {}}
+
+
+@_gcp("coverage")
+def _gcp_registry_tags_movable(edit: Edit) -> None:
+    """The services repository's tags made mutable."""
+    edit.set("gcp-prod-registry-services", "dockerConfig", {"immutableTags": False})
+
+
+@_gcp("coverage")
+def _gcp_backups_in_one_region(edit: Edit) -> None:
+    """The prod backup bucket made regional (no geo copy)."""
+    inputs = edit.inputs("gcp-prod-storage-backups", GCP_BUCKET)
+    inputs.pop("customPlacementConfig")
+    inputs["location"] = "US-CENTRAL1"
+
+
+@_gcp("coverage")
+def _gcp_backups_unversioned(edit: Edit) -> None:
+    """The backup bucket's versioning off."""
+    edit.set("gcp-prod-storage-backups", "versioning", {"enabled": False}, typ=GCP_BUCKET)
+
+
+@_gcp("coverage")
+def _gcp_disk_unprotected(edit: Edit) -> None:
+    """A prod data disk that a `pulumi destroy` would delete."""
+    edit.state("gcp-prod-storage-worker-2-data")["protect"] = False
+
+
+@_gcp("coverage", evasion=True)
+def _gcp_cost_center_n_a(edit: Edit) -> None:
+    """A disk whose cost_center label is "n/a" as GCP labels write it ("n-a")."""
+    edit.inputs("gcp-prod-storage-worker-3-wal")["labels"]["cost_center"] = "n-a"
+
+
+@_gcp("coverage")
+def _gcp_owner_label_dropped(edit: Edit) -> None:
+    """A secret without its owner label."""
+    del edit.inputs("gcp-prod-swarm-manager-address", GCP_SECRET)["labels"]["owner"]
+
+
+@_gcp("secrets-in-files")
+def _gcp_join_token_in_metadata(edit: Edit) -> None:
+    """A worker's startup script exporting the join token's value instead of its secret's name."""
+    edit.inputs("gcp-prod-compute-worker-1", GCP_INSTANCE)["metadata"]["startup-script"] = f"export DPC_JOIN_TOKEN='SWMTKN-1-{LITERAL}'\n"
+
+
 # --- the harness -----------------------------------------------------------------------------------
 
 
@@ -955,12 +1257,12 @@ class Outcome:
 
 
 @cache
-def base_plan(shape: str) -> Plan:
+def base_plan(shape: str, stack: str = STACK) -> Plan:
     """The prod plan in a shape, built once per session (the up plan is the one the other tests
     share): at `up` the engine hands the pack every value in plaintext (the revealed inputs), at a
     first preview the unknowns. The shared plan is left as it is; the steps are new.
     """
-    plan, revealed = planned(STACK) if shape == "up" else build_plan_revealed(STACK, preview=True)
+    plan, revealed = planned(stack) if shape == "up" else build_plan_revealed(stack, preview=True)
     steps = [{**step, "newState": {**step["newState"], "inputs": revealed.get(step["urn"], step["newState"]["inputs"])}} for step in plan["steps"]]
     return {**plan, "steps": steps}
 
@@ -987,23 +1289,23 @@ def shared_engine_props() -> Iterator[None]:
         harness.engine_props = original
 
 
-def _mandatory(plan: Plan) -> set[tuple[str, str]]:
-    config, _ = stack_config(STACK)
+def _mandatory(plan: Plan, stack: str) -> set[tuple[str, str]]:
+    config, _ = stack_config(stack)
     found = run_policies(plan_resources(plan), load_pack_config(pack_config_for(config)), config)
     return {(v.policy, v.urn) for v in found if v.level is EnforcementLevel.MANDATORY}
 
 
-def judge(mutations: Sequence[Mutation] = MUTATIONS, shapes: Sequence[str] = SHAPES) -> list[Outcome]:
-    """Each mutation applied to each shape's base plan, and what the pack made of it."""
+def judge(mutations: Sequence[Mutation] = MUTATIONS, shapes: Sequence[str] = SHAPES, stack: str = STACK) -> list[Outcome]:
+    """Each mutation applied to each shape's base plan of `stack`, and what the pack made of it."""
     outcomes: list[Outcome] = []
     with shared_engine_props():
         for shape in shapes:
-            base = base_plan(shape)
-            before = _mandatory(base)
+            base = base_plan(shape, stack)
+            before = _mandatory(base, stack)
             for candidate in mutations:
-                edit = Edit(base, shape)
+                edit = Edit(base, shape, stack)
                 candidate.apply(edit)
-                new = _mandatory(edit.plan()) - before
+                new = _mandatory(edit.plan(), stack) - before
                 outcomes.append(Outcome(candidate, shape, tuple(sorted({p for p, urn in new if urn in edit.targets}))))
     return outcomes
 

@@ -1,0 +1,53 @@
+"""The policy pack on the GCP prod plan: clean as the program makes it, in both shapes, and the GCP
+mutation catalogue (tests/unit/policy_mutations.py `GCP_MUTATIONS`: careless changes and evasions of
+the firewall matrix, machine identity, keys, IAM and labels) caught at 95 % or more in each shape.
+"""
+
+from __future__ import annotations
+
+import pytest
+from pulumi_policy import EnforcementLevel
+
+from dpc.settings import REQUIRED_TAG_KEYS
+from policies.tagging import gcp_label_key
+from providers.gcp.labels import label_key
+from review.plan import stack_config
+from review.policy import load_pack_config, pack_config_for, plan_resources, run_policies
+from tests.unit.policy_mutations import GCP_MUTATIONS, GCP_STACK, SHAPES, Outcome, base_plan, judge, rates, table
+
+REQUIRED_RATE = 0.95
+
+
+@pytest.fixture(scope="module")
+def outcomes() -> list[Outcome]:
+    return judge(GCP_MUTATIONS, SHAPES, GCP_STACK)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_the_gcp_prod_plan_is_clean(shape: str) -> None:
+    """So that a caught mutation is the mutation's doing, and the pack passes what the program makes."""
+    config, _ = stack_config(GCP_STACK)
+    found = run_policies(plan_resources(base_plan(shape, GCP_STACK)), load_pack_config(pack_config_for(config)), config)
+    assert [f"{v.policy}: {v.message}" for v in found if v.level is EnforcementLevel.MANDATORY] == []
+
+
+def test_the_pack_catches_the_gcp_mutations(outcomes: list[Outcome], capsys: pytest.CaptureFixture[str]) -> None:
+    report = table(outcomes)
+    with capsys.disabled():
+        print(f"\npolicy mutation suite ({len(GCP_MUTATIONS)} mutations of the {GCP_STACK} plan):\n{report}")
+    counts = rates(outcomes)
+    for shape in SHAPES:
+        caught, total = counts[(shape, "all")]
+        assert total == len(GCP_MUTATIONS) >= 40
+        assert caught / total >= REQUIRED_RATE, report
+
+
+def test_the_gcp_catalogue_is_varied_and_named_once() -> None:
+    assert len({m.name for m in GCP_MUTATIONS}) == len(GCP_MUTATIONS)
+    assert {m.klass for m in GCP_MUTATIONS} >= {"careless", "identity", "open-to-internet", "coverage"}
+    assert sum(m.evasion for m in GCP_MUTATIONS) >= 12
+
+
+def test_the_pack_converts_the_required_tags_as_the_gcp_builders_do() -> None:
+    """The pack writes the conversion out rather than importing it; the two must agree on every key it requires."""
+    assert [gcp_label_key(key) for key in REQUIRED_TAG_KEYS] == [label_key(key) for key in REQUIRED_TAG_KEYS]
