@@ -48,8 +48,8 @@ Placement = Literal["cluster", "single-node"]
 
 
 def placement_of(settings: Settings) -> Placement:
-    """A local stack's services share its one engine (providers/local.py); a cloud's are pinned to
-    its labelled nodes (providers/composition.py).
+    """A local stack's services share its one engine (providers/local/composition.py); a cloud's are pinned to
+    its labelled nodes (providers/common/composition.py).
     """
     return "single-node" if settings.cloud == "local" else "cluster"
 

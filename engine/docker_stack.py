@@ -31,7 +31,7 @@ from dpc.settings import Settings, SettingsError
 from dpc.swarm_spec import Allocation, FileRef, SwarmNetwork, SwarmService, UpdateConfig, image_reference, swarm_network, swarm_service
 from dpc.tiers import TIERS, Tier
 from dpc.topology import Topology, derive
-from providers.database import PROJECT_ROOT, image_tags
+from providers.common.database import PROJECT_ROOT, image_tags
 
 REGISTRY_VARIABLE = "DPC_REGISTRY"
 """Where the project's images were pushed; `docker stack deploy` reads it from the environment."""

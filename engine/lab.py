@@ -30,7 +30,7 @@ from engine.images import base_image, build_images, image_store, vendor_images_m
 from engine.netns import Network, unmount_under, unused_subnet
 from engine.nodes import HostDir, SwarmNode, form_swarm, run_dirs, start_engines, stop_engines, swarm_node, wait_until_ready
 from engine.secrets import secret_contents
-from providers.database import image_tags
+from providers.common.database import image_tags
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PREFLIGHT = PROJECT_ROOT / "components" / "scripts" / "dpc-kernel-preflight"

@@ -54,7 +54,7 @@ LOGS_RETAINED = resource_policy(
     "Log groups keep their logs for a set time, long enough for an investigation (AWS retentionInDays, GCP log bucket retentionDays, "
     "Azure workspace retentionInDays); their encryption is encrypted-with-stack-key's.",
     severity=Severity.MEDIUM,
-    remediation="Set the retention (the program keeps flow logs 365 days in prod, 90 in staging, 30 in dev: providers/composition.py).",
+    remediation="Set the retention (the program keeps flow logs 365 days in prod, 90 in staging, 30 in dev: providers/common/composition.py).",
     checks={
         "aws:cloudwatch/logGroup:LogGroup": lambda args: _retention_days(args, "retentionInDays"),
         "gcp:logging/projectBucketConfig:ProjectBucketConfig": lambda args: _retention_days(args, "retentionDays"),

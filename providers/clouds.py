@@ -10,7 +10,7 @@ import pulumi
 
 from dpc.settings import Problem, Settings, SettingsError
 from dpc.topology import derive
-from providers.composition import deploy
+from providers.common.composition import deploy
 
 
 def deploy_stack(settings: Settings, stack: str) -> Mapping[str, pulumi.Output[object]]:
@@ -25,7 +25,7 @@ def deploy_stack(settings: Settings, stack: str) -> Mapping[str, pulumi.Output[o
 
         return deploy(topology, stack, gcp_builders(settings.gcp))
     if settings.cloud == "local":
-        from providers.local import deploy_local  # noqa: PLC0415
+        from providers.local.composition import deploy_local  # noqa: PLC0415
 
         return deploy_local(topology, stack)
     raise SettingsError([Problem("cloud", f"{settings.cloud!r} is not deployable yet; only aws, gcp and local are", "set dpc:cloud to aws, gcp or local")])

@@ -60,7 +60,7 @@ PROMETHEUS_RETENTION: Mapping[Environment, str] = {"prod": "30d", "staging": "15
 """`--storage.tsdb.retention.time` per environment (design §7.5): 30 days in prod; the original cost
 advice (30d → 15d) applies where history matters less."""
 
-"""Where the hosts mount the data, WAL and backup volumes (providers/composition.py)."""
+"""Where the hosts mount the data, WAL and backup volumes (providers/common/composition.py)."""
 
 FULL_BACKUP_MAX_AGE_SECONDS = 8 * 86400
 """A full backup runs every Sunday and on the 1st (dpc/render/backup.py): at most 7 days apart,

@@ -1,4 +1,4 @@
-"""AWS: the builders of every component, composed by `providers.composition`."""
+"""AWS: the builders of every component, composed by `providers.common.composition`."""
 
 from dpc.render.backup import S3Repository
 from providers.aws.budget import build_budget
@@ -9,7 +9,7 @@ from providers.aws.provider import aws_provider
 from providers.aws.registry import build_image_list, build_registry
 from providers.aws.storage import build_storage
 from providers.aws.swarm import build_swarm
-from providers.composition import CloudBuilders
+from providers.common.composition import CloudBuilders
 
 AWS = CloudBuilders(
     provider=aws_provider,

@@ -16,7 +16,7 @@ from components.network import ENDPOINTS_GROUP, NetworkPlan, NetworkResult
 from dpc.model import FromCidrs, Rule
 from providers.aws.arns import Account, account_of
 from providers.aws.iam import service_trust_policy
-from providers.firewall import FIREWALL_GROUPS, ports_label, source_cidrs, source_group, target_group
+from providers.common.firewall import FIREWALL_GROUPS, ports_label, source_cidrs, source_group, target_group
 
 ALL_TRAFFIC = "-1"
 ESP = "50"

@@ -1,4 +1,4 @@
-"""GCP: the builders of every component, composed by `providers.composition`.
+"""GCP: the builders of every component, composed by `providers.common.composition`.
 
 Builders that need what only a GCP stack has (the project, the billing account: `dpc:gcp`) take it
 as their first argument, bound here, so the composition's builder signatures stay the same for
@@ -9,7 +9,7 @@ from functools import partial
 
 from dpc.render.backup import GcsRepository
 from dpc.settings import GcpSettings
-from providers.composition import CloudBuilders
+from providers.common.composition import CloudBuilders
 from providers.gcp.budget import build_budget
 from providers.gcp.compute import build_compute
 from providers.gcp.load_balancer import build_load_balancer

@@ -25,7 +25,7 @@ import pulumi_gcp as gcp
 from components.base import Scope
 from components.network import LOAD_BALANCER_GROUP, NetworkPlan, NetworkResult
 from dpc.model import FromCidrs, FromLoadBalancer, FromRole, Rule, Source
-from providers.firewall import FIREWALL_GROUPS, port_range, ports_label, source_cidrs, source_group, target_group
+from providers.common.firewall import FIREWALL_GROUPS, port_range, ports_label, source_cidrs, source_group, target_group
 
 NAME_LIMIT = 63
 NAME_PATTERN = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")

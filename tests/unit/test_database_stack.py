@@ -217,7 +217,7 @@ def test_service_users_match_the_images() -> None:
 
 
 def test_each_image_tag_is_a_digest_of_its_own_build_context(tmp_path: Path) -> None:
-    from providers.database import PROJECT_ROOT, image_tags  # noqa: PLC0415
+    from providers.common.database import PROJECT_ROOT, image_tags  # noqa: PLC0415
 
     for context in BUILT_IMAGES.values():
         shutil.copytree(PROJECT_ROOT / context, tmp_path / context)

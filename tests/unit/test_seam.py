@@ -1,5 +1,5 @@
 """The cloud seam holds: a third cloud, made up here in a few lines, is composed by
-`providers.composition.deploy` with nothing changed in `components/` or the database stack, and
+`providers.common.composition.deploy` with nothing changed in `components/` or the database stack, and
 the invariants every cloud must keep hold on it (every node and volume planned, each etcd and
 Patroni member in its own zone, the load balancer's targets are the managers, each role holds its
 capabilities, the database stack is deployed on the Swarm).
@@ -30,7 +30,7 @@ from dpc.config import settings_from_stack_file
 from dpc.model import LOAD_BALANCER_TARGET_ROLE, Role
 from dpc.render.backup import S3Repository
 from dpc.topology import Topology, derive
-from providers.composition import CloudBuilders, deploy
+from providers.common.composition import CloudBuilders, deploy
 from review.plan import plan_program, stack_config
 from tests.plan_graph import PlanGraph, Resource
 

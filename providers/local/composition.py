@@ -11,7 +11,7 @@ import pulumi_docker as docker
 
 from dpc.model import LOAD_BALANCER_PORT
 from dpc.topology import Topology
-from providers.database import database_outputs, deploy_database
+from providers.common.database import database_outputs, deploy_database
 
 LOCAL_ENGINE = "unix:///var/run/docker.sock"
 

@@ -24,7 +24,7 @@ from dpc.settings import Settings
 from dpc.tiers import TIERS
 from dpc.topology import Topology
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def image_tags(root: Path = PROJECT_ROOT) -> dict[str, str]:

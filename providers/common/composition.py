@@ -29,7 +29,7 @@ from dpc.render.backup import OffsiteRepository
 from dpc.services import BUILT_IMAGES
 from dpc.settings import Settings
 from dpc.topology import Topology
-from providers.database import database_outputs, deploy_database, swarm_provider
+from providers.common.database import database_outputs, deploy_database, swarm_provider
 
 FLOW_LOG_RETENTION_DAYS = {"prod": 365, "staging": 90, "dev": 30}
 
