@@ -1310,6 +1310,15 @@ def judge(mutations: Sequence[Mutation] = MUTATIONS, shapes: Sequence[str] = SHA
     return outcomes
 
 
+REQUIRED_RATE = 0.95
+"""The share of a catalogue the pack must catch in each shape (issue 10)."""
+
+
+def under_rate(outcomes: Sequence[Outcome], rate: float = REQUIRED_RATE) -> list[str]:
+    """The shapes in which the pack caught less than `rate` of the mutations judged."""
+    return [shape for (shape, klass), (caught, total) in rates(outcomes).items() if klass == "all" and caught < rate * total]
+
+
 def rates(outcomes: Sequence[Outcome]) -> dict[tuple[str, str], tuple[int, int]]:
     """(caught, total) per (shape, class), with class "all" for the shape's total."""
     table: dict[tuple[str, str], tuple[int, int]] = {}
