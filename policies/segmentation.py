@@ -3,10 +3,12 @@ reachable only from where the firewall matrix of `dpc/model.py` says, SSH only f
 the bastion, no public address on a node, the default security group closed, flow logs on; inside
 the Swarm, each service only on the overlay networks whose members (`dpc/tiers.py`) include it.
 
-The matrix is read as data, but the check works on the security-group rules actually planned:
-each rule's target and source are found through the engine's property dependencies and named by
-the `Role` tag of their security group, so a rule the program should not have made is caught
-whichever code made it.
+The matrix is read as data, but the check works on the flows the planned rules allow, whichever
+code made them: on AWS each security-group rule's target and source are found through the engine's
+property dependencies and named by the `Role` tag of their security group; on GCP each firewall
+rule's targets and sources are its network tags (named after the roles) and service accounts, a
+rule naming no source admitting 0.0.0.0/0 as GCP does. What differs by cloud (where the load
+balancer's traffic comes from) is translated as data (`CloudMatrix`), never read from the providers.
 """
 
 from __future__ import annotations
@@ -224,7 +226,7 @@ GCP then admits every IPv4 address."""
 
 def _gcp_role_of_tag(tag: Any) -> str | None:
     """The group a network tag stands for: the firewall groups are tags named after the roles and
-    the load balancer (the tag alone says nothing of a machine: `gcp-machines-identified` holds each
+    the load balancer (the tag alone says nothing of a machine: `machines-identified-by-their-groups` holds each
     tag to the service account of its role).
     """
     return str(tag) if str(tag) in _GROUPS else None
