@@ -22,21 +22,16 @@ DESIGN = ROOT / "docs" / "design.md"
 """Paths whose citations of the original architecture are converted separately (prefixes)."""
 
 DEFERRED_IN_DEPLOYED_CONTENT = {
-    "components/scripts/dpc-swarm-converge": 1,
     "images/postgres/Dockerfile": 1,
     "images/postgres/backup_agent.py": 1,
-    "tests/golden/cloud-init/prod-manager-1.yaml": 1,
-    "tests/golden/cloud-init/prod-manager-2.yaml": 1,
 }
 """Lines citing the original architecture, by file, left on purpose where the text itself is
-deployed, so that even a comment changed there changes what runs:
-- an image's tag is a digest of its build context (`components.database.DatabasePlan`): a comment
-  changed there re-tags the image and rolls every service that runs it (for the postgres image,
-  every Patroni member: up to three failovers, design §8.2);
-- the Swarm bootstrap scripts travel in the managers' user data, whose changes a live stack holds
-  back until the machine is replaced: a comment changed there lists every manager as awaiting
-  replacement in each preview (the cloud-init goldens record that user data as it is).
-They are converted with the next change that content needs anyway; then their entry goes."""
+deployed, so that even a comment changed there changes what runs: an image's tag is a digest of
+its build context (`components.database.DatabasePlan`), so a comment changed there re-tags the image
+and rolls every service that runs it (for the postgres image, every Patroni member: up to three
+failovers, design §8.2). They are converted with the next change that content needs anyway; then
+their entry goes (the Swarm bootstrap scripts' went with the metadata guard, which changes every
+node's user data anyway)."""
 
 SECTION = r"\d+(?:\.\d+)*"
 CITATION = re.compile(rf"[Dd]esign §({SECTION})((?:\s*(?:,|and|or|–|-)\s*§{SECTION})*)")
