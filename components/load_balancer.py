@@ -38,7 +38,8 @@ class LoadBalancerPlan:
 @dataclass(frozen=True)
 class LoadBalancerResult:
     """What clients connect to: a DNS name where the cloud gives the endpoint one (AWS; GCP's
-    internal endpoint through its service label), else its address."""
+    internal endpoint through its service label), else its address.
+    """
 
     address: pulumi.Output[str]
 
