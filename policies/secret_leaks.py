@@ -362,7 +362,7 @@ def _service_container(args: ResourceValidationArgs) -> Iterator[str]:
 def _docker_container(args: ResourceValidationArgs) -> Iterator[str]:
     allowed = _allowed_names(args)
     env = {name: value for name, _, value in (str(pair).partition("=") for pair in items(get(args.props, "envs")))}
-    command = [str(word) for word in [*items(get(args.props, "entrypoints")), *items(get(args.props, "commands"))]]
+    command = [str(word) for word in [*items(get(args.props, "entrypoints")), *items(get(args.props, "command"))]]
     health = [str(word) for word in items(get(args.props, "healthcheck", "tests"))]
     yield from _container_problems(env, command, health, allowed)
     yield from _labels_problems(get(args.props, "labels"), allowed)

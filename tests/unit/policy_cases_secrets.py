@@ -27,6 +27,9 @@ SECRET_CASES = [
         "docker container",
         [res("docker:index/container:Container", "ok", {"image": "x@sha256:1", "envs": ["PGHOST=db"], "entrypoints": ["/bin/run"]})],
         [res("docker:index/container:Container", "leak", {"image": "x@sha256:1", "envs": ["PGPASSWORD=Zq7xN4vR2mK8pW3tY6bH9cJ5"],
-                                                         "entrypoints": ["/bin/run"]})],
+                                                         "entrypoints": ["/bin/run"]}),
+         res("docker:index/container:Container", "argv",
+             {"image": "redis@sha256:1", "command": ["redis-server", "--requirepass", "Zq7xN4vR2mK8pW3tY6bH9cJ5"]})],
+        offenders=2,
     ),
 ]

@@ -41,9 +41,9 @@ from tests.unit.test_policies import ALL_CASES
 
 SDKS = {"aws": "pulumi_aws", "gcp": "pulumi_gcp", "azure-native": "pulumi_azure_native", "docker": "pulumi_docker", "random": "pulumi_random",
         "tls": "pulumi_tls", "command": "pulumi_command"}
-CHECKED_CLOUDS = ("gcp", "azure-native", "aws")
-"""The clouds whose paths are held to their SDK (Docker, random, TLS and command resources are read
-by the Swarm and secret rules, whose paths the plan tests already exercise end to end)."""
+CHECKED_PACKAGES = tuple(SDKS)
+"""Every provider whose resources the pack reads: the clouds', and Docker's, random's, TLS's and
+command's (read by the Swarm and secret rules)."""
 PLANNED_STACKS = ("prod", "gcp-prod")
 """The prod plan of each cloud, as at `up`."""
 REFRESHED_STACKS = ("prod",)
@@ -236,7 +236,7 @@ def sdk_problem(token: str, path: str) -> str | None:
 
 
 def _checked(token: str) -> bool:
-    return token.split(":", maxsplit=1)[0] in CHECKED_CLOUDS
+    return token.split(":", maxsplit=1)[0] in CHECKED_PACKAGES
 
 
 def test_the_recorder_sees_nested_reads_and_the_checker_refuses_a_wrong_path() -> None:
