@@ -26,7 +26,7 @@ from tests.contract.aws_emulator import DEBIAN_AWS_CLI, REGION, ROOT_CREDENTIALS
 from tests.contract.cloud_init_cases import PREFIX, SECRET_NAMES, prod_nodes, render_node
 from tests.contract.swarm_model import Machine, World, tokens_in
 
-pytestmark = pytest.mark.contract
+pytestmark = [pytest.mark.contract, pytest.mark.formation]
 
 NODES = ("manager-1", "manager-2", "manager-3", "worker-1", "worker-2")
 """A smaller Swarm than prod's nine nodes, to keep the runs short on a shared machine: three

@@ -321,6 +321,7 @@ def run(world: World, machine: Machine, script: str, *arguments: str) -> subproc
     return machine.run(script, *arguments, DPC_METADATA_URL=fake.metadata_url(machine.hostname))
 
 
+@pytest.mark.formation
 def test_gcp_nodes_form_one_labelled_swarm_through_secret_manager(world: World, tmp_path: Path) -> None:
     """The other nodes boot first and wait for manager-1's publication; then the managers' timers
     converge the Swarm. Every secret the nodes read and write is the builder's, the published
