@@ -96,13 +96,24 @@ def lifecycle_rules(plan: StoragePlan) -> list[gcp.storage.BucketLifecycleRuleAr
     ]
 
 
-def _service_agents(scope: Scope) -> dict[str, pulumi.Output[str]]:
-    """The service agents that use the stack's keys for their service, as IAM members.
+@dataclass(frozen=True)
+class ServiceAgents:
+    """The service agents that use the stack's keys, as IAM members, and what must exist before
+    they are granted (the agents created on first use).
+    """
+
+    members: dict[str, pulumi.Output[str]]
+    created: list[pulumi.Resource]
+
+
+def _service_agents(scope: Scope) -> ServiceAgents:
+    """The service agents that use the stack's keys for their service.
 
     Each is obtained so that its grant cannot name an agent that does not exist yet:
     - Secret Manager and Artifact Registry create theirs on first use, so a new project has none
-      when the key is granted: `ServiceIdentity` creates it (the services' generateServiceIdentity)
-      and returns its address.
+      when the key is granted: `ServiceIdentity` creates it (the services' generateServiceIdentity),
+      and the grant waits for it. Its member is the documented address from the project number,
+      not the resource's output, so it is known at a first preview, where the policy pack judges it.
     - Cloud Storage's is created by the call `storage.get_project_service_account` makes (the way
       the provider's documentation gives; its `ServiceIdentity` returns no address).
     - Compute Engine's exists as soon as the API is enabled and is not served by
@@ -110,18 +121,19 @@ def _service_agents(scope: Scope) -> dict[str, pulumi.Output[str]]:
     """
     invoke = pulumi.InvokeOutputOptions(parent=scope.component)
     project_number = gcp.organizations.get_project_output(opts=invoke).number
-    agents = {
-        "compute": project_number.apply(lambda number: f"serviceAccount:service-{number}@compute-system.iam.gserviceaccount.com"),
-        "storage": gcp.storage.get_project_service_account_output(opts=invoke).member,
-    }
+
+    def agent(domain: str) -> pulumi.Output[str]:
+        return project_number.apply(lambda number: f"serviceAccount:service-{number}@{domain}.iam.gserviceaccount.com")
+
+    members = {"compute": agent("compute-system"), "storage": gcp.storage.get_project_service_account_output(opts=invoke).member}
+    created: list[pulumi.Resource] = []
     for service in ("secretmanager", "artifactregistry"):
-        agents[service] = gcp.projects.ServiceIdentity(
-            scope.child(f"{service}-agent"), service=f"{service}.googleapis.com", opts=scope.opts()
-        ).member
-    return agents
+        created.append(gcp.projects.ServiceIdentity(scope.child(f"{service}-agent"), service=f"{service}.googleapis.com", opts=scope.opts()))
+        members[service] = agent(f"gcp-sa-{service}")
+    return ServiceAgents(members, created)
 
 
-def _key(scope: Scope, name: str, location: pulumi.Input[str], agents: dict[str, pulumi.Output[str]]) -> pulumi.Output[str]:
+def _key(scope: Scope, name: str, location: pulumi.Input[str], agents: ServiceAgents) -> pulumi.Output[str]:
     """A key ring and a rotated key in `location`, and the services' agents allowed to use the key;
     returns the key's id as an output that depends on those grants, so that every resource
     encrypted with it, here or in another component, is created only once its service may use it
@@ -148,9 +160,9 @@ def _key(scope: Scope, name: str, location: pulumi.Input[str], agents: dict[str,
             crypto_key_id=key.id,
             role=ENCRYPTER_DECRYPTER,
             member=member,
-            opts=scope.opts(),
+            opts=scope.opts(depends_on=agents.created),
         )
-        for service, member in sorted(agents.items())
+        for service, member in sorted(agents.members.items())
     ]
     return pulumi.Output.all(key.id, *(grant.id for grant in grants)).apply(lambda ids: str(ids[0]))
 
@@ -202,6 +214,7 @@ def build_storage(scope: Scope, plan: StoragePlan) -> StorageResult:
             opts=scope.stateful_opts(),
         )
         volume_ids[volume.name] = disk.id
-    bucket_key_id = key_id if plan.replica_region is None else _key(scope, "backups-key", where.apply(lambda w: w.key_location), {"storage": agents["storage"]})
+    storage_agent = ServiceAgents({"storage": agents.members["storage"]}, [])
+    bucket_key_id = key_id if plan.replica_region is None else _key(scope, "backups-key", where.apply(lambda w: w.key_location), storage_agent)
     bucket = _backup_bucket(scope, plan, where, bucket_key_id)
     return StorageResult(key_id=key_id, volume_ids=volume_ids, backup_bucket_name=bucket.name)
