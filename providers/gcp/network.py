@@ -63,7 +63,7 @@ class FirewallRule:
     """One GCP firewall rule: the matrix's rows to one group, on one protocol and port range, from
     one kind of source (roles, the admins, the clients, the load balancer). GCP takes several
     source tags or ranges in one rule, so the rows that differ only by source role are one rule,
-    which keeps a stack's rules (45) well inside the project's firewall quota.
+    which keeps a stack's rules (44) well inside the project's firewall quota.
     """
 
     suffix: str
