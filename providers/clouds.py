@@ -21,8 +21,10 @@ def deploy_stack(settings: Settings, stack: str) -> Mapping[str, pulumi.Output[o
 
         return deploy(topology, stack, AWS)
     if settings.cloud == "gcp" and settings.gcp is not None:
-        from providers.gcp.builders import gcp_builders  # noqa: PLC0415
+        from providers.gcp.builders import gcp_builders, stack_name_problems  # noqa: PLC0415
 
+        if problems := stack_name_problems(topology, stack):
+            raise SettingsError(problems)
         return deploy(topology, stack, gcp_builders(settings.gcp))
     if settings.cloud == "local":
         from providers.local.composition import deploy_local  # noqa: PLC0415

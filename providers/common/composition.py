@@ -68,6 +68,11 @@ def network_plan(settings: Settings, key_id: pulumi.Output[str]) -> NetworkPlan:
     )
 
 
+def hostname_prefix(stack: str) -> str:
+    """What every machine's host name (and machine name) of the stack starts with."""
+    return f"dpc-{stack}"
+
+
 def deploy(topology: Topology, stack: str, cloud: CloudBuilders) -> dict[str, pulumi.Output[object]]:
     """Creates the whole platform of one stack; returns the stack outputs."""
     settings = topology.settings
@@ -75,7 +80,7 @@ def deploy(topology: Topology, stack: str, cloud: CloudBuilders) -> dict[str, pu
     provider = cloud.provider(settings, stack)
     opts = pulumi.ResourceOptions(provider=provider)
     context = StackContext(tags, settings.is_prod, opts)
-    prefix = f"dpc-{stack}"
+    prefix = hostname_prefix(stack)
     nodes, bastion, volumes = topology.nodes, topology.bastion, topology.volumes
     lifecycle = BucketLifecycle(
         settings.backup.offsite_infrequent_access_after_days,

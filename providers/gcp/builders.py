@@ -7,9 +7,11 @@ every cloud.
 
 from functools import partial
 
+from components.swarm import hostname
 from dpc.render.backup import GcsRepository
-from dpc.settings import GcpSettings
-from providers.common.composition import CloudBuilders
+from dpc.settings import GcpSettings, Problem
+from dpc.topology import Topology
+from providers.common.composition import CloudBuilders, hostname_prefix
 from providers.gcp.budget import build_budget
 from providers.gcp.compute import build_compute
 from providers.gcp.load_balancer import build_load_balancer
@@ -18,6 +20,24 @@ from providers.gcp.provider import gcp_provider
 from providers.gcp.registry import build_image_list, build_registry
 from providers.gcp.storage import build_storage
 from providers.gcp.swarm import build_swarm
+
+INSTANCE_NAME_LIMIT = 63
+"""Compute Engine's longest instance name; an instance is named by its host name (`components.swarm.hostname`)."""
+
+
+def stack_name_problems(topology: Topology, stack: str) -> list[Problem]:
+    """The stack's name against Compute Engine's instance names, which the stack name is part of:
+    refused before anything is created, not by the API halfway through an update.
+    """
+    longest = max((hostname(hostname_prefix(stack), node) for node in (*topology.nodes, topology.bastion)), key=len)
+    excess = len(longest) - INSTANCE_NAME_LIMIT
+    if excess <= 0:
+        return []
+    return [Problem(
+        "stack",
+        f"the stack {stack!r} names its machines up to {longest!r}, {len(longest)} characters; Compute Engine takes at most {INSTANCE_NAME_LIMIT}",
+        f"use a stack name of at most {len(stack) - excess} characters",
+    )]
 
 
 def gcp_builders(gcp: GcpSettings) -> CloudBuilders:
