@@ -19,6 +19,7 @@ from pathlib import Path
 from dpc.services import BUILT_IMAGES, Image, local_repository
 from engine.api import Engine, EngineError
 from engine.netns import unmount_under
+from providers.common.database import BUILD_CACHE_PATTERNS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PULL_TIMEOUT = 300.0
@@ -111,7 +112,7 @@ def build_images(builder: Engine, tags: Mapping[str, str], base: str, log: Path)
             continue
         with tempfile.TemporaryDirectory(prefix=f"dpc-build-{key}-") as scratch:
             context = Path(scratch) / "context"
-            shutil.copytree(PROJECT_ROOT / context_dir, context)
+            shutil.copytree(PROJECT_ROOT / context_dir, context, ignore=shutil.ignore_patterns(*BUILD_CACHE_PATTERNS))
             arguments = ["--build-arg", f"BASE_IMAGE={base}"]
             if (context / "requirements.txt").exists():
                 _wheelhouse(context, context / "wheels")

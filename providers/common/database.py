@@ -4,6 +4,7 @@ Swarm through manager-1 over SSH via the bastion, the local stack to the local e
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 from pathlib import Path
 
@@ -27,6 +28,20 @@ from dpc.topology import Topology
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
+BUILD_CACHE_PATTERNS = ("__pycache__", "*.pyc")
+"""What Python leaves in an image's directory when its modules are imported (by the tests): not the
+image's source. Kept out of the tag's digest and of the build context, so running the tests never
+re-tags an image (and rolls its services)."""
+
+
+def context_files(context: Path) -> list[Path]:
+    """The files of an image's build context, without Python's caches, in a stable order."""
+    return sorted(
+        path for path in context.rglob("*")
+        if path.is_file() and not any(fnmatch.fnmatch(part, pattern) for part in path.relative_to(context).parts for pattern in BUILD_CACHE_PATTERNS)
+    )
+
+
 def image_tags(root: Path = PROJECT_ROOT) -> dict[str, str]:
     """Each project image's tag: a digest of its own build context, so the same sources give the
     same tag and a change to one image's files rolls only the services that run that image.
@@ -34,7 +49,7 @@ def image_tags(root: Path = PROJECT_ROOT) -> dict[str, str]:
     tags: dict[str, str] = {}
     for image, context in sorted(BUILT_IMAGES.items()):
         digest = hashlib.sha256()
-        for path in sorted(p for p in (root / context).rglob("*") if p.is_file()):
+        for path in context_files(root / context):
             digest.update(path.relative_to(root / context).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
         tags[image] = digest.hexdigest()[:16]
     return tags

@@ -229,6 +229,24 @@ def test_each_image_tag_is_a_digest_of_its_own_build_context(tmp_path: Path) -> 
     assert changed["services"] == unchanged["services"], "and leaves the other image's services alone"
 
 
+def test_pythons_caches_in_a_build_context_change_no_tag(tmp_path: Path) -> None:
+    """Importing an image's modules (the tests do: the backup agent, the health check) leaves
+    `__pycache__` beside them: not the image's source, so no new tag and no rolled services.
+    """
+    from providers.common.database import PROJECT_ROOT, image_tags  # noqa: PLC0415
+
+    for context in BUILT_IMAGES.values():
+        shutil.copytree(PROJECT_ROOT / context, tmp_path / context, ignore=shutil.ignore_patterns("__pycache__"))
+    before = image_tags(tmp_path)
+    cache = tmp_path / BUILT_IMAGES["postgres"] / "__pycache__"
+    cache.mkdir()
+    (cache / "backup_agent.cpython-311.pyc").write_bytes(b"compiled")
+    (tmp_path / BUILT_IMAGES["postgres"] / "stray.pyc").write_bytes(b"compiled")
+    assert image_tags(tmp_path) == before
+    (tmp_path / BUILT_IMAGES["postgres"] / "new_module.py").write_text("")
+    assert image_tags(tmp_path)["postgres"] != before["postgres"], "a source file still re-tags the image"
+
+
 def test_the_local_stack_needs_no_cloud_settings() -> None:
     local = settings_from_stack_file(Path(__file__).resolve().parents[2] / "Pulumi.local.yaml")
     assert (local.cloud, local.environment) == ("local", "dev")
