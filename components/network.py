@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pulumi
 
 from components.base import Component
-from dpc.model import Role, Rule
+from dpc.model import Rule
 
 
 @dataclass(frozen=True)
@@ -59,10 +59,6 @@ class NetworkResult:
     private_egress: dict[str, list[pulumi.Resource]]
     """By zone, what gives the private subnet its way out (its route table's association and its
     route to the NAT gateway): a machine there must not boot before them."""
-
-    def group_of(self, role: Role) -> pulumi.Output[str]:
-        """The firewall group of a role's machines."""
-        return self.firewall_group_ids[role.value]
 
 
 class Network(Component[NetworkPlan, NetworkResult]):

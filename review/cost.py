@@ -33,6 +33,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
+from providers.aws.settings import ARCHIVE_STORAGE_CLASS, S3_INFREQUENT_ACCESS_CLASS
 from providers.gcp.settings import GCS_ARCHIVE_CLASS, GCS_INFREQUENT_ACCESS_CLASS
 from review.steps import Change, Step, is_unknown, load_change
 
@@ -540,7 +541,7 @@ def _storage_lines(subject: Subject, gb_by_class: Mapping[str, float], rates: Ma
 LIFECYCLE_TIERS: tuple[str, ...] = ("hot", "infrequent", "archive")
 """The offsite lifecycle's tiers (design §4.4), in order."""
 
-AWS_LIFECYCLE_CLASSES: dict[str, str] = dict(zip(LIFECYCLE_TIERS, ("STANDARD", "STANDARD_IA", "GLACIER_IR"), strict=True))
+AWS_LIFECYCLE_CLASSES: dict[str, str] = dict(zip(LIFECYCLE_TIERS, ("STANDARD", S3_INFREQUENT_ACCESS_CLASS, ARCHIVE_STORAGE_CLASS), strict=True))
 GCP_LIFECYCLE_CLASSES: dict[str, str] = dict(zip(LIFECYCLE_TIERS, ("STANDARD", GCS_INFREQUENT_ACCESS_CLASS, GCS_ARCHIVE_CLASS), strict=True))
 AZURE_LIFECYCLE_CLASSES: dict[str, str] = dict(zip(LIFECYCLE_TIERS, ("Hot", "Cool", "Cold"), strict=True))
 """Azure's online tiers: its Archive tier must be rehydrated before a read, which pgBackRest cannot wait for."""

@@ -21,6 +21,21 @@ from dpc.model import Role
 from dpc.settings import CloudProfile, NodeGroup, Problem, Rules, Settings, VolumeSettings
 from dpc.topology import backup_agent_role
 
+S3_INFREQUENT_ACCESS_CLASS = "STANDARD_IA"
+"""The offsite repository's infrequent-access class (the storage builder's lifecycle, the cost review)."""
+
+ARCHIVE_STORAGE_CLASS = "GLACIER_IR"
+"""The offsite repository's cold class: Glacier Instant Retrieval, read like any other object.
+
+Not GLACIER (Flexible Retrieval) nor DEEP_ARCHIVE, the seed's "Glacier": their objects answer a
+GET with InvalidObjectState until restored, hours later. pgBackRest reads `archive.info` and
+`backup.info` (and their copies) on every archive push and backup, and a restore reads a backup's
+every file: a repository in those classes fails every backup after the transition and every
+restore (tests/contract/test_backup_s3.py shows both with pgBackRest against an S3 emulator).
+Instant Retrieval keeps the seed's cost intent, old backups in cold storage at about a sixth of
+Standard's price, with a 90-day minimum that settings check against the retention.
+"""
+
 GP3_MIN_IOPS, GP3_MAX_IOPS, GP3_IOPS_PER_GIB = 3000, 80000, 500
 GP3_MIN_THROUGHPUT, GP3_MAX_THROUGHPUT, GP3_THROUGHPUT_PER_IOPS = 125, 2000, 0.25
 

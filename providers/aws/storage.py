@@ -15,6 +15,7 @@ from components.base import Scope
 from components.storage import StoragePlan, StorageResult
 from dpc.render.backup import OFFSITE_KEY_PREFIX
 from providers.aws.iam import service_trust_policy
+from providers.aws.settings import ARCHIVE_STORAGE_CLASS, S3_INFREQUENT_ACCESS_CLASS
 
 
 def _key_policy(account: str, partition: str, logs_region: str | None) -> str:
@@ -84,18 +85,6 @@ def _bucket_arn(partition: pulumi.Input[str], bucket: aws.s3.Bucket) -> pulumi.O
     return pulumi.Output.all(partition, bucket.bucket).apply(lambda a: f"arn:{a[0]}:s3:::{a[1]}")
 
 
-ARCHIVE_STORAGE_CLASS = "GLACIER_IR"
-"""The offsite repository's cold class: Glacier Instant Retrieval, read like any other object.
-
-Not GLACIER (Flexible Retrieval) nor DEEP_ARCHIVE, the seed's "Glacier": their objects answer a
-GET with InvalidObjectState until restored, hours later. pgBackRest reads `archive.info` and
-`backup.info` (and their copies) on every archive push and backup, and a restore reads a backup's
-every file: a repository in those classes fails every backup after the transition and every
-restore (tests/contract/test_backup_s3.py shows both with pgBackRest against an S3 emulator).
-Instant Retrieval keeps the seed's cost intent, old backups in cold storage at about a sixth of
-Standard's price, with a 90-day minimum that settings check against the retention.
-"""
-
 REPLICA_STORAGE_CLASS = "STANDARD"
 """The class replication writes copies in: the source object's own, so the replica bucket's
 lifecycle moves them on the same days as the source's (infrequent access bills 30 days at least:
@@ -115,7 +104,7 @@ def _lifecycle_rules(plan: StoragePlan) -> list[aws.s3.BucketLifecycleConfigurat
         "status": "Enabled",
         "filter": {"prefix": ""},
         "transitions": [
-            {"days": lifecycle.infrequent_access_after_days, "storage_class": "STANDARD_IA"},
+            {"days": lifecycle.infrequent_access_after_days, "storage_class": S3_INFREQUENT_ACCESS_CLASS},
             {"days": lifecycle.archive_after_days, "storage_class": ARCHIVE_STORAGE_CLASS},
         ],
         "expiration": {"expired_object_delete_marker": True},

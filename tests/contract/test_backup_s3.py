@@ -80,7 +80,8 @@ from dpc.render.backup import (
     render_pgbackrest_secrets,
 )
 from engine.pki import issue
-from providers.aws.storage import ARCHIVE_STORAGE_CLASS, backup_writer_statements
+from providers.aws.settings import ARCHIVE_STORAGE_CLASS
+from providers.aws.storage import backup_writer_statements
 from tests.cluster.hosts import SMOKE_CERTIFICATE_VALIDITY
 from tests.contract.aws_emulator import REGION, Emulator, aws_emulator
 from tests.contract.test_backup import (
