@@ -15,6 +15,11 @@ import pulumi_aws as aws
 from components.base import Scope
 
 
+def bucket_arn(partition: str, name: str) -> str:
+    """An S3 bucket's ARN: global, so its partition and its (globally unique) name alone."""
+    return f"arn:{partition}:s3:::{name}"
+
+
 @dataclass(frozen=True)
 class Account:
     """Where the stack's resources live: their partition, region and account."""
@@ -34,8 +39,8 @@ class Account:
         return self.arn("ssm", f"parameter{name}")
 
     def bucket(self, name: str) -> str:
-        """An S3 bucket's ARN: global, so its partition and its (globally unique) name alone."""
-        return f"arn:{self.partition}:s3:::{name}"
+        """An S3 bucket's ARN (`bucket_arn`)."""
+        return bucket_arn(self.partition, name)
 
     def repository(self, name: str) -> str:
         """An ECR repository's ARN."""

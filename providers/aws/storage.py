@@ -14,6 +14,7 @@ import pulumi_aws as aws
 from components.base import Scope
 from components.storage import StoragePlan, StorageResult
 from dpc.render.backup import OFFSITE_KEY_PREFIX
+from providers.aws.arns import bucket_arn
 from providers.aws.iam import service_trust_policy
 from providers.aws.settings import ARCHIVE_STORAGE_CLASS, S3_INFREQUENT_ACCESS_CLASS
 
@@ -82,7 +83,7 @@ class BucketParts:
 
 def _bucket_arn(partition: pulumi.Input[str], bucket: aws.s3.Bucket) -> pulumi.Output[str]:
     """The ARN S3 gives a bucket: a bucket's ARN is its partition and its (globally unique) name."""
-    return pulumi.Output.all(partition, bucket.bucket).apply(lambda a: f"arn:{a[0]}:s3:::{a[1]}")
+    return pulumi.Output.all(partition, bucket.bucket).apply(lambda a: bucket_arn(a[0], a[1]))
 
 
 REPLICA_STORAGE_CLASS = "STANDARD"
