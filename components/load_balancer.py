@@ -13,11 +13,14 @@ from dpc.model import HealthCheck
 
 @dataclass(frozen=True)
 class LoadBalancerTarget:
-    """A machine the endpoint forwards to, with the zone it runs in (GCP groups targets by zone)."""
+    """A machine the endpoint forwards to, with the zone it runs in (GCP groups targets by zone) and
+    its private address (Azure's load balancer lists its backends by address in the network).
+    """
 
     node: str
     zone: str
     machine_id: pulumi.Output[str]
+    address: pulumi.Output[str]
 
 
 @dataclass(frozen=True)

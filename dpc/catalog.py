@@ -36,6 +36,31 @@ class BlockStorageLimits:
 
 
 @dataclass(frozen=True)
+class ProvisionedDisk:
+    """A disk type sold by size, IOPS and throughput apart (AWS gp3, Azure Premium SSD v2): what it
+    includes at no charge and the most it provisions, which follows the size (IOPS) and the IOPS
+    (throughput). Throughput in MiB/s as AWS states it, MB/s as Azure does; the settings' figure
+    is read in the disk's own unit.
+    """
+
+    name: str
+    min_iops: int
+    max_iops: int
+    iops_per_gib: int
+    min_throughput: int
+    max_throughput: int
+    throughput_per_iops: float
+
+    def max_iops_for(self, size_gb: int) -> int:
+        """The most IOPS a disk of that size takes (never below what every size includes)."""
+        return min(self.max_iops, max(self.min_iops, size_gb * self.iops_per_gib))
+
+    def max_throughput_for(self, iops: int) -> int:
+        """The most throughput a disk of that many IOPS takes (never below what every disk includes)."""
+        return min(self.max_throughput, max(self.min_throughput, int(iops * self.throughput_per_iops)))
+
+
+@dataclass(frozen=True)
 class MachineType:
     """One machine type: its vCPUs, memory in GiB and, where known, its block-storage limits."""
 

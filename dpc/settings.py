@@ -33,7 +33,7 @@ from typing import Annotated, Any, cast, get_args
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 
-from dpc.catalog import MACHINE_TYPES, Cloud
+from dpc.catalog import MACHINE_TYPES, Cloud, ProvisionedDisk
 from dpc.environments import DEFAULT_CLOUD, ENVIRONMENT_DEFAULTS, LOCAL_DEFAULTS, Environment
 from dpc.sizing import cores_needed
 from dpc.tiers import OVERLAY_RANGES
@@ -188,6 +188,21 @@ class GcpSettings(Section):
     billing_account: Annotated[str, Field(pattern=GCP_BILLING_ACCOUNT_PATTERN)]
 
 
+AZURE_UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+"""A subscription or tenant id as Azure writes it: a GUID in lowercase hexadecimal."""
+
+
+class AzureSettings(Section):
+    """What an Azure stack needs that no other cloud has (`dpc:azure`): the subscription every
+    resource is created in (and its budget watches, design §8.5), and the Microsoft Entra tenant
+    whose identities Key Vault trusts. Named in the stack file, not taken from whoever runs
+    `pulumi up`, so that a stack never lands in the wrong subscription.
+    """
+
+    subscription_id: Annotated[str, Field(pattern=AZURE_UUID_PATTERN)]
+    tenant_id: Annotated[str, Field(pattern=AZURE_UUID_PATTERN)]
+
+
 class Settings(Section):
     """All settings of one stack."""
 
@@ -207,6 +222,8 @@ class Settings(Section):
     alerting: AlertingSettings = AlertingSettings()
     gcp: GcpSettings | None = None
     """Set on GCP stacks only (`CLOUD_SECTIONS`)."""
+    azure: AzureSettings | None = None
+    """Set on Azure stacks only (`CLOUD_SECTIONS`)."""
 
     @property
     def is_prod(self) -> bool:
@@ -214,7 +231,7 @@ class Settings(Section):
         return self.environment == "prod"
 
 
-CLOUD_SECTIONS: Mapping[str, Cloud] = {"gcp": "gcp"}
+CLOUD_SECTIONS: Mapping[str, Cloud] = {"gcp": "gcp", "azure": "azure"}
 """Sections of `Settings` that belong to one cloud: required on its stacks, refused on every other,
 so that a stack moved between clouds does not silently carry settings nothing reads."""
 
@@ -556,7 +573,56 @@ LOCAL_PROFILE = CloudProfile(
 )
 """The local engine: placeholders only (`LOCAL_DEFAULTS`), no volumes, bucket or machines to check."""
 
-_PROFILE_MODULES: Mapping[Cloud, str] = {"aws": "providers.aws.settings", "gcp": "providers.gcp.settings"}
+def provisioned_disk_problems(path: str, volume: VolumeSettings, disk: ProvisionedDisk, unit: str) -> Iterator[Problem]:
+    """A volume against a disk type sold by size, IOPS and throughput (`ProvisionedDisk`): both
+    figures set, and each within what the disk type takes at that size. `unit` names the
+    throughput's unit as the cloud sells it.
+    """
+    if volume.iops is None or volume.throughput_mbps is None:
+        yield Problem(path, f"{disk.name} volumes are sold by size, IOPS and throughput; this volume lacks the latter", "set iops and throughputMbps")
+        return
+    max_iops = disk.max_iops_for(volume.size_gb)
+    if not disk.min_iops <= volume.iops <= max_iops:
+        yield Problem(
+            f"{path}.iops",
+            f"{volume.iops} IOPS is outside what {disk.name} allows for {volume.size_gb} GiB ({disk.min_iops}–{max_iops})",
+            f"set iops between {disk.min_iops} and {max_iops}, or grow sizeGb",
+        )
+    max_throughput = disk.max_throughput_for(volume.iops)
+    if not disk.min_throughput <= volume.throughput_mbps <= max_throughput:
+        yield Problem(
+            f"{path}.throughputMbps",
+            f"{volume.throughput_mbps} {unit} is outside what {disk.name} allows at {volume.iops} IOPS ({disk.min_throughput}–{max_throughput})",
+            f"set throughputMbps between {disk.min_throughput} and {max_throughput}, or raise iops",
+        )
+
+
+def minimum_stay_problems(s: Settings, infrequent: tuple[str, int], archive: tuple[str, int]) -> Iterator[Problem]:
+    """The offsite lifecycle against what an object store bills for leaving a class early: each
+    `(class, days)` is a class and the days it bills an object at least. An object spends at least
+    the infrequent class's minimum there before it is archived, and the archive class's minimum
+    before pgBackRest deletes it. Counted from the day the object enters the class, which never
+    undercuts the minimum however the store counts it.
+    """
+    b = s.backup
+    (infrequent_class, infrequent_days), (archive_class, archive_days) = infrequent, archive
+    moved, archived, expire = b.offsite_infrequent_access_after_days, b.offsite_archive_after_days, b.offsite_expire_after_days
+    if archived < moved + infrequent_days:
+        yield Problem(
+            "backup.offsiteArchiveAfterDays",
+            f"{infrequent_class} bills every object at least {infrequent_days} days, so archiving it sooner than {infrequent_days} days after it "
+            f"moved there (day {moved}) pays for days it no longer spends there",
+            f"use at least {moved + infrequent_days}",
+        )
+    if expire < archived + archive_days:
+        yield Problem(
+            "backup.offsiteExpireAfterDays",
+            f"{archive_class} storage bills at least {archive_days} days, so a backup must be kept {archive_days} days after archiving (from day {archived})",
+            f"use at least {archived + archive_days}",
+        )
+
+
+_PROFILE_MODULES: Mapping[Cloud, str] = {"aws": "providers.aws.settings", "gcp": "providers.gcp.settings", "azure": "providers.azure.settings"}
 """Where each deployable cloud's profile lives; imported on first use only."""
 
 
@@ -581,12 +647,6 @@ def _cloud_problem(cloud: object) -> Problem | None:
     if isinstance(cloud, str) and (cloud == "local" or cloud in _PROFILE_MODULES):
         return None
     deployable = ", ".join(repr(name) for name in (*_PROFILE_MODULES, "local"))
-    if cloud in get_args(Cloud):
-        return Problem(
-            "cloud",
-            f"{cloud!r} is not deployable yet: the program has no settings or builders for it; it deploys to {deployable}",
-            "use one of the values listed",
-        )
     return Problem("cloud", f"{cloud!r} is not a cloud this program knows; it deploys to {deployable}", "use one of the values listed")
 
 

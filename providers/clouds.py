@@ -1,6 +1,4 @@
-"""Which composition serves which cloud. AWS, GCP and the local engine are built; Azure fails
-clearly before anything is created.
-"""
+"""Which composition serves which cloud: AWS, GCP, Azure, or the local engine."""
 
 from __future__ import annotations
 
@@ -26,8 +24,13 @@ def deploy_stack(settings: Settings, stack: str) -> Mapping[str, pulumi.Output[o
         if problems := stack_name_problems(topology, stack):
             raise SettingsError(problems)
         return deploy(topology, stack, gcp_builders(settings.gcp))
+    if settings.cloud == "azure" and settings.azure is not None:
+        from providers.azure.builders import azure_builders  # noqa: PLC0415
+
+        return deploy(topology, stack, azure_builders(settings, settings.azure, stack))
     if settings.cloud == "local":
         from providers.local.composition import deploy_local  # noqa: PLC0415
 
         return deploy_local(topology, stack)
-    raise SettingsError([Problem("cloud", f"{settings.cloud!r} is not deployable yet; only aws, gcp and local are", "set dpc:cloud to aws, gcp or local")])
+    problem = Problem("cloud", f"{settings.cloud!r} has no composition, or its stack lacks dpc:{settings.cloud}", "validate the stack first")
+    raise SettingsError([problem])

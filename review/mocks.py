@@ -18,7 +18,7 @@ from typing import Any, Protocol, cast
 
 import pulumi
 
-CLOUD_MOCKS = {"aws": "providers.aws.mocks", "gcp": "providers.gcp.mocks"}
+CLOUD_MOCKS = {"aws": "providers.aws.mocks", "gcp": "providers.gcp.mocks", "azure-native": "providers.azure.mocks"}
 """The module of each cloud's mocks, by the package of its type tokens. Each has `for_stack(config,
 today, preview=...)` giving its mocks and `mock_id(typ, name, inputs, provider_inputs)`; imported on
 first use, so a plan of one cloud loads nothing of another.

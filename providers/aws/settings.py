@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import cast
 
-from dpc.catalog import MACHINE_TYPES, BlockStorageLimits
+from dpc.catalog import MACHINE_TYPES, BlockStorageLimits, ProvisionedDisk
 from dpc.environments import Environment, node_groups
 from dpc.model import Role
-from dpc.settings import CloudProfile, NodeGroup, Problem, Rules, Settings, VolumeSettings
+from dpc.settings import CloudProfile, NodeGroup, Problem, Rules, Settings, VolumeSettings, provisioned_disk_problems
 from dpc.topology import backup_agent_role
 
 S3_INFREQUENT_ACCESS_CLASS = "STANDARD_IA"
@@ -36,8 +36,8 @@ Instant Retrieval keeps the seed's cost intent, old backups in cold storage at a
 Standard's price, with a 90-day minimum that settings check against the retention.
 """
 
-GP3_MIN_IOPS, GP3_MAX_IOPS, GP3_IOPS_PER_GIB = 3000, 80000, 500
-GP3_MIN_THROUGHPUT, GP3_MAX_THROUGHPUT, GP3_THROUGHPUT_PER_IOPS = 125, 2000, 0.25
+GP3 = ProvisionedDisk("gp3", min_iops=3000, max_iops=80000, iops_per_gib=500, min_throughput=125, max_throughput=2000, throughput_per_iops=0.25)
+"""gp3: 3000 IOPS and 125 MiB/s included, up to 500 IOPS per GiB and 0.25 MiB/s per IOPS."""
 
 S3_INFREQUENT_ACCESS_MIN_AGE_DAYS = 30
 """S3 lifecycle rejects a transition to STANDARD_IA sooner than 30 days after an object's creation."""
@@ -53,7 +53,7 @@ AWS_REGION_PATTERN = r"[a-z]{2}(-[a-z]+)+-\d+"
 _IMAGE = {"owner": "136693071363", "name": "debian-12-amd64-20241201-1948"}
 
 
-def _gp3(size_gb: int, iops: int = GP3_MIN_IOPS, throughput_mbps: int = GP3_MIN_THROUGHPUT) -> dict[str, int]:
+def _gp3(size_gb: int, iops: int = GP3.min_iops, throughput_mbps: int = GP3.min_throughput) -> dict[str, int]:
     """A gp3 volume, at gp3's included baseline unless more is provisioned."""
     return {"sizeGb": size_gb, "iops": iops, "throughputMbps": throughput_mbps}
 
@@ -80,31 +80,11 @@ DEFAULTS: dict[Environment, dict[str, object]] = {
 _rule = Rules()
 
 
-def _gp3_problems(path: str, volume: VolumeSettings) -> Iterator[Problem]:
-    if volume.iops is None or volume.throughput_mbps is None:
-        yield Problem(path, "gp3 volumes are sold by size, IOPS and throughput; this volume lacks the latter", "set iops and throughputMbps")
-        return
-    max_iops = min(GP3_MAX_IOPS, max(GP3_MIN_IOPS, volume.size_gb * GP3_IOPS_PER_GIB))
-    if not GP3_MIN_IOPS <= volume.iops <= max_iops:
-        yield Problem(
-            f"{path}.iops",
-            f"{volume.iops} IOPS is outside what gp3 allows for {volume.size_gb} GiB ({GP3_MIN_IOPS}–{max_iops})",
-            f"set iops between {GP3_MIN_IOPS} and {max_iops}, or grow sizeGb",
-        )
-    max_throughput = min(GP3_MAX_THROUGHPUT, max(GP3_MIN_THROUGHPUT, int(volume.iops * GP3_THROUGHPUT_PER_IOPS)))
-    if not GP3_MIN_THROUGHPUT <= volume.throughput_mbps <= max_throughput:
-        yield Problem(
-            f"{path}.throughputMbps",
-            f"{volume.throughput_mbps} MiB/s is outside what gp3 allows at {volume.iops} IOPS ({GP3_MIN_THROUGHPUT}–{max_throughput})",
-            f"set throughputMbps between {GP3_MIN_THROUGHPUT} and {max_throughput}, or raise iops",
-        )
-
-
 @_rule("storage")
 def _check_storage(s: Settings) -> Iterator[Problem]:
     volumes = {"data": s.storage.data, "wal": s.storage.wal, "backup": s.storage.backup}
     for name, volume in volumes.items():
-        yield from _gp3_problems(f"storage.{name}", volume)
+        yield from provisioned_disk_problems(f"storage.{name}", volume, GP3, "MiB/s")
 
 
 def _volumes_by_group(s: Settings) -> dict[str, dict[str, VolumeSettings]]:
@@ -125,7 +105,7 @@ def _check_storage_against_machines(s: Settings) -> Iterator[Problem]:
     IOPS and throughput provisioned beyond it never reach the machine, and are paid for).
     """
     for group, volumes in _volumes_by_group(s).items():
-        if any(next(_gp3_problems(volume_name, volume), None) for volume_name, volume in volumes.items()):
+        if any(next(provisioned_disk_problems(volume_name, volume, GP3, "MiB/s"), None) for volume_name, volume in volumes.items()):
             continue  # a volume gp3 cannot provision is reported as such; its sum says nothing more
         name = cast(NodeGroup, getattr(s.nodes, group)).machine_type
         machine = MACHINE_TYPES["aws"].get(name)

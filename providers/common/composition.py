@@ -144,7 +144,9 @@ def deploy(topology: Topology, stack: str, cloud: CloudBuilders) -> dict[str, pu
         health_check=LOAD_BALANCER_HEALTH_CHECK,
         network=network,
         zones=tuple(settings.zones),
-        targets=tuple(LoadBalancerTarget(n.name, n.zone, compute.instance_ids[n.name]) for n in topology.of_role(LOAD_BALANCER_TARGET_ROLE)),
+        targets=tuple(
+            LoadBalancerTarget(n.name, n.zone, compute.instance_ids[n.name], compute.private_ips[n.name]) for n in topology.of_role(LOAD_BALANCER_TARGET_ROLE)
+        ),
         deletion_protection=settings.is_prod,
     )
     endpoint = LoadBalancer(f"{stack}-endpoint", lb_plan, cloud.load_balancer, context).result

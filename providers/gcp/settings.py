@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterator
 
 from dpc.environments import Environment, node_groups
-from dpc.settings import PROGRAM_TAG_KEYS, CloudProfile, Problem, Rules, Settings
+from dpc.settings import PROGRAM_TAG_KEYS, CloudProfile, Problem, Rules, Settings, minimum_stay_problems
 from providers.gcp.labels import LABEL_LIMIT, label_key, label_value
 
 GCS_INFREQUENT_ACCESS_CLASS, GCS_ARCHIVE_CLASS = "NEARLINE", "ARCHIVE"
@@ -107,27 +107,12 @@ def _check_nat(s: Settings) -> Iterator[Problem]:
 
 @_rule("backup")
 def _check_lifecycle(s: Settings) -> Iterator[Problem]:
-    """What Cloud Storage bills for leaving a class early: an object spends at least the class's
-    minimum in Nearline before it is archived, and in Archive before pgBackRest deletes it. Counted
-    from the day the object enters the class, which never undercuts the minimum however Cloud
-    Storage counts it.
-    """
-    b = s.backup
-    nearline, archive = GCS_MINIMUM_STORAGE_DAYS[GCS_INFREQUENT_ACCESS_CLASS], GCS_MINIMUM_STORAGE_DAYS[GCS_ARCHIVE_CLASS]
-    infrequent, archived, expire = b.offsite_infrequent_access_after_days, b.offsite_archive_after_days, b.offsite_expire_after_days
-    if archived < infrequent + nearline:
-        yield Problem(
-            "backup.offsiteArchiveAfterDays",
-            f"Nearline bills every object at least {nearline} days, so archiving it sooner than {nearline} days after it "
-            f"moved there (day {infrequent}) pays for days it no longer spends there",
-            f"use at least {infrequent + nearline}",
-        )
-    if expire < archived + archive:
-        yield Problem(
-            "backup.offsiteExpireAfterDays",
-            f"Archive storage bills at least {archive} days, so a backup must be kept {archive} days after archiving (from day {archived})",
-            f"use at least {archived + archive}",
-        )
+    """What Cloud Storage bills for leaving Nearline or Archive early."""
+    yield from minimum_stay_problems(
+        s,
+        ("Nearline", GCS_MINIMUM_STORAGE_DAYS[GCS_INFREQUENT_ACCESS_CLASS]),
+        ("Archive", GCS_MINIMUM_STORAGE_DAYS[GCS_ARCHIVE_CLASS]),
+    )
 
 
 @_rule("backup")

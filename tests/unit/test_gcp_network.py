@@ -83,7 +83,9 @@ def _build(client_cidrs: tuple[str, ...], stack: str = STACK) -> Built:
         compute = f"https://www.googleapis.com/compute/v1/projects/{PROJECT}/zones"
         instances = {f"manager-{i + 1}": (zone, f"{compute}/{zone}/instances/m{i}") for i, zone in enumerate(ZONES)}
         built.instances = {node: link for node, (_, link) in instances.items()}
-        targets = tuple(LoadBalancerTarget(node, zone, pulumi.Output.from_input(link)) for node, (zone, link) in instances.items())
+        targets = tuple(
+            LoadBalancerTarget(node, zone, pulumi.Output.from_input(link), pulumi.Output.from_input("10.20.0.10")) for node, (zone, link) in instances.items()
+        )
         plan = LoadBalancerPlan(built.internal, LOAD_BALANCER_PORT, LOAD_BALANCER_HEALTH_CHECK, network, ZONES, targets, deletion_protection=True)
         endpoint = LoadBalancer(f"{stack}-endpoint", plan, build_load_balancer, context).result
         for group, tag in network.firewall_group_ids.items():

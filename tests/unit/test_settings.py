@@ -953,12 +953,12 @@ def test_a_stack_without_a_cloud_is_aws() -> None:
     assert settings_from_config(values).cloud == "aws"
 
 
-def test_a_cloud_not_deployable_yet_is_the_only_problem() -> None:
-    problem = only_problem(stack(cloud="azure", colour="blue"))
+def test_a_cloud_the_program_does_not_know_is_the_only_problem() -> None:
+    problem = only_problem(stack(cloud="oracle", colour="blue"))
 
     assert problem.path == "cloud"
-    assert "'azure' is not deployable yet" in problem.message
-    assert "'aws', 'gcp', 'local'" in problem.message
+    assert "'oracle' is not a cloud this program knows" in problem.message
+    assert "'aws', 'gcp', 'azure', 'local'" in problem.message
     assert problem.fix == "use one of the values listed"
 
 

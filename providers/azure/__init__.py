@@ -1,0 +1,1 @@
+"""Azure: the builders, settings profile and mocks of an Azure stack (design §9.8)."""
