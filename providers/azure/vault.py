@@ -8,22 +8,34 @@ chooses (not from what the API returns), so that the grants built on it are know
 preview, where the policy pack judges them.
 
 API (all ids are Azure Resource Manager ids, the scopes of role assignments):
-- `vault_name(key_id)`, `vault_uri(key_id)`: the vault's name and its data-plane URI
-  (`https://<vault>.vault.azure.net`, where the nodes read secrets over REST).
-- `vault_id(azure, key_id)`: the vault's id.
+- `vault_name(key_id)`, `key_name(key_id)`, `vault_uri(key_id)`: the vault's and the key's names
+  and the vault's data-plane URI
+  (`https://<vault>.vault.azure.net`, where the nodes read secrets over REST); `key_uri(vault,
+  key)` the versionless URI itself.
+- `vault_id(azure, key_id)`: the vault's id; `resource_id(azure, kind, name)` any resource's of
+  the stack's resource group (`kind` as `Microsoft.ContainerRegistry/registries`).
 - `key_arm_id(azure, key_id)`: the key's id (the narrowest scope of a
   `KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER` grant).
 - `secret_id(azure, key_id, secret_name)`: a secret's id (the narrowest scope of a
   `KEY_VAULT_SECRETS_USER` or `KEY_VAULT_SECRETS_OFFICER` grant).
+- `disk_encryption_set_name(key_id)`, `disk_encryption_set_id(azure, key_id)`: the stack's disk
+  encryption set (the stack key's, created by the storage builder), which every managed disk of
+  the stack names, OS disks included.
+- `global_name(azure, name, limit)`: a name for a resource Azure names globally (vault, storage
+  account, registry): lowercase letters and digits, at most `limit`, unique per subscription and
+  stack, the same on every run.
 - `role_assignment(azure, scope, name, role=..., principal_id=..., on=...)`: grants the managed
   identity `principal_id` the built-in `role` on the resource id `on`.
 - The built-in roles the stack grants, as `BuiltInRole` constants: `KEY_VAULT_SECRETS_USER`,
-  `KEY_VAULT_SECRETS_OFFICER`, `KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER`, `ACR_PULL`, `ACR_PUSH`;
+  `KEY_VAULT_SECRETS_OFFICER`, `KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER`, `ACR_PULL`, `ACR_PUSH`,
+  `STORAGE_BLOB_DATA_CONTRIBUTOR`;
   `BUILT_IN_ROLES` lists them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -56,6 +68,8 @@ ACR_PULL = BuiltInRole("AcrPull", "7f951dda-4ed3-4680-a7ca-43fe172d538d")
 """Pulls images from a container registry."""
 ACR_PUSH = BuiltInRole("AcrPush", "8311e382-0749-4cb8-b61a-304f252e45ec")
 """Pushes and pulls images of a container registry."""
+STORAGE_BLOB_DATA_CONTRIBUTOR = BuiltInRole("Storage Blob Data Contributor", "ba92f5b4-2d11-453d-a403-e96b0029c9fe")
+"""Reads, writes and deletes blobs: what the flow log's identity needs of the log storage account."""
 
 BUILT_IN_ROLES: tuple[BuiltInRole, ...] = (
     KEY_VAULT_SECRETS_USER,
@@ -63,6 +77,7 @@ BUILT_IN_ROLES: tuple[BuiltInRole, ...] = (
     KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER,
     ACR_PULL,
     ACR_PUSH,
+    STORAGE_BLOB_DATA_CONTRIBUTOR,
 )
 """Every built-in role the stack grants (GUIDs as Microsoft's list of Azure built-in roles gives them)."""
 
@@ -86,9 +101,23 @@ def _parts(uri: str) -> tuple[str, str]:
     return host.removesuffix(KEY_VAULT_DNS_SUFFIX), path[1]
 
 
+def resource_id(azure: AzureStack, kind: str, name: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The Resource Manager id of the resource `name` of type `kind` (`Microsoft.KeyVault/vaults`)
+    in the stack's resource group: what the API will call it, known before it exists.
+    """
+    return pulumi.Output.all(azure.resource_group, name).apply(
+        lambda a: f"/subscriptions/{azure.subscription_id}/resourceGroups/{a[0]}/providers/{kind}/{a[1]}"
+    )
+
+
 def vault_name(key_id: pulumi.Input[str]) -> pulumi.Output[str]:
     """The name of the vault holding the key `key_id` (a versionless key URI)."""
     return pulumi.Output.from_input(key_id).apply(lambda uri: _parts(uri)[0])
+
+
+def key_name(key_id: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The name of the key `key_id` (a versionless key URI) in its vault."""
+    return pulumi.Output.from_input(key_id).apply(lambda uri: _parts(uri)[1])
 
 
 def vault_uri(key_id: pulumi.Input[str]) -> pulumi.Output[str]:
@@ -98,15 +127,12 @@ def vault_uri(key_id: pulumi.Input[str]) -> pulumi.Output[str]:
 
 def vault_id(azure: AzureStack, key_id: pulumi.Input[str]) -> pulumi.Output[str]:
     """The Resource Manager id of the stack's vault (which lives in the stack's resource group)."""
-    return pulumi.Output.all(azure.resource_group, vault_name(key_id)).apply(
-        lambda a: f"/subscriptions/{azure.subscription_id}/resourceGroups/{a[0]}/providers/Microsoft.KeyVault/vaults/{a[1]}"
-    )
+    return resource_id(azure, "Microsoft.KeyVault/vaults", vault_name(key_id))
 
 
 def key_arm_id(azure: AzureStack, key_id: pulumi.Input[str]) -> pulumi.Output[str]:
     """The Resource Manager id of the key, the scope of a grant on that key alone."""
-    key = pulumi.Output.from_input(key_id).apply(lambda uri: _parts(uri)[1])
-    return pulumi.Output.all(vault_id(azure, key_id), key).apply(lambda a: f"{a[0]}/keys/{a[1]}")
+    return pulumi.Output.all(vault_id(azure, key_id), key_name(key_id)).apply(lambda a: f"{a[0]}/keys/{a[1]}")
 
 
 def secret_id(azure: AzureStack, key_id: pulumi.Input[str], secret_name: pulumi.Input[str]) -> pulumi.Output[str]:
@@ -114,6 +140,44 @@ def secret_id(azure: AzureStack, key_id: pulumi.Input[str], secret_name: pulumi.
     on that secret alone; made from names, so known before the secret exists.
     """
     return pulumi.Output.all(vault_id(azure, key_id), secret_name).apply(lambda a: f"{a[0]}/secrets/{a[1]}")
+
+
+def disk_encryption_set_name(key_id: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The stack's disk encryption set, named after the vault whose key it uses: one per stack."""
+    return vault_name(key_id).apply(lambda vault: f"{vault}-disks")
+
+
+def disk_encryption_set_id(azure: AzureStack, key_id: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The Resource Manager id of the stack's disk encryption set, which a disk's (or a VM's OS
+    disk's) `encryption` names.
+    """
+    return resource_id(azure, "Microsoft.Compute/diskEncryptionSets", disk_encryption_set_name(key_id))
+
+
+GLOBAL_NAME_DIGEST = 8
+"""Hex digits of the digest that makes a global name unique."""
+
+
+def global_name(azure: AzureStack, name: str, limit: int) -> str:
+    """A name for a resource Azure names in one namespace for all its customers (a vault's and a
+    storage account's DNS names, a registry's): the letters and digits of `name`, cut to leave
+    room, and a digest of the subscription and `name`, within `limit` characters (a storage
+    account's 24, lowercase letters and digits only, being the strictest, every such name is made
+    so). The same stack in the same subscription always gets the same name, from names alone, so
+    the plan and a first preview know it; another subscription's stack of the same name gets
+    another.
+
+    A random suffix kept in the state would let a destroyed stack be created again at once under
+    new names; a name derived from the stack instead makes the stack's deleted vault, which purge
+    protection keeps for its retention period, hold its name meanwhile: recreating the stack then
+    means recovering that vault (and its keys, which the destroyed stack's backups need), which is
+    what an operator should do anyway (design §9.8).
+    """
+    visible = re.sub(r"[^a-z0-9]", "", name.lower())
+    if not visible[:1].isalpha():
+        visible = f"dpc{visible}"
+    digest = hashlib.sha256(f"{azure.subscription_id}/{name}".encode()).hexdigest()[:GLOBAL_NAME_DIGEST]
+    return f"{visible[: limit - GLOBAL_NAME_DIGEST]}{digest}"
 
 
 def role_definition_id(subscription_id: str, role: BuiltInRole) -> str:
