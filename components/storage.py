@@ -43,6 +43,10 @@ class StorageResult:
     """The stack key as the cloud's APIs name it (a KMS key ARN on AWS, a CryptoKey id on GCP)."""
     volume_ids: dict[str, pulumi.Output[str]]
     backup_bucket_name: pulumi.Output[str]
+    offsite_credential: pulumi.Output[str] | None = None
+    """The secret the backup tool needs to reach the offsite store, a Pulumi secret; None where the
+    backup node reaches it with its own identity (AWS, GCP). On Azure the storage account's key:
+    pgBackRest 2.45 cannot use a managed identity (`dpc.render.backup.AzureRepository`)."""
 
 
 class Storage(Component[StoragePlan, StorageResult]):

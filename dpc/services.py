@@ -78,6 +78,9 @@ REDIS_EXPORTER_SECRET = "redis_exporter_passwords"
 
 PGBACKREST_SECRETS = "pgbackrest_secrets"
 """pgBackRest's included fragment with the repositories' cipher passphrase."""
+PGBACKREST_OFFSITE_SECRETS = "pgbackrest_offsite_secrets"
+"""pgBackRest's included fragment with the offsite repository's key, the backup agent's alone,
+where the cloud's offsite store takes a key (Azure: `dpc.render.backup.AzureRepository`)."""
 
 ALERTMANAGER_CONFIG = "alertmanager.yml"
 ALERTING_TOKEN_SECRET = "alerting_webhook_token"
@@ -521,7 +524,7 @@ def _monitoring(settings: Settings, layout: ClusterLayout, place: _Placer) -> li
     ]
 
 
-def _backup(settings: Settings, layout: ClusterLayout, place: _Placer) -> ServiceSpec:
+def _backup(settings: Settings, layout: ClusterLayout, place: _Placer, offsite_key: bool) -> ServiceSpec:
     role = place.backup_role
     return ServiceSpec(
         name="backup",
@@ -536,6 +539,7 @@ def _backup(settings: Settings, layout: ClusterLayout, place: _Placer) -> Servic
         files=(
             _config(BACKUP_REPOSITORY_CONFIG, PGBACKREST_CONFIG),
             _secret(PGBACKREST_SECRETS, f"{PGBACKREST_INCLUDE_DIR}/secrets.conf"),
+            *((_secret(PGBACKREST_OFFSITE_SECRETS, f"{PGBACKREST_INCLUDE_DIR}/offsite.conf"),) if offsite_key else ()),
             _ca(),
             *_cert("backup"),
         ),
@@ -548,10 +552,12 @@ def _backup(settings: Settings, layout: ClusterLayout, place: _Placer) -> Servic
 
 
 
-def database_services(topology: Topology, placement: Placement = "cluster") -> tuple[ServiceSpec, ...]:
+def database_services(topology: Topology, placement: Placement = "cluster", *, offsite_key: bool = False) -> tuple[ServiceSpec, ...]:
     """Every service of the stack, in the order they are declared. On a single engine the services
     reserve nothing: their reservations are shares of separate machines, and together they would
     ask one engine for several times what a workstation has, leaving tasks pending. Limits stay.
+    `offsite_key`: the backup agent also mounts `PGBACKREST_OFFSITE_SECRETS` (the stack's offsite
+    store takes a key).
     """
     settings, layout = topology.settings, topology.layout
     place = _Placer(placement, topology.backup_agent.role)
@@ -560,7 +566,7 @@ def database_services(topology: Topology, placement: Placement = "cluster") -> t
         *_patroni(settings, layout, place),
         *_proxies(settings, layout, place),
         *_monitoring(settings, layout, place),
-        _backup(settings, layout, place),
+        _backup(settings, layout, place, offsite_key),
     )
     if placement == "cluster":
         return services

@@ -1,10 +1,12 @@
 """pgBackRest: the repository host's configuration (the backup node), each database host's, and the
-secret fragment with the repositories' cipher passphrase (design §4.2, §4.3).
+secret fragments: the repositories' cipher passphrase, and on Azure the offsite repository's key
+(design §4.2, §4.3, §9.8).
 
 Topology. The backup node is pgBackRest's repository host: it owns repo1 (a posix repository on
 the backup volume) and, in the clouds, repo2 (the offsite bucket, reached with the instance's IAM
-role). Its backup agent runs `pgbackrest server`, the TLS endpoint the database hosts archive WAL
-to, and takes the scheduled backups, reading the files from a replica's `pgbackrest server`.
+role; on Azure with the storage account's key, which only the backup node holds). Its backup
+agent runs `pgbackrest server`, the TLS endpoint the database hosts archive WAL to, and takes the
+scheduled backups, reading the files from a replica's `pgbackrest server`.
 Nothing uses SSH: both directions are pgBackRest's TLS protocol with the cluster's certificates,
 each side allowing only the other's certificate (`tls-server-auth`).
 
@@ -43,8 +45,10 @@ tiers map onto it as follows (the backup agent, images/postgres/backup_agent.py,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from dpc.cluster import BACKUP_ENCRYPTION_SECRET, BACKUP_STANZA, ClusterLayout, Member, Port, certificate_requests
 from dpc.render import tls_files
@@ -144,7 +148,80 @@ class GcsRepository:
         }
 
 
-OffsiteRepository = S3Repository | GcsRepository
+AZURE_ACCOUNT_NAME = re.compile(r"[a-z0-9]{3,24}")
+"""A storage account's name as Azure allows it: 3 to 24 lowercase letters and digits."""
+
+AZURE_CONTAINER_NAME = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
+"""A blob container's name as Azure allows it: 3 to 63 lowercase letters, digits and single hyphens
+between them."""
+
+
+@dataclass(frozen=True)
+class AzureRepository:
+    """The offsite copy in a blob container of an Azure storage account, reached with the account's
+    shared key (design §9.8).
+
+    `repoN-azure-key-type=shared`. pgBackRest 2.45 (Debian 12's, the image's) authenticates to Azure
+    only with a `shared` key or a `sas` token (`pgbackrest help backup repo-azure-key-type`); support
+    for Azure managed identities came in pgBackRest 2.58.0 (release notes of 2026-01-19), which no
+    Debian stable release ships yet. So, unlike the instance role on AWS and the service account on
+    GCP, the backup node needs a secret: the account key, which the account has to accept (shared
+    key access stays on, a departure, design §11 (Azure)). A SAS would be narrower but expires, and
+    a SAS that expires stops the backups until someone renews it; the key does not (rotating it is
+    an operator's `pulumi up`, design §9.8).
+
+    The key is not in pgbackrest.conf, which is a Docker config (not a secret): it goes into
+    `render_pgbackrest_offsite_secrets`, a Docker secret mounted on the backup agent alone, never on
+    a database host (they reach repo2 through the repository host, as on every cloud).
+    """
+
+    account: str
+    container: str
+    endpoint: str | None = None
+    """Another blob endpoint (an emulator's host in tests); None for Azure's, pgBackRest's default
+    (`blob.core.windows.net`, the account's host `<account>.blob.core.windows.net`)."""
+    port: int | None = None
+    """The endpoint's port; None for 443."""
+    uri_style: Literal["host", "path"] | None = None
+    """`path` where the endpoint serves several accounts under one host (`/<account>/...`, an
+    emulator); None for pgBackRest's default, `host`."""
+    key_prefix: str = OFFSITE_KEY_PREFIX
+
+    def __post_init__(self) -> None:
+        _check_key_prefix(self.key_prefix)
+        if not AZURE_ACCOUNT_NAME.fullmatch(self.account):
+            raise ValueError(f"not a storage account name (3-24 lowercase letters and digits): {self.account!r}")
+        if not AZURE_CONTAINER_NAME.fullmatch(self.container):
+            raise ValueError(f"not a blob container name (3-63 lowercase letters, digits, single hyphens): {self.container!r}")
+
+    @classmethod
+    def from_bucket_name(cls, bucket_name: str) -> AzureRepository:
+        """The repository named as the storage builder names the offsite store on Azure
+        (`StorageResult.backup_bucket_name`): `<account>/<container>`.
+        """
+        account, separator, container = bucket_name.partition("/")
+        if not separator:
+            raise ValueError(f"the offsite store on Azure is named '<account>/<container>': {bucket_name!r}")
+        return cls(account=account, container=container)
+
+    def options(self, repo: int) -> dict[str, str]:
+        """The repository's options in pgbackrest.conf, as repository `repo` (no key among them)."""
+        overrides = {
+            f"repo{repo}-azure-endpoint": self.endpoint,
+            f"repo{repo}-storage-port": None if self.port is None else str(self.port),
+            f"repo{repo}-azure-uri-style": self.uri_style,
+        }
+        return {
+            f"repo{repo}-type": "azure",
+            f"repo{repo}-path": self.key_prefix,
+            f"repo{repo}-azure-account": self.account,
+            f"repo{repo}-azure-container": self.container,
+            f"repo{repo}-azure-key-type": "shared",
+            **{option: value for option, value in overrides.items() if value is not None},
+        }
+
+
+OffsiteRepository = S3Repository | GcsRepository | AzureRepository
 """The offsite repository variants, one per cloud's object store (each cloud package names its own)."""
 
 
@@ -346,4 +423,23 @@ def render_pgbackrest_secrets(secrets: Mapping[str, str]) -> str:
     return _render(
         {"global": {"repo1-cipher-pass": passphrase, "repo2-cipher-pass": passphrase}},
         "pgBackRest's repository cipher passphrase (a Docker secret; rendered by dpc).",
+    )
+
+
+def render_pgbackrest_offsite_secrets(offsite: OffsiteRepository, key: str) -> str:
+    """The fragment with the offsite repository's key, for `PGBACKREST_INCLUDE_DIR` on the backup
+    agent alone: only an Azure repository takes one (`AzureRepository`: the storage account's shared
+    key as `repo2-azure-key`); S3 and Cloud Storage are reached with the machine's identity.
+
+    A fragment of its own rather than a line in `render_pgbackrest_secrets`, which every database
+    host mounts too: the account key reads and deletes every backup in the account, and a database
+    host (PostgreSQL's superuser can read its files) must not be able to.
+    """
+    if not isinstance(offsite, AzureRepository):
+        raise ValueError(f"{type(offsite).__name__} takes no key: the backup node reaches it with its own identity")
+    if not key or "\n" in key:
+        raise ValueError("the offsite repository's key must be one non-empty line")
+    return _render(
+        {"global": {"repo2-azure-key": key}},
+        "pgBackRest's key to the offsite repository (a Docker secret of the backup agent alone; rendered by dpc).",
     )

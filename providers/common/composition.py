@@ -110,6 +110,7 @@ def deploy(topology: Topology, stack: str, cloud: CloudBuilders) -> dict[str, pu
         deploy_public_key=access.deploy_public_key,
         host_keys=access.host_keys,
         images_parameter_name=images.image_list_name,
+        registry_server=images.server,
     )
     swarm = Swarm(f"{stack}-swarm", swarm_plan, cloud.swarm, context).result
     attachments = {
@@ -136,6 +137,7 @@ def deploy(topology: Topology, stack: str, cloud: CloudBuilders) -> dict[str, pu
         image_list_id=images.image_list_id,
         host_key_ids={Role.MANAGER: (swarm.host_key_ids[manager_1.name],), Role.BASTION: (swarm.host_key_ids[BASTION_HOST_KEY],)},
         capabilities=topology.capabilities,
+        deploy_public_key=access.deploy_public_key,
     )
     compute = Compute(f"{stack}-compute", compute_plan, cloud.compute, context).result
     lb_plan = LoadBalancerPlan(
@@ -175,6 +177,7 @@ def deploy(topology: Topology, stack: str, cloud: CloudBuilders) -> dict[str, pu
             images_ready=images_ready,
         ),
         offsite=storage.backup_bucket_name.apply(lambda bucket: cloud.offsite_repository(settings, bucket)),
+        offsite_credential=storage.offsite_credential,
         placement="cluster",
     )
     return {

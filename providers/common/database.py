@@ -19,8 +19,8 @@ from components.database import DatabasePlan, DatabaseResult, DatabaseStack, Reg
 from dpc.cluster import certificate_requests
 from dpc.database_files import plain_configs, secret_files
 from dpc.model import stack_tags
-from dpc.render.backup import OffsiteRepository
-from dpc.services import ALERTING_TOKEN_SECRET, BUILT_IMAGES, Placement, database_services
+from dpc.render.backup import OffsiteRepository, render_pgbackrest_offsite_secrets
+from dpc.services import ALERTING_TOKEN_SECRET, BUILT_IMAGES, PGBACKREST_OFFSITE_SECRETS, Placement, database_services
 from dpc.settings import Settings
 from dpc.tiers import TIERS
 from dpc.topology import Topology
@@ -82,23 +82,34 @@ def deploy_database(
     engine: docker.Provider,
     registry: Registry | None,
     offsite: pulumi.Output[OffsiteRepository] | None,
+    offsite_credential: pulumi.Output[str] | None = None,
     placement: Placement,
 ) -> DatabaseResult:
-    """The DatabaseStack of one stack, on the given engine; its passwords and CA protected in prod."""
+    """The DatabaseStack of one stack, on the given engine; its passwords and CA protected in prod.
+
+    `offsite_credential` is the offsite store's key where the backup node cannot use its own
+    identity (Azure's storage account key): it reaches the backup agent only as its own Docker
+    secret, the pgBackRest fragment `PGBACKREST_OFFSITE_SECRETS`, marked secret here whatever the
+    cloud marked it; never in a Docker config, never in an environment variable.
+    """
     settings, layout = topology.settings, topology.layout
     configs: dict[str, pulumi.Input[str]] = dict(plain_configs(settings, layout, None))
+    secrets = given_secrets(settings)
     if offsite is not None:
         rendered = offsite.apply(lambda repository: plain_configs(settings, layout, repository))
         configs = {name: rendered.apply(lambda files, name=name: files[name]) for name in configs}
+        if offsite_credential is not None:
+            fragment = pulumi.Output.all(offsite, offsite_credential).apply(lambda args: render_pgbackrest_offsite_secrets(args[0], args[1]))
+            secrets[PGBACKREST_OFFSITE_SECRETS] = pulumi.Output.secret(fragment)
     plan = DatabasePlan(
         networks=TIERS,
-        services=database_services(topology, placement),
+        services=database_services(topology, placement, offsite_key=PGBACKREST_OFFSITE_SECRETS in secrets),
         certificates=certificate_requests(layout),
         configs=configs,
         secret_files=secret_files(layout),
         image_tags=image_tags(),
         registry=registry,
-        given_secrets=given_secrets(settings),
+        given_secrets=secrets,
     )
     providers: list[pulumi.ProviderResource] = [engine, random.Provider(f"{stack}-random"), tls.Provider(f"{stack}-tls")]
     opts = pulumi.ResourceOptions(providers=providers)
