@@ -51,6 +51,10 @@ class ComputePlan:
     """The host keys each role's identity may read: those of its machines `pulumi up` reaches."""
     capabilities: Mapping[Role, tuple[Capability, ...]]
     """What each role's machine identity may do (`dpc.model.role_capabilities`)."""
+    deploy_public_key: pulumi.Output[str]
+    """The deployment's own SSH key (`SwarmPlan.deploy_public_key`): where a cloud requires a key for
+    a machine's first user (Azure), it gets this one, so no key but the deployment's and the admins'
+    is ever authorised."""
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,9 @@ class SwarmPlan:
     """Host keys by node name (and `BASTION_HOST_KEY`), for the machines `pulumi up` reaches over SSH."""
     images_parameter_name: pulumi.Input[str]
     """The secret-store entry listing the images every node pulls (dpc-image-pull)."""
+    registry_server: pulumi.Input[str]
+    """The registry's host the nodes pull from: where a cloud's credential helper that signs in as
+    the node may answer (Azure's; any other registry gets no credentials)."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,10 @@ class CloudHooks:
     credential_helpers: Mapping[str, str]
     """Executables the docker CLI's credential store runs, by name (`docker-credential-<store>`),
     when no OS package provides it; written to /usr/local/bin."""
+    metadata_guard_everywhere: bool = False
+    """The backup agent's node keeps its containers from the instance metadata too: on a cloud where
+    the backup agent signs in with a key of its own (Azure: the storage account's key), no container
+    needs the node's identity. Elsewhere the backup agent's node runs without the guard."""
 
 
 @dataclass(frozen=True)
@@ -328,10 +335,11 @@ def render_node_cloud_init(
     cloud-init's `packages` (one failed apt run there and the node never joins). Every manager
     carries the labels table and the convergence timer, so the Swarm converges whichever node is
     replaced; managers also carry the readiness checks the deployment runs. Every node but the
-    backup agent's keeps its containers from the instance metadata (`dpc-metadata-guard`).
+    backup agent's keeps its containers from the instance metadata (`dpc-metadata-guard`), and
+    that one too where the cloud's hooks say so (`CloudHooks.metadata_guard_everywhere`).
     """
     packages = sorted({*BASE_PACKAGES, *hooks.secret_store_packages, *hooks.registry_packages})
-    guarded = node != layout.backup_agent
+    guarded = hooks.metadata_guard_everywhere or node != layout.backup_agent
     environment = node_environment(node, secret_names, packages, images_parameter, metadata_guard=guarded) | dict(hooks.environment)
     docker_config = json.dumps({"credsStore": hooks.docker_credentials_store}) + "\n"
     files = [

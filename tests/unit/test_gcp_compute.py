@@ -144,6 +144,7 @@ def compute_plan(settings: Settings, boot_after: pulumi.Resource, capabilities: 
         image_list_id=out(IMAGE_LIST),
         host_key_ids={role: tuple(out(k) for k in keys) for role, keys in HOST_KEYS.items()},
         capabilities=capabilities or topology.capabilities,
+        deploy_public_key=out("ssh-ed25519 AAAA deploy"),
     )
 
 
