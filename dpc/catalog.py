@@ -20,8 +20,9 @@ class BlockStorageLimits:
     """What one machine can drive of its attached volumes, all of them together.
 
     `baseline_*` is sustained; `maximum_*` the burst the machine reaches for at least 30 minutes
-    once every 24 hours (AWS's words) and never exceeds. Bandwidth in megabits per second as the
-    cloud publishes it (`mib_per_second` converts it to the MiB/s that volumes are provisioned in).
+    once every 24 hours (AWS's words; Azure's: up to 30 minutes at a time) and never exceeds.
+    Bandwidth in megabits per second as AWS publishes it (Azure's MB/s times 8); `mib_per_second`
+    and `megabytes_per_second` convert it to the unit volumes are provisioned in.
     """
 
     baseline_mbps: int
@@ -33,6 +34,11 @@ class BlockStorageLimits:
     def mib_per_second(mbps: int) -> int:
         """Megabits (10^6 bits) per second in whole MiB (2^20 bytes) per second, rounded down."""
         return mbps * 1_000_000 // 8 // 2**20
+
+    @staticmethod
+    def megabytes_per_second(mbps: int) -> int:
+        """Megabits per second in whole MB (10^6 bytes) per second, rounded down: Azure's unit."""
+        return mbps // 8
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,14 @@ def _aws_table(*rows: tuple[str, int, float, int, int, int, int]) -> dict[str, M
     }
 
 
+def _azure_table(*rows: tuple[str, int, float, float, int, float, int]) -> dict[str, MachineType]:
+    """Azure's rows: throughput in MB/s (10^6 bytes) as Microsoft publishes it, kept in megabits."""
+    return {
+        name: MachineType(name, vcpus, memory, BlockStorageLimits(round(base_mb * 8), round(burst_mb * 8), base_iops, burst_iops))
+        for name, vcpus, memory, base_mb, base_iops, burst_mb, burst_iops in rows
+    }
+
+
 MACHINE_TYPES: dict[Cloud, dict[str, MachineType]] = {
     "aws": _aws_table(
         # name, vCPUs, GiB, EBS baseline/maximum bandwidth (Mbps), baseline/maximum IOPS (16 KiB I/O)
@@ -114,18 +128,19 @@ MACHINE_TYPES: dict[Cloud, dict[str, MachineType]] = {
         ("n2-highmem-8", 8, 64),
         ("n2-highmem-16", 16, 128),
     ),
-    "azure": _table(
-        ("Standard_B1s", 1, 1),
-        ("Standard_B2s", 2, 4),
-        ("Standard_B2ms", 2, 8),
-        ("Standard_D2s_v5", 2, 8),
-        ("Standard_D4s_v5", 4, 16),
-        ("Standard_D8s_v5", 8, 32),
-        ("Standard_D16s_v5", 16, 64),
-        ("Standard_E2s_v5", 2, 16),
-        ("Standard_E4s_v5", 4, 32),
-        ("Standard_E8s_v5", 8, 64),
-        ("Standard_E16s_v5", 16, 128),
+    "azure": _azure_table(
+        # name, vCPUs, GiB, uncached disk throughput (MB/s) and IOPS, then their burst maximums
+        ("Standard_B1s", 1, 1, 10, 320, 100, 4000),
+        ("Standard_B2s", 2, 4, 15, 1280, 100, 4000),
+        ("Standard_B2ms", 2, 8, 22.5, 1920, 100, 4000),
+        ("Standard_D2s_v5", 2, 8, 85, 3750, 1200, 10000),
+        ("Standard_D4s_v5", 4, 16, 145, 6400, 1200, 20000),
+        ("Standard_D8s_v5", 8, 32, 290, 12800, 1200, 20000),
+        ("Standard_D16s_v5", 16, 64, 600, 25600, 1200, 40000),
+        ("Standard_E2s_v5", 2, 16, 85, 3750, 1200, 10000),
+        ("Standard_E4s_v5", 4, 32, 145, 6400, 1200, 20000),
+        ("Standard_E8s_v5", 8, 64, 290, 12800, 1200, 20000),
+        ("Standard_E16s_v5", 16, 128, 600, 25600, 1200, 40000),
     ),
     "local": _table(
         ("local", 2, 2),
@@ -136,9 +151,13 @@ MACHINE_TYPES: dict[Cloud, dict[str, MachineType]] = {
 AWS's block-storage figures are EC2's `DescribeInstanceTypes` answer (`EbsInfo.EbsOptimizedInfo`:
 baseline and maximum bandwidth in Mbps, baseline and maximum IOPS), the figures of the EC2
 documentation's table "Amazon EBS-optimized instance types"; copied on 2026-12-01 from the API's
-recording that moto 5.2.5 ships, which a unit test compares them with. The GCP and Azure rows have
-none: GCP sells no disk performance apart from size (pd-ssd), so there is nothing provisioned to
-hold against what a machine drives.
+recording that moto 5.2.5 ships, which a unit test compares them with. Azure's are the "Remote
+Storage" tables of Microsoft's size pages (uncached Premium SSD IOPS and MB/s, and their burst,
+which Azure holds up to 30 minutes at a time): learn.microsoft.com/azure/virtual-machines/sizes/
+general-purpose/bv1-series, .../dsv5-series and .../memory-optimized/esv5-series (pages dated
+2026-03-10, 2026-02-27 and 2026-03-10), read on 2026-12-02 from their sources in the
+MicrosoftDocs/azure-compute-docs repository. The GCP rows have none: GCP sells no disk performance
+apart from size (pd-ssd), so there is nothing provisioned to hold against what a machine drives.
 """
 
 

@@ -13,13 +13,11 @@ what checkpoints and backups need.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import cast
 
-from dpc.catalog import MACHINE_TYPES, BlockStorageLimits, ProvisionedDisk
+from dpc.catalog import BlockStorageLimits, ProvisionedDisk
 from dpc.environments import Environment, node_groups
-from dpc.model import Role
-from dpc.settings import CloudProfile, NodeGroup, Problem, Rules, Settings, VolumeSettings, provisioned_disk_problems
-from dpc.topology import backup_agent_role
+from dpc.settings import CloudProfile, Problem, Rules, Settings, provisioned_disk_problems
+from providers.common.machine_storage import machine_storage_problems
 
 S3_INFREQUENT_ACCESS_CLASS = "STANDARD_IA"
 """The offsite repository's infrequent-access class (the storage builder's lifecycle, the cost review)."""
@@ -87,48 +85,10 @@ def _check_storage(s: Settings) -> Iterator[Problem]:
         yield from provisioned_disk_problems(f"storage.{name}", volume, GP3, "MiB/s")
 
 
-def _volumes_by_group(s: Settings) -> dict[str, dict[str, VolumeSettings]]:
-    """The volumes one node of each group carries, by node group and volume key: a worker the data
-    and WAL volumes, the backup agent's node (the backup node, or manager-1 without one) the backup
-    volume. Root volumes are left out: they idle after boot.
-    """
-    agent_group = "backup" if backup_agent_role(s) is Role.BACKUP else "managers"
-    return {
-        "workers": {"data": s.storage.data, "wal": s.storage.wal},
-        agent_group: {"backup": s.storage.backup},
-    }
-
-
 @_rule("storage", "nodes")
 def _check_storage_against_machines(s: Settings) -> Iterator[Problem]:
-    """The volumes of one node together against the most its machine type can drive (EBS maximum:
-    IOPS and throughput provisioned beyond it never reach the machine, and are paid for).
-    """
-    for group, volumes in _volumes_by_group(s).items():
-        if any(next(provisioned_disk_problems(volume_name, volume, GP3, "MiB/s"), None) for volume_name, volume in volumes.items()):
-            continue  # a volume gp3 cannot provision is reported as such; its sum says nothing more
-        name = cast(NodeGroup, getattr(s.nodes, group)).machine_type
-        machine = MACHINE_TYPES["aws"].get(name)
-        limits = machine.storage if machine else None
-        if limits is None:
-            continue
-        keys, first = " + ".join(f"dpc:storage.{volume}" for volume in volumes), next(iter(volumes))
-        iops = sum(volume.iops or 0 for volume in volumes.values())
-        if iops > limits.maximum_iops:
-            yield Problem(
-                f"storage.{first}.iops",
-                f"{keys} provision {iops} IOPS on one {group} node; its {name} drives at most {limits.maximum_iops} (sustained {limits.baseline_iops})",
-                f"provision at most {limits.maximum_iops} IOPS in total, or a dpc:nodes.{group}.machineType that drives more",
-            )
-        throughput = sum(volume.throughput_mbps or 0 for volume in volumes.values())
-        ceiling = BlockStorageLimits.mib_per_second(limits.maximum_mbps)
-        if throughput > ceiling:
-            yield Problem(
-                f"storage.{first}.throughputMbps",
-                f"{keys} provision {throughput} MiB/s on one {group} node; its {name} drives at most {ceiling} MiB/s "
-                f"({limits.maximum_mbps} Mbps; sustained {BlockStorageLimits.mib_per_second(limits.baseline_mbps)} MiB/s)",
-                f"provision at most {ceiling} MiB/s in total, or a dpc:nodes.{group}.machineType that drives more",
-            )
+    """The volumes of one node together against the most its machine type drives of EBS."""
+    yield from machine_storage_problems(s, "aws", GP3, "MiB/s", BlockStorageLimits.mib_per_second)
 
 
 @_rule("backup")

@@ -20,9 +20,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from dpc.catalog import ProvisionedDisk
+from dpc.catalog import BlockStorageLimits, ProvisionedDisk
 from dpc.environments import Environment, node_groups
 from dpc.settings import CloudProfile, Problem, Rules, Settings, minimum_stay_problems, provisioned_disk_problems
+from providers.common.machine_storage import machine_storage_problems
 
 PREMIUM_SSD_V2 = ProvisionedDisk(
     "Premium SSD v2", min_iops=3000, max_iops=80000, iops_per_gib=500, min_throughput=125, max_throughput=1200, throughput_per_iops=0.25
@@ -83,6 +84,14 @@ _rule = Rules()
 def _check_storage(s: Settings) -> Iterator[Problem]:
     for name, volume in (("data", s.storage.data), ("wal", s.storage.wal), ("backup", s.storage.backup)):
         yield from provisioned_disk_problems(f"storage.{name}", volume, PREMIUM_SSD_V2, "MB/s")
+
+
+@_rule("storage", "nodes")
+def _check_storage_against_machines(s: Settings) -> Iterator[Problem]:
+    """The disks of one node together against the uncached disk IOPS and MB/s its VM size drives
+    (`dpc.catalog`): Premium SSD v2 bought beyond them never reaches the machine.
+    """
+    yield from machine_storage_problems(s, "azure", PREMIUM_SSD_V2, "MB/s", BlockStorageLimits.megabytes_per_second)
 
 
 @_rule("backup")

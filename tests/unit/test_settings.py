@@ -1238,3 +1238,215 @@ def test_each_clouds_defaults_validate_in_every_environment(name: str, replica: 
 
     assert settings.environment == environment
     assert settings.nodes.managers.machine_type in MACHINE_TYPES[settings.cloud]
+
+
+# --- Azure ------------------------------------------------------------------------------------------
+
+
+def azure_tags(**extra: str) -> dict[str, str]:
+    """azure-prod's tags with more."""
+    return {**config_values("azure-prod")["tags"], **extra}
+
+
+@pytest.mark.parametrize("name", ["azure-prod", "azure-dev"])
+def test_shipped_azure_stack_validates_and_keeps_its_own_values(name: str) -> None:
+    values = config_values(name)
+    settings = settings_from_config(values)
+
+    assert settings.cloud == "azure"
+    assert settings.environment == name.removeprefix("azure-")
+    assert (settings.region, settings.zones) == ("eastus2", ["1", "2", "3"])
+    assert settings.azure is not None and settings.gcp is None
+    assert (settings.azure.subscription_id, settings.azure.tenant_id) == (values["azure"]["subscriptionId"], values["azure"]["tenantId"])
+    assert settings.network.private_subnet_cidrs == values["network"]["privateSubnetCidrs"]
+    assert len(settings.network.private_subnet_cidrs) == len(settings.network.public_subnet_cidrs) == len(settings.zones)
+    assert settings.network.nat_gateway_per_zone is values["network"]["natGatewayPerZone"]
+    assert settings.tags == values["tags"] and settings.budget.monthly_usd == values["budget"]["monthlyUsd"]
+    assert settings.image.owner == "Canonical" and settings.image.name.startswith("ubuntu-24_04-lts:server:")
+    assert all(v.iops is not None and v.throughput_mbps is not None for v in (settings.storage.data, settings.storage.wal, settings.storage.backup))
+    assert settings.backup.offsite_replica_region is None
+    assert all(group.machine_type in MACHINE_TYPES["azure"] for group in (settings.nodes.managers, settings.nodes.workers, settings.nodes.bastion))
+
+
+def test_azure_prod_gets_the_original_azure_sizing() -> None:
+    settings = settings_from_config(config_values("azure-prod"))
+
+    assert (settings.nodes.managers.machine_type, settings.nodes.workers.machine_type, settings.nodes.app.machine_type) == (
+        "Standard_D4s_v5", "Standard_E8s_v5", "Standard_D2s_v5",
+    )
+    assert (settings.storage.data.size_gb, settings.storage.data.iops, settings.storage.data.throughput_mbps) == (2048, 7500, 165)
+    assert settings.nodes.backup.count == 1
+
+
+def test_azure_dev_is_smaller_but_fails_over_like_prod() -> None:
+    prod, dev = settings_from_config(config_values("azure-prod")), settings_from_config(config_values("azure-dev"))
+    catalog = MACHINE_TYPES["azure"]
+
+    assert (dev.nodes.managers.count, dev.nodes.workers.count, dev.nodes.app.count, dev.nodes.backup.count) == (3, 3, 2, 0)
+    assert catalog[dev.nodes.workers.machine_type].memory_gib < catalog[prod.nodes.workers.machine_type].memory_gib
+    assert dev.storage.data.size_gb < prod.storage.data.size_gb
+
+
+@pytest.mark.parametrize(
+    ("volume", "override", "path", "expected"),
+    [
+        ("wal", {"sizeGb": 10, "iops": 6000, "throughputMbps": 125}, "storage.wal.iops", "Premium SSD v2 allows for 10 GiB (3000–5000)"),
+        ("data", {"sizeGb": 2048, "iops": 2999, "throughputMbps": 125}, "storage.data.iops", "(3000–80000)"),
+        ("backup", {"sizeGb": 5120, "iops": 3000, "throughputMbps": 751}, "storage.backup.throughputMbps", "at 3000 IOPS (125–750)"),
+        ("data", {"sizeGb": 2048, "iops": 7500, "throughputMbps": 124}, "storage.data.throughputMbps", "(125–1200)"),
+    ],
+)
+def test_premium_ssd_v2_bounds(volume: str, override: dict[str, int], path: str, expected: str) -> None:
+    problem = only_problem(stack("azure-prod", storage={volume: override}))
+
+    assert problem.path == path
+    assert expected in problem.message
+
+
+def test_premium_ssd_v2_is_sold_by_iops_and_throughput_too() -> None:
+    values = stack("azure-prod")
+    values.setdefault("storage", {})["wal"] = {"sizeGb": 500, "iops": None, "throughputMbps": None}
+
+    problem = only_problem(values)
+
+    assert problem.path == "storage.wal"
+    assert "Premium SSD v2 volumes are sold by size, IOPS and throughput" in problem.message
+
+
+def test_azure_worker_disks_are_held_against_the_vms_uncached_burst() -> None:
+    problem = only_problem(stack("azure-prod", storage={"data": {"sizeGb": 2048, "iops": 16000, "throughputMbps": 125}}))
+
+    assert problem.path == "storage.data.iops"
+    assert "dpc:storage.data + dpc:storage.wal provision 21000 IOPS on one workers node" in problem.message
+    assert "its Standard_E8s_v5 drives at most 20000 (sustained 12800)" in problem.message
+    assert settings_from_config(stack("azure-prod", storage={"data": {"sizeGb": 2048, "iops": 15000, "throughputMbps": 125}}))
+
+
+def test_disks_at_premium_ssd_v2s_included_baseline_buy_nothing_the_vm_cannot_drive() -> None:
+    """azure-dev's B2ms workers burst to 4,000 IOPS and 100 MB/s: two disks at the included 3,000
+    IOPS and 125 MB/s each exceed it, but nothing was bought; one IOPS more is bought and wasted.
+    """
+    assert settings_from_config(config_values("azure-dev")).nodes.workers.machine_type == "Standard_B2ms"
+
+    problem = only_problem(stack("azure-dev", storage={"data": {"sizeGb": 50, "iops": 3001, "throughputMbps": 125}}))
+
+    assert problem.path == "storage.data.iops"
+    assert "6001 IOPS on one workers node; its Standard_B2ms drives at most 4000 (sustained 1920)" in problem.message
+
+
+def test_the_azure_backup_disk_is_checked_on_the_node_the_agent_runs_on() -> None:
+    """azure-dev has no backup node: the agent and its disk are on manager-1, a Standard_B2s."""
+    problem = only_problem(stack("azure-dev", storage={"backup": {"sizeGb": 100, "iops": 3000, "throughputMbps": 126}}))
+
+    assert problem.path == "storage.backup.throughputMbps"
+    assert "one managers node; its Standard_B2s drives at most 100 MB/s (800 Mbps; sustained 15 MB/s)" in problem.message
+    assert "dpc:nodes.managers.machineType" in problem.fix
+
+
+def test_every_azure_size_has_its_uncached_disk_limits() -> None:
+    for machine in MACHINE_TYPES["azure"].values():
+        assert machine.storage is not None, machine.name
+        assert machine.storage.baseline_iops <= machine.storage.maximum_iops
+        assert machine.storage.baseline_mbps <= machine.storage.maximum_mbps
+    e8s = MACHINE_TYPES["azure"]["Standard_E8s_v5"].storage
+    assert e8s is not None and (e8s.baseline_iops, e8s.baseline_mbps // 8, e8s.maximum_iops, e8s.maximum_mbps // 8) == (12800, 290, 20000, 1200)
+
+
+def test_azure_keeps_a_blob_in_cool_thirty_days_before_cold() -> None:
+    backup = {**config_values("azure-prod").get("backup", {}), "offsiteInfrequentAccessAfterDays": 10, "offsiteArchiveAfterDays": 39}
+
+    problem = only_problem(stack("azure-prod", backup=backup))
+
+    assert problem.path == "backup.offsiteArchiveAfterDays"
+    assert "Cool bills every object at least 30 days" in problem.message and "(day 10)" in problem.message
+    assert problem.fix == "use at least 40"
+    assert settings_from_config(stack("azure-prod", backup=backup | {"offsiteArchiveAfterDays": 40}))
+
+
+def test_azure_keeps_a_cold_blob_ninety_days() -> None:
+    backup = {**config_values("azure-prod").get("backup", {}), "monthlyRetentionMonths": 1, "offsiteArchiveAfterDays": 90, "offsiteExpireAfterDays": 179}
+
+    problem = only_problem(stack("azure-prod", backup=backup))
+
+    assert problem.path == "backup.offsiteExpireAfterDays"
+    assert "Cold storage bills at least 90 days" in problem.message
+    assert problem.fix == "use at least 180"
+
+
+def test_azure_refuses_an_offsite_replica_region() -> None:
+    backup = {**config_values("azure-prod").get("backup", {}), "offsiteReplicaRegion": "centralus"}
+
+    problem = only_problem(stack("azure-prod", backup=backup))
+
+    assert problem.path == "backup.offsiteReplicaRegion"
+    assert "paired region" in problem.message and "geo-zone-redundant" in problem.message
+    assert problem.fix == "remove offsiteReplicaRegion"
+
+
+@pytest.mark.parametrize(("position", "zone"), [(2, "4"), (0, "0"), (0, "eastus2-1"), (1, "2a")])
+def test_azure_zones_are_numbered_1_to_3(position: int, zone: str) -> None:
+    zones = ["1", "2", "3"]
+    zones[position] = zone
+
+    problem = only_problem(stack("azure-prod", zones=zones))
+
+    assert problem.path == f"zones[{position}]"
+    assert f"{zone!r} is not a zone of region 'eastus2'" in problem.message
+    assert "1, 2 and 3" in problem.fix
+
+
+@pytest.mark.parametrize("region", ["East US 2", "east-us-2", "us-east-1"])
+def test_azure_region_in_azures_form(region: str) -> None:
+    (problem,) = at(problems_of(stack("azure-prod", region=region)), "region")
+
+    assert f"{region!r} is not a region name of azure" in problem.message
+    assert "eastus2" in problem.fix
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [azure_tags(**{"a/b": "x"}), azure_tags(**{"k%": "x"}), azure_tags(**{"k" * 129: "x"}), azure_tags(Owner="v" * 257)],
+    ids=["slash", "percent", "long-name", "long-value"],
+)
+def test_tags_azure_refuses(tags: dict[str, str]) -> None:
+    problem = only_problem(stack("azure-prod", tags=tags))
+
+    assert problem.path.startswith("tags.")
+    assert "Azure tag names take 1–128 characters" in problem.message
+    assert settings_from_config(stack("azure-prod", tags=azure_tags(**{"k" * 128: "v" * 256})))
+
+
+@pytest.mark.parametrize("empty", [False, True])
+def test_azure_stack_needs_its_section(empty: bool) -> None:
+    values = stack("azure-dev")
+    if empty:
+        values["azure"] = None
+    else:
+        del values["azure"]
+
+    problem = only_problem(values)
+
+    assert problem.path == "azure"
+    assert "azure stack needs" in problem.message
+    assert "`subscriptionId`" in problem.fix and "`tenantId`" in problem.fix
+
+
+@pytest.mark.parametrize("name", ["prod", "gcp-dev", "local"])
+def test_azure_section_on_another_cloud_is_refused(name: str) -> None:
+    problem = only_problem(stack(name, azure={"subscriptionId": "x", "tenantId": "y"}))
+
+    assert problem.path == "azure"
+    assert "section of azure stacks" in problem.message
+    assert "remove dpc:azure" in problem.fix
+
+
+@pytest.mark.parametrize("key", ["subscriptionId", "tenantId"])
+@pytest.mark.parametrize("value", ["not-a-guid", "11111111-2222-3333-4444-55555555555G", "11111111-2222-3333-4444-5555555555AB"])
+def test_azure_subscription_and_tenant_are_guids(key: str, value: str) -> None:
+    values = stack("azure-dev")
+    values["azure"][key] = value
+
+    problem = only_problem(values)
+
+    assert problem.path == f"azure.{key}"
+    assert "pattern" in problem.message
