@@ -28,7 +28,7 @@ from components.compute import Attachment, ComputePlan, ComputeResult, MachineSp
 from components.swarm import MANAGER_ADDRESS, MANAGER_TOKEN, WORKER_TOKEN, hostname
 from dpc.model import SWARM_ROLES, Capability, Node, Role
 from providers.azure.provider import AzureStack
-from providers.azure.vault import ACR_PULL, KEY_VAULT_SECRETS_OFFICER, KEY_VAULT_SECRETS_USER, BuiltInRole, role_assignment
+from providers.azure.vault import ACR_PULL, KEY_VAULT_SECRETS_OFFICER, KEY_VAULT_SECRETS_USER, BuiltInRole, disk_encryption_set_id, role_assignment
 
 ADMIN_USER = "azureuser"
 """The admin user Azure's provisioning names (Azure refuses `admin`); the user data creates the
@@ -91,7 +91,9 @@ class Grant:
 def _grants(plan: ComputePlan, role: Role, capability: Capability) -> list[Grant]:
     """The role assignments that give `role`'s identity one capability, on this stack's resources only.
 
-    `WRITE_BACKUPS` needs none: pgBackRest signs in to the offsite account with its key (a Docker
+    ACR grants pull on the whole registry (it has no roles per repository), so the registry builder
+    gives every image's repository the registry's id, one output: it is granted once, an assignment
+    repeated on the same scope being refused by Azure. `WRITE_BACKUPS` needs none: pgBackRest signs in to the offsite account with its key (a Docker
     secret), never as the node. No grant on the stack's key: the disks, vault and registry encrypt
     with it through their own identities (the storage and registry builders grant those).
     """
@@ -106,7 +108,7 @@ def _grants(plan: ComputePlan, role: Role, capability: Capability) -> list[Grant
             return []
         case Capability.PULL_IMAGES:
             return [
-                *(Grant(f"pull-images-{index}", ACR_PULL, repository) for index, repository in enumerate(plan.image_repository_ids)),
+                *(Grant(f"pull-images-{index}", ACR_PULL, registry) for index, registry in enumerate(dict.fromkeys(plan.image_repository_ids))),
                 Grant("read-image-list", KEY_VAULT_SECRETS_USER, plan.image_list_id),
             ]
         case Capability.READ_HOST_KEY:
@@ -191,9 +193,10 @@ def _bastion_address(azure: AzureStack, scope: Scope, node: Node) -> network.Pub
     )
 
 
-def _storage(name: str, plan: ComputePlan, node: Node, attachments: Sequence[Attachment]) -> compute.StorageProfileArgsDict:
-    """The pinned image, the OS disk (deleted with the machine) and the data disks at LUN = slot
-    (detached, never deleted, when the machine goes), uncached as Premium SSD v2 requires.
+def _storage(azure: AzureStack, name: str, plan: ComputePlan, node: Node, attachments: Sequence[Attachment]) -> compute.StorageProfileArgsDict:
+    """The pinned image, the OS disk (deleted with the machine, encrypted under the stack's disk
+    encryption set as the data disks are) and the data disks at LUN = slot (detached, never deleted,
+    when the machine goes), uncached as Premium SSD v2 requires.
     """
     return {
         "image_reference": image_reference(plan.image.owner, plan.image.name),
@@ -203,7 +206,7 @@ def _storage(name: str, plan: ComputePlan, node: Node, attachments: Sequence[Att
             "caching": compute.CachingTypes.READ_WRITE,
             "delete_option": compute.DiskDeleteOptionTypes.DELETE,
             "disk_size_gb": node.root_volume_gb,
-            "managed_disk": {"storage_account_type": OS_DISK_TYPE},
+            "managed_disk": {"storage_account_type": OS_DISK_TYPE, "disk_encryption_set": {"id": disk_encryption_set_id(azure, plan.key_id)}},
         },
         "data_disks": [
             {
@@ -264,7 +267,7 @@ def _machine(
                 "ssh": {"public_keys": [{"path": f"/home/{ADMIN_USER}/.ssh/authorized_keys", "key_data": plan.deploy_public_key}]},
             },
         },
-        storage_profile=_storage(name, plan, node, attachments),
+        storage_profile=_storage(azure, name, plan, node, attachments),
         network_profile={"network_interfaces": [{"id": interface.id, "primary": True, "delete_option": compute.DeleteOptions.DETACH}]},
         security_profile={
             "security_type": compute.SecurityTypes.TRUSTED_LAUNCH,

@@ -39,6 +39,7 @@ PREFIX = f"dpc-{STACK}"
 VAULT = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{GROUP}/providers/Microsoft.KeyVault/vaults/dpcazureprod"
 KEY = "https://dpcazureprod.vault.azure.net/keys/stack"
 REGISTRY = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{GROUP}/providers/Microsoft.ContainerRegistry/registries/dpcazureprod"
+DISK_ENCRYPTION_SET = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{GROUP}/providers/Microsoft.Compute/diskEncryptionSets/dpcazureprod-disks"
 IMAGE_LIST = f"{VAULT}/secrets/{STACK}-registry-images"
 DEPLOY_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGRlcGxveWtleWZvcnRlc3Rpbmdvbmx5MTIzNDU2Nzg5MA"
 VM = "azure-native:compute:VirtualMachine"
@@ -63,13 +64,14 @@ def role_id(role: BuiltInRole) -> str:
     return f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/{role.guid}"
 
 
+READER, OFFICER = KEY_VAULT_SECRETS_USER.guid, KEY_VAULT_SECRETS_OFFICER.guid
 EXPECTED: dict[Capability, Callable[[Role], set[tuple[str, str]]]] = {
-    Capability.READ_MANAGER_JOIN: lambda _: {(secret_id(MANAGER_TOKEN), KEY_VAULT_SECRETS_USER.guid), (secret_id(MANAGER_ADDRESS), KEY_VAULT_SECRETS_USER.guid)},
-    Capability.READ_WORKER_JOIN: lambda _: {(secret_id(WORKER_TOKEN), KEY_VAULT_SECRETS_USER.guid), (secret_id(MANAGER_ADDRESS), KEY_VAULT_SECRETS_USER.guid)},
-    Capability.PUBLISH_JOIN: lambda _: {(secret_id(name), KEY_VAULT_SECRETS_OFFICER.guid) for name in BOOTSTRAP_SECRETS},
+    Capability.READ_MANAGER_JOIN: lambda _: {(secret_id(MANAGER_TOKEN), READER), (secret_id(MANAGER_ADDRESS), READER)},
+    Capability.READ_WORKER_JOIN: lambda _: {(secret_id(WORKER_TOKEN), READER), (secret_id(MANAGER_ADDRESS), READER)},
+    Capability.PUBLISH_JOIN: lambda _: {(secret_id(name), OFFICER) for name in BOOTSTRAP_SECRETS},
     Capability.WRITE_BACKUPS: lambda _: set(),
-    Capability.PULL_IMAGES: lambda _: {(REGISTRY, ACR_PULL.guid), (IMAGE_LIST, KEY_VAULT_SECRETS_USER.guid)},
-    Capability.READ_HOST_KEY: lambda role: {(key, KEY_VAULT_SECRETS_USER.guid) for key in HOST_KEYS[role]},
+    Capability.PULL_IMAGES: lambda _: {(REGISTRY, ACR_PULL.guid), (IMAGE_LIST, READER)},
+    Capability.READ_HOST_KEY: lambda role: {(key, READER) for key in HOST_KEYS[role]},
 }
 """What each capability must grant (scope, built-in role), written apart from the builder that grants
 it. Writing backups grants nothing: pgBackRest signs in to the offsite account with its key."""
@@ -123,6 +125,8 @@ def compute_plan(settings: Settings, boot_after: pulumi.Resource, capabilities: 
     for volume in topology.volumes:
         slot = len(attachments.get(volume.node, ()))
         attachments[volume.node] = (*attachments.get(volume.node, ()), Attachment(out(disk_id(volume.name)), slot))
+    registry = out(REGISTRY)
+    """Every image's repository is the registry on Azure, as its builder gives them: one output."""
     network = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{GROUP}/providers/Microsoft.Network/virtualNetworks/vnet/subnets"
     return ComputePlan(
         nodes=topology.nodes,
@@ -140,7 +144,7 @@ def compute_plan(settings: Settings, boot_after: pulumi.Resource, capabilities: 
         key_id=out(KEY),
         bootstrap_secret_ids={name: out(secret_id(name)) for name in BOOTSTRAP_SECRETS},
         backup_bucket_name=out("dpcazureprodbackups/backups"),
-        image_repository_ids=(out(REGISTRY),),
+        image_repository_ids=(registry, registry),
         image_list_id=out(IMAGE_LIST),
         host_key_ids={role: tuple(out(k) for k in keys) for role, keys in HOST_KEYS.items()},
         capabilities=capabilities or topology.capabilities,
@@ -216,7 +220,7 @@ def test_a_capability_added_to_a_role_shows_up_as_its_grant_and_nothing_else() -
     capabilities[Role.WORKER] = (*capabilities[Role.WORKER], Capability.PUBLISH_JOIN)
     built = build(settings, change=lambda plan: replace(plan, capabilities=capabilities))
     added = granted(built, Role.WORKER) - expected(derive(settings).capabilities, Role.WORKER)
-    assert added == {(secret_id(name), KEY_VAULT_SECRETS_OFFICER.guid) for name in BOOTSTRAP_SECRETS}
+    assert added == {(secret_id(name), OFFICER) for name in BOOTSTRAP_SECRETS}
 
 
 def test_one_identity_per_role_and_each_machine_runs_as_its_roles(prod: Built) -> None:
@@ -265,8 +269,8 @@ def test_interfaces_join_their_roles_security_group_and_forward_nothing(prod: Bu
         assert configuration["privateIPAllocationMethod"] == "Dynamic"
         assert interface["enableIPForwarding"] is False
         assert "networkSecurityGroup" not in interface, "the subnets' security group holds the rules"
-        machine = prod.machine(node.name)
-        assert [reference["id"] for reference in machine["networkProfile"]["networkInterfaces"]][0].endswith(f"/networkInterfaces/{STACK}-compute-{node.name}-nic")
+        [reference] = prod.machine(node.name)["networkProfile"]["networkInterfaces"]
+        assert reference["id"].endswith(f"/networkInterfaces/{STACK}-compute-{node.name}-nic") and reference["primary"] is True
 
 
 def test_machines_are_zonal_of_their_size_and_image_and_log_in_by_key_only(prod: Built) -> None:
@@ -284,7 +288,9 @@ def test_machines_are_zonal_of_their_size_and_image_and_log_in_by_key_only(prod:
         assert linux["disablePasswordAuthentication"] is True
         assert linux["ssh"]["publicKeys"] == [{"path": f"/home/{ADMIN_USER}/.ssh/authorized_keys", "keyData": DEPLOY_KEY}], "the deployment's key, no other"
         assert profile["allowExtensionOperations"] is False
-        assert machine["securityProfile"] == {"securityType": "TrustedLaunch", "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": True}, "encryptionAtHost": True}
+        assert machine["securityProfile"] == {
+            "securityType": "TrustedLaunch", "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": True}, "encryptionAtHost": True,
+        }
         assert machine["diagnosticsProfile"] == {"bootDiagnostics": {"enabled": True}}, "managed boot diagnostics: no storage account of the stack"
         assert machine["tags"]["Node"] == node.name and machine["tags"]["Role"] == node.role.value and machine["tags"]["Stack"] == STACK
 
@@ -301,6 +307,7 @@ def test_disks_os_premium_deleted_with_the_machine_data_at_their_slots_detached(
         storage = prod.machine(node.name)["storageProfile"]
         os_disk = storage["osDisk"]
         assert os_disk["managedDisk"]["storageAccountType"] == "Premium_LRS" and os_disk["diskSizeGB"] == node.root_volume_gb
+        assert os_disk["managedDisk"]["diskEncryptionSet"] == {"id": DISK_ENCRYPTION_SET}
         assert os_disk["createOption"] == "FromImage" and os_disk["deleteOption"] == "Delete"
         attached = prod.plan.attachments.get(node.name, ())
         wanted = [disk_id(f"{node.name}-{p}") for p in (("data", "wal") if node.role is Role.WORKER else ())]
