@@ -187,19 +187,28 @@ def _set_up(emulator: Emulator, *, without: frozenset[str]) -> OffsiteBucket:
     return offsite
 
 
+def localhost_certificate(root: Path) -> tuple[Path, str, str]:
+    """A throwaway CA's server certificate for `localhost` (and 127.0.0.1): the CA file, written
+    under `root` for pgBackRest to verify, and the certificate and its key (PEM)."""
+    request = CertificateRequest("s3", "localhost", ("localhost",), ("127.0.0.1",), "server")
+    pem = issue((request,), "dpc test CA", SMOKE_CERTIFICATE_VALIDITY)
+    directory = root / "tls"
+    directory.mkdir()
+    ca_file = directory / "ca.pem"
+    ca_file.write_text(pem[CA_SECRET])
+    ca_file.chmod(0o644)
+    return ca_file, pem[request.cert_secret], pem[request.key_secret]
+
+
 @contextlib.contextmanager
 def tls_terminator(root: Path, backend: str, *, options: Sequence[str] = ()) -> Iterator[tuple[int, Path]]:
     """HAProxy on a free loopback port, TLS with a throwaway CA's certificate for `localhost`, in
     front of the emulator's plain HTTP; yields the port and the CA file for pgBackRest to verify.
     `options` are HAProxy `option` lines for the emulator's quirks."""
-    request = CertificateRequest("s3", "localhost", ("localhost",), ("127.0.0.1",), "server")
-    pem = issue((request,), "dpc test CA", SMOKE_CERTIFICATE_VALIDITY)
-    directory = root / "tls"
-    directory.mkdir()
-    ca_file, bundle = directory / "ca.pem", directory / "s3.pem"
-    ca_file.write_text(pem[CA_SECRET])
-    bundle.write_text(pem[request.cert_secret] + pem[request.key_secret])
-    ca_file.chmod(0o644)
+    ca_file, certificate, key = localhost_certificate(root)
+    directory = ca_file.parent
+    bundle = directory / "s3.pem"
+    bundle.write_text(certificate + key)
     port = free_port()
     config = directory / "haproxy.cfg"
     config.write_text(
@@ -300,9 +309,10 @@ class S3OffsiteRig(OffsiteRig):
 
 
 @contextlib.contextmanager
-def archiving_rig(root: Path, offsite: OffsiteRepository, overrides: Mapping[str, str]) -> Iterator[OffsiteRig]:
+def archiving_rig(root: Path, offsite: OffsiteRepository, overrides: Mapping[str, str], fragments: Mapping[str, str] | None = None) -> Iterator[OffsiteRig]:
     """PostgreSQL 15 under `root` archiving with the repository host's config rendered with `offsite`
-    as repo2; `overrides` are this machine's PGBACKREST_* settings of repo2 (endpoint, CA, credentials)."""
+    as repo2; `overrides` are this machine's PGBACKREST_* settings of repo2 (endpoint, CA, credentials);
+    `fragments` more rendered files for the include directory, by file name (Azure's key)."""
     repository, _ = layouts(root)
     include = root / "repository" / "conf.d"
     for directory in (include, Path(repository.paths.backup_repository), Path(repository.paths.data).parent, root / "wal", root / "run"):
@@ -310,6 +320,8 @@ def archiving_rig(root: Path, offsite: OffsiteRepository, overrides: Mapping[str
     config = root / "repository" / "pgbackrest.conf"
     config.write_text(render_pgbackrest_repository(repository, prod_settings().backup, offsite))
     (include / "secrets.conf").write_text(render_pgbackrest_secrets({BACKUP_ENCRYPTION_SECRET: FAKE_PASSPHRASE}))
+    for name, text in (fragments or {}).items():
+        (include / name).write_text(text)
     subprocess.run(["chown", "-R", "postgres:postgres", str(root)], check=True, timeout=TIMEOUT)
     rig = BackupRig(root, repository, repository, include, include, 0, 0)
     environment = rig.environment | {
