@@ -7,6 +7,7 @@ its data and audit every use of it; the offsite backups are the copy that most n
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -71,6 +72,17 @@ def _azure_disk(args: ResourceValidationArgs) -> Iterator[str]:
         yield "the disk is encrypted with a platform-managed key: set encryption.type to EncryptionAtRestWithCustomerKey and its diskEncryptionSetId"
 
 
+def _azure_encryption_set(args: ResourceValidationArgs) -> Iterator[str]:
+    """A disk encryption set encrypts with the customer key, and follows its rotation: without
+    `rotationToLatestKeyVersionEnabled` the disks stay on the version they were made with, and
+    rotating the key protects nothing already written.
+    """
+    if get(args.props, "encryptionType") not in _AZURE_CUSTOMER_KEY_TYPES:
+        yield "the disk encryption set does not encrypt with the customer key: set encryptionType EncryptionAtRestWithCustomerKey"
+    if get(args.props, "rotationToLatestKeyVersionEnabled") is not True:
+        yield "the disk encryption set stays on one key version: set rotationToLatestKeyVersionEnabled to true"
+
+
 def _azure_managed_disk(label: str, disk: Any) -> Iterator[str]:
     if not peek(disk, "managedDisk", "diskEncryptionSet", "id"):
         yield f"{label} is encrypted with a platform-managed key: set managedDisk.diskEncryptionSet.id"
@@ -87,7 +99,8 @@ DISKS_ENCRYPTED = resource_policy(
     "disks-encrypted-with-customer-key",
     "Every disk and volume is encrypted with a customer-managed key.",
     severity=Severity.HIGH,
-    remediation="Encrypt the volume, root and data disks with the stack's KMS key (AWS kmsKeyId, GCP kmsKeySelfLink, Azure disk encryption set).",
+    remediation="Encrypt the volume, root and data disks with the stack's KMS key (AWS kmsKeyId, GCP kmsKeySelfLink, Azure a disk encryption set "
+    "of the customer key that follows its rotation).",
     checks={
         "aws:ebs/volume:Volume": _aws_volume,
         "aws:ec2/instance:Instance": _aws_instance,
@@ -96,6 +109,7 @@ DISKS_ENCRYPTED = resource_policy(
         "gcp:compute/instance:Instance": _gcp_instance,
         "azure-native:compute:Disk": _azure_disk,
         "azure-native:compute:VirtualMachine": _azure_vm,
+        "azure-native:compute:DiskEncryptionSet": _azure_encryption_set,
     },
 )
 
@@ -202,8 +216,9 @@ BUCKETS_PRIVATE = stack_policy(
 
 
 MAX_ROTATION_DAYS = 90
-"""The longest a Cloud KMS key may go between versions (the GCP stacks rotate every 90 days); AWS
-KMS rotates yearly by itself when rotation is on, and is judged by `enableKeyRotation` alone."""
+"""The longest a Cloud KMS or Key Vault key may go between versions (the GCP and Azure stacks rotate
+every 90 days); AWS KMS rotates yearly by itself when rotation is on, and is judged by
+`enableKeyRotation` alone."""
 
 
 def _seconds(duration: str) -> float:
@@ -223,10 +238,71 @@ def _gcp_key_rotation(args: ResourceValidationArgs) -> Iterator[str]:
         yield f"rotationPeriod must be set and at most {limit_days} days"
 
 
+_ISO_DURATION = re.compile(r"P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?")
+_LONGEST_DAYS = (366, 31, 7, 1)
+"""A year's and a month's days at their longest: a rotation period in months or years is judged
+by the most days it can mean, so that `P3M` (up to 92 days) is not taken for 90."""
+
+
+def iso_days(duration: Any) -> int | None:
+    """The most days an ISO 8601 duration of Key Vault's (`P90D`, `P3M`, `P1Y`) can mean; None for
+    anything else (a duration with hours, a missing value).
+    """
+    match = _ISO_DURATION.fullmatch(str(duration)) if isinstance(duration, str) and duration != "P" else None
+    if match is None:
+        return None
+    return sum(int(n or 0) * days for n, days in zip(match.groups(), _LONGEST_DAYS, strict=True))
+
+
+def azure_rotation_days(policy: Any) -> int | None:
+    """How many days at most an Azure key's rotation policy lets a version live: the soonest of its
+    rotate actions, each after `timeAfterCreate`, or `timeBeforeExpiry` before the versions'
+    `expiryTime`; None when it has no rotate action with a period (notify actions rotate nothing).
+    """
+    expiry = iso_days(peek(policy, "attributes", "expiryTime"))
+    periods: list[int] = []
+    for action in known_items(peek(policy, "lifetimeActions")):
+        if str(peek(action, "action", "type")).lower() != "rotate":
+            continue
+        after = iso_days(peek(action, "trigger", "timeAfterCreate"))
+        before = iso_days(peek(action, "trigger", "timeBeforeExpiry"))
+        if after is not None:
+            periods.append(after)
+        elif before is not None and expiry is not None:
+            periods.append(expiry - before)
+    return min(periods, default=None)
+
+
 def _azure_key_rotation(args: ResourceValidationArgs) -> Iterator[str]:
-    actions = items(get(args.props, "properties", "rotationPolicy", "lifetimeActions"))
-    if not any(str(get(action, "action", "type")).lower() == "rotate" for action in actions):
-        yield "the key has no rotation policy with a rotate action"
+    limit_days = int(args.get_config()["maxRotationDays"])  # the engine sends config numbers as floats
+    days = azure_rotation_days(get(args.props, "properties", "rotationPolicy"))
+    if days is None or days > limit_days:
+        yield (f"the key's rotation policy must rotate it at most {limit_days} days after each version is made "
+               f"(a rotate action with trigger.timeAfterCreate such as P90D){'' if days is None else f': it rotates after up to {days} days'}")
+
+
+def _azure_vault(args: ResourceValidationArgs) -> Iterator[str]:
+    properties = get(args.props, "properties")
+    if get(properties, "enablePurgeProtection") is not True:
+        yield "the vault can be purged with its keys before the retention ends: set properties.enablePurgeProtection to true"
+    if get(properties, "enableSoftDelete") is False:
+        yield "a deleted key or secret is gone at once: leave properties.enableSoftDelete on"
+    if get(properties, "enableRbacAuthorization") is not True:
+        yield "the vault is governed by access policies, which grant a whole vault's keys or secrets at once: set properties.enableRbacAuthorization to true"
+    if items(get(properties, "accessPolicies")):
+        yield "the vault lists access policies: grant through role assignments on each key or secret instead"
+
+
+AZURE_VAULT_PROTECTED = resource_policy(
+    "azure-key-vault-protected",
+    "The stack's Key Vault keeps what is deleted (soft delete) and cannot be purged before its retention ends (purge protection): "
+    "its key is what every disk, the offsite account and the registry are encrypted with; access is by Azure RBAC role assignments "
+    "on each key or secret, never vault-wide access policies.",
+    severity=Severity.HIGH,
+    remediation="Create the vault with properties enable_purge_protection=True, enable_soft_delete=True, enable_rbac_authorization=True "
+    "and no access_policies; grant each identity its role on the one key or secret it needs.",
+    checks={"azure-native:keyvault:Vault": _azure_vault},
+)
 
 
 KEYS_ROTATED = resource_policy(
@@ -234,7 +310,7 @@ KEYS_ROTATED = resource_policy(
     "Customer-managed keys rotate automatically.",
     severity=Severity.MEDIUM,
     remediation="Turn on automatic rotation: AWS enableKeyRotation, GCP rotationPeriod (at most maxRotationDays, 90 by default), "
-    "Azure a rotation policy with a rotate action.",
+    "Azure a rotation policy with a rotate action at most maxRotationDays after creation.",
     checks={
         "aws:kms/key:Key": _aws_key_rotation,
         "gcp:kms/cryptoKey:CryptoKey": _gcp_key_rotation,
@@ -293,8 +369,8 @@ def _rotating(key: PolicyResource) -> bool:
             period = peek(key.props, "rotationPeriod")
             return isinstance(period, str) and _seconds(period) <= MAX_ROTATION_DAYS * 86_400
         case "azure-native:keyvault:Key":
-            actions = known_items(peek(key.props, "properties", "rotationPolicy", "lifetimeActions"))
-            return any(str(peek(action, "action", "type")).lower() == "rotate" for action in actions)
+            days = azure_rotation_days(peek(key.props, "properties", "rotationPolicy"))
+            return days is not None and days <= MAX_ROTATION_DAYS
         case _:
             return False
 
@@ -488,5 +564,5 @@ GCP_SECRETS_REPLICATED_UNDER_CUSTOMER_KEY = resource_policy(
     checks={"gcp:secretmanager/secret:Secret": _gcp_secret_replication},
 )
 
-POLICIES = [GCP_SECRETS_REPLICATED_UNDER_CUSTOMER_KEY,
+POLICIES = [GCP_SECRETS_REPLICATED_UNDER_CUSTOMER_KEY, AZURE_VAULT_PROTECTED,
             ENCRYPTED_WITH_STACK_KEY, DISKS_ENCRYPTED, BUCKETS_ENCRYPTED, BUCKETS_TLS_ONLY, BUCKETS_PRIVATE, KEYS_ROTATED, OVERLAYS_ENCRYPTED]

@@ -217,13 +217,19 @@ def _gcp_registry(args: ResourceValidationArgs) -> Iterator[str]:
 def _azure_registry(args: ResourceValidationArgs) -> Iterator[str]:
     if get(args.props, "encryption", "status") != "enabled":
         yield "the registry is not encrypted with a customer key: set encryption.status enabled with the stack's Key Vault key"
+    if get(args.props, "adminUserEnabled") is True:
+        yield "the registry's admin user is on: a shared password that pushes and pulls every image; set adminUserEnabled to false"
+    if get(args.props, "anonymousPullEnabled") is True:
+        yield "anyone can pull the registry's images: set anonymousPullEnabled to false"
 
 
 REGISTRIES_HARDENED = resource_policy(
     "registries-immutable-and-scanned",
-    "Image registries keep tags immutable and scan what is pushed (ECR; GCP Artifact Registry immutable tags; Azure registries under a customer key).",
+    "Image registries keep tags immutable and scan what is pushed (ECR; GCP Artifact Registry immutable tags; Azure registries under a "
+    "customer key, without the admin user or anonymous pull).",
     severity=Severity.MEDIUM,
-    remediation="ECR: image_tag_mutability IMMUTABLE and scan_on_push; Artifact Registry: docker_config.immutable_tags; ACR: encryption with a Key Vault key.",
+    remediation="ECR: image_tag_mutability IMMUTABLE and scan_on_push; Artifact Registry: docker_config.immutable_tags; ACR: encryption with a "
+    "Key Vault key, admin_user_enabled and anonymous_pull_enabled false.",
     checks={
         "aws:ecr/repository:Repository": _aws_registry,
         "gcp:artifactregistry/repository:Repository": _gcp_registry,

@@ -120,11 +120,19 @@ def _gcp_binding_problems(binding: PolicyResource) -> Iterator[str]:
         yield f"{binding.name} grants {role} to everyone ({', '.join(m for m in _GCP_PUBLIC_MEMBERS if m in members)})"
 
 
+_AZURE_WIDE_SCOPE = re.compile(r"/(subscriptions/[^/]+(/resourceGroups/[^/]+)?)?/?|/providers/Microsoft\.Management/managementGroups/[^/]+/?", re.IGNORECASE)
+"""Scopes that reach every resource under them: the tenant root, a management group, a subscription,
+a resource group (the stack's holds its vault, every secret and key, the registry, the disks)."""
+
+
 def _azure_assignment_problems(assignment: PolicyResource) -> Iterator[str]:
     definition = peek(assignment.props, "roleDefinitionId")
     role_id = str(definition).rsplit("/", 1)[-1].lower() if definition is not UNKNOWN else ""
     if role_id in _AZURE_BROAD_ROLE_IDS:
         yield f"{assignment.name} assigns {_AZURE_BROAD_ROLE_IDS[role_id]}"
+    scope = get(assignment.props, "scope")  # unknown at a first preview when computed from the stack's names: not judged, and said so
+    if _AZURE_WIDE_SCOPE.fullmatch(str(scope)):
+        yield f"{assignment.name} assigns its role on {scope}, every resource of a subscription or resource group: assign it on the one resource"
 
 
 def _least_privilege_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
@@ -141,7 +149,8 @@ IAM_LEAST_PRIVILEGE = stack_policy(
     "IAM policies name their actions and resources: no wildcard action, no `*` resource except for the actions AWS authorizes on `*` "
     "only (policies/iam.py lists them, with why), no privilege-escalation action, no administrator managed policy; "
     "on GCP no owner/editor or token-creator grant on any resource, no grant to allUsers/allAuthenticatedUsers, and no project-wide "
-    "grant of a role a secret, bucket, repository or key grants on itself (secretAccessor and the like); on Azure no Owner/Contributor assignment.",
+    "grant of a role a secret, bucket, repository or key grants on itself (secretAccessor and the like); on Azure no Owner, Contributor or "
+    "User Access Administrator assignment, and no assignment on a whole subscription, resource group or management group.",
     severity=Severity.HIGH,
     remediation="Name each action and the stack's resources it needs (ARNs built from the names the program chooses); "
     "if an action truly takes no resource, add it to RESOURCELESS_ACTIONS in policies/iam.py with the reason.",

@@ -7,15 +7,19 @@ The matrix is read as data, but the check works on the flows the planned rules a
 code made them: on AWS each security-group rule's target and source are found through the engine's
 property dependencies and named by the `Role` tag of their security group; on GCP each firewall
 rule's targets and sources are its network tags (named after the roles) and service accounts, a
-rule naming no source admitting 0.0.0.0/0 as GCP does. What differs by cloud (where the load
-balancer's traffic comes from) is translated as data (`CloudMatrix`), never read from the providers.
+rule naming no source admitting 0.0.0.0/0 as GCP does; on Azure each security rule's targets and
+sources are application security groups (named by their `Role` tag, found through the engine's
+property dependencies for a SecurityRule resource and by id inside a network security group) and
+address prefixes, Azure's service tags read as the ranges they stand for. What differs by cloud
+(where the load balancer's traffic comes from) is translated as data (`CloudMatrix`), never read
+from the providers.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +37,7 @@ from policies.common import (
     inline_rules,
     items,
     judge_each,
+    mapping,
     of_type,
     stack_policy,
     stack_setting,
@@ -48,6 +53,12 @@ GCP_SERVICE_ACCOUNT = "gcp:serviceaccount/account:Account"
 GCP_INSTANCE = "gcp:compute/instance:Instance"
 AZURE_NSG = "azure-native:network:NetworkSecurityGroup"
 AZURE_RULE = "azure-native:network:SecurityRule"
+AZURE_ASG = "azure-native:network:ApplicationSecurityGroup"
+AZURE_NIC = "azure-native:network:NetworkInterface"
+AZURE_VNET = "azure-native:network:VirtualNetwork"
+AZURE_SUBNET = "azure-native:network:Subnet"
+AZURE_VM = "azure-native:compute:VirtualMachine"
+AZURE_IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
 DOCKER_SERVICE = "docker:index/service:Service"
 DOCKER_NETWORK = "docker:index/network:Network"
 DOCKER_IMAGE = "docker:index/image:Image"
@@ -61,8 +72,16 @@ SSH_PORT = 22
 _GROUPS = frozenset({*(role.value for role in Role), LOAD_BALANCER_ROLE})
 """The firewall groups of the model: one per role and the load balancer's."""
 _ALL_PORTS = (0, 65535)
-_PROTOCOLS = {"tcp": "tcp", "6": "tcp", "udp": "udp", "17": "udp", "esp": "esp", "50": "esp", "-1": "all", "all": "all"}
+_PROTOCOLS = {"tcp": "tcp", "6": "tcp", "udp": "udp", "17": "udp", "esp": "esp", "50": "esp", "-1": "all", "all": "all", "*": "all"}
+"""Each cloud's protocol names (AWS's numbers and -1, GCP's names, Azure's Tcp/Udp/Esp and `*`), as one."""
 _AZURE_ANYWHERE = ("*", "0.0.0.0/0", "::/0", "internet", "any")
+"""Azure's names for every address, lowercased: `*`, the Internet and Any service tags."""
+AZURE_VNET_TAG = "virtualnetwork"
+AZURE_PROBE_TAG = "azureloadbalancer"
+AZURE_PROBE_RANGE = "168.63.129.16/32"
+"""The address behind Azure's `AzureLoadBalancer` service tag: where a load balancer's health probes
+come from (a Standard load balancer passes the clients' own addresses through, which the clients'
+rows admit)."""
 
 
 @dataclass(frozen=True)
@@ -122,13 +141,20 @@ def ingresses(args: StackValidationArgs) -> list[Ingress]:
     """Every inbound flow the stack's AWS security groups allow, whichever resource declares it. A
     rule whose values are unknown at preview is set aside (the policy says so) and the others count.
     """
+    return collected(of_type(args, INGRESS_RULE, LEGACY_RULE, SECURITY_GROUP), lambda resource: _flows_of(args, resource))
+
+
+def collected(resources: Iterable[PolicyResource], flows_of: Callable[[PolicyResource], list[Ingress]]) -> list[Ingress]:
+    """The flows each resource declares, gathered; a resource whose values are unknown at a preview
+    is set aside (`judge_each`: the policy says so) and the others count.
+    """
     found: list[Ingress] = []
 
     def collect(resource: PolicyResource) -> list[str]:
-        found.extend(_flows_of(args, resource))
+        found.extend(flows_of(resource))
         return []
 
-    for _ in judge_each(of_type(args, INGRESS_RULE, LEGACY_RULE, SECURITY_GROUP), collect):
+    for _ in judge_each(resources, collect):
         pass
     return found
 
@@ -260,22 +286,20 @@ def gcp_ingresses(args: StackValidationArgs) -> list[Ingress]:
     (protocol, each port range) into each of its targets, from each of its sources. Deny rules and
     EGRESS rules allow nothing in (the matrix leaves outbound open, design §2.5).
     """
-    found: list[Ingress] = []
     accounts = of_type(args, GCP_SERVICE_ACCOUNT)
+    return collected(of_type(args, GCP_FIREWALL), lambda firewall: _gcp_flows(accounts, firewall))
 
-    def collect(firewall: PolicyResource) -> list[str]:
-        if get(firewall.props, "direction") not in (None, "INGRESS") or get(firewall.props, "disabled") is True:
-            return []
-        targets, sources = _gcp_targets(accounts, firewall), _gcp_sources(accounts, firewall)
-        for allow in items(get(firewall.props, "allows")):
-            protocol = _protocol(get(allow, "protocol"))
-            for ports in ([(0, 0)] if protocol == "esp" else _gcp_port_ranges(allow)):
-                found.extend(Ingress(firewall.urn, firewall.name, target, group, protocol, ports, cidr, source, from_group=cidr is None)
-                             for target, group in targets for cidr, source in sources)
+
+def _gcp_flows(accounts: Sequence[PolicyResource], firewall: PolicyResource) -> list[Ingress]:
+    if get(firewall.props, "direction") not in (None, "INGRESS") or get(firewall.props, "disabled") is True:
         return []
-
-    for _ in judge_each(of_type(args, GCP_FIREWALL), collect):
-        pass
+    targets, sources = _gcp_targets(accounts, firewall), _gcp_sources(accounts, firewall)
+    found: list[Ingress] = []
+    for allow in items(get(firewall.props, "allows")):
+        protocol = _protocol(get(allow, "protocol"))
+        for ports in ([(0, 0)] if protocol == "esp" else _gcp_port_ranges(allow)):
+            found.extend(Ingress(firewall.urn, firewall.name, target, group, protocol, ports, cidr, source, from_group=cidr is None)
+                         for target, group in targets for cidr, source in sources)
     return found
 
 
@@ -285,45 +309,161 @@ def _azure_port_texts(rule: Any) -> list[Any]:
 
 
 def _azure_ports(text: Any) -> tuple[int, int]:
-    return _ALL_PORTS if text == "*" else _parse_range(str(text))
+    return _ALL_PORTS if str(text) == "*" else _parse_range(str(text))
 
 
-def _azure_prefixes(rule: Any) -> list[str]:
-    return [str(p) for p in (get(rule, "sourceAddressPrefix"), *items(get(rule, "sourceAddressPrefixes"))) if p is not None]
+def _azure_prefixes(rule: Any, side: str) -> list[str]:
+    """The address prefixes (ranges or service tags) a rule names on its `source` or `destination` side."""
+    return [str(p) for p in (get(rule, f"{side}AddressPrefix"), *items(get(rule, f"{side}AddressPrefixes"))) if p is not None]
 
 
-def _azure_open_to_internet(rule: Any) -> bool:
-    """An Azure rule's sources reach the internet: `*`, the Internet or Any tag, or ranges that cover public space."""
-    prefixes = _azure_prefixes(rule)
-    return any(p.lower() in _AZURE_ANYWHERE for p in prefixes) or covers_public_space(prefixes)
+@dataclass(frozen=True)
+class AzureRule:
+    """One security rule of the stack, wherever it is declared: inside a network security group
+    (`securityRules`) or as a SecurityRule resource of its own; `group` is the network security
+    group it belongs to (the NSG itself, or the one a separate rule's `networkSecurityGroupName`
+    was computed from; None for a group the stack did not make).
+    """
+
+    declared: PolicyResource
+    group: PolicyResource | None
+    props: Any
+
+    @property
+    def name(self) -> str:
+        """The rule's name: its own inside a group, the resource's for a SecurityRule."""
+        return str(peek(self.props, "name") or self.declared.name) if self.declared.resource_type == AZURE_NSG else self.declared.name
+
+    def allows_inbound(self) -> bool:
+        """Whether the rule lets traffic in (deny rules and outbound ones let nothing in)."""
+        return get(self.props, "direction") == "Inbound" and get(self.props, "access") == "Allow"
 
 
-def _azure_open(name: str, rule: Any, allowed: list[int]) -> Iterator[str]:
-    if get(rule, "direction") != "Inbound" or get(rule, "access") != "Allow" or not _azure_open_to_internet(rule):
-        return
-    protocol = _protocol(get(rule, "protocol"))
-    for text in _azure_port_texts(rule):
-        if not _allowed_publicly(allowed, protocol, _azure_ports(text)):
-            yield f"rule {get(rule, 'name') or name} allows {text} from the internet"
-
-
-def azure_rules(declared: PolicyResource) -> list[tuple[PolicyResource | None, Any]]:
-    """The Azure security rules a resource declares, each with its network security group: the
-    rules inside a group, or a separately managed SecurityRule, whose group is the one its
-    networkSecurityGroupName was computed from.
+def azure_rules(declared: PolicyResource) -> list[AzureRule]:
+    """The Azure security rules a resource declares: the rules inside a group, or a separately
+    managed SecurityRule, whose group is the one its networkSecurityGroupName was computed from.
     """
     if declared.resource_type == AZURE_NSG:
-        return [(declared, rule) for rule in items(get(declared.props, "securityRules"))]
+        return [AzureRule(declared, declared, rule) for rule in items(get(declared.props, "securityRules"))]
     groups = depends_through(declared, "networkSecurityGroupName", AZURE_NSG)
-    return [(groups[0] if groups else None, declared.props)]
+    return [AzureRule(declared, groups[0] if groups else None, declared.props)]
+
+
+def _azure_open_flows(rules: Sequence[AzureRule]) -> list[Ingress]:
+    """The inbound Allow flows of Azure rules from address prefixes, for `no-ingress-from-anywhere`:
+    Azure's names for everywhere (`*`, `Internet`, `Any`) read as 0.0.0.0/0, other service tags left
+    out (none of them is the internet at large). Grouped by network security group and destination
+    as written, so that two rules into the same machines that each admit half of the address space
+    are taken together; the destination's ids are not resolved (a preview does not know them), so
+    the check needs no more than the rules themselves.
+    """
+    flows: list[Ingress] = []
+    for rule in rules:
+        if not rule.allows_inbound():
+            continue
+        protocol = _protocol(get(rule.props, "protocol"))
+        prefixes = ["0.0.0.0/0" if p.lower() in _AZURE_ANYWHERE else p for p in _azure_prefixes(rule.props, "source")]
+        destination = (rule.group.urn if rule.group else rule.declared.urn, repr(_azure_destination_key(rule)))
+        flows.extend(Ingress(rule.declared.urn, rule.name, None, "|".join(destination), protocol, ports, prefix)
+                     for prefix in prefixes if _is_cidr(prefix) for ports in _azure_rule_ports(rule, protocol))
+    return flows
+
+
+def _azure_destination_key(rule: AzureRule) -> tuple[str, ...]:
+    """What a rule's destination is, as far as it can be told without resolving ids: the groups its
+    destination ids were computed from (a separate rule), else the ids and prefixes as written
+    (an unknown id reads as the same unknown everywhere, which takes more rules together, not fewer).
+    """
+    made = [g.urn for g in depends_through(rule.declared, "destinationApplicationSecurityGroups", AZURE_ASG)]
+    if rule.declared.resource_type == AZURE_RULE and made:
+        return tuple(sorted(made))
+    ids = [str(peek(entry, "id")) for entry in known_items(peek(rule.props, "destinationApplicationSecurityGroups"))]
+    return tuple(sorted(ids + _azure_prefixes(rule.props, "destination")))
+
+
+def _azure_groups(asgs: Sequence[PolicyResource], rule: AzureRule, prop: str) -> list[tuple[str | None, str]]:
+    """(role, group key) of each application security group a rule names in `prop`: for a separate
+    SecurityRule, the groups of this stack the property was computed from (the engine knows them at
+    a preview too), one None for each further id it lists (a group the stack did not make); inside
+    a network security group, where the dependencies of all its rules are pooled, the group of this
+    stack whose id each entry is (an id unknown at a preview sets the whole group aside).
+    """
+    listed = items(get(rule.props, prop))
+    if rule.declared.resource_type == AZURE_RULE:
+        made = depends_through(rule.declared, prop, AZURE_ASG)
+        unmade = [(None, f"{rule.declared.urn}#{prop}{index}") for index in range(max(len(listed) - len(made), 0))]
+        return [(role_of(group), group.urn) for group in made] + unmade
+    found: list[tuple[str | None, str]] = []
+    for entry in listed:
+        asg_id = get(entry, "id")
+        group = next((g for g in asgs if peek(g.props, "id") == asg_id), None)
+        found.append((role_of(group), group.urn) if group else (None, f"{rule.declared.urn}#{asg_id}"))
+    return found
+
+
+def _azure_targets(asgs: Sequence[PolicyResource], rule: AzureRule) -> list[tuple[str | None, str]]:
+    """(role, group key) of the machines a rule admits traffic into: its destination application
+    security groups, or, where it names addresses (`*`, VirtualNetwork, a range), every machine the
+    network security group may guard.
+    """
+    groups = _azure_groups(asgs, rule, "destinationApplicationSecurityGroups")
+    everyone = [(role, f"asg-role:{role}") for role in sorted(_MACHINE_ROLES)] if _azure_prefixes(rule.props, "destination") else []
+    return [(role, f"asg-role:{role}" if role else key) for role, key in groups] + everyone
+
+
+def _azure_sources(args: StackValidationArgs, asgs: Sequence[PolicyResource], rule: AzureRule) -> list[tuple[str | None, str | None, bool]]:
+    """(cidr, role, from a group) of where a rule admits traffic from: each source application
+    security group's role; each prefix as a range, Azure's everywhere as 0.0.0.0/0, VirtualNetwork
+    as the stack's address space, AzureLoadBalancer as its probes' address; any other service tag
+    resolves to nothing (and so matches no row of the matrix).
+    """
+    sources: list[tuple[str | None, str | None, bool]] = [(None, role, True) for role, _ in _azure_groups(asgs, rule, "sourceApplicationSecurityGroups")]
+    for prefix in _azure_prefixes(rule.props, "source"):
+        lowered = prefix.lower()
+        if lowered in _AZURE_ANYWHERE:
+            sources.append(("0.0.0.0/0", None, False))
+        elif lowered == AZURE_VNET_TAG:
+            sources.extend((str(n), None, False) for n in _azure_address_space(args))
+        elif lowered == AZURE_PROBE_TAG:
+            sources.append((AZURE_PROBE_RANGE, None, False))
+        else:
+            sources.append((prefix if _is_cidr(prefix) else None, None, False))
+    return sources
+
+
+def _azure_address_space(args: StackValidationArgs) -> Networks:
+    """The stack's virtual networks' address prefixes (what Azure's VirtualNetwork tag covers at least)."""
+    return [ipaddress.ip_network(str(p)) for v in of_type(args, AZURE_VNET) for p in items(get(v.props, "addressSpace", "addressPrefixes"))]
+
+
+def azure_ingresses(args: StackValidationArgs) -> list[Ingress]:
+    """Every inbound flow the stack's Azure security rules allow: each inbound Allow rule's protocol
+    and port ranges into each of its targets, from each of its sources. Deny rules allow nothing
+    (the explicit deny-all under the matrix is `default-security-group-closed`'s), and outbound is
+    open (design §2.5). A resource whose rules are unknown at a preview is set aside.
+    """
+    asgs = of_type(args, AZURE_ASG)
+    return collected(of_type(args, AZURE_NSG, AZURE_RULE), lambda declared: [flow for rule in azure_rules(declared) for flow in _azure_flows(args, asgs, rule)])
+
+
+def _azure_rule_ports(rule: AzureRule, protocol: str) -> list[tuple[int, int]]:
+    return [(0, 0)] if protocol == "esp" else [_azure_ports(t) for t in _azure_port_texts(rule.props)]
+
+
+def _azure_flows(args: StackValidationArgs, asgs: Sequence[PolicyResource], rule: AzureRule) -> list[Ingress]:
+    if not rule.allows_inbound():
+        return []
+    protocol = _protocol(get(rule.props, "protocol"))
+    targets, sources = _azure_targets(asgs, rule), _azure_sources(args, asgs, rule)
+    return [Ingress(rule.declared.urn, rule.name, target, group, protocol, ports, cidr, source, from_group)
+            for ports in _azure_rule_ports(rule, protocol) for target, group in targets for cidr, source, from_group in sources]
 
 
 def _open_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
     allowed: list[int] = list(args.get_config()["allowedPorts"])
     yield from _open(ingresses(args), allowed)
     yield from _open(gcp_ingresses(args), allowed)
-    yield from judge_each(of_type(args, AZURE_NSG, AZURE_RULE),
-                          lambda declared: [m for _, rule in azure_rules(declared) for m in _azure_open(declared.name, rule, allowed)])
+    yield from _open(collected(of_type(args, AZURE_NSG, AZURE_RULE), lambda declared: _azure_open_flows(azure_rules(declared))), allowed)
 
 
 NO_INGRESS_FROM_ANYWHERE = stack_policy(
@@ -365,6 +505,9 @@ class CloudMatrix:
 
 AWS_MATRIX = CloudMatrix(balancer_target=LOAD_BALANCER_ROLE, balancer_group=LOAD_BALANCER_ROLE, balancer_ranges=())
 GCP_MATRIX = CloudMatrix(balancer_target=None, balancer_group=None, balancer_ranges=GCP_HEALTH_CHECK_RANGES)
+AZURE_MATRIX = CloudMatrix(balancer_target=None, balancer_group=None, balancer_ranges=(AZURE_PROBE_RANGE,))
+"""Azure's Standard load balancer is a passthrough, as GCP's: no machine, no security group of its
+own; its probes come from the AzureLoadBalancer service tag."""
 
 
 def _client_networks(args: StackValidationArgs) -> Networks:
@@ -376,13 +519,14 @@ def _client_networks(args: StackValidationArgs) -> Networks:
 
 def _vpc_networks(args: StackValidationArgs) -> Networks:
     """The stack's own address space: its AWS VPCs' blocks; on GCP, whose networks have no range of
-    their own, its subnetworks' ranges and the range the stack gives its network (`dpc:network.vpcCidr`).
+    their own, its subnetworks' ranges and the range the stack gives its network (`dpc:network.vpcCidr`);
+    its Azure virtual networks' address prefixes.
     """
     aws = [ipaddress.ip_network(str(get(v.props, "cidrBlock"))) for v in of_type(args, "aws:ec2/vpc:Vpc") if get(v.props, "cidrBlock")]
     subnetworks = of_type(args, "gcp:compute/subnetwork:Subnetwork")
     gcp = [ipaddress.ip_network(str(get(s.props, "ipCidrRange"))) for s in subnetworks if get(s.props, "ipCidrRange")]
     stated = get(stack_setting("network"), "vpcCidr") if subnetworks else None
-    return [*aws, *gcp, *([ipaddress.ip_network(str(stated))] if stated else [])]
+    return [*aws, *gcp, *([ipaddress.ip_network(str(stated))] if stated else []), *_azure_address_space(args)]
 
 
 def _source_matches(rule: Rule, flow: Ingress, networks: dict[str, Networks], cloud: CloudMatrix) -> bool:
@@ -416,11 +560,19 @@ def _matrix_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
                 yield (f"{flow.describe()}: the service endpoints accept HTTPS from the VPC only", flow.urn)
         elif not _in_matrix(flow, networks, AWS_MATRIX):
             yield (f"{flow.describe()} is not in the firewall matrix", flow.urn)
+    yield from _tagged_matrix_violations(gcp_ingresses(args), networks, GCP_MATRIX, "a tag or service account")
+    yield from _tagged_matrix_violations(azure_ingresses(args), networks, AZURE_MATRIX, "an application security group")
+
+
+def _tagged_matrix_violations(flows: Iterable[Ingress], networks: dict[str, Networks], cloud: CloudMatrix, what: str) -> Iterator[tuple[str, str]]:
+    """GCP's and Azure's flows against the matrix, each problem once: a rule there applies to many
+    targets and sources at once, and one row of it would otherwise be reported per pair.
+    """
     reported: set[tuple[str, str]] = set()
-    for flow in gcp_ingresses(args):
+    for flow in flows:
         if flow.target is None:
-            problem = (f"{flow.name}: the rule applies to a tag or service account of no role of this stack, so nothing says what it may open", flow.urn)
-        elif not _in_matrix(flow, networks, GCP_MATRIX):
+            problem = (f"{flow.name}: the rule applies to {what} of no role of this stack, so nothing says what it may open", flow.urn)
+        elif not _in_matrix(flow, networks, cloud):
             problem = (f"{flow.describe()} is not in the firewall matrix", flow.urn)
         else:
             continue
@@ -435,51 +587,23 @@ FIREWALL_MATRIX_ONLY = stack_policy(
     severity=Severity.CRITICAL,
     remediation="Remove the rule, or add the flow to FIREWALL_MATRIX in dpc/model.py with its purpose if it is really needed.",
     check=_matrix_violations,
-    clouds=("aws", "gcp"),
+    clouds=("aws", "gcp", "azure-native"),
 )
 
 
-def _flow_ssh(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
-    """AWS and GCP alike, on the flows their rules allow (a GCP machine's tag is held to its service
-    account's role by `machines-identified-by-their-groups`).
+def _ssh_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
+    """Every cloud alike, on the flows its rules allow (a GCP machine's tag is held to its service
+    account's role, an Azure machine's application security group to its identity's, by
+    `machines-identified-by-their-groups`).
     """
     admins = admin_cidrs()
-    for flow in [*ingresses(args), *gcp_ingresses(args)]:
+    for flow in [*ingresses(args), *gcp_ingresses(args), *azure_ingresses(args)]:
         if not flow.covers(SSH_PORT):
             continue
         if flow.cidr is not None and (flow.target != Role.BASTION.value or not within(flow.cidr, admins)):
             yield (f"{flow.describe()}: SSH from a network may only reach the bastion, from the admin CIDRs", flow.urn)
         if flow.cidr is None and flow.source != Role.BASTION.value:
             yield (f"{flow.describe()}: SSH between machines may only come from the bastion", flow.urn)
-
-
-def _admits_ssh(rule: Any) -> bool:
-    """An inbound Allow rule that admits TCP port 22."""
-    if get(rule, "direction") != "Inbound" or get(rule, "access") != "Allow" or _protocol(get(rule, "protocol")) not in ("tcp", "all", "*"):
-        return False
-    return any(low <= SSH_PORT <= high for low, high in (_azure_ports(text) for text in _azure_port_texts(rule)))
-
-
-def _azure_ssh(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
-    """Azure: the bastion's group admits SSH only from the admin CIDRs; every other group only from
-    the bastion's application security group (an address prefix there, even the virtual network's,
-    would let any machine in). Rules inside a group and separate SecurityRule resources alike.
-    """
-    admins = admin_cidrs()
-    yield from judge_each(of_type(args, AZURE_NSG, AZURE_RULE), lambda declared: _azure_ssh_problems(declared, admins))
-
-
-def _azure_ssh_problems(declared: PolicyResource, admins: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> Iterator[str]:
-    for group, rule in azure_rules(declared):
-        if not _admits_ssh(rule):
-            continue
-        bastion = group is not None and get(group.props, "tags", "Role") == Role.BASTION.value
-        prefixes = _azure_prefixes(rule)
-        where = f"network security group {group.name if group else '(not one of this stack)'}, rule {get(rule, 'name') or declared.name}"
-        if bastion and (not prefixes or not all(_is_cidr(p) and within(p, admins) for p in prefixes)):
-            yield f"{where}: SSH to the bastion only from the admin CIDRs"
-        if not bastion and (prefixes or not items(get(rule, "sourceApplicationSecurityGroups"))):
-            yield f"{where}: SSH to a node only from the bastion's application security group"
 
 
 def _is_cidr(text: str) -> bool:
@@ -490,16 +614,11 @@ def _is_cidr(text: str) -> bool:
     return True
 
 
-def _ssh_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
-    yield from _flow_ssh(args)
-    yield from _azure_ssh(args)
-
-
 SSH_ONLY_TO_BASTION = stack_policy(
     "ssh-only-from-admins-to-bastion",
     "SSH reaches the bastion only from the admin CIDRs (dpc:access.adminCidrs), and the other machines only from the bastion.",
     severity=Severity.CRITICAL,
-    remediation="Open port 22 only on the bastion's group (GCP: the bastion's network tag or service account; Azure: the NSG tagged Role bastion) "
+    remediation="Open port 22 only on the bastion's group (GCP: the bastion's network tag or service account; Azure: its application security group) "
     "from dpc:access.adminCidrs, and on the nodes only from the bastion (GCP: its tag or service account; Azure: its application security group).",
     check=_ssh_violations,
     clouds=("aws", "gcp", "azure-native"),
@@ -562,6 +681,16 @@ def _azure_interface_ip(resource: PolicyResource, public: list[str]) -> Iterator
     for index, configuration in enumerate(items(get(resource.props, "ipConfigurations"))):
         if get(configuration, "publicIPAddress") is not None:
             yield from _refuse(resource, public, azure_role(resource), f"IP configuration {index}")
+
+
+def _azure_machine_ip(resource: PolicyResource, public: list[str]) -> Iterator[str]:
+    """A machine's own interface configurations (`networkProfile.networkInterfaceConfigurations`)
+    that ask Azure for a public address; its separate interfaces are judged as interfaces.
+    """
+    for interface in items(get(resource.props, "networkProfile", "networkInterfaceConfigurations")):
+        for index, configuration in enumerate(items(get(interface, "ipConfigurations"))):
+            if get(configuration, "publicIPAddressConfiguration") is not None:
+                yield from _refuse(resource, public, azure_role(resource), f"interface {get(interface, 'name')} IP configuration {index}")
 
 
 _ELASTIC_IP_TARGETS = {
@@ -632,10 +761,47 @@ def gcp_role(accounts: Sequence[PolicyResource], instance: PolicyResource) -> st
     return roles.pop() if len(roles) == 1 else None
 
 
-def azure_role(interface: PolicyResource) -> str | None:
-    """An Azure interface's role: that of the network security group it is attached to."""
-    roles = {str(get(g.props, "tags", "Role")) for g in depends_through(interface, "networkSecurityGroup", AZURE_NSG)} & _MACHINE_ROLES
-    return roles.pop() if len(roles) == 1 else None
+def azure_group_roles(resource: PolicyResource) -> tuple[set[str], int]:
+    """The roles of the application security groups of this stack an Azure interface or machine
+    (its inline interface configurations) places its addresses in, and how many groups it lists
+    that the stack did not make (a literal id: nothing says what it is).
+    """
+    prop = "ipConfigurations" if resource.resource_type == AZURE_NIC else "networkProfile"
+    configurations = (known_items(peek(resource.props, "ipConfigurations")) if resource.resource_type == AZURE_NIC else
+                      [c for i in known_items(peek(resource.props, "networkProfile", "networkInterfaceConfigurations"))
+                       for c in known_items(peek(i, "ipConfigurations"))])
+    made = depends_through(resource, prop, AZURE_ASG)
+    listed = sum(length(peek(c, "applicationSecurityGroups")) for c in configurations)
+    return {str(role_of(g)) for g in made if role_of(g)}, max(listed - len(made), 0)
+
+
+def azure_role(resource: PolicyResource) -> str | None:
+    """An Azure machine's role: that of the one application security group of this stack its
+    interface (or, for a machine, each interface of this stack it uses) is in; None for none or several.
+    """
+    if resource.resource_type == AZURE_VM:
+        roles = {azure_role(n) for n in depends_through(resource, "networkProfile", AZURE_NIC)} | azure_group_roles(resource)[0]
+    else:
+        roles = set(azure_group_roles(resource)[0])
+    return roles.pop() if len(roles) == 1 and None not in roles else None
+
+
+def identity_role(identity: PolicyResource) -> str | None:
+    """The role a user-assigned identity of the stack is made for: the program names each `<...>-<role>`
+    (as GCP's service accounts), and the name is what Azure lists in every grant to it.
+    """
+    role = str(get(identity.props, "resourceName")).rsplit("-", 1)[-1]
+    return role if role in _MACHINE_ROLES else None
+
+
+def azure_identity_roles(machine: PolicyResource) -> list[str | None]:
+    """The roles of the user-assigned identities an Azure machine runs as, by the identities of
+    this stack its `identity` was computed from (None for one it did not make: a literal id).
+    """
+    made = depends_through(machine, "identity", AZURE_IDENTITY)
+    listed_ids = peek(machine.props, "identity", "userAssignedIdentities")  # ids as the program lists them; a map by id in Azure's answer
+    listed = len(mapping(listed_ids)) or length(listed_ids)
+    return [identity_role(i) for i in made] + [None] * max(listed - len(made), 0)
 
 
 _PUBLIC_IP_CHECKS: dict[str, Callable[[PolicyResource, list[str]], Iterator[str]]] = {
@@ -644,7 +810,8 @@ _PUBLIC_IP_CHECKS: dict[str, Callable[[PolicyResource, list[str]], Iterator[str]
     "aws:ec2/eip:Eip": _elastic_ip_problems,
     "aws:ec2/eipAssociation:EipAssociation": _elastic_ip_problems,
     "aws:ec2/subnet:Subnet": _subnet_ip,
-    "azure-native:network:NetworkInterface": _azure_interface_ip,
+    AZURE_NIC: _azure_interface_ip,
+    AZURE_VM: _azure_machine_ip,
 }
 
 
@@ -659,7 +826,7 @@ def _public_ip_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]
 NO_PUBLIC_IP_ON_NODES = stack_policy(
     "no-public-ip-on-nodes",
     "No machine but the bastion has a public IP address (its own, a launch template's, an Elastic IP's); a machine's role is that of "
-    "the security group (GCP: service account, Azure: network security group) it is attached to, never its tag.",
+    "the security group (GCP: service account, Azure: application security group) it is attached to, never its tag.",
     severity=Severity.HIGH,
     remediation="Remove the public address (associatePublicIpAddress false, no Elastic IP on the node, no GCP access config, no Azure public IP); "
     "reach the node through the bastion.",
@@ -701,9 +868,9 @@ def _attachment_problems(resource: PolicyResource) -> Iterator[str]:
 
 def _role_group_problems(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
     """One group per role, owned by the program: a second group tagged with a role copies it
-    (AWS security groups, Azure network security groups).
+    (AWS security groups, Azure application security groups).
     """
-    for token in (SECURITY_GROUP, AZURE_NSG):
+    for token in (SECURITY_GROUP, AZURE_ASG):
         claimed: dict[str, list[PolicyResource]] = {}
         for group in of_type(args, token):
             if role_of(group):
@@ -714,13 +881,34 @@ def _role_group_problems(args: StackValidationArgs) -> Iterator[tuple[str, str]]
 
 
 def _azure_interface_problems(interface: PolicyResource) -> Iterator[str]:
-    """An Azure interface is its network security group's role; its own Role tag may only agree."""
+    """An Azure interface is the role of its application security group; its own Role tag may only agree."""
+    roles, unmade = azure_group_roles(interface)
+    if unmade:
+        yield f"{interface.name} is in {unmade} application security group(s) this stack did not make, so nothing says what it is"
     role = azure_role(interface)
     if role is None:
-        yield f"{interface.name} is attached to no one role's network security group of this stack"
+        groups = "the groups of " + ", ".join(sorted(roles)) if roles else "no role application security group"
+        yield f"{interface.name} is in {groups}: it must have exactly one role"
     tagged = peek(interface.props, "tags", "Role")
     if role is not None and tagged not in (None, UNKNOWN, role):
-        yield f"{interface.name} is tagged Role {tagged} but attached to the {role} network security group: its tag does not make it one"
+        yield f"{interface.name} is tagged Role {tagged} but in the {role} application security group: its tag does not make it one"
+
+
+def _azure_machine_problems(machine: PolicyResource) -> Iterator[str]:
+    """An Azure machine is the role of its interface's application security group, and runs as
+    that role's user-assigned identity alone (what its grants are given to), as a GCP machine's
+    network tag is its service account's role; its Role tag may only agree.
+    """
+    role = azure_role(machine)
+    if role is None:
+        yield f"{machine.name} is in no one role's application security group of this stack"
+    identities = azure_identity_roles(machine)
+    if role is not None and identities != [role]:
+        named = ", ".join(sorted(str(r or "not of this stack") for r in identities)) or "none"
+        yield f"{machine.name} is in the {role} application security group but runs as the identities {named}: exactly its role's, {role}"
+    tagged = peek(machine.props, "tags", "Role")
+    if role is not None and tagged not in (None, UNKNOWN, role):
+        yield f"{machine.name} is tagged Role {tagged} but in the {role} application security group: its tag does not make it one"
 
 
 def _gcp_machine_problems(accounts: Sequence[PolicyResource], instance: PolicyResource) -> Iterator[str]:
@@ -743,7 +931,8 @@ def _identity_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]
     yield from judge_each(of_type(args, GCP_INSTANCE), lambda instance: _gcp_machine_problems(accounts, instance))
     yield from _role_group_problems(args)
     yield from judge_each(of_type(args, *MACHINE_GROUP_PROPS, *NON_MACHINE_GROUP_PROPS), _attachment_problems)
-    yield from judge_each(of_type(args, "azure-native:network:NetworkInterface"), _azure_interface_problems)
+    yield from judge_each(of_type(args, AZURE_NIC), _azure_interface_problems)
+    yield from judge_each(of_type(args, AZURE_VM), _azure_machine_problems)
 
 
 MACHINES_IDENTIFIED_BY_GROUPS = stack_policy(
@@ -751,11 +940,13 @@ MACHINES_IDENTIFIED_BY_GROUPS = stack_policy(
     "A machine's network identity is the one role group it is attached to: each role has one security group, made by the program "
     "and used only by that role's machines (the balancer's and the endpoints' groups by them alone); a tag that says otherwise "
     "or a group id the stack did not make is refused. On GCP a machine is the role of the service account of this stack it runs as, "
-    "and carries that role's network tag alone (the tag is what the firewall's rules apply to).",
+    "and carries that role's network tag alone (the tag is what the firewall's rules apply to); on Azure a machine is the role of its "
+    "interface's one application security group of this stack, and runs as that role's user-assigned identity alone.",
     severity=Severity.HIGH,
     remediation="Attach each machine (instance, launch template, interface) to the one group the network component made for its role, "
     "never to a second group, a copy of one, or a literal group id; tag no second group with a role. On GCP run each machine as its "
-    "role's service account and give it that role's network tag only.",
+    "role's service account and give it that role's network tag only. On Azure put each interface in its role's application security "
+    "group alone and give the machine its role's user-assigned identity alone.",
     check=_identity_violations,
     clouds=("aws", "gcp", "azure-native"),
 )
@@ -772,15 +963,62 @@ def _default_group_violations(args: StackValidationArgs) -> Iterator[tuple[str, 
     for network in of_type(args, "gcp:compute/network:Network"):
         if get(network.props, "autoCreateSubnetworks") is not False:
             yield (f"network {network.name} is an auto-mode network: set autoCreateSubnetworks to false", network.urn)
+    yield from judge_each(of_type(args, AZURE_NSG), lambda group: _azure_group_closed(args, group))
+    yield from judge_each(of_type(args, AZURE_VNET, AZURE_SUBNET), _azure_subnet_guarded)
+
+
+AZURE_DEFAULT_RULES_PRIORITY = 65000
+"""Where Azure's default rules begin (AllowVnetInBound, AllowAzureLoadBalancerInBound,
+DenyAllInBound): a rule of the stack must come before them to overrule them."""
+
+
+def _everywhere(rule: AzureRule, side: str) -> bool:
+    prefixes = [p.lower() for p in _azure_prefixes(rule.props, side)]
+    return bool(prefixes) and all(p in ("*", "any", "0.0.0.0/0") for p in prefixes) and not items(get(rule.props, f"{side}ApplicationSecurityGroups"))
+
+
+def _denies_everything_in(rule: AzureRule) -> bool:
+    """An inbound Deny of every protocol and port, from everywhere to everything, before Azure's defaults."""
+    priority = get(rule.props, "priority")
+    return (get(rule.props, "direction") == "Inbound" and get(rule.props, "access") == "Deny" and _protocol(get(rule.props, "protocol")) == "all"
+            and [str(t) for t in _azure_port_texts(rule.props)] == ["*"] and _everywhere(rule, "source") and _everywhere(rule, "destination")
+            and priority is not None and int(priority) < AZURE_DEFAULT_RULES_PRIORITY)
+
+
+def _azure_group_closed(args: StackValidationArgs, group: PolicyResource) -> Iterator[str]:
+    """A network security group ends in an explicit deny-all inbound: Azure's default rule 65000
+    (AllowVnetInBound) would otherwise admit every machine of the virtual network (and of the networks
+    peered with it) to every port, whatever the matrix says. Its own rules and the SecurityRule
+    resources of this stack made for it alike.
+    """
+    rules = [rule for declared in [group, *attached_to(args, group, "networkSecurityGroupName", AZURE_RULE)] for rule in azure_rules(declared)]
+    if not any(_denies_everything_in(rule) for rule in rules):
+        yield (f"network security group {group.name} has no explicit deny-all inbound rule before Azure's defaults: "
+               "AllowVnetInBound (65000) admits the whole virtual network")
+
+
+def _azure_subnet_guarded(resource: PolicyResource) -> Iterator[str]:
+    """Every subnet is under a network security group (of this stack, for a Subnet resource):
+    a machine in a subnet without one is open to the whole virtual network.
+    """
+    if resource.resource_type == AZURE_SUBNET:
+        if not depends_through(resource, "networkSecurityGroup", AZURE_NSG):
+            yield f"subnet {resource.name} is under no network security group of this stack"
+        return
+    for subnet in items(get(resource.props, "subnets")):
+        if get(subnet, "networkSecurityGroup") is None:
+            yield f"subnet {get(subnet, 'name')} of {resource.name} is under no network security group"
 
 
 DEFAULT_GROUP_CLOSED = stack_policy(
     "default-security-group-closed",
-    "The VPC's default security group allows nothing, so a machine left without a group is isolated; GCP networks are custom-mode.",
+    "The VPC's default security group allows nothing, so a machine left without a group is isolated; GCP networks are custom-mode; "
+    "every Azure subnet is under a network security group that ends in an explicit deny-all inbound (Azure's defaults admit the whole VNet).",
     severity=Severity.MEDIUM,
-    remediation="Adopt each VPC's default security group with aws.ec2.DefaultSecurityGroup and no ingress or egress; on GCP set autoCreateSubnetworks false.",
+    remediation="Adopt each VPC's default security group with aws.ec2.DefaultSecurityGroup and no ingress or egress; on GCP set autoCreateSubnetworks false; "
+    "on Azure attach a network security group to every subnet with an inbound Deny of * from * to * at a priority under 65000.",
     check=_default_group_violations,
-    clouds=("aws", "gcp"),
+    clouds=("aws", "gcp", "azure-native"),
 )
 
 
@@ -791,7 +1029,7 @@ def _flow_log_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]
     for subnet in of_type(args, "gcp:compute/subnetwork:Subnetwork"):
         if get(subnet.props, "logConfig") is None:
             yield (f"subnetwork {subnet.name} has no flow logs (logConfig)", subnet.urn)
-    for network in of_type(args, "azure-native:network:VirtualNetwork"):
+    for network in of_type(args, AZURE_VNET):
         if not attached_to(args, network, "targetResourceId", "azure-native:network:FlowLog"):
             yield (f"virtual network {network.name} has no flow log", network.urn)
 

@@ -63,15 +63,6 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def _ssh_rule(name: str, **source: Any) -> dict[str, Any]:
-    """An inbound Azure security rule allowing TCP 22 from `source`."""
-    return {"name": name, "direction": "Inbound", "access": "Allow", "protocol": "Tcp", "destinationPortRange": "22", **source}
-
-
-def _nsg(role: str, *rules: dict[str, Any]) -> PlannedResource:
-    return res("azure-native:network:NetworkSecurityGroup", f"{role}-nsg", {"tags": {"Role": role}, "securityRules": list(rules)})
-
-
 ACCOUNTS = {role: res("gcp:serviceaccount/account:Account", f"{role}-account", {"accountId": f"dpc-prod-{role}"}) for role in ("bastion", "worker", "app")}
 """The GCP service accounts a machine of each role runs as: its network identity."""
 
@@ -297,7 +288,8 @@ CASES = [
     Case(
         "keys-rotated",
         "azure",
-        [res("azure-native:keyvault:Key", "k", {"properties": {"rotationPolicy": {"lifetimeActions": [{"action": {"type": "Rotate"}}]}}})],
+        [res("azure-native:keyvault:Key", "k", {"properties": {"rotationPolicy": {"lifetimeActions": [{"action": {"type": "Rotate"},
+                                                                                                    "trigger": {"timeAfterCreate": "P90D"}}]}}})],
         [res("azure-native:keyvault:Key", "k", {"properties": {"kty": "RSA"}})],
     ),
     Case(
@@ -439,21 +431,6 @@ CASES = [
                                                           "allows": [{"protocol": "tcp", "ports": ["22"]}]}),
          res("gcp:compute/firewall:Firewall", "no-source", {"targetTags": ["bastion"], "allows": [{"protocol": "tcp", "ports": ["22"]}]})],
         offenders=5,
-    ),
-    Case(
-        "ssh-only-from-admins-to-bastion",
-        "azure",
-        [
-            _nsg("bastion", _ssh_rule("in", sourceAddressPrefix=ADMIN)),
-            _nsg("worker", _ssh_rule("hop", sourceApplicationSecurityGroups=[{"id": "/subscriptions/s/applicationSecurityGroups/bastion"}])),
-            _nsg("app", {**_ssh_rule("pool", sourceAddressPrefix="VirtualNetwork"), "destinationPortRange": "6432"}),
-        ],
-        [
-            _nsg("bastion", _ssh_rule("wide", sourceAddressPrefix="198.51.100.0/24")),
-            _nsg("worker", _ssh_rule("vnet", sourceAddressPrefix="VirtualNetwork")),
-            _nsg("manager", {**_ssh_rule("all", sourceAddressPrefix=ADMIN), "destinationPortRange": "*"}),
-        ],
-        offenders=3,
     ),
     Case(
         "no-public-ip-on-nodes",

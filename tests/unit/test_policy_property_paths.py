@@ -162,7 +162,9 @@ Schema = Mapping[str, Any]
 @cache
 def sdk_schemas(token: str) -> tuple[Schema, Schema] | None:
     """The input (`*Args`) and output properties of a type token's SDK class, by wire name; None
-    when the token names no class of the pinned SDK."""
+    when the token names no class of the pinned SDK. pulumi-azure-native names a resource's
+    arguments `*InitArgs` where `*Args` is the nested type of the same name (a SecurityRule's
+    arguments beside the rule inside a network security group)."""
     package, module_path, class_name = token.split(":")
     module_name = module_path.split("/")[0]
     sdk = SDKS[package]
@@ -170,7 +172,7 @@ def sdk_schemas(token: str) -> tuple[Schema, Schema] | None:
     resource = getattr(module, class_name, None)
     if resource is None or getattr(resource, "pulumi_type", None) != token:
         return None
-    args = getattr(module, f"{class_name}Args", None)
+    args = getattr(module, f"{class_name}InitArgs", None) or getattr(module, f"{class_name}Args", None)
     inputs = pulumi_types.input_type_types(args) if args is not None and pulumi_types.is_input_type(args) else {}
     return inputs, pulumi_types.resource_types(resource)
 
