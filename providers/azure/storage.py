@@ -11,10 +11,11 @@ costs as much as Standard per operation and bills each HSM key version monthly.
 
 The stack key wraps and unwraps only (every service using it holds its own data keys under it),
 and rotates by its own rotation policy: a new version every `KEY_ROTATION`, each version expiring
-`KEY_EXPIRY` after its creation. The services take the key by its versionless URI and follow its
-latest version themselves (the disk encryption set with `rotation_to_latest_key_version_enabled`,
-the storage account and the registry without a `key_version`); an expired version still unwraps
-what it wrapped, so nothing is lost when one expires.
+`KEY_EXPIRY` after its creation. The services follow its latest version themselves: the storage
+account and the registry take it without a version, the disk encryption set (which takes only a
+versioned URI) with `rotation_to_latest_key_version_enabled`. Each re-wraps its own data keys under
+a new version (Microsoft documents the set's disks within an hour, the account within a day), long
+before the version it leaves expires.
 
 Disks are zonal Premium SSD v2, in their node's zone (design §9.8: size, IOPS and throughput bought
 apart, as gp3 on AWS; `providers/azure/settings.py` says why), not exportable (`DenyAll` network
@@ -151,9 +152,14 @@ def _key(azure: AzureStack, scope: Scope, vault: keyvault.Vault) -> keyvault.Key
     )
 
 
-def _disk_encryption_set(azure: AzureStack, scope: Scope, key_id: pulumi.Output[str]) -> tuple[compute.DiskEncryptionSet, pulumi.Resource]:
+def _disk_encryption_set(azure: AzureStack, scope: Scope, key: keyvault.Key, key_id: pulumi.Output[str]) -> tuple[compute.DiskEncryptionSet, pulumi.Resource]:
     """The set every disk of the stack is encrypted through, following the key's latest version,
     and its identity's grant on the key (a disk under the set can be created only after it).
+
+    A set takes its key by a versioned URI only (the key's current version at creation); Azure
+    then moves it to each new version itself (`rotation_to_latest_key_version_enabled`), so the
+    program never writes the active key again (`ignore_changes`): it would set back a version
+    Azure has rotated away from.
     """
     encryption_set = compute.DiskEncryptionSet(
         scope.child("disks"),
@@ -162,10 +168,10 @@ def _disk_encryption_set(azure: AzureStack, scope: Scope, key_id: pulumi.Output[
         location=azure.location,
         identity={"type": "SystemAssigned"},
         encryption_type=DISK_ENCRYPTION,
-        active_key={"key_url": key_id, "source_vault": {"id": vault_id(azure, key_id)}},
+        active_key={"key_url": key.key_uri_with_version, "source_vault": {"id": vault_id(azure, key_id)}},
         rotation_to_latest_key_version_enabled=True,
         tags=scope.tags_with(Name=scope.child("disks")),
-        opts=scope.stateful_opts(),
+        opts=scope.stateful_opts(ignore_changes=["activeKey"]),
     )
     grant = role_assignment(
         azure,
@@ -329,7 +335,7 @@ def build_storage(azure: AzureStack, scope: Scope, plan: StoragePlan) -> Storage
     vault = _vault(azure, scope)
     key = _key(azure, scope, vault)
     key_id = pulumi.Output.all(vault.name, key.name).apply(lambda names: key_uri(str(names[0]), str(names[1])))
-    encryption_set, grant = _disk_encryption_set(azure, scope, key_id)
+    encryption_set, grant = _disk_encryption_set(azure, scope, key, key_id)
     volume_ids = {volume.name: _disk(azure, scope, volume, encryption_set, grant).id for volume in plan.volumes}
     account = _offsite_account(azure, scope, key_id)
     container = _offsite_container(azure, scope, plan, account)
