@@ -1,7 +1,8 @@
 """pgBackRest 2.45 and the offsite repository (repo2) on Azure Blob Storage's API: the repository
 host's rendered configuration with an Azure repo2 (`AzureRepository`) and the key from its own
 rendered fragment (`render_pgbackrest_offsite_secrets`) archives, backs up, expires, fetches WAL and
-restores through pgBackRest's Azure driver, with shared key auth.
+restores through pgBackRest's Azure driver, with shared key auth; and pgBackRest parses the prod
+layout's rendered files with an Azure repo2 without a warning.
 
 The API is Azurite's blob service (npm, pinned with its dependencies by hash in
 tests/contract/azurite/; `./run test` installs it under .venv/azurite), in memory, on 127.0.0.1
@@ -40,9 +41,20 @@ from pathlib import Path
 
 import pytest
 
-from dpc.cluster import BACKUP_STANZA
-from dpc.render.backup import OFFSITE_KEY_PREFIX, AzureRepository, render_pgbackrest_offsite_secrets
-from tests.contract.test_backup import TIMEOUT, WAIT_SECONDS, free_port, terminate, wait_for_port
+from dpc.cluster import BACKUP_ENCRYPTION_SECRET, BACKUP_STANZA
+from dpc.render.backup import OFFSITE_KEY_PREFIX, AzureRepository, render_pgbackrest_offsite_secrets, render_pgbackrest_repository, render_pgbackrest_secrets
+from dpc.topology import derive
+from tests.contract.test_backup import (
+    CONFIG_COMMANDS,
+    FAKE_PASSPHRASE,
+    TIMEOUT,
+    WAIT_SECONDS,
+    free_port,
+    pgbackrest,
+    prod_settings,
+    terminate,
+    wait_for_port,
+)
 from tests.contract.test_backup_s3 import OffsiteRig, archiving_rig, localhost_certificate, rig_root
 
 pytestmark = pytest.mark.contract
@@ -131,6 +143,24 @@ def azure_rig() -> Iterator[tuple[OffsiteRig, Azurite]]:
         fragments = {"offsite.conf": render_pgbackrest_offsite_secrets(repository, service.key)}
         with archiving_rig(root, repository, overrides, fragments) as rig:
             yield rig, service
+
+
+@pytest.mark.parametrize("command", CONFIG_COMMANDS["repository.conf"])
+def test_pgbackrest_accepts_the_rendered_azure_files(tmp_path: Path, command: str) -> None:
+    """The prod layout's repository-host config with an Azure repo2, and both fragments in its
+    include directory as the backup agent mounts them, parsed by pgBackRest for each command the
+    repository host runs: no error, no warning (unknown options only warn)."""
+    settings = prod_settings()
+    repository = AzureRepository.from_bucket_name(f"{ACCOUNT}/{CONTAINER}")
+    include = tmp_path / "conf.d"
+    include.mkdir()
+    (include / "secrets.conf").write_text(render_pgbackrest_secrets({BACKUP_ENCRYPTION_SECRET: FAKE_PASSPHRASE}))
+    (include / "offsite.conf").write_text(render_pgbackrest_offsite_secrets(repository, base64.b64encode(b"key").decode()))
+    main = tmp_path / "pgbackrest.conf"
+    main.write_text(render_pgbackrest_repository(derive(settings).layout, settings.backup, repository))
+    stanza = () if command == "server" else (f"--stanza={BACKUP_STANZA}",)
+    result = pgbackrest(f"--config={main}", f"--config-include-path={include}", *stanza, "--log-level-console=warn", "help", command)
+    assert result.returncode == 0 and "WARN" not in result.stdout + result.stderr, f"{command}: {result.stdout}{result.stderr}"
 
 
 def test_pgbackrest_keeps_its_offsite_repository_in_blob_storage() -> None:
