@@ -33,13 +33,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pulumi
-from pulumi_azure_native import authorization, containerregistry, keyvault, managedidentity
+from pulumi_azure_native import authorization, containerregistry, keyvault
 from pulumi_command import local
 
 from components.base import Scope
 from components.registry import ImageListPlan, ImageListResult, RegistryPlan, RegistryResult, image_list_value
 from providers.azure.provider import AzureStack
-from providers.azure.vault import KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER, global_name, key_arm_id, resource_id, role_assignment, secret_id, vault_name
+from providers.azure.vault import global_name, key_user, resource_id, secret_id, vault_name
 
 REGISTRY_NAME_LIMIT = 50
 """Registry names take 5–50 letters and digits."""
@@ -96,17 +96,8 @@ def build_registry(azure: AzureStack, scope: Scope, plan: RegistryPlan) -> Regis
     """Creates the registry under the stack key and the empty image list the nodes may read before
     any image is pushed (a role assignment needs its scope to exist).
     """
-    identity = managedidentity.UserAssignedIdentity(
-        scope.child("identity"),
-        resource_name_=scope.child("identity"),
-        resource_group_name=azure.resource_group,
-        location=azure.location,
-        tags=scope.tags_with(Name=scope.child("identity")),
-        opts=scope.opts(),
-    )
-    grant = role_assignment(
-        azure, scope, "key-user", role=KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER, principal_id=identity.principal_id, on=key_arm_id(azure, plan.key_id)
-    )
+    user = key_user(azure, scope, "identity", plan.key_id)
+    identity = user.identity
     registry = containerregistry.Registry(
         scope.child("acr"),
         registry_name=global_name(azure, scope.name, REGISTRY_NAME_LIMIT),
@@ -125,7 +116,7 @@ def build_registry(azure: AzureStack, scope: Scope, plan: RegistryPlan) -> Regis
         network_rule_bypass_options=containerregistry.NetworkRuleBypassOptions.AZURE_SERVICES,
         public_network_access=containerregistry.PublicNetworkAccess.ENABLED,
         tags=scope.tags_with(Name=scope.child("acr")),
-        opts=scope.stateful_opts(depends_on=[grant]),
+        opts=scope.stateful_opts(depends_on=[user.grant]),
     )
     registry_id = resource_id(azure, "Microsoft.ContainerRegistry/registries", registry.name)
     vault = vault_name(plan.key_id)

@@ -48,7 +48,7 @@ from __future__ import annotations
 from typing import cast
 
 import pulumi
-from pulumi_azure_native import compute, keyvault, managedidentity, storage
+from pulumi_azure_native import compute, keyvault, storage
 
 from components.base import Scope
 from components.storage import StoragePlan, StorageResult
@@ -64,6 +64,7 @@ from providers.azure.vault import (
     key_arm_id,
     key_name,
     key_uri,
+    key_user,
     role_assignment,
     vault_id,
     vault_uri,
@@ -247,17 +248,8 @@ def lifecycle_policy(plan: StoragePlan) -> storage.ManagementPolicySchemaArgsDic
 
 def _offsite_account(azure: AzureStack, scope: Scope, key_id: pulumi.Output[str]) -> storage.StorageAccount:
     """The offsite account under the stack key, through an identity granted the key first."""
-    identity = managedidentity.UserAssignedIdentity(
-        scope.child("backups-identity"),
-        resource_name_=scope.child("backups-identity"),
-        resource_group_name=azure.resource_group,
-        location=azure.location,
-        tags=scope.tags_with(Name=scope.child("backups-identity")),
-        opts=scope.opts(),
-    )
-    grant = role_assignment(
-        azure, scope, "backups-key-user", role=KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER, principal_id=identity.principal_id, on=key_arm_id(azure, key_id)
-    )
+    user = key_user(azure, scope, "backups-identity", key_id)
+    identity = user.identity
     account_key_service: storage.EncryptionServiceArgsDict = {"enabled": True, "key_type": "Account"}
     return storage.StorageAccount(
         scope.child("backups"),
@@ -287,7 +279,7 @@ def _offsite_account(azure: AzureStack, scope: Scope, key_id: pulumi.Output[str]
         key_policy={"key_expiration_period_in_days": ACCOUNT_KEY_EXPIRY_DAYS},
         network_rule_set={"default_action": storage.DefaultAction.ALLOW, "bypass": "AzureServices"},
         tags=scope.tags_with(Name=scope.child("backups"), Purpose="offsite-backups"),
-        opts=scope.stateful_opts(depends_on=[grant]),
+        opts=scope.stateful_opts(depends_on=[user.grant]),
     )
 
 

@@ -24,6 +24,7 @@ API (all ids are Azure Resource Manager ids, the scopes of role assignments):
 - `global_name(azure, name, limit)`: a name for a resource Azure names globally (vault, storage
   account, registry): lowercase letters and digits, at most `limit`, unique per subscription and
   stack, the same on every run.
+- `key_user(azure, scope, name, key_id)`: a user-assigned identity granted the key (`KeyUser`).
 - `role_assignment(azure, scope, name, role=..., principal_id=..., on=...)`: grants the managed
   identity `principal_id` the built-in `role` on the resource id `on`.
 - The built-in roles the stack grants, as `BuiltInRole` constants: `KEY_VAULT_SECRETS_USER`,
@@ -40,7 +41,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import pulumi
-from pulumi_azure_native import authorization
+from pulumi_azure_native import authorization, managedidentity
 
 from components.base import Scope
 from providers.azure.provider import AzureStack
@@ -213,3 +214,32 @@ def role_assignment(
         description=f"{scope.name}: {role.name}",
         opts=pulumi.ResourceOptions.merge(scope.opts(), opts),
     )
+
+
+@dataclass(frozen=True)
+class KeyUser:
+    """A user-assigned identity that may use the stack key, and its grant (whatever encrypts with
+    the identity waits for the grant: Azure refuses a key the identity cannot read yet).
+    """
+
+    identity: managedidentity.UserAssignedIdentity
+    grant: authorization.RoleAssignment
+
+
+def key_user(azure: AzureStack, scope: Scope, name: str, key_id: pulumi.Input[str]) -> KeyUser:
+    """A user-assigned identity `<scope>-<name>` granted Key Vault Crypto Service Encryption User
+    on the stack key alone: what a service encrypting with the key through an identity created
+    before it (a storage account, a registry) acts as.
+    """
+    identity = managedidentity.UserAssignedIdentity(
+        scope.child(name),
+        resource_name_=scope.child(name),
+        resource_group_name=azure.resource_group,
+        location=azure.location,
+        tags=scope.tags_with(Name=scope.child(name)),
+        opts=scope.opts(),
+    )
+    grant = role_assignment(
+        azure, scope, f"{name}-key-user", role=KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER, principal_id=identity.principal_id, on=key_arm_id(azure, key_id)
+    )
+    return KeyUser(identity, grant)

@@ -270,7 +270,7 @@ def test_the_offsite_account_is_geo_zone_redundant_private_and_under_the_key(pro
     assert encryption["keyVaultProperties"] == {"keyName": key, "keyVaultUri": f"https://{vault}.vault.azure.net"}, "no version: follows rotation"
     assert encryption["encryptionIdentity"] == {"encryptionUserAssignedIdentity": identity}
     assert all(service == {"enabled": True, "keyType": "Account"} for service in encryption["services"].values())
-    [grant] = [prod.urn(n) for n in prod.of_type(GRANT) if n.endswith("backups-key-user")]
+    [grant] = [prod.urn(n) for n in prod.of_type(GRANT) if n.endswith("backups-identity-key-user")]
     assert grant in prod.steps_of(ACCOUNT)["azure-prod-storage-backups"]["dependencies"]
     assert ACCOUNT_NAME.match(account["accountName"])
 
@@ -413,7 +413,7 @@ def test_the_registry_is_premium_under_the_key_with_no_admin_user_or_anonymous_p
         "status": "enabled",
         "keyVaultProperties": {"keyIdentifier": prod.outputs["key_id"], "identity": uuid_of(f"client/{identity}")},
     }, "the versionless key: the registry follows its rotation"
-    [grant] = [prod.urn(n) for n in prod.of_type(GRANT) if n.endswith("registry-key-user")]
+    [grant] = [prod.urn(n) for n in prod.of_type(GRANT) if n.endswith("registry-identity-key-user")]
     assert grant in prod.steps_of(REGISTRY)["azure-prod-registry-acr"]["dependencies"]
     server = f"{registry['registryName'].lower()}.azurecr.io"
     assert prod.outputs["urls"] == {image: f"{server}/{image}" for image in ("postgres", "services")}
