@@ -155,14 +155,15 @@ def disk_encryption_set_id(azure: AzureStack, key_id: pulumi.Input[str]) -> pulu
     return resource_id(azure, "Microsoft.Compute/diskEncryptionSets", disk_encryption_set_name(key_id))
 
 
-GLOBAL_NAME_DIGEST = 8
-"""Hex digits of the digest that makes a global name unique."""
+GLOBAL_NAME_DIGEST, GLOBAL_NAME_ROLE = 8, 8
+"""Hex digits of the digest that makes a global name unique; letters kept of the name's last word
+(its role: `vault`, `backups`), so that names cut short still say what they are."""
 
 
 def global_name(azure: AzureStack, name: str, limit: int) -> str:
     """A name for a resource Azure names in one namespace for all its customers (a vault's and a
-    storage account's DNS names, a registry's): the letters and digits of `name`, cut to leave
-    room, and a digest of the subscription and `name`, within `limit` characters (a storage
+    storage account's DNS names, a registry's): the letters and digits of `name`, its first words
+    cut to leave room for its last (the role) and a digest of the subscription and `name`, within `limit` characters (a storage
     account's 24, lowercase letters and digits only, being the strictest, every such name is made
     so). The same stack in the same subscription always gets the same name, from names alone, so
     the plan and a first preview know it; another subscription's stack of the same name gets
@@ -174,11 +175,13 @@ def global_name(azure: AzureStack, name: str, limit: int) -> str:
     means recovering that vault (and its keys, which the destroyed stack's backups need), which is
     what an operator should do anyway (design §9.8).
     """
-    visible = re.sub(r"[^a-z0-9]", "", name.lower())
-    if not visible[:1].isalpha():
+    words = [re.sub(r"[^a-z0-9]", "", word) for word in name.lower().split("-")]
+    role = words[-1][:GLOBAL_NAME_ROLE]
+    visible = "".join(words[:-1])
+    if not (visible or role)[:1].isalpha():
         visible = f"dpc{visible}"
     digest = hashlib.sha256(f"{azure.subscription_id}/{name}".encode()).hexdigest()[:GLOBAL_NAME_DIGEST]
-    return f"{visible[: limit - GLOBAL_NAME_DIGEST]}{digest}"
+    return f"{visible[: limit - GLOBAL_NAME_DIGEST - len(role)]}{role}{digest}"
 
 
 def role_definition_id(subscription_id: str, role: BuiltInRole) -> str:
