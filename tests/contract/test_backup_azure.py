@@ -65,6 +65,9 @@ AZURITE_BLOB = PROJECT_ROOT / ".venv" / "azurite" / "node_modules" / ".bin" / "a
 ACCOUNT = "dpctestbackups"
 CONTAINER = "pgbackrest"
 PREFIX = OFFSITE_KEY_PREFIX.strip("/")
+EXTENT_MEMORY_MB = 1024
+"""Azurite's bound on the blobs it holds in memory (by default half the machine's memory): the
+scenario writes a few dozen MB."""
 API_VERSION = "2021-06-08"
 """The Blob service REST version of the test's own requests (creating the container, listing blobs)."""
 
@@ -115,7 +118,7 @@ def azurite(root: Path) -> Iterator[Azurite]:
     workspace.mkdir()
     command = [
         str(AZURITE_BLOB), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--cert", str(cert_file), "--key", str(key_file),
-        "--inMemoryPersistence", "--disableTelemetry", "--silent",
+        "--inMemoryPersistence", "--extentMemoryLimit", str(EXTENT_MEMORY_MB), "--disableTelemetry", "--silent",
     ]
     environment = {"PATH": os.environ["PATH"], "HOME": str(workspace), "AZURITE_ACCOUNTS": f"{ACCOUNT}:{account_key}"}
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=environment, cwd=workspace)
