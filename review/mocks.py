@@ -138,7 +138,12 @@ class PlanMocks(pulumi.runtime.Mocks):
         return mock_id(args.typ, args.name), state | _generated(args.typ, args.name, state)
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        """A data source, answered by its cloud's mocks: the neutral providers' are not used."""
+        """A data source, answered by its cloud's mocks; a command run on the deploy host (pulumi-command's
+        `local.run`) answers a stand-in output derived from the command, never running it.
+        """
+        if args.token == "command:local:run":
+            command = str(cast(dict[str, Any], args.args).get("command", ""))  # pyright: ignore[reportUnknownMemberType]  # the SDK types args as a bare dict
+            return {"command": command, "stdout": f"mock-output-{digest(command, 16)}", "stderr": ""}, []
         cloud = self._cloud(args.token)
         if cloud is None:
             raise NotImplementedError(f"the offline plan has no answer for data source {args.token}")

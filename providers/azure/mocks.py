@@ -282,6 +282,13 @@ def _host(network: ipaddress.IPv4Network | ipaddress.IPv6Network, name: str) -> 
     return str(network.network_address + AZURE_RESERVED_LOW + int(digest(name, 8), 16) % usable)
 
 
+def private_address(subnet: ipaddress.IPv4Network | ipaddress.IPv6Network, resource_id: str, position: int) -> str:
+    """The private address the mocks give IP configuration `position` of a resource (an interface,
+    a load balancer's frontend) in its subnet: tests find a machine's address as the plan gives it.
+    """
+    return _host(subnet, f"{resource_id}/{position}")
+
+
 @dataclass(frozen=True)
 class _Created:
     """A resource the mocks create: what its computed outputs derive from."""
@@ -381,12 +388,12 @@ class AzureMocks(pulumi.runtime.Mocks):
             subnet = cast(Mapping[str, Any], item.get("subnet") or {})
             if subnet and not item.get("privateIPAddress"):
                 network = self.ranges.get(str(subnet.get("id", "")).lower(), FALLBACK_RANGE)
-                item["privateIPAddress"] = _host(network, f"{made.resource_id}/{position}")
+                item["privateIPAddress"] = private_address(network, made.resource_id, position)
             out.append(item)
         return out
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        """The data sources: who we are, the storage account's keys; no check failures."""
+        """The data sources: who we are, our token, the storage account's keys; no check failures."""
         arguments = cast(dict[str, Any], args.args)  # pyright: ignore[reportUnknownMemberType]  # the SDK types args as a bare dict
         provider = self._provider(args.provider)
         if args.token not in _DATA_SOURCES:
@@ -463,6 +470,7 @@ _DATA_SOURCES: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], dict[s
         "subscriptionId": provider.get("subscriptionId", ""),
         "tenantId": provider.get("tenantId", ""),
     },
+    "azure-native:authorization:getClientToken": lambda arguments, _: {"token": f"mock-access-token-for-{arguments.get('endpoint') or 'management'}"},
     "azure-native:storage:listStorageAccountKeys": _keys,
 }
 """The data sources the Azure builders read, answered as Azure would for the mocks' subscription."""

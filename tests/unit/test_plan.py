@@ -1,5 +1,6 @@
 """The rules every cloud keeps, asserted on the recorded resource graph of every shipped stack of
-every cloud (AWS's prod, staging and dev, GCP's gcp-prod and gcp-dev): one suite, each cloud read
+every cloud (AWS's prod, staging and dev, GCP's gcp-prod and gcp-dev, Azure's azure-prod and
+azure-dev): one suite, each cloud read
 through a small view of how its plan spells a machine, a volume, a tag or a secret. What only one
 cloud has (security groups, IMDSv2, NAT gateways per zone, IAM statements) is asserted in that
 cloud's own module (`test_aws_plan.py`).
@@ -22,11 +23,12 @@ from components.budget import BUDGET_ALERTS
 from dpc.model import LOAD_BALANCER_TARGET_ROLE, Role
 from dpc.settings import REQUIRED_TAG_KEYS, Settings
 from dpc.topology import derive
+from providers.azure import mocks as azure_mocks
 from providers.gcp.labels import label_key, label_value
 from providers.gcp.mocks import COMPUTE_API, sdk_class
 from tests.plan_graph import PlanGraph, Resource, is_taggable
 
-SHIPPED_STACKS = {"aws": ("prod", "staging", "dev"), "gcp": ("gcp-prod", "gcp-dev")}
+SHIPPED_STACKS = {"aws": ("prod", "staging", "dev"), "gcp": ("gcp-prod", "gcp-dev"), "azure": ("azure-prod", "azure-dev")}
 """Every shipped stack file of each cloud."""
 
 
@@ -67,6 +69,9 @@ class CloudView(Protocol):
     provider: str
     stateful: frozenset[str]
     """The types holding data or keys that must not be deleted by accident."""
+    stack_level: frozenset[str]
+    """Types the stack itself holds, outside every component (Azure's resource group, which every
+    component's resources live in)."""
 
     def machines(self, graph: PlanGraph) -> list[Machine]: ...
     def volumes(self, graph: PlanGraph) -> list[Volume]: ...
@@ -92,6 +97,7 @@ class AwsView:
 
     provider = "aws"
     stateful = frozenset({"aws:ebs/volume:Volume", "aws:kms/key:Key", "aws:s3/bucket:Bucket"})
+    stack_level = frozenset[str]()
 
     def machines(self, graph: PlanGraph) -> list[Machine]:
         return [
@@ -165,6 +171,7 @@ class GcpView:
 
     provider = "gcp"
     stateful = frozenset({"gcp:compute/disk:Disk", "gcp:kms/keyRing:KeyRing", "gcp:kms/cryptoKey:CryptoKey", "gcp:storage/bucket:Bucket"})
+    stack_level = frozenset[str]()
 
     def machines(self, graph: PlanGraph) -> list[Machine]:
         return [
@@ -243,7 +250,126 @@ def _resolve(graph: PlanGraph, reference: str) -> Resource:
     return graph.by_id[reference.removeprefix(COMPUTE_API)]
 
 
-VIEWS: dict[str, CloudView] = {"aws": AwsView(), "gcp": GcpView()}
+AZURE_VM = "azure-native:compute:VirtualMachine"
+AZURE_DISK = "azure-native:compute:Disk"
+
+
+class AzureView:
+    """Azure: VMs and managed disks tagged Node/Role/Purpose, all under the stack's Key Vault key
+    (disks through the disk encryption set, accounts and the registry naming it), NSG rules, Key
+    Vault secrets.
+    """
+
+    provider = "azure-native"
+    stateful = frozenset({
+        AZURE_DISK, "azure-native:compute:DiskEncryptionSet", "azure-native:keyvault:Vault", "azure-native:keyvault:Key",
+        "azure-native:storage:StorageAccount", "azure-native:containerregistry:Registry",
+    })
+    stack_level = frozenset({"azure-native:resources:ResourceGroup"})
+
+    def machines(self, graph: PlanGraph) -> list[Machine]:
+        machines: list[Machine] = []
+        for vm in graph.of_type(AZURE_VM):
+            (nic,) = [graph.by_id[n["id"]] for n in vm.inputs["networkProfile"]["networkInterfaces"]]
+            image = vm.inputs["storageProfile"]["imageReference"]
+            machines.append(Machine(vm.inputs["tags"]["Node"], vm.inputs["tags"]["Role"], vm.inputs["zones"][0],
+                                    any("publicIPAddress" in c for c in nic.inputs["ipConfigurations"]),
+                                    f"{image['publisher']}:{image['offer']}:{image['sku']}:{image['version']}", vm))
+        return machines
+
+    def volumes(self, graph: PlanGraph) -> list[Volume]:
+        attached: dict[str, list[str]] = {}
+        for vm in graph.of_type(AZURE_VM):
+            for disk in vm.inputs["storageProfile"].get("dataDisks", []):
+                attached.setdefault(disk["managedDisk"]["id"], []).append(vm.id)
+        return [
+            Volume(d.inputs["tags"]["Node"], d.inputs["tags"]["Purpose"], d.inputs["zones"][0], d.inputs["diskSizeGB"],
+                   self._disk_key(graph, d.inputs["encryption"]["diskEncryptionSetId"]), tuple(attached.get(d.id, ())), d)
+            for d in graph.of_type(AZURE_DISK)
+        ]
+
+    @staticmethod
+    def _disk_key(graph: PlanGraph, encryption_set_id: str) -> str:
+        """The key a disk encryption set wraps its disks' keys with: the key, whichever of its
+        versions the set names (it follows the newest, `rotationToLatestKeyVersionEnabled`).
+        """
+        url = graph.by_id[encryption_set_id].inputs["activeKey"]["keyUrl"]
+        return re.sub(r"(/keys/[^/]+)/[0-9a-f]{32}$", r"\1", url)
+
+    def stack_key(self, graph: PlanGraph) -> str:
+        """The stack key's versionless URI, as `StorageResult.key_id` gives it on Azure."""
+        key = graph.named("-storage-key", "azure-native:keyvault:Key")
+        return f"{azure_mocks.vault_uri(key.inputs['vaultName'])}keys/{key.inputs['keyName']}"
+
+    def encrypted(self, graph: PlanGraph) -> Iterator[tuple[str, object]]:
+        for disk in graph.of_type(AZURE_DISK):
+            yield disk.name, self._disk_key(graph, disk.inputs["encryption"]["diskEncryptionSetId"])
+        for vm in graph.of_type(AZURE_VM):
+            encryption_set = vm.inputs["storageProfile"]["osDisk"]["managedDisk"].get("diskEncryptionSet")
+            yield f"{vm.name} OS disk", self._disk_key(graph, encryption_set["id"]) if encryption_set else None
+        for account in graph.of_type("azure-native:storage:StorageAccount"):
+            vault = account.inputs["encryption"].get("keyVaultProperties")
+            yield account.name, f"{vault['keyVaultUri'].rstrip('/')}/keys/{vault['keyName']}" if vault else None
+        for registry in graph.of_type("azure-native:containerregistry:Registry"):
+            yield registry.name, registry.inputs["encryption"]["keyVaultProperties"]["keyIdentifier"]
+
+    def tags(self, resource: Resource) -> dict[str, str] | None:
+        cls = azure_mocks.sdk_class(resource.type) if resource.type.startswith("azure-native:") else None
+        takes = cls is not None and "tags" in cls._internal_init.__code__.co_varnames  # type: ignore[attr-defined]  # every generated resource class has it
+        return resource.inputs.get("tags", {}) if takes else None
+
+    def required_tags(self, settings: Settings, stack: str) -> dict[str, str]:
+        return AwsView().required_tags(settings, stack)
+
+    def targets(self, graph: PlanGraph) -> set[str]:
+        """The VMs whose address a backend pool lists (Azure's load balancer names its backends by address)."""
+        (balancer,) = graph.of_type("azure-native:network:LoadBalancer")
+        listed = {a["ipAddress"] for pool in balancer.inputs["backendAddressPools"] for a in pool["loadBalancerBackendAddresses"]}
+        return {vm.id for vm in graph.of_type(AZURE_VM) if _azure_address(graph, vm) in listed}
+
+    def open_ingress(self, graph: PlanGraph) -> Iterator[tuple[str, str]]:
+        """Allowed inbound sources that are addresses; any address at all (`*`, `Internet`) as 0.0.0.0/0."""
+        rules = [r for group in graph.of_type("azure-native:network:NetworkSecurityGroup") for r in group.inputs.get("securityRules", [])]
+        rules += [r.inputs | {"name": r.name} for r in graph.of_type("azure-native:network:SecurityRule")]
+        for rule in rules:
+            if rule["direction"] != "Inbound" or rule["access"] != "Allow":
+                continue
+            for source in [rule.get("sourceAddressPrefix"), *rule.get("sourceAddressPrefixes", [])]:
+                if source in ("*", "Internet", "0.0.0.0/0"):
+                    yield rule["name"], "0.0.0.0/0"
+                elif source and re.fullmatch(r"[0-9.:/a-fA-F]+", source) and any(c.isdigit() for c in source):
+                    yield rule["name"], source
+
+    def secret_values(self, graph: PlanGraph) -> Iterator[tuple[str, object]]:
+        """Key Vault secrets whose value the program sets: not the image list (references, no secret)
+        nor a placeholder a node overwrites (its value ignored by the program).
+        """
+        ignored = {step["urn"]: step["newState"].get("ignoreChanges", []) for step in graph.plan["steps"]}
+        for secret in graph.of_type("azure-native:keyvault:Secret"):
+            if "properties" in ignored[secret.urn] or secret.name.endswith("-image-list-references"):
+                continue
+            yield secret.name, secret.inputs["properties"]["value"]
+
+    def user_data(self, machine: Machine) -> str:
+        raw = base64.b64decode(machine.resource.inputs["osProfile"]["customData"])
+        return (gzip.decompress(raw) if raw.startswith(b"\x1f\x8b") else raw).decode()
+
+    def budget(self, graph: PlanGraph) -> tuple[float, set[tuple[str, int]]]:
+        (budget,) = graph.of_type("azure-native:consumption:Budget")
+        kinds = {"Actual": "actual", "Forecasted": "forecast"}
+        return float(budget.inputs["amount"]), {(kinds[n["thresholdType"]], n["threshold"]) for n in budget.inputs["notifications"].values()}
+
+
+def _azure_address(graph: PlanGraph, vm: Resource) -> str:
+    """A VM's private address as the offline plan's mocks give its interface in its subnet."""
+    (reference,) = vm.inputs["networkProfile"]["networkInterfaces"]
+    nic = graph.by_id[reference["id"]]
+    configuration = nic.inputs["ipConfigurations"][0]
+    subnet = graph.by_id[configuration["subnet"]["id"]]
+    return azure_mocks.private_address(ipaddress.ip_network(subnet.inputs["addressPrefix"]), nic.id, 0)
+
+
+VIEWS: dict[str, CloudView] = {"aws": AwsView(), "gcp": GcpView(), "azure": AzureView()}
 
 
 @pytest.fixture
@@ -352,7 +478,7 @@ def test_components_own_their_children_under_derived_names(graph: PlanGraph, vie
             providers.setdefault(r.type.removeprefix("pulumi:providers:"), []).append(r.urn)
     assert set(providers) == {view.provider, "command", "docker", "random", "tls"}
     for resource in graph.resources:
-        if resource.custom and not resource.type.startswith("pulumi:providers:"):
+        if resource.custom and not resource.type.startswith("pulumi:providers:") and resource.type not in view.stack_level:
             parent = components[resource.parent]
             assert resource.name.startswith(f"{parent.name}-"), resource.name
             assert any(resource.provider.startswith(urn) for urn in providers[resource.type.split(":")[0]]), resource.name
