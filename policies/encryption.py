@@ -89,10 +89,14 @@ def _azure_managed_disk(label: str, disk: Any) -> Iterator[str]:
 
 
 def _azure_vm(args: ResourceValidationArgs) -> Iterator[str]:
+    """The disks a machine creates with itself; a managed disk it attaches (`createOption` Attach)
+    keeps the encryption it was made with, judged as that Disk.
+    """
     storage = get(args.props, "storageProfile")
     yield from _azure_managed_disk("the OS disk", get(storage, "osDisk"))
     for index, disk in enumerate(items(get(storage, "dataDisks"))):
-        yield from _azure_managed_disk(f"data disk {index}", disk)
+        if str(get(disk, "createOption")).lower() != "attach":
+            yield from _azure_managed_disk(f"data disk {index}", disk)
 
 
 DISKS_ENCRYPTED = resource_policy(

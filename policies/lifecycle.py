@@ -42,23 +42,35 @@ STATEFUL_PROTECTED = resource_policy(
     checks=dict.fromkeys(STATEFUL_TYPES, _protected),
 )
 
-def _retention_days(args: ResourceValidationArgs, key: str) -> Iterator[str]:
-    days = get(args.props, key)
+def _retention_days(args: ResourceValidationArgs, *path: str) -> Iterator[str]:
+    days = get(args.props, *path)
     minimum: int = args.get_config()["minimumDays"]
     if not days or int(days) < minimum:
-        yield f"{key} is {days or 'unset (kept forever, paid forever)'}: keep the logs at least {minimum} days, and not forever"
+        yield f"{path[-1]} is {days or 'unset (kept forever, paid forever)'}: keep the logs at least {minimum} days, and not forever"
+
+
+def _flow_log_retention(args: ResourceValidationArgs) -> Iterator[str]:
+    """An Azure flow log's retention is its own (`retentionPolicy`), in the storage account it writes:
+    off, or 0 days, keeps every record forever.
+    """
+    policy = get(args.props, "retentionPolicy")
+    if get(policy, "enabled") is not True:
+        yield "retentionPolicy is not enabled: the flow logs are kept forever, paid forever"
+    else:
+        yield from (f"retentionPolicy.{problem}" for problem in _retention_days(args, "retentionPolicy", "days"))
 
 
 LOGS_RETAINED = resource_policy(
     "log-groups-retained",
     "Log groups keep their logs for a set time, long enough for an investigation (AWS retentionInDays, GCP log bucket retentionDays, "
-    "Azure workspace retentionInDays); their encryption is encrypted-with-stack-key's.",
+    "Azure workspace retentionInDays, flow log retentionPolicy); their encryption is encrypted-with-stack-key's.",
     severity=Severity.MEDIUM,
     remediation="Set the retention (the program keeps flow logs 365 days in prod, 90 in staging, 30 in dev: providers/common/composition.py).",
     checks={
         "aws:cloudwatch/logGroup:LogGroup": lambda args: _retention_days(args, "retentionInDays"),
         "gcp:logging/projectBucketConfig:ProjectBucketConfig": lambda args: _retention_days(args, "retentionDays"),
         "azure-native:operationalinsights:Workspace": lambda args: _retention_days(args, "retentionInDays"),
+        "azure-native:network:FlowLog": _flow_log_retention,
     },
     config_schema=PolicyConfigSchema({"minimumDays": {"type": "integer", "minimum": 1, "default": 30}}),
 )
@@ -69,6 +81,8 @@ _PROMISED_CLASSES = ("STANDARD_IA", "GLACIER_IR")
 _GCS_MULTI_REGIONS = ("US", "EU", "ASIA", "NAM4", "EUR4", "EUR5", "EUR7", "EUR8", "ASIA1")
 """Cloud Storage's multi-regions and predefined dual-regions, which keep every object in two regions or more."""
 _GEO_REDUNDANT_SKUS = ("Standard_GRS", "Standard_RAGRS", "Standard_GZRS", "Standard_RAGZRS")
+_AZURE_ACCOUNT = "azure-native:storage:StorageAccount"
+_AZURE_FLOW_LOG = "azure-native:network:FlowLog"
 
 
 def _lifecycle_problems(config: PolicyResource) -> list[str]:
@@ -119,8 +133,16 @@ def _bucket_problems(args: StackValidationArgs, bucket: PolicyResource, prod: bo
 
 def _bucket_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
     prod = is_prod()
-    buckets = of_type(args, _AWS_BUCKET, "gcp:storage/bucket:Bucket", "azure-native:storage:StorageAccount")
+    buckets = [b for b in of_type(args, _AWS_BUCKET, "gcp:storage/bucket:Bucket", _AZURE_ACCOUNT) if not _log_store(args, b)]
     yield from judge_each(buckets, lambda bucket: _bucket_problems(args, bucket, prod))
+
+
+def _log_store(args: StackValidationArgs, account: PolicyResource) -> bool:
+    """An Azure storage account that flow logs write into: a log store, whose retention is the flow
+    log's (`log-groups-retained`), as AWS's and GCP's flow logs go to their logging services; the
+    backup rules are for the accounts that hold backups.
+    """
+    return account.resource_type == _AZURE_ACCOUNT and bool(attached_to(args, account, "storageId", _AZURE_FLOW_LOG))
 
 
 BUCKETS_VERSIONED_AND_REPLICATED = stack_policy(

@@ -119,19 +119,23 @@ never a decompression bomb."""
 _SECRET_MANAGER_NAME = re.compile(r"projects/[^/\s]+/secrets/[^/\s]+(/versions/[^/\s]+)?")
 """A Secret Manager secret's resource name (`projects/p/secrets/name`, a version's too): where a GCP
 node reads a secret from, as an SSM parameter's path is on AWS."""
+_KEY_VAULT_SECRET = re.compile(r"https://[0-9A-Za-z-]{3,24}\.vault\.azure\.net/secrets/[0-9A-Za-z-]{1,127}(/[0-9a-f]{32})?/?")
+"""A Key Vault secret's identifier (`https://<vault>.vault.azure.net/secrets/<name>`, a version's
+too): where an Azure node reads a secret from. A secret's bare name is not one: any short literal
+is shaped like it."""
 _FLAGS = ("true", "false")
 """What a setting named like a secret holds when it only switches something (cloud-init's `lock_passwd: true`)."""
 
 
 def _reference(value: str) -> bool:
     """Whether a value points at a secret instead of holding it: a file path, a Secret Manager
-    secret's name, a shell or template expansion, a YAML block's marker, an on/off flag, or nothing at all. A crypt hash is no reference, nor a command
-    substitution that only prints a literal (`$(echo aHVudGVy | base64 -d)`).
+    secret's name, a Key Vault secret's identifier, a shell or template expansion, a YAML block's marker,
+    an on/off flag, or nothing at all. A crypt hash is no reference, nor a command substitution that only prints a literal (`$(echo aHVudGVy | base64 -d)`).
     """
     if _CRYPT_HASH.match(value) or _PRINTED_LITERAL.match(value):
         return False
     return (not value or value.startswith(("/", "$", "file:", ":'", ':"')) or value in _YAML_BLOCK or value.lower() in _FLAGS
-            or bool(_SECRET_MANAGER_NAME.fullmatch(value)))
+            or bool(_SECRET_MANAGER_NAME.fullmatch(value)) or bool(_KEY_VAULT_SECRET.fullmatch(value)))
 
 
 def _literal(value: str) -> bool:
@@ -487,10 +491,11 @@ _PUBLIC_HALF: dict[str, frozenset[str]] = {
     "aws:ec2/launchTemplate:LaunchTemplate": frozenset({"userData"}),
     "aws:ec2/keyPair:KeyPair": frozenset({"publicKey"}),
     "gcp:compute/instance:Instance": frozenset({"metadata"}),
-    "azure-native:compute:VirtualMachine": frozenset({"osProfile"}),
+    "azure-native:compute:VirtualMachine": frozenset({"osProfile", "tags"}),
 }
 """Properties that take a generated key's public half (authorized SSH keys in user data, a key
-pair): a dependency on the key does not say which half came through, so the value is read, and
+pair, an Azure machine's `Bootstrap` tag: a digest of its custom data, which replaces the machine
+when its bootstrap changes): a dependency on the key does not say which half came through, so the value is read, and
 must hold no private key. During a preview the value is unknown, and the resource is left unjudged
 (`judge_each` says so); at `up`, before the resource is created, it is judged. Where the engine hands
 this whole-stack policy a digest in place of the user data (the AWS provider keeps `userData` as its

@@ -396,9 +396,22 @@ def _azure_groups(asgs: Sequence[PolicyResource], rule: AzureRule, prop: str) ->
     found: list[tuple[str | None, str]] = []
     for entry in listed:
         asg_id = get(entry, "id")
-        group = next((g for g in asgs if peek(g.props, "id") == asg_id), None)
+        group = next((g for g in asgs if _is_asg(g, str(asg_id))), None)
         found.append((role_of(group), group.urn) if group else (None, f"{rule.declared.urn}#{asg_id}"))
     return found
+
+
+def _is_asg(group: PolicyResource, asg_id: str) -> bool:
+    """Whether an ARM id names the application security group `group`: its id where the engine
+    knows it; before it exists (a first preview), the id the program can write from names, that
+    of a group of its name in its resource group.
+    """
+    known = peek(group.props, "id")
+    if isinstance(known, str) and known:
+        return known.lower() == asg_id.lower()
+    name, resource_group = peek(group.props, "applicationSecurityGroupName"), peek(group.props, "resourceGroupName")
+    suffix = f"/resourceGroups/{resource_group}/providers/Microsoft.Network/applicationSecurityGroups/{name}"
+    return isinstance(name, str) and isinstance(resource_group, str) and asg_id.lower().endswith(suffix.lower())
 
 
 def _azure_targets(asgs: Sequence[PolicyResource], rule: AzureRule) -> list[tuple[str | None, str]]:

@@ -49,6 +49,9 @@ def asg(group: str, name: str | None = None) -> PlannedResource:
 
 
 ASGS = {group: asg(group) for group in (*ROLES, "load-balancer")}
+NAMED_ASGS = [res(ASG, f"{group}-asg", {"applicationSecurityGroupName": f"azure-prod-network-{group}", "resourceGroupName": "dpc-azure-prod",
+                                        "tags": {**TAGS, "Role": group}}) for group in (*ROLES, "load-balancer")]
+"""The groups as a first preview shows them: no id yet, their names and resource group known."""
 VNET = res("azure-native:network:VirtualNetwork", "vnet", {"addressSpace": {"addressPrefixes": [VNET_RANGE]}, "tags": TAGS})
 
 
@@ -160,6 +163,14 @@ AZURE_CASES = [
              deps={"networkSecurityGroupName": [EMPTY_NSG], "sourceApplicationSecurityGroups": [ASGS["app"]]}),
          separate("storage-tag", 240, "manager", "2379", sourceAddressPrefix="Storage")],
         offenders=6,
+    ),
+    Case(
+        "ports-only-from-firewall-matrix",
+        "azure at a first preview: groups inside a network security group named by the ids the program writes from their names",
+        [*NAMED_ASGS, VNET, MATRIX_NSG],
+        [*NAMED_ASGS, VNET, nsg({**rule("etcd-from-a-lookalike", 100, "manager", "2379", **from_groups("manager")),
+                                "destinationApplicationSecurityGroups": [{"id": asg_id("manager").replace("dpc-azure-prod", "elsewhere")}]},
+                               DENY_ALL, name="lookalike-nsg")],
     ),
     Case(
         "ssh-only-from-admins-to-bastion",
