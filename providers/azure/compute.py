@@ -54,15 +54,17 @@ def identity_name(prefix: str, role: Role) -> str:
     return f"{prefix}-{role.value}"
 
 
+def identity_resource_id(subscription_id: str, group: str, prefix: str, role: Role) -> str:
+    """A role's identity's resource id in the stack's subscription and resource group."""
+    return f"/subscriptions/{subscription_id}/resourceGroups/{group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{identity_name(prefix, role)}"
+
+
 def identity_id(azure: AzureStack, prefix: str, role: Role) -> pulumi.Output[str]:
     """A role's identity's resource id, known from names before the identity exists: the user data
     names it to the instance metadata service (`msi_res_id`), since its client id is only known
     once it exists, after the user data is rendered.
     """
-    name = identity_name(prefix, role)
-    return azure.resource_group.apply(
-        lambda group: f"/subscriptions/{azure.subscription_id}/resourceGroups/{group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
-    )
+    return azure.resource_group.apply(lambda group: identity_resource_id(azure.subscription_id, group, prefix, role))
 
 
 def image_reference(owner: str, name: str) -> compute.ImageReferenceArgsDict:

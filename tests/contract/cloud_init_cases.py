@@ -1,5 +1,5 @@
 """The prod stacks' user data as each cloud's swarm builder renders it (providers/aws/swarm.py for
-`prod`, providers/gcp/swarm.py for `gcp-prod`), with stable stand-ins for what the cloud assigns (the
+`prod`, providers/gcp/swarm.py for `gcp-prod`, providers/azure/swarm.py for `azure-prod`), with stable stand-ins for what the cloud assigns (the
 key id, volume ids) and what the deployment generates (the deploy key, the names of the host keys'
 secrets and of the image list): shared by the cloud-init checks, the host key's installation and
 the bootstrap runs. The module-level names are the AWS prod stack's (`AWS`), which most tests use;
@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import yaml
 
@@ -26,10 +28,17 @@ from components.swarm import (
     render_node_cloud_init,
 )
 from dpc.config import settings_from_stack_file
-from dpc.model import Node
+from dpc.model import Node, Role
 from dpc.settings import Settings
 from dpc.topology import Topology, derive
 from providers.aws.swarm import aws_hooks, ebs_device
+from providers.azure.compute import identity_resource_id
+from providers.azure.provider import AzureStack, resource_group_name
+from providers.azure.registry import REGISTRY_NAME_LIMIT, image_list_name
+from providers.azure.storage import VAULT_NAME_LIMIT
+from providers.azure.swarm import Where, azure_hooks
+from providers.azure.swarm import disk_device as lun_device
+from providers.azure.vault import global_name
 from providers.gcp.swarm import disk_device, gcp_hooks, secret_name
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -67,10 +76,10 @@ class CloudCase:
     host_key_secrets: Mapping[str, str]
     """The host keys' secrets as the builder names them, by machine."""
     images_parameter: str
-    hooks: Callable[[Settings, str], CloudHooks]
-    """The cloud's hooks for the stack's settings and key id."""
-    device: Callable[[str], str]
-    """A volume's device path from its id."""
+    hooks: Callable[[Settings, str, Role], CloudHooks]
+    """The cloud's hooks for the stack's settings and key id, on a machine of that role."""
+    device: Callable[[str, int], str]
+    """A volume's device path from its id and its slot among the node's volumes."""
     volume_id: Callable[[str], str]
     """A well-formed, stable volume id standing in for the cloud's, from the volume's name."""
 
@@ -110,11 +119,12 @@ class CloudCase:
         """A node's user data as the builder renders it (before compression), with the composition's volumes."""
         topology = self.topology
         volume_id_of = volume_id_of or self.volume_id
-        devices = [(self.device(volume_id_of(volume.name)), volume.mount_point) for volume in topology.volumes if volume.node == name]
+        volumes = [volume for volume in topology.volumes if volume.node == name]
+        devices = [(self.device(volume_id_of(volume.name), slot), volume.mount_point) for slot, volume in enumerate(volumes)]
         return render_node_cloud_init(
             node=self.nodes()[name],
             layout=self.layout(tuple(ssh_public_keys), only),
-            hooks=self.hooks(topology.settings, key_id or self.key_id),
+            hooks=self.hooks(topology.settings, key_id or self.key_id, self.nodes()[name].role),
             secret_names=self.secret_names,
             devices=devices,
             access=node_access or self.access(name, ssh_public_keys),
@@ -127,7 +137,7 @@ class CloudCase:
         return render_bastion_cloud_init(
             host=f"{self.prefix}-{topology.bastion.name}",
             access=bastion_access or self.access(BASTION_HOST_KEY, ssh_public_keys),
-            hooks=self.hooks(topology.settings, key_id or self.key_id),
+            hooks=self.hooks(topology.settings, key_id or self.key_id, Role.BASTION),
         )
 
 
@@ -149,8 +159,8 @@ AWS = CloudCase(
     secret_names={secret: f"/dpc/prod-swarm/{secret}" for secret in BOOTSTRAP_SECRETS},
     host_key_secrets={machine: f"/dpc/prod-swarm/host-keys/{machine}" for machine in HOST_KEY_MACHINES},
     images_parameter="/dpc/prod-registry/images",
-    hooks=lambda settings, key_id: aws_hooks(settings.region, key_id),
-    device=ebs_device,
+    hooks=lambda settings, key_id, _role: aws_hooks(settings.region, key_id),
+    device=lambda volume_id, _slot: ebs_device(volume_id),
     volume_id=ebs_volume_id,
 )
 """As providers/aws/swarm.py names the SSM parameters: /dpc/<Swarm component name>/<secret>."""
@@ -162,13 +172,56 @@ GCP = CloudCase(
     secret_names={secret: secret_name(GCP_PROJECT, f"gcp-prod-swarm-{secret}") for secret in BOOTSTRAP_SECRETS},
     host_key_secrets={machine: secret_name(GCP_PROJECT, f"gcp-prod-swarm-host-key-{machine}") for machine in HOST_KEY_MACHINES},
     images_parameter=secret_name(GCP_PROJECT, "gcp-prod-registry-images"),
-    hooks=lambda _settings, _key_id: gcp_hooks(),
-    device=disk_device,
+    hooks=lambda _settings, _key_id, _role: gcp_hooks(),
+    device=lambda volume_id, _slot: disk_device(volume_id),
     volume_id=_gcp_disk_id,
 )
 """As providers/gcp/swarm.py names the secrets: projects/<project>/secrets/<Swarm component name>-<secret>."""
 
-CLOUDS = (AWS, GCP)
+def _azure_global_name(name: str, limit: int) -> str:
+    """A globally named resource's name as the Azure builders make it for the shipped stack file's
+    subscription (`providers.azure.vault.global_name` reads only the subscription)."""
+    azure = stack_topology("azure-prod").settings.azure
+    assert azure is not None, "Pulumi.azure-prod.yaml names its subscription and tenant"
+    return global_name(cast(AzureStack, SimpleNamespace(subscription_id=azure.subscription_id)), name, limit)
+
+
+AZURE_VAULT = _azure_global_name("azure-prod-storage-vault", VAULT_NAME_LIMIT)
+"""The stack vault's name as the storage builder makes it (letters, digits and a digest)."""
+AZURE_REGISTRY = f"{_azure_global_name('azure-prod-registry', REGISTRY_NAME_LIMIT)}.azurecr.io"
+"""The registry's login server, from the name the registry builder gives it."""
+
+
+def _azure_hooks(settings: Settings, key_id: str, role: Role) -> CloudHooks:
+    """Azure's hooks on a machine of `role`: the vault of the key, the role's identity by resource id."""
+    azure = settings.azure
+    assert azure is not None, "Pulumi.azure-prod.yaml names its subscription and tenant"
+    vault = key_id.removeprefix("https://").split(".", 1)[0]
+    identity = identity_resource_id(azure.subscription_id, resource_group_name("azure-prod"), "dpc-azure-prod", role)
+    return azure_hooks(Where(vault, identity, azure.tenant_id, AZURE_REGISTRY))
+
+
+def _azure_disk_id(volume_name: str) -> str:
+    """A managed disk's Resource Manager id, named as the Azure storage builder names it (the device
+    path takes the slot alone)."""
+    group = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/dpc-azure-prod"
+    return f"{group}/providers/Microsoft.Compute/disks/azure-prod-storage-{volume_name}"
+
+
+AZURE = CloudCase(
+    cloud="azure",
+    stack="azure-prod",
+    key_id=f"https://{AZURE_VAULT}.vault.azure.net/keys/azure-prod-storage-key",
+    secret_names={secret: f"azure-prod-swarm-{secret}" for secret in BOOTSTRAP_SECRETS},
+    host_key_secrets={machine: f"azure-prod-swarm-host-key-{machine}" for machine in HOST_KEY_MACHINES},
+    images_parameter=image_list_name(AZURE_VAULT),
+    hooks=_azure_hooks,
+    device=lambda _volume_id, slot: lun_device(slot),
+    volume_id=_azure_disk_id,
+)
+"""As providers/azure/swarm.py names the Key Vault secrets: <Swarm component name>-<secret>, in the stack vault."""
+
+CLOUDS = (AWS, GCP, AZURE)
 
 STACK = AWS.stack
 PREFIX = AWS.prefix

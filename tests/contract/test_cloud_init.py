@@ -1,13 +1,14 @@
 """The rendered `#cloud-config` of the prod stacks, checked by the programs that will read it, for
-every cloud (`cloud_init_cases.CLOUDS`: AWS's `prod`, GCP's `gcp-prod`).
+every cloud (`cloud_init_cases.CLOUDS`: AWS's `prod`, GCP's `gcp-prod`, Azure's `azure-prod`).
 
 - Golden files: the user data of every node role and of the bastion (AWS), of a manager, a worker
-  and the bastion (GCP), byte for byte, under tests/golden/cloud-init/. Set DPC_UPDATE_GOLDEN=1 to
-  rewrite them after an intended change, then review the diff.
+  and the bastion (GCP), of a manager, a worker, the backup agent and the bastion (Azure), byte for
+  byte, under tests/golden/cloud-init/. Set DPC_UPDATE_GOLDEN=1 to rewrite them after an intended
+  change, then review the diff.
 - `cloud-init schema` (Debian 12's cloud-init 22.4, the version AWS's machine image runs) accepts
   every user data, and every top-level key is handled by a module Debian's cloud.cfg enables.
-  Ubuntu 24.04's image (GCP) runs a later cloud-init, whose schema is a superset for these keys;
-  that version is not installable here, so GCP's user data is checked by 22.4 too.
+  Ubuntu 24.04's image (GCP, Azure) runs a later cloud-init, whose schema is a superset for these
+  keys; that version is not installable here, so GCP's and Azure's user data is checked by 22.4 too.
 - shellcheck finds nothing in the scripts the user data writes, nor in the script files.
 - The volume mounting and the kernel preflight run under bash against stand-ins for the disk tools
   and for ip, iptables and modprobe (a kernel with everything, and one lacking each feature); the
@@ -40,6 +41,7 @@ from components.swarm import BASTION_HOST_KEY, SshAccess, gzip_base64
 from dpc.services import Uid
 from tests.contract.cloud_init_cases import (
     AWS,
+    AZURE,
     CLOUDS,
     GCP,
     GCP_PROJECT,
@@ -56,7 +58,11 @@ from tests.golden_files import assert_matches_golden, assert_no_stale_golden_fil
 pytestmark = pytest.mark.contract
 
 GOLDEN_DIR = PROJECT_ROOT / "tests" / "golden" / "cloud-init"
-GOLDEN_NODES = {AWS.cloud: ("manager-1", "manager-2", "worker-1", "app-1", "backup-1"), GCP.cloud: ("manager-1", "worker-1")}
+GOLDEN_NODES = {
+    AWS.cloud: ("manager-1", "manager-2", "worker-1", "app-1", "backup-1"),
+    GCP.cloud: ("manager-1", "worker-1"),
+    AZURE.cloud: ("manager-1", "worker-1", "backup-1"),
+}
 GOLDEN_CASES = tuple(f"{case.stack}-{name}" for case in CLOUDS for name in (*GOLDEN_NODES[case.cloud], "bastion-1"))
 KEYED_CASES = tuple(f"{case.stack}-{name}-with-ssh-keys" for case in CLOUDS for name in ("worker-1", "bastion-1"))
 """Variants with admin SSH keys configured (the prod stack files have none), validated but not golden."""
@@ -72,7 +78,9 @@ NODE_SCRIPTS = {
     "/usr/local/sbin/dpc-image-pull": "components/scripts/dpc-image-pull",
 }
 GUARD_SCRIPTS = {"/usr/local/sbin/dpc-metadata-guard": "components/scripts/dpc-metadata-guard"}
-"""On every node but the backup agent's."""
+"""On every node but the backup agent's; on Azure on every node (`GUARDED_EVERYWHERE`)."""
+GUARDED_EVERYWHERE = {AZURE.cloud}
+"""Clouds whose backup agent signs in with a key of its own, so its node is guarded too."""
 HOST_KEY_SCRIPTS = {
     "/usr/local/lib/dpc/common.sh": "components/scripts/dpc-common.sh",
     "/usr/local/sbin/dpc-host-key": "components/scripts/dpc-host-key",
@@ -87,10 +95,12 @@ MANAGER_SCRIPTS = {
 CLOUD_SCRIPTS = {
     AWS.cloud: {"/usr/local/lib/dpc/secret-store.sh": "providers/aws/scripts/secret-store.sh"},
     GCP.cloud: {"/usr/local/lib/dpc/secret-store.sh": "providers/gcp/scripts/secret-store.sh"},
+    AZURE.cloud: {"/usr/local/lib/dpc/secret-store.sh": "providers/azure/scripts/secret-store.sh"},
 }
 NODE_CLOUD_SCRIPTS = {
     AWS.cloud: {},
     GCP.cloud: {"/usr/local/bin/docker-credential-dpc-gcp": "providers/gcp/scripts/docker-credential-dpc-gcp"},
+    AZURE.cloud: {"/usr/local/bin/docker-credential-dpc-azure": "providers/azure/scripts/docker-credential-dpc-azure"},
 }
 """The scripts only a cloud's Swarm nodes carry (its docker credential helper)."""
 
@@ -107,7 +117,7 @@ def expected_scripts(case: str) -> dict[str, str]:
     if name == "bastion-1":
         return scripts | HOST_KEY_SCRIPTS
     scripts |= NODE_SCRIPTS | NODE_CLOUD_SCRIPTS[cloud.cloud]
-    if name != cloud.topology.backup_agent.name:
+    if name != cloud.topology.backup_agent.name or cloud.cloud in GUARDED_EVERYWHERE:
         scripts |= GUARD_SCRIPTS
     if name.startswith("manager-"):
         scripts |= MANAGER_SCRIPTS
@@ -221,6 +231,27 @@ def _gcp_host_key(typ: str, inputs: dict[str, Any], shown: dict[str, Any]) -> tu
     return inputs["secret"], inputs["secretData"]
 
 
+def _azure_user_data(inputs: dict[str, Any], shown: dict[str, Any]) -> tuple[str, object]:
+    """Custom data is base64; a node's is gzip inside (`gzip_base64`), the bastion's plain text."""
+    encoded = inputs["osProfile"]["customData"]
+    data = base64.b64decode(encoded)
+    if data[:2] == b"\x1f\x8b":
+        text = gzip.decompress(data).decode()
+        assert gzip_base64(text) == encoded
+    else:
+        text = data.decode()
+    return text, shown["osProfile"]["customData"]
+
+
+def _azure_host_key(typ: str, inputs: dict[str, Any], shown: dict[str, Any]) -> tuple[str, str] | None:
+    from review.plan import SECRET_SHOWN  # noqa: PLC0415  (the review harness imports the whole program)
+
+    if typ != "azure-native:keyvault:Secret" or "-swarm-host-key-" not in inputs["secretName"]:
+        return None
+    assert shown["properties"]["value"] == SECRET_SHOWN, f"{inputs['secretName']}: the host key is a secret"
+    return inputs["secretName"], inputs["properties"]["value"]
+
+
 PROGRAM_SHAPES = {
     AWS.cloud: ProgramShape(
         "aws:ec2/instance:Instance", _aws_user_data, "aws:ebs/volume:Volume",
@@ -230,7 +261,12 @@ PROGRAM_SHAPES = {
         "gcp:compute/instance:Instance", _gcp_user_data, "gcp:compute/disk:Disk",
         lambda _name, inputs: f"projects/{GCP_PROJECT}/zones/{inputs['zone']}/disks/{inputs['name']}", _gcp_host_key,
     ),
+    AZURE.cloud: ProgramShape(
+        "azure-native:compute:VirtualMachine", _azure_user_data, "azure-native:compute:Disk",
+        lambda name, _inputs: name, _azure_host_key,
+    ),
 }
+"""(An Azure disk's id does not reach the user data: its device path is its LUN.)"""
 
 
 def _mock_id(typ: str, name: str) -> str:

@@ -6,8 +6,8 @@
 # values never stand on a command line (curl reads its headers from standard input, values from a
 # private temporary file) nor in any output but the value read.
 # Settings (node.env, host-key.env): DPC_KEY_VAULT, the vault's name; DPC_IDENTITY, the identity's
-# resource id (IMDS's `msi_res_id`: named, so the user data needs nothing created after it);
-# DPC_TENANT_ID. DPC_IMDS_URL and DPC_KEY_VAULT_URL point elsewhere only in tests.
+# resource id (IMDS's `msi_res_id`: named, so the user data needs nothing created after it).
+# DPC_IMDS_URL and DPC_KEY_VAULT_URL point elsewhere only in tests.
 
 DPC_IMDS_URL=${DPC_IMDS_URL:-http://169.254.169.254/metadata}
 DPC_KEY_VAULT_URL=${DPC_KEY_VAULT_URL:-https://${DPC_KEY_VAULT:-}.vault.azure.net}

@@ -1,0 +1,433 @@
+"""Azure's secret store (providers/azure/scripts/secret-store.sh) and docker credential helper, run for
+real (bash, curl, jq) against a local fake of the instance metadata service (IMDS), of Key Vault's
+secrets REST API and of Azure Container Registry's token exchange on 127.0.0.1; then the Swarm
+bootstrap of the azure-prod stack's user data through them, on the modelled Swarm of
+tests/contract/swarm_model.py (the structure of test_bootstrap_gcp.py).
+
+What the fake checks as the real services do: IMDS answers only requests that carry `Metadata: true`
+and hands out a token for the resource asked, for the machine's own user-assigned identity named by
+`msi_res_id` (another identity's is refused, as IMDS refuses an identity the VM does not have); Key
+Vault answers only a token for `https://vault.azure.net` (401 otherwise) on api-version 7.4, serves a
+secret's latest version (`{"value": ...}`), adds a version on PUT, 404 for an unknown secret (and
+403 for a PUT to one: a node's grants are on existing secrets alone); the registry trades only a
+Resource Manager token for its own service name for a refresh token. What it does not model:
+role assignments (which identity may read which secret: the compute builder's grants, checked in
+tests/unit/test_azure_compute.py), CMK, soft delete, token expiry, throttling.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from components.swarm import MANAGER_ADDRESS, MANAGER_TOKEN, PLACEHOLDER, WORKER_TOKEN, labels_table
+from dpc.model import Role
+from providers.azure.compute import identity_resource_id
+from providers.azure.provider import resource_group_name
+from tests.contract.cloud_init_cases import AZURE, AZURE_REGISTRY, PROJECT_ROOT
+from tests.contract.swarm_model import Machine, World, tokens_in
+
+pytestmark = pytest.mark.contract
+
+STORE = PROJECT_ROOT / "providers/azure/scripts/secret-store.sh"
+HELPER = PROJECT_ROOT / "providers/azure/scripts/docker-credential-dpc-azure"
+VAULT_RESOURCE, ARM_RESOURCE = "https://vault.azure.net", "https://management.azure.com/"
+TOKENS = {VAULT_RESOURCE: "eyJ0eXAiOiJKV1QiLCJhbGciOi.vault-token." + "v" * 40, ARM_RESOURCE: "eyJ0eXAiOiJKV1QiLCJhbGciOi.arm-token." + "a" * 40}
+REFRESH_TOKEN = "eyJhbGciOiJSUzI1NiIsInR5cCI6.refresh-token." + "r" * 40
+TENANT = "00000000-0000-0000-0000-000000000000"
+IDENTITY = identity_resource_id("00000000-0000-0000-0000-000000000000", resource_group_name(AZURE.stack), AZURE.prefix, Role.WORKER)
+SECRET = "azure-prod-swarm-worker-token"
+RUN_TIMEOUT = 60
+
+
+@dataclass
+class FakeAzure:
+    """The fake's state: secrets' versions by name, each machine's address and identity (by the path
+    prefix its scripts' IMDS is pointed at), the requests seen, and failures to answer next."""
+
+    port: int = 0
+    versions: dict[str, list[str]] = field(default_factory=dict[str, list[str]])
+    addresses: dict[str, str] = field(default_factory=dict[str, str])
+    identities: dict[str, str] = field(default_factory=dict[str, str])
+    requests: list[tuple[str, str, dict[str, str], str]] = field(default_factory=list[tuple[str, str, dict[str, str], str]])
+    failures: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def imds_url(self, machine: str = "node") -> str:
+        return f"{self.url}/{machine}/metadata"
+
+    def value(self, name: str) -> str:
+        return self.versions[name][-1]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeAzure
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: the test reads `fake.requests`."""
+
+    def _answer(self, status: int, body: object, content_type: str = "application/json") -> None:
+        data = body.encode() if isinstance(body, str) and content_type == "text/plain" else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _handle(self, method: str) -> None:
+        fake = self.fake
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode() if length else ""
+        path, _, query = self.path.partition("?")
+        parameters = dict(urllib.parse.parse_qsl(query))
+        with fake.lock:
+            fake.requests.append((method, self.path, dict(self.headers.items()), body))
+            if fake.failures > 0:
+                fake.failures -= 1
+                self._answer(503, {"error": {"code": "ServiceUnavailable", "message": "The service is currently unavailable."}})
+                return
+            parts = path.strip("/").split("/")
+            if len(parts) > 2 and parts[1] == "metadata":
+                self._imds(parts[0], "/".join(parts[2:]), parameters)
+            elif parts[0] == "secrets" and len(parts) == 2:
+                self._secret(method, parts[1], parameters, body)
+            elif path == "/oauth2/exchange" and method == "POST":
+                self._exchange(dict(urllib.parse.parse_qsl(body)))
+            else:
+                self._answer(404, {"error": {"code": "NotFound", "message": self.path}})
+
+    def _imds(self, machine: str, path: str, parameters: dict[str, str]) -> None:
+        if self.headers.get("Metadata") != "true" or "X-Forwarded-For" in self.headers:
+            self._answer(400, {"error": "bad_request", "error_description": "Required metadata header not specified"})
+        elif path == "identity/oauth2/token" and parameters.get("api-version") == "2018-02-01":
+            expected = self.fake.identities.get(machine, IDENTITY)
+            if parameters.get("msi_res_id") != expected or parameters.get("resource") not in TOKENS:
+                self._answer(400, {"error": "invalid_request", "error_description": "Identity not found"})
+                return
+            resource = parameters["resource"]
+            self._answer(200, {"access_token": TOKENS[resource], "expires_in": "86399", "resource": resource, "token_type": "Bearer"})
+        elif path == "instance/network/interface/0/ipv4/ipAddress/0/privateIpAddress" and parameters.get("format") == "text" and machine in self.fake.addresses:
+            self._answer(200, self.fake.addresses[machine], "text/plain")
+        else:
+            self._answer(404, {"error": "not_found"})
+
+    def _secret(self, method: str, name: str, parameters: dict[str, str], body: str) -> None:
+        fake = self.fake
+        if self.headers.get("Authorization") != f"Bearer {TOKENS[VAULT_RESOURCE]}":
+            self._answer(401, {"error": {"code": "Unauthorized", "message": "AKV10000: Request is missing a Bearer or PoP token."}})
+        elif parameters.get("api-version") != "7.4":
+            self._answer(400, {"error": {"code": "BadParameter", "message": "The specified version is not supported"}})
+        elif name not in fake.versions:
+            status, code = (404, "SecretNotFound") if method == "GET" else (403, "Forbidden")
+            self._answer(status, {"error": {"code": code, "message": f"A secret with (name/id) {name} was not found"}})
+        elif method == "GET":
+            versions = fake.versions[name]
+            self._answer(200, {"value": versions[-1], "id": f"https://vault/secrets/{name}/{len(versions)}", "attributes": {"enabled": True}})
+        elif method == "PUT" and self.headers.get("Content-Type") == "application/json":
+            fake.versions[name].append(json.loads(body)["value"])
+            self._answer(200, {"value": fake.versions[name][-1], "id": f"https://vault/secrets/{name}/{len(fake.versions[name])}"})
+        else:
+            self._answer(405, {"error": {"code": "MethodNotAllowed"}})
+
+    def _exchange(self, form: dict[str, str]) -> None:
+        wanted = {"grant_type": "access_token", "service": AZURE_REGISTRY, "tenant": TENANT, "access_token": TOKENS[ARM_RESOURCE]}
+        if form != wanted:
+            self._answer(401, {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]})
+        else:
+            self._answer(200, {"refresh_token": REFRESH_TOKEN})
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAzure]:
+    """A fake IMDS, Key Vault and registry on a free loopback port, for one test."""
+    state = FakeAzure()
+    handler = type("Handler", (_Handler,), {"fake": state})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def _logging_curl(directory: Path) -> Path:
+    """A `curl` first on PATH that logs its argv before running the real one, so a test can look for
+    a token or a value on a command line."""
+    bin_dir = directory / "bin"
+    bin_dir.mkdir()
+    curl = bin_dir / "curl"
+    curl.write_text(f'#!/bin/bash\nprintf "%s\\n" "$(printf "%q " "$@")" >>{shlex.quote(str(directory / "curl.log"))}\nexec /usr/bin/curl "$@"\n')
+    curl.chmod(0o755)
+    return bin_dir
+
+
+def _environment(fake: FakeAzure, tmp_path: Path) -> dict[str, str]:
+    bin_dir = tmp_path / "bin"
+    if not bin_dir.exists():
+        _logging_curl(tmp_path)
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    return {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "LC_ALL": "C.UTF-8",
+        "TMPDIR": str(tmp_path / "tmp"),
+        "DPC_IMDS_URL": fake.imds_url(),
+        "DPC_KEY_VAULT_URL": fake.url,
+        "DPC_KEY_VAULT": "unused-the-url-is-given",
+        "DPC_IDENTITY": IDENTITY,
+    }
+
+
+def store(fake: FakeAzure, tmp_path: Path, script: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+    """Runs `script` in bash with the secret store's functions loaded, pointed at the fake."""
+    return subprocess.run(
+        ["bash", "-c", f"set -euo pipefail; . {shlex.quote(str(STORE))}; {script}"],
+        input=stdin, env=_environment(fake, tmp_path) | env, capture_output=True, text=True, check=False, timeout=RUN_TIMEOUT,
+    )
+
+
+def command_lines(tmp_path: Path) -> str:
+    log = tmp_path / "curl.log"
+    return log.read_text() if log.exists() else ""
+
+
+HOST_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU=\n-----END OPENSSH PRIVATE KEY-----\n"
+VALUES = {
+    "token": "SWMTKN-1-abc-def\n", "addresses": "10.60.0.2 10.60.0.3", "key": HOST_KEY,
+    "shell": "it's $(not) `run` \\ \"quoted\"", "unicode": "naïve ✓\ttab",
+}
+
+
+@pytest.mark.parametrize("value", VALUES.values(), ids=VALUES.keys())
+def test_a_value_put_is_the_latest_version_read_back_byte_for_byte(fake: FakeAzure, tmp_path: Path, value: str) -> None:
+    fake.versions[SECRET] = [PLACEHOLDER]
+    first = store(fake, tmp_path, f"secret_get {SECRET}")
+    assert (first.returncode, first.stdout, first.stderr) == (0, PLACEHOLDER, "")
+    put = store(fake, tmp_path, f"secret_put {SECRET}", stdin=value)
+    assert (put.returncode, put.stdout, put.stderr) == (0, "", ""), "a write prints nothing"
+    assert fake.versions[SECRET] == [PLACEHOLDER, value], "a write adds a version; the placeholder's stays"
+    read = store(fake, tmp_path, f"secret_get {SECRET}")
+    assert (read.returncode, read.stdout) == (0, value)
+    lines = command_lines(tmp_path)
+    assert TOKENS[VAULT_RESOURCE] not in lines and value.strip() not in lines, "neither the token nor the value is on a command line (where /proc shows it)"
+    assert not list((tmp_path / "tmp").iterdir()), "the private file of the value written is removed"
+
+
+def test_every_request_is_the_machines_own_identity_on_the_documented_apis(fake: FakeAzure, tmp_path: Path) -> None:
+    fake.versions[SECRET] = ["value"]
+    assert store(fake, tmp_path, f"secret_get {SECRET}").returncode == 0
+    assert store(fake, tmp_path, f"printf v | secret_put {SECRET}").returncode == 0
+    imds = [(path, headers) for _, path, headers, _ in fake.requests if "/metadata/" in path]
+    vault = [(method, path, headers) for method, path, headers, _ in fake.requests if path.startswith("/secrets/")]
+    assert imds and all(headers.get("Metadata") == "true" for _, headers in imds)
+    for path, _ in imds:
+        query = dict(urllib.parse.parse_qsl(path.partition("?")[2]))
+        assert query == {"api-version": "2018-02-01", "resource": VAULT_RESOURCE, "msi_res_id": IDENTITY}, "this machine's identity, for Key Vault"
+    assert [(method, path) for method, path, _ in vault] == [("GET", f"/secrets/{SECRET}?api-version=7.4"), ("PUT", f"/secrets/{SECRET}?api-version=7.4")]
+    assert all(headers["Authorization"] == f"Bearer {TOKENS[VAULT_RESOURCE]}" for _, _, headers in vault)
+
+
+def test_a_token_for_an_identity_the_machine_lacks_is_refused(fake: FakeAzure, tmp_path: Path) -> None:
+    """IMDS refuses `msi_res_id` of an identity not assigned to the VM: the name in the user data is the one that counts."""
+    fake.versions[SECRET] = ["value"]
+    result = store(fake, tmp_path, f"secret_get {SECRET}", DPC_IDENTITY=IDENTITY.replace("-worker", "-manager"))
+    assert result.returncode != 0 and result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("failure", "script"),
+    [
+        ("unknown secret", "secret_get azure-prod-swarm-missing"),
+        ("unknown secret", "printf x | secret_put azure-prod-swarm-missing"),
+        ("service unavailable", f"secret_get {SECRET}"),
+        ("metadata unreachable", f"secret_get {SECRET}"),
+        ("rejected token", f"secret_get {SECRET}"),
+    ],
+)
+def test_a_failed_call_fails_the_function_without_output_or_secrets(fake: FakeAzure, tmp_path: Path, failure: str, script: str) -> None:
+    """The callers retry on a non-zero status (`retry`), so a failure must never look like a value."""
+    fake.versions[SECRET] = ["SWMTKN-1-secret-value"]
+    env: dict[str, str] = {}
+    if failure == "service unavailable":
+        fake.failures = 5
+    elif failure == "metadata unreachable":
+        env["DPC_IMDS_URL"] = "http://127.0.0.1:9/metadata"
+    elif failure == "rejected token":
+        script = f"access_token() {{ printf not-the-machines-token; }}; {script}"
+    result = store(fake, tmp_path, script, **env)
+    assert result.returncode != 0, failure
+    assert result.stdout == "", f"{failure}: nothing that a caller could take for a value"
+    assert "SWMTKN-1-secret-value" not in result.stderr and TOKENS[VAULT_RESOURCE] not in result.stderr
+
+
+def test_private_address_is_the_first_interfaces(fake: FakeAzure, tmp_path: Path) -> None:
+    fake.addresses["node"] = "10.100.0.7"
+    result = store(fake, tmp_path, "private_address")
+    assert (result.returncode, result.stdout) == (0, "10.100.0.7")
+
+
+# --- the docker credential helper -------------------------------------------------------------------
+
+
+def helper(fake: FakeAzure, tmp_path: Path, *arguments: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """The helper as the user data ships it, its node settings and secret store moved to the test's."""
+    settings = tmp_path / "node.env"
+    settings.write_text(f"DPC_REGISTRY='{AZURE_REGISTRY}'\nDPC_TENANT_ID='{TENANT}'\nDPC_IDENTITY='{IDENTITY}'\n")
+    copy = tmp_path / HELPER.name
+    text = HELPER.read_text()
+    for fixed, moved in (("/usr/local/lib/dpc/secret-store.sh", str(STORE)), ("/etc/dpc/node.env", str(settings))):
+        assert fixed in text
+        text = text.replace(fixed, moved)
+    copy.write_text(text)
+    copy.chmod(0o755)
+    env = _environment(fake, tmp_path) | {"DPC_REGISTRY_URL": fake.url}
+    return subprocess.run([str(copy), *arguments], input=stdin, env=env, capture_output=True, text=True, check=False, timeout=RUN_TIMEOUT)
+
+
+@pytest.mark.parametrize("server", [AZURE_REGISTRY, f"https://{AZURE_REGISTRY}", f"{AZURE_REGISTRY}/v2/\n"])
+def test_the_helper_signs_in_to_the_stacks_registry_as_the_node(fake: FakeAzure, tmp_path: Path, server: str) -> None:
+    result = helper(fake, tmp_path, "get", stdin=server)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"Username": "00000000-0000-0000-0000-000000000000", "Secret": REFRESH_TOKEN}
+    [exchange] = [body for method, path, _, body in fake.requests if path == "/oauth2/exchange" and method == "POST"]
+    assert dict(urllib.parse.parse_qsl(exchange))["access_token"] == TOKENS[ARM_RESOURCE], "a Resource Manager token of the node's identity"
+    lines = command_lines(tmp_path)
+    assert TOKENS[ARM_RESOURCE] not in lines and REFRESH_TOKEN not in lines, "no token on a command line"
+
+
+@pytest.mark.parametrize(
+    "server",
+    ["https://index.docker.io/v1/", "someoneelse.azurecr.io", f"evil{AZURE_REGISTRY}", f"{AZURE_REGISTRY}.evil.example", "mcr.microsoft.com"],
+)
+def test_the_helper_gives_the_nodes_token_to_no_other_registry(fake: FakeAzure, tmp_path: Path, server: str) -> None:
+    """docker's CLI takes this answer as "no credentials" and pulls anonymously; another registry
+    (another *.azurecr.io too) would be handed a token of the node's identity."""
+    result = helper(fake, tmp_path, "get", stdin=server)
+    assert (result.returncode, result.stdout.strip()) == (1, "credentials not found in native keychain")
+    assert not fake.requests, "no token is even fetched"
+
+
+@pytest.mark.parametrize("action", ["store", "erase"])
+def test_the_helper_keeps_nothing(fake: FakeAzure, tmp_path: Path, action: str) -> None:
+    result = helper(fake, tmp_path, action, stdin=json.dumps({"ServerURL": AZURE_REGISTRY, "Username": "u", "Secret": "s"}))
+    assert result.returncode == 1 and "only get and list" in result.stderr
+
+
+# --- the Swarm bootstrap through Key Vault -------------------------------------------------------------
+
+NODES = ("manager-1", "manager-2", "manager-3", "worker-1", "worker-2", "backup-1")
+"""Three managers (a quorum that survives one), two workers and the backup agent, whose containers are kept from the metadata on Azure too."""
+ADDRESSES = {name: f"10.100.{index}.{10 + index}" for index, name in enumerate(NODES)}
+BOOT_SECONDS = 240
+
+
+@pytest.fixture
+def world(fake: FakeAzure, tmp_path: Path) -> World:
+    """The stack's bootstrap secrets holding the placeholder, each machine's address and identity, an empty Swarm."""
+    for name in AZURE.secret_names.values():
+        fake.versions[name] = [PLACEHOLDER]
+    settings = AZURE.topology.settings.azure
+    assert settings is not None
+    for name, address in ADDRESSES.items():
+        host = f"{AZURE.prefix}-{name}"
+        fake.addresses[host] = address
+        role = AZURE.nodes()[name].role
+        fake.identities[host] = identity_resource_id(settings.subscription_id, resource_group_name(AZURE.stack), AZURE.prefix, role)
+    (tmp_path / "world").mkdir()
+    created = World(tmp_path / "world", Path("/nonexistent/aws"), "", {"DPC_KEY_VAULT_URL": fake.url})
+    created.fake = fake  # type: ignore[attr-defined]
+    return created
+
+
+def boot(world: World, name: str) -> Machine:
+    return world.boot(f"{AZURE.prefix}-{name}", ADDRESSES[name], AZURE.render_node(name, only=NODES))
+
+
+def run(world: World, machine: Machine, script: str, *arguments: str) -> subprocess.CompletedProcess[str]:
+    fake: FakeAzure = world.fake  # type: ignore[attr-defined]
+    return machine.run(script, *arguments, DPC_IMDS_URL=fake.imds_url(machine.hostname))
+
+
+@pytest.mark.formation
+def test_azure_nodes_form_one_labelled_swarm_through_key_vault(world: World, tmp_path: Path) -> None:
+    """The other nodes boot first and wait for manager-1's publication; then the managers' timers
+    converge the Swarm. Every secret the nodes read and write is the builder's, each node signs in
+    as its own role's identity, the published tokens and addresses are the Swarm's, no token is on
+    any command line or in any output, and every node (the backup agent's too) guards the metadata."""
+    fake: FakeAzure = world.fake  # type: ignore[attr-defined]
+    fake.failures = 2
+    machines = {name: boot(world, name) for name in NODES}
+    started = [
+        (machines[name], machines[name].start("dpc-swarm-bootstrap", DPC_IMDS_URL=fake.imds_url(machines[name].hostname)))
+        for name in NODES if name != "manager-1"
+    ]
+    end = time.monotonic() + BOOT_SECONDS
+    while time.monotonic() < end:
+        sleeping = {call["machine"] for call in world.calls() if call["argv"][0] == "sleep"} if (world.root / "calls.jsonl").exists() else set()
+        if all(machine.directory.name in sleeping for machine, _ in started):
+            break
+        time.sleep(0.5)
+    first = run(world, machines["manager-1"], "dpc-swarm-bootstrap")
+    assert first.returncode == 0, first.stderr
+    for machine, process in started:
+        stdout, stderr = process.communicate(timeout=BOOT_SECONDS)
+        world.outputs.append(stdout + stderr)
+        assert process.returncode == 0, f"{machine.hostname}: {stderr}"
+    for name in ("manager-1", "manager-2", "manager-3"):
+        result = run(world, machines[name], "dpc-swarm-converge")
+        assert result.returncode == 0, result.stderr
+    ready = run(world, machines["manager-1"], "dpc-swarm-ready", "--timeout", "0")
+    assert ready.returncode == 0, ready.stderr
+
+    swarm = world.swarm
+    assert swarm["splits"] == 0
+    table = labels_table(AZURE.prefix, tuple(node for name, node in AZURE.nodes().items() if name in NODES))
+    expected: dict[str, dict[str, str]] = {}
+    for host, label in (line.split("\t") for line in table.splitlines()):
+        expected.setdefault(host, {}).__setitem__(*label.split("=", 1))
+    assert {node["hostname"]: node["labels"] for node in swarm["nodes"]} == expected
+    assert sorted(fake.value(AZURE.secret_names[MANAGER_ADDRESS]).split()) == sorted(ADDRESSES[f"manager-{i}"] for i in (1, 2, 3))
+    assert fake.value(AZURE.secret_names[MANAGER_TOKEN]).strip() == swarm["tokens"]["manager"]
+    assert fake.value(AZURE.secret_names[WORKER_TOKEN]).strip() == swarm["tokens"]["worker"]
+    assert fake.versions[AZURE.secret_names[MANAGER_TOKEN]][0] == PLACEHOLDER, "published as new versions"
+    secrets_used = {path.partition("?")[0].removeprefix("/secrets/") for _, path, _, _ in fake.requests if path.startswith("/secrets/")}
+    assert secrets_used == set(AZURE.secret_names.values()), "the bootstrap secrets the builder names, and no other"
+    identities_used = {
+        (path.split("/")[1], dict(urllib.parse.parse_qsl(path.partition("?")[2]))["msi_res_id"])
+        for _, path, _, _ in fake.requests if "/metadata/identity/" in path
+    }
+    assert identities_used == {(host, identity) for host, identity in fake.identities.items()}, "each machine as its role's identity"
+    every_token = (*TOKENS.values(), *swarm["tokens"].values())
+    for call in world.calls():
+        line = " ".join(call["argv"])
+        assert not any(token in line for token in every_token), f"a token on the command line of {call['argv'][0]}"
+    for output in world.outputs:
+        assert not tokens_in(output, swarm["tokens"]) and not any(token in output for token in TOKENS.values())
+    guards = [call for call in world.calls() if call["argv"] == ["systemctl", "enable", "--now", "dpc-metadata-guard.service"]]
+    assert len(guards) == len(NODES), "every node keeps its containers from the metadata, the backup agent's too"
