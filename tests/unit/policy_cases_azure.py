@@ -9,6 +9,7 @@ disk encryption set and registry; role assignments on the one resource they conc
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from review.policy import PlannedResource
@@ -149,6 +150,23 @@ MATRIX_NSG = nsg(
     DENY_ALL,
 )
 
+LOG_ACCOUNT = res("azure-native:storage:StorageAccount", "flow-logs", {"sku": {"name": "Standard_ZRS"}, "tags": TAGS})
+DEPLOY_KEY = res("tls:index/privateKey:PrivateKey", "deploy-key", {"algorithm": "ED25519"})
+PASSWORD = res("random:index/randomPassword:RandomPassword", "pw", {"length": 32})
+
+
+def flow_log(name: str, retention: dict[str, Any], account: PlannedResource = LOG_ACCOUNT) -> PlannedResource:
+    return res("azure-native:network:FlowLog", name, {"targetResourceId": "computed", "storageId": "computed", "enabled": True,
+                                                      "retentionPolicy": retention, "networkWatcherName": "NetworkWatcher_eastus2",
+                                                      "resourceGroupName": "NetworkWatcherRG", "tags": TAGS},
+               deps={"storageId": [account], "targetResourceId": [VNET]})
+
+
+def custom_data(token: str) -> dict[str, Any]:
+    script = f"#cloud-config\nwrite_files:\n  - path: /etc/dpc/node.env\n    content: |\n      DPC_JOIN_TOKEN='{token}'\n"
+    return {"customData": base64.b64encode(script.encode()).decode(), "adminUsername": "azureuser"}
+
+
 AZURE_CASES = [
     Case(
         "ports-only-from-firewall-matrix",
@@ -274,5 +292,42 @@ AZURE_CASES = [
          res("azure-native:compute:DiskEncryptionSet", "confidential", {"encryptionType": "ConfidentialVmEncryptedWithCustomerKey",
                                                                         "rotationToLatestKeyVersionEnabled": True})],
         offenders=2,
+    ),
+    Case(
+        "log-groups-retained",
+        "azure flow logs: their own retention in the account they write",
+        [flow_log("vnet-flows", {"enabled": True, "days": 365})],
+        [flow_log("off", {"enabled": False, "days": 365}), flow_log("a-week", {"enabled": True, "days": 7})],
+        offenders=2,
+    ),
+    Case(
+        "buckets-versioned-and-replicated",
+        "azure: the accounts that hold backups geo-redundant in prod, the flow logs' account a log store",
+        [LOG_ACCOUNT, flow_log("vnet-flows", {"enabled": True, "days": 365}),
+         res("azure-native:storage:StorageAccount", "backups", {"sku": {"name": "Standard_GZRS"}, "tags": TAGS})],
+        [LOG_ACCOUNT, res("azure-native:storage:StorageAccount", "backups", {"sku": {"name": "Standard_ZRS"}, "tags": TAGS})],
+        offenders=2,
+    ),
+    Case(
+        "disks-encrypted-with-customer-key",
+        "azure vm: a managed disk it attaches is judged as that disk",
+        [res(VM, "worker-1", {"storageProfile": {"osDisk": {"managedDisk": {"diskEncryptionSet": {"id": "computed"}}}, "dataDisks": [
+            {"lun": 0, "createOption": "Attach", "managedDisk": {"id": "computed"}}]}})],
+        [res(VM, "worker-1", {"storageProfile": {"osDisk": {"managedDisk": {"diskEncryptionSet": {"id": "computed"}}}, "dataDisks": [
+            {"lun": 0, "createOption": "Empty", "diskSizeGB": 64, "managedDisk": {"storageAccountType": "PremiumV2_LRS"}}]}})],
+    ),
+    Case(
+        "no-secret-in-rendered-config",
+        "azure custom data: a Key Vault secret's identifier, not a literal",
+        [res(VM, "node", {"osProfile": custom_data("https://azureprodvault.vault.azure.net/secrets/azure-prod-swarm-worker-token")})],
+        [res(VM, "node", {"osProfile": custom_data("SWMTKNx1x2x3x4x5x6")}),
+         res(VM, "not-key-vault", {"osProfile": custom_data("https://azureprodvault.vault.example.net/secrets/worker-token")})],
+        offenders=2,
+    ),
+    Case(
+        "no-generated-secret-outside-secret-stores",
+        "azure: a machine's Bootstrap tag, a digest of custom data holding the deploy key's public half; never from a password",
+        [DEPLOY_KEY, res(VM, "node", {"tags": {**TAGS, "Bootstrap": "3218c35d39bd1f05"}}, deps={"tags": [DEPLOY_KEY]})],
+        [DEPLOY_KEY, PASSWORD, res(VM, "node", {"tags": {**TAGS, "Bootstrap": "3218c35d39bd1f05"}}, deps={"tags": [DEPLOY_KEY, PASSWORD]})],
     ),
 ]
