@@ -26,7 +26,7 @@ from pulumi_azure_native import managedidentity, network, storage
 
 from components.base import Scope
 from components.network import NetworkPlan, NetworkResult
-from dpc.model import FromCidrs, FromLoadBalancer, FromRole, Rule
+from dpc.model import FromCidrs, FromLoadBalancer, FromRole
 from providers.azure.provider import AzureStack
 from providers.azure.storage import STORAGE_ACCOUNT_NAME_LIMIT
 from providers.azure.vault import (
@@ -70,6 +70,7 @@ a stack's flow log lives in it (README: what a new subscription needs)."""
 
 FLOW_LOG_RETENTION_LIMIT = 365
 """The longest retention a flow log takes, in days."""
+
 
 def azure_name(name: str, limit: int = NAME_LIMIT) -> str:
     """`name` within Azure's `limit`: a name that had to be cut ends in a digest of the whole, so
@@ -122,7 +123,7 @@ def _sources(plan: NetworkPlan, source: FromCidrs | FromLoadBalancer) -> tuple[s
     """
     if isinstance(source, FromCidrs):
         return source.kind, source_cidrs(plan, source)
-    return "load-balancer", (LOAD_BALANCER_PROBES,)
+    return source_group(source), (LOAD_BALANCER_PROBES,)
 
 
 def security_rules(plan: NetworkPlan) -> tuple[SecurityRule, ...]:
@@ -146,17 +147,13 @@ def security_rules(plan: NetworkPlan) -> tuple[SecurityRule, ...]:
                 name=f"{target_group(row)}-in-{ports_label(row)}-from-{kind}",
                 target=target_group(row),
                 protocol=PROTOCOLS[row.protocol],
-                ports=_ports(row),
+                ports="*" if row.protocol == "esp" else port_range(row),
                 source_group=group,
                 source_prefixes=prefixes,
                 description=row.purpose[:DESCRIPTION_LIMIT],
             )
         )
     return tuple(rules)
-
-
-def _ports(row: Rule) -> str:
-    return "*" if row.protocol == "esp" else port_range(row)
 
 
 def _security_group(azure: AzureStack, scope: Scope, plan: NetworkPlan, groups: dict[str, network.ApplicationSecurityGroup]) -> network.NetworkSecurityGroup:
