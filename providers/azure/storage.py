@@ -319,17 +319,21 @@ def build_storage(azure: AzureStack, scope: Scope, plan: StoragePlan) -> Storage
     account with its container.
 
     `key_id` is the key's versionless URI made from the vault's and the key's names (known at a
-    first preview, where the policy pack judges the grants scoped by it), as an output of both
-    resources, so whoever uses it waits for the key.
+    first preview, where the policy pack judges the grants scoped by it). It is an output of the
+    vault, the key and the disk encryption set's grant on the key (through the grant's URN, which a
+    preview knows), so whoever uses it waits until the stack's disk encryption set may use the key:
+    a machine's OS disk is encrypted through the set (`providers.azure.vault.disk_encryption_set_id`,
+    made from `key_id`), also on a machine with no data disk to wait for.
     """
     if plan.replica_region is not None:
         raise ValueError("Azure copies the offsite account to the region's pair itself (GZRS); providers/azure/settings.py refuses a replica region")
     vault = _vault(azure, scope)
     key = _key(azure, scope, vault)
-    key_id = pulumi.Output.all(vault.name, key.name).apply(lambda names: key_uri(str(names[0]), str(names[1])))
-    encryption_set, grant = _disk_encryption_set(azure, scope, key, key_id)
+    own_key_id = pulumi.Output.all(vault.name, key.name).apply(lambda names: key_uri(str(names[0]), str(names[1])))
+    encryption_set, grant = _disk_encryption_set(azure, scope, key, own_key_id)
+    key_id = pulumi.Output.all(own_key_id, grant.urn).apply(lambda ready: str(ready[0]))
     volume_ids = {volume.name: _disk(azure, scope, volume, encryption_set, grant).id for volume in plan.volumes}
-    account = _offsite_account(azure, scope, key_id)
+    account = _offsite_account(azure, scope, own_key_id)
     container = _offsite_container(azure, scope, plan, account)
     keys = storage.list_storage_account_keys_output(
         account_name=account.name, resource_group_name=azure.resource_group, opts=pulumi.InvokeOutputOptions(parent=scope.component, depends_on=[account])

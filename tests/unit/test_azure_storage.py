@@ -238,6 +238,14 @@ def test_the_disk_encryption_set_follows_the_keys_latest_version(prod: Built) ->
     assert prod.outputs["des_id"].endswith(f"/diskEncryptionSets/{encryption_set['diskEncryptionSetName']}")
 
 
+def test_whoever_uses_the_key_waits_until_the_encryption_set_may_use_it(prod: Built) -> None:
+    """A VM's OS disk names the set by an id made from `key_id` (a bastion has no data disk to wait
+    for): the registry, built on `key_id`, depends on the set's grant like any user of it."""
+    [grant] = [prod.urn(n) for n in prod.of_type(GRANT) if n.endswith("disks-key-user")]
+    for name in ("azure-prod-registry-acr", "azure-prod-registry-identity-key-user", "azure-prod-registry-images"):
+        assert grant in prod.steps[prod.urn(name)]["newState"]["dependencies"], name
+
+
 def test_every_disk_is_a_zonal_premium_ssd_v2_under_the_encryption_set(prod: Built) -> None:
     disks = prod.of_type(DISK)
     assert sorted(disks) == sorted(f"azure-prod-storage-{v.name}" for v in VOLUMES)
