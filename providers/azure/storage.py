@@ -5,9 +5,8 @@ account for pgBackRest's repo2.
 The vault: Azure RBAC (no access policies: every grant is a role assignment at the narrowest scope,
 which the policy pack reads), soft delete for 90 days (the longest Azure keeps) with purge
 protection, so that neither a deleted vault nor a deleted key can be purged before then. Premium
-SKU: the stack key is HSM-protected (RSA-HSM), as a KMS key is on AWS (FIPS 140-3 level 3 HSMs)
-and GCP keeps its keys to software protection only because Cloud HSM is a separate product; Premium
-costs as much as Standard per operation and bills each HSM key version monthly.
+SKU, the only one that holds HSM-protected keys: the stack key is an RSA-HSM key, as AWS KMS keeps
+its keys in HSMs; Azure bills such a key (each version) monthly, a few dollars beside the disks.
 
 The stack key wraps and unwraps only (every service using it holds its own data keys under it),
 and rotates by its own rotation policy: a new version every `KEY_ROTATION`, each version expiring
