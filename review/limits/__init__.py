@@ -3,7 +3,7 @@
 Pulumi's mocks accept any input, so a plan can pass every test of the program and still be refused
 by the cloud at `pulumi up` (a character EC2 rejects in a rule description, a lifecycle S3 refuses)
 or deploy in an order that cannot work (a machine that boots before its route to the internet).
-Each cloud module here (`aws`, `gcp`, `docker`; Azure adds its own the same way) states the limits
+Each cloud module here (`aws`, `gcp`, `azure`, `docker`) states the limits
 its API documents, with the page they come from, as checks over the plan's resources (read as the
 policy harness reads them, `review.policy.plan_resources`); the plan command runs them all but the
 IAM linter, and the tests run every one of them on every stack.
@@ -144,10 +144,10 @@ def check_plan(plan: Mapping[str, Any], revealed: Mapping[str, Mapping[str, Any]
     """Every limit of every cloud the plan's resources belong to, in a stable order; with
     `lint_iam`, every IAM policy through the linter too (the tests always ask for it).
     """
-    from review.limits import aws, docker, gcp  # noqa: PLC0415  (the cloud modules import this one)
+    from review.limits import aws, azure, docker, gcp  # noqa: PLC0415  (the cloud modules import this one)
 
     planned = index(plan, revealed)
-    checks = (*aws.CHECKS, *gcp.CHECKS, *docker.CHECKS, *(aws.IAM_LINT if lint_iam else ()))
+    checks = (*aws.CHECKS, *gcp.CHECKS, *azure.CHECKS, *docker.CHECKS, *(aws.IAM_LINT if lint_iam else ()))
     breaches = [breach for check in checks for breach in check(planned)]
     return sorted(breaches, key=lambda b: (b.urn, b.field, b.message))
 
