@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import ipaddress
 import itertools
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -58,6 +59,8 @@ GRANT = "azure-native:authorization:RoleAssignment"
 IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
 CRYPTO_USER, BLOB_CONTRIBUTOR = "e147488a-f6f5-4113-8e2d-b22465e65bf6", "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 """The built-in roles' GUIDs as Microsoft lists them, written apart from the code."""
+RULE_NAME = re.compile(r"\w[\w.-]*\w|\w")
+"""What Azure takes as a security rule's name: word characters, `.` and `-`, starting and ending with a word character."""
 NAME_LIMITS = {"virtualNetworkName": 64, "accountName": 24}
 """Azure's limits on names (80 for every other name here)."""
 
@@ -252,7 +255,7 @@ def test_admins_reach_only_ssh_on_the_bastion_and_clients_only_their_rows(built:
 
 def test_rule_names_and_descriptions_fit_azure(built: Built) -> None:
     names = [r["name"] for r in _rules(built)]
-    assert len(set(names)) == len(names) and all(len(n) <= 80 for n in names)
+    assert len(set(names)) == len(names) and all(len(n) <= 80 and RULE_NAME.fullmatch(n) for n in names), names
     assert all(0 < len(r["description"]) <= 140 for r in _rules(built))
     rule = next(r for r in _allows(built) if r["name"] == "worker-in-tcp5432-from-backup")
     assert rule["description"] == "PostgreSQL replication (backup agent)"
