@@ -144,6 +144,10 @@ def build_registry(azure: AzureStack, scope: Scope, plan: RegistryPlan) -> Regis
 def build_image_list(azure: AzureStack, scope: Scope, plan: ImageListPlan) -> ImageListResult:
     """Writes the pushed images' references as a new version of the image list secret (the
     secret `build_registry` created, whose later values are this resource's).
+
+    Deleting this resource (or replacing it) leaves the secret alone (`retain_on_delete`): the
+    secret is the registry's, and a deleted one stays soft-deleted under purge protection for 90
+    days, during which no secret of its name can be created again.
     """
     name = pulumi.Output.from_input(plan.name)
     secret = keyvault.Secret(
@@ -156,6 +160,6 @@ def build_image_list(azure: AzureStack, scope: Scope, plan: ImageListPlan) -> Im
             "content_type": "text/plain",
         },
         tags=scope.tags_with(Name=scope.child("references")),
-        opts=scope.opts(),
+        opts=scope.opts(retain_on_delete=True),
     )
     return ImageListResult(version=secret.properties.secret_uri_with_version)

@@ -472,6 +472,25 @@ def test_the_image_list_is_a_secret_in_the_stack_vault_the_nodes_read_by_name(pr
     assert prod.outputs["version"].startswith(f"https://{vault}.vault.azure.net/secrets/{vault}-images/")
 
 
+def test_the_image_list_writer_never_deletes_the_secret() -> None:
+    """Its secret is the registry's: deleting a Key Vault secret holds its name for 90 days."""
+    retained: dict[str, bool] = {}
+
+    def record(args: pulumi.ResourceTransformationArgs) -> None:
+        if args.type_ == SECRET:
+            retained[args.name] = bool(args.opts.retain_on_delete)
+
+    def program() -> None:
+        pulumi.runtime.register_stack_transformation(record)
+        azure = AzureStack(pulumi.Output.from_input("dpc-azure-dev"), LOCATION, SUBSCRIPTION, TENANT)
+        context = StackContext(TAGS, False, pulumi.ResourceOptions())
+        registry = ImageRegistry("azure-dev-registry", RegistryPlan(("postgres",), key_uri("v", "k")), functools.partial(build_registry, azure), context).result
+        ImageList("azure-dev-image-list", ImageListPlan(registry.image_list_name, ("r@sha256:0",)), functools.partial(build_image_list, azure), context)
+
+    run_mocked(Mocks(), program, "azure-dev")
+    assert retained == {"azure-dev-registry-images": False, "azure-dev-image-list-references": True}
+
+
 def test_the_budget_counts_the_stacks_tag_and_tells_the_listed_addresses(prod: Built) -> None:
     budget = prod.one(BUDGET)
     assert budget["scope"] == f"/subscriptions/{SUBSCRIPTION}" and budget["budgetName"] == "azure-prod-budget-monthly"
