@@ -1,10 +1,11 @@
 """The policy pack's catch rate over the mutation catalogue (tests/unit/policy_mutations.py), and how
 long it takes.
 
-Usage (from the repository root): .venv/bin/python -m benchmarks.policy_mutations [--shape up|preview] [--cloud aws|gcp]
+Usage (from the repository root): .venv/bin/python -m benchmarks.policy_mutations [--shape up|preview] [--cloud aws|gcp|azure]
 
 Builds the prod plan of the cloud (AWS `prod` and its catalogue by default; `gcp`: `gcp-prod` and the
-GCP catalogue) in each shape (as the engine hands it to the pack at `pulumi up`, and as a first
+GCP catalogue; `azure`: `azure-prod` and tests/unit/policy_mutations_azure.py's) in each shape (as the
+engine hands it to the pack at `pulumi up`, and as a first
 `pulumi preview`), applies every mutation of the catalogue to it one at a time, runs the whole pack
 over each, and prints the catch rate per shape and class (issue 10's), every miss with what is known
 of why, and the time of the builds and of the judging (wall and CPU). Exits 1 when a shape's rate is
@@ -18,8 +19,9 @@ import sys
 import time
 
 from tests.unit.policy_mutations import GCP_MUTATIONS, GCP_STACK, MUTATIONS, SHAPES, STACK, base_plan, judge, table, under_rate
+from tests.unit.policy_mutations_azure import AZURE_MUTATIONS, AZURE_STACK
 
-CATALOGUES = {"aws": (STACK, MUTATIONS), "gcp": (GCP_STACK, GCP_MUTATIONS)}
+CATALOGUES = {"aws": (STACK, MUTATIONS), "gcp": (GCP_STACK, GCP_MUTATIONS), "azure": (AZURE_STACK, AZURE_MUTATIONS)}
 """Each cloud's prod stack and the mutations of its plan."""
 
 
