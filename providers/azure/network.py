@@ -22,22 +22,14 @@ import hashlib
 from dataclasses import dataclass
 
 import pulumi
-from pulumi_azure_native import managedidentity, network, storage
+from pulumi_azure_native import network, storage
 
 from components.base import Scope
 from components.network import NetworkPlan, NetworkResult
 from dpc.model import FromCidrs, FromLoadBalancer, FromRole
 from providers.azure.provider import AzureStack
 from providers.azure.storage import STORAGE_ACCOUNT_NAME_LIMIT
-from providers.azure.vault import (
-    KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER,
-    STORAGE_BLOB_DATA_CONTRIBUTOR,
-    global_name,
-    key_arm_id,
-    key_name,
-    role_assignment,
-    vault_uri,
-)
+from providers.azure.vault import STORAGE_BLOB_DATA_CONTRIBUTOR, global_name, key_name, key_user, role_assignment, user_identity, vault_uri
 from providers.common.firewall import FIREWALL_GROUPS, port_range, ports_label, source_cidrs, source_group, target_group
 
 NAME_LIMIT = 80
@@ -266,15 +258,8 @@ def _flow_logs(azure: AzureStack, scope: Scope, plan: NetworkPlan, vnet: network
     """
     if plan.flow_log_retention_days > FLOW_LOG_RETENTION_LIMIT:
         raise ValueError(f"Azure keeps flow logs at most {FLOW_LOG_RETENTION_LIMIT} days, not {plan.flow_log_retention_days}")
-    key_identity, writer = (_identity(azure, scope, f"flow-logs-{purpose}") for purpose in ("key", "writer"))
-    key_grant = role_assignment(
-        azure,
-        scope,
-        "flow-logs-key-grant",
-        role=KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER,
-        principal_id=key_identity.principal_id,
-        on=key_arm_id(azure, plan.key_id),
-    )
+    key_identity = key_user(azure, scope, "flow-logs-key-identity", plan.key_id)
+    writer = user_identity(azure, scope, "flow-logs-writer-identity")
     name = scope.child("flow-logs")
     account = storage.StorageAccount(
         name,
@@ -290,16 +275,16 @@ def _flow_logs(azure: AzureStack, scope: Scope, plan: NetworkPlan, vnet: network
         allow_shared_key_access=False,
         default_to_o_auth_authentication=True,
         allow_cross_tenant_replication=False,
-        identity=storage.IdentityArgs(type=storage.IdentityType.USER_ASSIGNED, user_assigned_identities=[key_identity.id]),
+        identity=storage.IdentityArgs(type=storage.IdentityType.USER_ASSIGNED, user_assigned_identities=[key_identity.identity.id]),
         encryption=storage.EncryptionArgs(
             key_source=storage.KeySource.MICROSOFT_KEYVAULT,
             key_vault_properties=storage.KeyVaultPropertiesArgs(key_name=key_name(plan.key_id), key_vault_uri=vault_uri(plan.key_id)),
-            encryption_identity=storage.EncryptionIdentityArgs(encryption_user_assigned_identity=key_identity.id),
+            encryption_identity=storage.EncryptionIdentityArgs(encryption_user_assigned_identity=key_identity.identity.id),
             require_infrastructure_encryption=True,
         ),
         allowed_copy_scope=storage.AllowedCopyScope.AAD,
         tags=scope.tags_with(Name=name),
-        opts=scope.stateful_opts(depends_on=[key_grant]),
+        opts=scope.stateful_opts(depends_on=[key_identity.grant]),
     )
     writer_grant = role_assignment(azure, scope, "flow-logs-writer-grant", role=STORAGE_BLOB_DATA_CONTRIBUTOR, principal_id=writer.principal_id, on=account.id)
     log_name = scope.child("vnet-flow-log")
@@ -317,18 +302,6 @@ def _flow_logs(azure: AzureStack, scope: Scope, plan: NetworkPlan, vnet: network
         identity=network.ManagedServiceIdentityArgs(type=network.ResourceIdentityType.USER_ASSIGNED, user_assigned_identities=[writer.id]),
         tags=scope.tags_with(Name=log_name),
         opts=scope.opts(depends_on=[writer_grant]),
-    )
-
-
-def _identity(azure: AzureStack, scope: Scope, purpose: str) -> managedidentity.UserAssignedIdentity:
-    name = scope.child(f"{purpose}-identity")
-    return managedidentity.UserAssignedIdentity(
-        name,
-        resource_name_=azure_name(name),
-        resource_group_name=azure.resource_group,
-        location=azure.location,
-        tags=scope.tags_with(Name=name),
-        opts=scope.opts(),
     )
 
 

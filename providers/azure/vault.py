@@ -24,7 +24,8 @@ API (all ids are Azure Resource Manager ids, the scopes of role assignments):
 - `global_name(azure, name, limit)`: a name for a resource Azure names globally (vault, storage
   account, registry): lowercase letters and digits, at most `limit`, unique per subscription and
   stack, the same on every run.
-- `key_user(azure, scope, name, key_id)`: a user-assigned identity granted the key (`KeyUser`).
+- `user_identity(azure, scope, name)`: a user-assigned identity; `key_user(azure, scope, name,
+  key_id)` one granted the key (`KeyUser`).
 - `role_assignment(azure, scope, name, role=..., principal_id=..., on=...)`: grants the managed
   identity `principal_id` the built-in `role` on the resource id `on`.
 - The built-in roles the stack grants, as `BuiltInRole` constants: `KEY_VAULT_SECRETS_USER`,
@@ -219,6 +220,18 @@ def role_assignment(
     )
 
 
+def user_identity(azure: AzureStack, scope: Scope, name: str) -> managedidentity.UserAssignedIdentity:
+    """A user-assigned identity `<scope>-<name>` of the stack's resource group, holding no grant yet."""
+    return managedidentity.UserAssignedIdentity(
+        scope.child(name),
+        resource_name_=scope.child(name),
+        resource_group_name=azure.resource_group,
+        location=azure.location,
+        tags=scope.tags_with(Name=scope.child(name)),
+        opts=scope.opts(),
+    )
+
+
 @dataclass(frozen=True)
 class KeyUser:
     """A user-assigned identity that may use the stack key, and its grant (whatever encrypts with
@@ -234,14 +247,7 @@ def key_user(azure: AzureStack, scope: Scope, name: str, key_id: pulumi.Input[st
     on the stack key alone: what a service encrypting with the key through an identity created
     before it (a storage account, a registry) acts as.
     """
-    identity = managedidentity.UserAssignedIdentity(
-        scope.child(name),
-        resource_name_=scope.child(name),
-        resource_group_name=azure.resource_group,
-        location=azure.location,
-        tags=scope.tags_with(Name=scope.child(name)),
-        opts=scope.opts(),
-    )
+    identity = user_identity(azure, scope, name)
     grant = role_assignment(
         azure, scope, f"{name}-key-user", role=KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER, principal_id=identity.principal_id, on=key_arm_id(azure, key_id)
     )

@@ -383,15 +383,15 @@ def test_each_flow_log_identity_holds_one_grant_on_one_resource_before_it_is_use
     vault_id = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{GROUP}/providers/Microsoft.KeyVault/vaults/{VAULT}"
     roles = f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions"
     grants = {g.name.removeprefix(f"{STACK}-network-"): g for g in graph.of_type(GRANT)}
-    assert set(grants) == {"flow-logs-key-grant", "flow-logs-writer-grant"}
-    key, writer = grants["flow-logs-key-grant"].inputs, grants["flow-logs-writer-grant"].inputs
+    assert set(grants) == {"flow-logs-key-identity-key-user", "flow-logs-writer-grant"}
+    key, writer = grants["flow-logs-key-identity-key-user"].inputs, grants["flow-logs-writer-grant"].inputs
     principal = {i.name.removeprefix(f"{STACK}-network-"): i for i in graph.of_type(IDENTITY)}
     assert key["scope"] == f"{vault_id}/keys/{KEY}" and key["roleDefinitionId"] == f"{roles}/{CRYPTO_USER}"
     assert writer["scope"] == account.id and writer["roleDefinitionId"] == f"{roles}/{BLOB_CONTRIBUTOR}"
     assert {key["principalType"], writer["principalType"]} == {"ServicePrincipal"}
-    assert principal["flow-logs-key-identity"].urn in steps[grants["flow-logs-key-grant"].urn]["dependencies"]
+    assert principal["flow-logs-key-identity"].urn in steps[grants["flow-logs-key-identity-key-user"].urn]["dependencies"]
     assert principal["flow-logs-writer-identity"].urn in steps[grants["flow-logs-writer-grant"].urn]["dependencies"]
-    assert grants["flow-logs-key-grant"].urn in steps[account.urn]["dependencies"], "the account's identity holds the key first"
+    assert grants["flow-logs-key-identity-key-user"].urn in steps[account.urn]["dependencies"], "the account's identity holds the key first"
     assert grants["flow-logs-writer-grant"].urn in steps[log.urn]["dependencies"], "the writer holds the account first"
 
 
