@@ -224,7 +224,7 @@ def lifecycle_policy(plan: StoragePlan) -> storage.ManagementPolicySchemaArgsDic
     return {
         "rules": [
             {
-                "name": "offsite-tiers",
+                "name": "offsiteTiers",
                 "type": "Lifecycle",
                 "enabled": True,
                 "definition": {
