@@ -44,7 +44,7 @@ SDKS = {"aws": "pulumi_aws", "gcp": "pulumi_gcp", "azure-native": "pulumi_azure_
 CHECKED_PACKAGES = tuple(SDKS)
 """Every provider whose resources the pack reads: the clouds', and Docker's, random's, TLS's and
 command's (read by the Swarm and secret rules)."""
-PLANNED_STACKS = ("prod", "gcp-prod")
+PLANNED_STACKS = ("prod", "gcp-prod", "azure-prod")
 """The prod plan of each cloud, as at `up`."""
 REFRESHED_STACKS = ("prod",)
 """The plans also read as the state holds them after `pulumi refresh`, where AWS security groups list
@@ -310,6 +310,14 @@ def test_every_key_the_pack_names_is_read_by_some_case_or_plan() -> None:
                                    "gcp:kms/cryptoKey:CryptoKey", "gcp:secretmanager/secret:Secret"])
 def test_the_gcp_rules_read_the_gcp_types_the_plan_holds(token: str) -> None:
     """The GCP rules are exercised on GCP resources, not only declared for them."""
+    assert recorded_paths().get(token), json.dumps(sorted(recorded_paths()))
+
+
+@pytest.mark.parametrize("token", ["azure-native:network:NetworkSecurityGroup", "azure-native:network:SecurityRule", "azure-native:network:NetworkInterface",
+                                   "azure-native:compute:VirtualMachine", "azure-native:keyvault:Key", "azure-native:keyvault:Vault",
+                                   "azure-native:storage:StorageAccount", "azure-native:authorization:RoleAssignment"])
+def test_the_azure_rules_read_the_azure_types_the_plan_holds(token: str) -> None:
+    """The Azure rules are exercised on Azure resources, nested paths included, not only declared for them."""
     assert recorded_paths().get(token), json.dumps(sorted(recorded_paths()))
 
 
