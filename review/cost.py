@@ -34,7 +34,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from providers.aws.settings import ARCHIVE_STORAGE_CLASS, S3_INFREQUENT_ACCESS_CLASS
+from providers.azure.settings import BLOB_ARCHIVE_TIER, BLOB_INFREQUENT_ACCESS_TIER
 from providers.gcp.settings import GCS_ARCHIVE_CLASS, GCS_INFREQUENT_ACCESS_CLASS
+from review.limits.azure import iso_days
 from review.steps import Change, Step, is_unknown, load_change
 
 PRICES_DIR = Path(__file__).with_name("prices")
@@ -543,7 +545,7 @@ LIFECYCLE_TIERS: tuple[str, ...] = ("hot", "infrequent", "archive")
 
 AWS_LIFECYCLE_CLASSES: dict[str, str] = dict(zip(LIFECYCLE_TIERS, ("STANDARD", S3_INFREQUENT_ACCESS_CLASS, ARCHIVE_STORAGE_CLASS), strict=True))
 GCP_LIFECYCLE_CLASSES: dict[str, str] = dict(zip(LIFECYCLE_TIERS, ("STANDARD", GCS_INFREQUENT_ACCESS_CLASS, GCS_ARCHIVE_CLASS), strict=True))
-AZURE_LIFECYCLE_CLASSES: dict[str, str] = dict(zip(LIFECYCLE_TIERS, ("Hot", "Cool", "Cold"), strict=True))
+AZURE_LIFECYCLE_CLASSES: dict[str, str] = dict(zip(LIFECYCLE_TIERS, ("Hot", BLOB_INFREQUENT_ACCESS_TIER, BLOB_ARCHIVE_TIER), strict=True))
 """Azure's online tiers: its Archive tier must be rehydrated before a read, which pgBackRest cannot wait for."""
 
 
@@ -565,14 +567,20 @@ def _aws_bucket(subject: Subject) -> list[Line]:
     return _storage_lines(subject, gb_by_class, cast(Mapping[str, float], subject.prices["s3GbMonth"]), assumption)
 
 
-def _aws_replication(subject: Subject) -> list[Line]:
+def _replicated_gb(subject: Subject) -> tuple[float, str]:
+    """What a month copies to another region (S3 replication, Azure's geo-redundant storage): the
+    usage's figure, else the backups' growth.
+    """
     usage, backups = subject.context.usage, subject.context.backups
     if usage.replication_gb_per_month is not None:
-        gb, assumption = usage.replication_gb_per_month, f"{usage.replication_gb_per_month:g} GB/month replicated (usage replicationGbPerMonth)"
-    elif backups is not None:
-        gb, assumption = backups.monthly_growth_gb, f"the backups' growth, {backups.monthly_growth_gb:,.0f} GB/month, copied to the other region"
-    else:
-        gb, assumption = 0.0, "nothing replicated: no usage replicationGbPerMonth and no backup size"
+        return usage.replication_gb_per_month, f"{usage.replication_gb_per_month:g} GB/month replicated (usage replicationGbPerMonth)"
+    if backups is not None:
+        return backups.monthly_growth_gb, f"the backups' growth, {backups.monthly_growth_gb:,.0f} GB/month, copied to the other region"
+    return 0.0, "nothing replicated: no usage replicationGbPerMonth and no backup size"
+
+
+def _aws_replication(subject: Subject) -> list[Line]:
+    gb, assumption = _replicated_gb(subject)
     rate = float(cast(Mapping[str, float], subject.prices["dataTransfer"])["interRegionGb"])
     return [Line(f"inter-region transfer: {gb:,.0f} GB × {_usd(rate)} USD", gb * rate, assumption)]
 
@@ -833,22 +841,69 @@ def _azure_public_ip(subject: Subject) -> list[Line]:
 
 
 def _azure_storage_account(subject: Subject) -> list[Line]:
+    """Blobs by tier at the account's redundancy; a geo-redundant account (GRS, GZRS) also pays for
+    what it copies to the paired region.
+    """
     sku = str(subject.get("sku.name", ""))
-    if sku != "Standard_LRS":
-        raise UnpriceableError(f"storage account SKU {sku!r} has no price in review/prices/azure.json (it has Standard_LRS)")
-    gb_by_class, assumption = _bucket_contents(subject, str(subject.get("accessTier", "Hot")), AZURE_LIFECYCLE_CLASSES)
-    return _storage_lines(subject, gb_by_class, cast(Mapping[str, float], subject.prices["blobGbMonth"]), assumption)
+    rates = cast(Mapping[str, Mapping[str, float]], subject.prices["blobGbMonthBySku"]).get(sku)
+    if rates is None:
+        raise UnpriceableError(f"storage account SKU {sku!r} has no price in review/prices/azure.json (blobGbMonthBySku)")
+    gb_by_class, assumption = _flow_log_contents(subject) or _bucket_contents(subject, str(subject.get("accessTier", "Hot")), AZURE_LIFECYCLE_CLASSES)
+    lines = _storage_lines(subject, gb_by_class, rates, assumption)
+    if "GRS" in sku or "GZRS" in sku:
+        gb, copied = _replicated_gb(subject)
+        rate = float(subject.prices["geoReplicationGb"])
+        lines.append(Line(f"geo-replication transfer: {gb:,.0f} GB × {_usd(rate)} USD", gb * rate, copied))
+    return lines
+
+
+def _flow_log_contents(subject: Subject) -> tuple[Mapping[str, float], str] | None:
+    """What an account holds that a flow log writes to: the flow records of the months its
+    retention keeps, in the account's tier; None for any other account.
+    """
+    name = subject.get("accountName", "")
+    for step in subject.context.change.steps:
+        storage_id = step.value("storageId", "new") if step.type == "azure-native:network:FlowLog" else None
+        if isinstance(storage_id, str) and name and storage_id.endswith(f"/storageAccounts/{name}"):
+            usage = subject.context.usage
+            days = float(step.value("retentionPolicy.days", "new") or 0)
+            months = min(float(usage.months_elapsed), days / DAYS_PER_MONTH) if days else float(usage.months_elapsed)
+            gb = usage.log_gb_per_month * months
+            return {str(subject.get("accessTier", "Hot")): gb}, (
+                f"{usage.log_gb_per_month:g} GB/month of flow records (usage logGbPerMonth) kept {months:.1f} months (retention {days:g} days)"
+            )
+    return None
 
 
 def _azure_key(subject: Subject) -> list[Line]:
+    """A Key Vault key: operations, an HSM-protected key's monthly price (RSA 3072 and 4096 are
+    "advanced" keys, dearer, their operations too), and each rotation its policy schedules.
+    """
     vault = cast(Mapping[str, float], subject.prices["keyVault"])
     hsm = str(subject.get("properties.kty", "RSA")).endswith("-HSM")
+    advanced = float(subject.get("properties.keySize", 2048) or 2048) > 2048 or str(subject.get("properties.kty", "RSA")).startswith("EC")
+    per_10k = vault["advancedPer10kOperations"] if advanced else vault["per10kOperations"]
     requests = subject.context.usage.kms_requests_per_month
-    lines = [Line(f"operations: {requests:,.0f} × {_usd(vault['per10kOperations'])} USD per 10,000", requests / 10000 * vault["per10kOperations"],
+    lines = [Line(f"operations: {requests:,.0f} × {_usd(per_10k)} USD per 10,000", requests / 10000 * per_10k,
                   f"{requests:,.0f} operations/month (usage kmsRequestsPerMonth)")]
     if hsm:
-        lines.insert(0, Line(f"HSM-protected key: {_usd(vault['hsmKeyMonth'])} USD/month", vault["hsmKeyMonth"]))
+        monthly = vault["hsmAdvancedKeyMonth"] if advanced else vault["hsmKeyMonth"]
+        lines.insert(0, Line(f"HSM-protected {'advanced ' if advanced else ''}key: {_usd(monthly)} USD/month", monthly))
+    for action in cast(list[Mapping[str, Any]], subject.get("properties.rotationPolicy.lifetimeActions", []) or []):
+        days = iso_days(cast(Mapping[str, Any], action.get("trigger") or {}).get("timeAfterCreate"))
+        if str(cast(Mapping[str, Any], action.get("action") or {}).get("type", "")).lower() == "rotate" and days:
+            rotations = DAYS_PER_MONTH / days
+            lines.append(Line(f"scheduled rotation every {days:g} days: {rotations:.2f} × {_usd(vault['rotation'])} USD", rotations * vault["rotation"]))
     return lines
+
+
+def _azure_flow_log(subject: Subject) -> list[Line]:
+    """A virtual network flow log: Network Watcher bills the logs it collects (stored in their
+    storage account, priced there).
+    """
+    rate = float(subject.prices["flowLogsCollectedGb"])
+    gb = subject.context.usage.log_gb_per_month
+    return [Line(f"flow logs collected: {gb:g} GB × {_usd(rate)} USD", gb * rate, f"{gb:g} GB/month of flow records (usage logGbPerMonth)")]
 
 
 def _azure_registry(subject: Subject) -> list[Line]:
@@ -923,6 +978,7 @@ PRICERS: Mapping[str, Pricer] = {
     "azure-native:network:PrivateEndpoint": _azure_private_endpoint,
     "azure-native:containerregistry:Registry": _azure_registry,
     "azure-native:operationalinsights:Workspace": _azure_workspace,
+    "azure-native:network:FlowLog": _azure_flow_log,
 }
 """Each priced type and how it is priced."""
 
@@ -950,7 +1006,8 @@ FREE_TYPES = {
         "gcp:compute/route:Route",
         "azure-native:resources:ResourceGroup", "azure-native:network:VirtualNetwork", "azure-native:network:Subnet",
         "azure-native:network:NetworkSecurityGroup", "azure-native:network:SecurityRule", "azure-native:network:NetworkInterface",
-        "azure-native:network:RouteTable", "azure-native:network:Route",
+        "azure-native:network:RouteTable", "azure-native:network:Route", "azure-native:network:ApplicationSecurityGroup",
+        "azure-native:network:NetworkWatcher",
     ), _NETWORK_PLUMBING),
     **dict.fromkeys((
         "aws:iam/role:Role", "aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy", "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
@@ -975,6 +1032,8 @@ FREE_TYPES = {
         "gcp:compute/regionBackendService:RegionBackendService", "gcp:compute/instanceGroup:InstanceGroup",
         "gcp:compute/attachedDisk:AttachedDisk", "gcp:secretmanager/secret:Secret",
         "gcp:monitoring/notificationChannel:NotificationChannel",
+        "azure-native:compute:DiskEncryptionSet", "azure-native:storage:BlobContainer", "azure-native:storage:BlobServiceProperties",
+        "azure-native:storage:ManagementPolicy",
     ), _CONFIGURATION),
     "gcp:logging/projectSink:ProjectSink": "delivery only: Cloud Logging charges the logs it routes as ingestion and storage in their bucket",
     "aws:ec2/flowLog:FlowLog": "delivery only: its records are priced as the log group's ingestion",

@@ -291,9 +291,46 @@ def test_every_type_the_shipped_stacks_create_is_priced_or_free() -> None:
     assert {"aws:ec2/instance:Instance", "aws:ebs/volume:Volume", "aws:ec2/natGateway:NatGateway", "aws:lb/loadBalancer:LoadBalancer",
             "aws:s3/bucket:Bucket", "aws:kms/key:Key", "aws:cloudwatch/logGroup:LogGroup", "aws:ecr/repository:Repository",
             "aws:ec2/eip:Eip", "aws:ec2/vpcEndpoint:VpcEndpoint"} <= priced
-    for stack in ("staging", "dev", "gcp-dev"):
+    for stack in ("staging", "dev", "gcp-dev", "azure-dev"):
         change = change_from_digest(plan_of(stack))
         assert not estimate(change, sizing=sizing_for(change, None)).unpriced, stack
+
+
+def test_everything_azure_prod_creates_is_priced_or_free() -> None:
+    change = change_from_digest(plan_of("azure-prod"))
+    report = estimate(change, sizing=sizing_for(change, None))
+    assert not report.unpriced, [(r.type, r.unpriced_reason) for r in report.unpriced]
+    priced = {r.type for r in report.resources if r.status == "priced"}
+    assert {"azure-native:compute:VirtualMachine", "azure-native:compute:Disk", "azure-native:network:NatGateway", "azure-native:network:LoadBalancer",
+            "azure-native:network:PublicIPAddress", "azure-native:storage:StorageAccount", "azure-native:keyvault:Key", "azure-native:keyvault:Secret",
+            "azure-native:containerregistry:Registry", "azure-native:network:FlowLog"} <= priced
+
+
+def test_azure_backups_are_priced_in_gzrs_tiers_with_their_geo_copy() -> None:
+    change = change_from_digest(plan_of("azure-prod"))
+    report = estimate(change, sizing=sizing_for(change, None))
+    (account,) = [r for r in report.resources if r.urn.endswith("-storage-backups")]
+    labels = [line.label for line in account.after.lines]
+    assert [label.split(":")[0] for label in labels] == ["Hot", "Cool", "Cold", "geo-replication transfer"]
+    rates = price_tables()["azure"].regions["eastus2"]["blobGbMonthBySku"]["Standard_GZRS"]
+    assert f"× {rates['Cold']:g} USD/GB-month" in labels[2]
+
+
+def test_an_azure_premium_ssd_v2_disk_pays_for_iops_and_throughput_above_the_included() -> None:
+    disk = {"location": "eastus2", "sku": {"name": "PremiumV2_LRS"}, "diskSizeGB": 2048, "diskIOPSReadWrite": 7500, "diskMBpsReadWrite": 165}
+    report = estimate(_digest(_create("azure-native:compute:Disk", "data", disk)))
+    rates = price_tables()["azure"].regions["eastus2"]["premiumSsdV2"]
+    expected = 2048 * rates["gbMonth"] + (7500 - 3000) * rates["iopsMonth"] + (165 - 125) * rates["mibpsMonth"]
+    assert round(report.monthly_usd, 4) == round(expected, 4)
+
+
+def test_an_azure_hsm_key_of_3072_bits_is_an_advanced_key_and_each_rotation_is_billed() -> None:
+    key = {"location": "eastus2", "properties": {"kty": "RSA-HSM", "keySize": 3072, "rotationPolicy": {
+        "lifetimeActions": [{"action": {"type": "rotate"}, "trigger": {"timeAfterCreate": "P30D"}}]}}}
+    report = estimate(_digest(_create("azure-native:keyvault:Key", "key", key)))
+    labels = [line.label for line in report.resources[0].after.lines]
+    assert labels[0] == "HSM-protected advanced key: 5.00 USD/month"
+    assert any(label.startswith("scheduled rotation every 30 days") for label in labels), labels
 
 
 def test_gcp_prod_lists_only_its_dual_region_bucket_as_unpriced() -> None:
