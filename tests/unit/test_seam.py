@@ -1,8 +1,11 @@
-"""The cloud seam holds: a third cloud, made up here in a few lines, is composed by
+"""The cloud seam holds: a fourth cloud, made up here in a few lines, is composed by
 `providers.common.composition.deploy` with nothing changed in `components/` or the database stack, and
 the invariants every cloud must keep hold on it (every node and volume planned, each etcd and
 Patroni member in its own zone, the load balancer's targets are the managers, each role holds its
-capabilities, the database stack is deployed on the Swarm).
+capabilities, the database stack is deployed on the Swarm), with the settings of each real cloud's
+prod stack (AWS's, GCP's and Azure's zones, sizes and volumes): what the composition derives from
+settings holds whichever cloud's they are. The real clouds' own plans keep the same invariants in
+`test_plan.py`.
 
 Each fake builder creates `fake:` resources whose inputs record what the composition handed it;
 the offline plan's mocks answer them as they answer any provider they do not know (an id from the
@@ -35,7 +38,8 @@ from review.plan import plan_program, stack_config
 from tests.plan_graph import PlanGraph, Resource
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-STACK = "prod"
+PROD_STACKS = ("prod", "gcp-prod", "azure-prod")
+"""Each cloud's prod stack, whose settings the fake cloud is composed with."""
 
 
 class FakeProvider(pulumi.ProviderResource):
@@ -158,20 +162,26 @@ FAKE = CloudBuilders(
 """A cloud with an S3-compatible object store, built from nothing but the neutral plans."""
 
 
-@pytest.fixture(scope="module")
-def topology() -> Topology:
-    return derive(settings_from_stack_file(PROJECT_ROOT / f"Pulumi.{STACK}.yaml"))
+@pytest.fixture(scope="module", params=PROD_STACKS)
+def stack(request: pytest.FixtureRequest) -> str:
+    """Each cloud's prod stack, its settings composed on the fake cloud."""
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
-def fake_graph(topology: Topology) -> PlanGraph:
-    config, secret_keys = stack_config(STACK)
+def topology(stack: str) -> Topology:
+    return derive(settings_from_stack_file(PROJECT_ROOT / f"Pulumi.{stack}.yaml"))
+
+
+@pytest.fixture(scope="module")
+def fake_graph(topology: Topology, stack: str) -> PlanGraph:
+    config, secret_keys = stack_config(stack)
 
     def program() -> None:
-        for key, value in deploy(topology, STACK, FAKE).items():
+        for key, value in deploy(topology, stack, FAKE).items():
             pulumi.export(key, value)
 
-    return PlanGraph(plan_program(program, STACK, config, secret_keys)[0])
+    return PlanGraph(plan_program(program, stack, config, secret_keys)[0])
 
 
 def _fakes(graph: PlanGraph, kind: str) -> list[Resource]:
@@ -187,10 +197,10 @@ def test_only_the_fake_cloud_and_the_neutral_providers_are_used(fake_graph: Plan
     assert clouds == {"fake", "docker", "command", "random", "tls"}, "no resource of a real cloud crept in"
 
 
-def test_every_node_has_a_machine_and_every_volume_a_disk_on_it(fake_graph: PlanGraph, topology: Topology) -> None:
-    machines = {m.name.removeprefix(f"{STACK}-compute-"): m for m in _fakes(fake_graph, "Machine")}
+def test_every_node_has_a_machine_and_every_volume_a_disk_on_it(fake_graph: PlanGraph, topology: Topology, stack: str) -> None:
+    machines = {m.name.removeprefix(f"{stack}-compute-"): m for m in _fakes(fake_graph, "Machine")}
     assert set(machines) == {node.name for node in topology.nodes} | {topology.bastion.name}
-    disks = {d.name.removeprefix(f"{STACK}-storage-"): d for d in _fakes(fake_graph, "Disk")}
+    disks = {d.name.removeprefix(f"{stack}-storage-"): d for d in _fakes(fake_graph, "Disk")}
     assert set(disks) == {volume.name for volume in topology.volumes}
     for volume in topology.volumes:
         disk = disks[volume.name]
