@@ -55,6 +55,7 @@ from providers.azure.vault import (
     secret_id,
     vault_id,
 )
+from review.plan import build_plan
 from tests.mocked_program import run_mocked
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -520,3 +521,18 @@ def test_a_grant_names_its_secret_by_id_before_it_exists() -> None:
 
     run_mocked(Mocks(), program, "s")
     assert ids == [f"/subscriptions/{SUBSCRIPTION}/resourceGroups/dpc-s/providers/Microsoft.KeyVault/vaults/vaultx/secrets/join-token"]
+
+
+def test_the_grants_on_the_key_and_the_registry_are_known_at_a_first_preview() -> None:
+    """The key's, the registry's and the image list's ids are made from names the program chooses,
+    so the grants scoped by them are judged by the pack at a first preview, not left unknown."""
+    plan = build_plan("azure-prod", preview=True)
+    scopes = {
+        step["newState"]["urn"].rsplit("::", 1)[-1]: step["newState"]["inputs"]["scope"]
+        for step in plan["steps"]
+        if step["newState"]["type"] == GRANT
+    }
+    on_key = {name: scope for name, scope in scopes.items() if name.endswith("key-user")}
+    on_registry = {name: scope for name, scope in scopes.items() if "pull-images" in name or "image-list" in name}
+    assert len(on_key) >= 3 and len(set(on_key.values())) == 1 and str(next(iter(on_key.values()))).startswith("/subscriptions/"), on_key
+    assert on_registry and all(str(scope).startswith("/subscriptions/") for scope in on_registry.values()), on_registry
