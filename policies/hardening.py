@@ -1,7 +1,8 @@
 """Host hardening: the machines' own defences. On AWS the instance metadata service answers only
 session-token requests (IMDSv2), which closes the SSRF path to a node's credentials; on GCP
 machines boot verified (Shielded VM), log in through OS Login and do not run as the project-wide
-default service account; on Azure no machine accepts password logins.
+default service account; on Azure no machine accepts password logins, and machines boot verified
+(Trusted Launch) with encryption at host.
 """
 
 from __future__ import annotations
@@ -98,6 +99,29 @@ AZURE_NO_PASSWORD_AUTH = resource_policy(
     remediation="Set os_profile.linux_configuration.disable_password_authentication to true with ssh public keys, and no admin_password.",
     checks={"azure-native:compute:VirtualMachine": _no_password},
 )
+
+def _trusted_launch(args: ResourceValidationArgs) -> Iterator[str]:
+    """Azure's counterpart of a Shielded VM: Trusted Launch with secure boot and a vTPM."""
+    security = get(args.props, "securityProfile")
+    if get(security, "securityType") not in ("TrustedLaunch", "ConfidentialVM"):
+        yield "the machine is not a Trusted Launch VM: set securityProfile.securityType TrustedLaunch"
+    missing = [feature for feature in ("secureBootEnabled", "vTpmEnabled") if get(security, "uefiSettings", feature) is not True]
+    if missing:
+        yield f"securityProfile.uefiSettings lacks {', '.join(missing)}"
+    if get(security, "encryptionAtHost") is not True:
+        yield "the machine's temporary disk and disk caches are not encrypted: set securityProfile.encryptionAtHost to true"
+
+
+AZURE_TRUSTED_LAUNCH = resource_policy(
+    "azure-trusted-launch",
+    "Azure machines boot verified (Trusted Launch: secure boot and a vTPM, GCP's Shielded VM) and encrypt at the host what their "
+    "managed disks' keys do not cover (the temporary disk, the caches).",
+    severity=Severity.MEDIUM,
+    remediation="Set security_profile security_type TrustedLaunch, uefi_settings secure_boot_enabled and v_tpm_enabled, encryption_at_host True "
+    "(on a Trusted-Launch image and a size that supports both; the subscription registers the EncryptionAtHost feature).",
+    checks={"azure-native:compute:VirtualMachine": _trusted_launch},
+)
+
 
 def _hop_limit(machine: PolicyResource) -> Any:
     return peek(machine.props, "metadataOptions", "httpPutResponseHopLimit")
@@ -239,5 +263,5 @@ REGISTRIES_HARDENED = resource_policy(
 
 POLICIES = [
     IMDS_HOP_LIMIT, IMAGES_PINNED, NO_DOCKER_SOCKET, REGISTRIES_HARDENED, AWS_IMDSV2, GCP_SHIELDED_VM, GCP_OS_LOGIN, GCP_NO_DEFAULT_SERVICE_ACCOUNT,
-    AZURE_NO_PASSWORD_AUTH,
+    AZURE_NO_PASSWORD_AUTH, AZURE_TRUSTED_LAUNCH,
 ]

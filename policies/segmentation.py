@@ -916,6 +916,8 @@ def _azure_machine_problems(machine: PolicyResource) -> Iterator[str]:
     if role is None:
         yield f"{machine.name} is in no one role's application security group of this stack"
     identities = azure_identity_roles(machine)
+    if "systemassigned" in str(peek(machine.props, "identity", "type")).lower():
+        yield f"{machine.name} has a system-assigned identity too: a principal of its own, outside its role's, which anything on it can use"
     if role is not None and identities != [role]:
         named = ", ".join(sorted(str(r or "not of this stack") for r in identities)) or "none"
         yield f"{machine.name} is in the {role} application security group but runs as the identities {named}: exactly its role's, {role}"

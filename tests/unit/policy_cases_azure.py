@@ -139,6 +139,7 @@ def rotated(name: str, trigger: dict[str, str] | None, *, action: str = "rotate"
 
 
 VAULT = {"enablePurgeProtection": True, "enableSoftDelete": True, "enableRbacAuthorization": True, "tenantId": "t", "sku": {"family": "A", "name": "standard"}}
+TRUSTED = {"securityType": "TrustedLaunch", "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": True}, "encryptionAtHost": True}
 SECRET_SCOPE = f"{GROUP}/providers/Microsoft.KeyVault/vaults/dpc-azure-prod/secrets/worker-token"
 MATRIX_NSG = nsg(
     rule("manager-in-tcp2379-2380-from-roles", 100, "manager", "2379-2380", **from_groups("manager")),
@@ -329,5 +330,22 @@ AZURE_CASES = [
         "azure: a machine's Bootstrap tag, a digest of custom data holding the deploy key's public half; never from a password",
         [DEPLOY_KEY, res(VM, "node", {"tags": {**TAGS, "Bootstrap": "3218c35d39bd1f05"}}, deps={"tags": [DEPLOY_KEY]})],
         [DEPLOY_KEY, PASSWORD, res(VM, "node", {"tags": {**TAGS, "Bootstrap": "3218c35d39bd1f05"}}, deps={"tags": [DEPLOY_KEY, PASSWORD]})],
+    ),
+    Case(
+        "azure-trusted-launch",
+        "azure: secure boot, vTPM, encryption at host",
+        [res(VM, "node", {"securityProfile": TRUSTED})],
+        [res(VM, "standard", {"securityProfile": {**TRUSTED, "securityType": "Standard"}}),
+         res(VM, "no-secure-boot", {"securityProfile": {**TRUSTED, "uefiSettings": {"vTpmEnabled": True}}}),
+         res(VM, "cache-in-clear", {"securityProfile": {**TRUSTED, "encryptionAtHost": False}})],
+        offenders=3,
+    ),
+    Case(
+        "machines-identified-by-their-groups",
+        "azure: no system-assigned identity beside the role's",
+        [*NETWORK, *IDENTITIES.values(), worker := nic("worker-1-nic", ASGS["worker"]), vm("worker-1", worker, IDENTITIES["worker"])],
+        [*NETWORK, *IDENTITIES.values(), worker, res(VM, "worker-1", {**vm("worker-1", worker, IDENTITIES["worker"]).inputs, "identity": {
+            "type": "SystemAssigned, UserAssigned", "userAssignedIdentities": ["computed"]}},
+            deps={"networkProfile": [worker], "identity": [IDENTITIES["worker"]]})],
     ),
 ]

@@ -192,6 +192,24 @@ def _azure_password_login(edit: Edit) -> None:
 
 
 @_azure("careless")
+def _azure_secure_boot_off(edit: Edit) -> None:
+    """A machine's secure boot turned off (a driver that is not signed)."""
+    edit.inputs("azure-prod-compute-worker-1", VM)["securityProfile"]["uefiSettings"]["secureBootEnabled"] = False
+
+
+@_azure("careless")
+def _azure_encryption_at_host_off(edit: Edit) -> None:
+    """A machine's encryption at host off: its temporary disk and caches in clear."""
+    edit.inputs("azure-prod-compute-manager-2", VM)["securityProfile"]["encryptionAtHost"] = False
+
+
+@_azure("identity", evasion=True)
+def _azure_system_assigned_identity_beside_the_role(edit: Edit) -> None:
+    """A machine given a system-assigned identity too, a principal outside its role's that someone may grant later."""
+    edit.inputs("azure-prod-compute-manager-3", VM)["identity"]["type"] = "SystemAssigned, UserAssigned"
+
+
+@_azure("careless")
 def _azure_registry_admin_user(edit: Edit) -> None:
     """The registry's admin user turned on."""
     edit.set("azure-prod-registry-acr", "adminUserEnabled", True)

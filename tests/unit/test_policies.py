@@ -26,7 +26,8 @@ ALL_CASES: list[Case] = [case for module in CASE_MODULES for name, cases in vars
                          if name.endswith("CASES") for case in cases]
 
 PACK_DIR = Path(__file__).resolve().parents[2] / "policies"
-_SDKS = {"aws": "pulumi_aws", "gcp": "pulumi_gcp", "azure-native": "pulumi_azure_native", "docker": "pulumi_docker", "random": "pulumi_random"}
+_SDKS = {"aws": "pulumi_aws", "gcp": "pulumi_gcp", "azure-native": "pulumi_azure_native", "docker": "pulumi_docker", "random": "pulumi_random",
+         "tls": "pulumi_tls"}
 
 
 def _sdk_class(token: str) -> Any:
