@@ -18,24 +18,22 @@ tests/unit/test_azure_compute.py), CMK, soft delete, token expiry, throttling.
 from __future__ import annotations
 
 import json
-import shlex
 import subprocess
 import threading
-import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from components.swarm import MANAGER_ADDRESS, MANAGER_TOKEN, PLACEHOLDER, WORKER_TOKEN, labels_table
+from components.swarm import MANAGER_ADDRESS, MANAGER_TOKEN, PLACEHOLDER, WORKER_TOKEN
 from dpc.model import Role
 from providers.azure.compute import identity_resource_id
 from providers.azure.provider import resource_group_name
 from tests.contract.cloud_init_cases import AZURE, AZURE_REGISTRY, PROJECT_ROOT
-from tests.contract.swarm_model import Machine, World, tokens_in
+from tests.contract.fake_cloud import RUN_TIMEOUT, VALUES, FakeApi, command_lines, form_swarm, logging_curl, run_store, served
+from tests.contract.swarm_model import World, tokens_in
 
 pytestmark = pytest.mark.contract
 
@@ -47,7 +45,6 @@ REFRESH_TOKEN = "eyJhbGciOiJSUzI1NiIsInR5cCI6.refresh-token." + "r" * 40
 TENANT = "00000000-0000-0000-0000-000000000000"
 IDENTITY = identity_resource_id("00000000-0000-0000-0000-000000000000", resource_group_name(AZURE.stack), AZURE.prefix, Role.WORKER)
 SECRET = "azure-prod-swarm-worker-token"
-RUN_TIMEOUT = 60
 
 
 @dataclass
@@ -74,24 +71,12 @@ class FakeAzure:
         return self.versions[name][-1]
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(FakeApi):
     fake: FakeAzure
 
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet: the test reads `fake.requests`."""
-
-    def _answer(self, status: int, body: object, content_type: str = "application/json") -> None:
-        data = body.encode() if isinstance(body, str) and content_type == "text/plain" else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _handle(self, method: str) -> None:
+    def respond(self, method: str, data: bytes) -> None:
         fake = self.fake
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length).decode() if length else ""
+        body = data.decode()
         path, _, query = self.path.partition("?")
         parameters = dict(urllib.parse.parse_qsl(query))
         with fake.lock:
@@ -121,7 +106,7 @@ class _Handler(BaseHTTPRequestHandler):
             resource = parameters["resource"]
             self._answer(200, {"access_token": TOKENS[resource], "expires_in": "86399", "resource": resource, "token_type": "Bearer"})
         elif path == "instance/network/interface/0/ipv4/ipAddress/0/privateIpAddress" and parameters.get("format") == "text" and machine in self.fake.addresses:
-            self._answer(200, self.fake.addresses[machine], "text/plain")
+            self._answer_text(200, self.fake.addresses[machine])
         else:
             self._answer(404, {"error": "not_found"})
 
@@ -150,81 +135,31 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._answer(200, {"refresh_token": REFRESH_TOKEN})
 
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_PUT(self) -> None:
-        self._handle("PUT")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
 
 @pytest.fixture
 def fake() -> Iterator[FakeAzure]:
     """A fake IMDS, Key Vault and registry on a free loopback port, for one test."""
     state = FakeAzure()
-    handler = type("Handler", (_Handler,), {"fake": state})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with served(type("Handler", (_Handler,), {"fake": state})) as port:
+        state.port = port
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
-def _logging_curl(directory: Path) -> Path:
-    """A `curl` first on PATH that logs its argv before running the real one, so a test can look for
-    a token or a value on a command line."""
-    bin_dir = directory / "bin"
-    bin_dir.mkdir()
-    curl = bin_dir / "curl"
-    curl.write_text(f'#!/bin/bash\nprintf "%s\\n" "$(printf "%q " "$@")" >>{shlex.quote(str(directory / "curl.log"))}\nexec /usr/bin/curl "$@"\n')
-    curl.chmod(0o755)
-    return bin_dir
-
-
-def _environment(fake: FakeAzure, tmp_path: Path) -> dict[str, str]:
-    bin_dir = tmp_path / "bin"
-    if not bin_dir.exists():
-        _logging_curl(tmp_path)
-    (tmp_path / "tmp").mkdir(exist_ok=True)
-    return {
-        "PATH": f"{bin_dir}:/usr/bin:/bin",
-        "LC_ALL": "C.UTF-8",
-        "TMPDIR": str(tmp_path / "tmp"),
-        "DPC_IMDS_URL": fake.imds_url(),
-        "DPC_KEY_VAULT_URL": fake.url,
-        "DPC_KEY_VAULT": "unused-the-url-is-given",
-        "DPC_IDENTITY": IDENTITY,
-    }
+def settings(fake: FakeAzure) -> dict[str, str]:
+    """The store's settings on a node, pointed at the fake."""
+    return {"DPC_IMDS_URL": fake.imds_url(), "DPC_KEY_VAULT_URL": fake.url, "DPC_KEY_VAULT": "unused-the-url-is-given", "DPC_IDENTITY": IDENTITY}
 
 
 def store(fake: FakeAzure, tmp_path: Path, script: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
     """Runs `script` in bash with the secret store's functions loaded, pointed at the fake."""
-    return subprocess.run(
-        ["bash", "-c", f"set -euo pipefail; . {shlex.quote(str(STORE))}; {script}"],
-        input=stdin, env=_environment(fake, tmp_path) | env, capture_output=True, text=True, check=False, timeout=RUN_TIMEOUT,
-    )
+    return run_store(STORE, tmp_path, script, settings(fake) | env, stdin)
 
 
-def command_lines(tmp_path: Path) -> str:
-    log = tmp_path / "curl.log"
-    return log.read_text() if log.exists() else ""
+AZURE_VALUES = VALUES | {"token with newline": "SWMTKN-1-abc-def\n", "unicode": "naïve ✓\ttab"}
+"""Key Vault holds text in JSON, so the store's encoding must keep a trailing newline and any character."""
 
 
-HOST_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU=\n-----END OPENSSH PRIVATE KEY-----\n"
-VALUES = {
-    "token": "SWMTKN-1-abc-def\n", "addresses": "10.60.0.2 10.60.0.3", "key": HOST_KEY,
-    "shell": "it's $(not) `run` \\ \"quoted\"", "unicode": "naïve ✓\ttab",
-}
-
-
-@pytest.mark.parametrize("value", VALUES.values(), ids=VALUES.keys())
+@pytest.mark.parametrize("value", AZURE_VALUES.values(), ids=AZURE_VALUES.keys())
 def test_a_value_put_is_the_latest_version_read_back_byte_for_byte(fake: FakeAzure, tmp_path: Path, value: str) -> None:
     fake.versions[SECRET] = [PLACEHOLDER]
     first = store(fake, tmp_path, f"secret_get {SECRET}")
@@ -297,16 +232,16 @@ def test_private_address_is_the_first_interfaces(fake: FakeAzure, tmp_path: Path
 
 def helper(fake: FakeAzure, tmp_path: Path, *arguments: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     """The helper as the user data ships it, its node settings and secret store moved to the test's."""
-    settings = tmp_path / "node.env"
-    settings.write_text(f"DPC_REGISTRY='{AZURE_REGISTRY}'\nDPC_TENANT_ID='{TENANT}'\nDPC_IDENTITY='{IDENTITY}'\n")
+    node_env = tmp_path / "node.env"
+    node_env.write_text(f"DPC_REGISTRY='{AZURE_REGISTRY}'\nDPC_TENANT_ID='{TENANT}'\nDPC_IDENTITY='{IDENTITY}'\n")
     copy = tmp_path / HELPER.name
     text = HELPER.read_text()
-    for fixed, moved in (("/usr/local/lib/dpc/secret-store.sh", str(STORE)), ("/etc/dpc/node.env", str(settings))):
+    for fixed, moved in (("/usr/local/lib/dpc/secret-store.sh", str(STORE)), ("/etc/dpc/node.env", str(node_env))):
         assert fixed in text
         text = text.replace(fixed, moved)
     copy.write_text(text)
     copy.chmod(0o755)
-    env = _environment(fake, tmp_path) | {"DPC_REGISTRY_URL": fake.url}
+    env = {"PATH": f"{logging_curl(tmp_path)}:/usr/bin:/bin", "LC_ALL": "C.UTF-8", "DPC_REGISTRY_URL": fake.url} | settings(fake)
     return subprocess.run([str(copy), *arguments], input=stdin, env=env, capture_output=True, text=True, check=False, timeout=RUN_TIMEOUT)
 
 
@@ -344,7 +279,6 @@ def test_the_helper_keeps_nothing(fake: FakeAzure, tmp_path: Path, action: str) 
 NODES = ("manager-1", "manager-2", "manager-3", "worker-1", "worker-2", "backup-1")
 """Three managers (a quorum that survives one), two workers and the backup agent, whose containers are kept from the metadata on Azure too."""
 ADDRESSES = {name: f"10.100.{index}.{10 + index}" for index, name in enumerate(NODES)}
-BOOT_SECONDS = 240
 
 
 @pytest.fixture
@@ -352,26 +286,17 @@ def world(fake: FakeAzure, tmp_path: Path) -> World:
     """The stack's bootstrap secrets holding the placeholder, each machine's address and identity, an empty Swarm."""
     for name in AZURE.secret_names.values():
         fake.versions[name] = [PLACEHOLDER]
-    settings = AZURE.topology.settings.azure
-    assert settings is not None
+    azure = AZURE.topology.settings.azure
+    assert azure is not None
     for name, address in ADDRESSES.items():
         host = f"{AZURE.prefix}-{name}"
         fake.addresses[host] = address
         role = AZURE.nodes()[name].role
-        fake.identities[host] = identity_resource_id(settings.subscription_id, resource_group_name(AZURE.stack), AZURE.prefix, role)
+        fake.identities[host] = identity_resource_id(azure.subscription_id, resource_group_name(AZURE.stack), AZURE.prefix, role)
     (tmp_path / "world").mkdir()
     created = World(tmp_path / "world", Path("/nonexistent/aws"), "", {"DPC_KEY_VAULT_URL": fake.url})
     created.fake = fake  # type: ignore[attr-defined]
     return created
-
-
-def boot(world: World, name: str) -> Machine:
-    return world.boot(f"{AZURE.prefix}-{name}", ADDRESSES[name], AZURE.render_node(name, only=NODES))
-
-
-def run(world: World, machine: Machine, script: str, *arguments: str) -> subprocess.CompletedProcess[str]:
-    fake: FakeAzure = world.fake  # type: ignore[attr-defined]
-    return machine.run(script, *arguments, DPC_IMDS_URL=fake.imds_url(machine.hostname))
 
 
 @pytest.mark.formation
@@ -382,36 +307,7 @@ def test_azure_nodes_form_one_labelled_swarm_through_key_vault(world: World, tmp
     any command line or in any output, and every node (the backup agent's too) guards the metadata."""
     fake: FakeAzure = world.fake  # type: ignore[attr-defined]
     fake.failures = 2
-    machines = {name: boot(world, name) for name in NODES}
-    started = [
-        (machines[name], machines[name].start("dpc-swarm-bootstrap", DPC_IMDS_URL=fake.imds_url(machines[name].hostname)))
-        for name in NODES if name != "manager-1"
-    ]
-    end = time.monotonic() + BOOT_SECONDS
-    while time.monotonic() < end:
-        sleeping = {call["machine"] for call in world.calls() if call["argv"][0] == "sleep"} if (world.root / "calls.jsonl").exists() else set()
-        if all(machine.directory.name in sleeping for machine, _ in started):
-            break
-        time.sleep(0.5)
-    first = run(world, machines["manager-1"], "dpc-swarm-bootstrap")
-    assert first.returncode == 0, first.stderr
-    for machine, process in started:
-        stdout, stderr = process.communicate(timeout=BOOT_SECONDS)
-        world.outputs.append(stdout + stderr)
-        assert process.returncode == 0, f"{machine.hostname}: {stderr}"
-    for name in ("manager-1", "manager-2", "manager-3"):
-        result = run(world, machines[name], "dpc-swarm-converge")
-        assert result.returncode == 0, result.stderr
-    ready = run(world, machines["manager-1"], "dpc-swarm-ready", "--timeout", "0")
-    assert ready.returncode == 0, ready.stderr
-
-    swarm = world.swarm
-    assert swarm["splits"] == 0
-    table = labels_table(AZURE.prefix, tuple(node for name, node in AZURE.nodes().items() if name in NODES))
-    expected: dict[str, dict[str, str]] = {}
-    for host, label in (line.split("\t") for line in table.splitlines()):
-        expected.setdefault(host, {}).__setitem__(*label.split("=", 1))
-    assert {node["hostname"]: node["labels"] for node in swarm["nodes"]} == expected
+    swarm = form_swarm(world, AZURE, ADDRESSES, lambda machine: {"DPC_IMDS_URL": fake.imds_url(machine.hostname)})
     assert sorted(fake.value(AZURE.secret_names[MANAGER_ADDRESS]).split()) == sorted(ADDRESSES[f"manager-{i}"] for i in (1, 2, 3))
     assert fake.value(AZURE.secret_names[MANAGER_TOKEN]).strip() == swarm["tokens"]["manager"]
     assert fake.value(AZURE.secret_names[WORKER_TOKEN]).strip() == swarm["tokens"]["worker"]

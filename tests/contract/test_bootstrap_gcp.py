@@ -17,20 +17,18 @@ from __future__ import annotations
 import base64
 import json
 import re
-import shlex
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from components.swarm import MANAGER_ADDRESS, MANAGER_TOKEN, PLACEHOLDER, WORKER_TOKEN, labels_table
+from components.swarm import MANAGER_ADDRESS, MANAGER_TOKEN, PLACEHOLDER, WORKER_TOKEN
 from tests.contract.cloud_init_cases import GCP, PROJECT_ROOT
-from tests.contract.swarm_model import Machine, World, tokens_in
+from tests.contract.fake_cloud import RUN_TIMEOUT, VALUES, FakeApi, command_lines, form_swarm, logging_curl, run_store, served
+from tests.contract.swarm_model import World, tokens_in
 
 pytestmark = pytest.mark.contract
 
@@ -38,7 +36,6 @@ STORE = PROJECT_ROOT / "providers/gcp/scripts/secret-store.sh"
 HELPER = PROJECT_ROOT / "providers/gcp/scripts/docker-credential-dpc-gcp"
 TOKEN = "ya29.test-access-token-" + "x" * 40
 SECRET = "projects/dpc-test-project/secrets/gcp-prod-swarm-worker-token"
-RUN_TIMEOUT = 60
 
 
 @dataclass
@@ -64,24 +61,11 @@ class FakeGoogle:
         return self.versions[name][-1].decode()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(FakeApi):
     fake: FakeGoogle
 
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet: the test reads `fake.requests`."""
-
-    def _answer(self, status: int, body: object) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _handle(self, method: str) -> None:
+    def respond(self, method: str, body: bytes) -> None:
         fake = self.fake
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
         with fake.lock:
             fake.requests.append((method, self.path, dict(self.headers.items())))
             if fake.failures > 0:
@@ -112,11 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "instance/service-accounts/default/token":
             self._answer(200, {"access_token": TOKEN, "expires_in": 3599, "token_type": "Bearer"})
         elif path == "instance/network-interfaces/0/ip" and machine in self.fake.addresses:
-            data = self.fake.addresses[machine].encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self._answer_text(200, self.fake.addresses[machine])
         else:
             self._answer(404, "not found")
 
@@ -128,69 +108,20 @@ class _Handler(BaseHTTPRequestHandler):
         payload = base64.b64encode(versions[-1]).decode()
         self._answer(200, {"name": f"{name}/versions/{len(versions)}", "payload": {"data": payload, "dataCrc32c": "0"}})
 
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
 
 @pytest.fixture
 def fake() -> Iterator[FakeGoogle]:
     """A fake metadata server and Secret Manager on a free loopback port, for one test."""
     state = FakeGoogle()
-    handler = type("Handler", (_Handler,), {"fake": state})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with served(type("Handler", (_Handler,), {"fake": state})) as port:
+        state.port = port
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
-def _logging_curl(directory: Path) -> Path:
-    """A `curl` first on PATH that logs its argv (one JSON line each) before running the real one,
-    so a test can look for a token or a value on a command line."""
-    bin_dir = directory / "bin"
-    bin_dir.mkdir()
-    curl = bin_dir / "curl"
-    curl.write_text(f'#!/bin/bash\nprintf "%s\\n" "$(printf "%q " "$@")" >>{shlex.quote(str(directory / "curl.log"))}\nexec /usr/bin/curl "$@"\n')
-    curl.chmod(0o755)
-    return bin_dir
 
 
 def store(fake: FakeGoogle, tmp_path: Path, script: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
     """Runs `script` in bash with the secret store's functions loaded, pointed at the fake."""
-    bin_dir = tmp_path / "bin"
-    if not bin_dir.exists():
-        _logging_curl(tmp_path)
-    (tmp_path / "tmp").mkdir(exist_ok=True)
-    environment = {
-        "PATH": f"{bin_dir}:/usr/bin:/bin",
-        "LC_ALL": "C.UTF-8",
-        "TMPDIR": str(tmp_path / "tmp"),
-        "DPC_METADATA_URL": fake.metadata_url(),
-        "DPC_SECRET_MANAGER_URL": fake.secret_manager_url,
-    } | env
-    return subprocess.run(
-        ["bash", "-c", f"set -euo pipefail; . {shlex.quote(str(STORE))}; {script}"],
-        input=stdin, env=environment, capture_output=True, text=True, check=False, timeout=RUN_TIMEOUT,
-    )
-
-
-def command_lines(tmp_path: Path) -> str:
-    log = tmp_path / "curl.log"
-    return log.read_text() if log.exists() else ""
-
-
-HOST_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU=\n-----END OPENSSH PRIVATE KEY-----\n"
-
-
-VALUES = {"token": "SWMTKN-1-abc-def", "addresses": "10.60.0.2 10.60.0.3", "key": HOST_KEY, "shell": "it's $(not) `run` \\ \"quoted\""}
+    settings = {"DPC_METADATA_URL": fake.metadata_url(), "DPC_SECRET_MANAGER_URL": fake.secret_manager_url}
+    return run_store(STORE, tmp_path, script, settings | env, stdin)
 
 
 @pytest.mark.parametrize("value", VALUES.values(), ids=VALUES.keys())
@@ -260,10 +191,7 @@ def helper(fake: FakeGoogle, tmp_path: Path, *arguments: str, stdin: str = "") -
     assert "/usr/local/lib/dpc/secret-store.sh" in text
     copy.write_text(text.replace("/usr/local/lib/dpc/secret-store.sh", str(STORE)))
     copy.chmod(0o755)
-    bin_dir = tmp_path / "bin"
-    if not bin_dir.exists():
-        _logging_curl(tmp_path)
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "LC_ALL": "C.UTF-8", "DPC_METADATA_URL": fake.metadata_url()}
+    env = {"PATH": f"{logging_curl(tmp_path)}:/usr/bin:/bin", "LC_ALL": "C.UTF-8", "DPC_METADATA_URL": fake.metadata_url()}
     return subprocess.run([str(copy), *arguments], input=stdin, env=env, capture_output=True, text=True, check=False, timeout=RUN_TIMEOUT)
 
 
@@ -296,7 +224,6 @@ def test_the_helper_keeps_nothing(fake: FakeGoogle, tmp_path: Path, action: str)
 NODES = ("manager-1", "manager-2", "manager-3", "worker-1", "worker-2")
 """As in test_bootstrap_aws.py: three managers (a quorum that survives one) and two workers."""
 ADDRESSES = {name: f"10.60.{index}.{10 + index}" for index, name in enumerate(NODES)}
-BOOT_SECONDS = 240
 
 
 @pytest.fixture
@@ -312,15 +239,6 @@ def world(fake: FakeGoogle, tmp_path: Path) -> World:
     return created
 
 
-def boot(world: World, name: str) -> Machine:
-    return world.boot(f"{GCP.prefix}-{name}", ADDRESSES[name], GCP.render_node(name, only=NODES))
-
-
-def run(world: World, machine: Machine, script: str, *arguments: str) -> subprocess.CompletedProcess[str]:
-    fake: FakeGoogle = world.fake  # type: ignore[attr-defined]
-    return machine.run(script, *arguments, DPC_METADATA_URL=fake.metadata_url(machine.hostname))
-
-
 @pytest.mark.formation
 def test_gcp_nodes_form_one_labelled_swarm_through_secret_manager(world: World, tmp_path: Path) -> None:
     """The other nodes boot first and wait for manager-1's publication; then the managers' timers
@@ -328,36 +246,7 @@ def test_gcp_nodes_form_one_labelled_swarm_through_secret_manager(world: World, 
     tokens and addresses are the Swarm's, and no token is on any command line or in any output."""
     fake: FakeGoogle = world.fake  # type: ignore[attr-defined]
     fake.failures = 2
-    machines = {name: boot(world, name) for name in NODES}
-    started = [
-        (machines[name], machines[name].start("dpc-swarm-bootstrap", DPC_METADATA_URL=fake.metadata_url(machines[name].hostname)))
-        for name in NODES if name != "manager-1"
-    ]
-    end = time.monotonic() + BOOT_SECONDS
-    while time.monotonic() < end:
-        sleeping = {call["machine"] for call in world.calls() if call["argv"][0] == "sleep"} if (world.root / "calls.jsonl").exists() else set()
-        if all(machine.directory.name in sleeping for machine, _ in started):
-            break
-        time.sleep(0.5)
-    first = run(world, machines["manager-1"], "dpc-swarm-bootstrap")
-    assert first.returncode == 0, first.stderr
-    for machine, process in started:
-        stdout, stderr = process.communicate(timeout=BOOT_SECONDS)
-        world.outputs.append(stdout + stderr)
-        assert process.returncode == 0, f"{machine.hostname}: {stderr}"
-    for name in ("manager-1", "manager-2", "manager-3"):
-        result = run(world, machines[name], "dpc-swarm-converge")
-        assert result.returncode == 0, result.stderr
-    ready = run(world, machines["manager-1"], "dpc-swarm-ready", "--timeout", "0")
-    assert ready.returncode == 0, ready.stderr
-
-    swarm = world.swarm
-    assert swarm["splits"] == 0
-    table = labels_table(GCP.prefix, tuple(node for name, node in GCP.nodes().items() if name in NODES))
-    expected: dict[str, dict[str, str]] = {}
-    for host, label in (line.split("\t") for line in table.splitlines()):
-        expected.setdefault(host, {}).__setitem__(*label.split("=", 1))
-    assert {node["hostname"]: node["labels"] for node in swarm["nodes"]} == expected
+    swarm = form_swarm(world, GCP, ADDRESSES, lambda machine: {"DPC_METADATA_URL": fake.metadata_url(machine.hostname)})
     assert sorted(fake.value(GCP.secret_names[MANAGER_ADDRESS]).split()) == sorted(ADDRESSES[f"manager-{i}"] for i in (1, 2, 3))
     assert fake.value(GCP.secret_names[MANAGER_TOKEN]).strip() == swarm["tokens"]["manager"]
     assert fake.value(GCP.secret_names[WORKER_TOKEN]).strip() == swarm["tokens"]["worker"]

@@ -13,14 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import pulumi_azure_native as azure_native
 import pytest
 
-from components.base import StackContext
 from components.compute import Attachment, Compute, ComputePlan, ComputeResult
 from components.swarm import BOOTSTRAP_SECRETS, MANAGER_ADDRESS, MANAGER_TOKEN, WORKER_TOKEN, hostname
 from dpc.config import settings_from_stack_file
-from dpc.model import Capability, Role, stack_tags
+from dpc.model import Capability, Role
 from dpc.settings import Settings
 from dpc.topology import derive
 from providers.azure.compute import ADMIN_USER, IGNORED, bootstrap_digest, build_compute, identity_id, identity_name
@@ -28,14 +26,9 @@ from providers.azure.mocks import AzureMocks, uuid_of
 from providers.azure.provider import AzureStack
 from providers.azure.vault import ACR_PULL, KEY_VAULT_SECRETS_OFFICER, KEY_VAULT_SECRETS_USER, BuiltInRole
 from tests.mocked_program import run_mocked
+from tests.unit.azure_program import GROUP, LOCATION, PREFIX, STACK, SUBSCRIPTION, TENANT, azure_home, mocks
 
 ROOT = Path(__file__).resolve().parents[2]
-STACK = "azure-prod"
-SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"
-TENANT = "66666666-7777-8888-9999-000000000000"
-LOCATION = "eastus2"
-GROUP = f"dpc-{STACK}"
-PREFIX = f"dpc-{STACK}"
 VAULT = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{GROUP}/providers/Microsoft.KeyVault/vaults/dpcazureprod"
 KEY = "https://dpcazureprod.vault.azure.net/keys/stack"
 REGISTRY = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{GROUP}/providers/Microsoft.ContainerRegistry/registries/dpcazureprod"
@@ -153,7 +146,11 @@ def compute_plan(settings: Settings, boot_after: pulumi.Resource, capabilities: 
 
 
 def build(
-    settings: Settings | None = None, *, mocks: AzureMocks | None = None, change: Callable[[ComputePlan], ComputePlan] = lambda plan: plan, stack: str = STACK
+    settings: Settings | None = None,
+    *,
+    azure_mocks: AzureMocks | None = None,
+    change: Callable[[ComputePlan], ComputePlan] = lambda plan: plan,
+    stack: str = STACK,
 ) -> Built:
     """Runs the Azure compute builder inside its component under the Azure mocks."""
     settings = settings or stack_settings()
@@ -161,18 +158,16 @@ def build(
     plans: list[ComputePlan] = []
 
     def program() -> None:
-        provider = azure_native.Provider(f"{stack}-azure", subscription_id=SUBSCRIPTION, tenant_id=TENANT, location=LOCATION)
-        home = AzureStack(pulumi.Output.from_input(GROUP), LOCATION, SUBSCRIPTION, TENANT)
+        home, context = azure_home(settings, stack)
         nat = pulumi.CustomResource("azure-native:network:NatGateway", f"{stack}-network-nat", {"natGatewayName": "nat", "resourceGroupName": GROUP})
         plan = change(compute_plan(settings, nat))
         plans.append(plan)
-        context = StackContext(stack_tags(settings, stack), settings.is_prod, pulumi.ResourceOptions(provider=provider))
         result: ComputeResult = Compute(f"{stack}-compute", plan, lambda scope, p: build_compute(home, scope, p), context).result
         pulumi.Output.all(result.instance_ids, result.private_ips, result.bastion_public_ip, result.awaiting_replacement).apply(
             lambda values: outputs.update(zip(("instance_ids", "private_ips", "bastion_public_ip", "awaiting_replacement"), values, strict=True))
         )
 
-    monitor = run_mocked(mocks or AzureMocks(SUBSCRIPTION, TENANT, LOCATION), program, stack)
+    monitor = run_mocked(azure_mocks or mocks(), program, stack)
     return Built(settings, plans[0], monitor.revealed, {step["urn"]: step for step in monitor.steps}, outputs)
 
 
@@ -243,7 +238,7 @@ def test_the_user_data_names_each_roles_identity_as_the_compute_builder_creates_
         for role in Role:
             identity_id(home, PREFIX, role).apply(lambda value, role=role: values.__setitem__(role, value))
 
-    run_mocked(AzureMocks(SUBSCRIPTION, TENANT, LOCATION), program, STACK)
+    run_mocked(mocks(), program, STACK)
     assert values == {role: identity_id_of(role) for role in Role}
 
 
@@ -361,5 +356,5 @@ def test_a_machine_running_other_than_asked_awaits_replacement() -> None:
         f"{PREFIX}-manager-1": {"tags": lambda tags: {**tags, "Bootstrap": bootstrap_digest("H4sI-older")}},
         f"{PREFIX}-app-1": {"tags": lambda tags: {**tags, "Bootstrap": bootstrap_digest("H4sI-app-1")}},
     }
-    built = build(mocks=RunningMocks(running))
+    built = build(azure_mocks=RunningMocks(running))
     assert built.outputs["awaiting_replacement"] == ["manager-1", "worker-2"]

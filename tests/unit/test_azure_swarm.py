@@ -14,28 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import pulumi_azure_native as azure_native
 import pytest
 import yaml
 
-from components.base import StackContext
 from components.swarm import BASTION_HOST_KEY, BOOTSTRAP_SECRETS, MANAGER_TOKEN, PLACEHOLDER, WORKER_TOKEN, Mount, SshHostKey, Swarm, SwarmLayout, SwarmPlan
 from dpc.config import settings_from_stack_file
-from dpc.model import Role, stack_tags
+from dpc.model import Role
 from dpc.topology import derive
 from providers.azure.compute import identity_name
-from providers.azure.mocks import AzureMocks
-from providers.azure.provider import AzureStack
 from providers.azure.swarm import PUBLISHED_BY_NODES, build_swarm, disk_device
 from tests.mocked_program import run_mocked
+from tests.unit.azure_program import GROUP, PREFIX, STACK, SUBSCRIPTION, TENANT, azure_home, mocks
 
 ROOT = Path(__file__).resolve().parents[2]
-STACK = "azure-prod"
-SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"
-TENANT = "66666666-7777-8888-9999-000000000000"
-LOCATION = "eastus2"
-GROUP = f"dpc-{STACK}"
-PREFIX = f"dpc-{STACK}"
 VAULT_NAME = "dpcazureprod0a1b2c3d"
 KEY = f"https://{VAULT_NAME}.vault.azure.net/keys/stack"
 VAULT = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{GROUP}/providers/Microsoft.KeyVault/vaults/{VAULT_NAME}"
@@ -76,8 +67,7 @@ def build(*, preview: bool = False) -> Built:
     settings = TOPOLOGY.settings
 
     def program() -> None:
-        provider = azure_native.Provider(f"{STACK}-azure", subscription_id=SUBSCRIPTION, tenant_id=TENANT, location=LOCATION)
-        home = AzureStack(pulumi.Output.from_input(GROUP), LOCATION, SUBSCRIPTION, TENANT)
+        home, context = azure_home(settings)
         out = pulumi.Output.from_input
         mounts: dict[str, tuple[Mount, ...]] = {}
         for volume in TOPOLOGY.volumes:
@@ -91,7 +81,6 @@ def build(*, preview: bool = False) -> Built:
             images_parameter_name=out(IMAGE_LIST),
             registry_server=out(REGISTRY),
         )
-        context = StackContext(stack_tags(settings, STACK), settings.is_prod, pulumi.ResourceOptions(provider=provider))
         result = Swarm(f"{STACK}-swarm", plan, lambda scope, p: build_swarm(home, scope, p), context).result
         for name, data in (*result.user_data_base64.items(), (TOPOLOGY.bastion.name, result.bastion_user_data)):
             pulumi.CustomResource(READER, f"{STACK}-reader-{name}", {"userData": data})
@@ -103,7 +92,7 @@ def build(*, preview: bool = False) -> Built:
         for machine, arm_id in result.host_key_ids.items():
             arm_id.apply(lambda value, machine=machine: built.ids.__setitem__(f"host-key-{machine}", value))
 
-    monitor = run_mocked(AzureMocks(SUBSCRIPTION, TENANT, LOCATION, preview=preview), program, STACK)
+    monitor = run_mocked(mocks(preview=preview), program, STACK)
     built.inputs = monitor.revealed
     built.steps = {step["urn"]: step for step in monitor.steps}
     return built
