@@ -331,7 +331,7 @@ class AzureMocks(pulumi.runtime.Mocks):
             state.setdefault(key, generated_name(args.typ, args.name))
             state["name"] = state[key]
         if self.preview:
-            return "", state
+            return "", state | _preview_identity(state)
         provider = self._provider(args.provider)
         resource_id = mock_id(args.typ, args.name, state, provider)
         made = _Created(args.name, resource_id, state, str(provider.get("tenantId", "")))
@@ -429,6 +429,16 @@ def _identity(made: _Created) -> dict[str, Any]:
             user: {"principalId": uuid_of(f"principal/{user}"), "clientId": uuid_of(f"client/{user}")} for user in users
         }
     return {"identity": out}
+
+
+def _preview_identity(state: Mapping[str, Any]) -> dict[str, Any]:
+    """At preview, user-assigned identities as the output lists them (by id, a map) where the input
+    lists them (a storage account's: a list of ids); their principals stay unknown.
+    """
+    identity = state.get("identity")
+    if not isinstance(identity, Mapping) or not isinstance(users := cast(Mapping[str, Any], identity).get("userAssignedIdentities"), list):
+        return {}
+    return {"identity": {**cast(Mapping[str, Any], identity), "userAssignedIdentities": {str(user): {} for user in cast(list[object], users)}}}
 
 
 def _vault_of(made: _Created) -> str:
