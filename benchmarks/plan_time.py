@@ -34,10 +34,15 @@ class Timings:
     cpu: list[float] = field(default_factory=list[float])
 
     def run(self, stack: str, out: Path) -> None:
-        """One plan in a new process, with this tree's code (`-m` imports from the working directory)."""
+        """One plan in a new process, with this tree's code (`-m` imports from the working directory).
+        A plan with breaches or mandatory violations (exit 1) is written all the same and timed; a
+        stack that cannot be planned (2, or a crash) stops the benchmark.
+        """
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "review", "plan", "--stack", stack, "--out", str(out)], cwd=self.tree, check=True, capture_output=True)
+        done = subprocess.run([sys.executable, "-m", "review", "plan", "--stack", stack, "--out", str(out)], cwd=self.tree, check=False, capture_output=True)
+        if done.returncode not in {0, 1}:
+            raise subprocess.CalledProcessError(done.returncode, done.args, done.stdout, done.stderr)
         self.wall.append(time.perf_counter() - started)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
