@@ -255,8 +255,8 @@ def _azure_disk_unprotected(edit: Edit) -> None:
 
 @_azure("careless")
 def _azure_owner_tag_dropped(edit: Edit) -> None:
-    """A machine without its Owner tag."""
-    del _tags(edit, "azure-prod-compute-worker-3", VM)["Owner"]
+    """A machine's interface without its Owner tag."""
+    del _tags(edit, "azure-prod-compute-worker-3-nic", NIC)["Owner"]
 
 
 @_azure("careless")
@@ -424,8 +424,8 @@ def _azure_owner_on_the_subscription(edit: Edit) -> None:
 
 
 @_azure("secrets", evasion=True)
-def _azure_password_in_a_machine_tag(edit: Edit) -> None:
-    """A machine tagged with a value computed from the superuser password (a debugging aid)."""
+def _azure_password_in_an_interface_tag(edit: Edit) -> None:
+    """A machine's interface tagged with a value computed from the superuser password (a debugging aid)."""
     password = edit.urn("azure-prod-database-postgres-superuser-password")
-    _tags(edit, "azure-prod-compute-backup-1", VM)["Debug"] = edit.password("azure-prod-database-postgres-superuser-password")
-    edit.depend("azure-prod-compute-backup-1", "tags", password, typ=VM)
+    _tags(edit, "azure-prod-compute-backup-1-nic", NIC)["Debug"] = edit.password("azure-prod-database-postgres-superuser-password")
+    edit.depend("azure-prod-compute-backup-1-nic", "tags", password, typ=NIC)
