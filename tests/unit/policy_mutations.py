@@ -1319,6 +1319,30 @@ def under_rate(outcomes: Sequence[Outcome], rate: float = REQUIRED_RATE) -> list
     return [shape for (shape, klass), (caught, total) in rates(outcomes).items() if klass == "all" and caught < rate * total]
 
 
+def catalogue_problems(outcomes: Sequence[Outcome], mutations: Sequence[Mutation], *, least: int = 40, evasions: int = 12) -> list[str]:
+    """What a cloud's catalogue and its judging lack: at least `least` mutations named once, of the
+    classes that matter, `evasions` of them evasions, every one judged in both shapes, each shape's
+    rate at REQUIRED_RATE or more.
+    """
+    problems = under_rate(outcomes)
+    if len(mutations) < least or len({m.name for m in mutations}) != len(mutations) or sum(m.evasion for m in mutations) < evasions:
+        problems.append(f"{len(mutations)} mutations, {len({m.name for m in mutations})} names, {sum(m.evasion for m in mutations)} evasions")
+    missing = {"careless", "identity", "open-to-internet", "coverage"} - {m.klass for m in mutations}
+    problems.extend(f"no {klass} mutation" for klass in sorted(missing))
+    counts = rates(outcomes)
+    problems.extend(f"{shape}: {counts.get((shape, 'all'), (0, 0))[1]} judged" for shape in SHAPES if counts.get((shape, "all"), (0, 0))[1] != len(mutations))
+    return problems
+
+
+def blocking(stack: str, shape: str, *, advisory_too: bool = False) -> list[str]:
+    """What the pack reports on the stack's unmutated plan in a shape that would stop a deployment:
+    its mandatory findings (every finding with `advisory_too`, for a stack whose config makes all advisory).
+    """
+    config, _ = stack_config(stack)
+    found = run_policies(plan_resources(base_plan(shape, stack)), load_pack_config(pack_config_for(config)), config)
+    return [f"{v.policy}: {v.message}" for v in found if v.level is EnforcementLevel.MANDATORY or advisory_too]
+
+
 def rates(outcomes: Sequence[Outcome]) -> dict[tuple[str, str], tuple[int, int]]:
     """(caught, total) per (shape, class), with class "all" for the shape's total."""
     table: dict[tuple[str, str], tuple[int, int]] = {}
