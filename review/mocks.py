@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import importlib
+import ipaddress
 from collections.abc import Mapping
 from typing import Any, Protocol, cast
 
@@ -102,6 +103,28 @@ def mock_id(typ: str, name: str, inputs: Mapping[str, Any] | None = None, provid
         return f"{name}-{digest(name, 8)}"
     cloud_id: _CloudMockIds = importlib.import_module(module).mock_id
     return cloud_id(typ, name, inputs or {}, provider_inputs or {})
+
+
+class ProviderMocks(pulumi.runtime.Mocks):
+    """What the mocks of a cloud whose ids and addresses depend on where a resource is (GCP's project
+    and region, Azure's subscription) keep: each explicit provider's settings, and the ranges of the
+    subnets made, from which machines get their addresses.
+    """
+
+    def __init__(self, defaults: dict[str, Any], *, preview: bool) -> None:
+        self.defaults = defaults
+        """The provider's settings where a resource has no explicit provider."""
+        self.preview = preview
+        """Answer as a first preview: every resource is a create, known only by its inputs."""
+        self.providers: dict[str, dict[str, Any]] = {}
+        """The settings of each explicit provider of the cloud, by name."""
+        self.ranges: dict[str, ipaddress.IPv4Network | ipaddress.IPv6Network] = {}
+        """Each subnet's range by the references machines name it with: they get addresses in it."""
+
+    def _provider(self, provider: str | None) -> dict[str, Any]:
+        """The settings of the provider a resource uses (a reference `urn::id`)."""
+        name = provider.split("::")[-2] if provider else ""
+        return self.providers.get(name, self.defaults)
 
 
 class PlanMocks(pulumi.runtime.Mocks):

@@ -37,7 +37,7 @@ from typing import Any, cast
 
 import pulumi
 
-from review.mocks import digest
+from review.mocks import ProviderMocks, digest
 
 PUBLIC_RANGE = ipaddress.ip_network("203.0.113.0/24")
 """Where the mocks' public addresses come from (TEST-NET-3, RFC 5737: never a real host)."""
@@ -299,23 +299,14 @@ class _Created:
     tenant: str
 
 
-class AzureMocks(pulumi.runtime.Mocks):
-    """Realistic answers for the Azure resources and data sources the program uses."""
+class AzureMocks(ProviderMocks):
+    """Realistic answers for the Azure resources and data sources the program uses: its providers'
+    subscription, tenant and location; its subnets' ranges by id (interfaces and frontends get
+    addresses in them).
+    """
 
     def __init__(self, subscription: str, tenant: str, location: str, *, preview: bool = False) -> None:
-        self.defaults = {"subscriptionId": subscription, "tenantId": tenant, "location": location}
-        """The provider's settings where a resource has no explicit provider."""
-        self.preview = preview
-        """Answer as a first preview: every resource is a create, known only by its inputs."""
-        self.providers: dict[str, dict[str, Any]] = {}
-        """Subscription, tenant and location of each explicit Azure provider, by name."""
-        self.ranges: dict[str, ipaddress.IPv4Network | ipaddress.IPv6Network] = {}
-        """Each subnet's range by its id: interfaces and frontends get addresses in it."""
-
-    def _provider(self, provider: str | None) -> dict[str, Any]:
-        """The settings of the provider a resource uses (a reference `urn::id`)."""
-        name = provider.split("::")[-2] if provider else ""
-        return self.providers.get(name, self.defaults)
+        super().__init__({"subscriptionId": subscription, "tenantId": tenant, "location": location}, preview=preview)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         """The ARM id and the outputs dependent resources read; at preview no id and the inputs

@@ -30,7 +30,7 @@ from typing import Any, cast
 
 import pulumi
 
-from review.mocks import digest
+from review.mocks import ProviderMocks, digest
 
 COMPUTE_API = "https://www.googleapis.com/compute/v1/"
 STORAGE_API = "https://www.googleapis.com/storage/v1/b/"
@@ -187,23 +187,13 @@ def _host(network: ipaddress.IPv4Network | ipaddress.IPv6Network, name: str) -> 
     return str(network.network_address + 2 + int(digest(name, 8), 16) % max(network.num_addresses - 4, 1))
 
 
-class GcpMocks(pulumi.runtime.Mocks):
-    """Realistic answers for the GCP resources and data sources the program uses."""
+class GcpMocks(ProviderMocks):
+    """Realistic answers for the GCP resources and data sources the program uses: its providers'
+    project, region and zone; its subnetworks' ranges by id, self link and name.
+    """
 
     def __init__(self, project: str, region: str, *, preview: bool = False) -> None:
-        self.defaults = {"project": project, "region": region}
-        """The provider's settings where a resource has no explicit provider."""
-        self.preview = preview
-        """Answer as a first preview: every resource is a create, known only by its inputs."""
-        self.providers: dict[str, dict[str, Any]] = {}
-        """Project, region and zone of each explicit GCP provider, by name."""
-        self.ranges: dict[str, ipaddress.IPv4Network | ipaddress.IPv6Network] = {}
-        """Each subnetwork's range by its id, self link and name: machines get addresses in it."""
-
-    def _provider(self, provider: str | None) -> dict[str, Any]:
-        """The settings of the provider a resource uses (a reference `urn::id`)."""
-        name = provider.split("::")[-2] if provider else ""
-        return self.providers.get(name, self.defaults)
+        super().__init__({"project": project, "region": region}, preview=preview)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         """The provider's id and the outputs dependent resources read; at preview no id and the

@@ -15,6 +15,7 @@ and is passed over, unless the caller hands the revealed inputs of an offline pl
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -126,6 +127,21 @@ class TextLimit:
 
 
 Check = Callable[[PlanIndex], Iterable[Breach]]
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def subnet_range(urn: str, where: str, cidr: str, smallest_prefix: int, source: str) -> tuple[Network | None, list[Breach]]:
+    """A subnet's range as the cloud reads it (None where it is no network address with its prefix)
+    and what the cloud refuses of it: not a network, or smaller than its smallest subnet.
+    """
+    try:
+        network = ipaddress.ip_network(cidr)
+    except ValueError:
+        return None, [Breach(urn, where, f"{cidr!r} is not a network address with its prefix", source)]
+    if network.prefixlen > smallest_prefix:
+        return network, [Breach(urn, where, f"{cidr}: a subnet's range is at most /{smallest_prefix}", source)]
+    return network, []
 
 
 def text_checks(limits: Iterable[TextLimit]) -> Check:

@@ -21,7 +21,7 @@ from typing import Any, cast
 from dpc.catalog import MACHINE_TYPES, BlockStorageLimits
 from providers.azure.mocks import arm_shape, generated_name
 from providers.azure.settings import AZURE_TAG_NAME_FORBIDDEN, PREMIUM_SSD_V2
-from review.limits import Breach, Check, PlanIndex, TextLimit, known, text_checks, values_at
+from review.limits import Breach, Check, Network, PlanIndex, TextLimit, known, subnet_range, text_checks, values_at
 from review.policy import PlannedResource
 
 VM = "azure-native:compute:VirtualMachine"
@@ -448,18 +448,15 @@ def _address_prefixes(resource: PlannedResource) -> list[str]:
 def _subnets(plan: PlanIndex) -> Iterator[Breach]:
     """A subnet's range is a network no smaller than /29, inside its virtual network, overlapping no other subnet's."""
     spaces = {str(v.inputs.get("virtualNetworkName", generated_name(VNET, v.name))): v for v in plan.of_type(VNET)}
-    taken: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = []
+    taken: list[tuple[Network, str]] = []
     for subnet in plan.of_type(SUBNET):
         vnet = spaces.get(str(subnet.inputs.get("virtualNetworkName")))
         space = cast(Mapping[str, Any], vnet.inputs.get("addressSpace") or {}).get("addressPrefixes") if vnet else None
         for prefix in _address_prefixes(subnet):
-            try:
-                network = ipaddress.ip_network(prefix)
-            except ValueError:
-                yield Breach(subnet.urn, "addressPrefix", f"{prefix!r} is not a network address with its prefix", _SUBNET_DOCS)
+            network, refused = subnet_range(subnet.urn, "addressPrefix", prefix, SMALLEST_SUBNET_PREFIX, _SUBNET_DOCS)
+            yield from refused
+            if network is None:
                 continue
-            if network.prefixlen > SMALLEST_SUBNET_PREFIX:
-                yield Breach(subnet.urn, "addressPrefix", f"{prefix}: a subnet is at most /{SMALLEST_SUBNET_PREFIX}", _SUBNET_DOCS)
             ranges = [ipaddress.ip_network(r) for r in cast(list[str], space or []) if known(r)]
             if ranges and not any(network.version == r.version and network.subnet_of(r) for r in ranges):  # type: ignore[arg-type]  # same version checked
                 yield Breach(subnet.urn, "addressPrefix", f"{prefix} is outside its virtual network's {', '.join(map(str, ranges))}", _SUBNET_DOCS)

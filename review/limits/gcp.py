@@ -9,13 +9,12 @@ engine records them).
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any, cast
 
 from providers.gcp.mocks import autoname, generates_name, is_iam_grant
-from review.limits import Breach, Check, PlanIndex, TextLimit, known, text_checks, values_at
+from review.limits import Breach, Check, PlanIndex, TextLimit, known, subnet_range, text_checks, values_at
 from review.policy import PlannedResource
 
 INSTANCE = "gcp:compute/instance:Instance"
@@ -238,15 +237,8 @@ def _subnetworks(plan: PlanIndex) -> Iterator[Breach]:
     """A subnetwork's primary range is a valid IPv4 network no smaller than /29."""
     for subnet in plan.of_type(SUBNETWORK):
         cidr = subnet.inputs.get("ipCidrRange")
-        if not isinstance(cidr, str) or not known(cidr):
-            continue
-        try:
-            network = ipaddress.ip_network(cidr)
-        except ValueError:
-            yield Breach(subnet.urn, "ipCidrRange", f"{cidr!r} is not a network address with its prefix", _SUBNET_DOCS)
-            continue
-        if network.prefixlen > SMALLEST_SUBNET_PREFIX:
-            yield Breach(subnet.urn, "ipCidrRange", f"{cidr}: a subnetwork's primary range is at most /{SMALLEST_SUBNET_PREFIX}", _SUBNET_DOCS)
+        if isinstance(cidr, str) and known(cidr):
+            yield from subnet_range(subnet.urn, "ipCidrRange", cidr, SMALLEST_SUBNET_PREFIX, _SUBNET_DOCS)[1]
 
 
 def _secret_payloads(plan: PlanIndex) -> Iterator[Breach]:
