@@ -7,9 +7,11 @@ the data disks' device paths; gzip-compressed like every cloud's, and given to t
 custom data (which, unlike the VM's `userData`, the instance metadata service never serves).
 The user data names secrets and holds none.
 
-Everything the user data names is known from names before anything is created (the vault's name
-from the stack key's URI, the secrets' names, the identity's resource id), so every preview shows
-it whole and the policy pack reads it.
+The user data names each secret by its identifier, `https://<vault>.vault.azure.net/secrets/<name>`
+(what Key Vault's REST API and the policy pack take for a reference to a secret, where a bare name
+is any short literal). Everything it names is known from names before anything is created (the
+vault's name from the stack key's URI, the secrets' names, the identity's resource id), so every
+preview shows it whole and the policy pack reads it.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from components.swarm import (
 from dpc.model import Role
 from providers.azure.compute import ADMIN_USER, identity_id
 from providers.azure.provider import AzureStack
-from providers.azure.vault import secret_id, vault_name
+from providers.azure.vault import KEY_VAULT_DNS_SUFFIX, secret_id, vault_name
 
 SCRIPTS = Path(__file__).parent / "scripts"
 SECRET_STORE_SCRIPT = (SCRIPTS / "secret-store.sh").read_text()
@@ -55,11 +57,10 @@ over what manager-1 published, and a replaced manager-1 would take the Swarm for
 
 @dataclass(frozen=True)
 class Where:
-    """What an Azure machine's store needs besides the secrets' names: the vault, the machine's
-    identity, the tenant, and the registry it pulls from.
+    """What an Azure machine's store and credential helper need besides the secrets' identifiers:
+    the machine's identity, the tenant, and the registry it pulls from.
     """
 
-    vault: str
     identity: str
     """The resource id of the machine's user-assigned identity (IMDS's `msi_res_id`)."""
     tenant_id: str
@@ -78,12 +79,19 @@ def azure_hooks(where: Where) -> CloudHooks:
         secret_store_packages=("curl", "jq"),
         registry_packages=(),
         secret_store_script=SECRET_STORE_SCRIPT,
-        environment={"DPC_KEY_VAULT": where.vault, "DPC_IDENTITY": where.identity, "DPC_TENANT_ID": where.tenant_id, "DPC_REGISTRY": where.registry},
+        environment={"DPC_IDENTITY": where.identity, "DPC_TENANT_ID": where.tenant_id, "DPC_REGISTRY": where.registry},
         docker_credentials_store=CREDENTIAL_STORE,
         image_default_user=ADMIN_USER,
         credential_helpers={CREDENTIAL_STORE: CREDENTIAL_HELPER},
         metadata_guard_everywhere=True,
     )
+
+
+def secret_identifier(vault: str, name: str) -> str:
+    """A secret of vault `vault` as the nodes' store takes it: its versionless identifier, whose
+    reads are the latest version and whose writes add one.
+    """
+    return f"https://{vault}{KEY_VAULT_DNS_SUFFIX}/secrets/{name}"
 
 
 def disk_device(slot: int) -> str:
@@ -103,10 +111,10 @@ class _Secrets:
         self.vault = vault_name(plan.secrets_key_id)
 
     def create(self, name: str, value: pulumi.Input[str], opts: pulumi.ResourceOptions) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
-        """The secret `<component>-<name>` holding `value`; returns its name (as the nodes' store
-        takes it) and its Resource Manager id (the scope of its grants). Both depend on the secret
-        through its URN, which a preview knows: no machine reads or publishes, and no grant is made,
-        before the secret and its first value exist.
+        """The secret `<component>-<name>` holding `value`; returns its identifier (as the nodes'
+        store takes it) and its Resource Manager id (the scope of its grants). Both depend on the
+        secret through its URN, which a preview knows: no machine reads or publishes, and no grant
+        is made, before the secret and its first value exist.
         """
         scope, secret_name = self.scope, self.scope.child(name)
         secret = keyvault.Secret(
@@ -119,12 +127,12 @@ class _Secrets:
             opts=opts,
         )
         named = secret.urn.apply(lambda _: secret_name)
-        return named, secret_id(self.azure, self.key_id, named)
+        return pulumi.Output.all(self.vault, named).apply(lambda a: secret_identifier(*a)), secret_id(self.azure, self.key_id, named)
 
 
 def _where(azure: AzureStack, plan: SwarmPlan, role: Role) -> pulumi.Output[Where]:
-    return pulumi.Output.all(vault_name(plan.secrets_key_id), identity_id(azure, plan.layout.hostname_prefix, role), plan.registry_server).apply(
-        lambda args: Where(cast(str, args[0]), cast(str, args[1]), azure.tenant_id, cast(str, args[2]))
+    return pulumi.Output.all(identity_id(azure, plan.layout.hostname_prefix, role), plan.registry_server).apply(
+        lambda args: Where(cast(str, args[0]), azure.tenant_id, cast(str, args[1]))
     )
 
 
@@ -132,7 +140,8 @@ def build_swarm(azure: AzureStack, scope: Scope, plan: SwarmPlan) -> SwarmResult
     """Creates the bootstrap secrets (holding the placeholder, then what the managers publish as new
     versions, which Pulumi never overwrites: `PUBLISHED_BY_NODES`) and the host keys' secrets, and
     renders every node's and the bastion's user data. A node's data disks are listed in the order
-    the composition attaches them, so the n-th mount is at LUN n (`disk_device`).
+    the composition attaches them, so the n-th mount is at LUN n (`disk_device`). The image list is
+    named by the registry builder as its secret's name in the stack vault, and read by its identifier.
     """
     secrets = _Secrets(azure, scope, plan)
     bootstrap = {secret: secrets.create(secret, PLACEHOLDER, scope.opts(ignore_changes=PUBLISHED_BY_NODES)) for secret in BOOTSTRAP_SECRETS}
@@ -140,12 +149,13 @@ def build_swarm(azure: AzureStack, scope: Scope, plan: SwarmPlan) -> SwarmResult
     names: Mapping[str, pulumi.Output[str]] = {secret: named for secret, (named, _) in bootstrap.items()}
     host_key_names = {machine: named for machine, (named, _) in host_keys.items()}
     secret_names = pulumi.Output.all(**names)
+    images = pulumi.Output.all(secrets.vault, plan.images_parameter_name).apply(lambda a: secret_identifier(*a))
     user_data: dict[str, pulumi.Output[str]] = {}
     for node in plan.layout.nodes:
         mounts = plan.mounts.get(node.name, ())
         devices = [(disk_device(slot), mount.mount_point) for slot, mount in enumerate(mounts)]
         user_data[node.name] = pulumi.Output.all(
-            secret_names, ssh_access(plan, node.name, host_key_names), plan.images_parameter_name, _where(azure, plan, node.role)
+            secret_names, ssh_access(plan, node.name, host_key_names), images, _where(azure, plan, node.role)
         ).apply(
             lambda args, node=node, devices=devices: gzip_base64(render_node_cloud_init(
                 node=node,

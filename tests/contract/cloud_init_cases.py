@@ -36,7 +36,7 @@ from providers.azure.compute import identity_resource_id
 from providers.azure.provider import AzureStack, resource_group_name
 from providers.azure.registry import REGISTRY_NAME_LIMIT, image_list_name
 from providers.azure.storage import VAULT_NAME_LIMIT
-from providers.azure.swarm import Where, azure_hooks
+from providers.azure.swarm import Where, azure_hooks, secret_identifier
 from providers.azure.swarm import disk_device as lun_device
 from providers.azure.vault import global_name
 from providers.gcp.swarm import disk_device, gcp_hooks, secret_name
@@ -192,13 +192,12 @@ AZURE_REGISTRY = f"{_azure_global_name('azure-prod-registry', REGISTRY_NAME_LIMI
 """The registry's login server, from the name the registry builder gives it."""
 
 
-def _azure_hooks(settings: Settings, key_id: str, role: Role) -> CloudHooks:
-    """Azure's hooks on a machine of `role`: the vault of the key, the role's identity by resource id."""
+def _azure_hooks(settings: Settings, _key_id: str, role: Role) -> CloudHooks:
+    """Azure's hooks on a machine of `role`: the role's identity by resource id (the vault is in the secrets' identifiers)."""
     azure = settings.azure
     assert azure is not None, "Pulumi.azure-prod.yaml names its subscription and tenant"
-    vault = key_id.removeprefix("https://").split(".", 1)[0]
     identity = identity_resource_id(azure.subscription_id, resource_group_name("azure-prod"), "dpc-azure-prod", role)
-    return azure_hooks(Where(vault, identity, azure.tenant_id, AZURE_REGISTRY))
+    return azure_hooks(Where(identity, azure.tenant_id, AZURE_REGISTRY))
 
 
 def _azure_disk_id(volume_name: str) -> str:
@@ -212,14 +211,14 @@ AZURE = CloudCase(
     cloud="azure",
     stack="azure-prod",
     key_id=f"https://{AZURE_VAULT}.vault.azure.net/keys/azure-prod-storage-key",
-    secret_names={secret: f"azure-prod-swarm-{secret}" for secret in BOOTSTRAP_SECRETS},
-    host_key_secrets={machine: f"azure-prod-swarm-host-key-{machine}" for machine in HOST_KEY_MACHINES},
-    images_parameter=image_list_name(AZURE_VAULT),
+    secret_names={secret: secret_identifier(AZURE_VAULT, f"azure-prod-swarm-{secret}") for secret in BOOTSTRAP_SECRETS},
+    host_key_secrets={machine: secret_identifier(AZURE_VAULT, f"azure-prod-swarm-host-key-{machine}") for machine in HOST_KEY_MACHINES},
+    images_parameter=secret_identifier(AZURE_VAULT, image_list_name(AZURE_VAULT)),
     hooks=_azure_hooks,
     device=lambda _volume_id, slot: lun_device(slot),
     volume_id=_azure_disk_id,
 )
-"""As providers/azure/swarm.py names the Key Vault secrets: <Swarm component name>-<secret>, in the stack vault."""
+"""As providers/azure/swarm.py names the Key Vault secrets: <Swarm component name>-<secret> in the stack vault, by identifier."""
 
 CLOUDS = (AWS, GCP, AZURE)
 

@@ -44,7 +44,9 @@ TOKENS = {VAULT_RESOURCE: "eyJ0eXAiOiJKV1QiLCJhbGciOi.vault-token." + "v" * 40, 
 REFRESH_TOKEN = "eyJhbGciOiJSUzI1NiIsInR5cCI6.refresh-token." + "r" * 40
 TENANT = "00000000-0000-0000-0000-000000000000"
 IDENTITY = identity_resource_id("00000000-0000-0000-0000-000000000000", resource_group_name(AZURE.stack), AZURE.prefix, Role.WORKER)
-SECRET = "azure-prod-swarm-worker-token"
+SECRET_NAME = "azure-prod-swarm-worker-token"
+SECRET = f"https://dpcazureprod0a1b2c3d.vault.azure.net/secrets/{SECRET_NAME}"
+"""A secret as the store takes it: its identifier (the fake serves it, at DPC_KEY_VAULT_ENDPOINT)."""
 
 
 @dataclass
@@ -147,7 +149,7 @@ def fake() -> Iterator[FakeAzure]:
 
 def settings(fake: FakeAzure) -> dict[str, str]:
     """The store's settings on a node, pointed at the fake."""
-    return {"DPC_IMDS_URL": fake.imds_url(), "DPC_KEY_VAULT_URL": fake.url, "DPC_KEY_VAULT": "unused-the-url-is-given", "DPC_IDENTITY": IDENTITY}
+    return {"DPC_IMDS_URL": fake.imds_url(), "DPC_KEY_VAULT_ENDPOINT": fake.url, "DPC_IDENTITY": IDENTITY}
 
 
 def store(fake: FakeAzure, tmp_path: Path, script: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
@@ -161,12 +163,12 @@ AZURE_VALUES = VALUES | {"token with newline": "SWMTKN-1-abc-def\n", "unicode": 
 
 @pytest.mark.parametrize("value", AZURE_VALUES.values(), ids=AZURE_VALUES.keys())
 def test_a_value_put_is_the_latest_version_read_back_byte_for_byte(fake: FakeAzure, tmp_path: Path, value: str) -> None:
-    fake.versions[SECRET] = [PLACEHOLDER]
+    fake.versions[SECRET_NAME] = [PLACEHOLDER]
     first = store(fake, tmp_path, f"secret_get {SECRET}")
     assert (first.returncode, first.stdout, first.stderr) == (0, PLACEHOLDER, "")
     put = store(fake, tmp_path, f"secret_put {SECRET}", stdin=value)
     assert (put.returncode, put.stdout, put.stderr) == (0, "", ""), "a write prints nothing"
-    assert fake.versions[SECRET] == [PLACEHOLDER, value], "a write adds a version; the placeholder's stays"
+    assert fake.versions[SECRET_NAME] == [PLACEHOLDER, value], "a write adds a version; the placeholder's stays"
     read = store(fake, tmp_path, f"secret_get {SECRET}")
     assert (read.returncode, read.stdout) == (0, value)
     lines = command_lines(tmp_path)
@@ -175,7 +177,7 @@ def test_a_value_put_is_the_latest_version_read_back_byte_for_byte(fake: FakeAzu
 
 
 def test_every_request_is_the_machines_own_identity_on_the_documented_apis(fake: FakeAzure, tmp_path: Path) -> None:
-    fake.versions[SECRET] = ["value"]
+    fake.versions[SECRET_NAME] = ["value"]
     assert store(fake, tmp_path, f"secret_get {SECRET}").returncode == 0
     assert store(fake, tmp_path, f"printf v | secret_put {SECRET}").returncode == 0
     imds = [(path, headers) for _, path, headers, _ in fake.requests if "/metadata/" in path]
@@ -184,13 +186,14 @@ def test_every_request_is_the_machines_own_identity_on_the_documented_apis(fake:
     for path, _ in imds:
         query = dict(urllib.parse.parse_qsl(path.partition("?")[2]))
         assert query == {"api-version": "2018-02-01", "resource": VAULT_RESOURCE, "msi_res_id": IDENTITY}, "this machine's identity, for Key Vault"
-    assert [(method, path) for method, path, _ in vault] == [("GET", f"/secrets/{SECRET}?api-version=7.4"), ("PUT", f"/secrets/{SECRET}?api-version=7.4")]
+    wanted = f"/secrets/{SECRET_NAME}?api-version=7.4"
+    assert [(method, path) for method, path, _ in vault] == [("GET", wanted), ("PUT", wanted)], "the secret of the identifier given"
     assert all(headers["Authorization"] == f"Bearer {TOKENS[VAULT_RESOURCE]}" for _, _, headers in vault)
 
 
 def test_a_token_for_an_identity_the_machine_lacks_is_refused(fake: FakeAzure, tmp_path: Path) -> None:
     """IMDS refuses `msi_res_id` of an identity not assigned to the VM: the name in the user data is the one that counts."""
-    fake.versions[SECRET] = ["value"]
+    fake.versions[SECRET_NAME] = ["value"]
     result = store(fake, tmp_path, f"secret_get {SECRET}", DPC_IDENTITY=IDENTITY.replace("-worker", "-manager"))
     assert result.returncode != 0 and result.stdout == ""
 
@@ -198,8 +201,8 @@ def test_a_token_for_an_identity_the_machine_lacks_is_refused(fake: FakeAzure, t
 @pytest.mark.parametrize(
     ("failure", "script"),
     [
-        ("unknown secret", "secret_get azure-prod-swarm-missing"),
-        ("unknown secret", "printf x | secret_put azure-prod-swarm-missing"),
+        ("unknown secret", f"secret_get {SECRET.replace(SECRET_NAME, 'azure-prod-swarm-missing')}"),
+        ("unknown secret", f"printf x | secret_put {SECRET.replace(SECRET_NAME, 'azure-prod-swarm-missing')}"),
         ("service unavailable", f"secret_get {SECRET}"),
         ("metadata unreachable", f"secret_get {SECRET}"),
         ("rejected token", f"secret_get {SECRET}"),
@@ -207,7 +210,7 @@ def test_a_token_for_an_identity_the_machine_lacks_is_refused(fake: FakeAzure, t
 )
 def test_a_failed_call_fails_the_function_without_output_or_secrets(fake: FakeAzure, tmp_path: Path, failure: str, script: str) -> None:
     """The callers retry on a non-zero status (`retry`), so a failure must never look like a value."""
-    fake.versions[SECRET] = ["SWMTKN-1-secret-value"]
+    fake.versions[SECRET_NAME] = ["SWMTKN-1-secret-value"]
     env: dict[str, str] = {}
     if failure == "service unavailable":
         fake.failures = 5
@@ -281,11 +284,16 @@ NODES = ("manager-1", "manager-2", "manager-3", "worker-1", "worker-2", "backup-
 ADDRESSES = {name: f"10.100.{index}.{10 + index}" for index, name in enumerate(NODES)}
 
 
+def name_of(identifier: str) -> str:
+    """A secret's name in its identifier, `https://<vault>.vault.azure.net/secrets/<name>`."""
+    return identifier.rsplit("/secrets/", 1)[1]
+
+
 @pytest.fixture
 def world(fake: FakeAzure, tmp_path: Path) -> World:
     """The stack's bootstrap secrets holding the placeholder, each machine's address and identity, an empty Swarm."""
-    for name in AZURE.secret_names.values():
-        fake.versions[name] = [PLACEHOLDER]
+    for identifier in AZURE.secret_names.values():
+        fake.versions[name_of(identifier)] = [PLACEHOLDER]
     azure = AZURE.topology.settings.azure
     assert azure is not None
     for name, address in ADDRESSES.items():
@@ -294,7 +302,7 @@ def world(fake: FakeAzure, tmp_path: Path) -> World:
         role = AZURE.nodes()[name].role
         fake.identities[host] = identity_resource_id(azure.subscription_id, resource_group_name(AZURE.stack), AZURE.prefix, role)
     (tmp_path / "world").mkdir()
-    created = World(tmp_path / "world", Path("/nonexistent/aws"), "", {"DPC_KEY_VAULT_URL": fake.url})
+    created = World(tmp_path / "world", Path("/nonexistent/aws"), "", {"DPC_KEY_VAULT_ENDPOINT": fake.url})
     created.fake = fake  # type: ignore[attr-defined]
     return created
 
@@ -308,12 +316,12 @@ def test_azure_nodes_form_one_labelled_swarm_through_key_vault(world: World, tmp
     fake: FakeAzure = world.fake  # type: ignore[attr-defined]
     fake.failures = 2
     swarm = form_swarm(world, AZURE, ADDRESSES, lambda machine: {"DPC_IMDS_URL": fake.imds_url(machine.hostname)})
-    assert sorted(fake.value(AZURE.secret_names[MANAGER_ADDRESS]).split()) == sorted(ADDRESSES[f"manager-{i}"] for i in (1, 2, 3))
-    assert fake.value(AZURE.secret_names[MANAGER_TOKEN]).strip() == swarm["tokens"]["manager"]
-    assert fake.value(AZURE.secret_names[WORKER_TOKEN]).strip() == swarm["tokens"]["worker"]
-    assert fake.versions[AZURE.secret_names[MANAGER_TOKEN]][0] == PLACEHOLDER, "published as new versions"
+    assert sorted(fake.value(name_of(AZURE.secret_names[MANAGER_ADDRESS])).split()) == sorted(ADDRESSES[f"manager-{i}"] for i in (1, 2, 3))
+    assert fake.value(name_of(AZURE.secret_names[MANAGER_TOKEN])).strip() == swarm["tokens"]["manager"]
+    assert fake.value(name_of(AZURE.secret_names[WORKER_TOKEN])).strip() == swarm["tokens"]["worker"]
+    assert fake.versions[name_of(AZURE.secret_names[MANAGER_TOKEN])][0] == PLACEHOLDER, "published as new versions"
     secrets_used = {path.partition("?")[0].removeprefix("/secrets/") for _, path, _, _ in fake.requests if path.startswith("/secrets/")}
-    assert secrets_used == set(AZURE.secret_names.values()), "the bootstrap secrets the builder names, and no other"
+    assert secrets_used == {name_of(identifier) for identifier in AZURE.secret_names.values()}, "the bootstrap secrets the builder names, and no other"
     identities_used = {
         (path.split("/")[1], dict(urllib.parse.parse_qsl(path.partition("?")[2]))["msi_res_id"])
         for _, path, _, _ in fake.requests if "/metadata/identity/" in path

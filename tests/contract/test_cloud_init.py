@@ -39,6 +39,7 @@ import yaml
 
 from components.swarm import BASTION_HOST_KEY, SshAccess, gzip_base64
 from dpc.services import Uid
+from providers.azure.swarm import secret_identifier
 from tests.contract.cloud_init_cases import (
     AWS,
     AZURE,
@@ -249,7 +250,7 @@ def _azure_host_key(typ: str, inputs: dict[str, Any], shown: dict[str, Any]) -> 
     if typ != "azure-native:keyvault:Secret" or "-swarm-host-key-" not in inputs["secretName"]:
         return None
     assert shown["properties"]["value"] == SECRET_SHOWN, f"{inputs['secretName']}: the host key is a secret"
-    return inputs["secretName"], inputs["properties"]["value"]
+    return secret_identifier(inputs["vaultName"], inputs["secretName"]), inputs["properties"]["value"]
 
 
 PROGRAM_SHAPES = {

@@ -32,6 +32,8 @@ KEY = f"https://{VAULT_NAME}.vault.azure.net/keys/stack"
 VAULT = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{GROUP}/providers/Microsoft.KeyVault/vaults/{VAULT_NAME}"
 REGISTRY = "dpcazureprod0a1b2c3d.azurecr.io"
 IMAGE_LIST = f"{VAULT_NAME}-images"
+SECRETS_URI = f"https://{VAULT_NAME}.vault.azure.net/secrets"
+"""Where the nodes read each secret: its identifier, `<vault URI>/secrets/<name>`."""
 DEPLOY_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGRlcGxveWtleWZvcnRlc3Rpbmdvbmx5MTIzNDU2Nzg5MA"
 PRIVATE_KEY_BODY = "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZWQyNTUxOQ"
 SECRET = "azure-native:keyvault:Secret"
@@ -141,10 +143,11 @@ def test_each_node_names_the_vault_its_roles_identity_the_registry_and_the_secre
         settings = env(written["/etc/dpc/node.env"])
         identity = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{GROUP}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/"
         identity += identity_name(PREFIX, node.role)
-        assert settings["DPC_KEY_VAULT"] == VAULT_NAME and settings["DPC_IDENTITY"] == identity, node.name
-        assert settings["DPC_REGISTRY"] == REGISTRY and settings["DPC_TENANT_ID"] == TENANT and settings["DPC_IMAGES_PARAMETER"] == IMAGE_LIST
+        assert settings["DPC_IDENTITY"] == identity, node.name
+        assert settings["DPC_REGISTRY"] == REGISTRY and settings["DPC_TENANT_ID"] == TENANT
+        assert settings["DPC_IMAGES_PARAMETER"] == f"{SECRETS_URI}/{IMAGE_LIST}", "the registry builder's secret, by its identifier"
         token = MANAGER_TOKEN if node.role is Role.MANAGER else WORKER_TOKEN
-        assert settings["DPC_JOIN_TOKEN"] == f"{STACK}-swarm-{token}"
+        assert settings["DPC_JOIN_TOKEN"] == f"{SECRETS_URI}/{STACK}-swarm-{token}"
         assert written["/root/.docker/config.json"] == '{"credsStore": "dpc-azure"}\n'
         assert "/usr/local/bin/docker-credential-dpc-azure" in written
 
@@ -177,7 +180,7 @@ def test_the_deploy_user_is_created_in_place_of_azures_admin_user_and_the_reache
         assert ("/etc/dpc/host-key.env" in written) is reached, machine.name
         if reached:
             key = "bastion" if machine.role is Role.BASTION else machine.name
-            assert env(written["/etc/dpc/host-key.env"])["DPC_HOST_KEY_SECRET"] == f"{STACK}-swarm-host-key-{key}"
+            assert env(written["/etc/dpc/host-key.env"])["DPC_HOST_KEY_SECRET"] == f"{SECRETS_URI}/{STACK}-swarm-host-key-{key}"
         assert PRIVATE_KEY_BODY not in prod.user_data[machine.name], f"{machine.name}: its user data holds a private key"
 
 

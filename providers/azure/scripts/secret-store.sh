@@ -1,16 +1,16 @@
 # shellcheck shell=bash
 # The Azure secret store of the Swarm bootstrap: secrets of the stack's Key Vault (RBAC, one role
-# assignment per secret and identity), reached over Key Vault's REST API with an access token of
-# this machine's user-assigned managed identity, which the instance metadata service (IMDS) hands
-# out (no Azure CLI on the node). A read is the latest version; a write adds a version. Tokens and
-# values never stand on a command line (curl reads its headers from standard input, values from a
-# private temporary file) nor in any output but the value read.
-# Settings (node.env, host-key.env): DPC_KEY_VAULT, the vault's name; DPC_IDENTITY, the identity's
-# resource id (IMDS's `msi_res_id`: named, so the user data needs nothing created after it).
-# DPC_IMDS_URL and DPC_KEY_VAULT_URL point elsewhere only in tests.
+# assignment per secret and identity), each named by its identifier
+# (https://<vault>.vault.azure.net/secrets/<name>), reached over Key Vault's REST API with an access
+# token of this machine's user-assigned managed identity, which the instance metadata service
+# (IMDS) hands out (no Azure CLI on the node). A read is the latest version; a write adds a version.
+# Tokens and values never stand on a command line (curl reads its headers from standard input,
+# values from a private temporary file) nor in any output but the value read.
+# Settings (node.env, host-key.env): DPC_IDENTITY, the identity's resource id (IMDS's `msi_res_id`:
+# named, so the user data needs nothing created after it). DPC_IMDS_URL and DPC_KEY_VAULT_ENDPOINT
+# (the vault's origin in place of the identifiers') point elsewhere only in tests.
 
 DPC_IMDS_URL=${DPC_IMDS_URL:-http://169.254.169.254/metadata}
-DPC_KEY_VAULT_URL=${DPC_KEY_VAULT_URL:-https://${DPC_KEY_VAULT:-}.vault.azure.net}
 KEY_VAULT_API_VERSION=7.4
 KEY_VAULT_RESOURCE=https://vault.azure.net
 
@@ -37,14 +37,15 @@ access_token() {
   jq -er .access_token <<<"$answer"
 }
 
-# key_vault METHOD SECRET [BODY-FILE]: one call of Key Vault's REST API on a secret of the stack's
-# vault as this machine; the token goes to curl through its configuration on standard input.
+# key_vault METHOD SECRET [BODY-FILE]: one call of Key Vault's REST API on a secret (its identifier)
+# as this machine; the token goes to curl through its configuration on standard input.
 key_vault() {
-  local token
+  local token url=$2
+  [ -z "${DPC_KEY_VAULT_ENDPOINT:-}" ] || url=$DPC_KEY_VAULT_ENDPOINT/secrets/${2#*/secrets/}
   token=$(access_token "$KEY_VAULT_RESOURCE") || return 1
   printf 'header = "Authorization: Bearer %s"\n' "$token" |
     curl -sSf --max-time 30 --config - -X "$1" -H 'Content-Type: application/json' ${3:+--data-binary "@$3"} \
-      "$DPC_KEY_VAULT_URL/secrets/$2?api-version=$KEY_VAULT_API_VERSION"
+      "$url?api-version=$KEY_VAULT_API_VERSION"
 }
 
 # The value exactly as written (jq -j adds no newline).
