@@ -26,7 +26,14 @@ STATEFUL_TYPES = (
     "azure-native:storage:StorageAccount",
     "azure-native:keyvault:Vault",
     "azure-native:keyvault:Key",
+    "azure-native:compute:DiskEncryptionSet",
+    "azure-native:storage:BlobContainer",
+    "azure-native:containerregistry:Registry",
+    "azure-native:resources:ResourceGroup",
 )
+"""What holds data or a key to it. On Azure also what makes data unreadable when it goes: a disk
+encryption set (its disks cannot be read without it), the offsite container, the registry (the
+images every node runs) and the stack's resource group (deleting it deletes everything in it)."""
 
 
 def _protected(args: ResourceValidationArgs) -> Iterator[str]:

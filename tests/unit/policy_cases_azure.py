@@ -348,4 +348,13 @@ AZURE_CASES = [
             "type": "SystemAssigned, UserAssigned", "userAssignedIdentities": ["computed"]}},
             deps={"networkProfile": [worker], "identity": [IDENTITIES["worker"]]})],
     ),
+    Case(
+        "stateful-resources-protected",
+        "azure: what makes data unreadable when it goes",
+        [res("azure-native:compute:DiskEncryptionSet", "des", {}, protect=True), res("azure-native:resources:ResourceGroup", "group", {}, protect=True)],
+        [res("azure-native:compute:DiskEncryptionSet", "des", {}), res("azure-native:containerregistry:Registry", "acr", {}),
+         res("azure-native:storage:BlobContainer", "backups", {"accountName": "a", "resourceGroupName": "g"}),
+         res("azure-native:resources:ResourceGroup", "group", {})],
+        offenders=4,
+    ),
 ]

@@ -254,6 +254,12 @@ def _azure_disk_unprotected(edit: Edit) -> None:
 
 
 @_azure("careless")
+def _azure_encryption_set_unprotected(edit: Edit) -> None:
+    """The disk encryption set no longer protected: deleting it leaves every disk unreadable."""
+    edit.state("azure-prod-storage-disks")["protect"] = False
+
+
+@_azure("careless")
 def _azure_owner_tag_dropped(edit: Edit) -> None:
     """A machine's interface without its Owner tag."""
     del _tags(edit, "azure-prod-compute-worker-3-nic", NIC)["Owner"]
