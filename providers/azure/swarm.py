@@ -9,9 +9,10 @@ The user data names secrets and holds none.
 
 The user data names each secret by its identifier, `https://<vault>.vault.azure.net/secrets/<name>`
 (what Key Vault's REST API and the policy pack take for a reference to a secret, where a bare name
-is any short literal). Everything it names is known from names before anything is created (the
-vault's name from the stack key's URI, the secrets' names, the identity's resource id), so every
-preview shows it whole and the policy pack reads it.
+is any short literal). Everything this builder adds to it is known from names before anything is
+created (the vault's name from the stack key's URI, the secrets' names, the identity's resource
+id), so a preview shows it whole and the policy pack reads it once the deployment's key and the
+registry's login server are known (a stack's first preview knows neither).
 """
 
 from __future__ import annotations

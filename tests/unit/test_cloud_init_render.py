@@ -396,13 +396,16 @@ def test_every_node_role_is_covered(nodes: dict[str, Node]) -> None:
 @pytest.mark.parametrize("case", CLOUDS, ids=lambda case: case.cloud)
 def test_every_node_but_the_backup_agents_keeps_its_containers_from_the_metadata(case: CloudCase) -> None:
     """Whoever reaches the metadata service acts as the node (its join tokens included); only the
-    backup agent, which writes the offsite backups as its node, may (design: the one exception)."""
+    backup agent, which writes the offsite backups as its node, may (design: the one exception),
+    and not even it where it signs in with a key of its own (Azure: the storage account's key)."""
     agent = case.topology.backup_agent.name
     assert agent == "backup-1"
+    everywhere = case.hooks(case.topology.settings, case.key_id, Role.BACKUP).metadata_guard_everywhere
+    assert everywhere is (case.cloud == "azure")
     for name in case.nodes():
         document = load(case.render_node(name))
         files = files_of(document)
-        guarded = name != agent
+        guarded = name != agent or everywhere
         assert node_env(document)["DPC_METADATA_GUARD"] == ("true" if guarded else "false"), name
         assert (files.keys() >= GUARD_FILES) is guarded and (not GUARD_FILES & files.keys()) is (not guarded), name
         if guarded:
