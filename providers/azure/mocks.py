@@ -14,8 +14,9 @@ lowercase) and the few types ARM nests otherwise (a blob container lives under
 `blobServices/default`).
 
 A name the program leaves out is generated as azure-native does before a preview: the logical name
-and eight hex digits (here derived from the name, so plans do not change), or a GUID where the
-SDK documents the name as one (role assignments).
+and eight hex digits (here derived from the name, so plans do not change), the logical name alone for
+a child resource (a subnet, a secret), or a GUID where the SDK documents the name as one (role
+assignments).
 
 With `preview`, it answers as the engine does in a stack's first `pulumi preview`: no id, the
 inputs alone (with the generated name), every other output unknown.
@@ -238,13 +239,19 @@ def autoname(name: str) -> str:
 
 
 def generated_name(typ: str, name: str) -> str | None:
-    """The name azure-native fills in for a resource of this type whose program gives none (a GUID
-    where the SDK documents one), or None for a type without a name input.
+    """The name azure-native fills in for a resource of this type whose program gives none, or None
+    for a type without a name input: a GUID where the SDK documents one; a child resource (a subnet,
+    a secret, a blob container: its name need be unique only in its parent) the logical name as it
+    is; any other the logical name with a random suffix (pulumi-azure-native#519).
     """
     shape = arm_shape(typ)
     if shape is None or shape.name_input is None:
         return None
-    return _FIXED_NAMES.get(typ) or (uuid_of(name) if shape.guid_name else autoname(name))
+    if typ in _FIXED_NAMES:
+        return _FIXED_NAMES[typ]
+    if shape.guid_name:
+        return uuid_of(name)
+    return name if shape.parents else autoname(name)
 
 
 def resource_group_id(subscription: str, group: str) -> str:

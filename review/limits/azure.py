@@ -2,8 +2,8 @@
 
 Each limit names the page of Microsoft's documentation (or the pulumi-azure-native SDK's own text,
 which the provider copies from Azure's REST specifications) it comes from. Names azure-native
-generates where the program gives none (the logical name and eight hex digits, a GUID for a role
-assignment) are checked as generated, read from the SDK as the offline plan's mocks read them;
+generates where the program gives none (the logical name and eight hex digits, a child's logical
+name as it is, a GUID for a role assignment) are checked as generated, read from the SDK as the offline plan's mocks read them;
 everything else as the plan gives it. Inputs are read by the property paths of the
 pulumi-azure-native SDK (camelCase, as the engine records them).
 """

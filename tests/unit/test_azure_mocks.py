@@ -97,9 +97,9 @@ def test_ids_are_arm_ids_of_the_resource_group_and_their_parents(seen: Seen) -> 
     assert values["group"] == GROUP
     assert values["vault"] == f"{GROUP}/providers/Microsoft.KeyVault/vaults/dpc-test-kv"
     assert values["key"] == f"{values['vault']}/keys/stack"
-    assert values["secret"] == f"{values['vault']}/secrets/{autoname('secret')}"
+    assert values["secret"] == f"{values['vault']}/secrets/secret", "a child keeps its logical name"
     assert values["identity"] == f"{GROUP}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{autoname('identity')}"
-    assert values["subnet"] == f"{GROUP}/providers/Microsoft.Network/virtualNetworks/{autoname('vnet')}/subnets/{autoname('subnet')}"
+    assert values["subnet"] == f"{GROUP}/providers/Microsoft.Network/virtualNetworks/{autoname('vnet')}/subnets/subnet"
 
 
 def test_a_role_assignment_hangs_on_its_scope_under_a_guid(seen: Seen) -> None:
@@ -111,7 +111,7 @@ def test_keys_and_secrets_have_their_vaults_uris(seen: Seen) -> None:
     assert seen.values["vault_uri"] == "https://dpc-test-kv.vault.azure.net/" == vault_uri("dpc-test-kv")
     assert seen.values["key_uri"] == "https://dpc-test-kv.vault.azure.net/keys/stack"
     assert re.fullmatch(r"https://dpc-test-kv\.vault\.azure\.net/keys/stack/[0-9a-f]{32}", seen.values["key_uri_version"])
-    assert seen.values["secret_uri"] == f"https://dpc-test-kv.vault.azure.net/secrets/{autoname('secret')}"
+    assert seen.values["secret_uri"] == "https://dpc-test-kv.vault.azure.net/secrets/secret"
 
 
 def test_identities_have_principal_and_client_ids_also_where_a_resource_uses_them(seen: Seen) -> None:
