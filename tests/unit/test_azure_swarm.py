@@ -25,6 +25,7 @@ from providers.azure.compute import identity_name
 from providers.azure.swarm import PUBLISHED_BY_NODES, build_swarm, disk_device
 from tests.mocked_program import run_mocked
 from tests.unit.azure_program import GROUP, PREFIX, STACK, SUBSCRIPTION, TENANT, azure_home, mocks
+from tests.unit.conftest import planned
 
 ROOT = Path(__file__).resolve().parents[2]
 VAULT_NAME = "dpcazureprod0a1b2c3d"
@@ -201,3 +202,23 @@ def test_the_user_data_is_known_in_a_first_preview() -> None:
     preview = build(preview=True)
     assert sorted(preview.user_data) == sorted([*(node.name for node in TOPOLOGY.nodes), TOPOLOGY.bastion.name])
     assert preview.user_data == build().user_data
+
+
+def test_in_the_stacks_plan_each_node_mounts_at_each_lun_the_volume_compute_attaches_there() -> None:
+    """Both ends through the composition: the VM's data disk at LUN n is the volume whose mount point
+    the node's user data gives `/dev/disk/azure/scsi1/lun<n>`."""
+    plan, revealed = planned(STACK)
+    volumes = {f"{STACK}-storage-{volume.name}": volume for volume in TOPOLOGY.volumes}
+    checked = 0
+    for step in plan["steps"]:
+        if step["newState"]["type"] != "azure-native:compute:VirtualMachine" or step["urn"].endswith("-bastion-1"):
+            continue
+        inputs = revealed[step["urn"]]
+        user_data = gzip.decompress(base64.b64decode(inputs["osProfile"]["customData"])).decode()
+        mounted = dict(line.split("\t")[:2] for line in files(user_data)["/etc/dpc/mounts.tsv"].splitlines())
+        for disk in inputs["storageProfile"].get("dataDisks", []):
+            volume = volumes[disk["managedDisk"]["id"].rsplit("/", 1)[-1]]
+            assert mounted[disk_device(disk["lun"])] == volume.mount_point, (step["urn"], disk["lun"])
+            checked += 1
+        assert len(mounted) == len(inputs["storageProfile"].get("dataDisks", [])), step["urn"]
+    assert checked == len(TOPOLOGY.volumes)
