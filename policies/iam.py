@@ -125,6 +125,11 @@ _AZURE_WIDE_SCOPE = re.compile(r"/(subscriptions/[^/]+(/resourceGroups/[^/]+)?)?
 a resource group (the stack's holds its vault, every secret and key, the registry, the disks)."""
 
 
+_AZURE_VAULT_SCOPE = re.compile(r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.KeyVault/vaults/[^/]+/?", re.IGNORECASE)
+"""A whole Key Vault as a scope: a data role there reaches every secret and key of the vault (GCP's
+project-wide secretAccessor); the stack grants on the one secret or key."""
+
+
 def _azure_assignment_problems(assignment: PolicyResource) -> Iterator[str]:
     definition = peek(assignment.props, "roleDefinitionId")
     role_id = str(definition).rsplit("/", 1)[-1].lower() if definition is not UNKNOWN else ""
@@ -133,6 +138,8 @@ def _azure_assignment_problems(assignment: PolicyResource) -> Iterator[str]:
     scope = get(assignment.props, "scope")  # unknown at a first preview when computed from the stack's names: not judged, and said so
     if _AZURE_WIDE_SCOPE.fullmatch(str(scope)):
         yield f"{assignment.name} assigns its role on {scope}, every resource of a subscription or resource group: assign it on the one resource"
+    elif _AZURE_VAULT_SCOPE.fullmatch(str(scope)):
+        yield f"{assignment.name} assigns its role on the whole vault {scope}, every secret and key in it: assign it on the one secret or key"
 
 
 def _least_privilege_violations(args: StackValidationArgs) -> Iterator[tuple[str, str]]:
@@ -150,7 +157,7 @@ IAM_LEAST_PRIVILEGE = stack_policy(
     "only (policies/iam.py lists them, with why), no privilege-escalation action, no administrator managed policy; "
     "on GCP no owner/editor or token-creator grant on any resource, no grant to allUsers/allAuthenticatedUsers, and no project-wide "
     "grant of a role a secret, bucket, repository or key grants on itself (secretAccessor and the like); on Azure no Owner, Contributor or "
-    "User Access Administrator assignment, and no assignment on a whole subscription, resource group or management group.",
+    "User Access Administrator assignment, and no assignment on a whole subscription, resource group, management group or Key Vault.",
     severity=Severity.HIGH,
     remediation="Name each action and the stack's resources it needs (ARNs built from the names the program chooses); "
     "if an action truly takes no resource, add it to RESOURCELESS_ACTIONS in policies/iam.py with the reason.",

@@ -252,11 +252,11 @@ AZURE_CASES = [
     ),
     Case(
         "iam-least-privilege",
-        "azure: no role on a subscription or resource group, no Contributor",
+        "azure: no role on a subscription, resource group or vault, no Contributor",
         [assignment("read-worker-token", SECRET_SCOPE)],
         [assignment("on-the-group", GROUP), assignment("on-the-subscription", f"{SUBSCRIPTION}/"),
-         assignment("contributor", SECRET_SCOPE, CONTRIBUTOR)],
-        offenders=3,
+         assignment("contributor", SECRET_SCOPE, CONTRIBUTOR), assignment("on-the-vault", SECRET_SCOPE.rsplit("/secrets/", 1)[0])],
+        offenders=4,
     ),
     Case(
         "keys-rotated",

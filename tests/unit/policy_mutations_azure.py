@@ -423,6 +423,12 @@ def _azure_secrets_user_on_the_resource_group(edit: Edit) -> None:
     _assignment(edit, "worker-reads-everything", SECRETS_USER, GROUP)
 
 
+@_azure("coverage", evasion=True)
+def _azure_secrets_user_on_the_whole_vault(edit: Edit) -> None:
+    """The workers' secret reader granted on the vault, every secret in it (the managers' join token too)."""
+    _assignment(edit, "worker-reads-the-vault", SECRETS_USER, f"{GROUP}/providers/Microsoft.KeyVault/vaults/azureprodstvaultbe5b4a8d")
+
+
 @_azure("coverage")
 def _azure_owner_on_the_subscription(edit: Edit) -> None:
     """The workers' identity made Owner of the subscription."""
