@@ -8,8 +8,8 @@ security rules name, and forwards nothing.
 Password login is off. Azure then wants an SSH key for the admin user it creates
 (`osProfile.adminUsername`), and refuses `admin`, the deploy user, as that name: the admin user is
 `ADMIN_USER`, given the deployment's own public key, and the user data (cloud-init's `users`,
-without the image's default user) creates the deploy user in its place, so no other user exists
-and no other key is authorised (design §9.8).
+without the image's default user) creates the deploy user in its place, so the user Azure names
+is never created and no key but the deployment's and the admins' is authorised (design §9.8).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from components.compute import Attachment, ComputePlan, ComputeResult, MachineSp
 from components.swarm import MANAGER_ADDRESS, MANAGER_TOKEN, WORKER_TOKEN, hostname
 from dpc.model import SWARM_ROLES, Capability, Node, Role
 from providers.azure.provider import AzureStack
-from providers.azure.vault import ACR_PULL, KEY_VAULT_SECRETS_OFFICER, KEY_VAULT_SECRETS_USER, BuiltInRole, disk_encryption_set_id, role_assignment
+from providers.azure.vault import ACR_PULL, KEY_VAULT_SECRETS_OFFICER, KEY_VAULT_SECRETS_USER, BuiltInRole, disk_encryption_set_id, resource_id, role_assignment
 
 ADMIN_USER = "azureuser"
 """The admin user Azure's provisioning names (Azure refuses `admin`); the user data creates the
@@ -45,6 +45,7 @@ the machine booted from: Azure never returns custom data, so the tag is what tel
 awaiting its new bootstrap."""
 
 BOOTSTRAP_DIGEST_LENGTH = 16
+IDENTITY_KIND = "Microsoft.ManagedIdentity/userAssignedIdentities"
 
 
 def identity_name(prefix: str, role: Role) -> str:
@@ -54,17 +55,12 @@ def identity_name(prefix: str, role: Role) -> str:
     return f"{prefix}-{role.value}"
 
 
-def identity_resource_id(subscription_id: str, group: str, prefix: str, role: Role) -> str:
-    """A role's identity's resource id in the stack's subscription and resource group."""
-    return f"/subscriptions/{subscription_id}/resourceGroups/{group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{identity_name(prefix, role)}"
-
-
 def identity_id(azure: AzureStack, prefix: str, role: Role) -> pulumi.Output[str]:
     """A role's identity's resource id, known from names before the identity exists: the user data
     names it to the instance metadata service (`msi_res_id`), since its client id is only known
     once it exists, after the user data is rendered.
     """
-    return azure.resource_group.apply(lambda group: identity_resource_id(azure.subscription_id, group, prefix, role))
+    return resource_id(azure, IDENTITY_KIND, identity_name(prefix, role))
 
 
 def image_reference(owner: str, name: str) -> compute.ImageReferenceArgsDict:

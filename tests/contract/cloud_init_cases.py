@@ -32,7 +32,7 @@ from dpc.model import Node, Role
 from dpc.settings import Settings
 from dpc.topology import Topology, derive
 from providers.aws.swarm import aws_hooks, ebs_device
-from providers.azure.compute import identity_resource_id
+from providers.azure.compute import identity_name
 from providers.azure.provider import AzureStack, resource_group_name
 from providers.azure.registry import REGISTRY_NAME_LIMIT, image_list_name
 from providers.azure.storage import VAULT_NAME_LIMIT
@@ -192,12 +192,19 @@ AZURE_REGISTRY = f"{_azure_global_name('azure-prod-registry', REGISTRY_NAME_LIMI
 """The registry's login server, from the name the registry builder gives it."""
 
 
+def azure_identity(role: Role) -> str:
+    """The resource id of the azure-prod identity of `role`, as Resource Manager names it."""
+    azure = stack_topology("azure-prod").settings.azure
+    assert azure is not None, "Pulumi.azure-prod.yaml names its subscription and tenant"
+    group = f"/subscriptions/{azure.subscription_id}/resourceGroups/{resource_group_name('azure-prod')}"
+    return f"{group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{identity_name('dpc-azure-prod', role)}"
+
+
 def _azure_hooks(settings: Settings, _key_id: str, role: Role) -> CloudHooks:
     """Azure's hooks on a machine of `role`: the role's identity by resource id (the vault is in the secrets' identifiers)."""
     azure = settings.azure
     assert azure is not None, "Pulumi.azure-prod.yaml names its subscription and tenant"
-    identity = identity_resource_id(azure.subscription_id, resource_group_name("azure-prod"), "dpc-azure-prod", role)
-    return azure_hooks(Where(identity, azure.tenant_id, AZURE_REGISTRY))
+    return azure_hooks(Where(azure_identity(role), azure.tenant_id, AZURE_REGISTRY))
 
 
 def _azure_disk_id(volume_name: str) -> str:

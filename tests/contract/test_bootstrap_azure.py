@@ -29,9 +29,7 @@ import pytest
 
 from components.swarm import MANAGER_ADDRESS, MANAGER_TOKEN, PLACEHOLDER, WORKER_TOKEN
 from dpc.model import Role
-from providers.azure.compute import identity_resource_id
-from providers.azure.provider import resource_group_name
-from tests.contract.cloud_init_cases import AZURE, AZURE_REGISTRY, PROJECT_ROOT
+from tests.contract.cloud_init_cases import AZURE, AZURE_REGISTRY, PROJECT_ROOT, azure_identity
 from tests.contract.fake_cloud import RUN_TIMEOUT, VALUES, FakeApi, command_lines, form_swarm, logging_curl, run_store, served
 from tests.contract.swarm_model import World, tokens_in
 
@@ -43,7 +41,7 @@ VAULT_RESOURCE, ARM_RESOURCE = "https://vault.azure.net", "https://management.az
 TOKENS = {VAULT_RESOURCE: "eyJ0eXAiOiJKV1QiLCJhbGciOi.vault-token." + "v" * 40, ARM_RESOURCE: "eyJ0eXAiOiJKV1QiLCJhbGciOi.arm-token." + "a" * 40}
 REFRESH_TOKEN = "eyJhbGciOiJSUzI1NiIsInR5cCI6.refresh-token." + "r" * 40
 TENANT = "00000000-0000-0000-0000-000000000000"
-IDENTITY = identity_resource_id("00000000-0000-0000-0000-000000000000", resource_group_name(AZURE.stack), AZURE.prefix, Role.WORKER)
+IDENTITY = azure_identity(Role.WORKER)
 SECRET_NAME = "azure-prod-swarm-worker-token"
 SECRET = f"https://dpcazureprod0a1b2c3d.vault.azure.net/secrets/{SECRET_NAME}"
 """A secret as the store takes it: its identifier (the fake serves it, at DPC_KEY_VAULT_ENDPOINT)."""
@@ -294,13 +292,10 @@ def world(fake: FakeAzure, tmp_path: Path) -> World:
     """The stack's bootstrap secrets holding the placeholder, each machine's address and identity, an empty Swarm."""
     for identifier in AZURE.secret_names.values():
         fake.versions[name_of(identifier)] = [PLACEHOLDER]
-    azure = AZURE.topology.settings.azure
-    assert azure is not None
     for name, address in ADDRESSES.items():
         host = f"{AZURE.prefix}-{name}"
         fake.addresses[host] = address
-        role = AZURE.nodes()[name].role
-        fake.identities[host] = identity_resource_id(azure.subscription_id, resource_group_name(AZURE.stack), AZURE.prefix, role)
+        fake.identities[host] = azure_identity(AZURE.nodes()[name].role)
     (tmp_path / "world").mkdir()
     created = World(tmp_path / "world", Path("/nonexistent/aws"), "", {"DPC_KEY_VAULT_ENDPOINT": fake.url})
     created.fake = fake  # type: ignore[attr-defined]
