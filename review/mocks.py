@@ -1,5 +1,5 @@
 """The offline plan's mocks: each cloud's resources and data sources answered by that cloud's own
-mocks (`providers/<cloud>/mocks.py`, chosen by the type token's package, `aws:` or `gcp:`), and
+mocks (`providers/<cloud>/mocks.py`, chosen by the type token's package, `aws:`, `gcp:` or `azure-native:`), and
 what every cloud shares answered here (pulumi-random, tls, command, docker), so that every
 dependent value of the program resolves as it would against the cloud.
 
