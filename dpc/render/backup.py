@@ -166,7 +166,7 @@ class AzureRepository:
     for Azure managed identities came in pgBackRest 2.58.0 (release notes of 2026-01-19), which no
     Debian stable release ships yet. So, unlike the instance role on AWS and the service account on
     GCP, the backup node needs a secret: the account key, which the account has to accept (shared
-    key access stays on, a departure, design §11 (Azure)). A SAS would be narrower but expires, and
+    key access stays on, a departure, design §11.33). A SAS would be narrower but expires, and
     a SAS that expires stops the backups until someone renews it; the key does not (rotating it is
     an operator's `pulumi up`, design §9.8).
 

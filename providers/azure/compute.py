@@ -273,9 +273,8 @@ def _machine(
             "encryption_at_host": True,
         },
         diagnostics_profile={"boot_diagnostics": {"enabled": True}},
-        tags=pulumi.Output.from_input(custom_data).apply(
-            lambda data: scope.tags_with(Name=host, Role=node.role.value, Node=node.name, Bootstrap=bootstrap_digest(data))
-        ),
+        # Each tag its own value, so a first preview, where the custom data is unknown, knows every tag but the digest.
+        tags={**scope.tags_with(Name=host, Role=node.role.value, Node=node.name), "Bootstrap": pulumi.Output.from_input(custom_data).apply(bootstrap_digest)},
         opts=scope.stateful_opts(
             ignore_changes=IGNORED, depends_on=[identity.identity, *identity.grants, *boot_after], delete_before_replace=True
         ),

@@ -19,6 +19,7 @@ and secret reads off NAT, as AWS's VPC endpoints and GCP's Private Google Access
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -29,9 +30,21 @@ from components.network import NetworkPlan, NetworkResult
 from dpc.model import FromCidrs, FromLoadBalancer, FromRole
 from providers.azure.provider import AzureStack
 from providers.azure.storage import STORAGE_ACCOUNT_NAME_LIMIT
-from providers.azure.vault import STORAGE_BLOB_DATA_CONTRIBUTOR, global_name, key_name, key_user, role_assignment, user_identity, vault_uri
+from providers.azure.vault import (
+    STORAGE_BLOB_DATA_CONTRIBUTOR,
+    global_name,
+    key_name,
+    key_user,
+    once_created,
+    resource_id,
+    role_assignment,
+    user_identity,
+    vault_uri,
+)
 from providers.common.firewall import FIREWALL_GROUPS, port_range, ports_label, source_cidrs, source_group, target_group
 
+APPLICATION_SECURITY_GROUP_KIND, STORAGE_ACCOUNT_KIND = "Microsoft.Network/applicationSecurityGroups", "Microsoft.Storage/storageAccounts"
+"""The Resource Manager types of what the security rules and the flow log's grant name by id."""
 NAME_LIMIT = 80
 """The longest name Azure takes for a subnet, security group and rule, NAT gateway, public IP
 address, load balancer, flow log or managed identity."""
@@ -148,7 +161,7 @@ def security_rules(plan: NetworkPlan) -> tuple[SecurityRule, ...]:
     return tuple(rules)
 
 
-def _security_group(azure: AzureStack, scope: Scope, plan: NetworkPlan, groups: dict[str, network.ApplicationSecurityGroup]) -> network.NetworkSecurityGroup:
+def _security_group(azure: AzureStack, scope: Scope, plan: NetworkPlan, groups: Mapping[str, pulumi.Output[str]]) -> network.NetworkSecurityGroup:
     """The one network security group of every subnet: the matrix's rules on the groups, then the
     deny-all.
 
@@ -167,9 +180,9 @@ def _security_group(azure: AzureStack, scope: Scope, plan: NetworkPlan, groups: 
             protocol=rule.protocol,
             source_port_range="*",
             destination_port_range=rule.ports,
-            destination_application_security_groups=[network.ApplicationSecurityGroupArgs(id=groups[rule.target].id)],
+            destination_application_security_groups=[network.ApplicationSecurityGroupArgs(id=groups[rule.target])],
             description=rule.description,
-            source_application_security_groups=[network.ApplicationSecurityGroupArgs(id=groups[rule.source_group].id)] if rule.source_group else None,
+            source_application_security_groups=[network.ApplicationSecurityGroupArgs(id=groups[rule.source_group])] if rule.source_group else None,
             # One prefix (or service tag) alone, several as the list: how Azure writes a rule back, so a refresh shows no difference.
             source_address_prefix=rule.source_prefixes[0] if len(rule.source_prefixes) == 1 else None,
             source_address_prefixes=list(rule.source_prefixes) if len(rule.source_prefixes) > 1 else None,
@@ -203,15 +216,16 @@ def _security_group(azure: AzureStack, scope: Scope, plan: NetworkPlan, groups: 
     )
 
 
-def _application_security_groups(azure: AzureStack, scope: Scope) -> dict[str, network.ApplicationSecurityGroup]:
-    """One application security group per firewall group: a machine's interface joins its role's.
-    The load balancer's has no member (Azure's load balancer has no interface) and no rule targets
-    it; it is there because every cloud names every group.
+def _application_security_groups(azure: AzureStack, scope: Scope) -> dict[str, pulumi.Output[str]]:
+    """One application security group per firewall group, by its id made from its name (which a
+    first preview knows, so the policy pack judges the rules naming it): a machine's interface joins
+    its role's. The load balancer's has no member (Azure's load balancer has no interface) and no
+    rule targets it; it is there because every cloud names every group.
     """
-    groups: dict[str, network.ApplicationSecurityGroup] = {}
+    groups: dict[str, pulumi.Output[str]] = {}
     for group in FIREWALL_GROUPS:
         name = scope.child(f"{group}-asg")
-        groups[group] = network.ApplicationSecurityGroup(
+        asg = network.ApplicationSecurityGroup(
             name,
             application_security_group_name=azure_name(name),
             resource_group_name=azure.resource_group,
@@ -219,6 +233,7 @@ def _application_security_groups(azure: AzureStack, scope: Scope) -> dict[str, n
             tags=scope.tags_with(Name=name, Role=group),
             opts=scope.opts(),
         )
+        groups[group] = once_created(asg, resource_id(azure, APPLICATION_SECURITY_GROUP_KIND, azure_name(name)))
     return groups
 
 
@@ -261,9 +276,10 @@ def _flow_logs(azure: AzureStack, scope: Scope, plan: NetworkPlan, vnet: network
     key_identity = key_user(azure, scope, "flow-logs-key-identity", plan.key_id)
     writer = user_identity(azure, scope, "flow-logs-writer-identity")
     name = scope.child("flow-logs")
+    account_name = global_name(azure, name, STORAGE_ACCOUNT_NAME_LIMIT)
     account = storage.StorageAccount(
         name,
-        account_name=global_name(azure, name, STORAGE_ACCOUNT_NAME_LIMIT),
+        account_name=account_name,
         resource_group_name=azure.resource_group,
         location=azure.location,
         kind=storage.Kind.STORAGE_V2,
@@ -286,7 +302,8 @@ def _flow_logs(azure: AzureStack, scope: Scope, plan: NetworkPlan, vnet: network
         tags=scope.tags_with(Name=name),
         opts=scope.stateful_opts(depends_on=[key_identity.grant]),
     )
-    writer_grant = role_assignment(azure, scope, "flow-logs-writer-grant", role=STORAGE_BLOB_DATA_CONTRIBUTOR, principal_id=writer.principal_id, on=account.id)
+    account_id = once_created(account, resource_id(azure, STORAGE_ACCOUNT_KIND, account_name))
+    writer_grant = role_assignment(azure, scope, "flow-logs-writer-grant", role=STORAGE_BLOB_DATA_CONTRIBUTOR, principal_id=writer.principal_id, on=account_id)
     log_name = scope.child("vnet-flow-log")
     network.FlowLog(
         log_name,
@@ -295,7 +312,7 @@ def _flow_logs(azure: AzureStack, scope: Scope, plan: NetworkPlan, vnet: network
         resource_group_name=NETWORK_WATCHER_GROUP,
         location=azure.location,
         target_resource_id=vnet.id,
-        storage_id=account.id,
+        storage_id=account_id,
         enabled=True,
         format=network.FlowLogFormatParametersArgs(type=network.FlowLogFormatType.JSON, version=2),
         retention_policy=network.RetentionPolicyParametersArgs(days=plan.flow_log_retention_days, enabled=True),
@@ -353,6 +370,6 @@ def build_network(azure: AzureStack, scope: Scope, plan: NetworkPlan) -> Network
         network_id=vnet.id,
         public_subnet_ids={zone: subnets["public", zone].id for zone in plan.zones},
         private_subnet_ids={zone: subnets["private", zone].id for zone in plan.zones},
-        firewall_group_ids={group: asg.id for group, asg in groups.items()},
+        firewall_group_ids=groups,
         private_egress={zone: [nat[zone], subnets["private", zone]] for zone in plan.zones},
     )

@@ -39,7 +39,7 @@ from pulumi_command import local
 from components.base import Scope
 from components.registry import ImageListPlan, ImageListResult, RegistryPlan, RegistryResult, image_list_value
 from providers.azure.provider import AzureStack
-from providers.azure.vault import global_name, key_user, resource_id, secret_id, vault_name
+from providers.azure.vault import global_name, key_user, once_created, resource_id, secret_id, vault_name
 
 REGISTRY_NAME_LIMIT = 50
 """Registry names take 5–50 letters and digits."""
@@ -129,7 +129,7 @@ def build_registry(azure: AzureStack, scope: Scope, plan: RegistryPlan) -> Regis
         tags=scope.tags_with(Name=scope.child("images")),
         opts=scope.opts(ignore_changes=["properties"]),
     )
-    name = image_list.urn.apply(lambda _: vault).apply(image_list_name)
+    name = once_created(image_list, vault).apply(image_list_name)
     return RegistryResult(
         server=registry.login_server,
         username=pulumi.Output.from_input(REFRESH_TOKEN_USER),

@@ -64,6 +64,7 @@ from providers.azure.vault import (
     key_name,
     key_uri,
     key_user,
+    once_created,
     role_assignment,
     vault_id,
     vault_uri,
@@ -330,7 +331,7 @@ def build_storage(azure: AzureStack, scope: Scope, plan: StoragePlan) -> Storage
     key = _key(azure, scope, vault)
     own_key_id = pulumi.Output.all(vault.name, key.name).apply(lambda names: key_uri(str(names[0]), str(names[1])))
     encryption_set, grant = _disk_encryption_set(azure, scope, key, own_key_id)
-    key_id = pulumi.Output.all(own_key_id, grant.urn).apply(lambda ready: str(ready[0]))
+    key_id = once_created(grant, own_key_id)
     volume_ids = {volume.name: _disk(azure, scope, volume, encryption_set, grant).id for volume in plan.volumes}
     account = _offsite_account(azure, scope, own_key_id)
     container = _offsite_container(azure, scope, plan, account)

@@ -42,7 +42,7 @@ from components.swarm import (
 from dpc.model import Role
 from providers.azure.compute import ADMIN_USER, identity_id
 from providers.azure.provider import AzureStack
-from providers.azure.vault import KEY_VAULT_DNS_SUFFIX, secret_id, vault_name
+from providers.azure.vault import KEY_VAULT_DNS_SUFFIX, once_created, secret_id, vault_name
 
 SCRIPTS = Path(__file__).parent / "scripts"
 SECRET_STORE_SCRIPT = (SCRIPTS / "secret-store.sh").read_text()
@@ -127,7 +127,7 @@ class _Secrets:
             tags=scope.tags_with(Name=secret_name),
             opts=opts,
         )
-        named = secret.urn.apply(lambda _: secret_name)
+        named = once_created(secret, secret_name)
         return pulumi.Output.all(self.vault, named).apply(lambda a: secret_identifier(*a)), secret_id(self.azure, self.key_id, named)
 
 

@@ -14,6 +14,8 @@ API (all ids are Azure Resource Manager ids, the scopes of role assignments):
   key)` the versionless URI itself.
 - `vault_id(azure, key_id)`: the vault's id; `resource_id(azure, kind, name)` any resource's of
   the stack's resource group (`kind` as `Microsoft.ContainerRegistry/registries`).
+- `once_created(resource, value)`: a value made from names (known at a first preview) that still
+  waits for `resource`, so its users are created after it.
 - `key_arm_id(azure, key_id)`: the key's id (the narrowest scope of a
   `KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER` grant).
 - `secret_id(azure, key_id, secret_name)`: a secret's id (the narrowest scope of a
@@ -110,6 +112,14 @@ def resource_id(azure: AzureStack, kind: str, name: pulumi.Input[str]) -> pulumi
     return pulumi.Output.all(azure.resource_group, name).apply(
         lambda a: f"/subscriptions/{azure.subscription_id}/resourceGroups/{a[0]}/providers/{kind}/{a[1]}"
     )
+
+
+def once_created(resource: pulumi.Resource, value: pulumi.Input[str]) -> pulumi.Output[str]:
+    """`value`, made from names, as an output of `resource`: a first preview knows it (an id the API
+    returns is unknown there, and the policy pack could not judge what names it), and whoever uses
+    it is still created after `resource` (the dependency travels with the resource's URN).
+    """
+    return pulumi.Output.all(resource.urn, value).apply(lambda ready: str(ready[1]))
 
 
 def vault_name(key_id: pulumi.Input[str]) -> pulumi.Output[str]:
