@@ -52,9 +52,9 @@ class Ack:
     """A committed row as the writer saw it acknowledged."""
 
     row: int
+    sent_at: float
+    """When the row's statement was sent (time.monotonic())."""
     at: float
-    connected_at: float
-    """When the connection the row went through was opened (time.monotonic())."""
 
 
 @dataclass
@@ -80,16 +80,16 @@ class Writer:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(**{**self.conninfo, **WRITER_OPTIONS, "connect_timeout": CONNECT_TIMEOUT}, autocommit=True) as connection:  # pyright: ignore[reportArgumentType]
-                    connected_at = time.monotonic()
                     connection.add_notice_handler(self._notice)
                     while not self._stop.is_set():
                         row, next_row = next_row, next_row + 1
                         self._sync_wait_cancelled = False
+                        sent_at = time.monotonic()
                         connection.execute(f"INSERT INTO {self.table} (id) VALUES (%s)", (row,))  # pyright: ignore[reportArgumentType]
                         if self._sync_wait_cancelled:
                             self.in_doubt.append(row)
                         else:
-                            self.acknowledged.append(Ack(row, time.monotonic(), connected_at))
+                            self.acknowledged.append(Ack(row, sent_at, time.monotonic()))
                         self._stop.wait(self.pause)
             except psycopg.Error as error:
                 self.errors.append((time.monotonic(), str(error).strip()))
@@ -103,9 +103,11 @@ class Writer:
         self._stop.set()
 
     def acknowledged_after(self, moment: float) -> list[Ack]:
-        """Rows acknowledged through connections opened after `moment`, which cannot have reached
-        a server that was gone by then."""
-        return [ack for ack in list(self.acknowledged) if ack.connected_at > moment]
+        """Rows whose statement was sent after `moment` and acknowledged, whatever connection carried
+        it: a connection open before a fault that survives it (a partition healed) counts as soon as
+        it commits again, where selecting by connection time would wait for a reconnection that
+        never comes."""
+        return [ack for ack in list(self.acknowledged) if ack.sent_at > moment]
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,7 @@ class DrillResult:
     to_new_leader: float
     """Until Patroni's /cluster, on a surviving member, shows another member leading and running."""
     to_first_write: float
-    """Until the first commit acknowledged through HAProxy on a connection opened after the crash."""
+    """Until the first commit acknowledged through HAProxy of a statement sent after the crash."""
     acknowledged_before_crash: int
     present_before_crash: int
     """Of the rows acknowledged before the crash, how many the new leader holds."""
