@@ -67,7 +67,8 @@ def running_cluster(phases: Phases, kept_logs: list[Path], budget: int) -> Itera
     for nothing to be kept) carries the services' last lines and the teardown's problems, and all
     logs are copied to a directory appended to `kept_logs`; the caller may keep them too
     (e.g. when a test failed) by calling `smoke.cluster.keep_logs()` before leaving. A teardown
-    that leaves anything behind is itself an error.
+    that leaves anything behind is itself an error, reported with the logs kept (they explain it)
+    before the run's directory goes.
     """
     require_namespaces()
     with phases.phase("patroni venv"):
@@ -96,9 +97,10 @@ def running_cluster(phases: Phases, kept_logs: list[Path], budget: int) -> Itera
         with phases.phase("teardown"):
             if client is not None:
                 client.close()
-            problems = network.teardown()
+            problems = network.teardown() + [f"namespace left: {name}" for name in network.leftovers()]
+            if problems and failure is None and cluster is not None:
+                problems.append(f"logs kept in {cluster.keep_logs()}")
             shutil.rmtree(root, ignore_errors=True)
-        problems += [f"namespace left: {name}" for name in network.leftovers()]
         problems += [f"directory left: {root}"] if root.exists() else []
         if failure is not None:
             failure.add_note(f"teardown problems: {problems}")
