@@ -27,8 +27,18 @@ from components.base import Scope
 from components.compute import Attachment, ComputePlan, ComputeResult, MachineSpec, machines_awaiting
 from components.swarm import MANAGER_ADDRESS, MANAGER_TOKEN, WORKER_TOKEN, hostname
 from dpc.model import SWARM_ROLES, Capability, Node, Role
+from providers.azure.network import public_address
 from providers.azure.provider import AzureStack
-from providers.azure.vault import ACR_PULL, KEY_VAULT_SECRETS_OFFICER, KEY_VAULT_SECRETS_USER, BuiltInRole, disk_encryption_set_id, resource_id, role_assignment
+from providers.azure.vault import (
+    ACR_PULL,
+    KEY_VAULT_SECRETS_OFFICER,
+    KEY_VAULT_SECRETS_USER,
+    BuiltInRole,
+    disk_encryption_set_id,
+    resource_id,
+    role_assignment,
+    user_identity,
+)
 
 ADMIN_USER = "azureuser"
 """The admin user Azure's provisioning names (Azure refuses `admin`); the user data creates the
@@ -128,15 +138,7 @@ class Identity:
 
 def _identity(azure: AzureStack, scope: Scope, plan: ComputePlan, role: Role) -> Identity:
     """The role's identity, granted its capabilities on the resources themselves."""
-    name = identity_name(plan.hostname_prefix, role)
-    identity = managedidentity.UserAssignedIdentity(
-        scope.child(f"{role.value}-identity"),
-        resource_name_=name,
-        resource_group_name=azure.resource_group,
-        location=azure.location,
-        tags=scope.tags_with(Name=name, Role=role.value),
-        opts=scope.opts(),
-    )
+    identity = user_identity(azure, scope, f"{role.value}-identity", resource_name=identity_name(plan.hostname_prefix, role), Role=role.value)
     grants = tuple(
         role_assignment(azure, scope, f"{role.value}-{grant.name}", role=grant.role, principal_id=identity.principal_id, on=grant.on)
         for grant in role_grants(plan, role)
@@ -167,25 +169,6 @@ def _interface(
         location=azure.location,
         ip_configurations=[configuration],
         enable_ip_forwarding=False,
-        tags=scope.tags_with(Name=name, Role=node.role.value, Node=node.name),
-        opts=scope.opts(),
-    )
-
-
-def _bastion_address(azure: AzureStack, scope: Scope, node: Node) -> network.PublicIPAddress:
-    """The stack's only public address: Standard (closed until a security rule opens it), static,
-    in the bastion's zone.
-    """
-    name = scope.child(f"{node.name}-ip")
-    return network.PublicIPAddress(
-        name,
-        public_ip_address_name=name,
-        resource_group_name=azure.resource_group,
-        location=azure.location,
-        sku={"name": network.PublicIPAddressSkuName.STANDARD, "tier": network.PublicIPAddressSkuTier.REGIONAL},
-        public_ip_allocation_method=network.IPAllocationMethod.STATIC,
-        public_ip_address_version=network.IPVersion.I_PV4,
-        zones=[node.zone],
         tags=scope.tags_with(Name=name, Role=node.role.value, Node=node.name),
         opts=scope.opts(),
     )
@@ -331,7 +314,8 @@ def build_compute(azure: AzureStack, scope: Scope, plan: ComputePlan) -> Compute
             custom_data=plan.user_data_base64[node.name], attachments=plan.attachments.get(node.name, ()), boot_after=plan.boot_after[node.zone],
         )
     bastion = plan.bastion
-    address = _bastion_address(azure, scope, bastion)
+    # The stack's only public address, in the bastion's zone.
+    address = public_address(azure, scope, f"{bastion.name}-ip", [bastion.zone], scope.opts(), Role=bastion.role.value, Node=bastion.name)
     _machine(
         azure, scope, plan, bastion, identity=identities[Role.BASTION],
         interface=_interface(azure, scope, plan, bastion, subnet=plan.public_subnet_ids[bastion.zone], public_ip=address),

@@ -87,8 +87,10 @@ def azure_name(name: str, limit: int = NAME_LIMIT) -> str:
     return f"{name[: limit - len(digest) - 1].rstrip('-')}-{digest}"
 
 
-def public_address(azure: AzureStack, scope: Scope, suffix: str, zones: list[str], opts: pulumi.ResourceOptions) -> network.PublicIPAddress:
-    """A Standard static IPv4 public address in `zones` (one: zonal; all the stack's: zone-redundant)."""
+def public_address(azure: AzureStack, scope: Scope, suffix: str, zones: list[str], opts: pulumi.ResourceOptions, **tags: str) -> network.PublicIPAddress:
+    """A Standard static IPv4 public address in `zones` (one: zonal; all the stack's: zone-redundant),
+    closed until a security rule opens it, tagged with the stack's tags and `tags`.
+    """
     name = scope.child(suffix)
     return network.PublicIPAddress(
         name,
@@ -99,7 +101,7 @@ def public_address(azure: AzureStack, scope: Scope, suffix: str, zones: list[str
         public_ip_allocation_method=network.IPAllocationMethod.STATIC,
         public_ip_address_version=network.IPVersion.I_PV4,
         zones=zones,
-        tags=scope.tags_with(Name=name),
+        tags=scope.tags_with(Name=name, **tags),
         opts=opts,
     )
 

@@ -26,7 +26,7 @@ API (all ids are Azure Resource Manager ids, the scopes of role assignments):
 - `global_name(azure, name, limit)`: a name for a resource Azure names globally (vault, storage
   account, registry): lowercase letters and digits, at most `limit`, unique per subscription and
   stack, the same on every run.
-- `user_identity(azure, scope, name)`: a user-assigned identity; `key_user(azure, scope, name,
+- `user_identity(azure, scope, name, resource_name=..., **tags)`: a user-assigned identity; `key_user(azure, scope, name,
   key_id)` one granted the key (`KeyUser`).
 - `role_assignment(azure, scope, name, role=..., principal_id=..., on=...)`: grants the managed
   identity `principal_id` the built-in `role` on the resource id `on`.
@@ -230,14 +230,18 @@ def role_assignment(
     )
 
 
-def user_identity(azure: AzureStack, scope: Scope, name: str) -> managedidentity.UserAssignedIdentity:
-    """A user-assigned identity `<scope>-<name>` of the stack's resource group, holding no grant yet."""
+def user_identity(azure: AzureStack, scope: Scope, name: str, *, resource_name: str | None = None, **tags: str) -> managedidentity.UserAssignedIdentity:
+    """A user-assigned identity, child `<scope>-<name>` of the stack's resource group, holding no
+    grant yet; named in Azure `resource_name` where its id must be known from names before it
+    exists (a machine's, which its user data names), else as the child.
+    """
+    azure_name = resource_name or scope.child(name)
     return managedidentity.UserAssignedIdentity(
         scope.child(name),
-        resource_name_=scope.child(name),
+        resource_name_=azure_name,
         resource_group_name=azure.resource_group,
         location=azure.location,
-        tags=scope.tags_with(Name=scope.child(name)),
+        tags=scope.tags_with(Name=azure_name, **tags),
         opts=scope.opts(),
     )
 
