@@ -66,6 +66,13 @@ def _databases(layout: ClusterLayout) -> dict[str, str]:
     }
 
 
+SERVER_LOGIN_RETRY_SECONDS = 1
+"""How soon PgBouncer tries the primary route again after a server connection failed. PgBouncer's
+default, 15 s, is added whole to every failover for pooled clients: while HAProxy has no primary,
+PgBouncer's attempt fails and it then refuses its clients for the rest of the period even once
+HAProxy routes to the new leader (design §5.3). One second bounds that wait at one HAProxy check."""
+
+
 def render_pgbouncer(layout: ClusterLayout) -> str:
     """pgbouncer.ini (a plain Docker config)."""
     pool = server_connections_per_pgbouncer(layout)
@@ -95,6 +102,7 @@ def render_pgbouncer(layout: ClusterLayout) -> str:
         "server_tls_ca_file": tls.ca,
         "server_tls_protocols": "tlsv1.3",
         "server_check_query": "select 1",
+        "server_login_retry": str(SERVER_LOGIN_RETRY_SECONDS),
         "server_lifetime": "3600",
         "server_idle_timeout": "600",
         "query_wait_timeout": "120",

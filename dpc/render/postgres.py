@@ -47,6 +47,14 @@ WAL_KEEP_SIZE = "2GB"
 the WAL it needs on its new primary; after a longer one it fetches segments from the archive
 (`restore_command`)."""
 
+REPLICATION_TIMEOUT = "10s"
+"""How long either end of a replication connection waits for the other before dropping it
+(PostgreSQL's default is 60 s). A primary cut off from its replicas and demoted by Patroni stops
+with a fast shutdown, which waits for its WAL senders to hand the shutdown checkpoint over: with
+60 s it sat in that shutdown, neither primary nor replica, for about 50 s after the cut, and
+rejoined only after it (design §5.3). Both ends send keepalives at half this period, so 10 s drops
+no healthy connection between members of one region."""
+
 LOG_FILENAME = "postgresql-%a.log"
 """One log file per weekday, truncated when the week comes round (`log_truncate_on_rotation`): the
 original timestamped names would fill the disk (design §11.11), since nothing ever deletes old files. The logs
@@ -108,6 +116,8 @@ def postgresql_parameters(layout: ClusterLayout) -> dict[str, str]:
         "max_replication_slots": "10",
         "hot_standby": "on",
         "synchronous_commit": "on",
+        "wal_sender_timeout": REPLICATION_TIMEOUT,
+        "wal_receiver_timeout": REPLICATION_TIMEOUT,
     }
 
 
@@ -174,9 +184,19 @@ def _tls_connection(layout: ClusterLayout) -> dict[str, str]:
 
 
 def _dcs(layout: ClusterLayout) -> dict[str, Any]:
-    """The dynamic configuration Patroni stores in etcd when it bootstraps the cluster."""
+    """The dynamic configuration Patroni stores in etcd when it bootstraps the cluster.
+
+    Failsafe mode keeps the primary writable while etcd has no quorum, as long as it reaches every
+    member's REST API and each accepts it as leader (design §5.3). It cannot split the brain here:
+    a member promotes only by taking the leader key, which nobody can while etcd is down; a member
+    that still reaches etcd and sees the key expire holds back while the leader's `POST /failsafe`
+    reached it within ttl; and a primary that cannot reach even one member demotes as without it,
+    which is what a partitioned primary does. It applies at bootstrap; a running cluster takes it
+    with `patronictl edit-config`.
+    """
     return {
         **DCS_TIMING,
+        "failsafe_mode": True,
         "maximum_lag_on_failover": MAXIMUM_LAG_ON_FAILOVER_BYTES,
         "synchronous_mode": True,
         "synchronous_mode_strict": layout.synchronous_mode_strict,
