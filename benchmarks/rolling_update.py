@@ -1,5 +1,6 @@
-"""A rolling update of the Patroni members on the local Swarm as a client sees it, and Swarm's
-rollback of an update whose health check fails (issue 9).
+"""A rolling update of the Patroni members on the local Swarm as a client sees it, Swarm's
+rollback of an update whose health check fails (issue 9), and a worker node lost and replaced
+(issue 14).
 
 Usage (as root, from the repository root):
 
@@ -13,10 +14,11 @@ DPC_SWARM_ROOT) made there, and leaves it running.
 
 A client in app-1's namespace commits a row every 100 ms through HAProxy's primary route on the
 managers, as app_user over TLS verified against the cluster CA, and Patroni's view of the cluster
-is sampled every second, from before the first phase until after the last. Every phase deploys
-through `engine.deploy.roll`, which sends the members in their `ServiceSpec.after` order (the
-order `pulumi up` keeps in the cloud), each once the one before has run its new task for the
-update's monitor period (`engine.deploy.converged` says why that, and not only running):
+is sampled every second, from before the first phase until after the last. The first three phases
+deploy through `engine.deploy.roll` leader-last: the replicas first, then a planned switchover to
+the (already updated) synchronous standby, then the old leader (`engine.deploy.leader_last`,
+`hand_over`), each member once the one before has run its new task for the update's monitor
+period (`engine.deploy.converged` says why that, and not only running):
 
 1. update: the members onto the postgres image under another tag (`docker tag` on every node: the
    same image, a new spec, so every member's task is replaced);
@@ -24,15 +26,22 @@ update's monitor period (`engine.deploy.converged` says why that, and not only r
    the postgres image). Swarm must fail the first member's new task, roll that member back (its
    UpdateStatus `rollback_completed`, its spec the previous one) and the roll stop there, leaving
    the other members alone; the cluster must be healthy again;
-3. restore: the members back onto the program's own tag, so the Swarm ends as the program defines it.
+3. restore: the members back onto the program's own tag, so the Swarm ends as the program defines it;
+4. node: the worker that runs the synchronous standby powers off and is replaced by a new node with
+   the same name and labels and empty volumes (`engine.lab.replace_node`); Swarm places the member
+   there again and Patroni re-creates it from the leader (pg_basebackup).
 
-For each phase it prints the leaders Patroni showed in turn; for each member replaced, when its
-previous task stopped and its new one ran (Swarm's task timestamps), the longest time between two
-acknowledged writes from when it was sent until the next member was, and its Patroni role when it
-was sent (so whether the leader went last); for the rollback, Swarm's tasks and update status;
-then the rows acknowledged against the rows the leader holds afterwards. Exits 1 if an
-acknowledged row was lost, a member went down before the one before it ran its new task, or the
-rollback did not happen.
+For each phase it prints the leaders Patroni showed in turn and how often the leadership changed;
+the switchover, when and how long; for each member replaced, when its previous task stopped and
+its new one ran (Swarm's task timestamps), the longest time between two acknowledged writes from
+when the roll began on it (its switchover, or its spec sent) until it began on the next, and its
+Patroni role then (so whether the leader went last); for the rollback, Swarm's tasks and update
+status; for the node, when it was lost, back in the Swarm, its member's task running and the member
+streaming, and the longest time without a write; then the rows acknowledged against the rows the
+leader holds afterwards. Exits 1 if an acknowledged row was lost, a member went down before the one
+before it ran its new task, the leader was not replaced last after a switchover or the leadership
+changed other than once in an update, the rollback did not happen, or the replaced node's member
+did not come back as a streaming replica on the new node.
 """
 
 from __future__ import annotations
@@ -57,9 +66,22 @@ from dpc.cluster import CA_SECRET, DATABASE_NAME, Port, User
 from dpc.config import settings_from_stack_file
 from dpc.model import Role
 from dpc.services import Image
+from dpc.settings import Settings
 from engine.api import EngineError
-from engine.deploy import Rolled, StackObjects, UpdateGivenUpError, engine_time, patroni_cluster, roll, wait_until_healthy
-from engine.lab import Deployment, bring_up, tear_down
+from engine.deploy import (
+    Rolled,
+    StackObjects,
+    Switchover,
+    UpdateGivenUpError,
+    engine_time,
+    leader_last,
+    nodes_running,
+    patroni_cluster,
+    patroni_get,
+    roll,
+    wait_until_healthy,
+)
+from engine.lab import Deployment, bring_up, replace_node, tear_down
 from engine.netns import NamespaceClient
 from tests.cluster.client import STATEMENT_TIMEOUT, query, wait_until
 from tests.cluster.drill import Writer
@@ -222,6 +244,8 @@ class Writes:
     """What the client saw, and what the leader holds."""
 
     acknowledged: int
+    held: int
+    """Rows the leader holds afterwards (acknowledged ones, and any whose commit the client did not see)."""
     lost: tuple[int, ...]
     """Acknowledged rows the leader does not hold."""
     in_doubt: int
@@ -290,7 +314,7 @@ def observed(deployment: Deployment, ca_file: Path) -> Generator[Observation]:
         wait_until_healthy(deployment.manager, deployment.nodes, deployment.objects, HEALTHY_TIMEOUT)
         present = {row for (row,) in queries.call(query, superuser, f"SELECT id FROM {table}", timeout=CALL_TIMEOUT)}
         acknowledged = {ack.row for ack in writer.acknowledged}
-        observation.result = Writes(len(acknowledged), tuple(sorted(acknowledged - present)), len(writer.in_doubt), len(writer.errors))
+        observation.result = Writes(len(acknowledged), len(present), tuple(sorted(acknowledged - present)), len(writer.in_doubt), len(writer.errors))
         queries.call(query, superuser, f"DROP TABLE {table}", timeout=CALL_TIMEOUT)
     finally:
         writes.close()
@@ -307,6 +331,9 @@ class MemberReplaced:
     """Its Patroni role when its new spec was accepted."""
     serving: int
     """Members running or streaming in Patroni's view then."""
+    began: float
+    """When `roll` began on it: the switchover away from it if it led, else `sent`."""
+    switchover: Switchover | None
     sent: float
     """When the engine had accepted its new spec."""
     created: float
@@ -317,7 +344,7 @@ class MemberReplaced:
     """When its new task ran, its health check passing."""
     converged: float
     silence: float
-    """The longest time without an acknowledged write from when it was sent until the next member was."""
+    """The longest time without an acknowledged write from when `roll` began on it until it began on the next member."""
     errors: int
 
 
@@ -345,6 +372,8 @@ class Phase:
     """When the stack was healthy again after it."""
     members: tuple[MemberReplaced, ...]
     """The members `roll` replaced, in the order it sent them."""
+    before: View
+    """Patroni's view of the cluster when the phase started."""
     leaders: tuple[str, ...]
     """The leaders Patroni showed, in turn, from the start until healthy again ("none" between two)."""
     silence: float
@@ -404,20 +433,22 @@ def _replaced(observation: Observation, done: Rolled, until: float) -> MemberRep
     current = max((task for task in tasks if task["DesiredState"] == "running"), key=lambda task: engine_time(task["CreatedAt"]))
     previous = [task for task in tasks if engine_time(task["CreatedAt"]) < engine_time(current["CreatedAt"])][-1]
     node = next((n.name for n in observation.deployment.nodes if n.engine.get("/info")["Swarm"]["NodeID"] == current.get("NodeID")), "?")
-    view = observation.sampler.at(done.sent_at)
+    view = observation.sampler.at(done.began_at)
     times = observation.acknowledged_times()
     return MemberReplaced(
         service=done.service,
         node=node,
         role=view.get(done.service, ("unknown", ""))[0],
         serving=sum(1 for _, state in view.values() if state in UP_STATES),
+        began=done.began_at,
+        switchover=done.switchover,
         sent=done.sent_at,
         created=engine_time(current["CreatedAt"]),
         stopped=engine_time(previous["Status"]["Timestamp"]),
         running=engine_time(current["Status"]["Timestamp"]),
         converged=done.converged_at,
-        silence=longest_silence(times, done.sent_at, until),
-        errors=observation.error_count(done.sent_at, until),
+        silence=longest_silence(times, done.began_at, until),
+        errors=observation.error_count(done.began_at, until),
     )
 
 
@@ -430,14 +461,15 @@ def run_phase(observation: Observation, name: str, images: Mapping[str, str]) ->
     started = time.time()
     given_up: UpdateGivenUpError | None = None
     try:
-        rolled = roll(deployment.manager, patroni_members(deployment.objects), deployment.secret_values, images, deployment.naming_key)
+        rolled = roll(deployment.manager, patroni_members(deployment.objects), deployment.secret_values, images, deployment.naming_key,
+                      patroni=deployment.patroni())
     except UpdateGivenUpError as error:
         given_up, rolled = error, []
     returned = time.time()
     wait_until_healthy(deployment.manager, deployment.nodes, deployment.objects, HEALTHY_TIMEOUT)
     healthy = time.time()
     after = _services(observation)
-    ends = [*(later.sent_at for later in rolled[1:]), returned] if rolled else []
+    ends = [*(later.began_at for later in rolled[1:]), returned] if rolled else []
     made = {member: [task for task in _tasks(observation, member) if engine_time(task["CreatedAt"]) >= started] for member in after}
     return Phase(
         name=name,
@@ -445,6 +477,7 @@ def run_phase(observation: Observation, name: str, images: Mapping[str, str]) ->
         returned=returned,
         healthy=healthy,
         members=tuple(_replaced(observation, done, until) for done, until in zip(rolled, ends, strict=True)),
+        before=observation.sampler.at(started),
         leaders=_leaders(observation.sampler, started, healthy),
         silence=longest_silence(observation.acknowledged_times(), started, healthy),
         errors=observation.error_count(started, healthy),
@@ -470,21 +503,26 @@ def one_at_a_time(phase: Phase) -> list[str]:
 
 def describe(phase: Phase) -> list[str]:
     """The phase's figures, one line each, times in seconds from the phase's start."""
-    lines = [f"{phase.name}: leaders {' → '.join(phase.leaders)}; roll returned after {phase.returned - phase.started:.1f}s, stack healthy "
+    lines = [f"{phase.name}: leaders {' → '.join(phase.leaders)} ({leader_changes(phase)} leadership changes); roll returned after "
+             f"{phase.returned - phase.started:.1f}s, stack healthy "
              f"after {phase.healthy - phase.started:.1f}s; longest time without an acknowledged write {phase.silence:.1f}s, "
              f"{phase.errors} failed attempts"]  # fmt: skip
     for member in phase.members:
+        if member.switchover is not None:
+            switched = member.switchover
+            lines.append(f"  switchover {switched.leader} → {switched.candidate} asked at {switched.started - phase.started:.1f}s, "
+                         f"{switched.candidate} leading at {switched.ended - phase.started:.1f}s")  # fmt: skip
         lines.append(
-            f"  {member.service} on {member.node}, {member.role} when sent ({member.serving} members serving): spec accepted at "
+            f"  {member.service} on {member.node}, {member.role} when the roll began on it ({member.serving} members serving): spec accepted at "
             f"{member.sent - phase.started:.1f}s, new task made at {member.created - phase.started:.1f}s, previous task stopped at "
             f"{member.stopped - phase.started:.1f}s, new task running (healthy) at {member.running - phase.started:.1f}s, converged at "
             f"{member.converged - phase.started:.1f}s; longest time without an acknowledged write {member.silence:.1f}s, {member.errors} failed attempts"
         )
     if phase.members:
         leading = sum(1 for member in phase.members if member.role == "leader")
-        went_last = phase.members[-1].service == phase.leaders[0]
-        lines.append(f"  order {', '.join(m.service for m in phase.members)}; {leading} of {len(phase.members)} members were leading when sent; "
-                     f"the member leading at the start went last: {'yes' if went_last else 'no'}")  # fmt: skip
+        went_last = phase.members[-1].service == leader(phase.before)
+        lines.append(f"  order {', '.join(m.service for m in phase.members)}; {leading} of {len(phase.members)} members were leading when "
+                     f"the roll began on them; the member leading at the start went last: {'yes' if went_last else 'no'}")  # fmt: skip
     if phase.given_up is not None:
         completed = phase.status.get("CompletedAt")
         lines.append(
@@ -501,13 +539,41 @@ def describe(phase: Phase) -> list[str]:
     return lines
 
 
-def rolled_back(phase: Phase, first: str) -> list[str]:
-    """Where a phase whose update fails its health check differs from a rollback: Swarm gives up
-    `first` (the first member in the roll's order) with `rollback_completed`, every member runs
-    its previous image, and no other member was touched (empty when it is one).
+def leader_changes(phase: Phase) -> int:
+    """How often the leadership passed from one member to another during the phase (a time without
+    a leader between two is not a change of its own; the same leader back is none).
+    """
+    named = [name for name in phase.leaders if name != "none"]
+    return sum(1 for earlier, later in itertools.pairwise(named) if earlier != later)
+
+
+def leader_went_last(phase: Phase) -> list[str]:
+    """Where a roll of every member differs from leader-last (empty when it is): the member leading
+    at the start is replaced last, after a switchover, no other member leads when the roll begins on
+    it, and the leadership changes exactly once.
+    """
+    first = leader(phase.before)
+    found: list[str] = []
+    if not phase.members or phase.members[-1].service != first:
+        found.append(f"{first} led at the start but the members went {[m.service for m in phase.members]}")
+    elif phase.members[-1].switchover is None:
+        found.append(f"{first} was replaced without a switchover first")
+    found += [f"{m.service} was leading when the roll began on it" for m in phase.members[:-1] if m.role == "leader"]
+    if (changes := leader_changes(phase)) != 1:
+        found.append(f"the leadership changed {changes} times ({' → '.join(phase.leaders)}); want once")
+    return found
+
+
+def rolled_back(phase: Phase) -> list[str]:
+    """Where a phase whose update fails its health check differs from a rollback: Swarm gives up the
+    first member the roll sends (the first of `leader_last`, not the leader) with `rollback_completed`,
+    every member runs its previous image, no other member was touched, and the leader was not
+    switched away from (empty when it is one).
     """
     if phase.given_up is None:
         return ["the roll went through: Swarm did not give the update up"]
+    cluster = {"members": [{"name": name, "role": role} for name, (role, _) in phase.before.items()]}
+    first = leader_last(list(phase.images_before), cluster)[0]
     found: list[str] = []
     if phase.given_up.service != first or phase.status.get("State") != "rollback_completed":
         found.append(f"{phase.given_up.service} given up with {phase.status.get('State')}; want {first} with rollback_completed")
@@ -515,19 +581,126 @@ def rolled_back(phase: Phase, first: str) -> list[str]:
         found.append(f"images before {dict(phase.images_before)}, after {dict(phase.images_after)}")
     if phase.touched != (first,):
         found.append(f"members Swarm made tasks for: {phase.touched}; want only {first}")
+    if leader_changes(phase):
+        found.append(f"the leadership changed: {' → '.join(phase.leaders)}")
     return found
 
 
-def problems(phases: Sequence[Phase], writes: Writes, first: str) -> list[str]:
-    """What the benchmark holds the product to: no acknowledged row lost, members one at a time,
-    and the failing health check's update rolled back (`rolled_back`).
+def problems(phases: Sequence[Phase], writes: Writes) -> list[str]:
+    """What the benchmark holds the product to: no acknowledged row lost, members one at a time, a
+    roll through leader-last (`leader_went_last`) and the failing health check's update rolled back
+    (`rolled_back`).
     """
     found = [f"{len(writes.lost)} acknowledged rows lost: {list(writes.lost[:10])}"] if writes.lost else []
     for phase in phases:
         found += [f"{phase.name}: {problem}" for problem in one_at_a_time(phase)]
-        if phase.name == "rollback":
-            found += [f"rollback: {problem}" for problem in rolled_back(phase, first)]
+        checks = rolled_back(phase) if phase.name == "rollback" else leader_went_last(phase)
+        found += [f"{phase.name}: {problem}" for problem in checks]
     return found
+
+
+@dataclass(frozen=True)
+class NodeReplaced:
+    """A worker lost and replaced under observation; times in time.time()'s terms."""
+
+    node: str
+    member: str
+    """The Patroni member it ran."""
+    role: str
+    """The member's Patroni role when the node was lost."""
+    lost: float
+    """When the node powered off."""
+    joined: float
+    """When the new node was in the Swarm with the node's labels."""
+    running: float
+    """When the member's new task ran, its health check passing (Swarm's time)."""
+    streaming: float | None
+    """When Patroni first showed the member streaming after the new node joined (None if never)."""
+    healthy: float
+    """When the stack was healthy again."""
+    nodes_before: tuple[str, ...]
+    """The Swarm node ids of the member's task before the loss, and after."""
+    nodes_after: tuple[str, ...]
+    system_ids: Mapping[str, str]
+    """Member → the database system identifier Patroni reports for it afterwards."""
+    leaders: tuple[str, ...]
+    silence: float
+    errors: int
+
+
+def _member_nodes(deployment: Deployment, member: str) -> tuple[str, ...]:
+    tasks = deployment.manager.filtered("/tasks", service=[member], **{"desired-state": ["running"]})
+    return tuple(sorted(str(task.get("NodeID", "")) for task in tasks))
+
+
+def node_replaced(observation: Observation, settings: Settings) -> NodeReplaced:
+    """The worker running the synchronous standby lost and replaced (`replace_node`), then the wait
+    until the stack is healthy again; what the client and Patroni saw meanwhile.
+    """
+    deployment = observation.deployment
+    cluster = deployment.patroni().cluster()
+    member = next(str(m["name"]) for m in cluster["members"] if m["role"] == "sync_standby")
+    node = nodes_running(deployment.manager, deployment.nodes, member)[0].name
+    nodes_before = _member_nodes(deployment, member)
+    lost = time.time()
+    replace_node(deployment, settings, node)
+    joined = time.time()
+    wait_until_healthy(deployment.manager, deployment.nodes, deployment.objects, HEALTHY_TIMEOUT)
+    healthy = time.time()
+    task = max(
+        (t for t in observation.sampler.record_tasks(member) if t["DesiredState"] == "running"), key=lambda t: engine_time(t["CreatedAt"])
+    )
+    streaming = next((taken for taken, view in observation.sampler.samples if taken >= joined and view.get(member, ("", ""))[1] == "streaming"), None)
+    system_ids = {
+        m.name: str(patroni_get(deployment.nodes, deployment.manager, m.name, "/patroni").get("database_system_identifier", ""))
+        for m in deployment.objects.layout.patroni
+    }
+    return NodeReplaced(
+        node=node,
+        member=member,
+        role=str(next(m["role"] for m in cluster["members"] if m["name"] == member)),
+        lost=lost,
+        joined=joined,
+        running=engine_time(task["Status"]["Timestamp"]),
+        streaming=streaming,
+        healthy=healthy,
+        nodes_before=nodes_before,
+        nodes_after=_member_nodes(deployment, member),
+        system_ids=system_ids,
+        leaders=_leaders(observation.sampler, lost, healthy),
+        silence=longest_silence(observation.acknowledged_times(), lost, healthy),
+        errors=observation.error_count(lost, healthy),
+    )
+
+
+def node_came_back(replaced: NodeReplaced) -> list[str]:
+    """Where the replaced node's member differs from a replica re-created from the leader on the new
+    node (empty when it is one): its task on another Swarm node than before, one database (every
+    member the same system identifier), Patroni showing it streaming, and the leadership unchanged.
+    """
+    found: list[str] = []
+    if not replaced.nodes_after or set(replaced.nodes_after) & set(replaced.nodes_before):
+        found.append(f"{replaced.member}'s task runs on {replaced.nodes_after}, before on {replaced.nodes_before}: not on a new node")
+    if len(set(replaced.system_ids.values())) != 1 or "" in replaced.system_ids.values():
+        found.append(f"the members' database system identifiers differ: {dict(replaced.system_ids)}")
+    if replaced.streaming is None:
+        found.append(f"Patroni never showed {replaced.member} streaming after the new node joined")
+    if len(set(replaced.leaders) - {"none"}) != 1:
+        found.append(f"the leadership changed: {' → '.join(replaced.leaders)}")
+    return found
+
+
+def describe_node(replaced: NodeReplaced) -> list[str]:
+    """The node phase's figures, times in seconds from the loss."""
+    streaming = f"{replaced.streaming - replaced.lost:.1f}s" if replaced.streaming is not None else "never"
+    return [
+        f"node: {replaced.node} (running {replaced.member}, {replaced.role}) powered off; a new {replaced.node} in the Swarm with its labels at "
+        f"{replaced.joined - replaced.lost:.1f}s, {replaced.member}'s new task running (healthy) at {replaced.running - replaced.lost:.1f}s, "
+        f"streaming at {streaming}, stack healthy at {replaced.healthy - replaced.lost:.1f}s; leaders {' → '.join(replaced.leaders)}; "
+        f"longest time without an acknowledged write {replaced.silence:.1f}s, {replaced.errors} failed attempts",
+        f"  Swarm node of {replaced.member} before {', '.join(n[:12] for n in replaced.nodes_before)}, after "
+        f"{', '.join(n[:12] for n in replaced.nodes_after)}; database system identifiers {dict(replaced.system_ids)}",
+    ]
 
 
 @contextmanager
@@ -558,31 +731,42 @@ def restored(deployment: Deployment) -> None:
         remove_image(deployment, f"{_repository(deployment.images[Image.POSTGRES])}:{tag}")
 
 
-def _measure(deployment: Deployment) -> int:
-    """The three phases under one observation, each described once it is over; the Swarm ends as
-    the program defines it, also when a phase fails.
+PHASES = ("update", "rollback", "restore", "node")
+
+
+def _measure(deployment: Deployment, settings: Settings, wanted: Sequence[str]) -> int:
+    """The phases `wanted` (in PHASES' order) under one observation, each described once it is
+    over; the Swarm ends as the program defines it, also when a phase fails.
     """
     print(
         f"rolling update of the Patroni members on the local Swarm ({len(deployment.nodes)} engines in network namespaces, "
-        f"{os.cpu_count()} CPUs): members sent by engine.deploy.roll in ServiceSpec.after order, each once the one before has run "
-        f"its new task for the update's monitor period; a client on {CLIENT_NODE} commits a row every {WRITE_PAUSE * 1000:.0f} ms "
-        f"through HAProxy's primary route (TLS, app_user); Patroni's /cluster sampled every {SAMPLE_INTERVAL:.0f}s; task times are Swarm's",
+        f"{os.cpu_count()} CPUs): members sent by engine.deploy.roll leader-last (replicas, a switchover, the old leader), each once "
+        f"the one before has run its new task for the update's monitor period; a client on {CLIENT_NODE} commits a row every "
+        f"{WRITE_PAUSE * 1000:.0f} ms through HAProxy's primary route (TLS, app_user); Patroni's /cluster sampled every "
+        f"{SAMPLE_INTERVAL:.0f}s; task times are Swarm's",
         flush=True,
     )
+    rolls = {"update": lambda: retagged(deployment, ROLLED_TAG), "rollback": lambda: failing_health_check(deployment), "restore": lambda: deployment.images}
     phases: list[Phase] = []
+    found: list[str] = []
     with tempfile.TemporaryDirectory(prefix="dpc-rolling-") as scratch:
         ca_file = Path(scratch) / "ca.pem"
         ca_file.write_text(deployment.secret_values[CA_SECRET])
         with restoring(deployment), observed(deployment, ca_file) as observation:
-            for name, images in (("update", lambda: retagged(deployment, ROLLED_TAG)), ("rollback", lambda: failing_health_check(deployment)),
-                                 ("restore", lambda: deployment.images)):  # fmt: skip
-                phases.append(run_phase(observation, name, images()))
-                print("\n".join(describe(phases[-1])), flush=True)
+            for name in (name for name in PHASES if name in wanted):
+                if name == "node":
+                    replaced = node_replaced(observation, settings)
+                    print("\n".join(describe_node(replaced)), flush=True)
+                    found += [f"node: {problem}" for problem in node_came_back(replaced)]
+                else:
+                    phases.append(run_phase(observation, name, rolls[name]()))
+                    print("\n".join(describe(phases[-1])), flush=True)
     if observation.result is None:
         raise RuntimeError("the observation ended without its result")
     writes = observation.result
-    print(f"rows acknowledged {writes.acknowledged}, lost {len(writes.lost)} (target: 0); in doubt {writes.in_doubt}; failed attempts {writes.errors}")
-    found = problems(phases, writes, deployment.objects.layout.patroni[0].name)
+    print(f"rows acknowledged {writes.acknowledged}, held by the leader {writes.held}, acknowledged and lost {len(writes.lost)} (target: 0); "
+          f"in doubt {writes.in_doubt}; failed attempts {writes.errors}")
+    found = problems(phases, writes) + found
     for problem in found:
         print(f"PROBLEM: {problem}")
     return 1 if found else 0
@@ -593,13 +777,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, help="the directory of a local Swarm that is up (./run up's --root/<stack>)")
     parser.add_argument("--stack", default="local", help="its stack name (the namespaces' tag)")
+    parser.add_argument("--phase", action="append", choices=PHASES, help="a phase to run (repeatable; default: all, in this order: %(choices)s)")
     args = parser.parse_args()
+    wanted = args.phase or PHASES
     settings = settings_from_stack_file(STACK_FILE)
     if args.root is not None:
-        return _measure(bring_up(settings, args.root, args.stack, print))
+        return _measure(bring_up(settings, args.root, args.stack, print), settings, wanted)
     root = Path(tempfile.mkdtemp(prefix="dpc-rolling-", dir="/var/tmp"))
     try:
-        return _measure(bring_up(settings, root, OWN_STACK, print))
+        return _measure(bring_up(settings, root, OWN_STACK, print), settings, wanted)
     finally:
         leftover = tear_down(root, OWN_STACK)
         if leftover:

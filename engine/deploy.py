@@ -13,8 +13,11 @@ import secrets as random
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
+
+import yaml
 
 from dpc.cluster import CA_SECRET, ClusterLayout, Paths, Port
 from dpc.database_files import plain_configs
@@ -86,8 +89,8 @@ def _ensure_object(manager: Engine, kind: str, name: str, content: str, labels: 
     return ObjectRef(str(found["ID"]), name)
 
 
-def deploy(manager: Engine, objects: StackObjects, secret_values: Mapping[str, str], images: Mapping[str, str], naming_key: str) -> None:
-    """Creates or updates every network, secret, config and service on the Swarm of `manager`."""
+def _engine_refs(manager: Engine, objects: StackObjects, secret_values: Mapping[str, str], images: Mapping[str, str], naming_key: str) -> EngineRefs:
+    """The engine's ids of the networks, secrets and configs the services use, each made if absent."""
     labels = {"dpc.stack": "local"}
     networks: dict[Any, str] = {}
     for network in objects.networks:
@@ -100,7 +103,12 @@ def deploy(manager: Engine, objects: StackObjects, secret_values: Mapping[str, s
             refs[name] = _ensure_object(manager, "configs", content_name(name, objects.configs[name]), objects.configs[name], labels)
         else:
             refs[name] = _ensure_object(manager, "secrets", secret_name(name, secret_values[name], naming_key), secret_values[name], labels)
-    engine_refs = EngineRefs(images=images, networks=networks, objects=refs)
+    return EngineRefs(images=images, networks=networks, objects=refs)
+
+
+def deploy(manager: Engine, objects: StackObjects, secret_values: Mapping[str, str], images: Mapping[str, str], naming_key: str) -> None:
+    """Creates or updates every network, secret, config and service on the Swarm of `manager`."""
+    engine_refs = _engine_refs(manager, objects, secret_values, images, naming_key)
     for service in objects.services:
         spec = engine_service_spec(service, engine_refs)
         found = manager.by_name("services", service.name)
@@ -108,6 +116,16 @@ def deploy(manager: Engine, objects: StackObjects, secret_values: Mapping[str, s
             manager.post("/services/create", spec)
         elif not covers(found["Spec"], spec):
             manager.post(f"/services/{found['ID']}/update", spec, {"version": str(found["Version"]["Index"])})
+
+
+def changes(manager: Engine, objects: StackObjects, secret_values: Mapping[str, str], images: Mapping[str, str], naming_key: str) -> bool:
+    """Whether `deploy` would update a service of `objects` that exists (its spec does not cover the translation's)."""
+    refs = _engine_refs(manager, objects, secret_values, images, naming_key)
+    for service in objects.services:
+        found = manager.by_name("services", service.name)
+        if found is not None and not covers(found["Spec"], engine_service_spec(service, refs)):
+            return True
+    return False
 
 
 def covers(actual: Any, wanted: Any) -> bool:
@@ -125,12 +143,31 @@ def covers(actual: Any, wanted: Any) -> bool:
 
 
 @dataclass(frozen=True)
+class Switchover:
+    """A planned switchover `roll` made before it replaced the leader (time.time())."""
+
+    leader: str
+    candidate: str
+    started: float
+    ended: float
+    """When Patroni showed the candidate leading."""
+
+
+@dataclass(frozen=True)
 class Rolled:
-    """A service `roll` changed: when its new spec was sent and when it had converged (time.time())."""
+    """A service `roll` changed: when its new spec was sent and when it had converged (time.time()),
+    and the switchover away from it first when it led the Patroni cluster.
+    """
 
     service: str
     sent_at: float
     converged_at: float
+    switchover: Switchover | None = None
+
+    @property
+    def began_at(self) -> float:
+        """When `roll` began on it: its switchover's start, or the moment its spec was sent."""
+        return self.switchover.started if self.switchover else self.sent_at
 
 
 class UpdateGivenUpError(RuntimeError):
@@ -192,7 +229,10 @@ def converged(manager: Engine, name: str) -> bool:
     return len(current) == service["Spec"]["Mode"]["Replicated"]["Replicas"]
 
 
-def roll(manager: Engine, objects: StackObjects, secret_values: Mapping[str, str], images: Mapping[str, str], naming_key: str) -> list[Rolled]:
+def roll(
+    manager: Engine, objects: StackObjects, secret_values: Mapping[str, str], images: Mapping[str, str], naming_key: str, *,
+    patroni: PatroniControl | None = None,
+) -> list[Rolled]:
     """`deploy`, in the order `pulumi up` keeps in the cloud: a service with `ServiceSpec.after` is
     sent only once that service has converged, so the members of a quorum (etcd's, Patroni's) are
     replaced one at a time, and every other service at once. A replicated service that changed is
@@ -200,27 +240,41 @@ def roll(manager: Engine, objects: StackObjects, secret_values: Mapping[str, str
     then until it has `converged`, within its timeout); a global one is not. Raises
     UpdateGivenUpError when Swarm gives an update up, as `pulumi up` fails then, without sending
     anything that comes after it. The services it changed, in the order they converged.
+
+    With `patroni`, the Patroni members are chained by their roles when the roll starts instead
+    (`leader_last`), and a member that leads when its turn comes is switched away from first
+    (`hand_over`): a roll of every member costs the clients one planned switchover, to a standby
+    already on the new spec, and no failover (design §11 (new)).
     """
     names = {service.name for service in objects.services}
+    after = dict(objects.after)
+    members = [member.name for member in objects.layout.patroni if member.name in names]
+    if patroni is not None and members:
+        order = leader_last(members, patroni.cluster())
+        after = {name: follows for name, follows in after.items() if name not in members} | dict(zip(order[1:], order, strict=False))
     pending = list(objects.services)
-    waiting: dict[str, tuple[Converge, float]] = {}
+    waiting: dict[str, tuple[Converge, float, Switchover | None]] = {}
     settled: set[str] = set()
     rolled: list[Rolled] = []
     while pending or waiting:
-        for service in [s for s in pending if objects.after.get(s.name) not in names - settled]:
+        for service in [s for s in pending if after.get(s.name) not in names - settled]:
             pending.remove(service)
+            alone = replace(objects, services=(service,))
+            switched = None
+            if patroni is not None and service.name in members and changes(manager, alone, secret_values, images, naming_key):
+                switched = hand_over(patroni, service.name)
             before = manager.by_name("services", service.name)
-            deploy(manager, replace(objects, services=(service,)), secret_values, images, naming_key)
-            after = manager.by_name("services", service.name)
-            unchanged = before is not None and after is not None and before["Version"]["Index"] == after["Version"]["Index"]
+            deploy(manager, alone, secret_values, images, naming_key)
+            after_sent = manager.by_name("services", service.name)
+            unchanged = before is not None and after_sent is not None and before["Version"]["Index"] == after_sent["Version"]["Index"]
             if service.converge is None or unchanged:
                 settled.add(service.name)
             else:
-                waiting[service.name] = (service.converge, time.time())
-        for name, (converge, sent_at) in list(waiting.items()):
+                waiting[service.name] = (service.converge, time.time(), switched)
+        for name, (converge, sent_at, switched) in list(waiting.items()):
             elapsed = time.time() - sent_at
             if elapsed >= converge.delay_seconds and converged(manager, name):
-                rolled.append(Rolled(name, sent_at, time.time()))
+                rolled.append(Rolled(name, sent_at, time.time(), switched))
                 settled.add(name)
                 del waiting[name]
             elif elapsed >= converge.timeout_seconds:
@@ -228,6 +282,69 @@ def roll(manager: Engine, objects: StackObjects, secret_values: Mapping[str, str
         if waiting:
             time.sleep(POLL_INTERVAL)
     return rolled
+
+
+SWITCHOVER_TIMEOUT = 60.0
+"""Seconds from asking Patroni for a switchover until the candidate leads (Patroni itself gives a
+switchover up after about its ttl, 20 s)."""
+
+ROLL_RANK = {"replica": 0, "sync_standby": 1, "leader": 2}
+"""Patroni roles in the order `leader_last` replaces them; a member Patroni does not show comes first."""
+
+
+class SwitchoverError(RuntimeError):
+    """A leader `roll` would have to stop could not be switched away from: no synchronous standby
+    streams, or Patroni refused or did not finish the switchover. `roll` stops there, as on a
+    failed update, rather than stop a leader and make the clients wait for a failover.
+    """
+
+
+class PatroniControl(Protocol):
+    """What `roll` needs of the Patroni cluster: its `/cluster` document, and a planned switchover."""
+
+    def cluster(self) -> Mapping[str, Any]:
+        """Patroni's `/cluster` document, from any member that answers."""
+        ...
+
+    def switchover(self, leader: str, candidate: str) -> None:
+        """Asks Patroni to hand the leadership from `leader` to `candidate` now."""
+        ...
+
+
+def leader_last(members: Sequence[str], cluster: Mapping[str, Any]) -> list[str]:
+    """The members in the order a roll replaces them: the asynchronous replicas (a stopped one holds
+    no commit back), then the synchronous standby, the leader last; in their static order within a
+    role. By the leader's turn every other member runs the new spec, so the synchronous standby it
+    is switched over to (`hand_over`) is an updated one, and the leadership changes once.
+    """
+    roles = {str(member["name"]): str(member["role"]) for member in cluster["members"]}
+    return sorted(members, key=lambda name: ROLL_RANK.get(roles.get(name, ""), -1))
+
+
+def leader_of(cluster: Mapping[str, Any]) -> str | None:
+    """The member that leads and runs in Patroni's `/cluster` document, if any."""
+    return next((str(m["name"]) for m in cluster["members"] if m["role"] == "leader" and m.get("state") == "running"), None)
+
+
+def hand_over(patroni: PatroniControl, member: str) -> Switchover | None:
+    """A planned switchover away from `member` if it leads, to the streaming synchronous standby
+    (Patroni in synchronous mode accepts no other candidate), waited for until that standby leads;
+    None when `member` does not lead. A stop-first update then stops a replica, not the leader.
+    """
+    cluster = patroni.cluster()
+    if leader_of(cluster) != member:
+        return None
+    standbys = [str(m["name"]) for m in cluster["members"] if m["role"] == "sync_standby" and m.get("state") == "streaming"]
+    if not standbys:
+        raise SwitchoverError(f"{member} leads and no synchronous standby streams: {cluster['members']}")
+    started = time.time()
+    patroni.switchover(member, standbys[0])
+    deadline = time.monotonic() + SWITCHOVER_TIMEOUT
+    while (leading := leader_of(patroni.cluster())) != standbys[0]:
+        if time.monotonic() >= deadline:
+            raise SwitchoverError(f"{standbys[0]} does not lead {SWITCHOVER_TIMEOUT:.0f}s after a switchover from {member} (leader: {leading})")
+        time.sleep(POLL_INTERVAL)
+    return Switchover(member, standbys[0], started, time.time())
 
 
 def new_naming_key() -> str:
@@ -248,8 +365,13 @@ class TaskState:
 
 
 def task_states(manager: Engine, nodes: Sequence[SwarmNode], service: str) -> list[TaskState]:
-    """The tasks the Swarm wants running for `service`, with their containers' health as their node's engine sees it."""
-    by_id = {node.engine.get("/info")["Swarm"]["NodeID"]: node for node in nodes}
+    """The tasks the Swarm wants running for `service`, with their containers' health as their node's
+    engine sees it; a node whose engine does not answer (powered off) is shown as "?".
+    """
+    by_id: dict[str, SwarmNode] = {}
+    for node in nodes:
+        with suppress(OSError, EngineError):
+            by_id[str(node.engine.get("/info")["Swarm"]["NodeID"])] = node
     states: list[TaskState] = []
     for task in manager.filtered("/tasks", service=[service], **{"desired-state": ["running"]}):
         node = by_id.get(str(task.get("NodeID", "")))
@@ -285,22 +407,85 @@ def exec_in(node: SwarmNode, container: str, argv: Sequence[str], stdin: str = "
     return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-PATRONI_CLUSTER_PROBE = f"""
-import json, ssl, urllib.request
+PATRONI_GET_PROBE = f"""
+import json, ssl, sys, urllib.request
 context = ssl.create_default_context(cafile={Paths().secret(CA_SECRET)!r})
-print(json.dumps(json.load(urllib.request.urlopen("https://localhost:{Port.PATRONI_API}/cluster", context=context, timeout=5))))
+print(json.dumps(json.load(urllib.request.urlopen("https://localhost:{Port.PATRONI_API}" + sys.argv[1], context=context, timeout=5))))
 """
-"""Patroni's view of the cluster, from inside a member (its REST API, verified against the CA)."""
+"""A GET of Patroni's REST API (the path its argument), from inside a member, verified against the CA."""
+
+
+def patroni_get(nodes: Sequence[SwarmNode], manager: Engine, member: str, path: str) -> dict[str, Any]:
+    """The document of Patroni's REST API at `path` (`/cluster`, `/patroni`), as `member` answers it."""
+    node, container = container_of(nodes, manager, member)
+    result = exec_in(node, container, ["python3", "-", path], PATRONI_GET_PROBE)
+    if result.returncode != 0:
+        raise RuntimeError(f"Patroni's REST API on {member}: {result.stderr.strip()[-400:]}")
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
 
 
 def patroni_cluster(nodes: Sequence[SwarmNode], manager: Engine, member: str) -> dict[str, Any]:
     """Patroni's `/cluster` document, as `member` reports it."""
-    node, container = container_of(nodes, manager, member)
-    result = exec_in(node, container, ["python3", "-"], PATRONI_CLUSTER_PROBE)
-    if result.returncode != 0:
-        raise RuntimeError(f"Patroni's REST API on {member}: {result.stderr.strip()[-400:]}")
-    cluster: dict[str, Any] = json.loads(result.stdout)
-    return cluster
+    return patroni_get(nodes, manager, member, "/cluster")
+
+
+PATRONI_SWITCHOVER = f"""
+import base64, json, ssl, sys, urllib.error, urllib.request
+asked = json.load(sys.stdin)
+context = ssl.create_default_context(cafile={Paths().secret(CA_SECRET)!r})
+headers = {{"Content-Type": "application/json"}}
+if asked["credentials"]:
+    headers["Authorization"] = "Basic " + base64.b64encode(asked["credentials"].encode()).decode()
+body = json.dumps({{"leader": asked["leader"], "candidate": asked["candidate"]}}).encode()
+request = urllib.request.Request("https://localhost:{Port.PATRONI_API}/switchover", data=body, headers=headers, method="POST")
+try:
+    with urllib.request.urlopen(request, context=context, timeout=asked["timeout"]) as response:
+        print(response.status, response.read().decode())
+except urllib.error.HTTPError as error:
+    sys.exit(f"{{error.code}} {{error.read().decode()}}")
+"""
+"""Patroni's `POST /switchover`, from inside the leader's container over TLS verified against the
+CA; the request (with the REST credentials) comes on stdin, never on a command line."""
+
+
+def rest_credentials(patroni_yml: str) -> str | None:
+    """`user:password` of Patroni's REST API from a member's patroni.yml, or None when it sets none."""
+    config: dict[str, Any] = yaml.safe_load(patroni_yml)
+    restapi: dict[str, Any] = config.get("restapi") or {}
+    authentication: dict[str, str] | None = restapi.get("authentication")
+    return f"{authentication['username']}:{authentication['password']}" if authentication else None
+
+
+@dataclass(frozen=True)
+class MemberApi:
+    """Patroni's REST API as `roll` uses it on the local Swarm: from inside the members' containers
+    (the API listens on the data overlay, which the machine does not reach), TLS verified against
+    the cluster CA, a switchover with the REST credentials of the leader's own patroni.yml.
+    """
+
+    manager: Engine
+    nodes: Sequence[SwarmNode]
+    configs: Mapping[str, str]
+    """Member → its patroni.yml."""
+
+    def cluster(self) -> dict[str, Any]:
+        """Patroni's `/cluster` document, from the first member that answers."""
+        problems: list[str] = []
+        for member in self.configs:
+            try:
+                return patroni_cluster(self.nodes, self.manager, member)
+            except (RuntimeError, LookupError, ValueError, OSError, subprocess.SubprocessError) as error:  # EngineError is a RuntimeError
+                problems.append(f"{member}: {error}")
+        raise RuntimeError(f"no Patroni member answers: {problems}")
+
+    def switchover(self, leader: str, candidate: str) -> None:
+        """Asks the leader's REST API to switch over to `candidate`; raises SwitchoverError when Patroni refuses."""
+        node, container = container_of(self.nodes, self.manager, leader)
+        asked = {"leader": leader, "candidate": candidate, "credentials": rest_credentials(self.configs[leader]), "timeout": SWITCHOVER_TIMEOUT}
+        result = exec_in(node, container, ["python3", "-c", PATRONI_SWITCHOVER], json.dumps(asked), timeout=SWITCHOVER_TIMEOUT + EXEC_TIMEOUT)
+        if result.returncode != 0:
+            raise SwitchoverError(f"Patroni refused the switchover from {leader} to {candidate}: {(result.stderr or result.stdout).strip()[-400:]}")
 
 
 def unhealthy(manager: Engine, nodes: Sequence[SwarmNode], objects: StackObjects) -> list[str]:

@@ -20,15 +20,29 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from dpc.services import BUILT_IMAGES, Uid, database_services
+from dpc.services import BUILT_IMAGES, Uid, database_services, patroni_config_secret
 from dpc.settings import Settings
 from dpc.topology import derive
 from engine.api import Engine
-from engine.deploy import StackObjects, new_naming_key, stack_objects, wait_until_healthy
+from engine.deploy import MemberApi, StackObjects, new_naming_key, stack_objects, wait_until_healthy
 from engine.deploy import deploy as deploy_stack
 from engine.images import base_image, build_images, image_store, vendor_images_missing
 from engine.netns import Network, unmount_under, unused_subnet
-from engine.nodes import HostDir, SwarmNode, form_swarm, run_dirs, start_engines, stop_engines, swarm_node, wait_until_ready
+from engine.nodes import (
+    ENGINE_START_TIMEOUT,
+    HostDir,
+    SwarmNode,
+    form_swarm,
+    join_swarm,
+    label_node,
+    power_off,
+    run_dirs,
+    start_engine,
+    start_engines,
+    stop_engines,
+    swarm_node,
+    wait_until_ready,
+)
 from engine.secrets import secret_contents
 from providers.common.database import image_tags
 
@@ -38,6 +52,8 @@ LOCAL_PREFIX = "dpclocal"
 """What the local Swarm's namespaces are named after (`dpclocal-<stack>-<node>`)."""
 SUBNET_CANDIDATES = ("10.236.0.0/24", "10.237.0.0/24", "172.31.236.0/24")
 SWARM_READY_TIMEOUT = 120.0
+NODE_DOWN_TIMEOUT = 60.0
+"""Seconds the managers may take to see a powered-off node down (its heartbeat period is 5 s)."""
 HEALTHY_TIMEOUT = 600.0
 CERTIFICATE_VALIDITY = datetime.timedelta(days=365)
 MACHINE_DOCKER_SOCKET = Path("/var/run/docker.sock")
@@ -128,6 +144,42 @@ class Deployment:
     def node(self, name: str) -> SwarmNode:
         """The node of this name (`worker-2`)."""
         return next(n for n in self.nodes if n.name == name)
+
+    def patroni(self) -> MemberApi:
+        """Patroni's REST API of the members, for `engine.deploy.roll` to replace the leader last."""
+        return MemberApi(self.manager, self.nodes, {m.name: self.secret_values[patroni_config_secret(m)] for m in self.objects.layout.patroni})
+
+
+def replace_node(deployment: Deployment, settings: Settings, name: str) -> SwarmNode:
+    """Node `name` lost and a new machine put in its place, as the cloud replaces one (same name,
+    address and labels; new, empty disks): the node powers off, the managers see it down and it
+    is removed from the Swarm (`docker node rm --force`, as an operator does for a machine that is
+    gone), its engine's data and its volumes' directories deleted; a fresh engine, seeded from the
+    image store, joins with the node's labels. Swarm then places the tasks pinned to those labels
+    there again. The new node, once it is in the Swarm.
+    """
+    lost = deployment.node(name)
+    manager = deployment.manager
+    node_id = str(lost.engine.get("/info")["Swarm"]["NodeID"])
+    power_off(lost.root)
+    deadline = time.monotonic() + NODE_DOWN_TIMEOUT
+    while manager.get(f"/nodes/{node_id}")["Status"]["State"] != "down":
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"the managers do not see {name} down {NODE_DOWN_TIMEOUT:.0f}s after it powered off")
+        time.sleep(0.5)
+    manager.delete(f"/nodes/{node_id}", {"force": "true"})
+    nodes_root = lost.root.parent
+    for gone in [lost.root, *(d for d in run_dirs(nodes_root) if d.name.endswith(f"-{name}"))]:
+        problems = unmount_under(gone)
+        if problems:
+            raise RuntimeError(f"the lost {name}'s mounts: {problems}")
+        shutil.rmtree(gone)
+    new = start_engine(deployment.network, lost.node, nodes_root, nodes_root.parent / "store" / "data", host_directories(settings).get(name, ()))
+    new.engine.wait_until_responding(ENGINE_START_TIMEOUT)
+    join_swarm(next(n for n in deployment.nodes if n.node.swarm_init), new)
+    label_node(manager, new)
+    deployment.nodes[deployment.nodes.index(lost)] = new
+    return new
 
 
 def _state(root: Path) -> dict[str, object]:

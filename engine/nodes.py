@@ -76,49 +76,54 @@ def swarm_node(network: Network, node: Node, root: Path) -> SwarmNode:
 
 def start_engines(network: Network, nodes: Sequence[Node], root: Path, images: Path, host_dirs: Mapping[str, Sequence[HostDir]]) -> list[SwarmNode]:
     """An engine per node in the node's namespace (created in `network` first), starting with the
-    images of the data root `images` (engine.images.image_store), all answering.
+    images of the data root `images` (engine.images.image_store), all answering (`start_engine`).
+    """
+    network.create([node.name for node in nodes])
+    started = [start_engine(network, node, root, images, host_dirs.get(node.name, ())) for node in nodes]
+    for started_node in started:
+        started_node.engine.wait_until_responding(ENGINE_START_TIMEOUT)
+    return started
 
-    Each engine also gets a host name (UTS namespace) and a mount namespace of its own, in which
+
+def start_engine(network: Network, node: Node, root: Path, images: Path, host_dirs: Sequence[HostDir]) -> SwarmNode:
+    """The node's engine started in its namespace of `network`, on a data root under `root` seeded
+    with the images of `images`; not waited for.
+
+    The engine also gets a host name (UTS namespace) and a mount namespace of its own, in which
     the node's `/mnt` is a directory of its own, holding the node's `host_dirs` (the directories the cloud's volumes are mounted on,
     made with their owners as the node bootstrap makes them): nodes do not share host paths, and
     every mount an engine makes goes away with it.
     """
-    network.create([node.name for node in nodes])
-    started: list[SwarmNode] = []
-    for node in nodes:
-        node_root = root / node.name
-        seed_engine(images, node_root / "data")
-        for directory in host_dirs.get(node.name, ()):
-            path = node_root / "mnt" / Path(directory.path).relative_to("/mnt")
-            path.mkdir(parents=True, exist_ok=True)
-            os.chown(path, directory.owner, directory.owner)
-        (node_root / "mnt").mkdir(exist_ok=True)
-        socket_path = node_root / "docker.sock"
-        dockerd = [
-            "dockerd",
-            f"--data-root={node_root / 'data'}",
-            f"--exec-root={_run_dir(root, node.name)}",
-            f"--pidfile={node_root / 'data' / 'dockerd.pid'}",
-            f"--host=unix://{socket_path}",
-            "--log-level=warn",
-            # The nodes reach no resolver outside their namespaces: Docker's embedded DNS forwards
-            # names it does not know there, and each lookup would wait glibc's 5 s twice (measured:
-            # 40 s more per Patroni restart, 10 s more per failover). One quick try instead.
-            "--dns-opt=timeout:1",
-            "--dns-opt=attempts:1",
-        ]
-        command = [
-            "nsenter", f"--net=/run/netns/{network.namespace(node.name)}",
-            "unshare", "--mount", "--propagation", "private", "--uts", "--pid", "--fork", "--mount-proc", "--kill-child=SIGKILL", "--",
-            "sh", "-c", 'mount --bind "$0" /mnt && hostname "$1" && shift && exec "$@"', str(node_root / "mnt"), node.name, *dockerd,
-        ]  # fmt: skip
-        with (node_root / "dockerd.log").open("ab") as log:
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        (node_root / "node.pid").write_text(f"{process.pid}\n")
-        started.append(swarm_node(network, node, root))
-    for started_node in started:
-        started_node.engine.wait_until_responding(ENGINE_START_TIMEOUT)
-    return started
+    node_root = root / node.name
+    seed_engine(images, node_root / "data")
+    for directory in host_dirs:
+        path = node_root / "mnt" / Path(directory.path).relative_to("/mnt")
+        path.mkdir(parents=True, exist_ok=True)
+        os.chown(path, directory.owner, directory.owner)
+    (node_root / "mnt").mkdir(exist_ok=True)
+    socket_path = node_root / "docker.sock"
+    dockerd = [
+        "dockerd",
+        f"--data-root={node_root / 'data'}",
+        f"--exec-root={_run_dir(root, node.name)}",
+        f"--pidfile={node_root / 'data' / 'dockerd.pid'}",
+        f"--host=unix://{socket_path}",
+        "--log-level=warn",
+        # The nodes reach no resolver outside their namespaces: Docker's embedded DNS forwards
+        # names it does not know there, and each lookup would wait glibc's 5 s twice (measured:
+        # 40 s more per Patroni restart, 10 s more per failover). One quick try instead.
+        "--dns-opt=timeout:1",
+        "--dns-opt=attempts:1",
+    ]
+    command = [
+        "nsenter", f"--net=/run/netns/{network.namespace(node.name)}",
+        "unshare", "--mount", "--propagation", "private", "--uts", "--pid", "--fork", "--mount-proc", "--kill-child=SIGKILL", "--",
+        "sh", "-c", 'mount --bind "$0" /mnt && hostname "$1" && shift && exec "$@"', str(node_root / "mnt"), node.name, *dockerd,
+    ]  # fmt: skip
+    with (node_root / "dockerd.log").open("ab") as log:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    (node_root / "node.pid").write_text(f"{process.pid}\n")
+    return swarm_node(network, node, root)
 
 
 def form_swarm(nodes: Sequence[SwarmNode]) -> None:
@@ -127,20 +132,29 @@ def form_swarm(nodes: Sequence[SwarmNode]) -> None:
     """
     first = next(n for n in nodes if n.node.swarm_init)
     first.engine.post("/swarm/init", {"ListenAddr": f"{first.address}:{SWARM_PORT}", "AdvertiseAddr": f"{first.address}:{SWARM_PORT}"})
+    for node in nodes:
+        if node is not first:
+            join_swarm(first, node)
+    for node in nodes:
+        label_node(first.engine, node)
+
+
+def join_swarm(first: SwarmNode, node: SwarmNode) -> None:
+    """`node` joins the Swarm that `first` manages, as a manager or a worker by its role."""
     tokens = first.engine.get("/swarm")["JoinTokens"]
-    for node in nodes:
-        if node is first:
-            continue
-        token = tokens["Manager"] if node.node.role is Role.MANAGER else tokens["Worker"]
-        node.engine.post("/swarm/join", {
-            "ListenAddr": f"{node.address}:{SWARM_PORT}", "AdvertiseAddr": f"{node.address}:{SWARM_PORT}",
-            "RemoteAddrs": [f"{first.address}:{SWARM_PORT}"], "JoinToken": token,
-        })  # fmt: skip
-    for node in nodes:
-        node_id = node.engine.get("/info")["Swarm"]["NodeID"]
-        current: dict[str, Any] = first.engine.get(f"/nodes/{node_id}")
-        spec = current["Spec"] | {"Labels": dict(node.node.labels)}
-        first.engine.post(f"/nodes/{node_id}/update", spec, {"version": str(current["Version"]["Index"])})
+    token = tokens["Manager"] if node.node.role is Role.MANAGER else tokens["Worker"]
+    node.engine.post("/swarm/join", {
+        "ListenAddr": f"{node.address}:{SWARM_PORT}", "AdvertiseAddr": f"{node.address}:{SWARM_PORT}",
+        "RemoteAddrs": [f"{first.address}:{SWARM_PORT}"], "JoinToken": token,
+    })  # fmt: skip
+
+
+def label_node(manager: Engine, node: SwarmNode) -> None:
+    """Gives the Swarm's node of `node`'s engine the program's labels for its machine (design §1.4)."""
+    node_id = node.engine.get("/info")["Swarm"]["NodeID"]
+    current: dict[str, Any] = manager.get(f"/nodes/{node_id}")
+    spec = current["Spec"] | {"Labels": dict(node.node.labels)}
+    manager.post(f"/nodes/{node_id}/update", spec, {"version": str(current["Version"]["Index"])})
 
 
 def wait_until_ready(manager: Engine, expected: int, timeout: float) -> None:

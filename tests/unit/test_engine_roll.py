@@ -1,5 +1,6 @@
 """The local Swarm's rolling deployment (engine.deploy.roll, converged) against a stand-in manager:
-the order `ServiceSpec.after` gives, when a member counts as converged, and where a roll stops.
+the order `ServiceSpec.after` gives, the Patroni members' leader-last order and switchover, when
+a member counts as converged, and where a roll stops.
 The real Swarm's behaviour is measured by tests/swarm/test_rolling_update.py."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 from dpc.config import settings_from_stack_file
 from dpc.swarm_spec import Converge
 from engine import deploy as deploy_module
-from engine.deploy import StackObjects, UpdateGivenUpError, converged, roll, stack_objects
+from engine.deploy import StackObjects, SwitchoverError, UpdateGivenUpError, converged, leader_last, rest_credentials, roll, stack_objects
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MONITOR = 30
@@ -131,3 +132,85 @@ def test_roll_waits_for_no_service_that_did_not_change(objects: StackObjects, sw
     monkeypatch.setattr(deploy_module, "deploy", swarm.deploy)
     assert roll(swarm, objects, {}, {}, "key") == []
     assert swarm.looks == {}
+
+
+class Patroni:
+    """A Patroni cluster that `roll` asks for its roles and for switchovers: a switchover makes the
+    candidate the leader and the leader a replica, `refuses` makes it fail instead."""
+
+    def __init__(self, swarm: Swarm, roles: dict[str, str], refuses: bool = False) -> None:
+        self.swarm = swarm
+        self.roles = roles
+        self.refuses = refuses
+
+    def cluster(self) -> dict[str, Any]:
+        states = {"leader": "running"}
+        return {"members": [{"name": name, "role": role, "state": states.get(role, "streaming")} for name, role in self.roles.items()]}
+
+    def switchover(self, leader: str, candidate: str) -> None:
+        self.swarm.events.append(f"switchover {leader} → {candidate}")
+        if self.refuses:
+            raise SwitchoverError("refused")
+        self.roles[leader], self.roles[candidate] = "replica", "leader"
+
+
+@pytest.fixture
+def patroni_roll(swarm: Swarm, monkeypatch: pytest.MonkeyPatch) -> Swarm:
+    """`swarm`, where every Patroni member's spec changes."""
+    monkeypatch.setattr(deploy_module, "changes", lambda *_: True)
+    return swarm
+
+
+def _members_sent(events: list[str]) -> list[str]:
+    return [event for event in events if event.startswith(("sent patroni", "switchover"))]
+
+
+def test_roll_replaces_the_replicas_first_then_switches_over_to_the_synchronous_standby_then_replaces_the_old_leader(
+    objects: StackObjects, patroni_roll: Swarm
+) -> None:
+    patroni = Patroni(patroni_roll, {"patroni-1": "leader", "patroni-2": "sync_standby", "patroni-3": "replica"})
+    rolled = roll(patroni_roll, objects, {}, {}, "key", patroni=patroni)
+    assert _members_sent(patroni_roll.events) == ["sent patroni-3", "sent patroni-2", "switchover patroni-1 → patroni-2", "sent patroni-1"]
+    events = patroni_roll.events
+    order = ["converged patroni-3", "sent patroni-2", "converged patroni-2", "switchover patroni-1 → patroni-2"]
+    assert [events.index(event) for event in order] == sorted(events.index(event) for event in order), events
+    switched = [r.switchover for r in rolled if r.switchover is not None]
+    assert [(s.leader, s.candidate) for s in switched] == [("patroni-1", "patroni-2")]
+    assert next(r for r in rolled if r.service == "patroni-1").began_at <= next(r for r in rolled if r.service == "patroni-1").sent_at
+
+
+def test_roll_keeps_the_static_order_without_patroni_and_switches_over_to_no_one(objects: StackObjects, patroni_roll: Swarm) -> None:
+    roll(patroni_roll, objects, {}, {}, "key")
+    assert _members_sent(patroni_roll.events) == ["sent patroni-1", "sent patroni-2", "sent patroni-3"]
+
+
+def test_roll_does_not_switch_over_from_a_leader_whose_spec_does_not_change(objects: StackObjects, swarm: Swarm, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(deploy_module, "changes", lambda _manager, alone, *_: alone.services[0].name != "patroni-2")
+    patroni = Patroni(swarm, {"patroni-1": "replica", "patroni-2": "leader", "patroni-3": "sync_standby"})
+    roll(swarm, objects, {}, {}, "key", patroni=patroni)
+    assert not [event for event in swarm.events if event.startswith("switchover")]
+    assert _members_sent(swarm.events)[:2] == ["sent patroni-1", "sent patroni-3"]
+
+
+@pytest.mark.parametrize(
+    ("roles", "refuses"),
+    [
+        ({"patroni-1": "leader", "patroni-2": "replica", "patroni-3": "replica"}, False),
+        ({"patroni-1": "leader", "patroni-2": "sync_standby", "patroni-3": "replica"}, True),
+    ],
+    ids=["no synchronous standby", "Patroni refuses"],
+)
+def test_roll_stops_before_the_leader_when_it_cannot_switch_over(objects: StackObjects, patroni_roll: Swarm, roles: dict[str, str], refuses: bool) -> None:
+    with pytest.raises(SwitchoverError):
+        roll(patroni_roll, objects, {}, {}, "key", patroni=Patroni(patroni_roll, roles, refuses))
+    assert "sent patroni-1" not in patroni_roll.events
+
+
+def test_leader_last_puts_a_member_patroni_does_not_show_first() -> None:
+    cluster = {"members": [{"name": "patroni-1", "role": "leader"}, {"name": "patroni-3", "role": "sync_standby"}]}
+    assert leader_last(["patroni-1", "patroni-2", "patroni-3"], cluster) == ["patroni-2", "patroni-3", "patroni-1"]
+
+
+def test_rest_credentials_come_from_the_members_patroni_yml_when_it_has_them() -> None:
+    assert rest_credentials("restapi:\n  authentication: {username: patroni, password: 's3:cret'}\n") == "patroni:s3:cret"
+    assert rest_credentials("restapi:\n  listen: 0.0.0.0:8008\n") is None
