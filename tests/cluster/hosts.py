@@ -17,6 +17,7 @@ import datetime
 import os
 import pwd
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -24,12 +25,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dpc.cluster import CA_SECRET, ClusterLayout, Member, Paths, certificate_requests, certificate_secret, key_secret
+from dpc.cluster import BACKUP_METRICS_FILE, CA_SECRET, CertificateRequest, ClusterLayout, Member, Paths, certificate_requests, certificate_secret, key_secret
+from dpc.render.backup import (
+    PGBACKREST_CONFIG,
+    PGBACKREST_INCLUDE_DIR,
+    render_pgbackrest_database_host,
+    render_pgbackrest_repository,
+    render_pgbackrest_secrets,
+)
 from dpc.render.etcd import render_etcd
 from dpc.render.haproxy import render_haproxy, render_haproxy_stats_auth
 from dpc.render.pgbouncer import USERLIST_SECRET, open_files_needed, render_pgbouncer, render_pgbouncer_userlist
 from dpc.render.postgres import POST_BOOTSTRAP_FILE, render_patroni, render_post_bootstrap
 from dpc.services import HAPROXY_STATS_SECRET, PATRONI_PASSWORDS, patroni_config_secret
+from dpc.settings import BackupSettings
 from dpc.sizing import postgres_sizing
 from engine.netns import Network
 from engine.pki import issue
@@ -41,6 +50,21 @@ APPS = ("app-1", "app-2")
 CLIENT = "client"
 HOSTS = (*MANAGERS, *WORKERS, *APPS, CLIENT)
 HAPROXY_HOST = MANAGERS[0]
+BACKUP_HOST = MANAGERS[0]
+"""Where the backup agent (pgBackRest's repository host) runs: the first manager, where the
+topology places it when there is no backup node (dpc/services.py)."""
+BACKUP_AGENT = Path(__file__).resolve().parents[2] / "images" / "postgres" / "backup_agent.py"
+SMALL_DISK_WORKER = WORKERS[2]
+"""The worker whose WAL directory is on a filesystem of its own, `SMALL_DISK_BYTES` large, which
+the disk-full drill fills (tests/cluster/test_disk_full.py)."""
+SMALL_DISK_BYTES = 4 * 1024**3
+"""Above what the WAL of any run reaches (wal_keep_size 2 GB and max_wal_size 1 GB), so that only
+the drill fills it; a sparse file, so it costs the machine only what is written."""
+SMOKE_BACKUP = BackupSettings(
+    wal_retention_days=30, daily_retention_days=7, weekly_retention_weeks=4, monthly_retention_months=12,
+    offsite_infrequent_access_after_days=30, offsite_archive_after_days=90, offsite_expire_after_days=2555,
+)  # fmt: skip
+"""Retention for the repository host's config: no run lives long enough for any to expire a backup."""
 
 SUBNET_CANDIDATES = ("10.231.0.0/24", "10.232.0.0/24", "172.31.231.0/24")
 
@@ -55,7 +79,9 @@ SECRET_MODE = 0o600
 
 
 def host_paths(root: Path) -> Paths:
-    """A host's own directories, in place of the container paths."""
+    """A host's own directories, in place of the container paths; the backup volume is the
+    repository host's on every host, as the same path is in every container: a database host's
+    pgbackrest.conf repeats repo1's path, and the repository host's server uses the client's."""
     return Paths(
         secrets=f"{root}/run/secrets",
         config=f"{root}/etc/dpc",
@@ -64,8 +90,9 @@ def host_paths(root: Path) -> Paths:
         sockets=f"{root}/run/postgresql",
         logs=f"{root}/log/postgresql",
         etcd_data=f"{root}/etcd",
-        backup_repository=f"{root}/backups",
+        backup_repository=f"{root.parent}/{BACKUP_HOST}/backups",
         node_exporter_textfiles=f"{root}/textfile",
+        pgbackrest_spool=f"{root}/spool/pgbackrest",
     )
 
 
@@ -80,6 +107,7 @@ def smoke_layout(addresses: Mapping[str, str]) -> ClusterLayout:
         etcd=tuple(member(f"etcd-{index}", host) for index, host in enumerate(MANAGERS, start=1)),
         patroni=tuple(member(f"patroni-{index}", host) for index, host in enumerate(WORKERS, start=1)),
         haproxy=member("haproxy", HAPROXY_HOST),
+        backup=member("backup", BACKUP_HOST),
         pgbouncer_replicas=len(APPS),
         sizing=SMOKE_SIZING,
     )
@@ -178,6 +206,8 @@ class SmokeCluster:
         haproxy.write(haproxy.paths.secret(HAPROXY_STATS_SECRET), render_haproxy_stats_auth(self.values), "haproxy", SECRET_MODE)
         for name, member in zip(WORKERS, self.layout.patroni, strict=True):
             host = self.hosts[name]
+            if name == SMALL_DISK_WORKER:
+                _small_disk(host.root / "small-disk.img", Path(host.paths.wal).parent)
             for directory in (host.paths.data, host.paths.wal):
                 host.directory(str(Path(directory).parent), "postgres", 0o700)
             host.directory(host.paths.sockets, "postgres", 0o700)
@@ -186,6 +216,13 @@ class SmokeCluster:
             host.write(f"{host.paths.config}/{POST_BOOTSTRAP_FILE}", render_post_bootstrap(host.layout), "postgres", CONFIG_MODE)
             for secret in (CA_SECRET, certificate_secret(member.name), key_secret(member.name), *PATRONI_PASSWORDS):
                 self._secret_file(host, secret, "postgres")
+            self._pgbackrest_files(host, render_pgbackrest_database_host(host.layout, member, offsite=False))
+        backup = self.hosts[BACKUP_HOST]
+        backup.directory(backup.paths.backup_repository, "postgres", 0o700)
+        backup.directory(backup.paths.node_exporter_textfiles, "postgres")
+        self._pgbackrest_files(backup, render_pgbackrest_repository(backup.layout, SMOKE_BACKUP, None))
+        for secret in (CA_SECRET, certificate_secret(self.layout.backup.name), key_secret(self.layout.backup.name)):
+            self._secret_file(backup, secret, "postgres")
         for name in APPS:
             app = self.hosts[name]
             app.write(f"{app.paths.config}/pgbouncer.ini", render_pgbouncer(app.layout), "postgres", CONFIG_MODE)
@@ -193,6 +230,27 @@ class SmokeCluster:
             for secret in (CA_SECRET, certificate_secret("pgbouncer"), key_secret("pgbouncer")):
                 self._secret_file(app, secret, "postgres")
         self._secret_file(self.hosts[CLIENT], CA_SECRET, "root")
+
+    def _pgbackrest_files(self, host: Host, config: str) -> None:
+        """pgBackRest's config and the secret fragment with the cipher passphrase, where the Swarm
+        mounts them (`PGBACKREST_CONFIG`, `PGBACKREST_INCLUDE_DIR`) under the host's root, and its spool."""
+        host.write(f"{host.root}{PGBACKREST_CONFIG}", config, "postgres", CONFIG_MODE)
+        host.write(f"{host.root}{PGBACKREST_INCLUDE_DIR}/secrets.conf", render_pgbackrest_secrets(self.values), "postgres", SECRET_MODE)
+        host.directory(host.paths.pgbackrest_spool, "postgres", 0o700)
+
+    def pgbackrest_environment(self, name: str) -> list[str]:
+        """`NAME=value` settings for `env` that point pgBackRest at the host's own files: every
+        namespace shares the machine's /etc/pgbackrest, where the Swarm mounts each container's.
+        PostgreSQL's archive and restore commands inherit them from Patroni. The repository host
+        also gets each member's data and socket directories (`pgN-path`, `pgN-socket-path`), the
+        one thing that differs between hosts here and not in the Swarm."""
+        host = self.hosts[name]
+        settings = [f"PGBACKREST_CONFIG={host.root}{PGBACKREST_CONFIG}", f"PGBACKREST_CONFIG_INCLUDE_PATH={host.root}{PGBACKREST_INCLUDE_DIR}"]
+        if name == BACKUP_HOST:
+            for index, worker in enumerate(WORKERS, start=1):
+                paths = self.hosts[worker].paths
+                settings += [f"PGBACKREST_PG{index}_PATH={paths.data}", f"PGBACKREST_PG{index}_SOCKET_PATH={paths.sockets}"]
+        return settings
 
     def start_etcd(self) -> None:
         for name in MANAGERS:
@@ -209,6 +267,9 @@ class SmokeCluster:
         return worker
 
     def start_patroni(self) -> None:
+        """Every member, after the backup agent, whose repository server the members' archive and
+        restore commands reach from their first segment (without it they wait out their timeouts)."""
+        self.start_backup_agent()
         for worker in WORKERS:
             self.start_patroni_on(worker)
 
@@ -216,8 +277,20 @@ class SmokeCluster:
         """The worker's Patroni from its rendered patroni.yml: at first start, or after a crash with
         whatever its data directory then holds."""
         host = self.hosts[worker]
-        argv = [str(self.venv / "bin/patroni"), host.paths.secret(patroni_config_secret(self.member(worker)))]
+        environment = ["env", *self.pgbackrest_environment(worker)]
+        argv = [*environment, str(self.venv / "bin/patroni"), host.paths.secret(patroni_config_secret(self.member(worker)))]
         self.network.start("patroni", worker, "postgres", argv, home=host.root, log=self.log(worker, "patroni"))
+        self.network.start("pgbackrest", worker, "postgres", [*environment, "pgbackrest", "server"], home=host.root, log=self.log(worker, "pgbackrest"))
+
+    def start_backup_agent(self) -> None:
+        """The backup service (images/postgres/backup_agent.py): the repository host's `pgbackrest
+        server`, then `stanza-create` and `check`, then the daily schedule; installed under the
+        host's root as the image installs it, since its user may not enter a private checkout."""
+        host = self.hosts[BACKUP_HOST]
+        agent = host.write(f"{host.root}/bin/dpc-backup-agent", BACKUP_AGENT.read_text(), "postgres", CONFIG_MODE)
+        metrics = f"{host.paths.node_exporter_textfiles}/{BACKUP_METRICS_FILE}"
+        argv = ["env", *self.pgbackrest_environment(BACKUP_HOST), "/usr/bin/python3", str(agent), "--metrics-file", metrics]
+        self.network.start("backup", BACKUP_HOST, "postgres", argv, home=host.root, log=self.log(BACKUP_HOST, "backup"))
 
     def start_proxies(self) -> None:
         haproxy = self.hosts[HAPROXY_HOST]
@@ -253,6 +326,25 @@ class SmokeCluster:
         return "\n".join(sections)
 
 
+def smoke_certificate_requests(layout: ClusterLayout) -> tuple[CertificateRequest, ...]:
+    """The program's certificate requests, each naming its addresses also as DNS names: pgBackRest
+    2.45 matches the host it connects to against a certificate's DNS names and common name only,
+    and hosts here are addresses, where in the Swarm they are service names."""
+    return tuple(dataclasses.replace(request, dns_names=(*request.dns_names, *request.ip_addresses)) for request in certificate_requests(layout))
+
+
+def _small_disk(image: Path, mount_point: Path) -> None:
+    """An ext4 filesystem in a sparse file of `SMALL_DISK_BYTES`, loop-mounted at `mount_point`:
+    a disk of its own that can fill up (no blocks reserved for root, so what the drill fills is
+    what PostgreSQL sees). Unmounted at teardown (`engine.netns.unmount_under`), which also frees
+    the loop device."""
+    with image.open("wb") as file:
+        file.truncate(SMALL_DISK_BYTES)
+    mount_point.mkdir(parents=True)
+    for argv in (["mkfs.ext4", "-q", "-F", "-m", "0", str(image)], ["mount", "-o", "loop", str(image), str(mount_point)]):
+        subprocess.run(argv, check=True, capture_output=True, timeout=60)
+
+
 def build(network: Network, root: Path, venv: Path) -> SmokeCluster:
     """Addresses, layout, certificates, passwords and every host's files under `root`; nothing started yet."""
     network.create(HOSTS)
@@ -263,7 +355,7 @@ def build(network: Network, root: Path, venv: Path) -> SmokeCluster:
         host_root = root / name
         (host_root / "log").mkdir(parents=True)
         hosts[name] = Host(name, host_root, dataclasses.replace(layout, paths=host_paths(host_root)))
-    values = generated_passwords() | issue(certificate_requests(layout), "dpc smoke-run CA", SMOKE_CERTIFICATE_VALIDITY)
+    values = generated_passwords() | issue(smoke_certificate_requests(layout), "dpc smoke-run CA", SMOKE_CERTIFICATE_VALIDITY)
     cluster = SmokeCluster(network, root, layout, values, hosts, venv)
     cluster.write_files()
     return cluster

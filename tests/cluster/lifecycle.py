@@ -15,7 +15,7 @@ from pathlib import Path
 from types import FrameType
 
 from dpc.cluster import Port, User
-from engine.netns import NamespaceClient, Network, require_namespaces, unused_subnet
+from engine.netns import NamespaceClient, Network, require_namespaces, unmount_under, unused_subnet
 from tests.cluster.client import wait_until
 from tests.cluster.hosts import APPS, CLIENT, SUBNET_CANDIDATES, Phases, SmokeCluster, build
 from tests.cluster.patroni_venv import patroni_venv
@@ -98,6 +98,7 @@ def running_cluster(phases: Phases, kept_logs: list[Path], budget: int) -> Itera
             if client is not None:
                 client.close()
             problems = network.teardown() + [f"namespace left: {name}" for name in network.leftovers()]
+            problems += unmount_under(root)  # the small disk (hosts.SMALL_DISK_WORKER), before its directory goes
             if problems and failure is None and cluster is not None:
                 problems.append(f"logs kept in {cluster.keep_logs()}")
             shutil.rmtree(root, ignore_errors=True)
