@@ -84,7 +84,7 @@ from engine.deploy import (
 from engine.lab import Deployment, bring_up, replace_node, tear_down
 from engine.netns import NamespaceClient
 from tests.cluster.client import STATEMENT_TIMEOUT, query, wait_until
-from tests.cluster.drill import Writer
+from tests.cluster.drill import IN_DOUBT, Writer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STACK_FILE = PROJECT_ROOT / "Pulumi.local.yaml"
@@ -249,7 +249,8 @@ class Writes:
     lost: tuple[int, ...]
     """Acknowledged rows the leader does not hold."""
     in_doubt: int
-    """Commits that returned without the synchronous standby's confirmation (not counted as acknowledged)."""
+    """Attempts that may or may not have committed: a commit cancelled while it waited for the
+    synchronous standby, or a connection lost after the statement was sent (not acknowledged)."""
     errors: int
     """Failed connection attempts and statements."""
 
@@ -297,7 +298,7 @@ def observed(deployment: Deployment, ca_file: Path) -> Generator[Observation]:
     table = f"rolling_{secrets.token_hex(4)}"
     try:
         queries.call(query, superuser, f"CREATE TABLE {table} (id bigint PRIMARY KEY)", timeout=CALL_TIMEOUT)
-        writer = Writer(namespace, haproxy_conninfo(deployment, ca_file, User.APP, "app_user_password"), table, pause=WRITE_PAUSE)
+        writer = Writer(namespace, haproxy_conninfo(deployment, ca_file, User.APP, "app_user_password"), table, "HAProxy", pause=WRITE_PAUSE)
         sampler = PatroniSampler(deployment)
         observation = Observation(deployment, writer, sampler, superuser, queries, time.time() - time.monotonic())
         writing = writes.submit(writer.run)
@@ -313,8 +314,9 @@ def observed(deployment: Deployment, ca_file: Path) -> Generator[Observation]:
             sampling.join(timeout=CALL_TIMEOUT)
         wait_until_healthy(deployment.manager, deployment.nodes, deployment.objects, HEALTHY_TIMEOUT)
         present = {row for (row,) in queries.call(query, superuser, f"SELECT id FROM {table}", timeout=CALL_TIMEOUT)}
-        acknowledged = {ack.row for ack in writer.acknowledged}
-        observation.result = Writes(len(acknowledged), len(present), tuple(sorted(acknowledged - present)), len(writer.in_doubt), len(writer.errors))
+        acknowledged = {ack.row for ack in writer.acknowledged if ack.row is not None}
+        in_doubt = sum(1 for attempt in writer.attempts if attempt.outcome == IN_DOUBT)
+        observation.result = Writes(len(acknowledged), len(present), tuple(sorted(acknowledged - present)), in_doubt, len(writer.errors))
         queries.call(query, superuser, f"DROP TABLE {table}", timeout=CALL_TIMEOUT)
     finally:
         writes.close()
@@ -615,7 +617,8 @@ class NodeReplaced:
     running: float
     """When the member's new task ran, its health check passing (Swarm's time)."""
     streaming: float | None
-    """When Patroni first showed the member streaming after the new node joined (None if never)."""
+    """When a sample of Patroni's view first showed the member streaming after the new node joined
+    (None if none did before the stack was healthy, which needs it streaming)."""
     healthy: float
     """When the stack was healthy again."""
     nodes_before: tuple[str, ...]
@@ -623,6 +626,8 @@ class NodeReplaced:
     nodes_after: tuple[str, ...]
     system_ids: Mapping[str, str]
     """Member → the database system identifier Patroni reports for it afterwards."""
+    on_new_volume: bool
+    """Whether the new node's volume directories hold a PostgreSQL data directory afterwards."""
     leaders: tuple[str, ...]
     silence: float
     errors: int
@@ -643,7 +648,7 @@ def node_replaced(observation: Observation, settings: Settings) -> NodeReplaced:
     node = nodes_running(deployment.manager, deployment.nodes, member)[0].name
     nodes_before = _member_nodes(deployment, member)
     lost = time.time()
-    replace_node(deployment, settings, node)
+    new = replace_node(deployment, settings, node)
     joined = time.time()
     wait_until_healthy(deployment.manager, deployment.nodes, deployment.objects, HEALTHY_TIMEOUT)
     healthy = time.time()
@@ -667,6 +672,7 @@ def node_replaced(observation: Observation, settings: Settings) -> NodeReplaced:
         nodes_before=nodes_before,
         nodes_after=_member_nodes(deployment, member),
         system_ids=system_ids,
+        on_new_volume=any((new.root / "mnt").rglob("PG_VERSION")),
         leaders=_leaders(observation.sampler, lost, healthy),
         silence=longest_silence(observation.acknowledged_times(), lost, healthy),
         errors=observation.error_count(lost, healthy),
@@ -675,16 +681,18 @@ def node_replaced(observation: Observation, settings: Settings) -> NodeReplaced:
 
 def node_came_back(replaced: NodeReplaced) -> list[str]:
     """Where the replaced node's member differs from a replica re-created from the leader on the new
-    node (empty when it is one): its task on another Swarm node than before, one database (every
-    member the same system identifier), Patroni showing it streaming, and the leadership unchanged.
+    node (empty when it is one): its task on another Swarm node than before, its data on the new
+    node's volume, one database (every member the same system identifier: a copy of the leader's,
+    not a cluster of its own), and the leadership unchanged. That it streams is what the stack's
+    health (waited for) means.
     """
     found: list[str] = []
     if not replaced.nodes_after or set(replaced.nodes_after) & set(replaced.nodes_before):
         found.append(f"{replaced.member}'s task runs on {replaced.nodes_after}, before on {replaced.nodes_before}: not on a new node")
     if len(set(replaced.system_ids.values())) != 1 or "" in replaced.system_ids.values():
         found.append(f"the members' database system identifiers differ: {dict(replaced.system_ids)}")
-    if replaced.streaming is None:
-        found.append(f"Patroni never showed {replaced.member} streaming after the new node joined")
+    if not replaced.on_new_volume:
+        found.append(f"no PostgreSQL data directory on the new {replaced.node}'s volumes")
     if len(set(replaced.leaders) - {"none"}) != 1:
         found.append(f"the leadership changed: {' → '.join(replaced.leaders)}")
     return found
@@ -692,14 +700,15 @@ def node_came_back(replaced: NodeReplaced) -> list[str]:
 
 def describe_node(replaced: NodeReplaced) -> list[str]:
     """The node phase's figures, times in seconds from the loss."""
-    streaming = f"{replaced.streaming - replaced.lost:.1f}s" if replaced.streaming is not None else "never"
+    streaming = f"{replaced.streaming - replaced.lost:.1f}s" if replaced.streaming is not None else "not sampled before healthy"
     return [
         f"node: {replaced.node} (running {replaced.member}, {replaced.role}) powered off; a new {replaced.node} in the Swarm with its labels at "
         f"{replaced.joined - replaced.lost:.1f}s, {replaced.member}'s new task running (healthy) at {replaced.running - replaced.lost:.1f}s, "
         f"streaming at {streaming}, stack healthy at {replaced.healthy - replaced.lost:.1f}s; leaders {' → '.join(replaced.leaders)}; "
         f"longest time without an acknowledged write {replaced.silence:.1f}s, {replaced.errors} failed attempts",
         f"  Swarm node of {replaced.member} before {', '.join(n[:12] for n in replaced.nodes_before)}, after "
-        f"{', '.join(n[:12] for n in replaced.nodes_after)}; database system identifiers {dict(replaced.system_ids)}",
+        f"{', '.join(n[:12] for n in replaced.nodes_after)}; data directory on the new volume: {'yes' if replaced.on_new_volume else 'no'}; "
+        f"database system identifiers {dict(replaced.system_ids)}",
     ]
 
 
