@@ -60,6 +60,12 @@ class BackupDrillResult:
     backup: dict[str, Any]
     """The full backup as `pgbackrest info` lists it."""
     backup_output: str
+    backup_seconds: float
+    """The full backup, from the command's start to its end, under writes."""
+    archive_seconds: float
+    """From the WAL switch after markers B until the segment is in the repository."""
+    restore_seconds: float
+    """The restore to T, the restored server's start and recovery until it promoted, its stop."""
     target: str
     """The primary's clock between markers A and B, the restore's target time."""
     archived_segment: str
@@ -251,14 +257,18 @@ def run_backup_drill(smoke: Smoke) -> BackupDrillResult:
     try:
         writing = writer_client.submit(writer.run)
         wait_until("the writer in full flow", lambda: len(writer.acknowledged) >= FLOW_ROWS or None, timeout=RECOVERY_TIMEOUT)
+        backup_started = time.monotonic()
         backup_output = pgbackrest(cluster, BACKUP_HOST, "--type=full", "--repo=1", "backup")
+        backup_seconds = time.monotonic() - backup_started
         smoke.sql(primary, f"INSERT INTO {markers} SELECT id, 'A' FROM generate_series(1, {MARKER_ROWS}) AS id")
         before_target = time.monotonic()
         ((target,),) = smoke.sql(primary, "SELECT clock_timestamp()::text")
         after_target = time.monotonic()
         smoke.sql(primary, f"INSERT INTO {markers} SELECT id, 'B' FROM generate_series({MARKER_ROWS + 1}, {2 * MARKER_ROWS}) AS id")
         wait_until("writes after the target", lambda: len(writer.acknowledged_after(after_target)) >= ROWS_AFTER_TARGET or None, timeout=RECOVERY_TIMEOUT)
+        switched_at = time.monotonic()
         archived = wait_archived(cluster, switch_wal(smoke, primary))
+        archive_seconds = time.monotonic() - switched_at
     finally:
         writer.stop()
         writer_client.close()
@@ -266,7 +276,9 @@ def run_backup_drill(smoke: Smoke) -> BackupDrillResult:
     backups = repository_info(cluster)["backup"]
     acknowledged = writer.acknowledged
     scratch = Scratch(cluster, WORKERS[0], cluster.hosts[WORKERS[0]].root / f"restore-{token}")
+    restore_started = time.monotonic()
     restored_markers, restored_rows, restored_wal_inside, restored_log = _restored(scratch, target, markers, rows)
+    restore_seconds = time.monotonic() - restore_started
     switched_from, switched_to = switchover(smoke)
     new_primary = smoke.direct(cluster.worker(switched_to))
     smoke.sql(new_primary, f"INSERT INTO {markers} VALUES ({2 * MARKER_ROWS + 1}, 'C')")
@@ -276,6 +288,9 @@ def run_backup_drill(smoke: Smoke) -> BackupDrillResult:
     return BackupDrillResult(
         backup=backups[-1],
         backup_output=backup_output,
+        backup_seconds=backup_seconds,
+        archive_seconds=archive_seconds,
+        restore_seconds=restore_seconds,
         target=target,
         archived_segment=archived,
         restored_markers=restored_markers,

@@ -1,13 +1,17 @@
-"""A replica's disk full (design §11 (new)): the WAL directory of the member on `SMALL_DISK_WORKER` is
+"""A member's disk full (design §11 (new)): the WAL directory of the member on `SMALL_DISK_WORKER` is
 a filesystem of its own (tests/cluster/hosts.py), which the drill fills while writes go on through
-HAProxy.
+HAProxy, with that member a replica or the primary.
 
-The replica is the member whose loss the cluster must ride out without a failover: it cannot
-write the next WAL segment it receives, so it stops streaming; if it was the synchronous standby,
-Patroni names the other replica synchronous and commits, held meanwhile, go on; the primary's
-commits never wait for the full member again until it is back. Once space is freed, the member
-streams again without anyone touching it, and the cluster is whole. No acknowledged row may be
-lost, on the leader or on the member once it has caught up.
+- A replica cannot write the next WAL segment it receives, so it stops streaming. The cluster
+  rides it out without a failover: if it was the synchronous standby, Patroni names the other
+  replica synchronous and the commits held meanwhile go on.
+- The primary cannot write its next segment either: PostgreSQL stops (a PANIC) and cannot start
+  again on a full disk, so Patroni gives up the leader key after `primary_start_timeout` and the
+  synchronous standby is promoted; writes resume through HAProxy on the new leader.
+
+Once space is freed, the member comes back without anyone touching it (a former primary as a
+replica, rewound if need be) and the cluster is whole. No acknowledged row may be lost, on the
+leader or on the member once it has caught up.
 """
 
 from __future__ import annotations
@@ -20,14 +24,14 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from dpc.cluster import Port
 from engine.netns import NamespaceClient
 from tests.cluster.backup_drill import switch_wal, switchover
 from tests.cluster.client import wait_until
 from tests.cluster.drill import RECOVERY_TIMEOUT, Writer
-from tests.cluster.hosts import CLIENT, SMALL_DISK_WORKER
+from tests.cluster.hosts import CLIENT, SMALL_DISK_WORKER, WORKERS
 from tests.cluster.smoke import SYNCHRONOUS_ROLES, Smoke, formed
 
 FLOW_ROWS = 50
@@ -43,6 +47,12 @@ SWITCH_INTERVAL = 1.0
 segment: each switch makes it create one, which a full disk refuses."""
 NO_SPACE = "No space left on device"
 
+OBSERVER = next(worker for worker in WORKERS if worker != SMALL_DISK_WORKER)
+"""The worker whose Patroni API the drill asks: the full member's may not answer while its PostgreSQL is down."""
+
+Role = Literal["replica", "primary"]
+"""What the member on the small disk is when its disk fills."""
+
 
 @dataclass(frozen=True)
 class DiskFullResult:
@@ -50,15 +60,21 @@ class DiskFullResult:
 
     member: str
     role_before: str
-    """The member's role when the disk filled (`replica` or `sync_standby`)."""
+    """The member's role when the disk filled (Patroni's: `leader`, `sync_standby` or `replica`)."""
+    leader_before: str
+    sync_before: str
+    """The synchronous standby when the disk filled."""
     filled_bytes: int
     log_says_no_space: bool
     """Whether the member's PostgreSQL log, since the fill, names the full disk."""
     state_while_full: str
+    """The member's state once the fault showed: no longer streaming, or no longer leading."""
     members_while_full: tuple[dict[str, Any], ...]
-    to_stop_streaming: float
+    leader_while_full: str
+    to_fault_seen: float
+    """From the fill until Patroni shows the fault: the replica no longer streaming, or another leader."""
     acknowledged_while_full: int
-    """Writes acknowledged between the member's stop and the freeing of space."""
+    """Writes acknowledged from when the fault showed until space was freed."""
     longest_gap: float
     """The longest time between two acknowledged writes, from the fill until the writer stopped."""
     to_whole: float
@@ -98,16 +114,31 @@ def fill(directory: Path) -> Path:
     return filler
 
 
-def _member(smoke: Smoke, name: str) -> dict[str, Any]:
-    (member,) = [m for m in smoke.members() if m["name"] == name]
-    return member
+def _fault_seen(smoke: Smoke, name: str, role: Role) -> str | None:
+    """The member's state once Patroni shows the fault (a replica no longer streaming, another
+    member leading and running), after a WAL switch on the primary, which makes every member
+    need a new segment; a switch that fails (the full primary) counts for nothing."""
+    with contextlib.suppress(Exception):
+        switch_wal(smoke, smoke.through_haproxy(Port.HAPROXY_PRIMARY))
+    members = smoke.members(OBSERVER)
+    (member,) = [m for m in members if m["name"] == name]
+    if role == "replica":
+        return None if member["state"] == "streaming" else member["state"]
+    others_leading = [m for m in members if m["name"] != name and m["role"] == "leader" and m["state"] == "running"]
+    return f"{member['role']} {member['state']}" if others_leading else None
 
 
-def _stopped_streaming(smoke: Smoke, name: str) -> str | None:
-    """The member's state once it no longer streams, after a WAL switch on the primary."""
-    switch_wal(smoke, smoke.through_haproxy(Port.HAPROXY_PRIMARY))
-    state = _member(smoke, name)["state"]
-    return None if state == "streaming" else state
+def _place(smoke: Smoke, name: str, role: Role) -> list[dict[str, Any]]:
+    """The member in `role`, by planned switchovers to the synchronous standby: a replica that
+    leads hands over once; a replica that should lead becomes the synchronous standby after one
+    switchover (the other replica streams already, the old leader not yet) and leads after the next."""
+    for _ in range(3):
+        members = wait_until("a formed cluster before the drill", lambda: formed(smoke), timeout=RECOVERY_TIMEOUT, interval=1)
+        leads = any(m["name"] == name and m["role"] == "leader" for m in members)
+        if leads == (role == "primary"):
+            return members
+        switchover(smoke)
+    raise RuntimeError(f"{name} not the {role} after three switchovers")
 
 
 def _rows_on(smoke: Smoke, worker: str, table: str) -> set[int]:
@@ -133,15 +164,19 @@ def _logged_since(directory: Path, offsets: dict[Path, int]) -> str:
     return text
 
 
-def run_disk_full_drill(smoke: Smoke) -> DiskFullResult:
-    """The drill; raises naming the step that did not happen. The filler is removed whatever
-    happens, and the cluster is left formed."""
+def _named(members: list[dict[str, Any]] | tuple[dict[str, Any], ...], roles: tuple[str, ...]) -> str:
+    """The one member in one of `roles` (empty if none)."""
+    named = [m["name"] for m in members if m["role"] in roles]
+    return named[0] if len(named) == 1 else ""
+
+
+def run_disk_full_drill(smoke: Smoke, role: Role) -> DiskFullResult:
+    """The drill with the small disk's member in `role`; raises naming the step that did not
+    happen. The filler is removed whatever happens, and the cluster is left formed."""
     cluster = smoke.cluster
-    members = wait_until("a formed cluster before the drill", lambda: formed(smoke), timeout=RECOVERY_TIMEOUT, interval=1)
     member = cluster.member(SMALL_DISK_WORKER).name
-    if any(m["name"] == member and m["role"] == "leader" for m in members):
-        switchover(smoke)
-    role_before = _member(smoke, member)["role"]
+    members = _place(smoke, member, role)
+    role_before = next(m["role"] for m in members if m["name"] == member)
     host = cluster.hosts[SMALL_DISK_WORKER]
     log_offsets = {log: log.stat().st_size for log in Path(host.paths.logs).glob("*.log")}
     table = f"disk_full_{secrets.token_hex(4)}"
@@ -157,7 +192,7 @@ def run_disk_full_drill(smoke: Smoke) -> DiskFullResult:
         filler = fill(Path(host.paths.wal).parent)
         filled_bytes = filler.stat().st_size
         state_while_full = wait_until(
-            f"{member} no longer streaming", lambda: _stopped_streaming(smoke, member), timeout=RECOVERY_TIMEOUT, interval=SWITCH_INTERVAL
+            f"Patroni showing {member}'s full disk", lambda: _fault_seen(smoke, member, role), timeout=RECOVERY_TIMEOUT, interval=SWITCH_INTERVAL
         )
         stopped_at = time.monotonic()
         wait_until(
@@ -165,14 +200,14 @@ def run_disk_full_drill(smoke: Smoke) -> DiskFullResult:
             lambda: len(writer.acknowledged_after(stopped_at)) >= ROWS_WHILE_FULL or None,
             timeout=RECOVERY_TIMEOUT,
         )
-        members_while_full = tuple(smoke.members())
+        members_while_full = tuple(smoke.members(OBSERVER))
         acknowledged_while_full = len(writer.acknowledged_after(stopped_at))
         filler.unlink()
         filler = None
         freed_at = time.monotonic()
         members_after = wait_until(
             "the member streaming again: a leader and two streaming replicas, one synchronous",
-            lambda: formed(smoke),
+            lambda: formed(smoke, OBSERVER),
             timeout=RECOVERY_TIMEOUT,
             interval=0.5,
         )
@@ -195,11 +230,14 @@ def run_disk_full_drill(smoke: Smoke) -> DiskFullResult:
     return DiskFullResult(
         member=member,
         role_before=role_before,
+        leader_before=_named(members, ("leader",)),
+        sync_before=_named(members, SYNCHRONOUS_ROLES),
+        leader_while_full=_named(members_while_full, ("leader",)),
         filled_bytes=filled_bytes,
         log_says_no_space=NO_SPACE in _logged_since(Path(host.paths.logs), log_offsets),
         state_while_full=state_while_full,
         members_while_full=members_while_full,
-        to_stop_streaming=stopped_at - filled_at,
+        to_fault_seen=stopped_at - filled_at,
         acknowledged_while_full=acknowledged_while_full,
         longest_gap=max((later - earlier for earlier, later in itertools.pairwise(times)), default=0.0),
         to_whole=to_whole,
