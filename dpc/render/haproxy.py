@@ -24,16 +24,16 @@ STATS_USER = "admin"
 DOCKER_DNS = "127.0.0.11:53"
 """Docker's embedded DNS server, which answers for Swarm service names inside every container."""
 
-CHECK_SETTINGS = "inter 1s fastinter 500ms downinter 1s rise 1 fall 2"
+CHECK_SETTINGS = "inter 1s fastinter 500ms downinter 500ms rise 1 fall 2"
 """A member leaves a route after two failed checks 0.5 s apart and joins it after one good check,
-made every second while it is out (design §5.3).
+made every half second while it is out (design §5.3).
 
 One good check suffices because the answer is authoritative: Patroni answers `GET /primary` with
 200 only while the member holds the leader key and runs as primary, so there is nothing to
 confirm, and each extra check only adds its interval to every failover and switchover (two
 checks 2 s apart left writes unavailable 5–6 s in a planned switchover). Two failed checks keep
-one slow answer from dropping a healthy primary. The cost is about six TLS checks a second per
-HAProxy across the three members."""
+one slow answer from dropping a healthy primary. The cost is about nine TLS checks a second per
+HAProxy across the three members (each is in one route and out of the other)."""
 
 
 def _is_address(host: str) -> bool:
