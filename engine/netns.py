@@ -9,6 +9,7 @@ namespaces, and deletes them, which also deletes their veths and the bridge.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ipaddress
 import json
@@ -92,6 +93,8 @@ class Network:
     tag: str = field(default_factory=lambda: secrets.token_hex(3))
     hosts: dict[str, str] = field(default_factory=dict[str, str])
     """Host name → its IPv4 address."""
+    ports: dict[str, str] = field(default_factory=dict[str, str])
+    """Host name → the bridge's port its veth is plugged into (in the switch namespace)."""
     started: list[Started] = field(default_factory=list[Started])
     _namespaces: list[str] = field(default_factory=list[str])
 
@@ -124,6 +127,7 @@ class Network:
             _ip("-n", namespace, "addr", "add", f"{address}/{self.subnet.prefixlen}", "dev", "eth0")
             _ip("-n", namespace, "link", "set", "eth0", "up")
             self.hosts[host] = address
+            self.ports[host] = port
 
     def adopt(self, hosts: Sequence[str]) -> None:
         """Takes over the namespaces `create` made for these hosts in an earlier run (same prefix,
@@ -217,19 +221,83 @@ class Network:
                 started.process.wait(timeout=COMMAND_TIMEOUT)
         return killed
 
-    def teardown(self) -> list[str]:
+    def freeze(self, host: str) -> int:
+        """The host's machine hanging (a stalled hypervisor, a long GC pause of the whole box):
+        SIGSTOP to every process in its namespace. Its sockets stay open and its peers see only
+        silence, unlike a crash. Returns how many processes were stopped.
+        """
+        return self._signal_namespace(self.namespace(host), signal.SIGSTOP)
+
+    def thaw(self, host: str) -> int:
+        """The frozen host running again from where it stopped: SIGCONT to every process."""
+        return self._signal_namespace(self.namespace(host), signal.SIGCONT)
+
+    def cut(self, host: str) -> None:
+        """The host's network cable pulled: its bridge port goes down, so nothing passes either way
+        while its processes run on and still reach each other on the host's own address.
+        """
+        _ip("-n", self.switch, "link", "set", self.ports[host], "down")
+
+    def heal(self, host: str) -> None:
+        """The cable back in: the host's bridge port up again."""
+        _ip("-n", self.switch, "link", "set", self.ports[host], "up")
+
+    def kill(self, host: str, program: str) -> int:
+        """The host's processes running `program` dying at once (SIGKILL), the rest of the host
+        running on: a service crashing, not its machine; how many there were, once gone.
+        """
+        pids = self.processes(host, program)
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + CRASH_TIMEOUT
+        while any(map(_running, pids)):
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"{program} on {host} still alive {CRASH_TIMEOUT:.0f}s after SIGKILL")
+            time.sleep(0.05)
+        return len(pids)
+
+    def stop(self, host: str, program: str) -> int:
+        """SIGTERM to the host's processes running `program`, waited for as a service manager
+        waits (STOP_GRACE, then SIGKILL); how many there were. For stopping one service of a host
+        and starting it again, as an operator restarting it does.
+        """
+        pids = self.processes(host, program)
+        for pid in pids:
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE
+        while (alive := [pid for pid in pids if _running(pid)]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for pid in alive:
+            os.kill(pid, signal.SIGKILL)
+        return len(pids)
+
+    def teardown(self, *, stop_last: Sequence[str] = ()) -> list[str]:
         """Stop everything and delete every namespace; the problems met, so a failing teardown is
         reported instead of hiding the test's own failure.
+
+        The services named in `stop_last` (etcd) are stopped only once every other one has exited,
+        all of those at once: Patroni stops its PostgreSQL cleanly only while it reaches etcd, and
+        stopping the members one by one would leave a synchronous standby waiting for a primary
+        that is already gone.
         """
         problems: list[str] = []
-        for started in reversed(self.started):
-            if started.process.poll() is None:
-                started.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE
+        self._signal_all(signal.SIGCONT)  # a frozen host's processes cannot act on SIGTERM
+        for group in (
+            [started for started in self.started if started.name not in stop_last],
+            [started for started in self.started if started.name in stop_last],
+        ):
+            deadline = time.monotonic() + STOP_GRACE
+            for started in group:
+                if started.process.poll() is None:
+                    _terminate(started)
+            while time.monotonic() < deadline and any(started.process.poll() is None for started in group):
+                time.sleep(0.1)
+        deadline = time.monotonic() + COMMAND_TIMEOUT
         while time.monotonic() < deadline and any(self._pids(n) for n in self._namespaces):
             time.sleep(0.2)
+        left = sorted(_program(pid) for namespace in self._namespaces for pid in self._pids(namespace))
         if killed := self._signal_all(signal.SIGKILL):
-            problems.append(f"{killed} process(es) did not stop within {STOP_GRACE:.0f}s and were killed")
+            problems.append(f"{killed} process(es) did not stop within {STOP_GRACE:.0f}s of their SIGTERM and were killed: {', '.join(left)}")
         for started in self.started:
             try:
                 started.process.wait(timeout=COMMAND_TIMEOUT)
@@ -262,6 +330,38 @@ class Network:
         return [line.split()[0] for line in listed if line.startswith(f"{self.prefix}-{self.tag}-")]
 
 
+def _terminate(started: Started) -> None:
+    """SIGTERM to the service itself, as a service manager sends it, not to the runuser that
+    started it: runuser forwards the signal but kills its child 2 s later, too soon for a
+    Patroni standby, which waits up to 2 × loop_wait for the primary to release it.
+    """
+    children = Path(f"/proc/{started.process.pid}/task/{started.process.pid}/children")
+    try:
+        pids = [int(pid) for pid in children.read_text().split()]
+    except FileNotFoundError:
+        pids = []
+    for pid in pids or [started.process.pid]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+
+
+def _program(pid: int) -> str:
+    """A process's command name, for reports."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except FileNotFoundError:
+        return f"pid {pid} (gone)"
+
+
+def _running(pid: int) -> bool:
+    """Whether a process is still there and not a zombie waiting for its parent to reap it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
 def open_files_limit(pid: int) -> tuple[int, int]:
     """A running process's file descriptor limit, soft and hard, as the kernel applies it."""
     for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
@@ -272,16 +372,19 @@ def open_files_limit(pid: int) -> tuple[int, int]:
 
 
 class NamespaceClient:
-    """Runs callables on one thread that has joined a namespace's network stack.
+    """Runs callables on threads that have joined a namespace's network stack.
 
-    A network namespace belongs to a thread, not a process: every socket this thread opens (libpq's,
+    A network namespace belongs to a thread, not a process: every socket these threads open (libpq's,
     urllib's) is in the namespace, while the test process itself stays in the machine's own, so
     the test can speak to the hosts as a client on their network would, without a subprocess per call.
     """
 
-    def __init__(self, namespace: str) -> None:
+    def __init__(self, namespace: str, *, threads: int = 4) -> None:
+        """`threads` calls may run at once, so that one call hanging on a silent peer (a frozen or
+        cut-off host) does not hold back the next: a drill keeps probing while a write waits.
+        """
         self._namespace = namespace
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"netns-{namespace}", initializer=self._enter)
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"netns-{namespace}", initializer=self._enter)
 
     def _enter(self) -> None:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -298,7 +401,7 @@ class NamespaceClient:
         return self._executor.submit(function, *args)
 
     def close(self) -> None:
-        """Stops the thread (calls still running are not waited for)."""
+        """Stops the threads (calls still running are not waited for)."""
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 

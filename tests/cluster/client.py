@@ -4,9 +4,11 @@ over HTTPS, and bounded waits for either to show the expected state.
 
 from __future__ import annotations
 
+import base64
 import json
 import ssl
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -17,6 +19,8 @@ import psycopg
 T = TypeVar("T")
 
 CONNECT_TIMEOUT = 5
+API_POST_TIMEOUT = 30
+"""Seconds a POST to Patroni may take: a switchover answers once it has happened."""
 STATEMENT_TIMEOUT_MS = 10_000
 
 
@@ -45,6 +49,22 @@ def api_get(url: str, ca_file: Path) -> Any:
     context = ssl.create_default_context(cafile=str(ca_file))
     with urllib.request.urlopen(url, context=context, timeout=CONNECT_TIMEOUT) as response:
         return json.load(response)
+
+
+def api_post(url: str, ca_file: Path, body: Mapping[str, Any], credentials: tuple[str, str]) -> tuple[int, str]:
+    """A JSON request to Patroni's REST API (e.g. `POST /switchover`), authenticated as its API user
+    over TLS verified against the cluster CA; the status and the text Patroni answered, also when
+    it refused (Patroni explains a refusal in the body)."""
+    token = base64.b64encode(":".join(credentials).encode()).decode()
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json", "Authorization": f"Basic {token}"}
+    )
+    context = ssl.create_default_context(cafile=str(ca_file))
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=API_POST_TIMEOUT) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
 
 
 def wait_until(description: str, probe: Callable[[], T | None], *, timeout: float, interval: float = 0.5) -> T:

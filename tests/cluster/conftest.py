@@ -19,8 +19,11 @@ from tests.cluster.lifecycle import running_cluster
 from tests.cluster.smoke import Smoke
 
 RUN_BUDGET = 300
-"""Seconds from the first namespace to the last assertion, the failover drill included; the
-watchdog ends the run after that."""
+"""Seconds from the first namespace to the last assertion of the smoke tests; the watchdog ends
+the run after that (plus DRILL_BUDGET for each drill selected)."""
+DRILL_BUDGET = 150
+"""Seconds each drill adds to the run's budget: the slowest (etcd's quorum loss) takes about a
+minute; a drill that waits out every bound of tests/cluster/drill.py fails first."""
 
 PHASES = Phases()
 FAILED_TESTS: list[str] = []
@@ -29,6 +32,7 @@ KEPT_LOGS: list[Path] = []
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cluster: starts a real etcd/Patroni/HAProxy/PgBouncer cluster in network namespaces (root only)")
+    config.addinivalue_line("markers", "drill: a failure drill on that cluster (tests/cluster/drill.py): `./run drills`, not `./run smoke`")
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -50,12 +54,13 @@ def phases() -> Phases:
 
 
 @pytest.fixture(scope="session")
-def smoke() -> Iterator[Smoke]:
+def smoke(request: pytest.FixtureRequest) -> Iterator[Smoke]:
     try:
         require_namespaces()
     except RuntimeError as error:
         pytest.fail(str(error), pytrace=False)
-    with running_cluster(PHASES, KEPT_LOGS, RUN_BUDGET) as smoke:
+    drills = {item.callspec.params["report"] for item in request.session.items if item.get_closest_marker("drill") and hasattr(item, "callspec")}  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownVariableType]
+    with running_cluster(PHASES, KEPT_LOGS, RUN_BUDGET + DRILL_BUDGET * len(drills)) as smoke:
         yield smoke
         if FAILED_TESTS:
             KEPT_LOGS.append(smoke.cluster.keep_logs())

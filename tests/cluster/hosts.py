@@ -254,8 +254,14 @@ class SmokeCluster:
 
     def start_etcd(self) -> None:
         for name in MANAGERS:
-            host = self.hosts[name]
-            self.network.start("etcd", name, "etcd", ["etcd", "--config-file", f"{host.paths.config}/etcd.yml"], home=host.root, log=self.log(name, "etcd"))
+            self.start_etcd_on(name)
+
+    def start_etcd_on(self, manager: str) -> None:
+        """A manager's etcd member from its rendered etcd.yml: at first start, or again after it
+        was stopped, with the data it kept."""
+        host = self.hosts[manager]
+        argv = ["etcd", "--config-file", f"{host.paths.config}/etcd.yml"]
+        self.network.start("etcd", manager, "etcd", argv, home=host.root, log=self.log(manager, "etcd"))
 
     def member(self, worker: str) -> Member:
         """The Patroni member a worker runs."""
@@ -293,14 +299,21 @@ class SmokeCluster:
         self.network.start("backup", BACKUP_HOST, "postgres", argv, home=host.root, log=self.log(BACKUP_HOST, "backup"))
 
     def start_proxies(self) -> None:
+        self.start_haproxy()
+        for name in APPS:
+            self.start_pgbouncer_on(name)
+
+    def start_haproxy(self) -> None:
         haproxy = self.hosts[HAPROXY_HOST]
         argv = ["haproxy", "-W", "-db", "-f", f"{haproxy.paths.config}/haproxy.cfg", "-f", haproxy.paths.secret(HAPROXY_STATS_SECRET)]
         self.network.start("haproxy", HAPROXY_HOST, "haproxy", argv, home=haproxy.root, log=self.log(HAPROXY_HOST, "haproxy"))
-        for name in APPS:
-            app = self.hosts[name]
-            argv = ["pgbouncer", f"{app.paths.config}/pgbouncer.ini"]
-            log = self.log(name, "pgbouncer")
-            self.network.start("pgbouncer", name, "postgres", argv, home=app.root, log=log, open_files=open_files_needed(app.layout))
+
+    def start_pgbouncer_on(self, app: str) -> None:
+        """An app host's PgBouncer: at first start, or again after it was lost."""
+        host = self.hosts[app]
+        argv = ["pgbouncer", f"{host.paths.config}/pgbouncer.ini"]
+        log = self.log(app, "pgbouncer")
+        self.network.start("pgbouncer", app, "postgres", argv, home=host.root, log=log, open_files=open_files_needed(host.layout))
 
     def _logs(self) -> Iterator[tuple[Host, Path]]:
         for host in self.hosts.values():
