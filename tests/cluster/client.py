@@ -41,7 +41,7 @@ def refusal(conninfo: Mapping[str, str | int]) -> str:
         psycopg.connect(**{"connect_timeout": CONNECT_TIMEOUT, **conninfo}).close()  # pyright: ignore[reportArgumentType]
     except psycopg.OperationalError as error:
         return str(error)
-    raise AssertionError(f"connected without TLS: {dict(conninfo, password='***')}")
+    raise AssertionError(f"connected, where the connection must be refused: {dict(conninfo, password='***')}")
 
 
 def api_get(url: str, ca_file: Path) -> Any:
@@ -51,14 +51,15 @@ def api_get(url: str, ca_file: Path) -> Any:
         return json.load(response)
 
 
-def api_post(url: str, ca_file: Path, body: Mapping[str, Any], credentials: tuple[str, str]) -> tuple[int, str]:
-    """A JSON request to Patroni's REST API (e.g. `POST /switchover`), authenticated as its API user
-    over TLS verified against the cluster CA; the status and the text Patroni answered, also when
-    it refused (Patroni explains a refusal in the body)."""
-    token = base64.b64encode(":".join(credentials).encode()).decode()
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json", "Authorization": f"Basic {token}"}
-    )
+def api_post(url: str, ca_file: Path, body: Mapping[str, Any], credentials: tuple[str, str] | None) -> tuple[int, str]:
+    """A JSON request to Patroni's REST API (e.g. `POST /switchover`), authenticated with
+    `credentials` (user, password; None: none) over TLS verified against the cluster CA; the status
+    and the text Patroni answered, also when it refused (Patroni explains a refusal in the body).
+    """
+    headers = {"Content-Type": "application/json"}
+    if credentials is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(":".join(credentials).encode()).decode()
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers=headers)
     context = ssl.create_default_context(cafile=str(ca_file))
     try:
         with urllib.request.urlopen(request, context=context, timeout=API_POST_TIMEOUT) as response:
