@@ -41,8 +41,10 @@ BACKUP_LAST_SUCCESS_METRIC = "dpc_backup_last_success_timestamp_seconds"
 BACKUP_LAST_RUN_METRIC = "dpc_backup_last_run_success"
 """1 if the last backup run of a `type` succeeded, 0 if it failed."""
 
-MIN_POOLED_CLIENTS = 5000
-"""PgBouncer connection pooling for 5000+ connections, across all PgBouncer replicas (design §5.4)."""
+MIN_POOLED_CLIENTS = 10_000
+"""Clients all PgBouncer replicas together admit (design §5.4): the seed's 5000+ connections, raised
+to issue 14's 10,000 concurrent TLS clients (2 × 5000 with prod's two PgBouncers), measured by
+benchmarks/pooler_connections.py."""
 
 
 HOST_VOLUMES_ROOT = "/mnt/postgres-cluster"
@@ -192,7 +194,7 @@ class ClusterLayout:
 
     @property
     def pgbouncer_max_client_connections(self) -> int:
-        """Client connections per PgBouncer, so that all replicas together take at least 5000."""
+        """Client connections per PgBouncer, so that all replicas together take at least MIN_POOLED_CLIENTS."""
         return -(-MIN_POOLED_CLIENTS // self.pgbouncer_replicas)
 
 

@@ -157,7 +157,7 @@ def test_pg_hba_allows_tcp_only_over_tls_with_scram(prod: ClusterLayout) -> None
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_pgbouncer_takes_5000_clients_and_never_exceeds_max_connections(stack: str) -> None:
+def test_pgbouncers_take_min_pooled_clients_and_never_exceed_max_connections(stack: str) -> None:
     layout = layout_of(stack)
     assert layout.pgbouncer_max_client_connections * layout.pgbouncer_replicas >= MIN_POOLED_CLIENTS
     pool = server_connections_per_pgbouncer(layout)
