@@ -4,10 +4,15 @@ HAProxy, with that member a replica or the primary.
 
 - A replica cannot write the next WAL segment it receives, so it stops streaming. The cluster
   rides it out without a failover: if it was the synchronous standby, Patroni names the other
-  replica synchronous and the commits held meanwhile go on.
-- The primary cannot write its next segment either: PostgreSQL stops (a PANIC) and cannot start
-  again on a full disk, so Patroni gives up the leader key after `primary_start_timeout` and the
-  synchronous standby is promoted; writes resume through HAProxy on the new leader.
+  replica synchronous and the commits held meanwhile go on (tests/cluster/test_disk_full.py).
+- The primary cannot write its next segment either and stops (a PANIC). What follows differs from
+  run to run: when PostgreSQL cannot start again, Patroni gives up the leader key after
+  `primary_start_timeout` and the synchronous standby is promoted; when it starts again
+  read-only, Patroni, still holding the leader key, promotes it, and the promotion never completes
+  on the full disk (recovery cannot write the segments it fetches or creates; seen: restarted and
+  promoted 5 times in 90 s): no failover, and no write, until space is freed. So this one is not a
+  test (it would pass or fail by chance) but a command that shows which happened:
+  `python -m tests.cluster.disk_full_drill --role primary [--runs N]`.
 
 Once space is freed, the member comes back without anyone touching it (a former primary as a
 replica, rewound if need be) and the cluster is whole. No acknowledged row may be lost, on the
@@ -16,9 +21,12 @@ leader or on the member once it has caught up.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import dataclasses
 import errno
 import itertools
+import json
 import os
 import secrets
 import time
@@ -32,6 +40,7 @@ from tests.cluster.backup_drill import switch_wal, switchover
 from tests.cluster.client import wait_until
 from tests.cluster.drill import RECOVERY_TIMEOUT, Writer
 from tests.cluster.hosts import CLIENT, SMALL_DISK_WORKER, WORKERS
+from tests.cluster.lifecycle import benchmark_cluster
 from tests.cluster.smoke import SYNCHRONOUS_ROLES, Smoke, formed
 
 FLOW_ROWS = 50
@@ -141,6 +150,13 @@ def _place(smoke: Smoke, name: str, role: Role) -> list[dict[str, Any]]:
     raise RuntimeError(f"{name} not the {role} after three switchovers")
 
 
+def _with_another_synchronous(smoke: Smoke, name: str) -> tuple[dict[str, Any], ...] | None:
+    """The members once one other than `name` is the streaming synchronous standby."""
+    members = tuple(smoke.members(OBSERVER))
+    others = [m for m in members if m["name"] != name and m["role"] in SYNCHRONOUS_ROLES and m["state"] == "streaming"]
+    return members if others else None
+
+
 def _rows_on(smoke: Smoke, worker: str, table: str) -> set[int]:
     return {row for (row,) in smoke.sql(smoke.direct(worker), f"SELECT id FROM {table}")}
 
@@ -200,7 +216,11 @@ def run_disk_full_drill(smoke: Smoke, role: Role) -> DiskFullResult:
             lambda: len(writer.acknowledged_after(stopped_at)) >= ROWS_WHILE_FULL or None,
             timeout=RECOVERY_TIMEOUT,
         )
-        members_while_full = tuple(smoke.members(OBSERVER))
+        members_while_full = wait_until(
+            "another member the streaming synchronous standby while the disk is full",
+            lambda: _with_another_synchronous(smoke, member),
+            timeout=RECOVERY_TIMEOUT,
+        )
         acknowledged_while_full = len(writer.acknowledged_after(stopped_at))
         filler.unlink()
         filler = None
@@ -248,6 +268,28 @@ def run_disk_full_drill(smoke: Smoke, role: Role) -> DiskFullResult:
     )
 
 
-def synchronous_others(members: tuple[dict[str, Any], ...], member: str) -> list[str]:
-    """The streaming synchronous standbys other than `member`."""
-    return [m["name"] for m in members if m["name"] != member and m["role"] in SYNCHRONOUS_ROLES and m["state"] == "streaming"]
+DRILL_BUDGET = 300
+"""Seconds the on-demand command gives each run, beyond the cluster's start."""
+
+
+def main() -> None:
+    """Runs the drill `--runs` times on one cluster, printing each run's result as a JSON line
+    (as root, from the checkout: `python -m tests.cluster.disk_full_drill --role primary`)."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--role", choices=("replica", "primary"), default="primary")
+    parser.add_argument("--runs", type=int, default=1)
+    options = parser.parse_args()
+    with benchmark_cluster(DRILL_BUDGET * (options.runs + 1)) as smoke:
+        for run in range(options.runs):
+            started = time.monotonic()
+            try:
+                result = dataclasses.asdict(run_disk_full_drill(smoke, options.role))
+            except TimeoutError as error:
+                result = {"failed": str(error).splitlines()[0]}
+            print(json.dumps({"run": run, "role": options.role, "seconds": round(time.monotonic() - started, 1), **result}), flush=True)
+            if "failed" in result:
+                break
+
+
+if __name__ == "__main__":
+    main()

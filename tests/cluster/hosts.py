@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dpc.cluster import BACKUP_METRICS_FILE, CA_SECRET, CertificateRequest, ClusterLayout, Member, Paths, certificate_requests, certificate_secret, key_secret
+from dpc.environments import ENVIRONMENT_DEFAULTS
 from dpc.render.backup import (
     PGBACKREST_CONFIG,
     PGBACKREST_INCLUDE_DIR,
@@ -60,11 +61,8 @@ the disk-full drill fills (tests/cluster/test_disk_full.py)."""
 SMALL_DISK_BYTES = 4 * 1024**3
 """Above what the WAL of any run reaches (wal_keep_size 2 GB and max_wal_size 1 GB), so that only
 the drill fills it; a sparse file, so it costs the machine only what is written."""
-SMOKE_BACKUP = BackupSettings(
-    wal_retention_days=30, daily_retention_days=7, weekly_retention_weeks=4, monthly_retention_months=12,
-    offsite_infrequent_access_after_days=30, offsite_archive_after_days=90, offsite_expire_after_days=2555,
-)  # fmt: skip
-"""Retention for the repository host's config: no run lives long enough for any to expire a backup."""
+SMOKE_BACKUP = BackupSettings.model_validate(ENVIRONMENT_DEFAULTS["prod"]["backup"])
+"""Prod's retention for the repository host's config (the layout is prod's); no run lives long enough to expire a backup."""
 
 SUBNET_CANDIDATES = ("10.231.0.0/24", "10.232.0.0/24", "172.31.231.0/24")
 
