@@ -97,7 +97,7 @@ def running_cluster(phases: Phases, kept_logs: list[Path], budget: int) -> Itera
         with phases.phase("teardown"):
             if client is not None:
                 client.close()
-            problems = network.teardown() + [f"namespace left: {name}" for name in network.leftovers()]
+            problems = network.teardown(stop_last=("etcd", "backup")) + [f"namespace left: {name}" for name in network.leftovers()]
             problems += unmount_under(root)  # the small disk (hosts.SMALL_DISK_WORKER), before its directory goes
             if problems and failure is None and cluster is not None:
                 problems.append(f"logs kept in {cluster.keep_logs()}")
