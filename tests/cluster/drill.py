@@ -249,7 +249,8 @@ class PathReport:
     lost: int
     """Acknowledged rows the final leader does not hold."""
     first_write: float | None
-    """The first acknowledged commit of a statement sent after the fault."""
+    """The first acknowledged commit of a statement sent once the fault had taken effect (its step
+    returned): a statement sent while the fault was being made may still have been served before it."""
     longest_gap: float
     """The longest time without an acknowledgement, from shortly before the fault to the end."""
     acknowledged_at: tuple[float, ...]
@@ -596,10 +597,11 @@ def _writers(smoke: Smoke, table: str) -> dict[str, Writer]:
     }
 
 
-def _path_report(writer: Writer, fault_at: float, present: set[int]) -> PathReport:
+def _path_report(writer: Writer, fault_at: float, fault_done: float, present: set[int]) -> PathReport:
     attempts = list(writer.attempts)
     acknowledged = [a for a in attempts if a.outcome == ACKNOWLEDGED]
     after = [a for a in acknowledged if a.sent_at > fault_at]
+    after_effect = [a for a in after if a.sent_at > fault_done]
     times = [a.at for a in acknowledged if a.at >= fault_at - 1]
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     first_lines = [message.splitlines()[0][:ERROR_LENGTH] for at, message in list(writer.errors) if at > fault_at and message]
@@ -608,7 +610,7 @@ def _path_report(writer: Writer, fault_at: float, present: set[int]) -> PathRepo
         refused=sum(a.outcome == REFUSED for a in attempts),
         in_doubt=sum(a.outcome == IN_DOUBT for a in attempts),
         lost=len({a.row for a in acknowledged} - present),
-        first_write=round(after[0].at - fault_at, 3) if after else None,
+        first_write=round(after_effect[0].at - fault_at, 3) if after_effect else None,
         longest_gap=round(max(gaps, default=0.0), 3),
         acknowledged_at=tuple(round(a.at - fault_at, 3) for a in after),
         errors=dict(Counter(first_lines).most_common(ERRORS_KEPT)),
@@ -660,6 +662,8 @@ def run_drill(smoke: Smoke, drill: Drill) -> DrillReport:
             wait_until(f"the {path} writer in full flow", lambda w=writer: len(w.acknowledged) >= ROWS_BEFORE_FAULT or None, timeout=RECOVERY_TIMEOUT)
         context.fault_at = time.monotonic()
         drill.fault(context)
+        fault_done = time.monotonic()
+        context.details["fault_took"] = fault_done - context.fault_at
         drill.hold(context)
         hold_end = time.monotonic()
         if drill.recover is not None:
@@ -702,7 +706,7 @@ def run_drill(smoke: Smoke, drill: Drill) -> DrillReport:
         to_new_leader=round(context.details["to_new_leader"], 3) if "to_new_leader" in context.details else None,
         recovered_at=round(recovered_at, 3) if recovered_at is not None else None,
         to_whole=round(to_whole, 3),
-        paths={path: _path_report(writer, fault_at, present) for path, writer in context.writers.items()},
+        paths={path: _path_report(writer, fault_at, fault_done, present) for path, writer in context.writers.items()},
         old_primary_acknowledged=sum(p.write == ACKNOWLEDGED for p in after_handover),
         old_primary_in_doubt=sum(p.write == IN_DOUBT for p in after_fault),
         old_primary_until=round(max(p.at for p in after_fault if p.role == "primary") - fault_at, 3) if any(p.role == "primary" for p in after_fault) else None,
