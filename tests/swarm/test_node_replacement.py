@@ -2,7 +2,9 @@
 off, the managers see it down and it is removed from the Swarm, and a new node with the same name
 and labels but empty volumes joins (`engine.lab.replace_node`). Swarm places the member there
 again and Patroni re-creates it from the leader, under a client that writes through HAProxy all
-along (benchmarks/rolling_update.py's `node` phase measures the same).
+along (benchmarks/rolling_update.py's `node` phase measures the same). The lost member's
+exporter is restarted afterwards (`restart_exporter` says why) so that later tests find every
+Prometheus target up.
 """
 
 from __future__ import annotations
