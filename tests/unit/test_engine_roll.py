@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
+from benchmarks.rolling_update import MemberReplaced, Phase, leader_went_last
 from dpc.config import settings_from_stack_file
 from dpc.swarm_spec import Converge
 from engine import deploy as deploy_module
-from engine.deploy import StackObjects, SwitchoverError, UpdateGivenUpError, converged, leader_last, rest_credentials, roll, stack_objects
+from engine.deploy import StackObjects, Switchover, SwitchoverError, UpdateGivenUpError, converged, leader_last, rest_credentials, roll, stack_objects
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MONITOR = 30
@@ -214,3 +215,31 @@ def test_leader_last_puts_a_member_patroni_does_not_show_first() -> None:
 def test_rest_credentials_come_from_the_members_patroni_yml_when_it_has_them() -> None:
     assert rest_credentials("restapi:\n  authentication: {username: patroni, password: 's3:cret'}\n") == "patroni:s3:cret"
     assert rest_credentials("restapi:\n  listen: 0.0.0.0:8008\n") is None
+
+
+def _phase(leaders: tuple[str, ...], order: tuple[tuple[str, str, bool], ...]) -> Phase:
+    """A measured update phase: Patroni's leaders in turn, and the members as replaced (name, role
+    when the roll began on it, whether a switchover came first)."""
+    switchover = Switchover("patroni-1", "patroni-2", 0.0, 1.0)
+    members = tuple(MemberReplaced(name, "worker", role, 3, 0.0, switchover if switched else None, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0)
+                    for name, role, switched in order)  # fmt: skip
+    before = {name: (role, "running" if role == "leader" else "streaming") for name, role, _ in order}
+    return Phase("update", 0.0, 1.0, 1.0, members, before, leaders, 0.0, 0, {}, {}, (), None, {}, ())
+
+
+LEADER_LAST = (("patroni-2", "replica", False), ("patroni-3", "sync_standby", False), ("patroni-1", "leader", True))
+
+
+@pytest.mark.parametrize(
+    ("leaders", "order", "problems"),
+    [
+        (("patroni-1", "none", "patroni-2"), LEADER_LAST, 0),
+        (("patroni-1", "none", "patroni-2", "none", "patroni-3"), LEADER_LAST, 1),
+        (("patroni-1", "patroni-1"), LEADER_LAST, 1),
+        (("patroni-1", "none", "patroni-2"), (LEADER_LAST[2], LEADER_LAST[0], LEADER_LAST[1]), 2),
+        (("patroni-1", "none", "patroni-2"), (*LEADER_LAST[:2], ("patroni-1", "leader", False)), 1),
+    ],
+    ids=["leader last, one change", "two changes", "no change", "leader first", "no switchover"],
+)
+def test_the_measured_roll_is_judged_leader_last_only_when_it_was(leaders: tuple[str, ...], order: tuple[tuple[str, str, bool], ...], problems: int) -> None:
+    assert len(leader_went_last(_phase(leaders, order))) == problems
