@@ -1,6 +1,6 @@
-"""A member's disk full (design §11 (new)): the WAL directory of the member on `SMALL_DISK_WORKER` is
-a filesystem of its own (tests/cluster/hosts.py), which the drill fills while writes go on through
-HAProxy, with that member a replica or the primary.
+"""A member's disk full, against design §5.3 (RPO 0, RTO 30 s): the WAL directory of the member on
+`SMALL_DISK_WORKER` is a filesystem of its own (tests/cluster/hosts.py), which the drill fills
+while writes go on through HAProxy, with that member a replica or the primary.
 
 - A replica cannot write the next WAL segment it receives, so it stops streaming. The cluster
   rides it out without a failover: if it was the synchronous standby, Patroni names the other
