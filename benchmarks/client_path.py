@@ -2,7 +2,8 @@
 (issue 14's goal: PgBouncer → HAProxy → leader at least 0.8× the leader's direct TPS).
 
 Usage (as root, from the repository root):
-    .venv/bin/python -m benchmarks.client_path [--clients 8] [--seconds 20] [--runs 3] [--scale 8] [--connect]
+    .venv/bin/python -m benchmarks.client_path [--clients 8] [--seconds 20] [--runs 3] [--scale 8] [--threads 2]
+        [--connect] [--placement shared|tiers]
 
 Starts the smoke run's cluster once (tests/cluster/lifecycle.py), loads pgbench's TPC-B tables
 (`pgbench -i`, scale `--scale`, straight on the leader as the superuser) and then runs Debian's
@@ -24,13 +25,18 @@ accepts). Before each run the superuser resets the tables as pgbench itself woul
 not vacuum. Clients hold their connection for the run (a pooled application's steady state);
 `--connect` opens a new one per transaction instead (pgbench -C: a TLS handshake and SCRAM each).
 
-For each run it prints TPS (pgbench's figure, which excludes the initial connections), average
+For each run it prints TPS (pgbench's figure: without the initial connections, or with -C including
+each one), average
 latency, failed transactions, and where the CPU went: per transaction, the CPU time (user +
 system, from /proc/<pid>/stat of every process of that program in its namespace, children reaped
 included) of PostgreSQL on the leader and on the replicas, HAProxy, the PgBouncers and pgbench,
 and how busy the machine's CPUs were (/proc/stat, everyone's work included). Then the medians and
-the ratios b/a and c/a, per round and overall. Exits 1 if any transaction failed or a route
-committed none; the ratio itself is a figure, not a verdict.
+the ratios b/a and c/a, per round and overall, beside the ratios the CPU per transaction
+predicts. Where every process shares the machine's CPUs and they are saturated (the namespace
+cluster on 2 CPUs), throughput is the inverse of the CPU per transaction, so the proxies' CPU is
+taken from PostgreSQL's; `--placement tiers` pins PostgreSQL to the first CPU and pgbench and the
+proxies to the second, as production puts them on different hosts. Exits 1 if any transaction
+failed or a route committed none; the ratio itself is a figure, not a verdict.
 """
 
 from __future__ import annotations
