@@ -265,7 +265,7 @@ class ClientSide:
         return Combined(tuple(parse_pgbench(output, share) for output in outputs))
 
 
-def _process_cpu(pid: int) -> float:
+def process_cpu_seconds(pid: int) -> float:
     """CPU seconds (user + system) of a process and of its children it has reaped, from
     /proc/<pid>/stat (fields 14-17, clock ticks); 0 for a process already gone.
     """
@@ -313,7 +313,7 @@ def cpu_components(smoke: Smoke, leader: str) -> dict[str, Callable[[], float]]:
     network = smoke.cluster.network
 
     def programs(hosts: Sequence[str], program: str) -> Callable[[], float]:
-        return lambda: sum(_process_cpu(pid) for host in hosts for pid in network.processes(host, program))
+        return lambda: sum(process_cpu_seconds(pid) for host in hosts for pid in network.processes(host, program))
 
     def children() -> float:
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)

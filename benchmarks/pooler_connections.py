@@ -38,6 +38,7 @@ from typing import Any, Literal, LiteralString, TypeVar
 import psycopg
 from psycopg import AsyncConnection, sql
 
+from benchmarks.client_path import process_cpu_seconds
 from dpc.cluster import DATABASE_NAME, MIN_POOLED_CLIENTS, Port, User
 from dpc.render.pgbouncer import server_connections_per_pgbouncer
 from engine.netns import open_files_limit
@@ -173,12 +174,6 @@ def _resident_mib(pid: int) -> float:
     raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
 
 
-def _process_cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process, from /proc/<pid>/stat (fields 14 and 15, in clock ticks)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def _admission(conninfo: Mapping[str, Any]) -> str:
     """Whether a connection is admitted (and then closed at once), or the error it is refused with."""
     try:
@@ -201,7 +196,7 @@ class PoolerRun:
 
     def _cpu_seconds(self) -> dict[str, float]:
         """CPU seconds used so far by each PgBouncer and by this process (the client)."""
-        used = {f"PgBouncer on {app}": _process_cpu_seconds(pid) for app, pid in self.pgbouncer_pids.items()}
+        used = {f"PgBouncer on {app}": process_cpu_seconds(pid) for app, pid in self.pgbouncer_pids.items()}
         own = resource.getrusage(resource.RUSAGE_SELF)
         return used | {"the client process": own.ru_utime + own.ru_stime}
 
