@@ -221,7 +221,7 @@ def main() -> int:
     for figure in figures(reports):
         if figure.drill != drill:
             drill = figure.drill
-            print(f"{drill}:")
+            print(f"{drill} ({DRILLS[drill].summary}):")
         print(figure.line())
     print("\ngoals:")
     for goal, met in goals(reports):
