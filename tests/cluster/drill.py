@@ -79,7 +79,10 @@ SYNC_WAIT_CANCELLED = "canceling wait for synchronous replication"
 termination): the row is committed locally only, so it does not count as acknowledged."""
 
 WRITER_OPTIONS = {"keepalives_idle": 1, "keepalives_interval": 1, "keepalives_count": 3, "tcp_user_timeout": 3000}
-"""A dead peer is noticed within seconds, so that no write waits on a silent connection."""
+"""A dead peer is noticed within seconds, so that no write waits on a silent connection. Writers
+never prepare statements on the server (psycopg's `prepare_threshold=None`), as no client of
+PgBouncer's transaction pooling may: its next transaction can run on another server connection,
+where the statement does not exist, or does already."""
 
 CONNECTION_LOST_PREFIXES = ("08", "57P")
 """SQLSTATEs of a connection lost (class 08) or a server shutting down or crashing (57P…): a
@@ -149,7 +152,9 @@ class Writer:
         while not self._stop.is_set():
             tried_at = time.monotonic()
             try:
-                connection = psycopg.connect(**{**self.conninfo, **WRITER_OPTIONS, "connect_timeout": CONNECT_TIMEOUT}, autocommit=True)  # pyright: ignore[reportArgumentType]
+                connection = psycopg.connect(
+                    **{**self.conninfo, **WRITER_OPTIONS, "connect_timeout": CONNECT_TIMEOUT}, autocommit=True, prepare_threshold=None
+                )  # pyright: ignore[reportArgumentType]
             except psycopg.Error as error:
                 self._record(None, tried_at, REFUSED, error)
                 continue
