@@ -159,15 +159,19 @@ class Writer:
                 self._record(None, tried_at, REFUSED, error)
                 continue
             with connection:
-                connection.add_notice_handler(self._notice)
+                self.listen(connection)
                 while not self._stop.is_set():
                     row, next_row = next_row, next_row + 1
-                    if not self._commit(connection, row):
+                    if not self.commit(connection, row):
                         break
                     self._stop.wait(self.pause)
 
-    def _commit(self, connection: psycopg.Connection[Any], row: int) -> bool:
-        """One row; whether the connection is still usable."""
+    def listen(self, connection: psycopg.Connection[Any]) -> None:
+        """Watch the connection's notices for a commit that stopped waiting for the standby."""
+        connection.add_notice_handler(self._notice)
+
+    def commit(self, connection: psycopg.Connection[Any], row: int) -> bool:
+        """One row, its attempt recorded; whether the connection is still usable."""
         self._sync_wait_cancelled = False
         sent_at = time.monotonic()
         timer = threading.Timer(self.commit_timeout, _cancel, (connection,))
@@ -193,6 +197,14 @@ class Writer:
 
     def stop(self) -> None:
         self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def pause_for(self, seconds: float) -> None:
+        """Sleep, cut short by `stop`."""
+        self._stop.wait(seconds)
 
     @property
     def acknowledged(self) -> list[Attempt]:
@@ -226,22 +238,20 @@ class Prober:
     probes: list[Probe] = field(default_factory=list[Probe])
 
     def run(self) -> None:
-        while not self.writer._stop.is_set():  # pyright: ignore[reportPrivateUsage]
+        while not self.writer.stopped:
             at = time.monotonic()
             try:
                 with psycopg.connect(**{**self.writer.conninfo, "connect_timeout": 2}, autocommit=True) as connection:  # pyright: ignore[reportArgumentType]
-                    connection.add_notice_handler(self.writer._notice)  # pyright: ignore[reportPrivateUsage]
+                    self.writer.listen(connection)
                     ((in_recovery,),) = connection.execute("SELECT pg_is_in_recovery()").fetchall()
                     if in_recovery:
                         self.probes.append(Probe(at, "replica", None))
                     else:
-                        before = len(self.writer.attempts)
-                        row = self.writer.first_row + len(self.probes)
-                        self.writer._commit(connection, row)  # pyright: ignore[reportPrivateUsage]
-                        self.probes.append(Probe(at, "primary", self.writer.attempts[before].outcome))
+                        self.writer.commit(connection, self.writer.first_row + len(self.probes))
+                        self.probes.append(Probe(at, "primary", self.writer.attempts[-1].outcome))
             except psycopg.Error:
                 self.probes.append(Probe(at, "unreachable", None))
-            self.writer._stop.wait(POLL_INTERVAL)  # pyright: ignore[reportPrivateUsage]
+            self.writer.pause_for(POLL_INTERVAL)
 
 
 @dataclass(frozen=True)
