@@ -260,6 +260,10 @@ def run_backup_drill(smoke: Smoke) -> BackupDrillResult:
         backup_started = time.monotonic()
         backup_output = pgbackrest(cluster, BACKUP_HOST, "--type=full", "--repo=1", "backup")
         backup_seconds = time.monotonic() - backup_started
+        # pgBackRest keeps the stop time in whole seconds and restores to a time only from a backup
+        # that stopped before it: on a quiet machine the target fell in the backup's last second.
+        stopped = repository_info(cluster)["backup"][-1]["timestamp"]["stop"]
+        wait_until("the clock a second past the backup's recorded stop", lambda: time.time() > stopped + 1 or None, timeout=RECOVERY_TIMEOUT, interval=0.1)
         smoke.sql(primary, f"INSERT INTO {markers} SELECT id, 'A' FROM generate_series(1, {MARKER_ROWS}) AS id")
         before_target = time.monotonic()
         ((target,),) = smoke.sql(primary, "SELECT clock_timestamp()::text")
