@@ -42,9 +42,8 @@ BACKUP_LAST_RUN_METRIC = "dpc_backup_last_run_success"
 """1 if the last backup run of a `type` succeeded, 0 if it failed."""
 
 MIN_POOLED_CLIENTS = 10_000
-"""Clients all PgBouncer replicas together admit (design §5.4): the seed's 5000+ connections, raised
-to issue 14's 10,000 concurrent TLS clients (2 × 5000 with prod's two PgBouncers), measured by
-benchmarks/pooler_connections.py."""
+"""Clients all PgBouncer replicas together admit (design §5.4, §11.39): 10,000 concurrent TLS
+clients, 2 × 5000 with prod's two PgBouncers, measured by benchmarks/pooler_connections.py."""
 
 
 HOST_VOLUMES_ROOT = "/mnt/postgres-cluster"

@@ -30,9 +30,8 @@ made every half second while it is out (design §5.3).
 
 One good check suffices because the answer is authoritative: Patroni answers `GET /primary` with
 200 only while the member holds the leader key and runs as primary, so there is nothing to
-confirm, and each extra check only adds its interval to every failover and switchover (two
-checks 2 s apart left writes unavailable 5–6 s in a planned switchover). Two failed checks keep
-one slow answer from dropping a healthy primary. The cost is about nine TLS checks a second per
+confirm, and each extra check only adds its interval to every failover and switchover. Two
+failed checks keep one slow answer from dropping a healthy primary. The cost is about nine TLS checks a second per
 HAProxy across the three members (each is in one route and out of the other)."""
 
 
