@@ -178,14 +178,7 @@ class Network:
 
     def processes(self, host: str, program: str) -> list[int]:
         """The pids of the processes running `program` (by its command name) in the host's namespace."""
-        found: list[int] = []
-        for pid in self._pids(self.namespace(host)):
-            try:
-                if Path(f"/proc/{pid}/comm").read_text().strip() == program:
-                    found.append(pid)
-            except FileNotFoundError:
-                pass
-        return found
+        return [pid for pid in self._pids(self.namespace(host)) if _program(pid) == program]
 
     def _signal_namespace(self, namespace: str, sig: signal.Signals) -> int:
         """Signal every process inside one namespace; how many there were."""
@@ -295,7 +288,7 @@ class Network:
         deadline = time.monotonic() + COMMAND_TIMEOUT
         while time.monotonic() < deadline and any(self._pids(n) for n in self._namespaces):
             time.sleep(0.2)
-        left = sorted(_program(pid) for namespace in self._namespaces for pid in self._pids(namespace))
+        left = sorted(_program(pid) or f"pid {pid} (gone)" for namespace in self._namespaces for pid in self._pids(namespace))
         if killed := self._signal_all(signal.SIGKILL):
             problems.append(f"{killed} process(es) did not stop within {STOP_GRACE:.0f}s of their SIGTERM and were killed: {', '.join(left)}")
         for started in self.started:
@@ -345,12 +338,12 @@ def _terminate(started: Started) -> None:
             os.kill(pid, signal.SIGTERM)
 
 
-def _program(pid: int) -> str:
-    """A process's command name, for reports."""
+def _program(pid: int) -> str | None:
+    """A process's command name; None once it is gone."""
     try:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except FileNotFoundError:
-        return f"pid {pid} (gone)"
+        return None
 
 
 def _running(pid: int) -> bool:

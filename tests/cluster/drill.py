@@ -318,8 +318,15 @@ class Context:
     leader: str
     sync: str
     writers: dict[str, Writer]
+    prober: Prober
     fault_at: float = 0.0
+    new_leader: str | None = None
+    to_new_leader: float | None = None
+    """Seconds from the fault until Patroni showed the new leader."""
+    hold_from: float = 0.0
+    """Seconds from the fault until the writes that must go on while it lasts are counted."""
     details: dict[str, Any] = field(default_factory=dict[str, Any])
+    """What only this drill measures, reported as it is."""
 
     @property
     def cluster(self) -> SmokeCluster:
@@ -381,10 +388,10 @@ def _leader_among(smoke: Smoke, other_than: str) -> str | None:
 
 
 def _wait_new_leader(context: Context) -> None:
-    context.details["new_leader"] = wait_until(
+    context.new_leader = wait_until(
         "Patroni: a new leader", lambda: _leader_among(context.smoke, context.leader), timeout=RECOVERY_TIMEOUT, interval=POLL_INTERVAL
     )
-    context.details["to_new_leader"] = time.monotonic() - context.fault_at
+    context.to_new_leader = time.monotonic() - context.fault_at
 
 
 def _wait_writes_after_fault(context: Context) -> None:
@@ -399,7 +406,7 @@ def _failover_hold(context: Context) -> None:
 
 def _hold(seconds: float) -> Step:
     def hold(context: Context) -> None:
-        context.details["hold_from"] = time.monotonic() - context.fault_at
+        context.hold_from = time.monotonic() - context.fault_at
         time.sleep(seconds)
 
     return hold
@@ -429,7 +436,7 @@ def _partition_hold(context: Context) -> None:
     """A new leader elsewhere, writes going on, and the cut-off primary fenced by its own Patroni
     (no longer answering as primary on its own host) before the cable goes back."""
     _failover_hold(context)
-    prober: Prober = context.details["prober"]
+    prober = context.prober
     wait_until(
         "the cut-off primary no longer answering as primary",
         lambda: (prober.probes[-1].role != "primary" and prober.probes[-1].at > context.fault_at) or None,
@@ -472,8 +479,8 @@ def _switchover(context: Context) -> None:
 
 def _switchover_hold(context: Context) -> None:
     _failover_hold(context)
-    if context.details["new_leader"] != context.sync:
-        raise RuntimeError(f"the switchover promoted {context.details['new_leader']}, not the candidate {context.sync}")
+    if context.new_leader != context.sync:
+        raise RuntimeError(f"the switchover promoted {context.new_leader}, not the candidate {context.sync}")
 
 
 ETCD_LOST_ONE = MANAGERS[:1]
@@ -660,14 +667,14 @@ def run_drill(smoke: Smoke, drill: Drill) -> DrillReport:
     smoke.sql(smoke.through_haproxy(Port.HAPROXY_PRIMARY), f"CREATE TABLE {table} (id bigint PRIMARY KEY)")
     smoke.sql(smoke.through_haproxy(Port.HAPROXY_PRIMARY), f"GRANT SELECT, INSERT ON {table} TO {User.APP.value}")
     sync = wait_until("Patroni: one synchronous standby", lambda: _sync_standby(smoke), timeout=RECOVERY_TIMEOUT)
-    context = Context(smoke, leader, sync, _writers(smoke, table))
-    context.writers |= drill.extra_writers(context) if drill.extra_writers else {}
+    leader_host = cluster.worker(leader)
     old_primary = Writer(
-        cluster.network.namespace(context.leader_host), smoke.direct(context.leader_host), table, "old primary",
+        cluster.network.namespace(leader_host), smoke.direct(leader_host), table, "old primary",
         first_row=4 * ROW_RANGE, commit_timeout=PROBE_COMMIT_TIMEOUT,
     )  # fmt: skip
     prober = Prober(old_primary)
-    context.details["prober"] = prober
+    context = Context(smoke, leader, sync, _writers(smoke, table), prober)
+    context.writers |= drill.extra_writers(context) if drill.extra_writers else {}
     clients = {path: NamespaceClient(writer.namespace) for path, writer in context.writers.items()}
     prober_client = NamespaceClient(prober.writer.namespace)
     futures = [clients[path].submit(writer.run) for path, writer in context.writers.items()] + [prober_client.submit(prober.run)]
@@ -707,18 +714,17 @@ def run_drill(smoke: Smoke, drill: Drill) -> DrillReport:
     missing = _missing_on_members(smoke, leader_after, table, synchronous_rows)
     smoke.sql(smoke.through_haproxy(Port.HAPROXY_PRIMARY), f"DROP TABLE {table}")
     fault_at = context.fault_at
-    hold_from = fault_at + context.details.get("hold_from", 0.0)
-    split_brain_from = fault_at + context.details["to_new_leader"] if drill.planned else fault_at
+    hold_from = fault_at + context.hold_from
+    split_brain_from = fault_at + (context.to_new_leader or 0.0) if drill.planned else fault_at
     after_fault = [p for p in prober.probes if p.at > fault_at]
     after_handover = [p for p in prober.probes if p.at > split_brain_from]
-    reported = {name: value for name, value in context.details.items() if name not in ("prober", "new_leader", "to_new_leader", "hold_from")}
-    details = {name: round(value, 3) if isinstance(value, float) else value for name, value in reported.items()}
+    details = {name: round(value, 3) if isinstance(value, float) else value for name, value in context.details.items()}
     return DrillReport(
         drill=drill.name,
         leader_before=leader,
         sync_before=context.sync,
         leader_after=leader_after,
-        to_new_leader=round(context.details["to_new_leader"], 3) if "to_new_leader" in context.details else None,
+        to_new_leader=round(context.to_new_leader, 3) if context.to_new_leader is not None else None,
         recovered_at=round(recovered_at, 3) if recovered_at is not None else None,
         to_whole=round(to_whole, 3),
         paths={path: _path_report(writer, fault_at, fault_done, present) for path, writer in context.writers.items()},
