@@ -18,7 +18,7 @@ from dpc.catalog import machine_type
 from dpc.environments import Environment
 from dpc.model import Node, Role, worker_sizing
 from dpc.settings import Settings
-from dpc.sizing import PostgresSizing
+from dpc.sizing import PostgresSizing, WalBudget, wal_budget
 
 CLUSTER_SCOPE = "postgres-cluster-main"
 """Patroni's cluster name (design §5.1)."""
@@ -178,6 +178,9 @@ class ClusterLayout:
     """How clients and PgBouncer reach HAProxy: the service's virtual IP, or one instance."""
     pgbouncer_replicas: int
     sizing: PostgresSizing
+    wal: WalBudget
+    """What each member's WAL volume holds, derived once from its size (`dpc.sizing.wal_budget`):
+    PostgreSQL renders its slot cap, pgBackRest its archive-queue cap (design §5.3)."""
     paths: Paths = Paths()
     backup: Member = Member("backup", "backup")
     """The backup node's pgBackRest repository host, which the database hosts archive WAL to over TLS."""
@@ -277,5 +280,6 @@ def swarm_layout(settings: Settings, nodes: tuple[Node, ...]) -> ClusterLayout:
         haproxy=Member("haproxy", "haproxy"),
         pgbouncer_replicas=max(1, len(app_nodes)),
         sizing=worker_sizing(settings),
+        wal=wal_budget(settings.storage.wal.size_gb),
         cache_memory_mb=cache_memory_mb(settings),
     )

@@ -35,7 +35,7 @@ from pydantic.alias_generators import to_camel
 
 from dpc.catalog import MACHINE_TYPES, Cloud, ProvisionedDisk
 from dpc.environments import DEFAULT_CLOUD, ENVIRONMENT_DEFAULTS, LOCAL_DEFAULTS, Environment
-from dpc.sizing import cores_needed
+from dpc.sizing import MAX_WAL_SIZE_MB, MIN_WAL_CAP_MB, MIN_WAL_VOLUME_GIB, WAL_KEEP_SIZE_MB, cores_needed
 from dpc.tiers import OVERLAY_RANGES
 
 CONFIG_NAMESPACE = "dpc"
@@ -469,6 +469,24 @@ def _check_nodes(s: Settings) -> Iterator[Problem]:
                 f"{group.count} members over {len(set(s.zones))} zones puts two in one zone",
                 "list as many zones as members, or use 3 members",
             )
+
+
+@_check("storage")
+def _check_wal_volume(s: Settings) -> Iterator[Problem]:
+    """Design §5.3: nothing may fill a member's WAL volume, so it holds PostgreSQL's own WAL
+    (max_wal_size, wal_keep_size), caps on what a lagging replication slot and an unarchived queue
+    may keep, each a share of what is left, and headroom (`dpc.sizing.WalBudget`). A volume too
+    small for caps of `MIN_WAL_CAP_MB` is refused here, before anything is created.
+    """
+    size = s.storage.wal.size_gb
+    if size < MIN_WAL_VOLUME_GIB:
+        yield Problem(
+            "storage.wal.sizeGb",
+            f"{size} GiB cannot hold PostgreSQL's max_wal_size ({MAX_WAL_SIZE_MB // 1024} GiB) and wal_keep_size "
+            f"({WAL_KEEP_SIZE_MB // 1024} GiB) besides the filesystem's share and leave caps of at least {MIN_WAL_CAP_MB} MB on the WAL "
+            "a lagging replication slot and a backup repository that cannot take WAL may keep (design §5.3)",
+            f"use at least {MIN_WAL_VOLUME_GIB}",
+        )
 
 
 @_check("backup", "region", "environment", "cloud")

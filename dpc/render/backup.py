@@ -375,6 +375,15 @@ def render_pgbackrest_database_host(layout: ClusterLayout, member: Member, *, of
     both the hard way). Archiving is asynchronous, so PostgreSQL hands over segments at once and
     one slow repository does not hold back the other. The member's TLS server lets in only the
     repository host's certificate.
+
+    `archive-push-queue-max` is the WAL volume's cap on WAL not yet archived (`layout.wal`,
+    design §5.3): pgBackRest counts the segments PostgreSQL has marked ready, and when a push starts
+    with more than that queued, reports the whole queue archived without archiving it, with a
+    warning in PostgreSQL's log ("dropped WAL file ... because archive queue exceeded ..."). A
+    repository that cannot take WAL then interrupts point-in-time recovery until the next backup
+    (design §4.3) instead of filling the volume and stopping the primary. An unreachable one holds
+    each push for `io-timeout` (60 s) before it fails, so the queue stays over the cap for a minute
+    or two before it is dropped: the budget's headroom takes that.
     """
     files = tls_files(layout, member.name)
     repositories: dict[str, str] = {}
@@ -396,6 +405,7 @@ def render_pgbackrest_database_host(layout: ClusterLayout, member: Member, *, of
                 **_common(layout),
                 **repositories,
                 "archive-async": "y",
+                "archive-push-queue-max": f"{layout.wal.archive_queue_mb}MiB",
                 "spool-path": layout.paths.pgbackrest_spool,
                 **_tls_server(layout, member, member.name, (_backup_client_name(layout),)),
             },

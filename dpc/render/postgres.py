@@ -42,11 +42,6 @@ MAXIMUM_LAG_ON_FAILOVER_BYTES = 1024 * 1024
 """An asynchronous replica further behind than this is never promoted (the synchronous one is
 always eligible)."""
 
-WAL_KEEP_SIZE = "2GB"
-"""WAL the primary keeps beyond what slots hold, so that a node rewound after a short outage finds
-the WAL it needs on its new primary; after a longer one it fetches segments from the archive
-(`restore_command`)."""
-
 REPLICATION_TIMEOUT = "10s"
 """How long either end of a replication connection waits for the other before dropping it
 (PostgreSQL's default is 60 s). A primary cut off from its replicas and demoted by Patroni stops
@@ -76,8 +71,16 @@ def postgresql_parameters(layout: ClusterLayout) -> dict[str, str]:
     """The parameters every member runs with: sizing by design §6.1, TLS 1.3 and SCRAM only, the
     logging and pgaudit settings of design §3.4, WAL archiving to the backup repository, and what
     streaming replication, synchronous commit and pg_rewind need.
+
+    The WAL volume's budget (`layout.wal`, design §5.3): max_wal_size and wal_keep_size as it counts
+    them, and max_slot_wal_keep_size, its cap on what a replica's slot may hold, so that a replica
+    down or far behind cannot fill the primary's WAL volume. Past it the slot is invalidated at the
+    next checkpoint and Patroni recreates it; the replica then fetches what it missed from the
+    archive (`restore_command`). Where wal_keep_size is larger (a WAL volume under 9 GiB), it is the
+    one that counts: PostgreSQL keeps at least that much whatever a slot needs.
     """
     sizing = layout.sizing
+    wal = layout.wal
     return {
         "max_connections": str(sizing.max_connections),
         "shared_buffers": _size_from_mb(sizing.shared_buffers_mb),
@@ -110,7 +113,9 @@ def postgresql_parameters(layout: ClusterLayout) -> dict[str, str]:
         "archive_mode": "on",
         "archive_command": f"pgbackrest --stanza={BACKUP_STANZA} archive-push %p",
         "wal_level": "replica",
-        "wal_keep_size": WAL_KEEP_SIZE,
+        "max_wal_size": _size_from_mb(wal.max_wal_size_mb),
+        "wal_keep_size": _size_from_mb(wal.wal_keep_size_mb),
+        "max_slot_wal_keep_size": _size_from_mb(wal.slot_keep_mb),
         "wal_log_hints": "on",
         "max_wal_senders": "10",
         "max_replication_slots": "10",

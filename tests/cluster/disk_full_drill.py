@@ -157,11 +157,11 @@ def _with_another_synchronous(smoke: Smoke, name: str) -> tuple[dict[str, Any], 
     return members if others else None
 
 
-def _rows_on(smoke: Smoke, worker: str, table: str) -> set[int]:
+def rows_on(smoke: Smoke, worker: str, table: str) -> set[int]:
     return {row for (row,) in smoke.sql(smoke.direct(worker), f"SELECT id FROM {table}")}
 
 
-def _caught_up(smoke: Smoke, leader_worker: str, worker: str) -> None:
+def caught_up(smoke: Smoke, leader_worker: str, worker: str) -> None:
     ((lsn,),) = smoke.sql(smoke.direct(leader_worker), "SELECT pg_current_wal_lsn()::text")
     wait_until(
         f"{worker} replaying up to the leader's WAL position",
@@ -243,9 +243,9 @@ def run_disk_full_drill(smoke: Smoke, role: Role) -> DiskFullResult:
     times = [a.at for a in acknowledged if a.at >= filled_at]
     (leader,) = [m["name"] for m in members_after if m["role"] == "leader"]
     leader_worker = cluster.worker(leader)
-    _caught_up(smoke, leader_worker, SMALL_DISK_WORKER)
-    missing_on_leader = tuple(sorted(rows - _rows_on(smoke, leader_worker, table)))
-    missing_on_member = tuple(sorted(rows - _rows_on(smoke, SMALL_DISK_WORKER, table)))
+    caught_up(smoke, leader_worker, SMALL_DISK_WORKER)
+    missing_on_leader = tuple(sorted(rows - rows_on(smoke, leader_worker, table)))
+    missing_on_member = tuple(sorted(rows - rows_on(smoke, SMALL_DISK_WORKER, table)))
     smoke.sql(smoke.through_haproxy(Port.HAPROXY_PRIMARY), f"DROP TABLE {table}")
     return DiskFullResult(
         member=member,

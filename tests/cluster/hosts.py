@@ -40,7 +40,7 @@ from dpc.render.pgbouncer import USERLIST_SECRET, open_files_needed, render_pgbo
 from dpc.render.postgres import POST_BOOTSTRAP_FILE, render_patroni, render_post_bootstrap
 from dpc.services import HAPROXY_STATS_SECRET, PATRONI_PASSWORDS, patroni_config_secret
 from dpc.settings import BackupSettings
-from dpc.sizing import postgres_sizing
+from dpc.sizing import postgres_sizing, wal_budget
 from engine.netns import Network
 from engine.pki import issue
 from engine.secrets import generated_passwords
@@ -59,8 +59,10 @@ SMALL_DISK_WORKER = WORKERS[2]
 """The worker whose WAL directory is on a filesystem of its own, `SMALL_DISK_BYTES` large, which
 the disk-full drill fills (tests/cluster/test_disk_full.py)."""
 SMALL_DISK_BYTES = 4 * 1024**3
-"""Above what the WAL of any run reaches (wal_keep_size 2 GB and max_wal_size 1 GB), so that only
-the drill fills it; a sparse file, so it costs the machine only what is written."""
+"""The smallest WAL volume the settings accept (`dpc.sizing.MIN_WAL_VOLUME_GIB`), and the size every
+member's WAL budget is derived from (`smoke_layout`): above what the WAL of any run reaches
+(wal_keep_size 2 GB and max_wal_size 1 GB, the caps inside them), so that only the disk-full drill
+fills it; a sparse file, so it costs the machine only what is written."""
 SMOKE_BACKUP = BackupSettings.model_validate(ENVIRONMENT_DEFAULTS["prod"]["backup"])
 """Prod's retention for the repository host's config (the layout is prod's); no run lives long enough to expire a backup."""
 
@@ -95,7 +97,10 @@ def host_paths(root: Path) -> Paths:
 
 
 def smoke_layout(addresses: Mapping[str, str]) -> ClusterLayout:
-    """The prod layout with the namespaces' addresses as hosts, each member binding its own address."""
+    """The prod layout with the namespaces' addresses as hosts, each member binding its own address,
+    and the WAL budget of the small disk (`SMALL_DISK_BYTES`), derived as the product derives it from
+    `dpc:storage.wal.sizeGb`: its caps are the ones the run's WAL can reach, where prod's 500 GiB
+    would put them beyond anything a run writes."""
 
     def member(name: str, host: str) -> Member:
         return Member(name, addresses[host], addresses[host])
@@ -108,6 +113,7 @@ def smoke_layout(addresses: Mapping[str, str]) -> ClusterLayout:
         backup=member("backup", BACKUP_HOST),
         pgbouncer_replicas=len(APPS),
         sizing=SMOKE_SIZING,
+        wal=wal_budget(SMALL_DISK_BYTES // 1024**3),
     )
 
 

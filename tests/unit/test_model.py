@@ -9,6 +9,7 @@ from pathlib import Path
 from dpc.config import settings_from_stack_file
 from dpc.model import SERVICES_BY_ROLE, Role, plan_nodes, worker_sizing
 from dpc.settings import Settings
+from dpc.sizing import MIN_WAL_CAP_MB, MIN_WAL_VOLUME_GIB, WAL_SEGMENT_MB, wal_budget
 from dpc.tiers import OVERLAY_RANGES, TIERS, Tier
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -59,3 +60,26 @@ def test_worker_sizing_follows_the_seeds_formula() -> None:
     assert sizing.shared_buffers_mb == 16 * 1024
     assert sizing.effective_cache_size_mb == 48 * 1024
     assert sizing.work_mem_kb == (64 - 16) * 1024 * 1024 // 850 // 2
+
+
+def test_the_wal_budget_of_prod_and_of_the_smallest_volume() -> None:
+    """Design §5.3: each cap 3/8 of what the filesystem (7 %), max_wal_size and wal_keep_size leave."""
+    prod = wal_budget(_prod().storage.wal.size_gb)
+    assert (prod.volume_mb, prod.filesystem_mb) == (500 * 1024, 35840)
+    assert prod.slot_keep_mb == prod.archive_queue_mb == (512000 - 35840 - 1024 - 2048) * 3 // 8 == 177408
+    assert prod.headroom_mb == 118272
+    smallest = wal_budget(MIN_WAL_VOLUME_GIB)
+    assert (smallest.slot_keep_mb, smallest.archive_queue_mb, smallest.headroom_mb) == (272, 272, 193)
+
+
+def test_every_wal_budget_fits_its_volume_with_headroom() -> None:
+    """The parts add up to the volume, nothing overlapping, with at least a quarter of the free part
+    left; the caps are whole segments, never under the smallest, and grow with the volume."""
+    previous = 0
+    for gib in range(MIN_WAL_VOLUME_GIB, 4097):
+        budget = wal_budget(gib)
+        free = budget.volume_mb - budget.filesystem_mb - budget.max_wal_size_mb - budget.wal_keep_size_mb
+        assert budget.slot_keep_mb == budget.archive_queue_mb >= max(MIN_WAL_CAP_MB, previous), gib
+        assert budget.slot_keep_mb % WAL_SEGMENT_MB == 0, gib
+        assert budget.headroom_mb >= free / 4, gib
+        previous = budget.slot_keep_mb

@@ -104,6 +104,15 @@ def test_database_host_trusts_only_the_backup_certificate_and_mirrors_the_reposi
     assert "repo2-host" not in render_pgbackrest_database_host(LAYOUT, member, offsite=False)
 
 
+def test_the_archive_queue_is_capped_by_the_wal_volumes_budget_on_the_database_hosts_alone() -> None:
+    """Design §5.3: an unreachable repository drops WAL (pgBackRest's warning) past the cap instead
+    of filling the WAL volume; the repository host archives nothing."""
+    for member in LAYOUT.patroni:
+        conf = parsed(render_pgbackrest_database_host(LAYOUT, member, offsite=True))["global"]
+        assert conf["archive-push-queue-max"] == f"{LAYOUT.wal.archive_queue_mb}MiB" == "177408MiB"
+    assert "archive-push-queue-max" not in render_pgbackrest_repository(LAYOUT, SETTINGS.backup, OFFSITE)
+
+
 def test_secrets_fragment_holds_the_passphrase_and_nothing_else() -> None:
     conf = parsed(render_pgbackrest_secrets({BACKUP_ENCRYPTION_SECRET: FAKE}))["global"]
     assert dict(conf) == {"repo1-cipher-pass": FAKE, "repo2-cipher-pass": FAKE}

@@ -28,6 +28,7 @@ from dpc.render.postgres import (
     render_postgresql_conf,
 )
 from dpc.render.redis import render_redis, render_redis_acl
+from dpc.sizing import wal_budget
 from dpc.topology import derive
 from tests.golden_files import assert_matches_golden, assert_no_stale_golden_files
 
@@ -96,6 +97,22 @@ def test_parameters_carry_the_seeds_security_logging_and_replication_settings(pr
     assert parameters["archive_command"] == "pgbackrest --stanza=main archive-push %p"
     assert parameters["wal_log_hints"] == "on"
     assert parameters["synchronous_commit"] == "on"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_wal_volume_budget_is_rendered_from_the_stacks_wal_volume(stack: str) -> None:
+    """Design §5.3: the slot cap and the WAL PostgreSQL keeps are the budget's, derived once from
+    dpc:storage.wal.sizeGb and passed through the layout."""
+    layout = layout_of(stack)
+    size_gb = settings_from_stack_file(PROJECT_ROOT / f"Pulumi.{stack}.yaml").storage.wal.size_gb
+    assert layout.wal == wal_budget(size_gb)
+    parameters = yaml.safe_load(render_patroni(layout, layout.patroni[0], SECRETS))["bootstrap"]["dcs"]["postgresql"]["parameters"]
+    assert parameters["max_slot_wal_keep_size"] == f"{layout.wal.slot_keep_mb}MB"
+    assert (parameters["max_wal_size"], parameters["wal_keep_size"]) == ("1GB", "2GB")
+
+
+def test_prods_slot_cap_is_about_a_third_of_its_wal_volume(prod: ClusterLayout) -> None:
+    assert postgresql_parameters(prod)["max_slot_wal_keep_size"] == "177408MB"  # 173.25 GiB of 500
 
 
 # --- Patroni -------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ import review.__main__ as review_cli
 import review.plan
 from dpc.catalog import MACHINE_TYPES
 from dpc.settings import Problem, Settings, SettingsError, settings_from_config
+from dpc.sizing import MIN_WAL_VOLUME_GIB, wal_budget
+from dpc.topology import derive
 from review import plan_command
 from review.plan import PROJECT_ROOT, build_plan, build_plan_revealed, stack_config
 
@@ -405,9 +407,10 @@ def test_gp3_iops_out_of_range(size: int, iops: int, max_iops: int) -> None:
 @pytest.mark.usefixtures("machines_without_storage_limits")
 @pytest.mark.parametrize(("size", "iops"), [(20, 10000), (160, 80000), (2048, 3000), (4, 3000), (1, 3000)])
 def test_gp3_iops_at_the_limits_is_accepted(size: int, iops: int) -> None:
-    settings = settings_from_config(stack(storage={"wal": {"sizeGb": size, "iops": iops, "throughputMbps": 125}}))
+    """On the data volume: a WAL volume under 4 GiB is refused for its budget (design §5.3)."""
+    settings = settings_from_config(stack(storage={"data": {"sizeGb": size, "iops": iops, "throughputMbps": 125}}))
 
-    assert (settings.storage.wal.size_gb, settings.storage.wal.iops) == (size, iops)
+    assert (settings.storage.data.size_gb, settings.storage.data.iops) == (size, iops)
 
 
 @pytest.mark.parametrize(
@@ -483,6 +486,27 @@ def test_the_storage_limits_are_the_ones_ec2_reports() -> None:
         reported = (ebs["BaselineBandwidthInMbps"], ebs["MaximumBandwidthInMbps"], ebs["BaselineIops"], ebs["MaximumIops"])
         assert (limits.baseline_mbps, limits.maximum_mbps, limits.baseline_iops, limits.maximum_iops) == reported, name
         assert (recorded[name]["VCpuInfo"]["DefaultVCpus"], recorded[name]["MemoryInfo"]["SizeInMiB"]) == (machine.vcpus, machine.memory_gib * 1024), name
+
+
+# --- the WAL volume's budget (design §5.3) -----------------------------------------------------------
+
+
+def test_a_wal_volume_too_small_for_its_caps_is_refused_with_the_smallest_that_fits() -> None:
+    """The local stack, whose volumes no cloud rule checks: the WAL volume's budget alone."""
+    problem = only_problem(stack("local", storage={"wal": {"sizeGb": MIN_WAL_VOLUME_GIB - 1}}))
+
+    assert problem.path == "storage.wal.sizeGb"
+    assert "max_wal_size (1 GiB) and wal_keep_size (2 GiB)" in problem.message and "replication slot" in problem.message
+    assert problem.fix == f"use at least {MIN_WAL_VOLUME_GIB}" == "use at least 4"
+    with pytest.raises(ValueError, match="needs 4 GiB at least"):
+        wal_budget(MIN_WAL_VOLUME_GIB - 1)
+
+
+def test_the_smallest_wal_volume_is_accepted_and_its_budget_fits() -> None:
+    settings = settings_from_config(stack("local", storage={"wal": {"sizeGb": MIN_WAL_VOLUME_GIB}}))
+
+    assert derive(settings).layout.wal == wal_budget(4)
+    assert wal_budget(4).headroom_mb > 0
 
 
 # --- tags -------------------------------------------------------------------------------------------

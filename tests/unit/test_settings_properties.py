@@ -37,6 +37,7 @@ from dpc.settings import (
     VolumeSettings,
     settings_from_config,
 )
+from dpc.sizing import MIN_WAL_VOLUME_GIB
 from review.plan import stack_config
 
 PROPERTY_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -197,15 +198,17 @@ def _gp3_volume_is_accepted_iff_within_the_aws_limits(volume: str, triple: tuple
     values = shipped()
     values["storage"] = {volume: {"sizeGb": size, "iops": iops, "throughputMbps": throughput}}
     iops_ok, throughput_ok = gp3_iops_ok(size, iops), gp3_throughput_ok(iops, throughput)
+    size_ok = volume != "wal" or size >= MIN_WAL_VOLUME_GIB  # the WAL volume's budget (dpc.sizing.WalBudget)
 
-    if iops_ok and throughput_ok:
+    if iops_ok and throughput_ok and size_ok:
         accepted = settings_from_config(values)
         assert getattr(accepted.storage, volume) == VolumeSettings(size_gb=size, iops=iops, throughput_mbps=throughput)
         return
     paths = [p.path for p in problems_of(values)]
-    assert set(paths) <= {f"storage.{volume}.iops", f"storage.{volume}.throughputMbps"}
+    assert set(paths) <= {f"storage.{volume}.iops", f"storage.{volume}.throughputMbps", f"storage.{volume}.sizeGb"}
     assert (f"storage.{volume}.iops" in paths) == (not iops_ok)
     assert (f"storage.{volume}.throughputMbps" in paths) == (not throughput_ok)
+    assert (f"storage.{volume}.sizeGb" in paths) == (not size_ok)
 
 
 @PROPERTY_SETTINGS
