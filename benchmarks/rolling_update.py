@@ -55,7 +55,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -86,7 +86,7 @@ from engine.deploy import (
 from engine.lab import Deployment, bring_up, replace_node, tear_down
 from engine.netns import NamespaceClient
 from tests.cluster.client import STATEMENT_TIMEOUT, query, wait_until
-from tests.cluster.drill import IN_DOUBT, Writer
+from tests.cluster.drill import IN_DOUBT, ROW_RANGE, Writer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STACK_FILE = PROJECT_ROOT / "Pulumi.local.yaml"
@@ -259,66 +259,95 @@ class Writes:
 
 @dataclass
 class Observation:
-    """The writer and the Patroni sampler, running; times in time.time()'s terms."""
+    """The writers (one per client path) and the Patroni sampler, running; times in time.time()'s terms."""
 
     deployment: Deployment
-    writer: Writer
+    writers: Mapping[str, Writer]
+    """Client path → the writer committing through it."""
     sampler: PatroniSampler
     superuser: dict[str, str | int]
     queries: NamespaceClient
     offset: float
-    """time.time() - time.monotonic(): the writer stamps its rows with the latter."""
+    """time.time() - time.monotonic(): the writers stamp their rows with the latter."""
     result: Writes | None = None
 
-    def acknowledged_times(self) -> list[float]:
-        """When each acknowledged row was acknowledged, in order."""
-        return [ack.at + self.offset for ack in list(self.writer.acknowledged)]
+    def _writers(self, path: str | None) -> list[Writer]:
+        return list(self.writers.values()) if path is None else [self.writers[path]]
 
-    def error_count(self, begin: float, end: float) -> int:
-        """The writer's failed attempts between `begin` and `end`."""
-        return sum(1 for at, _ in list(self.writer.errors) if begin <= at + self.offset < end)
+    def acknowledged_times(self, path: str | None = None) -> list[float]:
+        """When each acknowledged row was acknowledged, in order: through `path`, or any path."""
+        return sorted(ack.at + self.offset for writer in self._writers(path) for ack in list(writer.acknowledged))
+
+    def error_count(self, begin: float, end: float, path: str | None = None) -> int:
+        """The failed attempts between `begin` and `end`: through `path`, or any path."""
+        return len(self.errors(begin, end, path))
+
+    def errors(self, begin: float, end: float, path: str | None = None) -> list[str]:
+        """What the failed attempts between `begin` and `end` said (through `path`, or any path), in order."""
+        found = [(at, message) for writer in self._writers(path) for at, message in list(writer.errors) if begin <= at + self.offset < end]
+        return [message for _, message in sorted(found)]
+
+
+def silence(times: Sequence[float], begin: float, end: float) -> tuple[float, float, float]:
+    """The longest time between two consecutive acknowledged writes that overlaps [begin, end), and
+    the two acknowledgements' times: how long the client could not write around then (WRITE_PAUSE
+    and a commit when all is well). (0, begin, begin) when no two overlap it.
+    """
+    gaps = [(later - earlier, earlier, later) for earlier, later in itertools.pairwise(times) if later > begin and earlier < end]
+    return max(gaps, default=(0.0, begin, begin))
 
 
 def longest_silence(times: Sequence[float], begin: float, end: float) -> float:
-    """The longest time between two consecutive acknowledged writes that overlaps [begin, end):
-    how long the client could not write around then (WRITE_PAUSE and a commit when all is well).
-    """
-    gaps = [later - earlier for earlier, later in itertools.pairwise(times) if later > begin and earlier < end]
-    return max(gaps, default=0.0)
+    """The length of `silence`."""
+    return silence(times, begin, end)[0]
+
+
+HAPROXY_PATH = "HAProxy"
+"""The client path `observed` writes through unless given others: HAProxy's primary route on the managers."""
 
 
 @contextmanager
-def observed(deployment: Deployment, ca_file: Path) -> Generator[Observation]:
-    """The writer (on its own thread in app-1's namespace, into a table of its own) and the sampler,
-    from when the writer is in full flow until the block ends; then the rows acknowledged are
-    looked for on the leader, once the stack is healthy, in `result`.
+def observed(deployment: Deployment, ca_file: Path, paths: Mapping[str, Mapping[str, str | int]] | None = None) -> Generator[Observation]:
+    """The writers (each on its own thread in app-1's namespace, all into one table of their own,
+    each numbering its rows from its own multiple of ROW_RANGE) and the sampler, from when every
+    writer is in full flow until the block ends; then the rows acknowledged are looked for on the
+    leader, once the stack is healthy, in `result`. `paths`: client path → connection parameters
+    (as app_user); by default one writer through HAProxy's primary route (`haproxy_conninfo`).
     """
     namespace = deployment.node(CLIENT_NODE).namespace
+    wanted = paths if paths is not None else {HAPROXY_PATH: haproxy_conninfo(deployment, ca_file, User.APP, "app_user_password")}
     queries = NamespaceClient(namespace)
-    writes = NamespaceClient(namespace)
+    writes = NamespaceClient(namespace, threads=max(1, len(wanted)))
     superuser = haproxy_conninfo(deployment, ca_file, User.SUPERUSER, "postgres_superuser_password")
     table = f"rolling_{secrets.token_hex(4)}"
     try:
         queries.call(query, superuser, f"CREATE TABLE {table} (id bigint PRIMARY KEY)", timeout=CALL_TIMEOUT)
-        writer = Writer(namespace, haproxy_conninfo(deployment, ca_file, User.APP, "app_user_password"), table, "HAProxy", pause=WRITE_PAUSE)
+        writers = {
+            path: Writer(namespace, dict(conninfo), table, path, first_row=index * ROW_RANGE + 1, pause=WRITE_PAUSE)
+            for index, (path, conninfo) in enumerate(wanted.items())
+        }
         sampler = PatroniSampler(deployment)
-        observation = Observation(deployment, writer, sampler, superuser, queries, time.time() - time.monotonic())
-        writing = writes.submit(writer.run)
+        observation = Observation(deployment, writers, sampler, superuser, queries, time.time() - time.monotonic())
+        writing = [writes.submit(writer.run) for writer in writers.values()]
         sampling = threading.Thread(target=sampler.run, name="patroni-sampler", daemon=True)
         sampling.start()
         try:
-            wait_until("the writer in full flow", lambda: len(writer.acknowledged) >= FLOWING_ROWS or None, timeout=CALL_TIMEOUT)
+            for path, writer in writers.items():
+                wait_until(f"the writer through {path} in full flow", lambda w=writer: len(w.acknowledged) >= FLOWING_ROWS or None, timeout=CALL_TIMEOUT)
             yield observation
         finally:
-            writer.stop()
+            for writer in writers.values():
+                writer.stop()
             sampler.stop()
-            writing.result(timeout=CALL_TIMEOUT)
+            for future in writing:
+                future.result(timeout=CALL_TIMEOUT)
             sampling.join(timeout=CALL_TIMEOUT)
         wait_until_healthy(deployment.manager, deployment.nodes, deployment.objects, HEALTHY_TIMEOUT)
         present = {row for (row,) in queries.call(query, superuser, f"SELECT id FROM {table}", timeout=CALL_TIMEOUT)}
-        acknowledged = {ack.row for ack in writer.acknowledged if ack.row is not None}
-        in_doubt = sum(1 for attempt in writer.attempts if attempt.outcome == IN_DOUBT)
-        observation.result = Writes(len(acknowledged), len(present), tuple(sorted(acknowledged - present)), in_doubt, len(writer.errors))
+        acknowledged = {ack.row for writer in writers.values() for ack in writer.acknowledged if ack.row is not None}
+        in_doubt = sum(1 for writer in writers.values() for attempt in writer.attempts if attempt.outcome == IN_DOUBT)
+        errors = sum(len(writer.errors) for writer in writers.values())
+        observation.result = Writes(len(acknowledged), len(present), tuple(sorted(acknowledged - present)), in_doubt, errors)
         queries.call(query, superuser, f"DROP TABLE {table}", timeout=CALL_TIMEOUT)
     finally:
         writes.close()
@@ -426,7 +455,8 @@ def _new_task(task: Mapping[str, Any]) -> NewTask:
     )
 
 
-def _leaders(sampler: PatroniSampler, begin: float, end: float) -> tuple[str, ...]:
+def leaders_seen(sampler: PatroniSampler, begin: float, end: float) -> tuple[str, ...]:
+    """The leaders the samples between `begin` and `end` showed, in turn ("none" for a time without one)."""
     seen = [leader(view) for taken, view in sampler.samples if begin <= taken <= end]
     return tuple(name for index, name in enumerate(seen) if index == 0 or seen[index - 1] != name)
 
@@ -482,7 +512,7 @@ def run_phase(observation: Observation, name: str, images: Mapping[str, str]) ->
         healthy=healthy,
         members=tuple(_replaced(observation, done, until) for done, until in zip(rolled, ends, strict=True)),
         before=observation.sampler.at(started),
-        leaders=_leaders(observation.sampler, started, healthy),
+        leaders=leaders_seen(observation.sampler, started, healthy),
         silence=longest_silence(observation.acknowledged_times(), started, healthy),
         errors=observation.error_count(started, healthy),
         images_before={member: _image(service) for member, service in before.items()},
@@ -677,7 +707,7 @@ def node_replaced(observation: Observation, settings: Settings) -> NodeReplaced:
         nodes_after=_member_nodes(deployment, member),
         system_ids=system_ids,
         on_new_volume=any((new.root / "mnt").rglob("PG_VERSION")),
-        leaders=_leaders(observation.sampler, lost, healthy),
+        leaders=leaders_seen(observation.sampler, lost, healthy),
         silence=longest_silence(observation.acknowledged_times(), lost, healthy),
         errors=observation.error_count(lost, healthy),
     )
@@ -797,6 +827,23 @@ def _measure(deployment: Deployment, settings: Settings, wanted: Sequence[str]) 
     return 1 if found else 0
 
 
+def on_local_swarm(root: Path | None, stack: str, own_stack: str, measure: Callable[[Deployment, Settings], int]) -> int:
+    """`measure` on the local Swarm that `./run up` (or the Swarm suite, with DPC_SWARM_ROOT) made at
+    `root` as `stack`, left running afterwards; without `root`, on one brought up in a directory of
+    its own under the namespace tag `own_stack` and removed at the end. `measure`'s exit status.
+    """
+    settings = settings_from_stack_file(STACK_FILE)
+    if root is not None:
+        return measure(bring_up(settings, root, stack, print), settings)
+    own = Path(tempfile.mkdtemp(prefix=f"dpc-{own_stack}-", dir="/var/tmp"))
+    try:
+        return measure(bring_up(settings, own, own_stack, print), settings)
+    finally:
+        leftover = tear_down(own, own_stack)
+        if leftover:
+            print(f"teardown: {leftover}", file=sys.stderr)
+
+
 def main() -> int:
     """Runs the phases on a given local Swarm, or on one of its own that it removes afterwards."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -805,16 +852,7 @@ def main() -> int:
     parser.add_argument("--phase", action="append", choices=PHASES, help="a phase to run (repeatable; default: all, in this order: %(choices)s)")
     args = parser.parse_args()
     wanted = args.phase or PHASES
-    settings = settings_from_stack_file(STACK_FILE)
-    if args.root is not None:
-        return _measure(bring_up(settings, args.root, args.stack, print), settings, wanted)
-    root = Path(tempfile.mkdtemp(prefix="dpc-rolling-", dir="/var/tmp"))
-    try:
-        return _measure(bring_up(settings, root, OWN_STACK, print), settings, wanted)
-    finally:
-        leftover = tear_down(root, OWN_STACK)
-        if leftover:
-            print(f"teardown: {leftover}", file=sys.stderr)
+    return on_local_swarm(args.root, args.stack, OWN_STACK, lambda deployment, settings: _measure(deployment, settings, wanted))
 
 
 if __name__ == "__main__":

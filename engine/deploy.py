@@ -395,10 +395,11 @@ def nodes_running(manager: Engine, nodes: Sequence[SwarmNode], service: str) -> 
 
 def container_of(nodes: Sequence[SwarmNode], manager: Engine, service: str) -> tuple[SwarmNode, str]:
     """A running container of `service` and its node."""
+    by_name = {node.name: node for node in nodes}
     for state in task_states(manager, nodes, service):
-        if state.state == "running" and state.container:
-            return next(n for n in nodes if n.name == state.node), state.container
-    raise LookupError(f"no running task of {service}")
+        if state.state == "running" and state.container and state.node in by_name:
+            return by_name[state.node], state.container
+    raise LookupError(f"no running task of {service} on a known node")
 
 
 def exec_in(node: SwarmNode, container: str, argv: Sequence[str], stdin: str = "", timeout: float = EXEC_TIMEOUT) -> subprocess.CompletedProcess[str]:

@@ -24,7 +24,7 @@ from dpc.services import BUILT_IMAGES, Uid, database_services, patroni_config_se
 from dpc.settings import Settings
 from dpc.topology import derive
 from engine.api import Engine
-from engine.deploy import MemberApi, StackObjects, new_naming_key, stack_objects, wait_until_healthy
+from engine.deploy import MemberApi, StackObjects, changes, new_naming_key, roll, stack_objects, wait_until_healthy
 from engine.deploy import deploy as deploy_stack
 from engine.images import base_image, build_images, image_store, vendor_images_missing
 from engine.netns import Network, unmount_under, unused_subnet
@@ -271,11 +271,26 @@ def bring_up(settings: Settings, root: Path, stack: str, say: Say) -> Deployment
     objects = stack_objects(settings, encrypted_overlays=preflight.encrypted_overlays, endpoint_mode="dnsrr", missing_images=missing)
     values, naming_key = _generated_secrets(settings, root, objects)
     deployment = Deployment(network, nodes, objects, values, preflight, timings, built, naming_key)
-    deploy_stack(deployment.manager, objects, values, built, naming_key)
+    converge_stack(deployment)
     lap("deploy")
     wait_until_healthy(deployment.manager, nodes, objects, HEALTHY_TIMEOUT)
     lap("healthy")
     return deployment
+
+
+def converge_stack(deployment: Deployment) -> None:
+    """Sends the stack to the Swarm. The first time, every service at once: nothing runs yet. Once
+    Patroni members run and a service's spec changed, as a roll (`engine.deploy.roll`): what changed
+    is replaced in `pulumi up`'s order and the members leader-last, with one switchover
+    (design §8.2); a deploy of every changed member at once restarted them together and failed over.
+    """
+    manager, objects = deployment.manager, deployment.objects
+    members_run = any(manager.by_name("services", member.name) is not None for member in objects.layout.patroni)
+    values, images, naming_key = deployment.secret_values, deployment.images, deployment.naming_key
+    if members_run and changes(manager, objects, values, images, naming_key):
+        roll(manager, objects, values, images, naming_key, patroni=deployment.patroni())
+    else:
+        deploy_stack(manager, objects, values, images, naming_key)
 
 
 def tear_down(root: Path, stack: str) -> list[str]:

@@ -72,6 +72,15 @@ default, 15 s, is added whole to every failover for pooled clients: while HAProx
 PgBouncer's attempt fails and it then refuses its clients for the rest of the period even once
 HAProxy routes to the new leader (design §5.3). One second bounds that wait at one HAProxy check."""
 
+SERVER_CONNECT_TIMEOUT_SECONDS = 3
+"""How long PgBouncer waits for a server connection's connect and login before giving it up. With
+PgBouncer's default, 15 s, a lost HAProxy task stalled pooled clients for 15 s in 4 of 24 pooled
+paths on the local Swarm: PgBouncer keeps the dead task's address from Swarm's DNS for up to
+`dns_max_ttl` and its next connection waited out the timeout while clients waited in silence
+(a client's cancel is dropped while it waits for a server). At 3 s the same losses cost 3.2–3.4 s
+(design §5.4). A login through HAProxy with TLS 1.3 and SCRAM takes milliseconds; one slower than
+3 s is retried after `SERVER_LOGIN_RETRY_SECONDS`."""
+
 
 def render_pgbouncer(layout: ClusterLayout) -> str:
     """pgbouncer.ini (a plain Docker config)."""
@@ -103,6 +112,7 @@ def render_pgbouncer(layout: ClusterLayout) -> str:
         "server_tls_protocols": "tlsv1.3",
         "server_check_query": "select 1",
         "server_login_retry": str(SERVER_LOGIN_RETRY_SECONDS),
+        "server_connect_timeout": str(SERVER_CONNECT_TIMEOUT_SECONDS),
         "server_lifetime": "3600",
         "server_idle_timeout": "600",
         "query_wait_timeout": "120",

@@ -17,6 +17,7 @@ from benchmarks.rolling_update import MemberReplaced, Phase, leader_went_last
 from dpc.config import settings_from_stack_file
 from dpc.swarm_spec import Converge
 from engine import deploy as deploy_module
+from engine import lab as lab_module
 from engine.deploy import StackObjects, Switchover, SwitchoverError, UpdateGivenUpError, converged, leader_last, rest_credentials, roll, stack_objects
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -243,3 +244,47 @@ LEADER_LAST = (("patroni-2", "replica", False), ("patroni-3", "sync_standby", Fa
 )
 def test_the_measured_roll_is_judged_leader_last_only_when_it_was(leaders: tuple[str, ...], order: tuple[tuple[str, str, bool], ...], problems: int) -> None:
     assert len(leader_went_last(_phase(leaders, order))) == problems
+
+
+class Services:
+    """A manager that knows only which services exist."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+
+    def by_name(self, kind: str, name: str) -> dict[str, Any] | None:
+        return {"Spec": {"Name": name}} if name in self.names else None
+
+
+class Lab:
+    """What `converge_stack` reads of a Deployment."""
+
+    def __init__(self, objects: StackObjects, running: set[str]) -> None:
+        self.manager, self.objects = Services(running), objects
+        self.secret_values: dict[str, str] = {}
+        self.images: dict[str, str] = {}
+        self.naming_key = "k"
+        self.control = object()
+
+    def patroni(self) -> object:
+        return self.control
+
+
+@pytest.mark.parametrize(
+    ("running", "changed", "sent"),
+    [
+        (set[str](), True, "deploy"),  # a first deploy: nothing runs, every service at once
+        ({"etcd-1", "patroni-1", "patroni-2", "patroni-3"}, True, "roll"),  # a later one that changes something: leader-last
+        ({"etcd-1", "patroni-1", "patroni-2", "patroni-3"}, False, "deploy"),  # nothing changed: nothing to roll, Patroni not asked
+    ],
+)
+def test_the_labs_stack_is_rolled_leader_last_once_its_members_run(
+    objects: StackObjects, monkeypatch: pytest.MonkeyPatch, running: set[str], changed: bool, sent: str
+) -> None:
+    calls: list[tuple[str, object]] = []
+    monkeypatch.setattr(lab_module, "changes", lambda *args: changed)
+    monkeypatch.setattr(lab_module, "deploy_stack", lambda *args: calls.append(("deploy", None)))
+    monkeypatch.setattr(lab_module, "roll", lambda *args, patroni: calls.append(("roll", patroni)))
+    lab = Lab(objects, running)
+    lab_module.converge_stack(lab)  # pyright: ignore[reportArgumentType]
+    assert calls == [(sent, lab.control if sent == "roll" else None)]
