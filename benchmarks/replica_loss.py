@@ -30,8 +30,10 @@ are refused until then and write again within a second of it; every other client
 other HAProxy (0.5 s at most). A PgBouncer whose server connection ran through it opens the next
 one, usually to the other HAProxy (gaps under 0.4 s, or about 1.4 s after a refused attempt and
 `server_login_retry`); but it may pick the dead task's address, which it still has from Swarm's
-DNS, where nothing answers: its clients then wait for PgBouncer's `server_connect_timeout`, 15 s
-(pgbouncer.ini does not set it), before it tries the live HAProxy tasks (`pooled_stall_bound`).
+DNS, where nothing answers: its clients then wait for PgBouncer's `server_connect_timeout` before
+it tries the live HAProxy tasks (`pooled_stall_bound`). With PgBouncer's default, 15 s, that was
+15.1–15.5 s in 4 of 24 pooled paths; the program now renders 3 s
+(`dpc.render.pgbouncer.SERVER_CONNECT_TIMEOUT_SECONDS`), which measured 3.2–3.4 s.
 """
 
 from __future__ import annotations
