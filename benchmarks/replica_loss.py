@@ -67,7 +67,7 @@ from benchmarks.rolling_update import (
 )
 from dpc.cluster import CA_SECRET, DATABASE_NAME, Port, User
 from dpc.settings import Settings
-from engine.deploy import StackObjects, engine_time, nodes_running, task_states, wait_until_healthy
+from engine.deploy import StackObjects, engine_time, nodes_by_id, nodes_running, task_states, wait_until_healthy
 from engine.lab import Deployment
 from engine.nodes import SwarmNode
 from tests.cluster.client import CONNECT_TIMEOUT, wait_until
@@ -134,7 +134,7 @@ def pgbouncer_servers(conninfo: Mapping[str, str | int], password: str) -> list[
 
 def task_addresses(deployment: Deployment, service: str) -> dict[str, str]:
     """The overlay addresses of `service`'s running tasks (what its dnsrr name resolves to) → their nodes."""
-    names = _node_names(deployment)
+    names = {node_id: node.name for node_id, node in nodes_by_id(deployment.nodes).items()}
     found: dict[str, str] = {}
     for task in deployment.manager.filtered("/tasks", service=[service], **{"desired-state": ["running"]}):
         for attachment in task.get("NetworksAttachments") or ():
@@ -219,11 +219,6 @@ class ReplicaLost:
     paths: Mapping[str, PathSeen]
 
 
-def _node_names(deployment: Deployment) -> dict[str, str]:
-    """Swarm node id → node name."""
-    return {str(node.engine.get("/info")["Swarm"]["NodeID"]): node.name for node in deployment.nodes}
-
-
 def _seen(observation: Observation, path: str, killed: float, healthy: float) -> PathSeen:
     gap, began, ended = silence(observation.acknowledged_times(path), killed, healthy)
     said = Counter(message.splitlines()[0][:160] for message in observation.errors(killed, healthy, path) if message)
@@ -255,7 +250,7 @@ def replica_lost(observation: Observation, service: str, node: str | None = None
         node, carried = haproxy_serving_pgbouncers(observation)
     running = sorted((s for s in task_states(deployment.manager, deployment.nodes, service) if s.state == "running" and s.container), key=lambda s: s.node)
     target = next(s for s in running if node is None or s.node == node)
-    names = _node_names(deployment)
+    names = {node_id: node.name for node_id, node in nodes_by_id(deployment.nodes).items()}
     killed_task = next(
         t for t in deployment.manager.filtered("/tasks", service=[service]) if t["Status"].get("ContainerStatus", {}).get("ContainerID") == target.container
     )

@@ -364,14 +364,20 @@ class TaskState:
     """The container's health check: healthy, starting, unhealthy, or none."""
 
 
-def task_states(manager: Engine, nodes: Sequence[SwarmNode], service: str) -> list[TaskState]:
-    """The tasks the Swarm wants running for `service`, with their containers' health as their node's
-    engine sees it; a node whose engine does not answer (powered off) is shown as "?".
-    """
+def nodes_by_id(nodes: Sequence[SwarmNode]) -> dict[str, SwarmNode]:
+    """Swarm node id → node, for the nodes whose engine answers (a powered-off one is left out)."""
     by_id: dict[str, SwarmNode] = {}
     for node in nodes:
         with suppress(OSError, EngineError):
             by_id[str(node.engine.get("/info")["Swarm"]["NodeID"])] = node
+    return by_id
+
+
+def task_states(manager: Engine, nodes: Sequence[SwarmNode], service: str) -> list[TaskState]:
+    """The tasks the Swarm wants running for `service`, with their containers' health as their node's
+    engine sees it; a node whose engine does not answer (powered off) is shown as "?".
+    """
+    by_id = nodes_by_id(nodes)
     states: list[TaskState] = []
     for task in manager.filtered("/tasks", service=[service], **{"desired-state": ["running"]}):
         node = by_id.get(str(task.get("NodeID", "")))
